@@ -1,0 +1,1 @@
+"""The sandbox's Kubernetes API: TLS on loopback, bearer tokens, read-only core objects."""

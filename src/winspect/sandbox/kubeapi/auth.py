@@ -1,0 +1,184 @@
+"""Authentication (bearer tokens) and authorization (a small static RBAC-like policy).
+
+The shapes follow the Kubernetes review APIs so the server can answer
+TokenReview (`authenticate`) and SubjectAccessReview (`authorize`) with the
+same code that guards its own requests.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hmac
+import secrets
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+AUTHENTICATED = "system:authenticated"
+MASTERS = "system:masters"
+
+# Users of the sandbox's static policy (names appear in kubeconfig and in 403 messages).
+ADMIN_USER = "sandbox-admin"
+VIEWER_USER = "sandbox-viewer"
+NOBODY_USER = "sandbox-nobody"
+VIEWER_NAMESPACE = "web"
+
+
+@dataclass(frozen=True)
+class UserInfo:
+    """Who made a request (TokenReview status.user)."""
+
+    username: str
+    uid: str
+    groups: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ResourceAttributes:
+    """What a request does to a resource (SubjectAccessReview spec.resourceAttributes)."""
+
+    verb: str
+    resource: str
+    group: str = ""
+    namespace: str = ""
+    name: str = ""
+    subresource: str = ""
+
+    def forbidden_message(self, user: str) -> str:
+        """The API server's 403 message for this request, word for word."""
+        what = f'{self.resource} "{self.name}"' if self.name else self.resource
+        res = f"{self.resource}/{self.subresource}" if self.subresource else self.resource
+        scope = f'in the namespace "{self.namespace}"' if self.namespace else "at the cluster scope"
+        return (
+            f'{what} is forbidden: User "{user}" cannot {self.verb} resource "{res}" '
+            f'in API group "{self.group}" {scope}'
+        )
+
+
+@dataclass(frozen=True)
+class NonResourceAttributes:
+    """A request for a path that is not a resource (discovery, /version)."""
+
+    verb: str
+    path: str
+
+    def forbidden_message(self, user: str) -> str:
+        return f'forbidden: User "{user}" cannot {self.verb} path "{self.path}"'
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One RBAC-style rule. `namespaces=None` means every namespace and the cluster scope."""
+
+    verbs: frozenset[str]
+    resources: frozenset[str] = frozenset()
+    api_groups: frozenset[str] = frozenset({""})
+    namespaces: frozenset[str] | None = None
+    non_resource_urls: tuple[str, ...] = ()
+
+    def allows(self, attrs: ResourceAttributes | NonResourceAttributes) -> bool:
+        if not ("*" in self.verbs or attrs.verb in self.verbs):
+            return False
+        if isinstance(attrs, NonResourceAttributes):
+            return any(fnmatch.fnmatchcase(attrs.path, pat) for pat in self.non_resource_urls)
+        res = f"{attrs.resource}/{attrs.subresource}" if attrs.subresource else attrs.resource
+        if not ("*" in self.resources or res in self.resources):
+            return False
+        if not ("*" in self.api_groups or attrs.group in self.api_groups):
+            return False
+        if self.namespaces is None:
+            return True
+        return bool(attrs.namespace) and attrs.namespace in self.namespaces
+
+
+ALL = Rule(
+    verbs=frozenset({"*"}), resources=frozenset({"*"}), api_groups=frozenset({"*"}), non_resource_urls=("*",)
+)
+READ = frozenset({"get", "list", "watch"})
+# What every authenticated user may read (system:discovery, system:public-info-viewer).
+DISCOVERY = Rule(
+    verbs=frozenset({"get"}),
+    non_resource_urls=(
+        "/api",
+        "/api/*",
+        "/apis",
+        "/apis/*",
+        "/version",
+        "/version/",
+        "/healthz",
+        "/livez",
+        "/readyz",
+        "/openapi/*",
+    ),
+)
+
+
+@dataclass(frozen=True)
+class Decision:
+    allowed: bool
+    reason: str = ""
+
+
+@dataclass
+class Policy:
+    """Static tokens and the rules granted to users and groups."""
+
+    tokens: dict[str, UserInfo] = field(default_factory=dict)
+    user_rules: dict[str, list[Rule]] = field(default_factory=dict)
+    group_rules: dict[str, list[Rule]] = field(default_factory=dict)
+
+    def authenticate(self, token: str) -> UserInfo | None:
+        """The user a bearer token belongs to, or None (401)."""
+        for known, user in self.tokens.items():
+            if hmac.compare_digest(known.encode(), token.encode()):
+                return user
+        return None
+
+    def authorize(self, user: UserInfo, attrs: ResourceAttributes | NonResourceAttributes) -> Decision:
+        rules = list(self.user_rules.get(user.username, []))
+        for g in user.groups:
+            rules += self.group_rules.get(g, [])
+        for rule in rules:
+            if rule.allows(attrs):
+                via = "system:masters" if rule is ALL else "sandbox policy"
+                return Decision(True, f"allowed by {via}")
+        return Decision(False, "")
+
+
+@dataclass(frozen=True)
+class Identity:
+    """A user of the sandbox with its bearer token (one kubeconfig user each)."""
+
+    user: UserInfo
+    token: str
+    namespace: str  # default namespace of its kubeconfig context
+
+
+def sandbox_identities(tokens: Mapping[str, str] | None = None) -> list[Identity]:
+    """The admin, viewer and nobody users; fresh random tokens unless given by username."""
+
+    def tok(name: str) -> str:
+        return (tokens or {}).get(name) or secrets.token_urlsafe(32)
+
+    return [
+        Identity(
+            UserInfo(ADMIN_USER, "uid-sandbox-admin", (MASTERS, AUTHENTICATED)), tok(ADMIN_USER), "default"
+        ),
+        Identity(
+            UserInfo(VIEWER_USER, "uid-sandbox-viewer", (AUTHENTICATED,)), tok(VIEWER_USER), VIEWER_NAMESPACE
+        ),
+        Identity(UserInfo(NOBODY_USER, "uid-sandbox-nobody", (AUTHENTICATED,)), tok(NOBODY_USER), "default"),
+    ]
+
+
+def sandbox_policy(identities: Iterable[Identity]) -> Policy:
+    """admin: everything; viewer: read nodes, and pods in namespace `web`; nobody: only discovery."""
+    return Policy(
+        tokens={i.token: i.user for i in identities},
+        user_rules={
+            VIEWER_USER: [
+                Rule(verbs=READ, resources=frozenset({"nodes"})),
+                Rule(verbs=READ, resources=frozenset({"pods"}), namespaces=frozenset({VIEWER_NAMESPACE})),
+            ],
+        },
+        group_rules={MASTERS: [ALL], AUTHENTICATED: [DISCOVERY]},
+    )

@@ -13,9 +13,26 @@ from typing import Any
 
 import click
 
+from winspect.cli.options import global_options
+
 COMMANDS: dict[str, tuple[str, str]] = {
     # name: (module:attribute, one-line help shown by `winspect --help`)
+    "capture": ("winspect.cli.capture:capture", "Capture packets on Windows nodes or pods (pktmon)."),
+    "counter": ("winspect.cli.counter:counter", "Packet counters of the captures running on nodes."),
+    "vfp-counter": ("winspect.cli.vfp_counter:vfp_counter", "VFP port counters of a pod."),
+    "hns": ("winspect.cli.hns:hns", "HNS endpoints, load balancers, namespaces, networks."),
+    "version": ("winspect.cli.version:version", "Client and node server versions."),
+    "completion": ("winspect.cli.completion:completion", "Shell completion (bash, zsh, fish, powershell)."),
 }
+
+EXAMPLES = """
+winspect capture nodes win1,win2,win3 -t TCP -d 10
+winspect capture pods web-0 --counters-only
+winspect counter
+winspect vfp-counter --pod web-0 --detailed
+winspect hns endpoints -o json
+winspect --target win1=10.0.0.4 hns networks      # without Kubernetes
+"""
 
 
 class LazyGroup(click.Group):
@@ -40,11 +57,36 @@ class LazyGroup(click.Group):
             with formatter.section("Commands"):
                 formatter.write_dl(rows)
 
+    def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        formatter.write_paragraph()
+        formatter.write_text("Examples:")
+        for line in EXAMPLES.strip("\n").splitlines():
+            formatter.write(f"  {line}\n")
+        formatter.write_paragraph()
+        formatter.write_text(
+            "Global options are accepted before or after the command. Run 'winspect COMMAND -h' for "
+            "a command's options and examples. Exit codes: 0 all nodes succeeded, 1 some failed, "
+            "2 usage error, 130 interrupted."
+        )
+
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="winspect", prog_name="winspect", message="%(prog)s %(version)s")
+@global_options
 def cli() -> None:
-    """winspect: inspect Windows container networking on Kubernetes nodes."""
+    """winspect: inspect the Windows container networking stack on Kubernetes nodes.
+
+    Talks to winspectserv on every Windows node (found through Kubernetes,
+    or given with --target) and runs them all at once: packet captures,
+    pktmon and VFP counters, HNS objects.
+    """
 
 
 def main(argv: list[str] | None = None) -> Any:
+    import os
+
+    if os.environ.get("_WINSPECT_COMPLETE"):
+        from winspect.cli.completion import register
+
+        register()
     return cli.main(args=argv if argv is not None else sys.argv[1:], prog_name="winspect")

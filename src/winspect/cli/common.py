@@ -1,0 +1,122 @@
+"""What the subcommands share: error reporting, exit codes, the unary fan-out and its printing."""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+
+from winspect.client.errors import EXIT_INTERRUPTED, EXIT_NODE_FAILED, EXIT_OK, EXIT_USAGE, WinspectError
+
+if TYPE_CHECKING:
+    from winspect.client.fanout import Connection, NodeError, NodeResult
+    from winspect.client.settings import Settings
+    from winspect.client.targets import Plan
+
+T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def err(message: str) -> None:
+    """One line on stderr, prefixed so it stands apart from data."""
+    click.echo(f"winspect: {message}", err=True)
+
+
+def node_error(error: NodeError) -> None:
+    err(f"{error.node}: {error.message}")
+
+
+def _silence_stdout() -> None:
+    # stdout is gone (a closed pipe): point it at devnull so the exit flush does not fail.
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+
+
+def handles_errors(f: F) -> F:
+    """Turn our errors into a one-line message and exit code; Ctrl+C into 130."""
+
+    @functools.wraps(f)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        ctx = click.get_current_context()
+        try:
+            code = f(*args, **kwargs)
+        except WinspectError as exc:
+            err(f"error: {exc.message}")
+            ctx.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            err("interrupted")
+            ctx.exit(EXIT_INTERRUPTED)
+        except BrokenPipeError:
+            _silence_stdout()
+            ctx.exit(EXIT_OK)
+        ctx.exit(code or EXIT_OK)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def exit_code(errors: Sequence[NodeError], ok_count: int) -> int:
+    """0 all nodes fine; 1 some failed; 2 when every node refused the request as invalid."""
+    if not errors:
+        return EXIT_OK
+    if ok_count == 0 and all(e.code == "INVALID_ARGUMENT" for e in errors):
+        return EXIT_USAGE
+    return EXIT_NODE_FAILED
+
+
+def fan_out(
+    settings: Settings, plan: Plan, call: Callable[[Connection], Awaitable[T]]
+) -> list[NodeResult[T]]:
+    import asyncio
+
+    from winspect.client.fanout import call_all
+
+    if settings.verbose:
+        for t in plan.targets:
+            err(f"{t.name}: calling {t.address}")
+    return asyncio.run(
+        call_all(plan.targets, call, timeout=settings.timeout, connect_timeout=settings.connect_timeout)
+    )
+
+
+def print_results(
+    settings: Settings,
+    command: str,
+    results: list[NodeResult[T]],
+    *,
+    text: Callable[[str, T], str],
+    to_json: Callable[[str, T], Any],
+    extra: dict[str, Any] | None = None,
+) -> int:
+    """Per-node text blocks (errors on stderr), or one JSON document; returns the exit code."""
+    from winspect.client.render.color import BOLD, Palette
+
+    errors = [r.error for r in results if r.error is not None]
+    ok = [r for r in results if r.error is None]
+    for e in errors:
+        node_error(e)
+    if settings.output == "json":
+        from winspect.client.render.documents import document, dumps
+
+        doc = document(
+            command,
+            {r.node: to_json(r.node, r.value) for r in ok},  # type: ignore[arg-type]
+            {e.node: e.to_dict() for e in errors},
+            **(extra or {}),
+        )
+        click.echo(dumps(doc))
+    else:
+        color = Palette(settings.color)
+        blocks = []
+        for r in ok:
+            body = text(r.node, r.value)  # type: ignore[arg-type]
+            blocks.append(f"{color('Node ' + r.node, BOLD)} ({r.address})\n{body}")
+        if blocks:
+            click.echo("\n\n".join(blocks))
+    return exit_code(errors, len(ok))

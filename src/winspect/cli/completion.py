@@ -1,0 +1,93 @@
+"""`winspect completion`: shell completion scripts for bash, zsh, fish and PowerShell.
+
+bash, zsh and fish use click's own completion; PowerShell gets a small
+generator of ours (older click releases have none): a native argument
+completer that calls winspect back with COMP_WORDS / COMP_CWORD, as the
+bash script does.
+"""
+
+from __future__ import annotations
+
+import os
+
+import click
+from click.shell_completion import CompletionItem, ShellComplete, add_completion_class, split_arg_string
+
+from winspect.cli.options import command
+
+COMPLETE_VAR = "_WINSPECT_COMPLETE"
+SHELLS = ("bash", "zsh", "fish", "powershell")
+
+_POWERSHELL_SOURCE = r"""
+# winspect completion for PowerShell. Load it with:
+#   winspect completion powershell | Out-String | Invoke-Expression
+Register-ArgumentCompleter -Native -CommandName %(prog_name)s, %(prog_name)s.exe -ScriptBlock {
+    param($wordToComplete, $commandAst, $cursorPosition)
+    $words = $commandAst.ToString().Substring(0, [Math]::Min($cursorPosition - $commandAst.Extent.StartOffset,
+        $commandAst.ToString().Length))
+    $cword = ($words -split '\s+' | Where-Object { $_ -ne '' }).Count
+    if ($wordToComplete -ne '') { $cword -= 1 }
+    $env:%(complete_var)s = 'powershell_complete'
+    $env:COMP_WORDS = $words
+    $env:COMP_CWORD = $cword
+    try {
+        $lines = @(& %(prog_name)s 2>$null)
+    } finally {
+        Remove-Item Env:%(complete_var)s, Env:COMP_WORDS, Env:COMP_CWORD -ErrorAction SilentlyContinue
+    }
+    foreach ($line in $lines) {
+        $type, $value, $help = $line -split "`t", 3
+        if ($type -eq 'file' -or $type -eq 'dir') {
+            Get-ChildItem -Path "$value*" -Directory:($type -eq 'dir') -ErrorAction SilentlyContinue |
+                ForEach-Object { [System.Management.Automation.CompletionResult]::new($_.Name) }
+        } elseif ($value) {
+            if (-not $help) { $help = $value }
+            [System.Management.Automation.CompletionResult]::new($value, $value, 'ParameterValue', $help)
+        }
+    }
+}
+"""
+
+
+class PowerShellComplete(ShellComplete):
+    """Completion for PowerShell (5.1 and 7+): one `type<TAB>value<TAB>help` line per item."""
+
+    name = "powershell"
+    source_template = _POWERSHELL_SOURCE
+
+    def get_completion_args(self) -> tuple[list[str], str]:
+        cwords = split_arg_string(os.environ.get("COMP_WORDS", ""))
+        cword = int(os.environ.get("COMP_CWORD", "0") or 0)
+        args = cwords[1:cword]
+        incomplete = cwords[cword] if cword < len(cwords) else ""
+        return args, incomplete
+
+    def format_completion(self, item: CompletionItem) -> str:
+        help_ = " ".join((item.help or "").split())
+        return f"{item.type}\t{item.value}\t{help_}"
+
+
+def register() -> None:
+    add_completion_class(PowerShellComplete, "powershell")
+
+
+EXAMPLES = """
+source <(winspect completion bash)                       # bash, this shell
+winspect completion zsh > "${fpath[1]}/_winspect"         # zsh
+winspect completion fish > ~/.config/fish/completions/winspect.fish
+winspect completion powershell | Out-String | Invoke-Expression   # PowerShell
+"""
+
+
+@command("completion", examples=EXAMPLES)
+@click.argument("shell", metavar="bash|zsh|fish|powershell", type=click.Choice(SHELLS, case_sensitive=False))
+def completion(shell: str) -> None:
+    """Print the shell completion script for bash, zsh, fish or PowerShell."""
+    from click.shell_completion import get_completion_class
+
+    from winspect.cli.main import cli
+
+    register()
+    cls = get_completion_class(shell.lower())
+    assert cls is not None
+    click.echo(cls(cli, {}, "winspect", COMPLETE_VAR).source())

@@ -1,0 +1,69 @@
+"""`winspect counter`: pktmon counters of the captures running on Windows nodes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from winspect.cli.common import err, fan_out, handles_errors, print_results
+from winspect.cli.options import command, namespace_given, settings_from
+
+EXAMPLES = """
+winspect capture nodes win1,win3 -t TCP     # in one terminal
+winspect counter                           # in another: counters of win1 and win3
+winspect counter --nodes win1 --include-hidden
+winspect counter -o json
+"""
+
+
+@command("counter", examples=EXAMPLES)
+@click.option(
+    "--nodes",
+    "nodes",
+    multiple=True,
+    metavar="N1,N2",
+    help="Only these Windows nodes (comma separated, repeatable). Default: all.",
+)
+@click.option("-i", "--include-hidden", is_flag=True, help="Include pktmon's hidden components.")
+@handles_errors
+def counter(nodes: tuple[str, ...], include_hidden: bool) -> int:
+    """Packet counters of the captures running on Windows nodes.
+
+    Counters exist only while a capture runs on the node (started with
+    `winspect capture`); a node without a capture says so and does not
+    count as a failure.
+    """
+    from winspect.client.filters import parse_names
+    from winspect.client.render.counters import capture_line, counters_table
+    from winspect.client.render.documents import counters_to_dict
+    from winspect.client.targets import plan_nodes
+    from winspect.v1 import winspect_pb2 as pb
+
+    ctx = click.get_current_context()
+    settings = settings_from(ctx)
+    if namespace_given(ctx):
+        err(
+            "warning: -n/--namespace does not apply to counter (-n was --nodes in the original); "
+            "to choose nodes use --nodes"
+        )
+    names = parse_names(nodes, "node", "--nodes") or None
+    plan = plan_nodes(settings, names)
+    request = pb.CountersRequest(include_hidden=include_hidden)
+
+    async def call(conn: Any) -> Any:
+        return await conn.stub.GetCounters(request, timeout=settings.timeout)
+
+    results = fan_out(settings, plan, call)
+    wide = settings.output == "wide"
+
+    def text(_node: str, resp: Any) -> str:
+        if not resp.capture_running:
+            return "no capture running on this node (start one with: winspect capture)"
+        head = capture_line(resp)
+        table = counters_table(resp, wide=wide)
+        return f"capture {head}\n{table}" if head else table
+
+    return print_results(
+        settings, "counter", results, text=text, to_json=lambda _node, resp: counters_to_dict(resp)
+    )

@@ -1,0 +1,78 @@
+"""`winspect hns`: HNS objects of Windows nodes as tables, their raw JSON, or a JSON document."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from winspect.cli.common import err, fan_out, handles_errors, print_results
+from winspect.cli.options import command, namespace_given, settings_from
+
+HNS_TYPES = ("all", "endpoints", "loadbalancers", "namespaces", "networks")
+
+EXAMPLES = """
+winspect hns all                          # every HNS object of every Windows node
+winspect hns endpoints --nodes win1,win2  # endpoints of two nodes
+winspect hns networks --json              # the raw JSON documents (hnsdiag -d)
+winspect hns loadbalancers -o wide        # more columns (IDs, flags)
+winspect hns all -o json | jq '.results.win1.endpoints[].IPAddress'
+"""
+
+
+@command("hns", examples=EXAMPLES)
+@click.argument(
+    "kind",
+    metavar="all|endpoints|loadbalancers|namespaces|networks",
+    type=click.Choice(HNS_TYPES, case_sensitive=False),
+)
+@click.option(
+    "--nodes",
+    "nodes",
+    multiple=True,
+    metavar="N1,N2",
+    help="Only these Windows nodes (comma separated, repeatable). Default: all.",
+)
+@click.option(
+    "-d",
+    "--json",
+    "raw_json",
+    is_flag=True,
+    help="Print the objects' raw JSON, as the node's hnsdiag -d printed it.",
+)
+@handles_errors
+def hns(kind: str, nodes: tuple[str, ...], raw_json: bool) -> int:
+    """HNS (Host Networking Service) objects of Windows nodes.
+
+    Endpoints show IP, MAC, network, state and whether they are local or
+    remote; load balancers their VIPs, port mappings and backends;
+    networks their type, subnets and management IP; namespaces their
+    containers and endpoints.
+    """
+    from winspect.client.filters import parse_names
+    from winspect.client.render.documents import hns_to_dict
+    from winspect.client.render.hns import hns_raw_json, hns_text
+    from winspect.client.targets import plan_nodes
+    from winspect.v1 import winspect_pb2 as pb
+
+    ctx = click.get_current_context()
+    settings = settings_from(ctx)
+    if namespace_given(ctx):
+        err("warning: -n/--namespace does not apply to hns; to choose nodes use --nodes")
+    names = parse_names(nodes, "node", "--nodes") or None
+    plan = plan_nodes(settings, names)
+    request = pb.HnsRequest(type=pb.HnsObjectType.Value(f"HNS_OBJECT_TYPE_{kind.upper()}"))  # type: ignore[arg-type]
+
+    async def call(conn: Any) -> Any:
+        return await conn.stub.GetHns(request, timeout=settings.timeout)
+
+    results = fan_out(settings, plan, call)
+    wide = settings.output == "wide"
+    return print_results(
+        settings,
+        "hns",
+        results,
+        text=lambda _node, resp: hns_raw_json(resp) if raw_json else hns_text(resp, wide=wide),
+        to_json=lambda _node, resp: hns_to_dict(resp),
+        extra={"type": kind.lower()},
+    )

@@ -1,0 +1,175 @@
+"""Global options, accepted before and after the subcommand (kubectl style), and the help layout.
+
+`winspect -o json hns all` and `winspect hns all -o json` mean the same: the
+global options are declared on the group and on every subcommand; their
+callbacks store values given on the command line in the context's meta
+(shared by the whole context chain), the subcommand's value winning.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+from click.core import ParameterSource
+
+if TYPE_CHECKING:
+    from winspect.client.settings import Settings
+
+F = TypeVar("F", bound=Callable[..., Any])
+_META_KEY = "winspect.global_options"
+OUTPUT_FORMATS = ("text", "wide", "json")
+
+
+def _store(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    source = ctx.get_parameter_source(param.name) if param.name else None
+    if source not in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT) or param.name is None:
+        return value
+    store: dict[str, Any] = ctx.meta.setdefault(_META_KEY, {})
+    if getattr(param, "multiple", False):
+        store.setdefault(param.name, []).extend(value)
+    elif getattr(param, "count", False):
+        store[param.name] = store.get(param.name, 0) + value
+    else:
+        store[param.name] = value
+    return value
+
+
+def _global_option(*decls: str, **kwargs: Any) -> Callable[[F], F]:
+    def decorator(f: F) -> F:
+        opt = click.option(*decls, expose_value=False, callback=_store, **kwargs)
+        f = opt(f)
+        params = getattr(f, "__click_params__", [])
+        if params:
+            params[-1].is_global = True  # type: ignore[attr-defined]
+        return f
+
+    return decorator
+
+
+def global_options(f: F) -> F:
+    """Add every global option to a command (or to the group)."""
+    decorators = [
+        _global_option(
+            "--kubeconfig", metavar="FILE", help="kubeconfig file (default: $KUBECONFIG, ~/.kube/config)."
+        ),
+        _global_option("--context", metavar="NAME", help="kubeconfig context (default: current-context)."),
+        _global_option(
+            "-n",
+            "--namespace",
+            metavar="NS",
+            help="Namespace of the pods named (default: the context's namespace, else default).",
+        ),
+        _global_option(
+            "--port",
+            type=click.IntRange(1, 65535),
+            metavar="PORT",
+            help="Port of winspectserv on the nodes.  [default: 50051]",
+        ),
+        _global_option(
+            "--target",
+            multiple=True,
+            metavar="NAME=HOST[:PORT]",
+            help="Talk to this node server directly, without Kubernetes (repeatable).",
+        ),
+        _global_option(
+            "-o",
+            "--output",
+            type=click.Choice(OUTPUT_FORMATS, case_sensitive=False),
+            metavar="FORMAT",
+            help="Output format: text, wide or json.  [default: text]",
+        ),
+        _global_option(
+            "--timeout",
+            metavar="SECONDS",
+            help="Deadline per node call and for the Kubernetes API (e.g. 10, 30s, 2m).  [default: 30s]",
+        ),
+        _global_option("-v", "--verbose", count=True, help="Say what winspect does (on stderr)."),
+    ]
+    for decorator in reversed(decorators):
+        f = decorator(f)
+    return f
+
+
+def settings_from(ctx: click.Context) -> Settings:
+    """The run's settings from the global options given anywhere on the command line."""
+    from winspect.client.errors import UsageError
+    from winspect.client.filters import DEFAULT_PORT, parse_seconds, parse_targets
+    from winspect.client.render.color import use_color
+    from winspect.client.settings import DEFAULT_TIMEOUT, Settings
+
+    given: dict[str, Any] = ctx.meta.get(_META_KEY, {})
+    port = given.get("port") or DEFAULT_PORT
+    timeout = DEFAULT_TIMEOUT
+    if given.get("timeout") is not None:
+        timeout = parse_seconds(given["timeout"], "--timeout", allow_zero=False)
+    output = (given.get("output") or "text").lower()
+    settings = Settings(
+        kubeconfig=given.get("kubeconfig"),
+        context=given.get("context"),
+        namespace=given.get("namespace"),
+        port=port,
+        targets=parse_targets(given.get("target", []), port),
+        output=output,
+        timeout=timeout,
+        verbose=given.get("verbose", 0),
+        color=output != "json" and use_color(sys.stdout, dict(os.environ)),
+    )
+    if settings.targets and (settings.kubeconfig or settings.context):
+        raise UsageError(
+            "--target talks to nodes directly: it cannot be combined with --kubeconfig or --context"
+        )
+    return settings
+
+
+def namespace_given(ctx: click.Context) -> bool:
+    return "namespace" in ctx.meta.get(_META_KEY, {})
+
+
+class WinspectCommand(click.Command):
+    """A command whose help shows its own options, then the global ones, then examples verbatim."""
+
+    def __init__(self, *args: Any, examples: str = "", **kwargs: Any) -> None:
+        kwargs.setdefault("context_settings", {}).setdefault("help_option_names", ["-h", "--help"])
+        super().__init__(*args, **kwargs)
+        self.examples = examples
+
+    def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        own: list[tuple[str, str]] = []
+        shared: list[tuple[str, str]] = []
+        for param in self.get_params(ctx):
+            if not isinstance(param, click.Option):
+                continue
+            record = param.get_help_record(ctx)
+            if record is not None:
+                (shared if getattr(param, "is_global", False) else own).append(record)
+        if own:
+            with formatter.section("Options"):
+                formatter.write_dl(own)
+        if shared:
+            with formatter.section("Global options"):
+                formatter.write_dl(shared)
+
+    def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        if self.examples:
+            formatter.write_paragraph()
+            formatter.write_text("Examples:")
+            for line in self.examples.strip("\n").splitlines():
+                formatter.write(f"  {line}\n" if line.strip() else "\n")
+        super().format_epilog(ctx, formatter)
+
+
+def command(
+    name: str, *, examples: str = "", **kwargs: Any
+) -> Callable[[Callable[..., Any]], WinspectCommand]:
+    """A winspect subcommand with the global options and the help layout."""
+
+    def decorator(f: Callable[..., Any]) -> WinspectCommand:
+        cmd = click.command(name, cls=WinspectCommand, examples=examples, **kwargs)(global_options(f))
+        assert isinstance(cmd, WinspectCommand)
+        return cmd
+
+    return decorator

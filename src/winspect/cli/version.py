@@ -1,0 +1,89 @@
+"""`winspect version`: the client's version and, when reachable, each node server's."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from winspect.cli.common import err, fan_out, handles_errors, print_results
+from winspect.cli.options import command, settings_from
+
+EXAMPLES = """
+winspect version
+winspect version --client          # no cluster needed
+winspect version --nodes win1 -o json
+"""
+
+
+@command("version", examples=EXAMPLES)
+@click.option("--client", "client_only", is_flag=True, help="Only the client's version.")
+@click.option(
+    "--nodes",
+    "nodes",
+    multiple=True,
+    metavar="N1,N2",
+    help="Only these Windows nodes (comma separated, repeatable). Default: all.",
+)
+@handles_errors
+def version(client_only: bool, nodes: tuple[str, ...]) -> int:
+    """The winspect client version and, when reachable, the node servers' (NodeInfo)."""
+    from winspect import __version__
+    from winspect.client.errors import WinspectError
+    from winspect.client.filters import parse_names
+    from winspect.client.render.documents import document, dumps, node_info_to_dict
+    from winspect.client.targets import plan_nodes
+    from winspect.v1 import winspect_pb2 as pb
+
+    settings = settings_from(click.get_current_context())
+    as_json = settings.output == "json"
+    if client_only:
+        if as_json:
+            click.echo(dumps(document("version", {}, {}, client={"version": __version__})))
+        else:
+            click.echo(f"Client: winspect {__version__}")
+        return 0
+    try:
+        plan = plan_nodes(settings, parse_names(nodes, "node", "--nodes") or None)
+    except WinspectError as exc:
+        # The client version is still worth printing when the cluster is out of reach.
+        if as_json:
+            click.echo(
+                dumps(
+                    document("version", {}, {}, client={"version": __version__}, discovery_error=exc.message)
+                )
+            )
+        else:
+            click.echo(f"Client: winspect {__version__}")
+        raise
+    if not as_json:
+        click.echo(f"Client: winspect {__version__}")
+
+    async def call(conn: Any) -> Any:
+        return await conn.stub.NodeInfo(pb.NodeInfoRequest(), timeout=settings.timeout)
+
+    results = fan_out(settings, plan, call)
+
+    def text(_node: str, resp: Any) -> str:
+        system = f"{resp.os} {resp.os_build}".strip()
+        line = f"Server: winspectserv {resp.version or '?'} on {resp.hostname} ({system})"
+        missing = [op for op in resp.operations if not op.available]
+        for op in missing:
+            name = pb.Operation.Name(op.operation).removeprefix("OPERATION_").lower()
+            line += f"\n  {name} unavailable: {op.reason or 'no reason given'}"
+        if resp.HasField("capture"):
+            line += (
+                f"\n  capture running: session {resp.capture.session_id} by {resp.capture.requester or '?'}"
+            )
+        return line
+
+    if settings.verbose:
+        err(f"client version {__version__}")
+    return print_results(
+        settings,
+        "version",
+        results,
+        text=text,
+        to_json=lambda _node, resp: node_info_to_dict(resp),
+        extra={"client": {"version": __version__}},
+    )

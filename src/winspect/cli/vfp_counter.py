@@ -1,0 +1,74 @@
+"""`winspect vfp-counter`: VFP port counters of one pod (and its node's host vNIC and external adapter)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from winspect.cli.common import fan_out, handles_errors, print_results
+from winspect.cli.options import command, settings_from
+
+EXAMPLES = """
+winspect vfp-counter --pod web-0                  # pod in the context's namespace
+winspect vfp-counter -p shop/web-0 --detailed     # + host vNIC and external adapter ports
+winspect vfp-counter -p web-0 -A                  # find the pod in any namespace
+winspect vfp-counter -p web-0=10.224.0.71 --target win1=10.0.0.4   # without Kubernetes
+"""
+
+
+@command("vfp-counter", examples=EXAMPLES)
+@click.option(
+    "-p",
+    "--pod",
+    "pod",
+    required=True,
+    metavar="POD",
+    help="The pod: NAME or NAMESPACE/NAME (with --target: NAME=IP).",
+)
+@click.option(
+    "-d", "--detailed", is_flag=True, help="Also the node's host vNIC and external adapter VFP ports."
+)
+@click.option("-A", "--all-namespaces", is_flag=True, help="Look for the pod in every namespace.")
+@handles_errors
+def vfp_counter(pod: str, detailed: bool, all_namespaces: bool) -> int:
+    """VFP (Virtual Filtering Platform) port counters of a pod.
+
+    The pod is looked up in Kubernetes; its node's winspectserv finds the
+    pod's VFP port through its HNS endpoint and reads its counters, IN and
+    OUT.
+    """
+    from winspect.client.errors import UsageError
+    from winspect.client.filters import parse_pods
+    from winspect.client.render.documents import vfp_to_dict
+    from winspect.client.render.vfp import vfp_tables
+    from winspect.client.targets import plan_pods
+    from winspect.v1 import winspect_pb2 as pb
+
+    settings = settings_from(click.get_current_context())
+    specs = parse_pods([pod], "-p/--pod", allow_ip=bool(settings.targets))
+    if len(specs) != 1:
+        raise UsageError(f"-p/--pod takes one pod, got {len(specs)}: {pod!r}")
+    plan = plan_pods(settings, specs, all_namespaces)
+    target_pod = plan.pods[0]
+    pod_ref = pb.PodRef(namespace=target_pod.namespace, name=target_pod.name, ip=target_pod.ip)
+    request = pb.VfpCountersRequest(pod=pod_ref, detailed=detailed)
+
+    async def call(conn: Any) -> Any:
+        return await conn.stub.GetVfpCounters(request, timeout=settings.timeout)
+
+    results = fan_out(settings, plan, call)
+    if settings.targets and len(results) > 1 and any(r.error is None for r in results):
+        # Without Kubernetes the pod's node is unknown: nodes that do not host it are no failure.
+        results = [r for r in results if r.error is None or r.error.code != "NOT_FOUND"]
+    pod_dict = {"namespace": target_pod.namespace, "name": target_pod.name, "ip": target_pod.ip}
+    return print_results(
+        settings,
+        "vfp-counter",
+        results,
+        text=lambda _node, resp: (
+            f"pod {target_pod.namespace}/{target_pod.name} ({target_pod.ip})\n" + vfp_tables(resp)
+        ),
+        to_json=lambda _node, resp: vfp_to_dict(resp, pod_dict),
+        extra={"pod": pod_dict},
+    )

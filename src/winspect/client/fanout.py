@@ -1,0 +1,168 @@
+"""Concurrent gRPC calls to every target node (grpc.aio), one channel per node.
+
+Each node gets its own connect timeout and call deadline; a node that
+fails yields a NodeError (with a one-line message) and never disturbs the
+others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+import grpc
+import grpc.aio
+
+from winspect.client.filters import TargetSpec
+from winspect.v1 import winspect_pb2_grpc
+
+T = TypeVar("T")
+
+CHANNEL_OPTIONS: list[tuple[str, Any]] = [
+    ("grpc.max_receive_message_length", 64 * 1024 * 1024),
+    # Fail fast on a refused connection instead of backing off for long.
+    ("grpc.initial_reconnect_backoff_ms", 200),
+    ("grpc.max_reconnect_backoff_ms", 1000),
+    ("grpc.enable_http_proxy", 0),
+]
+
+
+@dataclass(frozen=True)
+class NodeError:
+    """Why one node failed: a short code and a one-line message for the user."""
+
+    node: str
+    address: str
+    code: str  # a gRPC status name, or CONNECT_TIMEOUT
+    message: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"address": self.address, "code": self.code, "message": self.message}
+
+
+class NodeFailure(Exception):
+    def __init__(self, error: NodeError) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
+@dataclass
+class NodeResult(Generic[T]):
+    node: str
+    address: str
+    value: T | None = None
+    error: NodeError | None = None
+
+
+class Connection:
+    """One channel to a node server, reused for every call of a command."""
+
+    def __init__(self, target: TargetSpec) -> None:
+        self.target = target
+        self.name = target.name
+        self.address = target.address
+        self.channel = grpc.aio.insecure_channel(self.address, options=CHANNEL_OPTIONS)
+        self.stub = winspect_pb2_grpc.NodeInspectorStub(self.channel)  # type: ignore[no-untyped-call]
+
+    async def connect(self, timeout: float) -> None:
+        """Wait until the channel is ready, or has failed (the next call then fails fast).
+
+        Raises NodeFailure when the node neither accepts nor refuses within
+        `timeout` (a host that is down or a packet filter that drops).
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        state = self.channel.get_state(try_to_connect=True)
+        while state not in (grpc.ChannelConnectivity.READY, grpc.ChannelConnectivity.TRANSIENT_FAILURE):
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                break
+            try:
+                await asyncio.wait_for(self.channel.wait_for_state_change(state), remaining)
+            except asyncio.TimeoutError:
+                break
+            state = self.channel.get_state(try_to_connect=True)
+        if state not in (grpc.ChannelConnectivity.READY, grpc.ChannelConnectivity.TRANSIENT_FAILURE):
+            raise NodeFailure(
+                NodeError(
+                    self.name,
+                    self.address,
+                    "CONNECT_TIMEOUT",
+                    f"cannot connect to {self.address} within {timeout:g}s (node down or unreachable?)",
+                )
+            )
+
+    def error(self, exc: BaseException, timeout: float | None = None) -> NodeError:
+        return describe_error(self.name, self.address, exc, timeout)
+
+    async def close(self) -> None:
+        await self.channel.close(grace=None)
+
+
+def describe_error(node: str, address: str, exc: BaseException, timeout: float | None = None) -> NodeError:
+    """A one-line explanation of a failed call."""
+    if isinstance(exc, NodeFailure):
+        return exc.error
+    if isinstance(exc, grpc.aio.AioRpcError):
+        code = exc.code()
+        details = (exc.details() or "").strip()
+        name = code.name if code is not None else "UNKNOWN"
+        lowered = details.lower()
+        if code == grpc.StatusCode.UNAVAILABLE and (
+            "failed to connect" in lowered or "connection refused" in lowered or "connect failed" in lowered
+        ):
+            if "refused" in lowered:
+                reason = "connection refused (is winspectserv running there, on this port?)"
+            else:
+                reason = details.splitlines()[0] if details else "unavailable"
+            return NodeError(node, address, name, f"cannot connect to {address}: {reason}")
+        if code == grpc.StatusCode.UNAVAILABLE and (
+            "socket closed" in lowered or "connection reset" in lowered or "goaway" in lowered
+        ):
+            return NodeError(node, address, name, f"connection to {address} lost: {details}")
+        if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+            after = f" within {timeout:g}s (--timeout)" if timeout else ""
+            return NodeError(node, address, name, f"no answer from {address}{after}; the node may be hanging")
+        if code == grpc.StatusCode.UNIMPLEMENTED and "method not found" in lowered:
+            return NodeError(
+                node,
+                address,
+                name,
+                f"the server at {address} does not implement this winspect.v1 call (older?)",
+            )
+        message = " ".join(details.split()) if details else name.lower()
+        return NodeError(node, address, name, message)
+    if isinstance(exc, asyncio.TimeoutError):
+        after = f" within {timeout:g}s (--timeout)" if timeout else ""
+        return NodeError(node, address, "DEADLINE_EXCEEDED", f"no answer from {address}{after}")
+    return NodeError(node, address, type(exc).__name__, str(exc) or type(exc).__name__)
+
+
+async def call_all(
+    targets: Sequence[TargetSpec],
+    call: Callable[[Connection], Awaitable[T]],
+    *,
+    timeout: float,
+    connect_timeout: float,
+) -> list[NodeResult[T]]:
+    """Run `call` on every target concurrently; results in target order.
+
+    `call` should pass `timeout=` to its RPCs; a guard of the same length
+    (plus a margin) also bounds it here.
+    """
+    connections = [Connection(t) for t in targets]
+
+    async def one(conn: Connection) -> NodeResult[T]:
+        try:
+            await conn.connect(connect_timeout)
+            value = await asyncio.wait_for(call(conn), timeout + connect_timeout + 1)
+            return NodeResult(conn.name, conn.address, value=value)
+        except (grpc.aio.AioRpcError, NodeFailure, asyncio.TimeoutError) as exc:
+            return NodeResult(conn.name, conn.address, error=conn.error(exc, timeout))
+
+    try:
+        return list(await asyncio.gather(*(one(c) for c in connections)))
+    finally:
+        await asyncio.gather(*(c.close() for c in connections), return_exceptions=True)

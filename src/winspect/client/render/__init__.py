@@ -1,0 +1,1 @@
+"""Renderers: protobuf results to text tables, wide tables, JSON lines and JSON documents."""

@@ -1,0 +1,44 @@
+"""pktmon counters (CountersResponse) as a text table: one row per component and counter type."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from winspect.client.render.table import format_table
+
+
+def counters_table(resp: Any, *, wide: bool = False) -> str:
+    """Rx and Tx side by side, as pktmon shows them; raw text when the node could not parse it."""
+    if not resp.rows:
+        return resp.raw_text.rstrip() if resp.raw_text else "(no counters yet)"
+    merged: dict[tuple[str, int, str, str], list[int]] = {}
+    for r in resp.rows:
+        key = (r.group, r.component_id, r.component_name, r.counter_type)
+        cell = merged.setdefault(key, [0, 0, 0, 0])
+        if r.direction == 1:  # RX
+            cell[0] += r.packets
+            cell[1] += r.bytes
+        elif r.direction == 2:  # TX
+            cell[2] += r.packets
+            cell[3] += r.bytes
+    headers = ["GROUP", "ID", "COMPONENT", "COUNTER", "RX PACKETS", "RX BYTES", "TX PACKETS", "TX BYTES"]
+    rows = [
+        [g, cid, name[:48] if not wide else name, ctype, *vals]
+        for (g, cid, name, ctype), vals in merged.items()
+    ]
+    return format_table(headers, rows)
+
+
+def capture_line(resp: Any) -> str:
+    """Who runs the capture and since when (for the counter header)."""
+    info = resp.capture
+    parts = []
+    if info.session_id:
+        parts.append(f"session {info.session_id}")
+    if info.requester:
+        parts.append(f"by {info.requester}")
+    if info.HasField("started_at") and info.started_at.seconds:
+        import time
+
+        parts.append("since " + time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(info.started_at.seconds)))
+    return ", ".join(parts)

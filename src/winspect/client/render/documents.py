@@ -1,0 +1,147 @@
+"""Protobuf results to plain dicts for -o json (one document per command, per-node results and errors)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from winspect.client.render.packets import DIRECTIONS, TimeFormatter
+from winspect.v1 import winspect_pb2 as pb
+
+SCHEMA_VERSION = 1
+
+_TIMES = TimeFormatter()
+
+
+def enum_name(enum: Any, value: int, prefix: str) -> str | None:
+    """OPERATION_CAPTURE -> "capture"; 0 (UNSPECIFIED) -> None."""
+    if value == 0:
+        return None
+    try:
+        name: str = enum.Name(value)
+    except ValueError:
+        return str(value)
+    return name[len(prefix) :].lower() if name.startswith(prefix) else name.lower()
+
+
+def timestamp(ts: Any) -> str | None:
+    return _TIMES.rfc3339(ts.seconds, ts.nanos)
+
+
+def capture_info_to_dict(info: Any) -> dict[str, Any]:
+    return {
+        "session_id": info.session_id,
+        "started_at": timestamp(info.started_at),
+        "requester": info.requester or None,
+        "pktmon_filters": list(info.pktmon_filters),
+        "pktmon_start_args": list(info.pktmon_start_args),
+        "counters_only": info.counters_only,
+    }
+
+
+def counters_to_dict(resp: Any) -> dict[str, Any]:
+    return {
+        "capture_running": resp.capture_running,
+        "capture": capture_info_to_dict(resp.capture) if resp.HasField("capture") else None,
+        "rows": [
+            {
+                "group": r.group,
+                "component_id": r.component_id,
+                "component_name": r.component_name,
+                "counter_type": r.counter_type,
+                "direction": DIRECTIONS.get(r.direction),
+                "packets": r.packets,
+                "bytes": r.bytes,
+            }
+            for r in resp.rows
+        ],
+        "raw_text": resp.raw_text or None,
+    }
+
+
+def vfp_to_dict(resp: Any, pod: Mapping[str, str] | None = None) -> dict[str, Any]:
+    ports = []
+    for port in resp.ports:
+        counters: dict[str, dict[str, int]] = {}
+        for d in port.directions:
+            key = {1: "in", 2: "out"}.get(d.direction, "unspecified")
+            counters.setdefault(key, {}).update({c.name: c.value for c in d.counters})
+        ports.append(
+            {
+                "role": enum_name(pb.VfpPortRole, port.role, "VFP_PORT_ROLE_"),
+                "port_guid": port.port_guid,
+                "friendly_name": port.friendly_name or None,
+                "counters": counters,
+            }
+        )
+    return {"pod": dict(pod) if pod else None, "ports": ports}
+
+
+def hns_object(obj: Any) -> Any:
+    """The object's JSON parsed; when it does not parse, the text under "unparsed"."""
+    try:
+        return json.loads(obj.json)
+    except ValueError:
+        return {"ID": obj.id, "unparsed": obj.json}
+
+
+def hns_to_dict(resp: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    summaries: dict[str, str] = {}
+    for section in resp.sections:
+        kind = enum_name(pb.HnsObjectType, section.type, "HNS_OBJECT_TYPE_") or "unspecified"
+        out.setdefault(kind, []).extend(hns_object(o) for o in section.objects)
+        if section.summary_text:
+            summaries[kind] = section.summary_text
+    out["summary_text"] = summaries
+    return out
+
+
+def node_info_to_dict(resp: Any) -> dict[str, Any]:
+    return {
+        "hostname": resp.hostname,
+        "os": resp.os,
+        "os_build": resp.os_build,
+        "version": resp.version,
+        "operations": [
+            {
+                "operation": enum_name(pb.Operation, op.operation, "OPERATION_"),
+                "available": op.available,
+                "reason": op.reason or None,
+            }
+            for op in resp.operations
+        ],
+        "capture": capture_info_to_dict(resp.capture) if resp.HasField("capture") else None,
+    }
+
+
+def ended_to_dict(ended: Any) -> dict[str, Any]:
+    return {
+        "reason": enum_name(pb.EndReason, ended.reason, "END_REASON_"),
+        "message": ended.message or None,
+        "packets": ended.packets,
+        "packets_lost": ended.packets_lost,
+        "counters": counters_to_dict(ended.counters) if ended.HasField("counters") else None,
+        "cleaned_up": ended.cleaned_up,
+    }
+
+
+def document(
+    command: str,
+    results: Mapping[str, Any],
+    errors: Mapping[str, Mapping[str, str]],
+    **extra: Any,
+) -> dict[str, Any]:
+    """The one JSON document of a non-capture command."""
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "command": command,
+        **extra,
+        "results": dict(results),
+        "errors": {k: dict(v) for k, v in errors.items()},
+    }
+
+
+def dumps(doc: Any) -> str:
+    return json.dumps(doc, indent=2, ensure_ascii=False)

@@ -1,0 +1,257 @@
+"""HNS objects as readable tables (endpoints, load balancers, networks, namespaces) or raw JSON.
+
+hnsdiag prints v1 objects for some types and v2 for others depending on the
+Windows build, so every field is looked up under its v1 and v2 names and a
+missing field prints as '-'.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from winspect.client.render.documents import enum_name, hns_object
+from winspect.client.render.table import format_table
+from winspect.v1 import winspect_pb2 as pb
+
+ENDPOINT_STATES = {
+    1: "Created",
+    2: "Attached",
+    3: "AttachedSharing",
+    4: "Detached",
+    5: "Degraded",
+    6: "Destroyed",
+}
+IP_PROTOCOLS = {6: "TCP", 17: "UDP", 1: "ICMP", 58: "ICMPv6"}
+SECTION_TITLES = {
+    "endpoints": "Endpoints",
+    "loadbalancers": "Load balancers",
+    "namespaces": "Namespaces",
+    "networks": "Networks",
+}
+
+
+def _get(obj: Any, *keys: str) -> Any:
+    """The first present key, case-insensitively (hnsdiag's casing varies)."""
+    if not isinstance(obj, dict):
+        return None
+    lowered = {k.lower(): v for k, v in obj.items()}
+    for key in keys:
+        if key.lower() in lowered and lowered[key.lower()] not in (None, "", []):
+            return lowered[key.lower()]
+    return None
+
+
+def _short(guid: Any) -> str:
+    text = str(guid or "")
+    return text[:8] if len(text) == 36 else text
+
+
+def _join(values: Any) -> str | None:
+    if not values:
+        return None
+    if isinstance(values, list):
+        return ",".join(str(v) for v in values if v not in (None, ""))
+    return str(values)
+
+
+class HnsIndex:
+    """Names of networks and IPs of endpoints by ID, to show instead of GUIDs."""
+
+    def __init__(self, sections: dict[str, list[Any]]) -> None:
+        self.networks = {
+            str(_get(n, "ID")).lower(): _get(n, "Name") for n in sections.get("networks", []) if _get(n, "ID")
+        }
+        self.endpoints = {
+            str(_get(e, "ID")).lower(): endpoint_ips(e)
+            for e in sections.get("endpoints", [])
+            if _get(e, "ID")
+        }
+
+    def network(self, ref: Any) -> str | None:
+        if not ref:
+            return None
+        return self.networks.get(str(ref).lower()) or _short(ref)
+
+    def endpoint(self, ref: Any) -> str:
+        ident = str(ref).rsplit("/", 1)[-1]
+        return self.endpoints.get(ident.lower()) or _short(ident)
+
+
+def endpoint_ips(e: Any) -> str | None:
+    ips: list[str] = []
+    for key in ("IPAddress", "IPv6Address"):
+        value = _get(e, key)
+        if value:
+            ips.append(str(value))
+    for conf in _get(e, "IpConfigurations") or []:
+        value = _get(conf, "IpAddress")
+        if value and str(value) not in ips:
+            ips.append(str(value))
+    return ",".join(ips) or None
+
+
+def endpoints_table(objects: list[Any], index: HnsIndex, wide: bool) -> str:
+    headers = ["NAME", "IP", "MAC", "NETWORK", "STATE", "LOCATION"]
+    if wide:
+        headers += ["ID", "GATEWAY", "PORT GUID"]
+    rows = []
+    for e in objects:
+        state = _get(e, "State")
+        remote = _get(e, "IsRemoteEndpoint")
+        flags = _get(e, "Flags")
+        is_remote = bool(remote) or (isinstance(flags, int) and bool(flags & 1))
+        network = _get(e, "VirtualNetworkName") or index.network(
+            _get(e, "VirtualNetwork", "HostComputeNetwork")
+        )
+        row = [
+            _get(e, "Name"),
+            endpoint_ips(e),
+            _get(e, "MacAddress"),
+            network,
+            ENDPOINT_STATES.get(state, str(state)) if isinstance(state, int) else state,
+            "remote" if is_remote else "local",
+        ]
+        if wide:
+            port = None
+            for alloc in _get(_get(e, "Resources"), "Allocators") or []:
+                if _get(alloc, "Tag") == "Endpoint Port":
+                    port = _get(alloc, "EndpointPortGuid")
+            row += [_get(e, "ID"), _get(e, "GatewayAddress"), port]
+        rows.append(row)
+    return format_table(headers, rows)
+
+
+def _port_mappings(lb: Any) -> str | None:
+    mappings = _get(lb, "PortMappings")
+    if not mappings:  # v1: one mapping at the top level
+        if _get(lb, "ExternalPort") or _get(lb, "InternalPort"):
+            mappings = [lb]
+        else:
+            return None
+    parts = []
+    for m in mappings:
+        proto = _get(m, "Protocol")
+        name = IP_PROTOCOLS.get(proto, str(proto)) if isinstance(proto, int) else (proto or "?")
+        parts.append(f"{name} {_get(m, 'ExternalPort') or 0}->{_get(m, 'InternalPort') or 0}")
+    return ",".join(parts)
+
+
+def loadbalancers_table(objects: list[Any], index: HnsIndex, wide: bool) -> str:
+    headers = ["VIPS", "PORTS", "BACKENDS", "SOURCE VIP", "FLAGS"]
+    if wide:
+        headers.append("ID")
+    rows = []
+    for lb in objects:
+        backends = _get(lb, "HostComputeEndpoints", "References") or []
+        flags = _get(lb, "Flags")
+        flag_names = []
+        if isinstance(flags, int):
+            if flags & 1:
+                flag_names.append("DSR")
+            if flags & 2:
+                flag_names.append("IPv6")
+        elif _get(lb, "IsDSR"):
+            flag_names.append("DSR")
+        row = [
+            _join(_get(lb, "FrontendVIPs", "VIPs")),
+            _port_mappings(lb),
+            ",".join(index.endpoint(b) for b in backends) or None,
+            _get(lb, "SourceVIP"),
+            ",".join(flag_names) or None,
+        ]
+        if wide:
+            row.append(_get(lb, "ID"))
+        rows.append(row)
+    return format_table(headers, rows)
+
+
+def _subnets(n: Any) -> tuple[str | None, str | None]:
+    prefixes, gateways = [], []
+    for s in _get(n, "Subnets") or []:
+        if _get(s, "AddressPrefix"):
+            prefixes.append(str(_get(s, "AddressPrefix")))
+        if _get(s, "GatewayAddress"):
+            gateways.append(str(_get(s, "GatewayAddress")))
+    for ipam in _get(n, "Ipams") or []:  # v2
+        for s in _get(ipam, "Subnets") or []:
+            if _get(s, "IpAddressPrefix"):
+                prefixes.append(str(_get(s, "IpAddressPrefix")))
+            for route in _get(s, "Routes") or []:
+                if _get(route, "NextHop"):
+                    gateways.append(str(_get(route, "NextHop")))
+    return ",".join(prefixes) or None, ",".join(gateways) or None
+
+
+def networks_table(objects: list[Any], index: HnsIndex, wide: bool) -> str:
+    headers = ["NAME", "TYPE", "SUBNETS", "GATEWAY", "MANAGEMENT IP"]
+    if wide:
+        headers += ["ADAPTER", "DR MAC", "ID"]
+    rows = []
+    for n in objects:
+        subnets, gateways = _subnets(n)
+        row = [_get(n, "Name"), _get(n, "Type"), subnets, gateways, _get(n, "ManagementIP", "ManagementIPv6")]
+        if wide:
+            row += [_get(n, "NetworkAdapterName"), _get(n, "DrMacAddress"), _get(n, "ID")]
+        rows.append(row)
+    return format_table(headers, rows)
+
+
+def namespaces_table(objects: list[Any], index: HnsIndex, wide: bool) -> str:
+    headers = ["ID", "TYPE", "CONTAINERS", "ENDPOINTS"]
+    rows = []
+    for ns in objects:
+        containers, endpoints = [], []
+        for res in _get(ns, "Resources", "ResourceList") or []:
+            data = _get(res, "Data") or {}
+            ident = _get(data, "Id", "ID") or _get(res, "Id", "ID")
+            kind = str(_get(res, "Type") or "").lower()
+            if kind == "container":
+                containers.append(_short(ident) if not wide else str(ident))
+            elif kind == "endpoint":
+                endpoints.append(index.endpoint(ident) if not wide else str(ident))
+        ident = _get(ns, "ID") or _get(ns, "NamespaceId")
+        rows.append(
+            [
+                ident if wide else _short(ident),
+                _get(ns, "Type") or ("Default" if _get(ns, "IsDefault") else None),
+                ",".join(containers) or None,
+                ",".join(endpoints) or None,
+            ]
+        )
+    return format_table(headers, rows)
+
+
+TABLES = {
+    "networks": networks_table,
+    "endpoints": endpoints_table,
+    "loadbalancers": loadbalancers_table,
+    "namespaces": namespaces_table,
+}
+
+
+def hns_text(resp: Any, *, wide: bool = False) -> str:
+    """Every section of an HnsResponse as a titled table."""
+    sections: dict[str, list[Any]] = {}
+    order: list[str] = []
+    for section in resp.sections:
+        kind = enum_name(pb.HnsObjectType, section.type, "HNS_OBJECT_TYPE_") or "unspecified"
+        if kind not in sections:
+            order.append(kind)
+        sections.setdefault(kind, []).extend(hns_object(o) for o in section.objects)
+    index = HnsIndex(sections)
+    blocks = []
+    for kind in order:
+        objects = sections[kind]
+        title = f"{SECTION_TITLES.get(kind, kind)} ({len(objects)})"
+        table = TABLES[kind](objects, index, wide) if kind in TABLES and objects else "(none)"
+        blocks.append(f"{title}\n{table}")
+    return "\n\n".join(blocks)
+
+
+def hns_raw_json(resp: Any) -> str:
+    """The objects' JSON documents as the node printed them (hnsdiag -d)."""
+    parts = []
+    for section in resp.sections:
+        for obj in section.objects:
+            parts.append(obj.json.rstrip())
+    return "\n".join(parts)

@@ -1,0 +1,28 @@
+"""The global options of one winspect run, after defaults are applied."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from winspect.client.filters import DEFAULT_PORT, TargetSpec
+
+DEFAULT_TIMEOUT = 30.0
+# A node that does not accept a connection within this many seconds is reported as down.
+CONNECT_TIMEOUT = 5.0
+
+
+@dataclass
+class Settings:
+    kubeconfig: str | None = None
+    context: str | None = None
+    namespace: str | None = None  # None: the context's namespace, else "default"
+    port: int = DEFAULT_PORT
+    targets: list[TargetSpec] = field(default_factory=list)
+    output: str = "text"  # text | wide | json
+    timeout: float = DEFAULT_TIMEOUT
+    verbose: int = 0
+    color: bool = False
+
+    @property
+    def connect_timeout(self) -> float:
+        return min(CONNECT_TIMEOUT, self.timeout)

@@ -1,0 +1,85 @@
+"""Which node servers a command talks to: from --target, or discovered in Kubernetes."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from winspect.client.discovery import Cluster, PodTarget, close_matches
+from winspect.client.errors import UsageError
+from winspect.client.filters import PodSpec, TargetSpec
+from winspect.client.settings import Settings
+
+
+@dataclass
+class Plan:
+    """The nodes to contact and, for pod commands, the pods on them."""
+
+    targets: list[TargetSpec]
+    pods: list[PodTarget] = field(default_factory=list)
+
+    def pods_on(self, node: str) -> list[PodTarget]:
+        """The pods of one node; with --target (node unknown) every pod goes to every node."""
+        return [p for p in self.pods if p.node in (node, "")]
+
+
+def _log(settings: Settings, message: str) -> None:
+    if settings.verbose:
+        print(f"winspect: {message}", file=sys.stderr)
+
+
+@contextmanager
+def _cluster(settings: Settings) -> Iterator[Cluster]:
+    from winspect.client.kubeconfig import resolve_config
+
+    resolved = resolve_config(settings.kubeconfig, settings.context, settings.namespace)
+    _log(
+        settings,
+        f"kubeconfig {resolved.source}, context {resolved.config.context_name!r}, "
+        f"API server {resolved.server}, namespace {resolved.namespace!r}",
+    )
+    cluster = Cluster(resolved, settings.timeout)
+    try:
+        yield cluster
+    finally:
+        cluster.close()
+
+
+def _pick_targets(settings: Settings, names: list[str] | None) -> list[TargetSpec]:
+    if names is None:
+        return list(settings.targets)
+    by_name = {t.name: t for t in settings.targets}
+    picked: list[TargetSpec] = []
+    for name in names:
+        if name not in by_name:
+            matches = close_matches(name, by_name)
+            hint = f"; did you mean {', '.join(matches)}?" if matches else ""
+            raise UsageError(f"node {name!r} is not one of the --target nodes ({', '.join(by_name)}){hint}")
+        picked.append(by_name[name])
+    return picked
+
+
+def plan_nodes(settings: Settings, names: list[str] | None) -> Plan:
+    """The named Windows nodes, or all of them when names is None."""
+    if settings.targets:
+        return Plan(_pick_targets(settings, names))
+    with _cluster(settings) as cluster:
+        targets = cluster.resolve_nodes(names, settings.port)
+    for t in targets:
+        _log(settings, f"node {t.name} at {t.address}")
+    return Plan(targets)
+
+
+def plan_pods(settings: Settings, specs: list[PodSpec], all_namespaces: bool) -> Plan:
+    """The pods and the Windows nodes hosting them (only those nodes)."""
+    if settings.targets:
+        namespace = settings.namespace or "default"
+        pods = [PodTarget(s.namespace or namespace, s.name, s.ip or "", "") for s in specs]
+        return Plan(list(settings.targets), pods)
+    with _cluster(settings) as cluster:
+        pods, targets = cluster.resolve_pods(specs, all_namespaces, settings.port)
+    for p in pods:
+        _log(settings, f"pod {p.namespace}/{p.name} ({p.ip}) on node {p.node}")
+    return Plan(targets, pods)

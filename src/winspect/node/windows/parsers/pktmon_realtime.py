@@ -1,0 +1,360 @@
+"""Parser for `pktmon start --capture --log-mode real-time` output.
+
+Format (reference windows-node-tools.md section 1.3): each packet is two
+lines, a header with metadata and an indented tcpdump-style summary::
+
+    23:02:26.539704700 PktGroupId 562949953421500, PktNumber 1, Appearance 1, Direction Tx , ...
+            40-EC-99-B9-17-25 > F0-B4-D2-5A-D3-E2, ethertype IPv4 (0x0800), length 66: 192.168.0.62...
+
+Flow records are VERBATIM from public documentation; drop records
+(`Drop: ` before `PktGroupId` and before the summary, `DropReason <text> ,`
+and `DropLocation 0x...`, no `Edge`) are COMPOSITE. Hence two paths:
+
+- a fast path, one compiled regex per line for the documented layout, which
+  builds `winspect.v1.Packet` messages directly inside the caller's batch
+  (no intermediate objects: this runs for every packet of a live capture);
+- a tolerant path for header lines the fast regex refuses: `Key value`
+  pairs separated by commas, found by name, in any order.
+
+Lines that are neither a header nor a summary (banners such as
+`Active measurement started.` are known and skipped) become packets with
+only `raw` set, so nothing the tool printed is lost. A header without a
+summary line still yields a packet. CRLF and LF, blank lines and trailing
+spaces are accepted.
+
+pktmon prints only the time of day (local time, 9 fractional digits). The
+date comes from the node clock: `TimeOfDayResolver` picks, for each new
+`HH:MM:SS`, the date that puts the packet closest to the previous packet
+(initially the node's clock at capture start), which also handles the
+midnight rollover.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from datetime import date, datetime, time, timedelta, tzinfo
+from typing import Any, Protocol
+
+from winspect.v1 import winspect_pb2 as pb
+
+_HEADER_PATTERN = (
+    r"(\d\d:\d\d:\d\d)\.(\d{1,9}) (Drop: )?PktGroupId (\d+), PktNumber (\d+), Appearance (\d+), "
+    r"Direction (\w+) , Type (\S+) , Component (\d+), (?:Edge (\d+), )?(?:Filter (\d+), )?"
+    r"(?:DropReason ([^\n]*?) , DropLocation (\w+), )?OriginalSize (\d+), LoggedSize (\d+)[ \t]*"
+)
+_MAC = r"[0-9A-Fa-f]{2}(?:[-:][0-9A-Fa-f]{2}){5}"
+# tcpdump's `address.port`: IPv4 (four dotted numbers) or IPv6 (has a colon), port optional.
+_ENDPOINT = r"((?:\d{1,3}\.){3}\d{1,3}|[0-9A-Fa-f]*:[0-9A-Fa-f:]*)(?:\.(\d+))?"
+# The summary's start, up to the protocol: link layer (or `ip: ` for Type IP),
+# endpoints, then TCP flags or the protocol word.
+_SUMMARY_PATTERN = (
+    r"(?:Drop: )?(?:(" + _MAC + r") > (" + _MAC + r"), ethertype ([^ ,\n]+) \(0x([0-9A-Fa-f]+)\), "
+    r"length (\d+): |ip: )?"
+    r"(?:" + _ENDPOINT + r" > " + _ENDPOINT + r": (?:Flags \[([^\]\n]*)\]|(UDP|ICMP6|ICMP)\b)?)?"
+)
+# Fast path: a whole record (header line + summary line) in one match.
+_RECORD = re.compile(_HEADER_PATTERN + r"\n[ \t]+(" + _SUMMARY_PATTERN + r"[^\n]*)\n")
+_HEADER = re.compile(_HEADER_PATTERN + r"$")
+_SUMMARY = re.compile(_SUMMARY_PATTERN)
+_NO_SUMMARY: tuple[None, ...] = (None,) * 12
+
+# Time of day at the start of a line, for the tolerant path.
+_TOLERANT_START = re.compile(r"\s*(\d{1,2}:\d\d:\d\d)(?:\.(\d{1,9}))?\s+(Drop:\s*)?(.*?)\s*$")
+_KEY_VALUE = re.compile(r"\s*([A-Za-z]+)\s*(.*?)\s*$")
+
+# Lines pktmon prints around the packets; not packets, not worth a raw entry.
+_BANNERS = frozenset(
+    {
+        "Active measurement started.",
+        "Processing...",
+        "Press Ctrl+C to stop monitoring.",
+    }
+)
+
+_DIRECTIONS = {"Tx": pb.DIRECTION_TX, "Rx": pb.DIRECTION_RX, "tx": pb.DIRECTION_TX, "rx": pb.DIRECTION_RX}
+_PROTOCOL_NUMBERS = {"TCP": 6, "UDP": 17, "ICMP": 1, "ICMPv6": 58}
+_SUMMARY_PROTOCOLS = {"UDP": "UDP", "ICMP": "ICMP", "ICMP6": "ICMPv6"}
+_FLOW = pb.PACKET_TYPE_FLOW
+_DROP = pb.PACKET_TYPE_DROP
+
+
+class PacketSink(Protocol):
+    """Where packets go: a repeated `Packet` field such as `PacketBatch().packets`."""
+
+    def add(self, **kwargs: Any) -> pb.Packet: ...
+
+
+class TimeOfDayResolver:
+    """Turns pktmon's `HH:MM:SS` into seconds since the epoch.
+
+    `now` is the node clock when the capture starts; `tz` the zone pktmon
+    prints in (None: the host's local time rules, DST included).
+    """
+
+    def __init__(self, now: datetime, tz: tzinfo | None = None) -> None:
+        self._tz = tz
+        if now.tzinfo is None:
+            now = now.astimezone() if tz is None else now.replace(tzinfo=tz)
+        self._reference = now.timestamp()
+        self._last_key = ""
+        self._last_seconds = 0
+
+    def seconds(self, hms: str) -> int:
+        """Epoch seconds of the `HH:MM:SS` closest to the previous result."""
+        if hms == self._last_key:
+            return self._last_seconds
+        hour, minute, second = (int(part) for part in hms.split(":"))
+        clock = time(hour, minute, min(second, 59))
+        reference = datetime.fromtimestamp(self._reference, self._tz)
+        best: float | None = None
+        for offset in (-1, 0, 1):
+            day: date = reference.date() + timedelta(days=offset)
+            naive = datetime.combine(day, clock)
+            aware = naive.astimezone() if self._tz is None else naive.replace(tzinfo=self._tz)
+            candidate = aware.timestamp()
+            if best is None or abs(candidate - self._reference) < abs(best - self._reference):
+                best = candidate
+        assert best is not None
+        result = int(best)
+        self._reference = best
+        self._last_key = hms
+        self._last_seconds = result
+        return result
+
+
+class RealtimeParser:
+    """Incremental parser: feed it the text pktmon prints, as it arrives.
+
+    Packets are appended to the `winspect.v1` repeated field passed to
+    `feed` (for example `PacketBatch().packets`), so the server streams
+    them without copying.
+    """
+
+    def __init__(
+        self,
+        node: str,
+        resolver: TimeOfDayResolver,
+        component_names: Mapping[int, str] | None = None,
+    ) -> None:
+        self._node = node
+        self._resolver = resolver
+        self._names = dict(component_names or {})
+        self._rest = ""
+        # A header line whose summary line has not arrived yet.
+        self._pending: tuple[str | None, ...] | None = None
+
+    def feed(self, chunk: str, out: PacketSink) -> int:
+        """Parses the complete lines of `chunk` into `out`; keeps the rest for later."""
+        data = self._rest + chunk if self._rest else chunk
+        if "\r" in data:
+            data = data.replace("\r", "")
+        end = data.rfind("\n") + 1
+        self._rest = data[end:]
+        count = 0
+        pos = 0
+        match = _RECORD.match
+        emit = self._emit
+        while pos < end:
+            if self._pending is None:
+                m = match(data, pos, end)
+                if m is not None:
+                    emit(out, m.groups())
+                    count += 1
+                    pos = m.end()
+                    continue
+            eol = data.index("\n", pos)
+            count += self._line(data[pos:eol], out)
+            pos = eol + 1
+        return count
+
+    def feed_lines(self, lines: Iterable[str], out: PacketSink) -> int:
+        """Parses whole lines (without their line ending) into `out`."""
+        return sum(self._line(line.rstrip("\r\n"), out) for line in lines)
+
+    def finish(self, out: PacketSink) -> int:
+        """End of output: parses a last unterminated line and a pending header."""
+        count = 0
+        if self._rest:
+            rest, self._rest = self._rest, ""
+            count += self._line(rest, out)
+        if self._pending is not None:
+            count += self._flush_pending(out, None)
+        return count
+
+    def _line(self, line: str, out: PacketSink) -> int:
+        """Slow path: one line, when the two-line fast path did not match."""
+        stripped = line.strip()
+        if not line or line[0] in " \t":  # a summary line (or a blank one)
+            if not stripped:
+                return 0
+            if self._pending is not None:
+                return self._flush_pending(out, line)
+            return self._raw(out, stripped)
+        count = 0
+        if self._pending is not None:
+            count += self._flush_pending(out, None)
+        m = _HEADER.match(line)
+        if m is not None:
+            self._pending = m.groups()
+        elif stripped in _BANNERS:
+            pass
+        else:
+            tolerant = _tolerant_header(line)
+            if tolerant is not None:
+                self._pending = tolerant
+            else:
+                count += self._raw(out, stripped)
+        return count
+
+    def _flush_pending(self, out: PacketSink, summary_line: str | None) -> int:
+        header = self._pending
+        assert header is not None
+        self._pending = None
+        if summary_line is None:
+            self._emit(out, header + _NO_SUMMARY)
+            return 1
+        summary = summary_line.strip()
+        m = _SUMMARY.match(summary)
+        self._emit(out, (*header, summary, *(m.groups() if m is not None else _NO_SUMMARY[1:])))
+        return 1
+
+    def _raw(self, out: PacketSink, line: str) -> int:
+        out.add(node=self._node, raw=line)
+        return 1
+
+    def _emit(self, out: PacketSink, g: tuple[str | None, ...]) -> None:
+        """Adds one packet from the 27 groups of `_RECORD` (header, summary, summary fields)."""
+        (
+            hms, frac, drop, gid, num, app, dirn, ftype, comp, edge, filt, reason, location, osize, lsize,
+            summary, smac, dmac, ename, etype, flen, src, sport, dst, dport, tcp, other,
+        ) = g  # fmt: skip
+        component = int(comp)  # type: ignore[arg-type]
+        protocol = ""
+        ethertype = length = ip_protocol = None
+        if smac is not None:
+            ethertype = int(etype, 16)  # type: ignore[arg-type]
+            length = int(flen)  # type: ignore[arg-type]
+            if ename != "IPv4" and ename != "IPv6":
+                protocol = ename  # type: ignore[assignment]
+        if src is not None:
+            if tcp is not None:
+                protocol = "TCP"
+                ip_protocol = 6
+            elif other is not None:
+                protocol = _SUMMARY_PROTOCOLS[other]
+                ip_protocol = _PROTOCOL_NUMBERS[protocol]
+        if summary is not None and summary[-1:] in (" ", "\t"):
+            summary = summary.rstrip()
+        out.add(
+            node=self._node,
+            timestamp={
+                "seconds": self._resolver.seconds(hms),  # type: ignore[arg-type]
+                "nanos": int(frac) if len(frac) == 9 else int(frac.ljust(9, "0")),  # type: ignore[arg-type,union-attr]
+            },
+            group_id=int(gid),  # type: ignore[arg-type]
+            packet_number=int(num),  # type: ignore[arg-type]
+            appearance=int(app),  # type: ignore[arg-type]
+            direction=_DIRECTIONS.get(dirn, 0),  # type: ignore[arg-type]
+            frame_type=ftype,
+            component_id=component,
+            component_name=self._names.get(component, ""),
+            edge=None if edge is None else int(edge),
+            filter_id=None if filt is None else int(filt),
+            type=_FLOW if drop is None else _DROP,
+            drop_reason=reason,
+            drop_location=location,
+            original_size=None if osize is None else int(osize),
+            logged_size=None if lsize is None else int(lsize),
+            src_mac=smac,
+            dst_mac=dmac,
+            ethertype=ethertype,
+            src_ip=src,
+            dst_ip=dst,
+            ip_protocol=ip_protocol,
+            protocol=protocol,
+            src_port=None if sport is None else int(sport),
+            dst_port=None if dport is None else int(dport),
+            tcp_flags=tcp,
+            length=length,
+            summary=summary,
+        )
+
+
+def _tolerant_header(line: str) -> tuple[str | None, ...] | None:
+    """Header by key name (`Key value` items separated by commas, any order)."""
+    m = _TOLERANT_START.match(line)
+    if m is None:
+        return None
+    hms, frac, drop, body = m.groups()
+    if "PktGroupId" not in body:
+        return None
+    if len(hms) == 7:
+        hms = "0" + hms
+    values: dict[str, str] = {}
+    last_key = ""
+    for item in body.split(","):
+        kv = _KEY_VALUE.match(item)
+        key, value = kv.groups() if kv is not None else ("", item.strip())
+        if key in _TOLERANT_KEYS:
+            values[key] = value
+            last_key = key
+        elif last_key:  # a comma inside a value (a drop reason, for instance)
+            values[last_key] = f"{values[last_key]},{item}".strip()
+    if "Component" not in values or not values["Component"].isdigit():
+        return None
+
+    def number(key: str) -> str | None:
+        value = values.get(key)
+        return value if value is not None and value.isdigit() else None
+
+    return (
+        hms,
+        frac or "0",
+        "Drop: " if drop or "DropReason" in values else None,
+        number("PktGroupId") or "0",
+        number("PktNumber") or "0",
+        number("Appearance") or "0",
+        values.get("Direction", ""),
+        values.get("Type", ""),
+        values["Component"],
+        number("Edge"),
+        number("Filter"),
+        values.get("DropReason"),
+        values.get("DropLocation"),
+        number("OriginalSize"),
+        number("LoggedSize"),
+    )
+
+
+_TOLERANT_KEYS = frozenset(
+    {
+        "PktGroupId",
+        "PktNumber",
+        "Appearance",
+        "Direction",
+        "Type",
+        "Component",
+        "Edge",
+        "Filter",
+        "DropReason",
+        "DropLocation",
+        "OriginalSize",
+        "LoggedSize",
+    }
+)
+
+
+def parse_realtime(
+    text: str,
+    node: str,
+    now: datetime,
+    tz: tzinfo | None = None,
+    component_names: Mapping[int, str] | None = None,
+) -> list[pb.Packet]:
+    """Parses a whole real-time output into packets (tests, offline use)."""
+    batch = pb.PacketBatch()
+    parser = RealtimeParser(node, TimeOfDayResolver(now, tz), component_names)
+    parser.feed(text, batch.packets)
+    parser.finish(batch.packets)
+    return list(batch.packets)

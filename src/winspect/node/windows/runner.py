@@ -1,0 +1,164 @@
+"""Runs the node tools: argv lists only (never a shell), a timeout on every call.
+
+- `ToolRunner.run` runs a tool to completion. A non-zero exit raises
+  `ToolFailed` carrying the tool's own output; a call that outlives its
+  timeout is killed and raises `ToolTimeout`; a missing tool raises
+  `ToolUnavailable`.
+- `ToolRunner.start` starts a long-running tool (the real-time pktmon
+  capture) with stdout and stderr on one pipe, for the capture session.
+
+Nothing here is POSIX-only: the process is ended with Popen.kill (which
+is TerminateProcess on Windows) and the output is read with read1.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import locale
+import logging
+import subprocess
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import IO
+
+from winspect.node.errors import ToolFailed, ToolTimeout, ToolUnavailable
+from winspect.node.windows.tools import ResolvedTool
+
+log = logging.getLogger("winspect.node.tools")
+
+DEFAULT_TIMEOUT = 30.0
+_READ_SIZE = 1 << 16
+
+
+def decode_output(data: bytes | None) -> str:
+    """Tool output as text: UTF-8, else the host's preferred encoding, never an exception."""
+    if not data:
+        return ""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data.decode(locale.getpreferredencoding(False) or "utf-8", errors="replace")
+
+
+@dataclass(frozen=True)
+class ToolResult:
+    argv: list[str]
+    exit_code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def output(self) -> str:
+        """stdout and stderr together, for messages."""
+        return "\n".join(part for part in (self.stdout.strip(), self.stderr.strip()) if part)
+
+
+def _check_args(args: Sequence[str]) -> list[str]:
+    # Defence in depth: the server validated every value already.
+    argv = list(args)
+    for arg in argv:
+        if not isinstance(arg, str) or "\x00" in arg or "\n" in arg or "\r" in arg:
+            raise ValueError(f"refusing a tool argument: {arg!r}")
+    return argv
+
+
+class ToolRunner:
+    """Runs the resolved tools with a default timeout."""
+
+    def __init__(self, tools: Mapping[str, ResolvedTool], timeout: float = DEFAULT_TIMEOUT) -> None:
+        self._tools = dict(tools)
+        self.timeout = timeout
+
+    def tool(self, name: str) -> ResolvedTool:
+        return self._tools.get(name) or ResolvedTool(name, None, f"{name} is not a known tool")
+
+    def require(self, name: str) -> str:
+        """The tool's path; raises ToolUnavailable when it is missing."""
+        tool = self.tool(name)
+        if tool.path is None:
+            raise ToolUnavailable(name, tool.reason)
+        return str(tool.path)
+
+    def run(
+        self, name: str, args: Sequence[str], *, timeout: float | None = None, check: bool = True
+    ) -> ToolResult:
+        """Runs `name args...`; raises ToolFailed on a non-zero exit when `check`."""
+        argv = [self.require(name), *_check_args(args)]
+        shown = [name, *argv[1:]]
+        limit = self.timeout if timeout is None else timeout
+        started = time.monotonic()
+        try:
+            proc = subprocess.run(argv, capture_output=True, timeout=limit, stdin=subprocess.DEVNULL)
+        except subprocess.TimeoutExpired as exc:
+            log.warning("tool timed out", extra={"fields": {"argv": shown, "timeout_s": limit}})
+            output = "\n".join(s for s in (decode_output(exc.stdout), decode_output(exc.stderr)) if s)
+            raise ToolTimeout(shown, limit, output) from None
+        except OSError as exc:
+            raise ToolFailed(shown, -1, f"could not run {argv[0]}: {exc}") from None
+        result = ToolResult(shown, proc.returncode, decode_output(proc.stdout), decode_output(proc.stderr))
+        log.debug(
+            "tool ran",
+            extra={
+                "fields": {
+                    "argv": shown,
+                    "exit_code": proc.returncode,
+                    "duration_ms": round((time.monotonic() - started) * 1000, 1),
+                }
+            },
+        )
+        if check and proc.returncode != 0:
+            raise ToolFailed(shown, proc.returncode, result.output)
+        return result
+
+    def start(self, name: str, args: Sequence[str]) -> StreamingProcess:
+        """Starts `name args...` with its output on one pipe (stdout + stderr)."""
+        argv = [self.require(name), *_check_args(args)]
+        try:
+            proc = subprocess.Popen(
+                argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            )
+        except OSError as exc:
+            raise ToolFailed([name, *argv[1:]], -1, f"could not run {argv[0]}: {exc}") from None
+        log.debug("tool started", extra={"fields": {"argv": [name, *argv[1:]], "pid": proc.pid}})
+        return StreamingProcess([name, *argv[1:]], proc)
+
+
+class StreamingProcess:
+    """A started tool whose output is read as it comes (implements CaptureProcess)."""
+
+    def __init__(self, argv: list[str], proc: subprocess.Popen[bytes]) -> None:
+        self._argv = argv
+        self._proc = proc
+        assert proc.stdout is not None
+        self._stdout: IO[bytes] = proc.stdout
+
+    @property
+    def argv(self) -> list[str]:
+        return self._argv
+
+    @property
+    def pid(self) -> int:
+        return self._proc.pid
+
+    def read(self) -> bytes:
+        try:
+            return self._stdout.read1(_READ_SIZE)  # type: ignore[attr-defined,no-any-return]
+        except (OSError, ValueError):  # closed under us
+            return b""
+
+    def wait(self, timeout: float) -> int | None:
+        try:
+            return self._proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def kill(self) -> None:
+        if self._proc.poll() is None:
+            with contextlib.suppress(OSError):
+                self._proc.kill()
+        self.wait(5.0)
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self._stdout.close()

@@ -1,0 +1,174 @@
+"""vfpctrl adapter: port counters of a pod's VFP port and the host's ports.
+
+Which port (reference section 2.1):
+- pod: the HNS endpoint's allocator tagged `Endpoint Port` -> `EndpointPortGuid`;
+- host vNIC: the HNS network's allocator tagged `Host Vnic` -> `EndpointPortGuid`;
+- external adapter: the network's allocator tagged `External Adapter Info`
+  -> `ExternalNicPortGuid`;
+- fallback when the network has no such allocators: the network's
+  `ManagementIP` -> that adapter's MAC -> the `/list-vmswitch-port` entries
+  with that MAC, split by port type (Internal = host vNIC, External =
+  external adapter). The MAC is taken from a local HNS endpoint holding the
+  management IP; without one, from the single External port of the
+  network's switch (on l2bridge the host vNIC shares the NIC's MAC).
+
+Port GUIDs come from HNS output, so they are checked to be GUIDs before
+they go into an argv.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+
+from winspect.node.errors import ToolFailed, ToolOutputError
+from winspect.node.types import HnsKind, PodTarget
+from winspect.node.windows.hns import (
+    Hnsdiag,
+    allocator_value,
+    endpoint_ips,
+    endpoint_mac,
+    get_key,
+    is_remote,
+)
+from winspect.node.windows.parsers.hnsdiag import HnsDocument
+from winspect.node.windows.parsers.vfpctrl import (
+    VmSwitchPort,
+    parse_port_counters,
+    parse_vmswitch_ports,
+    vfp_error,
+)
+from winspect.node.windows.runner import ToolResult, ToolRunner
+from winspect.v1 import winspect_pb2 as pb
+
+TOOL = "vfpctrl"
+_GUID = re.compile(r"^\{?[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}\}?$")
+
+
+class Vfpctrl:
+    def __init__(self, runner: ToolRunner) -> None:
+        self._runner = runner
+
+    def _run(self, args: list[str]) -> ToolResult:
+        result = self._runner.run(TOOL, args)
+        error = vfp_error(result.stdout) or vfp_error(result.stderr)
+        if error is not None:  # vfpctrl may exit 0 after printing ERROR:
+            raise ToolFailed(result.argv, result.exit_code, result.output)
+        return result
+
+    def port_counters(self, port_guid: str) -> list[pb.VfpDirectionCounters]:
+        if not _GUID.match(port_guid):
+            raise ToolOutputError(f"HNS gave a VFP port name that is not a GUID: {port_guid!r}")
+        result = self._run(["/port", port_guid, "/get-port-counter"])
+        sections = parse_port_counters(result.stdout)
+        if not sections:
+            raise ToolOutputError(
+                f"`vfpctrl /port {port_guid} /get-port-counter` printed no counters: {result.output[:2000]}"
+            )
+        return sections
+
+    def ports(self) -> list[VmSwitchPort]:
+        return parse_vmswitch_ports(self._run(["/list-vmswitch-port"]).stdout)
+
+
+class VfpCounters:
+    """Pod IP -> HNS endpoint -> VFP port(s) -> counters."""
+
+    def __init__(self, hns: Hnsdiag, vfp: Vfpctrl) -> None:
+        self._hns = hns
+        self._vfp = vfp
+
+    def collect(self, pod: PodTarget, detailed: bool) -> list[pb.VfpPortCounters]:
+        endpoints, _ = self._hns.objects(HnsKind.ENDPOINTS)
+        endpoint = self._hns.local_endpoint(pod, endpoints)
+        pod_guid = allocator_value(endpoint.value, "Endpoint Port", "EndpointPortGuid")
+        if not pod_guid:
+            raise ToolOutputError(
+                f"HNS endpoint {endpoint.id} of {pod.label()} has no allocator tagged 'Endpoint Port'"
+            )
+        name = get_key(endpoint.value, "Name")
+        result = [
+            pb.VfpPortCounters(
+                role=pb.VFP_PORT_ROLE_POD,
+                port_guid=pod_guid,
+                friendly_name=name if isinstance(name, str) else "",
+                directions=self._vfp.port_counters(pod_guid),
+            )
+        ]
+        if detailed:
+            result += self._host_ports(endpoint, endpoints)
+        return result
+
+    def _host_ports(self, endpoint: HnsDocument, endpoints: list[HnsDocument]) -> list[pb.VfpPortCounters]:
+        network_id = get_key(endpoint.value, "VirtualNetwork")
+        network_name = get_key(endpoint.value, "VirtualNetworkName")
+        network = self._hns.network(
+            network_id if isinstance(network_id, str) else "",
+            network_name if isinstance(network_name, str) else "",
+        )
+        host_guid = allocator_value(network.value, "Host Vnic", "EndpointPortGuid")
+        external_guid = allocator_value(network.value, "External Adapter Info", "ExternalNicPortGuid")
+        switch_ports = self._vfp.ports()
+        by_name = {port.name.lower(): port for port in switch_ports}
+        if not host_guid or not external_guid:
+            fallback_host, fallback_external = _ports_by_management_mac(network, endpoints, switch_ports)
+            host_guid = host_guid or fallback_host
+            external_guid = external_guid or fallback_external
+        found: list[pb.VfpPortCounters] = []
+        for role, guid, what in (
+            (pb.VFP_PORT_ROLE_HOST_VNIC, host_guid, "host vNIC"),
+            (pb.VFP_PORT_ROLE_EXTERNAL_ADAPTER, external_guid, "external adapter"),
+        ):
+            if not guid:
+                raise ToolOutputError(
+                    f"could not find the {what} VFP port of HNS network {network.id}: no allocator tagged "
+                    f"{'Host Vnic' if role == pb.VFP_PORT_ROLE_HOST_VNIC else 'External Adapter Info'} "
+                    "and no vmswitch port with the management adapter's MAC"
+                )
+            port = by_name.get(guid.strip("{}").lower())
+            found.append(
+                pb.VfpPortCounters(
+                    role=role,
+                    port_guid=guid,
+                    friendly_name=port.friendly_name if port else "",
+                    directions=self._vfp.port_counters(guid),
+                )
+            )
+        return found
+
+
+def _ports_by_management_mac(
+    network: HnsDocument, endpoints: list[HnsDocument], switch_ports: list[VmSwitchPort]
+) -> tuple[str, str]:
+    """(host vNIC port, external port) names found through the management adapter's MAC."""
+    network_name = get_key(network.value, "Name")
+    on_switch = [p for p in switch_ports if not network_name or p.switch_name in ("", network_name)]
+    mac = ""
+    management_ip = get_key(network.value, "ManagementIP")
+    if isinstance(management_ip, str) and management_ip:
+        try:
+            wanted = ipaddress.ip_address(management_ip)
+        except ValueError:
+            wanted = None
+        for doc in endpoints:
+            if wanted is None or is_remote(doc.value):
+                continue
+            if any(_parses_to(ip, wanted) for ip in endpoint_ips(doc.value)):
+                mac = endpoint_mac(doc.value)
+                break
+    if not mac:
+        externals = [p for p in on_switch if p.port_type.lower() == "external" and p.mac]
+        if len(externals) == 1:
+            mac = externals[0].mac
+    if not mac:
+        return "", ""
+    host = next((p.name for p in on_switch if p.mac == mac and p.port_type.lower() == "internal"), "")
+    external = next((p.name for p in on_switch if p.mac == mac and p.port_type.lower() == "external"), "")
+    return host, external
+
+
+def _parses_to(value: str, wanted: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    try:
+        return ipaddress.ip_address(value.split("/")[0]) == wanted
+    except ValueError:
+        return False

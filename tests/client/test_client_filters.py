@@ -28,7 +28,10 @@ def test_lists_are_comma_separated_and_flags_repeat() -> None:
 
 def test_ips_accept_v4_v6_and_cidrs() -> None:
     assert parse_ips(["10.0.0.5,10.0.0.0/24", "fd00::5", "fd00::/64"]) == [
-        "10.0.0.5", "10.0.0.0/24", "fd00::5", "fd00::/64",
+        "10.0.0.5",
+        "10.0.0.0/24",
+        "fd00::5",
+        "fd00::/64",
     ]
 
 
@@ -44,14 +47,16 @@ def test_bad_ips_name_the_flag_and_the_accepted_forms(bad: str) -> None:
 def test_ports() -> None:
     assert parse_ports(["80,443", "80", "65535"]) == [80, 443, 65535]
     for bad in ("0", "65536", "http", "-1"):
-        with pytest.raises(UsageError, match=rf"invalid port '{bad}' in -r/--ports: expected a number from 1 to 65535"):
+        with pytest.raises(
+            UsageError, match=rf"invalid port '{bad}' in -r/--ports: expected a number from 1 to 65535"
+        ):
             parse_ports([bad])
 
 
 def test_macs_dash_or_colon() -> None:
     assert parse_macs(["00-15-5D-2A-D5-DD,00:15:5d:2a:d5:dd"]) == ["00-15-5D-2A-D5-DD", "00:15:5d:2a:d5:dd"]
     for bad in ("00-15-5D-2A-D5", "00-15:5D-2A-D5-DD", "0015.5D2A.D5DD", "GG-15-5D-2A-D5-DD"):
-        with pytest.raises(UsageError, match="invalid MAC address .* in -m/--macs: expected six hex pairs"):
+        with pytest.raises(UsageError, match=r"invalid MAC address .* in -m/--macs: expected six hex pairs"):
             parse_macs([bad])
 
 
@@ -69,7 +74,9 @@ def test_protocols_case_insensitive_with_tcp_flags() -> None:
 
 
 def test_bad_protocols() -> None:
-    with pytest.raises(UsageError, match=r"invalid protocol 'SCTP' in -t/--protocols: expected TCP, UDP, ICMP"):
+    with pytest.raises(
+        UsageError, match=r"invalid protocol 'SCTP' in -t/--protocols: expected TCP, UDP, ICMP"
+    ):
         parse_protocols(["SCTP"])
     with pytest.raises(UsageError, match=r"invalid TCP flag 'SYNACK' in -t/--protocols item 'TCP_SYNACK'"):
         parse_protocols(["TCP_SYNACK"])
@@ -98,7 +105,9 @@ def test_durations() -> None:
 
 
 def test_targets() -> None:
-    assert parse_targets(["win1=10.0.0.4", "win2=10.0.0.5:6000,win3=[fd00::4]:7000", "win4=fd00::9"], 50051) == [
+    assert parse_targets(
+        ["win1=10.0.0.4", "win2=10.0.0.5:6000,win3=[fd00::4]:7000", "win4=fd00::9"], 50051
+    ) == [
         TargetSpec("win1", "10.0.0.4", 50051),
         TargetSpec("win2", "10.0.0.5", 6000),
         TargetSpec("win3", "fd00::4", 7000),
@@ -112,7 +121,10 @@ def test_targets() -> None:
     [
         ("10.0.0.4", "invalid --target '10.0.0.4': expected NAME=HOST[:PORT]"),
         ("win1=", "invalid --target 'win1=': expected NAME=HOST[:PORT]"),
-        ("win1=10.0.0.4:0", "invalid port '0' in --target 'win1=10.0.0.4:0': expected a number from 1 to 65535"),
+        (
+            "win1=10.0.0.4:0",
+            "invalid port '0' in --target 'win1=10.0.0.4:0': expected a number from 1 to 65535",
+        ),
         ("win1=10.0.0.4:http", "invalid port 'http'"),
         ("win 1=10.0.0.4", "invalid node name 'win 1'"),
         ("win1=host name", "invalid host 'host name'"),

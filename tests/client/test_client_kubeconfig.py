@@ -19,9 +19,17 @@ def write(path: Path, doc: dict[str, Any]) -> Path:
     return path
 
 
-def config(cluster: str, server: str, user: str, ctx: str, *, current: str | None = None,
-           namespace: str | None = None, user_body: dict[str, Any] | None = None,
-           cluster_body: dict[str, Any] | None = None) -> dict[str, Any]:
+def config(
+    cluster: str,
+    server: str,
+    user: str,
+    ctx: str,
+    *,
+    current: str | None = None,
+    namespace: str | None = None,
+    user_body: dict[str, Any] | None = None,
+    cluster_body: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     context: dict[str, Any] = {"cluster": cluster, "user": user}
     if namespace:
         context["namespace"] = namespace
@@ -41,7 +49,9 @@ def test_kubeconfig_env_files_merge_first_wins(tmp_path: Path) -> None:
     a = write(tmp_path / "a", config("c1", "https://a.example:6443", "u1", "ctx-a", current="ctx-a"))
     b_doc = config("c1", "https://b.example:6443", "u1", "ctx-a", current="ctx-b")
     b_doc["clusters"].append({"name": "c2", "cluster": {"server": "https://c2.example:6443"}})
-    b_doc["contexts"].append({"name": "ctx-b", "context": {"cluster": "c2", "user": "u1", "namespace": "shop"}})
+    b_doc["contexts"].append(
+        {"name": "ctx-b", "context": {"cluster": "c2", "user": "u1", "namespace": "shop"}}
+    )
     b = write(tmp_path / "b", b_doc)
     env = {"KUBECONFIG": os.pathsep.join([str(a), str(tmp_path / "missing"), str(b)])}
 
@@ -71,7 +81,7 @@ def test_explicit_kubeconfig_is_the_only_file(tmp_path: Path) -> None:
     b = write(tmp_path / "b", config("c2", "https://b.example", "u2", "ctx-b", current="ctx-b"))
     assert kubeconfig_files(str(b), {"KUBECONFIG": str(a)}) == [b]
     assert resolve_config(str(b), None, None, environ={"KUBECONFIG": str(a)}).server == "https://b.example"
-    with pytest.raises(UsageError, match="--kubeconfig .*nope: no such file"):
+    with pytest.raises(UsageError, match=r"--kubeconfig .*nope: no such file"):
         kubeconfig_files(str(tmp_path / "nope"), {})
 
 
@@ -83,10 +93,18 @@ def test_default_file_is_home_kube_config(tmp_path: Path, monkeypatch: pytest.Mo
 
 
 def test_relative_paths_resolve_against_their_own_file(tmp_path: Path) -> None:
-    a = write(tmp_path / "one" / "a", config("c1", "https://a.example", "u1", "ctx-a", current="ctx-a",
-                                               cluster_body={"certificate-authority": "ca.crt"},
-                                               user_body={"client-certificate": "certs/u.crt",
-                                                          "client-key": "/abs/u.key"}))
+    a = write(
+        tmp_path / "one" / "a",
+        config(
+            "c1",
+            "https://a.example",
+            "u1",
+            "ctx-a",
+            current="ctx-a",
+            cluster_body={"certificate-authority": "ca.crt"},
+            user_body={"client-certificate": "certs/u.crt", "client-key": "/abs/u.key"},
+        ),
+    )
     b_doc = {"users": [{"name": "u2", "user": {"tokenFile": "tok"}}]}
     b = write(tmp_path / "two" / "b", b_doc)
     merged = merge_kubeconfigs([(a, yaml.safe_load(a.read_text())), (b, b_doc)])
@@ -97,8 +115,13 @@ def test_relative_paths_resolve_against_their_own_file(tmp_path: Path) -> None:
 
 
 def test_exec_plugin_v1_is_asked_as_v1beta1(tmp_path: Path) -> None:
-    exec_user = {"exec": {"apiVersion": "client.authentication.k8s.io/v1", "command": "kubelogin",
-                          "args": ["get-token"]}}
+    exec_user = {
+        "exec": {
+            "apiVersion": "client.authentication.k8s.io/v1",
+            "command": "kubelogin",
+            "args": ["get-token"],
+        }
+    }
     a = write(tmp_path / "a", config("c", "https://a.example", "u", "x", current="x", user_body=exec_user))
     resolved = resolve_config(str(a), None, None, environ={})
     assert resolved.config.user is not None and resolved.config.user.exec is not None
@@ -122,7 +145,7 @@ def test_in_cluster_service_account(tmp_path: Path) -> None:
 
 def test_no_configuration_at_all(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HOME", str(tmp_path))
-    with pytest.raises(ConfigError, match="no Kubernetes configuration found: .*--target NAME=HOST"):
+    with pytest.raises(ConfigError, match=r"no Kubernetes configuration found: .*--target NAME=HOST"):
         resolve_config(None, None, None, environ={}, service_account_dir=str(tmp_path / "none"))
 
 

@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "hns": ("winspect.cli.hns:hns", "HNS endpoints, load balancers, namespaces, networks."),
     "version": ("winspect.cli.version:version", "Client and node server versions."),
     "completion": ("winspect.cli.completion:completion", "Shell completion (bash, zsh, fish, powershell)."),
+    "sandbox": ("winspect.cli.sandbox:sandbox", "Run a simulated Windows cluster locally"),
 }
 
 EXAMPLES = """

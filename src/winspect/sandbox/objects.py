@@ -13,64 +13,13 @@ import hashlib
 import ipaddress
 import re
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from datetime import datetime, timedelta, timezone
-from typing import Any, Protocol
+from typing import Any
+
+from winspect.emulator.model import Cluster, Node, Pod, Service
 
 Obj = dict[str, Any]
-KUBE_VERSION = "v1.29.4"
-
-
-class NodeModel(Protocol):
-    name: str
-    os: str
-    internal_ip: str
-    hostname: str
-    pod_cidr: str
-    windows_build: str | None
-    os_image: str
-    kernel_version: str
-    os_sku: str
-    agentpool: str
-
-
-class PodModel(Protocol):
-    namespace: str
-    name: str
-    node_name: str | None
-    ip: str | None
-    labels: dict[str, str]
-    image: str
-    phase: str
-    container_port: int | None
-
-
-class ServicePortModel(Protocol):
-    name: str
-    port: int
-    target_port: int
-    protocol: str
-
-
-class ServiceModel(Protocol):
-    namespace: str
-    name: str
-    cluster_ip: str
-    selector: dict[str, str]
-
-    @property
-    def ports(self) -> Sequence[ServicePortModel]: ...
-
-
-class ClusterModel(Protocol):
-    seed: int
-
-    @property
-    def nodes(self) -> Sequence[NodeModel]: ...
-    @property
-    def pods(self) -> Sequence[PodModel]: ...
-    @property
-    def services(self) -> Sequence[ServiceModel]: ...
 
 
 def _ts(t: datetime) -> str:
@@ -106,35 +55,20 @@ def _meta(ids: _Ids, kind: str, name: str, namespace: str | None, created: str, 
 # ---------------------------------------------------------------- nodes
 
 
-def node_object(node: NodeModel, ids: _Ids, index: int) -> Obj:
-    windows = node.os == "windows"
-    created = ids.ago(days=3, hours=index)
-    pool = node.agentpool
+def node_object(node: Node, ids: _Ids, index: int) -> Obj:
+    windows = node.is_windows
+    created = ids.ago(days=3, hours=-index)
     labels = {
-        "agentpool": pool,
-        "beta.kubernetes.io/arch": "amd64",
-        "beta.kubernetes.io/instance-type": "Standard_D4s_v3",
-        "beta.kubernetes.io/os": node.os,
-        "kubernetes.azure.com/agentpool": pool,
-        "kubernetes.azure.com/cluster": "MC_winspect-rg_winspect-sandbox_eastus",
-        "kubernetes.azure.com/mode": "user" if windows else "system",
+        **node.labels,
+        "kubernetes.azure.com/cluster": "MC_winspect-rg_winspect-sandbox_westeurope",
         "kubernetes.azure.com/node-image-version": (
             f"AKSWindows-{node.os_sku.removeprefix('Windows')}-containerd-{node.kernel_version}"
             if windows
             else "AKSUbuntu-2204gen2containerd-202404.09.0"
         ),
-        "kubernetes.azure.com/os-sku": node.os_sku,
         "kubernetes.azure.com/role": "agent",
-        "kubernetes.io/arch": "amd64",
-        "kubernetes.io/hostname": node.hostname,
-        "kubernetes.io/os": node.os,
         "kubernetes.io/role": "agent",
-        "node.kubernetes.io/instance-type": "Standard_D4s_v3",
-        "topology.kubernetes.io/region": "eastus",
-        "topology.kubernetes.io/zone": "0",
     }
-    if windows and node.windows_build:
-        labels["node.kubernetes.io/windows-build"] = node.windows_build
     annotations = {
         "node.alpha.kubernetes.io/ttl": "0",
         "volumes.kubernetes.io/controller-managed-attach-detach": "true",
@@ -151,31 +85,36 @@ def node_object(node: NodeModel, ids: _Ids, index: int) -> Obj:
         "pods": pods_max,
     }
     heartbeat = ids.ago(seconds=40)
-    since = created
 
     def cond(type_: str, status: str, reason: str, message: str) -> Obj:
         return {
             "type": type_,
             "status": status,
             "lastHeartbeatTime": heartbeat,
-            "lastTransitionTime": since,
+            "lastTransitionTime": created,
             "reason": reason,
             "message": message,
         }
 
+    spec: Obj = {
+        "podCIDR": node.pod_cidr,
+        "podCIDRs": [node.pod_cidr],
+        "providerID": (
+            "azure:///subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/"
+            "mc_winspect-rg_winspect-sandbox_westeurope/providers/Microsoft.Compute/"
+            f"virtualMachineScaleSets/{vmss}/virtualMachines/{instance}"
+        ),
+    }
+    if node.taints:
+        spec["taints"] = [dict(t) for t in node.taints]
+    meta = _meta(ids, "Node", node.name, None, created, labels=labels, annotations=annotations)
+    if node.uid:
+        meta["uid"] = node.uid
     return {
         "kind": "Node",
         "apiVersion": "v1",
-        "metadata": _meta(ids, "Node", node.name, None, created, labels=labels, annotations=annotations),
-        "spec": {
-            "podCIDR": node.pod_cidr,
-            "podCIDRs": [node.pod_cidr],
-            "providerID": (
-                "azure:///subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/"
-                f"mc_winspect-rg_winspect-sandbox_eastus/providers/Microsoft.Compute/virtualMachineScaleSets/"
-                f"{vmss}/virtualMachines/{instance}"
-            ),
-        },
+        "metadata": meta,
+        "spec": spec,
         "status": {
             "addresses": [
                 {"type": "InternalIP", "address": node.internal_ip},
@@ -198,14 +137,12 @@ def node_object(node: NodeModel, ids: _Ids, index: int) -> Obj:
             ],
             "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
             "nodeInfo": {
-                "architecture": "amd64",
+                "architecture": node.architecture,
                 "bootID": ids.uid("boot", node.name),
-                "containerRuntimeVersion": "containerd://1.6.14+azure"
-                if windows
-                else "containerd://1.7.15-1",
+                "containerRuntimeVersion": node.container_runtime_version,
                 "kernelVersion": node.kernel_version,
-                "kubeProxyVersion": KUBE_VERSION,
-                "kubeletVersion": KUBE_VERSION,
+                "kubeProxyVersion": node.kubelet_version,
+                "kubeletVersion": node.kubelet_version,
                 "machineID": node.name if windows else ids.hex(32, "machine", node.name),
                 "operatingSystem": node.os,
                 "osImage": node.os_image,
@@ -220,20 +157,35 @@ def node_object(node: NodeModel, ids: _Ids, index: int) -> Obj:
 # ---------------------------------------------------------------- pods
 
 
-def _is_windows_pod(pod: PodModel, nodes: dict[str, NodeModel]) -> bool:
+def _is_windows_pod(pod: Pod, nodes: dict[str, Node]) -> bool:
     node = nodes.get(pod.node_name or "")
     if node is not None:
-        return node.os == "windows"
-    return "windows" in pod.image or "servercore" in pod.image or "nanoserver" in pod.image
+        return node.is_windows
+    return any(w in pod.image for w in ("/windows/", "servercore", "nanoserver"))
 
 
-def pod_object(pod: PodModel, ids: _Ids, nodes: dict[str, NodeModel], index: int) -> Obj:
+def _unschedulable_message(pod: Pod, nodes: dict[str, Node], windows: bool) -> str:
+    n = len(nodes)
+    fit = sum(1 for node in nodes.values() if node.is_windows == windows)
+    parts = []
+    if fit:
+        parts.append(f"{fit} Insufficient cpu")
+    if n - fit:
+        parts.append(f"{n - fit} node(s) didn't match Pod's node affinity/selector")
+    return (
+        f"0/{n} nodes are available: {', '.join(parts)}. preemption: 0/{n} nodes are available: "
+        f"{fit} No preemption victims found for incoming pod, {n - fit} Preemption is not helpful "
+        "for scheduling."
+    )
+
+
+def pod_object(pod: Pod, ids: _Ids, nodes: dict[str, Node], index: int) -> Obj:
     windows = _is_windows_pod(pod, nodes)
     system = pod.namespace == "kube-system"
     created = ids.ago(days=3, minutes=-5 - index) if system else ids.ago(hours=2, minutes=-index)
     started = ids.ago(days=3, minutes=-6 - index) if system else ids.ago(hours=2, minutes=-1 - index)
     container: Obj = {
-        "name": pod.labels.get("app", pod.name.rsplit("-", 2)[0]),
+        "name": pod.container_name or pod.app,
         "image": pod.image,
         "imagePullPolicy": "IfNotPresent",
         "resources": {},
@@ -241,10 +193,29 @@ def pod_object(pod: PodModel, ids: _Ids, nodes: dict[str, NodeModel], index: int
         "terminationMessagePolicy": "File",
     }
     if pod.container_port:
-        container["ports"] = [{"containerPort": int(pod.container_port), "protocol": "TCP"}]
+        port: Obj = {"containerPort": int(pod.container_port), "protocol": pod.protocol or "TCP"}
+        if pod.host_network:
+            port["hostPort"] = int(pod.container_port)
+        container["ports"] = [port]
+    tolerations: list[Obj] = [
+        {
+            "effect": "NoExecute",
+            "key": "node.kubernetes.io/not-ready",
+            "operator": "Exists",
+            "tolerationSeconds": 300,
+        },
+        {
+            "effect": "NoExecute",
+            "key": "node.kubernetes.io/unreachable",
+            "operator": "Exists",
+            "tolerationSeconds": 300,
+        },
+    ]
+    if windows:
+        tolerations.insert(0, {"effect": "NoSchedule", "key": "os", "operator": "Equal", "value": "windows"})
     spec: Obj = {
         "containers": [container],
-        "dnsPolicy": "ClusterFirst",
+        "dnsPolicy": "ClusterFirstWithHostNet" if pod.host_network else "ClusterFirst",
         "enableServiceLinks": True,
         "nodeSelector": {"kubernetes.io/os": "windows" if windows else "linux"},
         "preemptionPolicy": "PreemptLowerPriority",
@@ -255,25 +226,13 @@ def pod_object(pod: PodModel, ids: _Ids, nodes: dict[str, NodeModel], index: int
         "serviceAccount": "default",
         "serviceAccountName": "default",
         "terminationGracePeriodSeconds": 30,
-        "tolerations": [
-            {
-                "effect": "NoExecute",
-                "key": "node.kubernetes.io/not-ready",
-                "operator": "Exists",
-                "tolerationSeconds": 300,
-            },
-            {
-                "effect": "NoExecute",
-                "key": "node.kubernetes.io/unreachable",
-                "operator": "Exists",
-                "tolerationSeconds": 300,
-            },
-        ],
+        "tolerations": tolerations,
     }
+    if pod.host_network:
+        spec["hostNetwork"] = True
     if system:
         spec["priorityClassName"] = "system-node-critical"
-    scheduled = bool(pod.node_name)
-    if scheduled:
+    if pod.node_name:
         spec["nodeName"] = pod.node_name
     status: Obj = {"phase": pod.phase, "qosClass": "BestEffort"}
 
@@ -286,27 +245,24 @@ def pod_object(pod: PodModel, ids: _Ids, nodes: dict[str, NodeModel], index: int
             **extra,
         }
 
-    running = scheduled and pod.phase == "Running"
-    if not scheduled:
-        n_nodes = len(nodes)
+    if not pod.node_name:
         status["conditions"] = [
             cond(
                 "PodScheduled",
                 False,
                 reason="Unschedulable",
-                message=f"0/{n_nodes} nodes are available: {n_nodes} node(s) didn't match Pod's node "
-                f"affinity/selector. preemption: 0/{n_nodes} nodes are available: {n_nodes} "
-                "Preemption is not helpful for scheduling.",
+                message=_unschedulable_message(pod, nodes, windows),
             )
         ]
         return _pod(pod, ids, created, spec, status)
-    node = nodes.get(pod.node_name or "")
+    running = pod.phase == "Running"
     status["conditions"] = [
         cond("Initialized", True),
         cond("Ready", running),
         cond("ContainersReady", running),
         cond("PodScheduled", True),
     ]
+    node = nodes.get(pod.node_name)
     if node is not None:
         status["hostIP"] = node.internal_ip
         status["hostIPs"] = [{"ip": node.internal_ip}]
@@ -314,68 +270,54 @@ def pod_object(pod: PodModel, ids: _Ids, nodes: dict[str, NodeModel], index: int
         status["podIP"] = pod.ip
         status["podIPs"] = [{"ip": pod.ip}]
     status["startTime"] = created
-    state: Obj = (
-        {"running": {"startedAt": started}} if running else {"waiting": {"reason": "ContainerCreating"}}
-    )
-    status["containerStatuses"] = [
-        {
-            "name": container["name"],
-            "image": pod.image,
-            "imageID": f"{pod.image.split(':')[0]}@sha256:{ids.hex(64, 'image', pod.image)}",
-            "containerID": f"containerd://{ids.hex(64, 'container', pod.namespace, pod.name)}"
-            if running
-            else None,
-            "lastState": {},
-            "ready": running,
-            "restartCount": 0,
-            "started": running,
-            "state": state,
-        }
-    ]
-    if not running:
-        del status["containerStatuses"][0]["containerID"]
+    cstatus: Obj = {
+        "name": container["name"],
+        "image": pod.image,
+        "imageID": f"{pod.image.split(':')[0]}@sha256:{ids.hex(64, 'image', pod.image)}",
+        "lastState": {},
+        "ready": running,
+        "restartCount": 0,
+        "started": running,
+        "state": {"running": {"startedAt": started}}
+        if running
+        else {"waiting": {"reason": "ContainerCreating"}},
+    }
+    if running:
+        cstatus["containerID"] = f"containerd://{ids.hex(64, 'container', pod.namespace, pod.name)}"
+    status["containerStatuses"] = [cstatus]
     return _pod(pod, ids, created, spec, status)
 
 
-def _pod(pod: PodModel, ids: _Ids, created: str, spec: Obj, status: Obj) -> Obj:
-    labels = dict(pod.labels)
-    m = re.match(r"^(.+)-([a-z0-9]{8,10})-([a-z0-9]{5})$", pod.name)
-    extra: Obj = {"labels": labels}
-    if m:
-        extra["generateName"] = f"{m.group(1)}-{m.group(2)}-"
-        labels.setdefault("pod-template-hash", m.group(2))
+def _pod(pod: Pod, ids: _Ids, created: str, spec: Obj, status: Obj) -> Obj:
+    extra: Obj = {"labels": dict(pod.labels)}
+    if pod.owner_kind and pod.owner_name:
+        extra["generateName"] = pod.owner_name + "-"
         extra["ownerReferences"] = [
             {
                 "apiVersion": "apps/v1",
-                "kind": "ReplicaSet",
-                "name": f"{m.group(1)}-{m.group(2)}",
-                "uid": ids.uid("ReplicaSet", pod.namespace, f"{m.group(1)}-{m.group(2)}"),
+                "kind": pod.owner_kind,
+                "name": pod.owner_name,
+                "uid": ids.uid(pod.owner_kind, pod.namespace, pod.owner_name),
                 "controller": True,
                 "blockOwnerDeletion": True,
             }
         ]
-    return {
-        "kind": "Pod",
-        "apiVersion": "v1",
-        "metadata": _meta(ids, "Pod", pod.name, pod.namespace, created, **extra),
-        "spec": spec,
-        "status": status,
-    }
+    meta = _meta(ids, "Pod", pod.name, pod.namespace, created, **extra)
+    if pod.uid:
+        meta["uid"] = pod.uid
+    return {"kind": "Pod", "apiVersion": "v1", "metadata": meta, "spec": spec, "status": status}
 
 
 # ---------------------------------------------------------------- services and endpoints
 
 
-def _port_entry(p: ServicePortModel, many: bool) -> Obj:
-    out: Obj = {}
-    if p.name or many:
-        out["name"] = p.name or f"{p.protocol.lower()}-{p.port}"
-    out.update({"port": int(p.port), "protocol": p.protocol.upper(), "targetPort": int(p.target_port)})
-    return out
-
-
-def service_object(svc: ServiceModel, ids: _Ids) -> Obj:
-    ports = [_port_entry(p, len(svc.ports) > 1) for p in svc.ports]
+def service_object(svc: Service, ids: _Ids) -> Obj:
+    ports = [
+        {"name": name, "port": port, "protocol": proto, "targetPort": target}
+        if name
+        else {"port": port, "protocol": proto, "targetPort": target}
+        for name, proto, port, target in svc.ports
+    ]
     spec: Obj = {
         "clusterIP": svc.cluster_ip,
         "clusterIPs": [svc.cluster_ip],
@@ -388,81 +330,56 @@ def service_object(svc: ServiceModel, ids: _Ids) -> Obj:
     }
     if svc.selector:
         spec["selector"] = dict(svc.selector)
-    labels = (
-        {"app": svc.name}
-        if svc.namespace != "default"
-        else {"component": "apiserver", "provider": "kubernetes"}
-    )
+    if svc.namespace == "default" and svc.name == "kubernetes":
+        labels = {"component": "apiserver", "provider": "kubernetes"}
+    elif svc.namespace == "kube-system":
+        labels = {"k8s-app": svc.selector.get("k8s-app", svc.name), "kubernetes.io/cluster-service": "true"}
+    else:
+        labels = {"app": svc.name}
+    meta = _meta(ids, "Service", svc.name, svc.namespace, ids.ago(days=3), labels=labels)
+    if svc.uid:
+        meta["uid"] = svc.uid
     return {
         "kind": "Service",
         "apiVersion": "v1",
-        "metadata": _meta(ids, "Service", svc.name, svc.namespace, ids.ago(days=3), labels=labels),
+        "metadata": meta,
         "spec": spec,
         "status": {"loadBalancer": {}},
     }
 
 
 def endpoints_object(
-    svc: ServiceModel,
-    pods: Iterable[PodModel],
-    ids: _Ids,
-    pod_uids: dict[tuple[str, str], str],
-    apiserver: str,
+    svc: Service, cluster: Cluster, ids: _Ids, pod_uids: dict[tuple[str, str], str], apiserver: str
 ) -> Obj:
-    subsets: list[Obj] = []
-    if svc.selector:
-        backends = [
-            p
-            for p in pods
-            if p.namespace == svc.namespace
-            and p.ip
-            and p.node_name
-            and p.phase == "Running"
-            and all(p.labels.get(k) == v for k, v in svc.selector.items())
-        ]
-        addresses = [
-            {
-                "ip": p.ip,
-                "nodeName": p.node_name,
-                "targetRef": {
-                    "kind": "Pod",
-                    "name": p.name,
-                    "namespace": p.namespace,
-                    "uid": pod_uids[(p.namespace, p.name)],
-                },
-            }
-            for p in sorted(backends, key=lambda p: ipaddress.ip_address(p.ip or "0.0.0.0"))  # noqa: S104
-        ]
-        if addresses:
-            subsets.append(
-                {
-                    "addresses": addresses,
-                    "ports": [
-                        {
-                            k: v
-                            for k, v in (
-                                ("name", e.get("name")),
-                                ("port", e["targetPort"]),
-                                ("protocol", e["protocol"]),
-                            )
-                            if v is not None
-                        }
-                        for e in (_port_entry(p, len(svc.ports) > 1) for p in svc.ports)
-                    ],
-                }
-            )
-    elif svc.name == "kubernetes" and svc.namespace == "default":
+    """The service's Endpoints: its ready backends (the kubernetes service: the API itself)."""
+    ports = [
+        {"name": name, "port": target, "protocol": proto} if name else {"port": target, "protocol": proto}
+        for name, proto, _, target in svc.ports
+    ]
+    addresses: list[Obj] = [
+        {
+            "ip": p.ip,
+            "nodeName": p.node_name,
+            "targetRef": {
+                "kind": "Pod",
+                "name": p.name,
+                "namespace": p.namespace,
+                "uid": pod_uids[(p.namespace, p.name)],
+            },
+        }
+        for p in sorted(cluster.service_pods(svc), key=lambda p: ipaddress.ip_address(p.ip or "0.0.0.0"))  # noqa: S104
+    ]
+    if not svc.selector and svc.namespace == "default" and svc.name == "kubernetes":
         host, _, port = apiserver.rpartition(":")
-        subsets.append(
-            {"addresses": [{"ip": host}], "ports": [{"name": "https", "port": int(port), "protocol": "TCP"}]}
-        )
+        addresses = [{"ip": host}]
+        ports = [{"name": "https", "port": int(port), "protocol": "TCP"}]
     obj: Obj = {
         "kind": "Endpoints",
         "apiVersion": "v1",
         "metadata": _meta(ids, "Endpoints", svc.name, svc.namespace, ids.ago(days=3)),
     }
-    if subsets:
-        obj["subsets"] = subsets
+    if addresses:
+        obj["subsets"] = [{"addresses": addresses, "ports": ports}]
     return obj
 
 
@@ -550,7 +467,7 @@ def sample_secrets(ids: _Ids, namespaces: Iterable[str]) -> list[Obj]:
 
 
 def cluster_objects(
-    cluster: ClusterModel, *, ca_pem: bytes, apiserver: str, now: datetime | None = None
+    cluster: Cluster, *, ca_pem: bytes, apiserver: str, now: datetime | None = None
 ) -> list[Obj]:
     """Every object the sandbox API serves for `cluster`; `apiserver` is its host:port."""
     ids = _Ids(cluster.seed, now or datetime.now(timezone.utc))
@@ -566,6 +483,6 @@ def cluster_objects(
         out += namespace_extras(ns, ids, ca_pem)
     for svc in cluster.services:
         out.append(service_object(svc, ids))
-        out.append(endpoints_object(svc, cluster.pods, ids, pod_uids, apiserver))
+        out.append(endpoints_object(svc, cluster, ids, pod_uids, apiserver))
     out += sample_secrets(ids, sorted(namespaces))
     return out

@@ -1,0 +1,381 @@
+"""The sandbox supervisor: the detached process that owns one running sandbox.
+
+`python -m winspect.sandbox.supervisor --dir DIR ...` claims a loopback
+block, builds the cluster model, prepares each Windows node's emulated tools,
+starts the node servers, serves the Kubernetes API, writes the kubeconfig and
+state.json, then waits for a stop request (control socket or SIGTERM) and
+stops everything it started.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import math
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from winspect.sandbox import procs
+from winspect.sandbox.addresses import NODE_PORT, Block, claim_block
+from winspect.sandbox.layout import Layout
+
+log = logging.getLogger("winspect.sandbox.supervisor")
+
+# Up to this many Windows nodes, one winspectserv process each; above, nodes share
+# at most MAX_PROCESSES processes (the server's Python API hosts several per process).
+ONE_PROCESS_PER_NODE_UP_TO = 10
+MAX_PROCESSES = 10
+
+
+def process_groups(node_count: int) -> list[list[int]]:
+    """Node indexes per server process."""
+    if node_count <= ONE_PROCESS_PER_NODE_UP_TO:
+        return [[i] for i in range(node_count)]
+    per = math.ceil(node_count / MAX_PROCESSES)
+    return [list(range(i, min(i + per, node_count))) for i in range(0, node_count, per)]
+
+
+def winspectserv_argv() -> list[str]:
+    """The installed winspectserv next to this Python, else the one on PATH."""
+    scripts = Path(sys.executable).parent
+    for name in ("winspectserv", "winspectserv.exe"):
+        if (scripts / name).exists():
+            return [str(scripts / name)]
+    found = shutil.which("winspectserv")
+    if found:
+        return [found]
+    return [sys.executable, "-c", "import sys; from winspect.server.main import main; sys.exit(main())"]
+
+
+@dataclass
+class NodeProcess:
+    nodes: list[str]
+    argv: list[str]
+    log: Path
+    popen: subprocess.Popen[bytes] | None = None
+    identity: str | None = None
+    exit_code: int | None = None
+
+    def record(self) -> dict[str, Any]:
+        pid = self.popen.pid if self.popen else 0
+        return {
+            "pid": pid,
+            "identity": self.identity,
+            "nodes": self.nodes,
+            "log": str(self.log),
+            "exit_code": self.exit_code,
+        }
+
+
+@dataclass
+class Supervisor:
+    layout: Layout
+    windows_nodes: int
+    linux_nodes: int
+    seed: int
+    created_dir: bool
+    stop: threading.Event = field(default_factory=threading.Event)
+    state: dict[str, Any] = field(default_factory=dict)
+    block: Block | None = None
+    processes: list[NodeProcess] = field(default_factory=list)
+    api: Any = None
+    control: socket.socket | None = None
+    # Set when teardown is complete / when a control client has been told so.
+    _stopped: threading.Event = field(default_factory=threading.Event)
+    _replied: threading.Event = field(default_factory=threading.Event)
+    _stop_by_control: bool = False
+
+    # ------------------------------------------------------------ state
+
+    def _write(self, **changes: Any) -> None:
+        self.state.update(changes)
+        self.state["processes"] = [p.record() for p in self.processes]
+        self.layout.write_state(self.state)
+
+    # ------------------------------------------------------------ start
+
+    def run(self) -> int:
+        t0 = time.monotonic()
+        pid = os.getpid()
+        self.state = {
+            "status": "starting",
+            "dir": str(self.layout.root),
+            "created_dir": self.created_dir,
+            "seed": self.seed,
+            "windows_nodes": self.windows_nodes,
+            "linux_nodes": self.linux_nodes,
+            "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "supervisor": {"pid": pid, "identity": procs.process_identity(pid)},
+        }
+        self._start_control()
+        self._write()
+        try:
+            self._start()
+        except Exception as e:
+            log.exception("sandbox failed to start")
+            self._write(status="failed", error=str(e) or type(e).__name__)
+            self._teardown()
+            return 1
+        self._write(status="ready", startup_seconds=round(time.monotonic() - t0, 3))
+        log.info("sandbox ready in %.2fs", time.monotonic() - t0)
+        while not self.stop.wait(0.5):
+            self._watch_children()
+        self._write(status="stopping")
+        self._teardown()
+        if self._stop_by_control:
+            self._replied.wait(2.0)
+        return 0
+
+    def _start(self) -> None:
+        from winspect.emulator.install import install_tools
+        from winspect.emulator.model import build_cluster
+        from winspect.emulator.state import create_node_state
+
+        self.block = claim_block(self.windows_nodes)
+        addresses = self.block.addresses(self.windows_nodes)
+        self._write(block=self.block.cidr, claim=str(self.block.claim))
+        cluster = build_cluster(self.windows_nodes, self.linux_nodes, self.seed, windows_addresses=addresses)
+        windows = cluster.windows_nodes()
+        nodes: list[dict[str, Any]] = []
+        for node in windows:
+            node_dir = self.layout.node_dir(node.name)
+            state_dir, tools_dir = node_dir / "state", node_dir / "tools"
+            create_node_state(cluster, node.name, state_dir)
+            install_tools(tools_dir, state_dir)
+            nodes.append(
+                {
+                    "name": node.name,
+                    "address": node.internal_ip,
+                    "port": NODE_PORT,
+                    "state_dir": str(state_dir),
+                    "tools_dir": str(tools_dir),
+                }
+            )
+        self.state["nodes"] = nodes
+        (self.layout.root / "cluster.json").write_text(json.dumps(cluster.to_dict(), indent=1))
+        self._spawn_nodes(nodes)
+        self._write()
+        self._start_api(cluster)
+        self._write(api={"url": self.api.url, "kubeconfig": str(self.layout.kubeconfig)})
+        targets = [f"{n['address']}:{n['port']}" for n in nodes]
+        from winspect.sandbox.health import wait_serving
+
+        late = wait_serving(targets, timeout=20.0 + 0.3 * len(targets), abort=self._dead_child)
+        if late:
+            raise RuntimeError(f"node servers not serving after start-up: {', '.join(late)}")
+
+    def _spawn_nodes(self, nodes: list[dict[str, Any]]) -> None:
+        serv = winspectserv_argv()
+        for group in process_groups(len(nodes)):
+            members = [nodes[i] for i in group]
+            names = [n["name"] for n in members]
+            if len(members) == 1:
+                n = members[0]
+                argv = [
+                    *serv,
+                    "-p",
+                    str(n["port"]),
+                    "--host",
+                    n["address"],
+                    "--tools-dir",
+                    n["tools_dir"],
+                    "--node-name",
+                    n["name"],
+                ]
+                logfile = self.layout.logs / f"{n['name']}.log"
+            else:
+                spec = self.layout.logs / f"nodehost-{names[0]}.json"
+                spec.parent.mkdir(parents=True, exist_ok=True)
+                spec.write_text(
+                    json.dumps(
+                        [
+                            {
+                                "name": n["name"],
+                                "host": n["address"],
+                                "port": n["port"],
+                                "tools_dir": n["tools_dir"],
+                            }
+                            for n in members
+                        ]
+                    )
+                )
+                argv = [sys.executable, "-m", "winspect.sandbox.nodehost", str(spec)]
+                logfile = self.layout.logs / f"nodehost-{names[0]}.log"
+            proc = NodeProcess(names, argv, logfile)
+            proc.popen = procs.spawn(argv, logfile, detached=False)
+            proc.identity = procs.process_identity(proc.popen.pid)
+            self.processes.append(proc)
+
+    def _start_api(self, cluster: Any) -> None:
+        from winspect.sandbox.kubeapi.auth import sandbox_identities, sandbox_policy
+        from winspect.sandbox.kubeapi.kubeconfig import write_kubeconfig
+        from winspect.sandbox.kubeapi.server import KubeApiServer
+        from winspect.sandbox.kubeapi.store import ObjectStore
+        from winspect.sandbox.kubeapi.tls import make_tls
+        from winspect.sandbox.objects import cluster_objects
+
+        tls = make_tls(
+            ["127.0.0.1"],
+            [
+                "localhost",
+                "kubernetes",
+                "kubernetes.default",
+                "kubernetes.default.svc",
+                "kubernetes.default.svc.cluster.local",
+            ],
+        )
+        _, crt, key = tls.write(self.layout.pki)
+        identities = sandbox_identities()
+        store = ObjectStore()
+        self.api = KubeApiServer(store, sandbox_policy(identities), crt, key).start()
+        for obj in cluster_objects(cluster, ca_pem=tls.ca_pem, apiserver=f"{self.api.host}:{self.api.port}"):
+            store.put(obj)
+        write_kubeconfig(self.layout.kubeconfig, self.api.url, tls.ca_pem, identities)
+        self.state["users"] = [
+            {"user": i.user.username, "context": ctx, "namespace": i.namespace}
+            for i, ctx in zip(identities, _contexts(identities), strict=True)
+        ]
+
+    def _dead_child(self) -> str | None:
+        for p in self.processes:
+            if p.popen is not None and p.popen.poll() is not None:
+                tail = _tail(p.log)
+                return f"node server for {', '.join(p.nodes)} exited with code {p.popen.returncode}" + (
+                    f":\n{tail}" if tail else ""
+                )
+        return None
+
+    def _watch_children(self) -> None:
+        changed = False
+        for p in self.processes:
+            if p.popen is not None and p.exit_code is None and p.popen.poll() is not None:
+                p.exit_code = p.popen.returncode
+                log.error("node server for %s exited with code %s", ", ".join(p.nodes), p.exit_code)
+                changed = True
+        if changed:
+            self._write()
+
+    # ------------------------------------------------------------ control
+
+    def _start_control(self) -> None:
+        secret = secrets.token_urlsafe(24)
+        self.control = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.control.bind(("127.0.0.1", 0))
+        self.control.listen(8)
+        self.state["control"] = {"port": self.control.getsockname()[1], "secret": secret}
+        threading.Thread(target=self._serve_control, args=(secret,), name="control", daemon=True).start()
+
+    def _serve_control(self, secret: str) -> None:
+        assert self.control is not None
+        while True:
+            try:
+                conn, _ = self.control.accept()
+            except OSError:
+                return
+            with conn:
+                conn.settimeout(5)
+                try:
+                    request = json.loads(conn.makefile("r").readline() or "{}")
+                except (OSError, ValueError):
+                    continue
+                if not secrets.compare_digest(str(request.get("secret", "")), secret):
+                    with contextlib.suppress(OSError):
+                        conn.sendall(b'{"ok": false, "error": "bad secret"}\n')
+                    continue
+                stopping = request.get("command") == "stop"
+                if stopping:
+                    self._stop_by_control = True
+                    self.stop.set()
+                    self._stopped.wait(30)
+                with contextlib.suppress(OSError):
+                    conn.sendall(
+                        json.dumps(
+                            {"ok": True, "pid": os.getpid(), "status": self.state.get("status")}
+                        ).encode()
+                        + b"\n"
+                    )
+                if stopping:
+                    self._replied.set()
+
+    # ------------------------------------------------------------ stop
+
+    def _teardown(self) -> None:
+        running = [(p.popen.pid, p.identity) for p in self.processes if p.popen is not None]
+        stuck = procs.stop_verified(running, grace=5.0)
+        for p in self.processes:
+            if p.popen is not None:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    p.popen.wait(timeout=1)
+                p.exit_code = p.popen.returncode
+        if stuck:
+            log.error("processes that would not stop: %s", stuck)
+        if self.api is not None:
+            self.api.stop()
+            self.api = None
+        if self.block is not None:
+            self.block.release()
+        self._write(status="stopped" if self.state.get("status") != "failed" else "failed")
+        self._stopped.set()
+
+
+def _contexts(identities: Any) -> list[str]:
+    from winspect.sandbox.kubeapi.kubeconfig import context_name
+
+    return [context_name(i.user.username) for i in identities]
+
+
+def _tail(path: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def _install_signal_handlers(stop: threading.Event) -> None:
+    sigs = [signal.SIGTERM, signal.SIGINT]
+    if sys.platform == "win32":
+        sigs.append(signal.SIGBREAK)  # type: ignore[attr-defined]
+    for sig in sigs:
+        signal.signal(sig, lambda *_: stop.set())
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m winspect.sandbox.supervisor")
+    parser.add_argument("--dir", required=True, type=Path)
+    parser.add_argument("--windows-nodes", type=int, default=3)
+    parser.add_argument("--linux-nodes", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--created-dir", action="store_true")
+    args = parser.parse_args(argv)
+    layout = Layout(args.dir)
+    layout.logs.mkdir(parents=True, exist_ok=True)
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(name)s %(levelname)s %(message)s",
+        handlers=[logging.StreamHandler(sys.stderr)],
+    )
+    kubeapi_log = logging.FileHandler(layout.logs / "kubeapi.log")
+    kubeapi_log.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+    api_logger = logging.getLogger("winspect.sandbox.kubeapi")
+    api_logger.addHandler(kubeapi_log)
+    api_logger.propagate = False
+    sup = Supervisor(layout, args.windows_nodes, args.linux_nodes, args.seed, args.created_dir)
+    _install_signal_handlers(sup.stop)
+    return sup.run()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,221 @@
+"""Fixtures of the integration suite: a real kube-apiserver filled with an AKS-like cluster.
+
+`real_kube` (session) builds or reuses kube-apiserver (scripts/kube-apiserver),
+starts it with etcd on free loopback ports, and creates the emulated cluster
+model's namespaces, Windows and Linux nodes and pods (status patched, as there
+is no kubelet), a Windows node without InternalIP, and three users from
+tokens.csv: an admin, a viewer (read nodes, read pods in namespace `web`
+only) and a user with no rights. The Windows nodes' InternalIPs are free
+loopback addresses, where the node-server fixtures run real winspectserv.
+
+`kube` is the cluster the discovery tests run against, parametrised over
+the API servers available (the real one; the sandbox's when it exists).
+
+The kube-apiserver build runs once after collection, before any test (so
+no test timeout covers it). Where it cannot be built because root or apt is
+missing, the tests skip with the reason; with CI=true they fail instead.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubecluster import (
+    ADMIN,
+    NOBODY,
+    VIEWER,
+    VIEWER_NAMESPACE,
+    KubeCluster,
+    Rest,
+    User,
+    drop_internal_ip,
+    grant_viewer,
+    populate,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+SCRIPT = REPO / "scripts" / "kube-apiserver"
+BUILD_TIMEOUT = 1800  # a cold build takes 3-6 minutes on 2 cores; leave room for a slow machine
+
+WINDOWS_NODES = 4  # the last one loses its InternalIP
+LINUX_NODES = 1
+
+
+def _free_loopback_hosts(count: int) -> list[str]:
+    spec = importlib.util.spec_from_file_location("winspect_tests_conftest", REPO / "tests" / "conftest.py")
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    hosts: list[str] = mod.free_loopback_hosts(count)
+    return hosts
+
+
+# ---------------------------------------------------------------- the build, once, before the tests
+
+_build: dict[str, str] = {}
+
+
+def _can_install() -> tuple[bool, str]:
+    """Whether this machine could build kube-apiserver (root and apt), and if not why."""
+    if shutil.which("apt-get") is None:
+        return False, "apt-get is not available on this machine"
+    if hasattr(os, "geteuid") and os.geteuid() != 0:
+        return False, f"not root (uid {os.geteuid()}): apt cannot install the build dependencies"
+    return True, ""
+
+
+def build_kube_apiserver() -> str:
+    """Path of the kube-apiserver binary (built or reused); raises RuntimeError with the script's reason."""
+    if "binary" in _build:
+        return _build["binary"]
+    if "error" in _build:
+        raise RuntimeError(_build["error"])
+    proc = subprocess.run(
+        [sys.executable, str(SCRIPT), "build"],
+        capture_output=True,
+        text=True,
+        timeout=BUILD_TIMEOUT,
+        check=False,
+    )
+    lines = proc.stdout.strip().splitlines()
+    if proc.returncode == 0 and lines and Path(lines[-1]).is_file():
+        _build["binary"] = lines[-1]
+        return lines[-1]
+    _build["error"] = (proc.stderr.strip() or proc.stdout.strip() or f"exit {proc.returncode}")[-3000:]
+    raise RuntimeError(_build["error"])
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    if not any(item.get_closest_marker("kube") for item in session.items):
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line("kube: building or reusing kube-apiserver (scripts/kube-apiserver build) ...")
+    try:
+        binary = build_kube_apiserver()
+    except (RuntimeError, subprocess.TimeoutExpired) as exc:
+        _build.setdefault("error", str(exc))
+        if reporter is not None:
+            reporter.write_line(f"kube: kube-apiserver unavailable: {_build['error'].splitlines()[-1]}")
+        return
+    if reporter is not None:
+        reporter.write_line(f"kube: {binary}")
+
+
+def unavailable(reason: str) -> None:
+    """Skip with the reason where root or apt is missing; fail otherwise, and always with CI=true."""
+    can, why = _can_install()
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"CI=true and the real Kubernetes API server is unavailable: {reason}", pytrace=False)
+    if not can:
+        pytest.skip(f"real kube-apiserver unavailable ({why}): {reason}")
+    pytest.fail(f"real kube-apiserver unavailable although root and apt are: {reason}", pytrace=False)
+
+
+# ---------------------------------------------------------------- the real API server
+
+
+@pytest.fixture(scope="session")
+def cluster_addresses() -> dict[str, list[str]]:
+    """Loopback addresses of the model's nodes (Windows ones get a winspectserv each)."""
+    hosts = _free_loopback_hosts(WINDOWS_NODES + LINUX_NODES)
+    return {"windows": hosts[:WINDOWS_NODES], "linux": hosts[WINDOWS_NODES:]}
+
+
+@pytest.fixture(scope="session")
+def cluster_model(cluster_addresses: dict[str, list[str]]) -> Any:
+    from winspect.emulator.model import build_cluster
+
+    return build_cluster(
+        WINDOWS_NODES,
+        LINUX_NODES,
+        seed=5,
+        windows_addresses=cluster_addresses["windows"],
+        linux_addresses=cluster_addresses["linux"],
+    )
+
+
+def _model_objects(model: Any, ca_pem: bytes, apiserver: str) -> list[dict[str, Any]]:
+    from winspect.sandbox.objects import cluster_objects
+
+    objects: list[dict[str, Any]] = cluster_objects(model, ca_pem=ca_pem, apiserver=apiserver)
+    drop_internal_ip(objects, model.windows_nodes()[-1].name)
+    return objects
+
+
+@pytest.fixture(scope="session")
+def real_kube(tmp_path_factory: pytest.TempPathFactory, cluster_model: Any) -> Iterator[KubeCluster]:
+    try:
+        binary = build_kube_apiserver()
+    except (RuntimeError, subprocess.TimeoutExpired) as exc:
+        unavailable(str(exc))
+    if shutil.which("etcd") is None:
+        unavailable("etcd is not installed (package etcd-server: run scripts/ci-deps as root)")
+
+    work = tmp_path_factory.mktemp("kube-real")
+    d = work / "cluster"
+    users = {
+        VIEWER: User("winspect-viewer", secrets.token_urlsafe(24), VIEWER_NAMESPACE),
+        NOBODY: User("winspect-nobody", secrets.token_urlsafe(24), "default"),
+    }
+    tokens = work / "extra-tokens.csv"
+    tokens.write_text("".join(f"{u.token},{u.name},uid-{u.name}\n" for u in users.values()))
+    start = subprocess.run(
+        [sys.executable, str(SCRIPT), "start", "--dir", str(d), "--tokens", str(tokens),
+         "--binary", binary, "--watch-pid", str(os.getpid())],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    if start.returncode != 0:
+        pytest.fail(f"scripts/kube-apiserver start failed:\n{start.stderr}", pytrace=False)
+    try:
+        info = json.loads((d / "cluster.json").read_text())
+        users[ADMIN] = User(info["admin_user"], info["admin_token"], "default")
+        ca_pem = Path(info["ca_file"]).read_bytes()
+        server = info["server"]
+        objects = _model_objects(cluster_model, ca_pem, server.removeprefix("https://"))
+        rest = Rest(server, ca_pem, users[ADMIN].token)
+        populate(rest, objects)
+        grant_viewer(rest, users[VIEWER].name, VIEWER_NAMESPACE)
+        yield KubeCluster(
+            kind="real",
+            server=server,
+            ca_pem=ca_pem,
+            users=users,
+            model=cluster_model,
+            no_ip_node=cluster_model.windows_nodes()[-1].name,
+            workdir=work,
+            objects=objects,
+        )
+    finally:
+        stop = subprocess.run(
+            [sys.executable, str(SCRIPT), "stop", "--dir", str(d)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if stop.returncode != 0:
+            print(f"scripts/kube-apiserver stop failed: {stop.stderr}", file=sys.stderr)
+
+
+# ---------------------------------------------------------------- the cluster under test
+
+
+def _backends() -> list[str]:
+    return ["real"]
+
+
+@pytest.fixture(scope="session", params=_backends())
+def kube(request: pytest.FixtureRequest) -> KubeCluster:
+    """The API server the discovery tests run against (each backend in turn)."""
+    cluster: KubeCluster = request.getfixturevalue(f"{request.param}_kube")
+    return cluster

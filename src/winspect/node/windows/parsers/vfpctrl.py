@@ -117,7 +117,13 @@ def parse_port_counters(text: str) -> list[pb.VfpDirectionCounters]:
         d = _DIRECTION.match(line)
         if d is not None:
             word = d.group(1).upper()
-            direction = pb.DIRECTION_TX if word == "OUT" else pb.DIRECTION_RX if word == "IN" else pb.DIRECTION_UNSPECIFIED
+            direction = (
+                pb.DIRECTION_TX
+                if word == "OUT"
+                else pb.DIRECTION_RX
+                if word == "IN"
+                else pb.DIRECTION_UNSPECIFIED
+            )
             current = pb.VfpDirectionCounters(direction=direction)
             sections.append(current)
             continue

@@ -1,0 +1,168 @@
+"""Server assembly: `ServerConfig` -> `start_server` -> `RunningServer`.
+
+One process can host several servers (the sandbox runs one per emulated
+node, each on its own address with its own tools directory). Each server
+is a sync `grpc.server` with a thread pool (subprocess I/O and gRPC's
+cancellation callbacks fit threads), the NodeInspector service, the
+grpc.health.v1 health service and server reflection.
+
+    server = start_server(ServerConfig(host="127.0.0.5", port=50051, node_name="win1",
+                                       tools_dir="/tmp/win1/tools"))
+    ...
+    server.stop(grace=2)
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from concurrent import futures
+from dataclasses import dataclass
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from winspect.node.errors import NodeError, ToolUnavailable
+from winspect.node.types import Operation
+from winspect.node.windows.backend import WindowsBackend
+from winspect.node.windows.runner import DEFAULT_TIMEOUT
+from winspect.server.backend import NodeBackend
+from winspect.server.capture import DEFAULT_MAX_QUEUED_PACKETS, CaptureManager
+from winspect.server.service import NodeInspectorService
+from winspect.v1 import winspect_pb2 as pb
+from winspect.v1 import winspect_pb2_grpc as pb_grpc
+
+log = logging.getLogger("winspect.server")
+
+DEFAULT_PORT = 50051
+SERVICE_NAME: str = pb.DESCRIPTOR.services_by_name["NodeInspector"].full_name
+
+
+def default_node_name() -> str:
+    """env NODE_NAME (set by the DaemonSet from spec.nodeName), else the hostname."""
+    return os.environ.get("NODE_NAME") or socket.gethostname()
+
+
+@dataclass
+class ServerConfig:
+    host: str = "0.0.0.0"  # noqa: S104 - a node agent listens on the node's addresses
+    port: int = DEFAULT_PORT
+    node_name: str = ""  # "" = default_node_name()
+    tools_dir: str | None = None  # None = env WINSPECT_TOOLS_DIR, else PATH
+    tool_timeout: float = DEFAULT_TIMEOUT
+    max_workers: int = 16
+    max_queued_packets: int = DEFAULT_MAX_QUEUED_PACKETS
+    clean_stale_capture: bool = True
+
+
+class RunningServer:
+    """A started server: its bound address, `stop` and `wait_for_termination`."""
+
+    def __init__(
+        self,
+        config: ServerConfig,
+        server: grpc.Server,
+        health_servicer: health.HealthServicer,
+        captures: CaptureManager,
+        port: int,
+    ) -> None:
+        self.config = config
+        self.port = port
+        self._server = server
+        self._health = health_servicer
+        self._captures = captures
+        self._stopped = False
+
+    @property
+    def node_name(self) -> str:
+        return self.config.node_name
+
+    @property
+    def address(self) -> str:
+        """`host:port` as bound (IPv6 hosts in brackets)."""
+        return f"{_host_for_address(self.config.host)}:{self.port}"
+
+    def stop(self, grace: float | None = None) -> None:
+        """Ends a running capture (node cleaned), then stops serving."""
+        if self._stopped:
+            return
+        self._stopped = True
+        log.info(
+            "server stopping", extra={"fields": {"node": self.config.node_name, "address": self.address}}
+        )
+        self._health.enter_graceful_shutdown()
+        self._captures.shutdown()
+        self._server.stop(grace).wait()
+
+    def wait_for_termination(self, timeout: float | None = None) -> bool:
+        """Blocks until the server stops; False when `timeout` passed first."""
+        return bool(self._server.wait_for_termination(timeout))
+
+
+def _host_for_address(host: str) -> str:
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
+
+
+def start_server(config: ServerConfig, backend: NodeBackend | None = None) -> RunningServer:
+    """Builds and starts a server; raises OSError when the address cannot be bound."""
+    if not config.node_name:
+        config.node_name = default_node_name()
+    node_backend: NodeBackend = backend or WindowsBackend(config.tools_dir, config.tool_timeout)
+    captures = CaptureManager(node_backend, config.node_name, config.max_queued_packets)
+    if config.clean_stale_capture:
+        _clean_stale(node_backend, captures, config.node_name)
+
+    server = grpc.server(
+        futures.ThreadPoolExecutor(
+            max_workers=config.max_workers, thread_name_prefix=f"grpc-{config.node_name}"
+        ),
+        # Never share a port with another process's server (tests and the sandbox pick free addresses).
+        options=[("grpc.so_reuseport", 0)],
+    )
+    pb_grpc.add_NodeInspectorServicer_to_server(  # type: ignore[no-untyped-call]
+        NodeInspectorService(node_backend, captures, config.node_name), server
+    )
+    health_servicer = health.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection(
+        (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
+        server,
+    )
+    address = f"{_host_for_address(config.host)}:{config.port}"
+    try:
+        port = server.add_insecure_port(address)
+    except RuntimeError as exc:
+        raise OSError(f"cannot listen on {address}: {exc}") from None
+    if not port:
+        raise OSError(f"cannot listen on {address}")
+    server.start()
+    for name in ("", SERVICE_NAME):
+        health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    running = RunningServer(config, server, health_servicer, captures, port)
+    log.info(
+        "server started",
+        extra={
+            "fields": {
+                "node": config.node_name,
+                "address": running.address,
+                "operations": {
+                    op.operation.value: op.available or op.reason for op in node_backend.operations()
+                },
+            }
+        },
+    )
+    return running
+
+
+def _clean_stale(backend: NodeBackend, captures: CaptureManager, node: str) -> None:
+    """A crash can leave pktmon capturing with our filters: stop it and remove them."""
+    try:
+        backend.require(Operation.CAPTURE)
+    except ToolUnavailable:
+        return
+    try:
+        captures.clean_stale()
+    except NodeError as exc:
+        log.warning("could not clean a stale capture", extra={"fields": {"node": node, "error": str(exc)}})

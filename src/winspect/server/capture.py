@@ -1,0 +1,429 @@
+"""The capture session: one per node, locked, and always cleaned up.
+
+pktmon is host-global, so the server owns one session per node. Lifecycle:
+
+1. claim the node (a second capture gets FAILED_PRECONDITION naming when
+   and by whom the running one started);
+2. resolve pods to pktmon components, stop any stale session and remove
+   its filters, add this capture's filters, start pktmon real-time;
+3. a reader thread reads pktmon's output, parses it into packet batches
+   and offers them to a bounded queue; when the client cannot keep up the
+   batch is dropped and counted (never blocking pktmon, never silently);
+4. the gRPC handler streams the queue to the client;
+5. every end (duration, StopCapture, client cancel or disconnect, server
+   shutdown, pktmon exiting) goes through `CaptureSession.end`, which runs
+   exactly once: final counters (counters-only), `pktmon stop`, `pktmon
+   filter remove`, then releases the node and tells the handler.
+"""
+
+from __future__ import annotations
+
+import codecs
+import collections
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from datetime import datetime, timezone
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from winspect.node.errors import NodeError, ToolFailed
+from winspect.node.types import CaptureProcess, CaptureStart
+from winspect.node.windows.parsers.pktmon_realtime import RealtimeParser, TimeOfDayResolver
+from winspect.server.backend import NodeBackend
+from winspect.server.errors import FailedPrecondition
+from winspect.server.filters import filter_names
+from winspect.server.validation import CapturePlan
+from winspect.v1 import winspect_pb2 as pb
+
+log = logging.getLogger("winspect.server.capture")
+
+DEFAULT_MAX_QUEUED_PACKETS = 20_000
+# How long setup waits for pktmon's first output, to report a start failure as an error.
+START_CHECK_SECONDS = 2.0
+# How long pktmon gets to exit after `pktmon stop` before it is killed.
+EXIT_WAIT_SECONDS = 10.0
+STATS_INTERVAL_SECONDS = 1.0
+_HEAD_CHARS = 4000
+
+_ENDED = object()  # queue marker: the session has ended, build CaptureEnded
+
+
+class EventQueue:
+    """Packet batches from the reader to the handler, bounded by queued packets.
+
+    `offer` never blocks: a batch that does not fit is dropped and counted.
+    """
+
+    def __init__(self, max_packets: int) -> None:
+        self._items: collections.deque[tuple[object, int]] = collections.deque()
+        self._cond = threading.Condition()
+        self._max = max_packets
+        self._queued = 0
+        self.lost = 0
+
+    def offer(self, event: pb.CaptureEvent, packets: int) -> bool:
+        with self._cond:
+            if self._queued and self._queued + packets > self._max:
+                self.lost += packets
+                return False
+            self._items.append((event, packets))
+            self._queued += packets
+            self._cond.notify()
+            return True
+
+    def put_marker(self, marker: object) -> None:
+        with self._cond:
+            self._items.append((marker, 0))
+            self._cond.notify()
+
+    def get(self, timeout: float) -> object | None:
+        """The next item, or None when nothing came within `timeout`."""
+        with self._cond:
+            if not self._items and not self._cond.wait(timeout):
+                return None
+            if not self._items:
+                return None
+            item, packets = self._items.popleft()
+            self._queued -= packets
+            return item
+
+
+def _timestamp(moment: datetime) -> Timestamp:
+    ts = Timestamp()
+    ts.FromDatetime(moment)
+    return ts
+
+
+class CaptureSession:
+    """One capture on this node, from setup to cleanup."""
+
+    def __init__(
+        self,
+        manager: CaptureManager,
+        backend: NodeBackend,
+        plan: CapturePlan,
+        node_name: str,
+        peer: str,
+        max_queued_packets: int,
+    ) -> None:
+        self.id = uuid.uuid4().hex[:16]
+        self.started_at = datetime.now(timezone.utc)
+        self.plan = plan
+        self.peer = peer
+        self._manager = manager
+        self._backend = backend
+        self._node = node_name
+        self._queue = EventQueue(max_queued_packets)
+        self._start: CaptureStart = plan.start
+        self._names = filter_names(len(plan.filters))
+        self._process: CaptureProcess | None = None
+        self._reader: threading.Thread | None = None
+        self._timer: threading.Timer | None = None
+        self._first_output = threading.Event()
+        self._head = ""
+        self._exit_code: int | None = None
+        self._end_lock = threading.Lock()
+        self._end_reason: pb.EndReason | None = None
+        self._end_message = ""
+        self._cleanup_done = threading.Event()
+        self._handler_done = threading.Event()
+        self.cleaned_up = False
+        self.final_counters: pb.CountersResponse | None = None
+        self.packets_sent = 0
+
+    # ------------------------------------------------------------ description
+
+    def info(self) -> pb.CaptureInfo:
+        return pb.CaptureInfo(
+            session_id=self.id,
+            started_at=_timestamp(self.started_at),
+            requester=self.plan.requester,
+            pktmon_filters=[
+                " ".join([name, *f.args()]) for name, f in zip(self._names, self.plan.filters, strict=True)
+            ],
+            pktmon_start_args=self._start.args(),
+            counters_only=self._start.counters_only,
+        )
+
+    def describe(self) -> str:
+        return (
+            f"session {self.id} started {self.started_at.isoformat(timespec='seconds')} "
+            f"by {self.plan.requester} from {self.peer}"
+        )
+
+    @property
+    def ended(self) -> bool:
+        return self._end_reason is not None
+
+    # ------------------------------------------------------------ setup
+
+    def setup(self) -> None:
+        """Prepares the node and starts pktmon; on failure the node is cleaned and the error raised."""
+        prep = self._backend.capture_prepare(self.plan.pods)  # changes nothing on the node
+        self._start = replace(self._start, component_ids=tuple(prep.component_ids))
+        try:
+            self._backend.capture_stop()  # a stale session, if any
+            self._backend.capture_remove_filters()
+            for name, spec in zip(self._names, self.plan.filters, strict=True):
+                self._backend.capture_add_filter(name, spec)
+            self._process = self._backend.capture_start(self._start)
+            self._reader = threading.Thread(
+                target=self._read_loop,
+                args=(self._process, prep.component_names),
+                name=f"capture-reader-{self.id}",
+                daemon=True,
+            )
+            self._reader.start()
+            self._first_output.wait(START_CHECK_SECONDS)
+            code = self._process.wait(0.1) if self._first_output.is_set() else None
+            if code is not None and code != 0:
+                self._reader.join(EXIT_WAIT_SECONDS)
+                raise ToolFailed(self._process.argv, code, self._head)
+        except BaseException:
+            self._end_reason = pb.END_REASON_TOOL_EXITED
+            self._cleanup()
+            raise
+        if self.plan.duration_seconds:
+            self._timer = threading.Timer(
+                self.plan.duration_seconds, self.end, args=(pb.END_REASON_DURATION, "duration elapsed")
+            )
+            self._timer.daemon = True
+            self._timer.start()
+        log.info(
+            "capture started",
+            extra={
+                "fields": {
+                    "node": self._node,
+                    "session": self.id,
+                    "requester": self.plan.requester,
+                    "filters": len(self.plan.filters),
+                    "start_args": self._start.args(),
+                }
+            },
+        )
+
+    # ------------------------------------------------------------ reader
+
+    def _read_loop(self, process: CaptureProcess, names: dict[int, str]) -> None:
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        parser = RealtimeParser(self._node, TimeOfDayResolver(datetime.now().astimezone()), names)
+        counters_only = self._start.counters_only
+        queue = self._queue
+        try:
+            while True:
+                data = process.read()
+                if not data:
+                    break
+                text = decoder.decode(data)
+                if len(self._head) < _HEAD_CHARS:
+                    self._head += text[: _HEAD_CHARS - len(self._head)]
+                self._first_output.set()
+                if counters_only:
+                    continue
+                event = pb.CaptureEvent()
+                count = parser.feed(text, event.packets.packets)
+                if count:
+                    queue.offer(event, count)
+            event = pb.CaptureEvent()
+            text = decoder.decode(b"", final=True)
+            count = 0 if counters_only else parser.feed(text, event.packets.packets)
+            count += 0 if counters_only else parser.finish(event.packets.packets)
+            if count:
+                queue.offer(event, count)
+        except Exception:  # a parser bug must not leave the node capturing
+            log.exception("capture reader failed", extra={"fields": {"session": self.id}})
+        finally:
+            self._first_output.set()
+            self._exit_code = process.wait(EXIT_WAIT_SECONDS)
+        if not self.ended:
+            output = self._head.strip()
+            detail = f"; its output began with: {output[:1000]}" if output else ""
+            self.end(
+                pb.END_REASON_TOOL_EXITED,
+                f"pktmon exited on its own with exit code {self._exit_code}{detail}",
+                wait=False,
+            )
+
+    # ------------------------------------------------------------ end
+
+    def end(self, reason: pb.EndReason, message: str = "", wait: bool = True) -> None:
+        """Ends the capture for `reason`; the first call cleans the node, later ones wait for that."""
+        with self._end_lock:
+            first = self._end_reason is None
+            if first:
+                self._end_reason = reason
+                self._end_message = message
+        if first:
+            log.info(
+                "capture ending",
+                extra={
+                    "fields": {"session": self.id, "reason": pb.EndReason.Name(reason), "message": message}
+                },
+            )
+            self._cleanup()
+        elif wait:
+            self._cleanup_done.wait(EXIT_WAIT_SECONDS * 3)
+
+    def _cleanup(self) -> None:
+        problems: list[str] = []
+        try:
+            if self._timer is not None:
+                self._timer.cancel()
+            if self._start.counters_only and self._process is not None:
+                try:
+                    result = self._backend.counters(include_hidden=False)
+                    self.final_counters = pb.CountersResponse(
+                        capture_running=True, capture=self.info(), rows=result.rows, raw_text=result.raw_text
+                    )
+                except NodeError as exc:
+                    problems.append(f"final counters unavailable: {exc}")
+            stop_ok = True
+            try:
+                self._backend.capture_stop()
+            except NodeError as exc:
+                stop_ok = False
+                problems.append(str(exc))
+            exited = True
+            if self._process is not None and self._process.wait(EXIT_WAIT_SECONDS) is None:
+                problems.append("pktmon did not exit after `pktmon stop`; it was killed")
+                self._process.kill()
+                exited = False
+            remove_ok = True
+            try:
+                self._backend.capture_remove_filters()
+            except NodeError as exc:
+                remove_ok = False
+                problems.append(str(exc))
+            if self._reader is not None and self._reader is not threading.current_thread():
+                self._reader.join(EXIT_WAIT_SECONDS)
+            if self._process is not None:
+                self._process.close()
+            self.cleaned_up = stop_ok and remove_ok and exited
+        except Exception as exc:  # never leave the node claimed
+            log.exception("capture cleanup failed", extra={"fields": {"session": self.id}})
+            problems.append(f"cleanup failed: {exc}")
+        finally:
+            if problems:
+                self._end_message = "; ".join(p for p in (self._end_message, *problems) if p)
+            self._manager.release(self)
+            self._queue.put_marker(_ENDED)
+            self._cleanup_done.set()
+            log.info(
+                "capture ended",
+                extra={
+                    "fields": {
+                        "node": self._node,
+                        "session": self.id,
+                        "reason": pb.EndReason.Name(self._end_reason or 0),
+                        "cleaned_up": self.cleaned_up,
+                        "packets_lost": self._queue.lost,
+                        "message": self._end_message,
+                    }
+                },
+            )
+
+    def wait_until_delivered(self, timeout: float) -> bool:
+        """Waits until the handler has streamed CaptureEnded (or given up)."""
+        return self._handler_done.wait(timeout)
+
+    # ------------------------------------------------------------ streaming
+
+    def events(self, is_active: Callable[[], bool]) -> Iterator[pb.CaptureEvent]:
+        """The event stream of the Capture RPC: started, packet batches, stats, ended."""
+        try:
+            yield pb.CaptureEvent(started=self.info())
+            reported_lost = 0
+            last_stats = time.monotonic()
+            while True:
+                item = self._queue.get(0.25)
+                if item is _ENDED:
+                    break
+                if isinstance(item, pb.CaptureEvent):
+                    self.packets_sent += len(item.packets.packets)
+                    yield item
+                lost = self._queue.lost
+                if lost != reported_lost and time.monotonic() - last_stats >= STATS_INTERVAL_SECONDS:
+                    reported_lost = lost
+                    last_stats = time.monotonic()
+                    yield pb.CaptureEvent(stats=pb.CaptureStats(packets=self.packets_sent, packets_lost=lost))
+                if item is None and not is_active():
+                    self.end(pb.END_REASON_CANCELLED, "the client went away")
+            yield pb.CaptureEvent(ended=self.ended_message())
+        finally:
+            if not self.ended:  # the stream was closed under us (client cancelled)
+                self.end(pb.END_REASON_CANCELLED, "the client cancelled")
+            self._handler_done.set()
+
+    def ended_message(self) -> pb.CaptureEnded:
+        return pb.CaptureEnded(
+            reason=self._end_reason or pb.END_REASON_UNSPECIFIED,
+            message=self._end_message,
+            packets=self.packets_sent,
+            packets_lost=self._queue.lost,
+            counters=self.final_counters,
+            cleaned_up=self.cleaned_up,
+        )
+
+
+class CaptureManager:
+    """Owns the node's single capture slot."""
+
+    def __init__(
+        self, backend: NodeBackend, node_name: str, max_queued_packets: int = DEFAULT_MAX_QUEUED_PACKETS
+    ) -> None:
+        self._backend = backend
+        self._node = node_name
+        self._max_queued = max_queued_packets
+        self._lock = threading.Lock()
+        self._current: CaptureSession | None = None
+
+    def begin(self, plan: CapturePlan, peer: str) -> CaptureSession:
+        """Claims the node and starts a capture; FailedPrecondition when one already runs."""
+        with self._lock:
+            running = self._current
+            if running is not None:
+                raise FailedPrecondition(
+                    f"a capture is already running on node {self._node}: {running.describe()}; "
+                    "stop it (StopCapture) or wait for it to end"
+                )
+            session = CaptureSession(self, self._backend, plan, self._node, peer, self._max_queued)
+            self._current = session
+        try:
+            session.setup()
+        except BaseException:
+            self.release(session)
+            raise
+        return session
+
+    def release(self, session: CaptureSession) -> None:
+        with self._lock:
+            if self._current is session:
+                self._current = None
+
+    def current(self) -> CaptureSession | None:
+        with self._lock:
+            return self._current
+
+    def stop(self, session_id: str, requester: str) -> pb.StopCaptureResponse:
+        session = self.current()
+        if session is None or (session_id and session_id != session.id):
+            return pb.StopCaptureResponse(was_running=False, session_id=session_id)
+        session.end(pb.END_REASON_STOPPED, f"stopped by {requester}")
+        return pb.StopCaptureResponse(was_running=True, session_id=session.id, cleaned_up=session.cleaned_up)
+
+    def shutdown(self, deliver_timeout: float = 2.0) -> None:
+        """Ends the running capture (SERVER_SHUTDOWN) and gives its client a moment to hear so."""
+        session = self.current()
+        if session is None:
+            return
+        session.end(pb.END_REASON_SERVER_SHUTDOWN, "the server is shutting down")
+        session.wait_until_delivered(deliver_timeout)
+
+    def clean_stale(self) -> None:
+        """At server start: stops a session and removes filters a crashed server left behind."""
+        self._backend.capture_stop()
+        self._backend.capture_remove_filters()

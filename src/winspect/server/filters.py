@@ -1,0 +1,81 @@
+"""pktmon filter expansion: request lists -> single-value pktmon filters.
+
+pktmon semantics (reference section 1.1): a filter holds at most two values
+of a kind and a packet must match both; all parameters of a filter must
+match (AND); a packet is reported when it matches any filter (OR); a host
+takes at most 32 filters. A request's lists mean "any of these" (OR within
+a list, AND across lists), which pktmon can only express as the cross
+product of single-value filters: `ips {a,b,c} x ports {80,443} x TCP` is 6
+filters. A request needing more than 32 is refused, never truncated.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from typing import TypeVar
+
+from winspect.node.types import PktmonFilter
+from winspect.server.errors import InvalidArgument
+
+T = TypeVar("T")
+
+MAX_FILTERS = 32
+FILTER_NAME_PREFIX = "winspect-"
+
+
+def filter_count(*lists: Sequence[object]) -> int:
+    """How many single-value filters the lists expand to (1 for each empty list)."""
+    count = 1
+    for values in lists:
+        count *= max(len(values), 1)
+    return count
+
+
+def expand_filters(
+    ips: Sequence[str],
+    macs: Sequence[str],
+    ports: Sequence[int],
+    protocols: Sequence[tuple[str, tuple[str, ...]]],
+) -> list[PktmonFilter]:
+    """The cross product of the (validated, de-duplicated) lists; [] when all are empty.
+
+    Raises InvalidArgument when more than MAX_FILTERS filters would be needed.
+    """
+    if not (ips or macs or ports or protocols):
+        return []
+    needed = filter_count(ips, macs, ports, protocols)
+    if needed > MAX_FILTERS:
+        parts = [
+            f"{len(values)} {label}"
+            for values, label in ((ips, "IPs"), (macs, "MACs"), (ports, "ports"), (protocols, "protocols"))
+            if len(values) > 1
+        ]
+        raise InvalidArgument(
+            f"these filters need {needed} pktmon filters ({' x '.join(parts)}; pktmon matches at most one "
+            f"value of each kind per filter, so every combination is a filter), but pktmon allows at most "
+            f"{MAX_FILTERS}: use fewer values, or a CIDR instead of single IPs"
+        )
+    filters = []
+    for ip, mac, port, protocol in itertools.product(
+        _or_none(ips), _or_none(macs), _or_none(ports), _or_none(protocols)
+    ):
+        filters.append(
+            PktmonFilter(
+                ip=ip,
+                mac=mac,
+                port=port,
+                protocol=protocol[0] if protocol else None,
+                tcp_flags=protocol[1] if protocol else (),
+            )
+        )
+    return filters
+
+
+def _or_none(values: Sequence[T]) -> Sequence[T | None]:
+    return values if values else [None]
+
+
+def filter_names(count: int) -> list[str]:
+    """pktmon filter names: winspect-1, winspect-2, ..."""
+    return [f"{FILTER_NAME_PREFIX}{i}" for i in range(1, count + 1)]

@@ -115,7 +115,7 @@ def print_summary(settings: Settings, outcome: CaptureOutcome, counters_only: bo
                     {
                         "type": "summary",
                         "node": n.name,
-                        "address": n.target.address,
+                        "address": n.target.address if n.target.host else None,
                         "packets_received": n.packets,
                         "packets_lost": n.packets_lost,
                         "interrupted": outcome.interrupted,
@@ -264,10 +264,13 @@ def run(settings: Settings, plan: Any, options: Any) -> int:
     from winspect.client.errors import EXIT_INTERRUPTED, EXIT_OK
 
     who = requester()
-    sink = StreamSink(settings, [t.name for t in plan.targets])
+    for e in plan.failed:
+        node_error(e)
+    sink = StreamSink(settings, [t.name for t in plan.targets] or ["-"])
     nodes = ", ".join(t.name for t in plan.targets)
     length = f"for {options.duration}s" if options.duration else "until Ctrl+C"
-    err(f"capturing on {nodes} {length}" + (" (counters only)" if options.counters_only else ""))
+    if plan.targets:
+        err(f"capturing on {nodes} {length}" + (" (counters only)" if options.counters_only else ""))
 
     async def main() -> CaptureOutcome:
         runner = CaptureRun(
@@ -283,7 +286,17 @@ def run(settings: Settings, plan: Any, options: Any) -> int:
         finally:
             restore()
 
-    outcome = asyncio.run(main())
+    if plan.targets:
+        outcome = asyncio.run(main())
+    else:
+        from winspect.client.capture import CaptureOutcome as Outcome
+
+        outcome = Outcome([])
+    from winspect.client.capture import NodeCapture as Node
+    from winspect.client.filters import TargetSpec
+    from winspect.v1 import winspect_pb2 as pb
+
+    outcome.nodes += [Node(TargetSpec(e.node, "", 0), pb.CaptureRequest(), error=e) for e in plan.failed]
     if outcome.output_closed:
         from winspect.cli.common import _silence_stdout
 

@@ -75,14 +75,16 @@ def fan_out(
 ) -> list[NodeResult[T]]:
     import asyncio
 
-    from winspect.client.fanout import call_all
+    from winspect.client.fanout import NodeResult, call_all
 
     if settings.verbose:
         for t in plan.targets:
             err(f"{t.name}: calling {t.address}")
-    return asyncio.run(
+    results = asyncio.run(
         call_all(plan.targets, call, timeout=settings.timeout, connect_timeout=settings.connect_timeout)
     )
+    failed: list[NodeResult[T]] = [NodeResult(e.node, e.address, error=e) for e in plan.failed]
+    return results + failed
 
 
 def print_results(

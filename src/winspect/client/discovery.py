@@ -51,7 +51,21 @@ class PodTarget:
 
 
 def close_matches(name: str, candidates: Iterable[str]) -> list[str]:
-    return difflib.get_close_matches(name, list(candidates), n=3, cutoff=0.6)
+    """Up to three names like `name`, most similar first (ties in alphabetical order)."""
+    scored = []
+    for candidate in set(candidates):
+        matcher = difflib.SequenceMatcher(None, name, candidate)
+        if matcher.real_quick_ratio() >= 0.6 and matcher.quick_ratio() >= 0.6:
+            ratio = matcher.ratio()
+            if ratio >= 0.6:
+                scored.append((-ratio, candidate))
+    return [candidate for _, candidate in sorted(scored)[:3]]
+
+
+NO_INTERNAL_IP = (
+    "node has no InternalIP address in its status; winspect dials nodes at their InternalIP "
+    "(give its address by hand with --target NAME=HOST)"
+)
 
 
 def _did_you_mean(name: str, candidates: Iterable[str]) -> str:
@@ -158,8 +172,9 @@ class Cluster:
     def windows_nodes(self) -> list[NodeInfo]:
         return [n for n in self.nodes() if n.os == "windows"]
 
-    def resolve_nodes(self, names: list[str] | None, port: int) -> list[TargetSpec]:
-        """Targets for the named Windows nodes, or for all of them when names is None."""
+    def resolve_nodes(self, names: list[str] | None, port: int) -> tuple[list[TargetSpec], list[str]]:
+        """Targets for the named Windows nodes (all of them when names is None), and the
+        names of those that have no InternalIP to dial (each reported as a failed node)."""
         nodes = {n.name: n for n in self.nodes()}
         windows = [n.name for n in nodes.values() if n.os == "windows"]
         if names is None:
@@ -170,6 +185,7 @@ class Cluster:
                 )
             names = windows
         targets: list[TargetSpec] = []
+        no_address: list[str] = []
         for name in names:
             node = nodes.get(name)
             if node is None:
@@ -179,21 +195,17 @@ class Cluster:
                     f"node {name!r} is not a Windows node ({OS_LABEL}={node.os or '<unset>'}); "
                     "winspect inspects Windows nodes only"
                 )
-            targets.append(self._target(node, port))
-        return targets
-
-    def _target(self, node: NodeInfo, port: int) -> TargetSpec:
-        if not node.internal_ip:
-            raise UsageError(
-                f"node {node.name!r} has no InternalIP address in its status; winspect dials nodes at their "
-                "InternalIP (use --target NAME=HOST to give its address by hand)"
-            )
-        return TargetSpec(node.name, node.internal_ip, port)
+            if node.internal_ip:
+                targets.append(TargetSpec(node.name, node.internal_ip, port))
+            else:
+                no_address.append(node.name)
+        return targets, no_address
 
     def resolve_pods(
         self, specs: list[PodSpec], all_namespaces: bool, port: int
-    ) -> tuple[list[PodTarget], list[TargetSpec]]:
-        """The pods (with IPs) and the targets of the Windows nodes that host them."""
+    ) -> tuple[list[PodTarget], list[TargetSpec], list[str]]:
+        """The pods (with IPs), the targets of the Windows nodes that host them, and the
+        names of those nodes that have no InternalIP."""
         listed: dict[str | None, list[PodInfo]] = {}
 
         def pods_in(ns: str | None) -> list[PodInfo]:
@@ -237,11 +249,8 @@ class Cluster:
                 raise UsageError(f"pod {label} has no IP yet (phase {pod.phase}); wait until it is running")
             if not any(p.namespace == pod.namespace and p.name == pod.name for p in resolved):
                 resolved.append(PodTarget(pod.namespace, pod.name, pod.ip, pod.node))
-        targets: list[TargetSpec] = []
-        for pod_target in resolved:
-            if not any(t.name == pod_target.node for t in targets):
-                targets.append(self._target(nodes[pod_target.node], port))
-        return resolved, targets
+        targets, no_address = self.resolve_nodes(list(dict.fromkeys(p.node for p in resolved)), port)
+        return resolved, targets, no_address
 
     def close(self) -> None:
         if self._client is not None:

@@ -7,8 +7,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from winspect.client.discovery import Cluster, PodTarget, close_matches
+from winspect.client.discovery import NO_INTERNAL_IP, Cluster, PodTarget, close_matches
 from winspect.client.errors import UsageError
+from winspect.client.fanout import NodeError
 from winspect.client.filters import PodSpec, TargetSpec
 from winspect.client.settings import Settings
 
@@ -19,6 +20,8 @@ class Plan:
 
     targets: list[TargetSpec]
     pods: list[PodTarget] = field(default_factory=list)
+    # Nodes that cannot be contacted at all (no InternalIP): reported as failed nodes.
+    failed: list[NodeError] = field(default_factory=list)
 
     def pods_on(self, node: str) -> list[PodTarget]:
         """The pods of one node; with --target (node unknown) every pod goes to every node."""
@@ -66,10 +69,14 @@ def plan_nodes(settings: Settings, names: list[str] | None) -> Plan:
     if settings.targets:
         return Plan(_pick_targets(settings, names))
     with _cluster(settings) as cluster:
-        targets = cluster.resolve_nodes(names, settings.port)
+        targets, no_address = cluster.resolve_nodes(names, settings.port)
     for t in targets:
         _log(settings, f"node {t.name} at {t.address}")
-    return Plan(targets)
+    return Plan(targets, failed=_no_address(no_address))
+
+
+def _no_address(names: list[str]) -> list[NodeError]:
+    return [NodeError(name, "", "NO_INTERNAL_IP", NO_INTERNAL_IP) for name in names]
 
 
 def plan_pods(settings: Settings, specs: list[PodSpec], all_namespaces: bool) -> Plan:
@@ -79,7 +86,7 @@ def plan_pods(settings: Settings, specs: list[PodSpec], all_namespaces: bool) ->
         pods = [PodTarget(s.namespace or namespace, s.name, s.ip or "", "") for s in specs]
         return Plan(list(settings.targets), pods)
     with _cluster(settings) as cluster:
-        pods, targets = cluster.resolve_pods(specs, all_namespaces, settings.port)
+        pods, targets, no_address = cluster.resolve_pods(specs, all_namespaces, settings.port)
     for p in pods:
         _log(settings, f"pod {p.namespace}/{p.name} ({p.ip}) on node {p.node}")
-    return Plan(targets, pods)
+    return Plan(targets, pods, failed=_no_address(no_address))

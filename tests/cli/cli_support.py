@@ -1,0 +1,137 @@
+"""Helpers for driving the winspect CLI: a Kubernetes API (the sandbox's, over TLS with bearer
+tokens) holding a small cluster written here, and helpers to run the CLI in-process or as a process.
+
+The cluster: two Windows nodes whose InternalIPs are free loopback addresses (where tests may
+start real winspectserv processes), a Windows node without InternalIP, a Linux node, and pods
+on each, including a pending one, one without an IP yet and one whose name exists in two
+namespaces.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from click.testing import CliRunner, Result
+
+from winspect.cli.main import cli
+
+Obj = dict[str, Any]
+
+
+def node(name: str, os_label: str, ip: str | None) -> Obj:
+    status: Obj = {"addresses": [{"type": "Hostname", "address": name}]}
+    if ip:
+        status["addresses"].insert(0, {"type": "InternalIP", "address": ip})
+    return {
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {"name": name, "labels": {"kubernetes.io/os": os_label, "kubernetes.io/hostname": name}},
+        "status": status,
+    }
+
+
+def pod(namespace: str, name: str, node_name: str | None, ip: str | None, phase: str = "Running") -> Obj:
+    spec: Obj = {"containers": [{"name": "c", "image": "mcr.microsoft.com/windows/servercore/iis"}]}
+    if node_name:
+        spec["nodeName"] = node_name
+    status: Obj = {"phase": phase}
+    if ip:
+        status["podIP"] = ip
+        status["podIPs"] = [{"ip": ip}]
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": spec,
+        "status": status,
+    }
+
+
+def namespace(name: str) -> Obj:
+    return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
+
+
+@dataclass
+class KubeApi:
+    url: str
+    kubeconfig: Path
+    node_hosts: dict[str, str]  # Windows node name -> InternalIP (loopback)
+    server: Any
+
+    def stop(self) -> None:
+        self.server.stop()
+
+
+def cluster_objects(host1: str, host2: str) -> list[Obj]:
+    return [
+        namespace("default"),
+        namespace("shop"),
+        namespace("web"),
+        node("win-node-1", "windows", host1),
+        node("win-node-2", "windows", host2),
+        node("win-noip", "windows", None),
+        node("lin-node-1", "linux", "127.0.0.1"),
+        pod("default", "web-0", "win-node-1", "10.224.0.71"),
+        pod("default", "web-1", "win-node-2", "10.224.1.72"),
+        pod("default", "pending-0", None, None, phase="Pending"),
+        pod("default", "starting-0", "win-node-1", None, phase="Pending"),
+        pod("default", "linux-0", "lin-node-1", "10.244.0.9"),
+        pod("default", "noip-node-pod", "win-noip", "10.224.2.5"),
+        pod("shop", "api-0", "win-node-2", "10.224.1.80"),
+        pod("web", "web-0", "win-node-2", "10.224.1.81"),
+    ]
+
+
+def start_kube_api(tmp_path: Path, hosts: list[str]) -> KubeApi:
+    from winspect.sandbox.kubeapi.auth import sandbox_identities, sandbox_policy
+    from winspect.sandbox.kubeapi.kubeconfig import write_kubeconfig
+    from winspect.sandbox.kubeapi.server import KubeApiServer
+    from winspect.sandbox.kubeapi.store import ObjectStore
+    from winspect.sandbox.kubeapi.tls import make_tls
+
+    tls = make_tls(["127.0.0.1"], ["localhost"])
+    _, crt, key = tls.write(tmp_path / "tls")
+    identities = sandbox_identities()
+    store = ObjectStore(cluster_objects(hosts[0], hosts[1]))
+    server = KubeApiServer(store, sandbox_policy(identities), crt, key).start()
+    path = write_kubeconfig(tmp_path / "kubeconfig", server.url, tls.ca_pem, identities)
+    # One more context whose token the API server does not know (401).
+    doc = yaml.safe_load(path.read_text())
+    doc["users"].append({"name": "stale", "user": {"token": "expired-or-revoked"}})
+    doc["contexts"].append(
+        {"name": "stale", "context": {"cluster": doc["clusters"][0]["name"], "user": "stale"}}
+    )
+    path.write_text(yaml.safe_dump(doc))
+    return KubeApi(server.url, path, {"win-node-1": hosts[0], "win-node-2": hosts[1]}, server)
+
+
+def run_inprocess(*args: str, env: dict[str, str] | None = None) -> Result:
+    """The CLI in this process (fast; for parsing, validation and discovery errors)."""
+    base = {"NO_COLOR": "", "KUBECONFIG": "", "HOME": os.environ.get("HOME", "/nonexistent")}
+    return CliRunner().invoke(cli, list(args), env={**base, **(env or {})}, catch_exceptions=False)
+
+
+def cli_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("KUBECONFIG", "NO_COLOR")}
+    env.update(extra or {})
+    return env
+
+
+def run_process(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """The CLI as users run it: a separate process."""
+    return subprocess.run(
+        [sys.executable, "-m", "winspect.cli", *args],
+        capture_output=True,
+        text=True,
+        env=cli_env(env),
+        timeout=timeout,
+        check=False,
+    )

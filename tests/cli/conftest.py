@@ -1,0 +1,18 @@
+"""Fixtures for the CLI tests (helpers in cli_support.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from cli_support import KubeApi, start_kube_api
+
+
+@pytest.fixture
+def kube_api(tmp_path: Path, loopback_hosts: list[str]) -> Iterator[KubeApi]:
+    api = start_kube_api(tmp_path, loopback_hosts[:2])
+    try:
+        yield api
+    finally:
+        api.stop()

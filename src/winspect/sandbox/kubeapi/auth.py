@@ -45,7 +45,8 @@ class ResourceAttributes:
 
     def forbidden_message(self, user: str) -> str:
         """The API server's 403 message for this request, word for word."""
-        what = f'{self.resource} "{self.name}"' if self.name else self.resource
+        qualified = f"{self.resource}.{self.group}" if self.group else self.resource
+        what = f'{qualified} "{self.name}"' if self.name else qualified
         res = f"{self.resource}/{self.subresource}" if self.subresource else self.resource
         scope = f'in the namespace "{self.namespace}"' if self.namespace else "at the cluster scope"
         return (

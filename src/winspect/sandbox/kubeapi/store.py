@@ -34,7 +34,8 @@ class ObjectStore:
         ns = meta.get("namespace", "") if rt.namespaced else ""
         if rt.namespaced and not ns:
             raise ValueError(f"{rt.kind} {meta['name']} has no namespace")
-        stored = copy.deepcopy(obj)
+        # Stored without kind/apiVersion: list items carry neither; a get adds them back.
+        stored = {k: copy.deepcopy(v) for k, v in obj.items() if k not in ("kind", "apiVersion")}
         with self._lock:
             self._rv += 1
             stored["metadata"]["resourceVersion"] = str(self._rv)

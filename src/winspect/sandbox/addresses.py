@@ -87,11 +87,14 @@ def _try_claim(path: Path) -> bool:
 
 
 def claim_block(
-    count: int, port: int = NODE_PORT, first: int = 1, skip: frozenset[int] = frozenset()
+    count: int, port: int = NODE_PORT, first: int = 1, skip: frozenset[int] = frozenset(), extra: int = 0
 ) -> Block:
-    """Claim the first block 127.0.N.0/24 (N >= first) whose first `count` addresses have `port` free."""
-    if not 1 <= count <= MAX_NODES_PER_BLOCK:
-        raise AddressError(f"a sandbox has 1 to {MAX_NODES_PER_BLOCK} Windows nodes, not {count}")
+    """Claim the first block 127.0.N.0/24 (N >= first) whose first `count` addresses have `port` free.
+
+    `extra` more addresses follow them in the block (for nodes that listen on nothing).
+    """
+    if count < 1 or count + extra > MAX_NODES_PER_BLOCK:
+        raise AddressError(f"a sandbox has 1 to {MAX_NODES_PER_BLOCK} nodes in all, not {count + extra}")
     directory = claims_dir()
     directory.mkdir(parents=True, exist_ok=True)
     for n in range(first, 255):

@@ -40,15 +40,19 @@ def main(argv: list[str] | None = None) -> int:
                 host=node["host"],
                 port=int(node["port"]),
                 node_name=node["name"],
-                tools_dir=Path(node["tools_dir"]),
+                tools_dir=str(node["tools_dir"]),
             )
             servers.append(start_server(config))
             print(f"{node['name']}: serving on {node['host']}:{node['port']}", flush=True)
         while not stop.wait(1.0):
             pass
     finally:
-        for server in servers:
-            server.stop(2.0)
+        # Stop all at once: each ends its node's capture and waits out its own grace period.
+        stoppers = [threading.Thread(target=server.stop, args=(2.0,)) for server in servers]
+        for t in stoppers:
+            t.start()
+        for t in stoppers:
+            t.join()
     return 0
 
 

@@ -144,10 +144,17 @@ class Supervisor:
         from winspect.emulator.model import build_cluster
         from winspect.emulator.state import create_node_state
 
-        self.block = claim_block(self.windows_nodes)
-        addresses = self.block.addresses(self.windows_nodes)
+        self.block = claim_block(self.windows_nodes, extra=self.linux_nodes)
+        # Linux nodes take the addresses after the Windows ones; nothing listens on them.
+        addresses = self.block.addresses(self.windows_nodes + self.linux_nodes)
         self._write(block=self.block.cidr, claim=str(self.block.claim))
-        cluster = build_cluster(self.windows_nodes, self.linux_nodes, self.seed, windows_addresses=addresses)
+        cluster = build_cluster(
+            self.windows_nodes,
+            self.linux_nodes,
+            self.seed,
+            windows_addresses=addresses[: self.windows_nodes],
+            linux_addresses=addresses[self.windows_nodes :],
+        )
         windows = cluster.windows_nodes()
         nodes: list[dict[str, Any]] = []
         for node in windows:

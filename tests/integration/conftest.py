@@ -210,8 +210,46 @@ def real_kube(tmp_path_factory: pytest.TempPathFactory, cluster_model: Any) -> I
 # ---------------------------------------------------------------- the cluster under test
 
 
+@pytest.fixture(scope="session")
+def sandbox_kube(tmp_path_factory: pytest.TempPathFactory, cluster_model: Any) -> Iterator[KubeCluster]:
+    """The sandbox's own API (in this process) serving the same objects with its static policy."""
+    from winspect.sandbox.kubeapi import auth
+    from winspect.sandbox.kubeapi.server import KubeApiServer
+    from winspect.sandbox.kubeapi.store import ObjectStore
+    from winspect.sandbox.kubeapi.tls import make_tls
+
+    assert auth.VIEWER_NAMESPACE == VIEWER_NAMESPACE
+    work = tmp_path_factory.mktemp("kube-sandbox")
+    tls = make_tls(["127.0.0.1"], ["localhost"])
+    _, crt, key = tls.write(work / "pki")
+    identities = {i.user.username: i for i in auth.sandbox_identities()}
+    store = ObjectStore()
+    api = KubeApiServer(store, auth.sandbox_policy(identities.values()), crt, key).start()
+    try:
+        objects = _model_objects(cluster_model, tls.ca_pem, f"{api.host}:{api.port}")
+        for obj in objects:
+            store.put(obj)
+        roles = {ADMIN: auth.ADMIN_USER, VIEWER: auth.VIEWER_USER, NOBODY: auth.NOBODY_USER}
+        users = {
+            role: User(name, identities[name].token, identities[name].namespace)
+            for role, name in roles.items()
+        }
+        yield KubeCluster(
+            kind="sandbox",
+            server=api.url,
+            ca_pem=tls.ca_pem,
+            users=users,
+            model=cluster_model,
+            no_ip_node=cluster_model.windows_nodes()[-1].name,
+            workdir=work,
+            objects=objects,
+        )
+    finally:
+        api.stop()
+
+
 def _backends() -> list[str]:
-    return ["real"]
+    return ["real", "sandbox"]
 
 
 @pytest.fixture(scope="session", params=_backends())

@@ -49,12 +49,14 @@ class KubeCluster:
 
     kind: str  # "real" (kube-apiserver) or "sandbox"
     server: str  # https://127.0.0.1:PORT
-    ca_pem: bytes  # the serving certificate (self-signed): the kubeconfig's certificate authority
-    users: dict[str, User]  # by role: ADMIN, VIEWER, NOBODY
-    model: Cluster
+    ca_pem: bytes = field(
+        repr=False
+    )  # the serving certificate (self-signed): the kubeconfig's certificate authority
+    users: dict[str, User] = field(repr=False)  # by role: ADMIN, VIEWER, NOBODY
+    model: Cluster = field(repr=False)
     no_ip_node: str  # a Windows node whose status has no InternalIP
     workdir: Path
-    objects: list[Obj] = field(default_factory=list)
+    objects: list[Obj] = field(default_factory=list, repr=False)
 
     # ------------------------------------------------------------ model queries
 

@@ -261,7 +261,7 @@ class CaptureSession:
             log.info(
                 "capture ending",
                 extra={
-                    "fields": {"session": self.id, "reason": pb.EndReason.Name(reason), "message": message}
+                    "fields": {"session": self.id, "reason": pb.EndReason.Name(reason), "detail": message}
                 },
             )
             self._cleanup()
@@ -321,7 +321,7 @@ class CaptureSession:
                         "reason": pb.EndReason.Name(self._end_reason or 0),
                         "cleaned_up": self.cleaned_up,
                         "packets_lost": self._queue.lost,
-                        "message": self._end_message,
+                        "detail": self._end_message,
                     }
                 },
             )

@@ -85,7 +85,7 @@ class WindowsBackend:
     def capture_prepare(self, pods: Sequence[PodTarget]) -> CapturePrep:
         """Component names (`pktmon list`) and the pods' component ids (via HNS endpoints).
 
-        Runs `hnsdiag list endpoints -d` (only with pods), then `pktmon list`.
+        Runs `hnsdiag list endpoints -d` (only with pods), then `pktmon list --include-hidden`.
         """
         macs: list[tuple[PodTarget, str]] = []
         if pods:
@@ -100,7 +100,8 @@ class WindowsBackend:
                 if not mac:
                     raise ToolOutputError(f"HNS endpoint {endpoint.id} of {pod.label()} has no MAC address")
                 macs.append((pod, mac))
-        components = self._pktmon.components()
+        # hidden components too: names for every component a packet crosses
+        components = self._pktmon.components(include_hidden=True)
         prep = CapturePrep(component_names={c.id: c.name for c in components})
         index = components_by_mac(components)
         for pod, mac in macs:

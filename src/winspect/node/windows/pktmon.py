@@ -36,9 +36,10 @@ class Pktmon:
     def add_filter(self, name: str, spec: PktmonFilter) -> None:
         self._runner.run(TOOL, ["filter", "add", name, *spec.args()])
 
-    def components(self) -> list[Component]:
-        """`pktmon list`, parsed."""
-        return parse_components(self._runner.run(TOOL, ["list"]).stdout)
+    def components(self, include_hidden: bool = False) -> list[Component]:
+        """`pktmon list [--include-hidden]`, parsed."""
+        args = ["list", "--include-hidden"] if include_hidden else ["list"]
+        return parse_components(self._runner.run(TOOL, args).stdout)
 
     def start(self, spec: CaptureStart) -> StreamingProcess:
         return self._runner.start(TOOL, spec.args())

@@ -299,8 +299,10 @@ def _tolerant_header(line: str) -> tuple[str | None, ...] | None:
         if key in _TOLERANT_KEYS:
             values[key] = value
             last_key = key
-        elif last_key:  # a comma inside a value (a drop reason, for instance)
+        elif last_key == "DropReason":  # free text: may hold a comma
             values[last_key] = f"{values[last_key]},{item}".strip()
+        else:  # a key this parser does not know: ignored
+            last_key = ""
     if "Component" not in values or not values["Component"].isdigit():
         return None
 

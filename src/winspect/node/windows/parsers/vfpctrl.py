@@ -5,8 +5,9 @@ come from Microsoft's own parsers, the spacing and order are assumptions.
 So both parsers work by key name, never by position:
 
 - `/list-vmswitch-port`: blocks of `Key : value` lines separated by blank
-  lines, with sentence lines such as `Port is Initialized.`; a new
-  `Port name` key also starts a new block. Known keys (`Port name`,
+  lines, with sentence lines such as `Port is Initialized.`; each block
+  starts with its `Port name` key, which is what separates ports here (so
+  extra or missing blank lines do not matter). Known keys (`Port name`,
   `Port Friendly name`, `Port type`, `MAC address`, ...) fill named
   attributes; every key is kept in `fields`.
 - `/get-port-counter`: `Direction - OUT` / `Direction - IN` section lines,
@@ -82,12 +83,7 @@ def parse_vmswitch_ports(text: str) -> list[VmSwitchPort]:
     current: VmSwitchPort | None = None
     for line in text_lines(text):
         stripped = line.strip()
-        if not stripped:
-            if current is not None:
-                ports.append(_finish(current))
-                current = None
-            continue
-        if _is_noise(stripped):
+        if not stripped or _is_noise(stripped):
             continue
         m = _KEY_VALUE.match(line)
         if m is None:  # a sentence line: "Port is Initialized."

@@ -1,0 +1,75 @@
+"""vfpctrl parsers: /list-vmswitch-port and /get-port-counter reference samples, errors."""
+
+from __future__ import annotations
+
+import pytest
+from reference_samples import VARIANT_IDS, reference, variants
+
+from winspect.node.windows.parsers.vfpctrl import parse_port_counters, parse_vmswitch_ports, vfp_error
+from winspect.v1 import winspect_pb2 as pb
+
+
+@pytest.mark.parametrize("variant", VARIANT_IDS)
+def test_list_vmswitch_port_sample(variant: str) -> None:
+    text = variants(reference("vfpctrl_list_vmswitch_port.txt"))[variant]
+    (port,) = parse_vmswitch_ports(text)
+    assert port.name == "4FD72AB0-2C35-4AE7-AC9A-F893495BD5EF"
+    assert port.friendly_name == "Container NIC 6c50381c"
+    assert port.switch_name == "azure"
+    assert port.port_type == "Internal"
+    assert port.mac == "00-0D-3A-12-34-56"
+    assert port.nic_friendly_name == "Container NIC 6c50381c"
+    assert port.fields["PortId"] == "1"
+    assert port.fields["MTU"] == "1500"
+    assert port.fields["VM name"] == ""
+    assert port.sentences == ["Port is Initialized.", "MAC Learning is Disabled.", "NIC is Connected."]
+    assert vfp_error(text) is None
+
+
+def test_two_ports_without_a_blank_line_between_them() -> None:
+    text = (
+        " ITEM LIST\n===========\n"
+        "  Port name   : AAAAAAAA-0000-0000-0000-000000000001\n  Port type : External\n"
+        "  MAC address : 00-15-5d-00-00-01\n"
+        "  Port name   : AAAAAAAA-0000-0000-0000-000000000002\n  Port type : Internal\n"
+        "Command list-vmswitch-port succeeded!\n"
+    )
+    ports = parse_vmswitch_ports(text)
+    assert [(p.name[-1], p.port_type, p.mac) for p in ports] == [
+        ("1", "External", "00-15-5D-00-00-01"),
+        ("2", "Internal", ""),
+    ]
+
+
+@pytest.mark.parametrize("variant", VARIANT_IDS)
+def test_get_port_counter_sample(variant: str) -> None:
+    text = variants(reference("vfpctrl_get_port_counter.txt"))[variant]
+    sections = parse_port_counters(text)
+    assert [s.direction for s in sections] == [pb.DIRECTION_TX, pb.DIRECTION_RX]
+    assert [(c.name, c.value) for c in sections[0].counters] == [
+        ("Total packets", 1208),
+        ("Total bytes", 151220),
+        ("SYN packets", 12),
+        ("RST packets", 1),
+        ("Dropped ACL packets", 0),
+    ]
+    assert [(c.name, c.value) for c in sections[1].counters] == [
+        ("Total packets", 1500),
+        ("Total bytes", 201000),
+        ("SYN packets", 10),
+        ("RST packets", 0),
+        ("Dropped ACL packets", 3),
+    ]
+
+
+def test_unknown_counter_keys_are_kept() -> None:
+    text = "  Direction - IN\n      Some Future Counter : 42\n      TCP Connections Verified : 7\n"
+    (section,) = parse_port_counters(text)
+    assert [(c.name, c.value) for c in section.counters] == [
+        ("Some Future Counter", 42),
+        ("TCP Connections Verified", 7),
+    ]
+
+
+def test_error_output() -> None:
+    assert vfp_error("\r\nERROR: failed to find port abc\r\n") == "ERROR: failed to find port abc"

@@ -116,6 +116,18 @@ def test_packet_json_has_every_documented_key_with_nulls() -> None:
     assert drop["edge"] is None and drop["summary"] is None
 
 
+def test_fast_json_lines_equal_the_documented_dict() -> None:
+    odd = drop_packet()
+    odd.summary = 'quote " backslash \\ newline \n tab \t unicode é \u2028 control \x01'
+    odd.component_name = 'Container NIC "x"'
+    odd.raw = "raw"
+    bare = pb.Packet()
+    times = TimeFormatter()
+    for p in (tcp_packet(), drop_packet(), odd, bare):
+        line = packets_to_json_lines([p], 'node "1"', times)
+        assert json.loads(line) == packet_to_dict(p, 'node "1"', times)
+
+
 def test_json_lines_one_object_per_packet() -> None:
     text = packets_to_json_lines([tcp_packet(), drop_packet()], "win1", TimeFormatter())
     lines = text.splitlines()

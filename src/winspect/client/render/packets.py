@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from json.encoder import encode_basestring as _q  # type: ignore[attr-defined]  # C: quotes and escapes
 from typing import Any
 
 from winspect.client.render.color import BOLD_RED, DIM, Palette
@@ -86,11 +87,50 @@ def packet_to_dict(p: Any, node: str, times: TimeFormatter) -> dict[str, Any]:
     }
 
 
+_JSON_DIRECTIONS = {0: "null", 1: '"rx"', 2: '"tx"'}
+_JSON_TYPES = {0: "null", 1: '"all"', 2: '"flow"', 3: '"drop"'}
+
+
+def packet_json_line(p: Any, node_json: str, times: TimeFormatter) -> str:
+    """packet_to_dict(p) as compact JSON, written out directly: twice as fast as building the
+    dict and encoding it. tests/client check that both agree field for field."""
+    has = p.HasField
+    ts = p.timestamp
+    stamp = times.rfc3339(ts.seconds, ts.nanos)
+    return (
+        f'{{"node":{node_json},"timestamp":{_q(stamp) if stamp else "null"},'
+        f'"direction":{_JSON_DIRECTIONS.get(p.direction, "null")},'
+        f'"component":{_q(p.component_name or str(p.component_id))},"component_id":{p.component_id},'
+        f'"type":{_JSON_TYPES.get(p.type, "null")},'
+        f'"drop_reason":{_q(p.drop_reason) if p.drop_reason else "null"},'
+        f'"drop_location":{_q(p.drop_location) if p.drop_location else "null"},'
+        f'"src_mac":{_q(p.src_mac) if p.src_mac else "null"},'
+        f'"dst_mac":{_q(p.dst_mac) if p.dst_mac else "null"},'
+        f'"ethertype":{p.ethertype if has("ethertype") else "null"},'
+        f'"src_ip":{_q(p.src_ip) if p.src_ip else "null"},'
+        f'"dst_ip":{_q(p.dst_ip) if p.dst_ip else "null"},'
+        f'"protocol":{_q(p.protocol) if p.protocol else "null"},'
+        f'"ip_protocol":{p.ip_protocol if has("ip_protocol") else "null"},'
+        f'"src_port":{p.src_port if has("src_port") else "null"},'
+        f'"dst_port":{p.dst_port if has("dst_port") else "null"},'
+        f'"tcp_flags":{_q(p.tcp_flags) if p.tcp_flags else "null"},'
+        f'"length":{p.length if has("length") else "null"},'
+        f'"group_id":{p.group_id},"packet_number":{p.packet_number},"appearance":{p.appearance},'
+        f'"edge":{p.edge if has("edge") else "null"},'
+        f'"filter_id":{p.filter_id if has("filter_id") else "null"},'
+        f'"frame_type":{_q(p.frame_type) if p.frame_type else "null"},'
+        f'"original_size":{p.original_size},"logged_size":{p.logged_size},'
+        f'"summary":{_q(p.summary) if p.summary else "null"},'
+        f'"raw":{_q(p.raw) if p.raw else "null"}}}'
+    )
+
+
 def packets_to_json_lines(packets: Any, node: str, times: TimeFormatter) -> str:
     """JSON lines (with the final newline) for a batch of packets."""
     if not packets:
         return ""
-    return "\n".join([encode_json(packet_to_dict(p, node, times)) for p in packets]) + "\n"
+    node_json = _q(node)
+    return "\n".join([packet_json_line(p, node_json, times) for p in packets]) + "\n"
 
 
 def _endpoint(ip: str, port: int | None) -> str:

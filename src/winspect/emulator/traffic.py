@@ -1,0 +1,771 @@
+"""Seeded traffic of one emulated Windows node, as pktmon sees it.
+
+The generator builds structured packets first (MACs, IPs, ports, TCP flags,
+sizes) and renders pktmon's text from them, so raw frame bytes are available
+too (`Frame.to_bytes`, for pcapng). Each packet crosses several components
+(pod vNIC, vSwitch, VFP, physical NIC or host vNIC + TCPIP) and appears at
+each one with one group id and a rising Appearance number; NAT and MAC
+rewrites happen at the first VFP hop, so later appearances show the
+rewritten headers, as on a real node.
+
+Flows: TCP to service VIPs (load balanced by VFP) and directly to pods,
+DNS over UDP to kube-dns, ICMP echo, kubelet probes from the host, inbound
+connections from other nodes' pods, connections to a port without listener
+(RST), UDP to a closed host port (dropped by TCPIP), and connections into
+the pod behind the network policy that VFP's ACL drops.
+"""
+
+from __future__ import annotations
+
+import heapq
+import random
+import struct
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from typing import Any
+
+FIN, SYN, RST, PSH, ACK, URG, ECE, CWR = 0x01, 0x02, 0x04, 0x08, 0x10, 0x20, 0x40, 0x80
+TCP_FLAG_BITS = {
+    "FIN": FIN,
+    "SYN": SYN,
+    "RST": RST,
+    "PSH": PSH,
+    "ACK": ACK,
+    "URG": URG,
+    "ECE": ECE,
+    "CWR": CWR,
+}
+# tcpdump's order and letters inside "Flags [...]".
+_TCPDUMP_FLAGS = (
+    (FIN, "F"),
+    (SYN, "S"),
+    (RST, "R"),
+    (PSH, "P"),
+    (ACK, "."),
+    (URG, "U"),
+    (ECE, "E"),
+    (CWR, "W"),
+)
+
+ETHERTYPE_IPV4 = 0x0800
+PROTO_TCP, PROTO_UDP, PROTO_ICMP = 6, 17, 1
+
+DROP_ACL = ("VFP: ACL deny", "0xE0004A1F")
+DROP_NO_LISTENER = ("INET: transport endpoint was not found", "0xE000460A")
+
+OPTS_WINDOWS = ("mss 1460", "nop", "wscale 8", "nop", "nop", "sackOK")
+OPTS_LINUX = ("mss 1460", "nop", "nop", "sackOK", "nop", "wscale 7")
+
+DEFAULT_RATE = 200.0
+_MEAN_RECORDS_PER_FLOW = 30.0
+# pktmon group ids are large numbers (2^49 + a counter in the samples).
+GROUP_ID_BASE = 562949953421312
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One Ethernet/IPv4 frame as it looks at one point of the path."""
+
+    src_mac: str
+    dst_mac: str
+    src_ip: str
+    dst_ip: str
+    ip_proto: int
+    src_port: int | None = None
+    dst_port: int | None = None
+    tcp_flags: int = 0
+    seq: int = 0
+    ack: int = 0
+    win: int = 0
+    tcp_options: tuple[str, ...] = ()
+    payload_len: int = 0
+    icmp_type: int | None = None  # 8 echo request, 0 echo reply
+    icmp_id: int = 0
+    icmp_seq: int = 0
+    ttl: int = 128
+    ip_id: int = 0
+    ethertype: int = ETHERTYPE_IPV4
+
+    @property
+    def l4_header_len(self) -> int:
+        if self.ip_proto == PROTO_TCP:
+            return 20 + _options_len(self.tcp_options)
+        return 8  # UDP and ICMP echo
+
+    @property
+    def ip_length(self) -> int:
+        return 20 + self.l4_header_len + self.payload_len
+
+    @property
+    def frame_length(self) -> int:
+        return 14 + self.ip_length
+
+    def to_bytes(self) -> bytes:
+        """The frame's bytes (Ethernet II, IPv4, TCP/UDP/ICMP), checksums included."""
+        eth = _mac_bytes(self.dst_mac) + _mac_bytes(self.src_mac) + struct.pack("!H", self.ethertype)
+        src, dst = _ip_bytes(self.src_ip), _ip_bytes(self.dst_ip)
+        payload = bytes(self.payload_len)
+        if self.ip_proto == PROTO_TCP:
+            opts = _options_bytes(self.tcp_options)
+            hlen = 20 + len(opts)
+            hdr = struct.pack(
+                "!HHIIBBHHH",
+                self.src_port or 0,
+                self.dst_port or 0,
+                self.seq & 0xFFFFFFFF,
+                self.ack & 0xFFFFFFFF,
+                (hlen // 4) << 4,
+                self.tcp_flags,
+                self.win,
+                0,
+                0,
+            )
+            seg = hdr + opts + payload
+            pseudo = src + dst + struct.pack("!BBH", 0, PROTO_TCP, len(seg))
+            csum = _checksum(pseudo + seg)
+            l4 = seg[:16] + struct.pack("!H", csum) + seg[18:]
+        elif self.ip_proto == PROTO_UDP:
+            length = 8 + len(payload)
+            seg = struct.pack("!HHHH", self.src_port or 0, self.dst_port or 0, length, 0) + payload
+            pseudo = src + dst + struct.pack("!BBH", 0, PROTO_UDP, length)
+            csum = _checksum(pseudo + seg) or 0xFFFF
+            l4 = seg[:6] + struct.pack("!H", csum) + seg[8:]
+        else:
+            seg = struct.pack("!BBHHH", self.icmp_type or 0, 0, 0, self.icmp_id, self.icmp_seq) + payload
+            l4 = seg[:2] + struct.pack("!H", _checksum(seg)) + seg[4:]
+        ip = struct.pack(
+            "!BBHHHBBH4s4s",
+            0x45,
+            0,
+            20 + len(l4),
+            self.ip_id & 0xFFFF,
+            0x4000,
+            self.ttl,
+            self.ip_proto,
+            0,
+            src,
+            dst,
+        )
+        ip = ip[:10] + struct.pack("!H", _checksum(ip)) + ip[12:]
+        return eth + ip + l4
+
+
+@dataclass
+class Record:
+    """One appearance of a packet at one component: one pktmon record."""
+
+    time_ns: int  # since the start of the capture
+    packet: int  # internal packet number; the group id is given at emission
+    appearance: int
+    direction: str  # "Rx" | "Tx"
+    frame_type: str  # "Ethernet" | "IP"
+    component: int
+    edge: int
+    frame: Frame
+    drop_reason: str | None = None
+    drop_location: str | None = None
+    vfp_port: str | None = None
+    vfp_dir: str | None = None  # "IN" | "OUT" for the VFP port counters
+    conn_event: str | None = None  # "verified" | "closed_fin" | "reset"
+    last: bool = False  # the packet's last appearance
+
+    @property
+    def is_drop(self) -> bool:
+        return self.drop_reason is not None
+
+    @property
+    def original_size(self) -> int:
+        return self.frame.frame_length if self.frame_type == "Ethernet" else self.frame.ip_length
+
+
+# ---------------------------------------------------------------- rendering
+
+
+def format_clock(wall_ns: int) -> str:
+    """HH:MM:SS.fffffffff of the node clock (UTC), 100 ns resolution as pktmon."""
+    secs, frac = divmod(wall_ns, 1_000_000_000)
+    t = time.gmtime(secs)
+    return f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}.{frac // 100 * 100:09d}"
+
+
+def tcp_flags_text(flags: int) -> str:
+    return "".join(letter for bit, letter in _TCPDUMP_FLAGS if flags & bit)
+
+
+def ip_summary(f: Frame) -> str:
+    """The tcpdump-style text after the Ethernet part (absolute sequence numbers)."""
+    if f.ip_proto == PROTO_TCP:
+        parts = [f"Flags [{tcp_flags_text(f.tcp_flags)}]"]
+        if f.payload_len:
+            parts.append(f"seq {f.seq}:{f.seq + f.payload_len}")
+        elif f.tcp_flags & (SYN | FIN | RST):
+            parts.append(f"seq {f.seq}")
+        if f.tcp_flags & ACK:
+            parts.append(f"ack {f.ack}")
+        parts.append(f"win {f.win}")
+        if f.tcp_options:
+            parts.append(f"options [{','.join(f.tcp_options)}]")
+        parts.append(f"length {f.payload_len}")
+        return f"{f.src_ip}.{f.src_port} > {f.dst_ip}.{f.dst_port}: " + ", ".join(parts)
+    if f.ip_proto == PROTO_UDP:
+        return f"{f.src_ip}.{f.src_port} > {f.dst_ip}.{f.dst_port}: UDP, length {f.payload_len}"
+    kind = "echo request" if f.icmp_type == 8 else "echo reply"
+    return (
+        f"{f.src_ip} > {f.dst_ip}: ICMP {kind}, id {f.icmp_id}, seq {f.icmp_seq}, length {8 + f.payload_len}"
+    )
+
+
+def summary(f: Frame, frame_type: str) -> str:
+    if frame_type == "IP":
+        return f"ip: {ip_summary(f)}"
+    eth = f"{f.src_mac} > {f.dst_mac}, ethertype IPv4 (0x{f.ethertype:04x}), length {f.frame_length}"
+    return f"{eth}: {ip_summary(f)}"
+
+
+def render_record(
+    rec: Record,
+    group_id: int,
+    wall_ns: int,
+    *,
+    filter_id: int | None,
+    logged_size: int,
+    packet_number: int = 1,
+) -> str:
+    """The two lines pktmon prints in real-time mode for one record (no newline at the end)."""
+    head = [f"PktGroupId {group_id}", f"PktNumber {packet_number}", f"Appearance {rec.appearance}"]
+    head.append(f"Direction {rec.direction} ")
+    head.append(f"Type {rec.frame_type} ")
+    head.append(f"Component {rec.component}")
+    if rec.drop_reason is None:
+        head.append(f"Edge {rec.edge}")
+    if filter_id is not None:
+        head.append(f"Filter {filter_id}")
+    if rec.drop_reason is not None:
+        head.append(f"DropReason {rec.drop_reason} ")
+        head.append(f"DropLocation {rec.drop_location}")
+    head.append(f"OriginalSize {rec.original_size}")
+    head.append(f"LoggedSize {logged_size}")
+    drop = "Drop: " if rec.drop_reason is not None else ""
+    return (
+        f"{format_clock(wall_ns)} {drop}{', '.join(head)}\n        {drop}{summary(rec.frame, rec.frame_type)}"
+    )
+
+
+# ---------------------------------------------------------------- generation
+
+
+@dataclass
+class _Hop:
+    component: int
+    direction: str
+    edge: int
+    frame_type: str
+    post: bool  # shows the rewritten frame (after the first VFP hop)
+    vfp_port: str | None = None
+    vfp_dir: str | None = None
+    is_vfp: bool = False
+
+
+@dataclass
+class _Ep:
+    """A traffic endpoint seen from this node."""
+
+    kind: str  # "pod" (local) | "remote" | "host"
+    ip: str
+    mac: str
+    component: int = 0
+    port: str = ""
+    namespace: str = ""
+    listen: tuple[int, ...] = ()
+    acl_in: list[dict[str, Any]] | None = None
+    ttl: int = 128
+    linux: bool = False
+
+
+class TrafficGenerator:
+    """Deterministic stream of pktmon records for one node and one capture."""
+
+    def __init__(
+        self,
+        topology: dict[str, Any],
+        seed: int | str,
+        *,
+        rate: float = DEFAULT_RATE,
+        max_records: int | None = None,
+    ) -> None:
+        self.topo = topology
+        self.rng = random.Random(f"winspect-traffic:{seed}")  # noqa: S311 - simulation
+        self.max_records = max_records
+        effective = rate if rate > 0 else DEFAULT_RATE
+        self.mean_flow_gap_ns = _MEAN_RECORDS_PER_FLOW / effective * 1e9
+        n = topology["node"]
+        c = topology["components"]
+        self.c_nic, self.c_host, self.c_vswitch = c["nic"], c["host_vnic"], c["vswitch"]
+        self.c_vfp, self.c_tcpip = c["vfp"], c["tcpip"]
+        self.ext_port = topology["ports"]["external"]
+        self.host_port = topology["ports"]["host"]
+        self.nic_mac = n["nic_mac"]
+        self.gw_mac = n["gateway_mac"]
+        self.host = _Ep("host", n["ip"], n["host_vnic_mac"], component=self.c_host, port=self.host_port)
+        self.local = [
+            _Ep(
+                "pod",
+                p["ip"],
+                p["mac"],
+                component=p["component"],
+                port=p["port"],
+                namespace=p["namespace"],
+                listen=tuple(p["listen"]),
+                acl_in=p.get("acl_in"),
+            )
+            for p in topology["local_pods"]
+        ]
+        self.remote = [
+            _Ep(
+                "remote",
+                p["ip"],
+                p["mac"],
+                namespace=p["namespace"],
+                listen=tuple(p["listen"]),
+                acl_in=p.get("acl_in"),
+                ttl=128 if p["mac"].startswith("00-15-5D") else 64,
+                linux=not p["mac"].startswith("00-15-5D"),
+            )
+            for p in topology["remote_pods"]
+        ]
+        self.by_ip = {e.ip: e for e in self.local + self.remote}
+        self.services = topology["services"]
+        self._packet = 0
+        self._seq = 0
+        self._heap: list[tuple[int, int, Record]] = []
+        self._next_flow_ns = 0
+        self._ip_id = self.rng.randrange(1, 60000)
+
+    # ---------------------------------------------------------- public
+    def records(self) -> Iterator[Record]:
+        """Records in time order; ends after max_records (endless without it)."""
+        emitted = 0
+        builders = self._builders()
+        if not builders:
+            return
+        names = [b[0] for b in builders]
+        weights = [b[1] for b in builders]
+        funcs = dict((b[0], b[2]) for b in builders)
+        while self.max_records is None or emitted < self.max_records:
+            while not self._heap or self._heap[0][0] >= self._next_flow_ns:
+                kind = self.rng.choices(names, weights)[0]
+                funcs[kind](self._next_flow_ns)
+                self._next_flow_ns += int(self.rng.expovariate(1.0) * self.mean_flow_gap_ns) + 1
+            yield heapq.heappop(self._heap)[2]
+            emitted += 1
+
+    # ---------------------------------------------------------- flows
+    def _builders(self) -> list[tuple[str, float, Any]]:
+        b: list[tuple[str, float, Any]] = []
+        servers = [e for e in self.local + self.remote if e.listen]
+        if self.local:
+            if any(self._tcp_services()):
+                b.append(("http_service", 5.0, self._flow_http_service))
+            if servers:
+                b.append(("http_direct", 2.0, self._flow_http_direct))
+                b.append(("rst", 1.0, self._flow_rst))
+            b.append(("dns", 4.0, self._flow_dns))
+            if len(self.local) + len(self.remote) > 1:
+                b.append(("icmp", 1.0, self._flow_icmp))
+            if any(e.listen for e in self.local):
+                b.append(("probe", 2.0, self._flow_probe))
+                if self.remote:
+                    b.append(("inbound", 2.0, self._flow_inbound))
+            if any(e.acl_in for e in self.local + self.remote):
+                b.append(("denied", 1.5, self._flow_denied))
+            b.append(("closed_udp", 0.7, self._flow_closed_udp))
+        return b
+
+    def _tcp_services(self) -> list[tuple[dict[str, Any], int, int]]:
+        out = []
+        for s in self.services:
+            for proto, port, target in s["ports"]:
+                if proto == "TCP" and s["backends"] and s["vip"] != self.topo["dns_ip"]:
+                    out.append((s, port, target))
+        return out
+
+    def _flow_http_service(self, t: int) -> None:
+        svc, port, target = self.rng.choice(self._tcp_services())
+        backend = self.by_ip.get(self.rng.choice(svc["backends"]))
+        client = self.rng.choice(self.local)
+        if backend is None or backend is client:
+            return
+        self._tcp_conversation(t, client, backend, target, vip=(svc["vip"], port))
+
+    def _flow_http_direct(self, t: int) -> None:
+        client = self.rng.choice(self.local)
+        servers = [e for e in self.local + self.remote if e.listen and e is not client and not e.acl_in]
+        if servers:
+            server = self.rng.choice(servers)
+            self._tcp_conversation(t, client, server, server.listen[0])
+
+    def _flow_probe(self, t: int) -> None:
+        server = self.rng.choice([e for e in self.local if e.listen])
+        self._tcp_conversation(t, self.host, server, server.listen[0], small=True)
+
+    def _flow_inbound(self, t: int) -> None:
+        server = self.rng.choice([e for e in self.local if e.listen])
+        client = self.rng.choice(self.remote)
+        self._tcp_conversation(t, client, server, server.listen[0])
+
+    def _flow_denied(self, t: int) -> None:
+        server = self.rng.choice([e for e in self.local + self.remote if e.acl_in])
+        port = server.listen[0] if server.listen else 80
+        pool = self.local + self.remote if server.kind == "pod" else self.local
+        clients = [e for e in pool if e is not server and not _acl_allows(server, e.ip, PROTO_TCP, port)]
+        if clients:
+            self._tcp_conversation(t, self.rng.choice(clients), server, port)
+
+    def _flow_rst(self, t: int) -> None:
+        client = self.rng.choice(self.local)
+        servers = [e for e in self.local + self.remote if e is not client and not e.acl_in]
+        if servers:
+            self._tcp_conversation(t, client, self.rng.choice(servers), int(self.topo["closed_pod_tcp_port"]))
+
+    def _flow_dns(self, t: int) -> None:
+        client = self.rng.choice(self.local)
+        dns_ip = self.topo["dns_ip"]
+        dns = next((s for s in self.services if s["vip"] == dns_ip), None)
+        backends = [self.by_ip[ip] for ip in (dns["backends"] if dns else []) if ip in self.by_ip]
+        sport = self._ephemeral()
+        for q in range(self.rng.choice((1, 2, 2))):
+            qlen = self.rng.randrange(34, 64)
+            t0 = t + q * self.rng.randrange(40_000, 200_000)
+            if not backends:
+                # No DNS server anywhere: the query leaves the node and is never answered.
+                self._send(
+                    t0,
+                    client,
+                    None,
+                    self._frame(client, self.gw_mac, dns_ip, PROTO_UDP, sport, 53, plen=qlen),
+                )
+                continue
+            server = self.rng.choice(backends)
+            req = self._frame(client, self.gw_mac, dns_ip, PROTO_UDP, sport, 53, plen=qlen)
+            self._send(t0, client, server, req, nat=(server.ip, 53))
+            resp = self._frame(
+                server, client.mac, client.ip, PROTO_UDP, 53, sport, plen=qlen + self.rng.randrange(16, 160)
+            )
+            self._send(t0 + self._rtt(client, server), server, client, resp, unnat=(dns_ip, 53))
+
+    def _flow_icmp(self, t: int) -> None:
+        client = self.rng.choice(self.local)
+        server = self.rng.choice([e for e in self.local + self.remote if e is not client])
+        allowed = _acl_allows(server, client.ip, PROTO_ICMP, None)
+        ident, seq0 = self.rng.randrange(1, 65535), self.rng.randrange(1, 2000)
+        for k in range(self.rng.randrange(2, 5)):
+            t0 = t + k * 1_000_000_000
+            req = self._frame(client, server.mac, server.ip, PROTO_ICMP, icmp=(8, ident, seq0 + k), plen=32)
+            self._send(t0, client, server, req, drop=None if allowed or server.kind != "pod" else DROP_ACL)
+            if allowed:
+                rep = self._frame(
+                    server, client.mac, client.ip, PROTO_ICMP, icmp=(0, ident, seq0 + k), plen=32
+                )
+                self._send(t0 + self._rtt(client, server), server, client, rep)
+
+    def _flow_closed_udp(self, t: int) -> None:
+        client = self.rng.choice(self.local)
+        sport, port = self._ephemeral(), int(self.topo["closed_host_udp_port"])
+        for k in range(self.rng.randrange(1, 4)):
+            f = self._frame(
+                client, self.host.mac, self.host.ip, PROTO_UDP, sport, port, plen=self.rng.randrange(60, 400)
+            )
+            t0 = t + k * self.rng.randrange(5_000_000, 20_000_000)
+            self._send(t0, client, self.host, f, drop=DROP_NO_LISTENER)
+
+    # ---------------------------------------------------------- TCP
+    def _tcp_conversation(
+        self,
+        t: int,
+        client: _Ep,
+        server: _Ep,
+        dport: int,
+        *,
+        vip: tuple[str, int] | None = None,
+        small: bool = False,
+    ) -> None:
+        rng = self.rng
+        sport = self._ephemeral()
+        c_isn, s_isn = rng.getrandbits(32), rng.getrandbits(32)
+        rtt = self._rtt(client, server)
+        s_opts = OPTS_LINUX if server.linux else OPTS_WINDOWS
+        # The client talks to the VIP; VFP on the client's side rewrites it to the backend.
+        to_ip, to_port = vip if vip else (server.ip, dport)
+        to_mac = self.gw_mac if vip else server.mac
+        nat = (server.ip, dport) if vip else None
+
+        def c2s(flags: int, seq: int, ack: int, win: int, plen: int = 0, opts: tuple[str, ...] = ()) -> Frame:
+            return self._frame(
+                client, to_mac, to_ip, PROTO_TCP, sport, to_port, flags, seq, ack, win, opts, plen
+            )
+
+        def s2c(flags: int, seq: int, ack: int, win: int, plen: int = 0, opts: tuple[str, ...] = ()) -> Frame:
+            return self._frame(
+                server, client.mac, client.ip, PROTO_TCP, dport, sport, flags, seq, ack, win, opts, plen
+            )
+
+        def send_c(at: int, f: Frame, event: str | None = None, drop: tuple[str, str] | None = None) -> None:
+            self._send(at, client, server, f, nat=nat, drop=drop, conn_event=event)
+
+        def send_s(at: int, f: Frame, event: str | None = None) -> None:
+            self._send(at, server, client, f, unnat=vip, conn_event=event)
+
+        denied = not _acl_allows(server, client.ip, PROTO_TCP, dport)
+        if denied or dport not in server.listen:
+            # Windows retries an unanswered or refused SYN twice.
+            gaps = (0, 1_000_000_000, 3_000_000_000) if denied else (0, 500_000_000, 1_000_000_000)
+            acl_drop = DROP_ACL if denied and server.kind == "pod" else None
+            for g in gaps:
+                send_c(t + g, c2s(SYN, c_isn, 0, 64240, 0, OPTS_WINDOWS), drop=acl_drop)
+                if not denied:
+                    send_s(t + g + rtt, s2c(RST | ACK, 0, c_isn + 1, 0), "reset")
+            return
+
+        req = rng.randrange(70, 200) if small else rng.randrange(80, 460)
+        resp = rng.randrange(120, 400) if small else rng.randrange(200, 1400)
+        cwin, swin = rng.choice((1026, 1024, 513, 2052)), rng.choice((8195, 4106, 502, 1025))
+        now = t
+        send_c(now, c2s(SYN, c_isn, 0, 64240, 0, OPTS_WINDOWS))
+        now += rtt
+        send_s(now, s2c(SYN | ACK, s_isn, c_isn + 1, 65535, 0, s_opts))
+        now += rng.randrange(20_000, 80_000)
+        c_seq, s_seq = c_isn + 1, s_isn + 1
+        send_c(now, c2s(ACK, c_seq, s_seq, cwin), "verified")
+        now += rng.randrange(5_000, 60_000)
+        send_c(now, c2s(PSH | ACK, c_seq, s_seq, cwin, req))
+        c_seq += req
+        now += rtt + rng.randrange(300_000, 8_000_000)
+        send_s(now, s2c(PSH | ACK, s_seq, c_seq, swin, resp))
+        s_seq += resp
+        now += rng.randrange(20_000, 200_000)
+        send_c(now, c2s(ACK, c_seq, s_seq, cwin))
+        now += rng.randrange(100_000, 3_000_000)
+        send_c(now, c2s(FIN | ACK, c_seq, s_seq, cwin))
+        now += rtt
+        send_s(now, s2c(FIN | ACK, s_seq, c_seq + 1, swin))
+        now += rng.randrange(20_000, 80_000)
+        send_c(now, c2s(ACK, c_seq + 1, s_seq + 1, cwin), "closed_fin")
+
+    # ---------------------------------------------------------- frames
+    def _ephemeral(self) -> int:
+        return self.rng.randrange(49152, 65535)
+
+    def _rtt(self, a: _Ep, b: _Ep) -> int:
+        if "remote" in (a.kind, b.kind):
+            return self.rng.randrange(600_000, 2_000_000)
+        return self.rng.randrange(120_000, 400_000)
+
+    def _frame(
+        self,
+        src: _Ep,
+        dst_mac: str,
+        dst_ip: str,
+        proto: int,
+        sport: int | None = None,
+        dport: int | None = None,
+        flags: int = 0,
+        seq: int = 0,
+        ack: int = 0,
+        win: int = 0,
+        opts: tuple[str, ...] = (),
+        plen: int = 0,
+        icmp: tuple[int, int, int] | None = None,
+    ) -> Frame:
+        self._ip_id = (self._ip_id + self.rng.randrange(1, 9)) % 65536
+        return Frame(
+            src_mac=src.mac,
+            dst_mac=dst_mac,
+            src_ip=src.ip,
+            dst_ip=dst_ip,
+            ip_proto=proto,
+            src_port=sport,
+            dst_port=dport,
+            tcp_flags=flags,
+            seq=seq & 0xFFFFFFFF,
+            ack=ack & 0xFFFFFFFF,
+            win=win,
+            tcp_options=opts,
+            payload_len=plen,
+            icmp_type=icmp[0] if icmp else None,
+            icmp_id=icmp[1] if icmp else 0,
+            icmp_seq=icmp[2] if icmp else 0,
+            ttl=src.ttl,
+            ip_id=self._ip_id,
+        )
+
+    # ---------------------------------------------------------- paths
+    def _send(
+        self,
+        t: int,
+        src: _Ep,
+        dst: _Ep | None,
+        frame: Frame,
+        *,
+        nat: tuple[str, int] | None = None,
+        unnat: tuple[str, int] | None = None,
+        drop: tuple[str, str] | None = None,
+        conn_event: str | None = None,
+    ) -> None:
+        """Queues the appearances of one packet at time t.
+
+        `nat`: VFP rewrites the destination (VIP -> backend); `unnat`: VFP
+        rewrites the source back (backend -> VIP). `drop`: DROP_ACL drops it
+        at the destination pod's VFP port, DROP_NO_LISTENER at its last hop.
+        """
+        pre, post, hops = self._path(src, dst, frame, nat=nat, unnat=unnat)
+        if not hops:
+            return
+        drop_at: int | None = None
+        if drop is DROP_ACL and dst is not None:
+            drop_at = next((i for i, h in enumerate(hops) if h.is_vfp and h.vfp_port == dst.port), None)
+        elif drop is DROP_NO_LISTENER:
+            drop_at = len(hops) - 1
+        if drop_at is not None:
+            hops = hops[: drop_at + 1]
+        self._packet += 1
+        now = t
+        for i, hop in enumerate(hops):
+            rec = Record(
+                time_ns=now,
+                packet=self._packet,
+                appearance=i + 1,
+                direction=hop.direction,
+                frame_type=hop.frame_type,
+                component=hop.component,
+                edge=hop.edge,
+                frame=post if hop.post else pre,
+                vfp_port=hop.vfp_port,
+                vfp_dir=hop.vfp_dir,
+                conn_event=conn_event if hop.vfp_port else None,
+                last=i == len(hops) - 1,
+            )
+            if i == drop_at and drop is not None:
+                rec.drop_reason, rec.drop_location = drop
+            self._seq += 1
+            heapq.heappush(self._heap, (now, self._seq, rec))
+            now += self.rng.randrange(2_000, 30_000)
+
+    def _path(
+        self,
+        src: _Ep,
+        dst: _Ep | None,
+        frame: Frame,
+        *,
+        nat: tuple[str, int] | None,
+        unnat: tuple[str, int] | None,
+    ) -> tuple[Frame, Frame, list[_Hop]]:
+        """Hops of one packet through this node, and its frame before/after the first VFP hop."""
+        pre = post = frame
+        if nat:
+            post = replace(post, dst_ip=nat[0], dst_port=nat[1])
+        if unnat:
+            post = replace(post, src_ip=unnat[0], src_port=unnat[1])
+        v, sw = self.c_vfp, self.c_vswitch
+        hops: list[_Hop] = []
+        if src.kind == "pod":
+            if dst is None or dst.kind == "remote":
+                pre = replace(pre, dst_mac=self.gw_mac)
+                post = replace(post, dst_mac=self.gw_mac)
+            hops += [
+                _Hop(src.component, "Tx", 1, "Ethernet", False),
+                _Hop(sw, "Rx", 1, "Ethernet", False),
+                _Hop(v, "Rx", 1, "Ethernet", False, src.port, "OUT", is_vfp=True),
+            ]
+            if dst is None or dst.kind == "remote":
+                post = replace(post, src_mac=self.nic_mac, dst_mac=self.gw_mac)
+                hops.append(_Hop(self.c_nic, "Tx", 1, "Ethernet", True, self.ext_port, "IN"))
+            elif dst.kind == "pod":
+                post = replace(post, dst_mac=dst.mac)
+                hops += [
+                    _Hop(v, "Tx", 2, "Ethernet", True, dst.port, "IN", is_vfp=True),
+                    _Hop(dst.component, "Rx", 1, "Ethernet", True),
+                ]
+            else:  # to the host
+                post = replace(post, dst_mac=self.host.mac)
+                hops += [
+                    _Hop(self.c_host, "Rx", 1, "Ethernet", True, self.host_port, "IN"),
+                    _Hop(self.c_tcpip, "Rx", 1, "IP", True),
+                ]
+        elif src.kind == "remote":
+            if dst is None or dst.kind != "pod":
+                return pre, post, []
+            pre = replace(pre, src_mac=self.gw_mac, dst_mac=self.nic_mac)
+            post = replace(post, src_mac=self.gw_mac, dst_mac=dst.mac)
+            hops += [
+                _Hop(self.c_nic, "Rx", 1, "Ethernet", False, self.ext_port, "OUT"),
+                _Hop(sw, "Rx", 1, "Ethernet", False),
+                _Hop(v, "Tx", 2, "Ethernet", False, dst.port, "IN", is_vfp=True),
+                _Hop(dst.component, "Rx", 1, "Ethernet", True),
+            ]
+        else:  # from the host
+            if dst is None or dst.kind != "pod":
+                return pre, post, []
+            hops += [
+                _Hop(self.c_tcpip, "Tx", 1, "IP", False),
+                _Hop(self.c_host, "Tx", 1, "Ethernet", False, self.host_port, "OUT"),
+                _Hop(sw, "Rx", 1, "Ethernet", False),
+                _Hop(v, "Tx", 2, "Ethernet", False, dst.port, "IN", is_vfp=True),
+                _Hop(dst.component, "Rx", 1, "Ethernet", True),
+            ]
+        return pre, post, hops
+
+
+def _acl_allows(server: _Ep, src_ip: str, proto: int, dport: int | None) -> bool:
+    """The first matching rule of the server's inbound ACL decides; no ACL allows all."""
+    if not server.acl_in:
+        return True
+    for rule in sorted(server.acl_in, key=lambda r: r["priority"]):
+        if "src_ips" in rule and src_ip not in rule["src_ips"]:
+            continue
+        if "protocol" in rule and rule["protocol"] != proto:
+            continue
+        if "dst_ports" in rule and dport not in rule["dst_ports"]:
+            continue
+        return bool(rule["type"] == "allow")
+    return True
+
+
+# ---------------------------------------------------------------- bytes helpers
+
+
+def _mac_bytes(mac: str) -> bytes:
+    return bytes(int(x, 16) for x in mac.replace(":", "-").split("-"))
+
+
+def _ip_bytes(ip: str) -> bytes:
+    return bytes(int(x) for x in ip.split("."))
+
+
+def _options_len(opts: tuple[str, ...]) -> int:
+    return len(_options_bytes(opts))
+
+
+def _options_bytes(opts: tuple[str, ...]) -> bytes:
+    out = b""
+    for o in opts:
+        if o == "nop":
+            out += b"\x01"
+        elif o.startswith("mss "):
+            out += struct.pack("!BBH", 2, 4, int(o[4:]))
+        elif o.startswith("wscale "):
+            out += struct.pack("!BBB", 3, 3, int(o[7:]))
+        elif o == "sackOK":
+            out += b"\x04\x02"
+    while len(out) % 4:
+        out += b"\x00"
+    return out
+
+
+def _checksum(data: bytes) -> int:
+    if len(data) % 2:
+        data += b"\x00"
+    total: int = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    return ~total & 0xFFFF

@@ -13,6 +13,7 @@ import getpass
 import json
 import os
 import socket
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,7 +46,9 @@ class Block:
 
 
 def claims_dir() -> Path:
-    return Path(tempfile.gettempdir()) / f"winspect-sandbox-claims-{getpass.getuser()}"
+    """One place per user whatever TMPDIR says, so every sandbox of the user sees every claim."""
+    base = Path(tempfile.gettempdir()) if sys.platform == "win32" else Path("/tmp")  # noqa: S108
+    return base / f"winspect-sandbox-claims-{getpass.getuser()}"
 
 
 def port_free(host: str, port: int) -> bool:

@@ -261,7 +261,7 @@ def down(root: Path) -> bool:
 
 def winspect_argv(args: Sequence[str]) -> list[str]:
     """The same winspect, run as a child process."""
-    return [sys.executable, "-c", "import sys; from winspect.cli.main import main; sys.exit(main())", *args]
+    return [sys.executable, "-m", "winspect.cli", *args]
 
 
 def run(

@@ -98,7 +98,8 @@ class RunningServer:
 
     def wait_for_termination(self, timeout: float | None = None) -> bool:
         """Blocks until the server stops; False when `timeout` passed first."""
-        return bool(self._server.wait_for_termination(timeout))
+        timed_out = self._server.wait_for_termination(timeout)  # grpc returns True on timeout
+        return not timed_out
 
 
 def _host_for_address(host: str) -> str:

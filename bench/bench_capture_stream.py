@@ -1,0 +1,254 @@
+"""Capture stream benchmark: one node's pktmon output -> winspectserv -> gRPC -> a client.
+
+    python bench/bench_capture_stream.py [--packets 200000] [--runs 3]
+
+Three measurements, each the median of `--runs` runs:
+
+- parser: a pre-generated real-time text (the emulated pktmon's own output,
+  recorded once) fed straight to the server's parser, in 64 KiB chunks as
+  the server reads them, into serialised packet batches: the parse cost alone;
+- replay: the same text printed by a minimal replay `pktmon` (bench only)
+  -> a real winspectserv process -> gRPC over loopback -> this process as the
+  client: the server + transport cost without the emulator's generation cost;
+- emulated: the emulated pktmon at traffic_rate=0 (as fast as it can) with
+  max_packets -> winspectserv -> gRPC -> client: end to end as in the sandbox.
+
+Packets/s are counted at the client, from its first packet batch to the
+last; packets the server had to drop (client too slow) are reported, not
+counted. It also prints the idle RSS of a fresh winspectserv. Record the
+figures in docs/performance.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import datetime
+from pathlib import Path
+
+import grpc
+
+from winspect.node.windows.parsers.pktmon_realtime import RealtimeParser, TimeOfDayResolver
+from winspect.v1 import winspect_pb2 as pb
+from winspect.v1 import winspect_pb2_grpc as pb_grpc
+
+HOST = "127.0.0.1"
+CHUNK = 1 << 16
+
+
+def _free_port(host: str = HOST) -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def _emulated_node(root: Path, packets: int) -> tuple[Path, Path]:
+    """A one-node emulated cluster: (tools dir, state dir), unpaced traffic, `packets` records."""
+    from winspect.emulator.install import install_tools
+    from winspect.emulator.model import build_cluster
+    from winspect.emulator.state import create_node_state
+
+    cluster = build_cluster(windows_nodes=1, linux_nodes=0, seed=1)
+    node = cluster.windows_nodes()[0].name
+    state, tools = root / "state", root / "tools"
+    create_node_state(cluster, node, state, traffic_rate=0.0, max_packets=packets)
+    install_tools(tools, state)
+    return tools, state
+
+
+def record_emulated_output(root: Path, packets: int) -> str:
+    """Runs the emulated `pktmon start` real-time once and keeps `packets` records of its output."""
+    tools, _ = _emulated_node(root / "record", packets)
+    pktmon = str(tools / "pktmon")
+    argv = [pktmon, "start", "--capture", "--log-mode", "real-time", "--type", "all", "--pkt-size", "0"]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    assert proc.stdout is not None
+    out: list[bytes] = []
+    headers = 0
+    while headers < packets:
+        data = proc.stdout.read1(CHUNK)  # type: ignore[attr-defined]
+        if not data:
+            break
+        out.append(data)
+        headers += data.count(b"PktGroupId")
+    subprocess.run([pktmon, "stop"], check=False, stdout=subprocess.DEVNULL)
+    rest, _ = proc.communicate(timeout=30)
+    subprocess.run([pktmon, "filter", "remove"], check=False, stdout=subprocess.DEVNULL)
+    return (b"".join(out) + rest).decode("utf-8", errors="replace")
+
+
+def bench_parser(text: str) -> float:
+    chunks = [text[i : i + CHUNK] for i in range(0, len(text), CHUNK)]
+    parser = RealtimeParser("bench", TimeOfDayResolver(datetime.now().astimezone()))
+    count = 0
+    started = time.perf_counter()
+    for chunk in chunks:
+        event = pb.CaptureEvent()
+        count += parser.feed(chunk, event.packets.packets)
+        event.SerializeToString()
+    event = pb.CaptureEvent()
+    count += parser.finish(event.packets.packets)
+    return count / (time.perf_counter() - started)
+
+
+_REPLAY = '''#!{python}
+"""Bench-only replay pktmon: `start` prints a recorded real-time output, then waits for `stop`."""
+import os, sys, time
+here = os.path.dirname(os.path.abspath(__file__))
+marker = os.path.join(here, "stopped")
+args = sys.argv[1:]
+if args[:1] == ["start"]:
+    if os.path.exists(marker):
+        os.remove(marker)
+    with open(os.path.join(here, "recorded.txt"), "rb") as f:
+        sys.stdout.buffer.write(f.read())
+    sys.stdout.flush()
+    while not os.path.exists(marker):
+        time.sleep(0.02)
+elif args[:1] == ["stop"]:
+    open(marker, "w").close()
+elif args[:1] == ["counters"]:
+    print("[]")
+'''
+
+
+def replay_tools(root: Path, text: str) -> Path:
+    tools = root / "replay-tools"
+    tools.mkdir(parents=True, exist_ok=True)
+    (tools / "recorded.txt").write_text(text, encoding="utf-8")
+    script = tools / "pktmon"
+    script.write_text(_REPLAY.format(python=sys.executable))
+    script.chmod(0o755)
+    return tools
+
+
+class Server:
+    """A winspectserv process on loopback."""
+
+    def __init__(self, tools: Path) -> None:
+        self.port = _free_port()
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "winspect.server.main",
+                "--host",
+                HOST,
+                "--port",
+                str(self.port),
+                "--tools-dir",
+                str(tools),
+                "--node-name",
+                "bench",
+                "--log-level",
+                "warning",
+            ],
+            stderr=subprocess.DEVNULL,
+        )
+        self.channel = grpc.insecure_channel(f"{HOST}:{self.port}")
+        grpc.channel_ready_future(self.channel).result(timeout=30)
+        self.stub = pb_grpc.NodeInspectorStub(self.channel)
+
+    def rss_mb(self) -> float:
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+        return float("nan")
+
+    def close(self) -> None:
+        self.channel.close()
+        self.proc.terminate()
+        self.proc.wait(30)
+
+
+def stream_rate(server: Server, expected: int) -> tuple[float, int, int]:
+    """(packets/s at the client, packets received, packets lost) for one capture."""
+    received = 0
+    first_at = last_at = 0.0
+    first_batch = 0
+    lost = 0
+    done = threading.Event()
+
+    def consume() -> None:
+        nonlocal received, first_at, last_at, first_batch, lost
+        for event in server.stub.Capture(pb.CaptureRequest(requester="bench")):
+            kind = event.WhichOneof("event")
+            if kind == "packets":
+                n = len(event.packets.packets)
+                now = time.perf_counter()
+                if not received:
+                    first_at, first_batch = now, n
+                received += n
+                last_at = now
+                if received >= expected:
+                    done.set()
+            elif kind == "stats":
+                lost = event.stats.packets_lost
+            elif kind == "ended":
+                lost = event.ended.packets_lost
+        done.set()
+
+    thread = threading.Thread(target=consume, daemon=True)
+    thread.start()
+    seen = -1
+    while not done.wait(1.0):  # stop when all arrived, or nothing more came for a second
+        if received == seen and received:
+            break
+        seen = received
+    server.stub.StopCapture(pb.StopCaptureRequest(requester="bench"))
+    thread.join(60)
+    span = last_at - first_at
+    rate = (received - first_batch) / span if span > 0 else float("nan")
+    return rate, received, lost
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--packets", type=int, default=200_000)
+    ap.add_argument("--runs", type=int, default=3)
+    args = ap.parse_args()
+    print(f"machine: {os.cpu_count()} CPUs, python {sys.version.split()[0]}, grpc {grpc.__version__}")
+    with tempfile.TemporaryDirectory(prefix="winspect-bench-") as tmp:
+        root = Path(tmp)
+        text = record_emulated_output(root, args.packets)
+        records = text.count("PktGroupId")
+        print(f"recorded emulated pktmon output: {records} records, {len(text) / 1e6:.1f} MB")
+
+        rates = [bench_parser(text) for _ in range(args.runs)]
+        runs = ", ".join(f"{r:,.0f}/s" for r in rates)
+        print(f"parser only:        {statistics.median(rates):>9,.0f} packets/s  (runs: {runs})")
+
+        server = Server(replay_tools(root, text))
+        try:
+            time.sleep(1.0)
+            print(f"winspectserv idle RSS: {server.rss_mb():.1f} MB")
+            results = [stream_rate(server, records) for _ in range(args.runs)]
+        finally:
+            server.close()
+        _report("replay -> client:", results)
+
+        tools, _ = _emulated_node(root / "emulated", args.packets)
+        server = Server(tools)
+        try:
+            results = [stream_rate(server, args.packets) for _ in range(args.runs)]
+        finally:
+            server.close()
+        _report("emulated -> client:", results)
+    return 0
+
+
+def _report(label: str, results: list[tuple[float, int, int]]) -> None:
+    rates = [r for r, _, _ in results]
+    detail = ", ".join(f"{r:,.0f}/s {n} recv {lost} lost" for r, n, lost in results)
+    print(f"{label:<19} {statistics.median(rates):>9,.0f} packets/s  (runs: {detail})")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,127 @@
+"""Real winspectserv instances on loopback against one emulated Windows node each.
+
+`EmulatedNode` builds a cluster model, writes one Windows node's state,
+installs the emulated pktmon/vfpctrl/hnsdiag into a tools directory and
+starts a real gRPC server (winspect.server.app.start_server) on a free
+loopback address at port 50051, pointed at those tools.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from winspect.emulator.install import install_tools
+from winspect.emulator.model import Cluster, Pod, build_cluster
+from winspect.emulator.state import create_node_state, pktmon_status, read_calls
+from winspect.server.app import RunningServer, ServerConfig, start_server
+from winspect.v1 import winspect_pb2 as pb
+from winspect.v1 import winspect_pb2_grpc as pb_grpc
+
+PORT = 50051
+
+
+@dataclass
+class EmulatedNode:
+    host: str
+    root: Path
+    traffic_rate: float = 200.0
+    max_packets: int | None = None
+    tool_timeout: float = 10.0
+    max_queued_packets: int = 20_000
+    cluster: Cluster = field(init=False)
+    node_name: str = field(init=False)
+    state_dir: Path = field(init=False)
+    tools_dir: Path = field(init=False)
+    server: RunningServer | None = field(init=False, default=None)
+    channel: grpc.Channel | None = field(init=False, default=None)
+    calls_at_start: int = field(init=False, default=0)
+
+    def __post_init__(self) -> None:
+        self.cluster = build_cluster(windows_nodes=2, linux_nodes=1, seed=7)
+        self.node_name = self.cluster.windows_nodes()[0].name
+        self.state_dir = self.root / "state"
+        self.tools_dir = self.root / "tools"
+        create_node_state(
+            self.cluster,
+            self.node_name,
+            self.state_dir,
+            traffic_rate=self.traffic_rate,
+            max_packets=self.max_packets,
+        )
+        install_tools(self.tools_dir, self.state_dir)
+
+    # ------------------------------------------------------------ server
+
+    def start(self, tools_dir: Path | None = None) -> pb_grpc.NodeInspectorStub:
+        self.server = start_server(
+            ServerConfig(
+                host=self.host,
+                port=PORT,
+                node_name=self.node_name,
+                tools_dir=str(tools_dir or self.tools_dir),
+                tool_timeout=self.tool_timeout,
+                max_queued_packets=self.max_queued_packets,
+            )
+        )
+        self.calls_at_start = len(read_calls(self.state_dir))
+        return self.stub()
+
+    def stub(self) -> pb_grpc.NodeInspectorStub:
+        assert self.server is not None
+        if self.channel is None:
+            self.channel = grpc.insecure_channel(self.server.address)
+        return pb_grpc.NodeInspectorStub(self.channel)
+
+    def new_stub(self) -> pb_grpc.NodeInspectorStub:
+        """A stub on its own channel (a second client)."""
+        assert self.server is not None
+        return pb_grpc.NodeInspectorStub(grpc.insecure_channel(self.server.address))
+
+    def stop(self) -> None:
+        if self.channel is not None:
+            self.channel.close()
+            self.channel = None
+        if self.server is not None:
+            self.server.stop(grace=1.0)
+            self.server = None
+
+    # ------------------------------------------------------------ emulated node
+
+    def calls(self) -> list[list[str]]:
+        """Tool invocations since the server started (its start-up cleanup excluded)."""
+        return read_calls(self.state_dir)[self.calls_at_start :]
+
+    def pktmon(self) -> dict[str, Any]:
+        return pktmon_status(self.state_dir)
+
+    def local_pods(self) -> list[Pod]:
+        return [p for p in self.cluster.pods_on(self.node_name) if p.ip and p.mac and not p.host_network]
+
+    def remote_pod(self) -> Pod:
+        other = self.cluster.windows_nodes()[1].name
+        return next(p for p in self.cluster.pods_on(other) if p.ip and not p.host_network)
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 20.0, what: str = "condition") -> None:
+    """Polls `condition` until true; fails the test with `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for: {what}")
+        time.sleep(0.05)
+
+
+def node_is_clean(node: EmulatedNode) -> bool:
+    status = node.pktmon()
+    return not status["running"] and status["filters"] == []
+
+
+def pod_ref(pod: Pod) -> pb.PodRef:
+    assert pod.ip is not None
+    return pb.PodRef(namespace=pod.namespace, name=pod.name, ip=pod.ip)

@@ -83,7 +83,7 @@ def bench_hns(runs: int) -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         cluster = build_cluster()
-        node = cluster.windows_nodes[0].name if hasattr(cluster, "windows_nodes") else cluster.nodes[0].name
+        node = cluster.windows_nodes()[0].name
         state = Path(tmp) / "state"
         tools = Path(tmp) / "tools"
         create_node_state(cluster, node, state)

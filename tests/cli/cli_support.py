@@ -135,3 +135,98 @@ def run_process(
         timeout=timeout,
         check=False,
     )
+
+
+# ---------------------------------------------------------------- emulated nodes with real servers
+
+SERVER_CMD = ["winspectserv"]
+
+
+@dataclass
+class EmuNode:
+    """One emulated Windows node: its state and tools, and a real winspectserv process."""
+
+    name: str
+    host: str
+    state: Path
+    tools: Path
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def target(self) -> str:
+        return f"{self.name}={self.host}"
+
+    def start(self, log_dir: Path) -> None:
+        import shutil
+        import socket
+        import time
+
+        exe = shutil.which(SERVER_CMD[0], path=str(Path(sys.executable).parent)) or SERVER_CMD[0]
+        log = (log_dir / f"{self.name}.log").open("wb")
+        self.proc = subprocess.Popen(
+            [
+                exe,
+                *SERVER_CMD[1:],
+                "--host",
+                self.host,
+                "--port",
+                "50051",
+                "--tools-dir",
+                str(self.tools),
+                "--node-name",
+                self.name,
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"winspectserv for {self.name} exited with {self.proc.returncode}")
+            with socket.socket() as s:
+                if s.connect_ex((self.host, 50051)) == 0:
+                    return
+            time.sleep(0.05)
+        raise RuntimeError(f"winspectserv for {self.name} did not listen on {self.host}:50051")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+
+def emulated_cluster(
+    tmp_path: Path,
+    hosts: list[str],
+    windows_nodes: int,
+    *,
+    traffic_rate: float = 200.0,
+    max_packets: int | None = None,
+) -> tuple[Any, list[EmuNode]]:
+    """A model cluster whose Windows nodes are at `hosts`, each with state, tools and a server."""
+    from winspect.emulator.install import install_tools
+    from winspect.emulator.model import build_cluster
+    from winspect.emulator.state import create_node_state
+
+    cluster = build_cluster(
+        windows_nodes=windows_nodes,
+        linux_nodes=1,
+        windows_addresses=hosts[:windows_nodes],
+        linux_addresses=[hosts[windows_nodes]],
+    )
+    nodes = []
+    for n in cluster.nodes:
+        if not n.is_windows:
+            continue
+        base = tmp_path / n.name
+        node = EmuNode(n.name, n.internal_ip, base / "state", base / "tools")
+        create_node_state(cluster, n.name, node.state, traffic_rate=traffic_rate, max_packets=max_packets)
+        install_tools(node.tools, node.state)
+        nodes.append(node)
+    for node in nodes:
+        node.start(tmp_path)
+    return cluster, nodes

@@ -130,9 +130,7 @@ def test_pods_resolve_in_their_namespace_and_only_their_nodes_are_used(kube_api:
 
 def test_context_namespace_is_the_default(kube_api: KubeApi) -> None:
     # The viewer context's namespace is "web": web-0 there runs on win-node-2.
-    _, out, _ = kube(
-        kube_api, "vfp-counter", "-p", "web-0", "-o", "json", context="winspect-sandbox-viewer"
-    )
+    _, out, _ = kube(kube_api, "vfp-counter", "-p", "web-0", "-o", "json", context="winspect-sandbox-viewer")
     assert json.loads(out)["pod"] == {"namespace": "web", "name": "web-0", "ip": "10.224.1.81"}
 
 

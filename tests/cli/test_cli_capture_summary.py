@@ -1,0 +1,43 @@
+"""The per-node capture summary: what a user reads after a capture (loss, cleanup, failures)."""
+
+from __future__ import annotations
+
+from winspect.cli.capture import _summary_line, node_failed
+from winspect.client.capture import NodeCapture
+from winspect.client.fanout import NodeError
+from winspect.client.filters import TargetSpec
+from winspect.v1 import winspect_pb2 as pb
+
+
+def node(**kwargs: object) -> NodeCapture:
+    return NodeCapture(TargetSpec("win1", "10.0.0.4", 50051), pb.CaptureRequest(), **kwargs)  # type: ignore[arg-type]
+
+
+def test_loss_reported_by_the_server_is_shown() -> None:
+    ended = pb.CaptureEnded(reason=pb.END_REASON_DURATION, packets=900, packets_lost=100, cleaned_up=True)
+    line = _summary_line(node(packets=900, packets_lost=100, ended=ended), interrupted=False)
+    assert line == (
+        "win1: 900 packets received, 100 LOST by the node (it could not keep up), capture duration elapsed, "
+        "node cleaned up"
+    )
+
+
+def test_stop_without_confirmation() -> None:
+    stop_error = NodeError("win1", "10.0.0.4:50051", "DEADLINE_EXCEEDED", "no answer from 10.0.0.4:50051")
+    line = _summary_line(node(packets=5, stop_error=stop_error, session_id="s"), interrupted=True)
+    assert line == "win1: 5 packets received, stop not confirmed: no answer from 10.0.0.4:50051"
+    line = _summary_line(node(cancelled=True), interrupted=True)
+    assert line == "win1: 0 packets received, stream cancelled (no confirmation from the node)"
+
+
+def test_pktmon_exiting_is_a_failure() -> None:
+    ended = pb.CaptureEnded(
+        reason=pb.END_REASON_TOOL_EXITED, message="pktmon exited with 87", cleaned_up=False
+    )
+    n = node(ended=ended)
+    assert node_failed(n)
+    assert _summary_line(n, interrupted=False) == (
+        "win1: 0 packets received, capture pktmon exited: pktmon exited with 87, "
+        "node NOT cleaned up (pktmon may still run there)"
+    )
+    assert not node_failed(node(ended=pb.CaptureEnded(reason=pb.END_REASON_STOPPED)))

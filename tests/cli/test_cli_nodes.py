@@ -1,0 +1,401 @@
+"""The winspect CLI as a process against real winspectserv processes on loopback addresses, each
+pointed at an emulated node's tools: every command, the failure of one node (down, hanging), and
+Ctrl+C / SIGTERM in the middle of a capture with the cleanup checked on the node."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cli_support import EmuNode, cli_env, emulated_cluster, run_process
+
+pytest.importorskip("winspect.emulator.install", reason="emulated node tools not available yet")
+
+from winspect.emulator.state import pktmon_status, read_calls, set_fault
+
+REQUIRED_PACKET_KEYS = {
+    "node",
+    "timestamp",
+    "direction",
+    "component",
+    "type",
+    "drop_reason",
+    "src_mac",
+    "dst_mac",
+    "src_ip",
+    "dst_ip",
+    "protocol",
+    "src_port",
+    "dst_port",
+    "tcp_flags",
+    "length",
+    "group_id",
+    "appearance",
+    "summary",
+}
+
+
+class Cluster:
+    def __init__(self, model: Any, nodes: list[EmuNode]) -> None:
+        self.model = model
+        self.nodes = nodes
+
+    def targets(self, *nodes: EmuNode) -> list[str]:
+        args: list[str] = []
+        for node in nodes or self.nodes:
+            args += ["--target", node.target]
+        return args
+
+    def pod(self, node: EmuNode) -> Any:
+        return next(p for p in self.model.pods_on(node.name) if p.ip and not p.host_network)
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
+
+
+@pytest.fixture
+def two_nodes(tmp_path: Path, loopback_hosts: list[str]) -> Iterator[Cluster]:
+    model, nodes = emulated_cluster(tmp_path, loopback_hosts, 2)
+    cluster = Cluster(model, nodes)
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+def winspect(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return run_process(*args, "--timeout", "10", timeout=timeout)
+
+
+def assert_clean(node: EmuNode) -> None:
+    status = pktmon_status(node.state)
+    assert status["running"] is False
+    assert status["filters"] == []
+
+
+# ---------------------------------------------------------------- version, hns, vfp-counter, counter
+
+
+def test_version_reports_client_and_every_server(two_nodes: Cluster) -> None:
+    from winspect import __version__
+
+    result = winspect("version", *two_nodes.targets())
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"Client: winspect {__version__}\n")
+    for node in two_nodes.nodes:
+        assert f"Node {node.name} ({node.host}:50051)\nServer: winspectserv " in result.stdout
+    doc = json.loads(winspect("version", "-o", "json", *two_nodes.targets()).stdout)
+    assert doc["client"] == {"version": __version__}
+    assert set(doc["results"]) == {n.name for n in two_nodes.nodes} and doc["errors"] == {}
+    for info in doc["results"].values():
+        assert {op["operation"] for op in info["operations"]} >= {
+            "capture",
+            "counters",
+            "vfp_counters",
+            "hns",
+        }
+        assert all(op["available"] for op in info["operations"])
+
+
+@pytest.mark.parametrize(
+    ("kind", "titles"),
+    [
+        ("all", ["Networks (", "Endpoints (", "Load balancers (", "Namespaces ("]),
+        ("endpoints", ["Endpoints ("]),
+        ("loadbalancers", ["Load balancers ("]),
+        ("namespaces", ["Namespaces ("]),
+        ("networks", ["Networks ("]),
+    ],
+)
+def test_hns_tables(two_nodes: Cluster, kind: str, titles: list[str]) -> None:
+    node = two_nodes.nodes[0]
+    result = winspect("hns", kind, *two_nodes.targets(node))
+    assert result.returncode == 0, result.stderr
+    for title in titles:
+        assert title in result.stdout
+    if kind in ("all", "endpoints"):
+        pod = two_nodes.pod(node)
+        line = next(line for line in result.stdout.splitlines() if f" {pod.ip} " in f" {line} ")
+        assert "local" in line.split()
+    if kind == "networks":
+        assert "l2bridge" in result.stdout
+    assert read_calls(node.state), "the server ran no tool"
+
+
+def test_hns_raw_json_and_json_document(two_nodes: Cluster) -> None:
+    a, b = two_nodes.nodes
+    raw = winspect("hns", "networks", "--json", *two_nodes.targets(a))
+    assert raw.returncode == 0
+    body = raw.stdout.split("\n", 1)[1]  # after the "Node ..." header
+    decoder = json.JSONDecoder()
+    first, _ = decoder.raw_decode(body.lstrip())
+    assert first["Type"] == "l2bridge"
+
+    doc = json.loads(winspect("-o", "json", "hns", "all", *two_nodes.targets()).stdout)
+    assert doc["command"] == "hns" and doc["type"] == "all" and doc["errors"] == {}
+    ips = {e.get("IPAddress") for e in doc["results"][b.name]["endpoints"]}
+    assert two_nodes.pod(b).ip in ips
+
+
+def test_hns_on_chosen_nodes_only(two_nodes: Cluster) -> None:
+    a, b = two_nodes.nodes
+    result = winspect("hns", "networks", "--nodes", b.name, *two_nodes.targets(), "-o", "json")
+    assert list(json.loads(result.stdout)["results"]) == [b.name]
+    assert not any(call[0] == "hnsdiag" for call in read_calls(a.state))
+
+
+def test_vfp_counter_of_a_pod(two_nodes: Cluster) -> None:
+    node = two_nodes.nodes[0]
+    pod = two_nodes.pod(node)
+    spec = f"{pod.namespace}/{pod.name}={pod.ip}"
+    result = winspect("vfp-counter", "-p", spec, *two_nodes.targets(node))
+    assert result.returncode == 0, result.stderr
+    assert f"pod {pod.namespace}/{pod.name} ({pod.ip})" in result.stdout
+    assert "pod port " in result.stdout and "Total packets" in result.stdout
+    assert "host vNIC port" not in result.stdout
+
+    detailed = winspect("vfp-counter", "-p", spec, "--detailed", "-o", "json", *two_nodes.targets(node))
+    roles = [p["role"] for p in json.loads(detailed.stdout)["results"][node.name]["ports"]]
+    assert roles == ["pod", "host_vnic", "external_adapter"]
+
+
+def test_vfp_counter_with_several_targets_uses_the_node_that_has_the_pod(two_nodes: Cluster) -> None:
+    _a, b = two_nodes.nodes
+    pod = two_nodes.pod(b)
+    result = winspect("vfp-counter", "-p", f"{pod.name}={pod.ip}", "-o", "json", *two_nodes.targets())
+    doc = json.loads(result.stdout)
+    assert list(doc["results"]) == [b.name] and doc["errors"] == {}
+    assert result.returncode == 0
+
+
+def test_vfp_counter_unknown_pod_ip(two_nodes: Cluster) -> None:
+    node = two_nodes.nodes[0]
+    result = winspect("vfp-counter", "-p", "ghost=10.99.99.99", *two_nodes.targets(node))
+    assert result.returncode == 1
+    assert f"winspect: {node.name}: " in result.stderr and "10.99.99.99" in result.stderr
+
+
+def test_counter_without_a_capture_is_no_failure(two_nodes: Cluster) -> None:
+    result = winspect("counter", *two_nodes.targets())
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("no capture running on this node") == 2
+    doc = json.loads(winspect("counter", "-o", "json", *two_nodes.targets()).stdout)
+    assert all(r["capture_running"] is False for r in doc["results"].values())
+
+
+def start_capture(*args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "winspect.cli", "capture", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=cli_env(),
+    )
+
+
+def wait_for_packets(proc: subprocess.Popen[str], count: int = 3) -> list[str]:
+    assert proc.stdout is not None
+    lines = []
+    for _ in range(count):
+        line = proc.stdout.readline()
+        assert line, f"capture ended early: {proc.stderr.read() if proc.stderr else ''}"
+        lines.append(line)
+    return lines
+
+
+def test_counter_while_a_capture_runs(two_nodes: Cluster) -> None:
+    a, b = two_nodes.nodes
+    capture = start_capture("nodes", a.name, *two_nodes.targets())
+    try:
+        wait_for_packets(capture)
+        result = winspect("counter", "--include-hidden", *two_nodes.targets())
+        assert result.returncode == 0, result.stderr
+        blocks = result.stdout.split("\n\n")
+        block_a = next(x for x in blocks if x.startswith(f"Node {a.name}"))
+        block_b = next(x for x in blocks if x.startswith(f"Node {b.name}"))
+        assert "RX PACKETS" in block_a
+        assert "no capture running" in block_b
+        assert any(c[:2] == ["pktmon", "counters"] and "--include-hidden" in c for c in read_calls(a.state))
+    finally:
+        capture.send_signal(signal.SIGINT)
+        capture.communicate(timeout=30)
+    assert_clean(a)
+
+
+# ---------------------------------------------------------------- capture
+
+
+def test_capture_on_two_nodes_for_a_duration(two_nodes: Cluster) -> None:
+    a, b = two_nodes.nodes
+    result = winspect("capture", "nodes", f"{a.name},{b.name}", "-t", "TCP", "-d", "2", *two_nodes.targets())
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert any(f" {a.name} " in line for line in lines) and any(f" {b.name} " in line for line in lines)
+    assert all(" TCP " in line for line in lines if " DROP" not in line)
+    assert f"capturing on {a.name}, {b.name} for 2s" in result.stderr
+    for node in (a, b):
+        assert (
+            f"  {node.name}: " in result.stderr
+            and "capture duration elapsed, node cleaned up" in result.stderr
+        )
+        assert_clean(node)
+        starts = [c for c in read_calls(node.state) if c[:2] == ["pktmon", "start"]]
+        assert len(starts) == 1
+
+
+def test_capture_json_lines(two_nodes: Cluster) -> None:
+    _a, _ = two_nodes.nodes
+    result = winspect("capture", "all", "-d", "2", "-o", "json", *two_nodes.targets())
+    assert result.returncode == 0, result.stderr
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    packets = [r for r in records if r["type"] in ("flow", "drop")]
+    summaries = [r for r in records if r["type"] == "summary"]
+    assert packets and all(set(p) >= REQUIRED_PACKET_KEYS for p in packets)
+    assert {p["node"] for p in packets} <= {n.name for n in two_nodes.nodes}
+    assert all(p["timestamp"].endswith("Z") and len(p["timestamp"]) == 30 for p in packets)
+    assert sorted(s["node"] for s in summaries) == sorted(n.name for n in two_nodes.nodes)
+    for s in summaries:
+        assert s["error"] is None and s["ended"]["reason"] == "duration" and s["ended"]["cleaned_up"] is True
+        assert s["packets_received"] == sum(1 for p in packets if p["node"] == s["node"])
+    assert result.stderr.count("winspect: ") >= 1  # progress only on stderr
+
+
+def test_capture_filters_reach_the_node(two_nodes: Cluster) -> None:
+    a, _ = two_nodes.nodes
+    result = winspect(
+        "capture",
+        "nodes",
+        a.name,
+        "-d",
+        "1",
+        "-t",
+        "tcp_syn",
+        "-r",
+        "80,443",
+        "-i",
+        "10.224.0.0/16",
+        "--type",
+        "flow",
+        *two_nodes.targets(a),
+    )
+    assert result.returncode == 0, result.stderr
+    adds = [c for c in read_calls(a.state) if c[:3] == ["pktmon", "filter", "add"]]
+    assert adds, "no pktmon filter was added"
+    assert all("SYN" in c and "-t" in c and "TCP" in c for c in adds)
+    assert {c[c.index("-p") + 1] for c in adds} == {"80", "443"}
+    start = next(c for c in read_calls(a.state) if c[:2] == ["pktmon", "start"])
+    assert "flow" in start
+    assert_clean(a)
+
+
+def test_capture_counters_only(two_nodes: Cluster) -> None:
+    a, _ = two_nodes.nodes
+    result = winspect("capture", "nodes", a.name, "--counters-only", "-d", "2", *two_nodes.targets(a))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"Node {a.name}\n")
+    assert "RX PACKETS" in result.stdout
+    start = next(c for c in read_calls(a.state) if c[:2] == ["pktmon", "start"])
+    assert "--counters-only" in start or "-o" in start
+    assert_clean(a)
+
+
+def test_capture_pods_only_on_their_vnics(two_nodes: Cluster) -> None:
+    a, _ = two_nodes.nodes
+    pod = two_nodes.pod(a)
+    result = winspect("capture", "pods", f"{pod.name}={pod.ip}", "-d", "1", *two_nodes.targets(a))
+    assert result.returncode == 0, result.stderr
+    start = next(c for c in read_calls(a.state) if c[:2] == ["pktmon", "start"])
+    assert "--comp" in start
+    assert_clean(a)
+
+
+def test_capture_with_a_node_down(two_nodes: Cluster, loopback_hosts: list[str]) -> None:
+    a, _ = two_nodes.nodes
+    down = loopback_hosts[9]
+    result = winspect("capture", "all", "-d", "1", *two_nodes.targets(a), "--target", f"ghost={down}")
+    assert result.returncode == 1
+    assert f"winspect: ghost: cannot connect to {down}:50051: connection refused" in result.stderr
+    assert any(f" {a.name} " in line for line in result.stdout.splitlines())
+    assert f"  {a.name}: " in result.stderr and "  ghost: failed: cannot connect" in result.stderr
+    assert_clean(a)
+
+
+def test_unary_commands_with_a_node_down_and_a_node_hanging(
+    two_nodes: Cluster, loopback_hosts: list[str]
+) -> None:
+    a, b = two_nodes.nodes
+    set_fault(b.state, "hnsdiag", ["list"], hang_seconds=60)
+    down = loopback_hosts[9]
+    result = run_process(
+        "hns",
+        "networks",
+        "-o",
+        "json",
+        "--timeout",
+        "2",
+        *two_nodes.targets(),
+        "--target",
+        f"ghost={down}",
+    )
+    assert result.returncode == 1
+    doc = json.loads(result.stdout)
+    assert list(doc["results"]) == [a.name]
+    assert doc["errors"]["ghost"]["code"] == "UNAVAILABLE"
+    assert doc["errors"][b.name]["code"] == "DEADLINE_EXCEEDED"
+    assert f"winspect: {b.name}: no answer from {b.host}:50051 within 2s (--timeout)" in result.stderr
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_interrupt_stops_the_capture_on_every_node(two_nodes: Cluster, sig: signal.Signals) -> None:
+    capture = start_capture("all", *two_nodes.targets())
+    wait_for_packets(capture)
+    for node in two_nodes.nodes:
+        assert pktmon_status(node.state)["running"] is True
+    capture.send_signal(sig)
+    _out, err = capture.communicate(timeout=30)
+    assert capture.returncode == 130
+    assert "interrupted: capture stopped on every node" in err
+    for node in two_nodes.nodes:
+        line = next(x for x in err.splitlines() if x.startswith(f"  {node.name}: "))
+        assert "packets received" in line and "capture stopped" in line and "node cleaned up" in line
+        assert_clean(node)
+        assert any(c[:2] == ["pktmon", "stop"] for c in read_calls(node.state))
+
+
+def test_interrupt_with_a_hanging_node(two_nodes: Cluster) -> None:
+    a, b = two_nodes.nodes
+    capture = start_capture("all", "--counters-only", *two_nodes.targets())
+    import time
+
+    deadline = time.monotonic() + 20
+    while not all(pktmon_status(n.state)["running"] for n in two_nodes.nodes) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    set_fault(b.state, "pktmon", ["stop"], hang_seconds=60)
+    set_fault(b.state, "pktmon", ["counters"], hang_seconds=60)
+    capture.send_signal(signal.SIGINT)
+    out, err = capture.communicate(timeout=30)
+    assert capture.returncode == 130
+    line_a = next(x for x in err.splitlines() if x.startswith(f"  {a.name}: "))
+    assert "node cleaned up" in line_a
+    line_b = next(x for x in err.splitlines() if x.startswith(f"  {b.name}: "))
+    assert "cleaned up" not in line_b.replace("NOT cleaned up", "")
+    assert f"Node {a.name}\n" in out and "RX PACKETS" in out  # final counters of the good node
+    assert_clean(a)
+
+
+def test_closing_stdout_stops_the_capture(two_nodes: Cluster) -> None:
+    a, _ = two_nodes.nodes
+    capture = start_capture("nodes", a.name, "-o", "json", *two_nodes.targets(a))
+    wait_for_packets(capture, 2)
+    assert capture.stdout is not None
+    capture.stdout.close()  # like `| head -n 2`
+    capture.wait(timeout=30)
+    assert capture.returncode == 0
+    assert_clean(a)

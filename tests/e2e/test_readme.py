@@ -22,7 +22,7 @@ def test_help_examples(e2e: E2E) -> None:
     for option in ("--duration", "--ips", "--protocols", "--ports", "--macs", "--type", "--counters-only"):
         assert option in capture.out
     hns = e2e.run("hns", "all", "-h")
-    assert hns.code == 0 and "Usage: winspect hns all" in hns.out
+    assert hns.code == 0 and "Usage: winspect hns [OPTIONS] all|endpoints" in hns.out
 
 
 def test_capture_three_nodes_tcp_for_a_duration(e2e: E2E) -> None:

@@ -218,26 +218,35 @@ def test_hns_all_is_consistent_with_the_pods_in_the_api(e2e: E2E) -> None:
     assert result.code == 0, result.err
     results = result.json()["results"]
     assert set(results) == set(e2e.windows_nodes())
-    services = e2e.api("/api/v1/services")["items"]
+    services = [s for s in e2e.api("/api/v1/services")["items"] if s["spec"].get("selector")]
+    endpoints = {
+        (e["metadata"]["namespace"], e["metadata"]["name"]): {
+            a["ip"] for s in e.get("subsets", []) for a in s["addresses"]
+        }
+        for e in e2e.api("/api/v1/endpoints")["items"]
+    }
     for node, objs in results.items():
+        # Local HNS endpoints are exactly the node's pods (host-network pods have none).
         pods = [
             p for p in e2e.pods(fieldSelector=f"spec.nodeName={node}") if not p["spec"].get("hostNetwork")
         ]
-        local = {e["IPAddress"]: e for e in objs["endpoints"] if not e["IsRemoteEndpoint"]}
-        assert set(local) == {p["status"]["podIP"] for p in pods}, node
-        assert [n["Type"] for n in objs["networks"]] == ["L2Bridge"]
+        local = {e["IPAddress"] for e in objs["endpoints"] if not e["IsRemoteEndpoint"]}
+        assert local == {p["status"]["podIP"] for p in pods}, node
+        # The network is AKS's l2bridge, managed through the node's InternalIP.
         node_ip = next(n["address"] for n in e2e.sandbox.nodes if n["name"] == node)
-        assert objs["networks"][0]["ManagementIP"] == node_ip
+        assert [(n["Type"], n["ManagementIP"]) for n in objs["networks"]] == [("L2Bridge", node_ip)]
         assert objs["namespaces"], node
-        vips = {str(v) for lb in objs["loadbalancers"] for v in lb.get("FrontendVIPs", lb.get("VIPs", []))}
-        assert {s["spec"]["clusterIP"] for s in services if s["spec"].get("selector")} <= vips | {
-            s["spec"]["clusterIP"] for s in services if not _has_endpoints(e2e, s)
-        }
-
-
-def _has_endpoints(e2e: E2E, svc: dict) -> bool:
-    ep = e2e.api(f"/api/v1/namespaces/{svc['metadata']['namespace']}/endpoints/{svc['metadata']['name']}")
-    return bool(ep.get("subsets"))
+        # Each service with backends has a load balancer: ClusterIP VIP -> its Endpoints' pod IPs.
+        by_id = {e["ID"].lower(): e["IPAddress"] for e in objs["endpoints"]}
+        for svc in services:
+            backends = endpoints[(svc["metadata"]["namespace"], svc["metadata"]["name"])]
+            lbs = [lb for lb in objs["loadbalancers"] if svc["spec"]["clusterIP"] in lb["FrontendVIPs"]]
+            if not backends:
+                assert lbs == [], svc["metadata"]["name"]
+                continue
+            assert lbs, f"{node}: no load balancer for {svc['metadata']['name']}"
+            for lb in lbs:
+                assert {by_id[i.lower()] for i in lb["HostComputeEndpoints"]} == backends
 
 
 @pytest.mark.parametrize("kind", ["endpoints", "loadbalancers", "namespaces", "networks"])

@@ -56,11 +56,10 @@ def normalise_mac(mac: str) -> str:
     return mac.replace(":", "-").upper()
 
 
-def _mixed_case(mac: str, rng: random.Random) -> str:
+def _mixed_case(mac: str) -> str:
     """HNS sometimes prints MACs in mixed case (`0E-2A-0a-2a-d5-dd` was seen)."""
     parts = mac.split("-")
-    cut = rng.randrange(2, 5)
-    return "-".join(p.upper() if i < cut else p.lower() for i, p in enumerate(parts))
+    return "-".join(p.upper() if i < 2 else p.lower() for i, p in enumerate(parts))
 
 
 def conjure_mac(ip: str) -> str:
@@ -224,7 +223,7 @@ def build_node_network(cluster: Cluster, node_name: str) -> dict[str, Any]:
         container_id = r.hexid(64)
         ns_id = r.guid()
         mac = normalise_mac(pod.mac)
-        shown_mac = _mixed_case(mac, rng) if k % 2 == 1 else mac
+        shown_mac = _mixed_case(mac) if k % 2 == 1 else mac
         port_alloc = {
             "AdditionalParams": {},
             "AllocationOrder": 3,

@@ -199,3 +199,37 @@ def processes_mentioning(text: str) -> list[str]:
     """Running processes whose command line contains `text` (a sandbox's dir is in its processes' argv)."""
     out = subprocess.run(["ps", "-eo", "pid=,args="], capture_output=True, text=True, check=True).stdout
     return [line for line in out.splitlines() if text in line and "ps -eo" not in line]
+
+
+def test_run_tears_down_on_ctrl_c(tmp_path: Path) -> None:
+    proc = subprocess.Popen(
+        [
+            *WINSPECT,
+            "sandbox",
+            "run",
+            "--windows-nodes",
+            "1",
+            "--",
+            "capture",
+            "nodes",
+            "aksnpwin000000",
+            "-o",
+            "json",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        env={**os.environ, "TMPDIR": str(tmp_path)},
+    )
+    assert proc.stdout is not None
+    first = proc.stdout.readline()  # the capture is streaming packets
+    assert json.loads(first)["node"] == "aksnpwin000000"
+    os.killpg(proc.pid, signal.SIGINT)  # Ctrl+C reaches the whole foreground process group
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    summary = [json.loads(line) for line in out.splitlines() if '"type":"summary"' in line]
+    assert summary and summary[0]["interrupted"] is True
+    assert "sandbox: tearing the sandbox down" in err
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith("winspect-sandbox-")] == []
+    assert processes_mentioning(str(tmp_path)) == []

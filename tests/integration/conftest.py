@@ -42,6 +42,7 @@ from kubecluster import (
     grant_viewer,
     populate,
 )
+from nodeservers import NodeServer, start_node_servers, stop_node_servers
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "scripts" / "kube-apiserver"
@@ -96,6 +97,8 @@ def build_kube_apiserver() -> str:
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
+    if session.config.option.collectonly:
+        return
     if not any(item.get_closest_marker("kube") for item in session.items):
         return
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
@@ -257,3 +260,20 @@ def kube(request: pytest.FixtureRequest) -> KubeCluster:
     """The API server the discovery tests run against (each backend in turn)."""
     cluster: KubeCluster = request.getfixturevalue(f"{request.param}_kube")
     return cluster
+
+
+# ---------------------------------------------------------------- node servers on the InternalIPs
+
+
+@pytest.fixture(scope="session")
+def node_servers(
+    tmp_path_factory: pytest.TempPathFactory, cluster_model: Any
+) -> Iterator[dict[str, NodeServer]]:
+    """A real winspectserv with emulated tools on the InternalIP of every Windows node that has one."""
+    no_ip = cluster_model.windows_nodes()[-1].name
+    servers: dict[str, NodeServer] = {}
+    try:
+        start_node_servers(cluster_model, tmp_path_factory.mktemp("nodes"), servers, skip={no_ip})
+        yield servers
+    finally:
+        stop_node_servers(servers)

@@ -1,0 +1,74 @@
+"""Real winspectserv processes, one per emulated Windows node, on the node's InternalIP."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+NODE_PORT = 50051
+
+
+@dataclass
+class NodeServer:
+    name: str
+    address: str
+    state_dir: Path  # the emulated node's state (tool calls, pktmon session, counters)
+    log: Path
+    proc: subprocess.Popen[bytes]
+
+
+def _server_argv() -> list[str]:
+    exe = Path(sys.executable).with_name("winspectserv")
+    return [str(exe)] if exe.is_file() else [sys.executable, "-m", "winspect.server.main"]
+
+
+def _wait_listening(server: NodeServer, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.proc.poll() is not None:
+            tail = server.log.read_text()[-2000:]
+            raise RuntimeError(f"winspectserv for {server.name} exited ({server.proc.returncode}):\n{tail}")
+        with socket.socket() as s:
+            s.settimeout(1)
+            if s.connect_ex((server.address, NODE_PORT)) == 0:
+                return
+        time.sleep(0.1)
+    raise RuntimeError(f"winspectserv for {server.name} does not listen on {server.address}:{NODE_PORT}")
+
+
+def start_node_servers(model: Any, root: Path, servers: dict[str, NodeServer], skip: set[str]) -> None:
+    """Start a server for each Windows node of `model` not in `skip`, adding each to `servers` at once
+    (so the caller can stop those already started if a later one fails)."""
+    from winspect.emulator.install import install_tools
+    from winspect.emulator.state import create_node_state
+
+    for node in model.windows_nodes():
+        if node.name in skip:
+            continue
+        state, tools = root / node.name / "state", root / node.name / "tools"
+        create_node_state(model, node.name, state, max_packets=20)
+        install_tools(tools, state)
+        log = root / node.name / "winspectserv.log"
+        argv = [*_server_argv(), "--host", node.internal_ip, "-p", str(NODE_PORT),
+                "--tools-dir", str(tools), "--node-name", node.name]  # fmt: skip
+        with log.open("wb") as out:
+            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
+        servers[node.name] = NodeServer(node.name, node.internal_ip, state, log, proc)
+    for server in servers.values():
+        _wait_listening(server)
+
+
+def stop_node_servers(servers: dict[str, NodeServer]) -> None:
+    for server in servers.values():
+        server.proc.terminate()
+    for server in servers.values():
+        try:
+            server.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            server.proc.kill()
+            server.proc.wait()

@@ -125,7 +125,7 @@ def test_hns_tables(two_nodes: Cluster, kind: str, titles: list[str]) -> None:
         line = next(line for line in result.stdout.splitlines() if f" {pod.ip} " in f" {line} ")
         assert "local" in line.split()
     if kind == "networks":
-        assert "l2bridge" in result.stdout
+        assert "l2bridge" in result.stdout.lower()
     assert read_calls(node.state), "the server ran no tool"
 
 
@@ -136,7 +136,7 @@ def test_hns_raw_json_and_json_document(two_nodes: Cluster) -> None:
     body = raw.stdout.split("\n", 1)[1]  # after the "Node ..." header
     decoder = json.JSONDecoder()
     first, _ = decoder.raw_decode(body.lstrip())
-    assert first["Type"] == "l2bridge"
+    assert first["Type"].lower() == "l2bridge"
 
     doc = json.loads(winspect("-o", "json", "hns", "all", *two_nodes.targets()).stdout)
     assert doc["command"] == "hns" and doc["type"] == "all" and doc["errors"] == {}
@@ -200,29 +200,49 @@ def start_capture(*args: str) -> subprocess.Popen[str]:
     )
 
 
-def wait_for_packets(proc: subprocess.Popen[str], count: int = 3) -> list[str]:
+def wait_for_packets(proc: subprocess.Popen[str], nodes: list[EmuNode], count: int = 3) -> list[str]:
+    """Read stdout until `count` lines came and every node's packets were seen."""
     assert proc.stdout is not None
-    lines = []
-    for _ in range(count):
+    lines: list[str] = []
+    missing = {n.name for n in nodes}
+    while missing or len(lines) < count:
         line = proc.stdout.readline()
         assert line, f"capture ended early: {proc.stderr.read() if proc.stderr else ''}"
         lines.append(line)
+        missing -= {name for name in missing if name in line.split() or f'"node":"{name}"' in line}
     return lines
+
+
+def wait_for_started(proc: subprocess.Popen[str], nodes: list[EmuNode]) -> None:
+    """Read stderr (-v) until every node reported its capture started."""
+    assert proc.stderr is not None
+    missing = {n.name for n in nodes}
+    while missing:
+        line = proc.stderr.readline()
+        assert line, "capture ended early"
+        missing -= {name for name in missing if line.startswith(f"winspect: {name}: capture started")}
 
 
 def test_counter_while_a_capture_runs(two_nodes: Cluster) -> None:
     a, b = two_nodes.nodes
     capture = start_capture("nodes", a.name, *two_nodes.targets())
     try:
-        wait_for_packets(capture)
-        result = winspect("counter", "--include-hidden", *two_nodes.targets())
+        wait_for_packets(capture, [a])
+        result = winspect("counter", *two_nodes.targets())
         assert result.returncode == 0, result.stderr
         blocks = result.stdout.split("\n\n")
         block_a = next(x for x in blocks if x.startswith(f"Node {a.name}"))
         block_b = next(x for x in blocks if x.startswith(f"Node {b.name}"))
-        assert "RX PACKETS" in block_a
+        assert "RX PACKETS" in block_a and "capture session " in block_a
         assert "no capture running" in block_b
-        assert any(c[:2] == ["pktmon", "counters"] and "--include-hidden" in c for c in read_calls(a.state))
+        visible = json.loads(
+            winspect("counter", "--nodes", a.name, "-o", "json", *two_nodes.targets()).stdout
+        )
+        hidden = json.loads(
+            winspect("counter", "--nodes", a.name, "-i", "-o", "json", *two_nodes.targets()).stdout
+        )
+        ids = {r["component_id"] for r in visible["results"][a.name]["rows"]}
+        assert ids and ids <= {r["component_id"] for r in hidden["results"][a.name]["rows"]}
     finally:
         capture.send_signal(signal.SIGINT)
         capture.communicate(timeout=30)
@@ -355,7 +375,7 @@ def test_unary_commands_with_a_node_down_and_a_node_hanging(
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_interrupt_stops_the_capture_on_every_node(two_nodes: Cluster, sig: signal.Signals) -> None:
     capture = start_capture("all", *two_nodes.targets())
-    wait_for_packets(capture)
+    wait_for_packets(capture, two_nodes.nodes)
     for node in two_nodes.nodes:
         assert pktmon_status(node.state)["running"] is True
     capture.send_signal(sig)
@@ -371,12 +391,8 @@ def test_interrupt_stops_the_capture_on_every_node(two_nodes: Cluster, sig: sign
 
 def test_interrupt_with_a_hanging_node(two_nodes: Cluster) -> None:
     a, b = two_nodes.nodes
-    capture = start_capture("all", "--counters-only", *two_nodes.targets())
-    import time
-
-    deadline = time.monotonic() + 20
-    while not all(pktmon_status(n.state)["running"] for n in two_nodes.nodes) and time.monotonic() < deadline:
-        time.sleep(0.1)
+    capture = start_capture("all", "--counters-only", "-v", *two_nodes.targets())
+    wait_for_started(capture, two_nodes.nodes)
     set_fault(b.state, "pktmon", ["stop"], hang_seconds=60)
     set_fault(b.state, "pktmon", ["counters"], hang_seconds=60)
     capture.send_signal(signal.SIGINT)
@@ -393,7 +409,7 @@ def test_interrupt_with_a_hanging_node(two_nodes: Cluster) -> None:
 def test_closing_stdout_stops_the_capture(two_nodes: Cluster) -> None:
     a, _ = two_nodes.nodes
     capture = start_capture("nodes", a.name, "-o", "json", *two_nodes.targets(a))
-    wait_for_packets(capture, 2)
+    wait_for_packets(capture, [a], 2)
     assert capture.stdout is not None
     capture.stdout.close()  # like `| head -n 2`
     capture.wait(timeout=30)

@@ -93,6 +93,8 @@ def _summary_line(n: NodeCapture, interrupted: bool) -> str:
         )
     elif n.stop_error is not None:
         parts.append(f"stop not confirmed: {n.stop_error.message}")
+    elif n.cancelled and n.idle_confirmed:
+        parts.append("capture cancelled before it started")
     elif n.cancelled:
         parts.append("stream cancelled (no confirmation from the node)")
     cleaned = n.cleaned_up

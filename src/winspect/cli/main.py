@@ -23,6 +23,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "hns": ("winspect.cli.hns:hns", "HNS endpoints, load balancers, namespaces, networks."),
     "version": ("winspect.cli.version:version", "Client and node server versions."),
     "completion": ("winspect.cli.completion:completion", "Shell completion (bash, zsh, fish, powershell)."),
+    "install": ("winspect.cli.install:install", "Install winspectserv on every Windows node (DaemonSet)."),
+    "uninstall": ("winspect.cli.install:uninstall", "Remove winspectserv from the cluster."),
     "sandbox": ("winspect.cli.sandbox:sandbox", "Run a simulated Windows cluster locally"),
 }
 

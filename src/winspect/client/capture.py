@@ -105,6 +105,7 @@ class NodeCapture:
     stop_response: Any = None  # pb.StopCaptureResponse
     stop_error: NodeError | None = None
     cancelled: bool = False  # the stream was cancelled by the client
+    idle_confirmed: bool = False  # after a cancel, NodeInfo reported no capture running
 
     @property
     def name(self) -> str:
@@ -117,6 +118,8 @@ class NodeCapture:
             return bool(self.ended.cleaned_up)
         if self.stop_response is not None:
             return bool(self.stop_response.cleaned_up)
+        if self.idle_confirmed:
+            return True
         return None
 
     @property
@@ -228,8 +231,10 @@ class CaptureRun:
                 if stopper in done:
                     interrupted = True
                     break
-            if interrupted and pending:
-                await self._stop_all({t: tasks[t] for t in pending})
+            if interrupted:
+                # Every node whose capture has not ended, including those whose task ended
+                # on a closed stdout: their stream is still open on the node.
+                await self._stop_all({t: n for t, n in tasks.items() if n.ended is None and n.error is None})
         finally:
             stopper.cancel()
             for task in tasks:
@@ -245,22 +250,46 @@ class CaptureRun:
         loop = asyncio.get_running_loop()
         end = loop.time() + STOP_BUDGET
         nodes = list(running.values())
-        # Nodes that never reported a session (still connecting, or hung starting): cancel now,
-        # the server cleans up a cancelled capture. Never a session-less StopCapture: it
-        # would stop another client's capture.
-        for node in nodes:
-            if not node.session_id:
-                self._cancel(node)
+        # Nodes that never reported a session (still connecting, or hung starting): cancel the
+        # stream, which makes the server clean up, and confirm with NodeInfo that no capture
+        # runs there any more. Never a session-less StopCapture: it would stop whatever
+        # capture runs on the node, possibly another client's.
+        sessionless = [n for n in nodes if not n.session_id]
+        for node in sessionless:
+            self._cancel(node)
+        confirms = [asyncio.ensure_future(self._confirm_idle(n, end)) for n in sessionless]
         stops = [self._stop(n) for n in nodes if n.session_id]
         if stops:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(asyncio.gather(*stops), STOP_CALL_TIMEOUT + 0.5)
         # Give streams the rest of the budget to deliver CaptureEnded (final counters).
-        remaining = max(0.1, end - loop.time())
-        _, still = await asyncio.wait(set(running), timeout=remaining)
-        for task in still:
-            self._cancel(running[task])
-            task.cancel()
+        open_tasks = {t for t in running if not t.done()}
+        if open_tasks:
+            _, still = await asyncio.wait(open_tasks, timeout=max(0.1, end - loop.time()))
+            for task in still:
+                self._cancel(running[task])
+                task.cancel()
+        if confirms:
+            await asyncio.wait(confirms, timeout=max(0.1, end - loop.time()))
+            for c in confirms:
+                c.cancel()
+
+    async def _confirm_idle(self, node: NodeCapture, end: float) -> None:
+        """Poll NodeInfo until the node reports no capture (after a cancelled stream)."""
+        conn = node.conn
+        assert conn is not None
+        loop = asyncio.get_running_loop()
+        while loop.time() < end:
+            try:
+                info = await conn.stub.NodeInfo(
+                    pb.NodeInfoRequest(), timeout=max(0.1, min(1.0, end - loop.time()))
+                )
+                if not info.HasField("capture"):
+                    node.idle_confirmed = True
+                    return
+            except grpc.aio.AioRpcError:
+                pass
+            await asyncio.sleep(0.2)
 
 
 def install_stop_handlers(loop: asyncio.AbstractEventLoop, on_stop: Callable[[], None]) -> Callable[[], None]:

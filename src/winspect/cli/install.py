@@ -1,0 +1,188 @@
+"""`winspect install` and `winspect uninstall`: winspectserv as a HostProcess DaemonSet."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from winspect.cli.common import err, handles_errors
+from winspect.cli.options import command, namespace_given, settings_from
+
+if TYPE_CHECKING:
+    from winspect.client.discovery import Cluster
+    from winspect.client.settings import Settings
+    from winspect.deploy.install import ObjectResult
+    from winspect.deploy.readiness import Rollout
+
+DEFAULT_WAIT = "5m"
+
+INSTALL_EXAMPLES = """
+winspect install --dry-run > winspect.yaml        # the manifests, to read or apply by hand
+winspect install --image myregistry.azurecr.io/winspectserv:0.1.0
+winspect install --image myregistry.azurecr.io/winspectserv:0.1.0 --port 43058 --wait-timeout 10m
+winspect --context prod install --wait-timeout 0  # apply and return without waiting
+"""
+
+UNINSTALL_EXAMPLES = """
+winspect uninstall
+winspect --context prod uninstall -o json
+"""
+
+
+def _check_scope(ctx: click.Context, settings: Settings, what: str) -> None:
+    from winspect.client.errors import UsageError
+    from winspect.deploy.manifests import NAMESPACE
+
+    if namespace_given(ctx):
+        raise UsageError(
+            f"-n/--namespace does not apply to {what}: winspect is always installed in namespace {NAMESPACE}"
+        )
+    if settings.targets:
+        raise UsageError(f"--target talks to nodes directly; {what} works through the Kubernetes API")
+
+
+def _cluster(settings: Settings) -> Cluster:
+    from winspect.client.discovery import Cluster
+    from winspect.client.kubeconfig import resolve_config
+
+    resolved = resolve_config(settings.kubeconfig, settings.context, None)
+    if settings.verbose:
+        context = resolved.config.context_name
+        err(f"kubeconfig {resolved.source}, context {context!r}, API server {resolved.server}")
+    return Cluster(resolved, settings.timeout)
+
+
+def _rollout_table(state: Rollout) -> str:
+    from winspect.client.render.table import format_table
+
+    rows = [(n.node, n.ready, n.pod, n.status, "" if n.ready else n.detail) for n in state.nodes]
+    return format_table(("NODE", "READY", "POD", "STATUS", "DETAIL"), rows)
+
+
+def _results_lines(results: list[ObjectResult]) -> str:
+    return "\n".join(f"{r.ref} {r.action}" + (f" ({r.note})" if r.note else "") for r in results)
+
+
+@command("install", examples=INSTALL_EXAMPLES)
+@click.option(
+    "--image",
+    metavar="IMAGE",
+    help="winspectserv image, built with deploy/Dockerfile.  [default: ghcr.io/winspect/winspectserv:"
+    "VERSION]",
+)
+@click.option(
+    "--dry-run", is_flag=True, help="Print the manifests (YAML, or a JSON List with -o json); apply nothing."
+)
+@click.option(
+    "--wait-timeout",
+    metavar="SECONDS",
+    default=DEFAULT_WAIT,
+    show_default=True,
+    help="How long to wait for winspectserv to be ready on every Windows node (e.g. 90, 10m); 0: no wait.",
+)
+@handles_errors
+def install(image: str | None, dry_run: bool, wait_timeout: str) -> int:
+    """Install winspectserv on every Windows node: a HostProcess DaemonSet in namespace winspect-system.
+
+    Applies the namespace, a ServiceAccount and the DaemonSet with server-side
+    apply (field manager "winspect"; running it again updates them), then waits
+    until a ready pod runs on every Windows node, showing progress on stderr.
+    The global --port sets the port winspectserv listens on (default 50051);
+    the client then finds it in the DaemonSet. Exit code 1 when some node is
+    not ready in time: the table shows each node's pod and why.
+    """
+    from winspect.client.errors import EXIT_NODE_FAILED
+    from winspect.client.filters import parse_seconds
+    from winspect.client.render.documents import document, dumps
+    from winspect.deploy.install import Deployer
+    from winspect.deploy.manifests import DEFAULT_IMAGE, NAMESPACE, render
+
+    ctx = click.get_current_context()
+    settings = settings_from(ctx)
+    _check_scope(ctx, settings, "install")
+    wait = parse_seconds(wait_timeout, "--wait-timeout")
+    manifests = render(image or DEFAULT_IMAGE, settings.port)
+    as_json = settings.output == "json"
+    if dry_run:
+        if as_json:
+            click.echo(dumps({"apiVersion": "v1", "kind": "List", "items": list(manifests.objects)}))
+        else:
+            click.echo(manifests.yaml(), nl=False)
+        return 0
+
+    cluster = _cluster(settings)
+    try:
+        deployer = Deployer(cluster, lambda line: err(line))
+        version = deployer.check_version()
+        if settings.verbose:
+            err(f"Kubernetes {version}")
+        applied = deployer.apply(manifests)
+        if not as_json:
+            click.echo(_results_lines(applied))
+        extra: dict[str, Any] = {
+            "namespace": NAMESPACE,
+            "image": manifests.image,
+            "port": manifests.port,
+            "applied": [r.to_dict() for r in applied],
+        }
+        if wait == 0:
+            if as_json:
+                click.echo(dumps(document("install", {}, {}, **extra, waited=False, ready=None)))
+            else:
+                err("not waiting for the rollout (--wait-timeout 0)")
+            return 0
+        err(f"waiting up to {wait:g}s for winspectserv on every Windows node (--wait-timeout)")
+        state = deployer.wait(wait)
+    finally:
+        cluster.close()
+
+    if as_json:
+        ok = {n.node: n.to_dict() for n in state.nodes if n.ready}
+        bad = {n.node: {"code": n.status, "message": n.detail} for n in state.not_ready()}
+        click.echo(dumps(document("install", ok, bad, **extra, waited=True, ready=state.ready)))
+    elif state.nodes:
+        click.echo(_rollout_table(state))
+    if state.total == 0:
+        err(
+            "the cluster has no Windows nodes (label kubernetes.io/os=windows): winspectserv will start on "
+            "each Windows node that joins"
+        )
+        return 0
+    if state.ready:
+        err(f"winspectserv is ready on all {state.total} Windows nodes (port {manifests.port})")
+        return 0
+    names = ", ".join(n.node for n in state.not_ready())
+    err(
+        f"error: winspectserv is not ready on {len(state.not_ready())} of {state.total} Windows nodes after "
+        f"{wait:g}s (--wait-timeout): {names}; see `kubectl -n {NAMESPACE} get pods -o wide` and "
+        f"`kubectl -n {NAMESPACE} describe pods`"
+    )
+    return EXIT_NODE_FAILED
+
+
+@command("uninstall", examples=UNINSTALL_EXAMPLES)
+@handles_errors
+def uninstall() -> int:
+    """Remove winspectserv: the DaemonSet, its ServiceAccount and the namespace winspect-system.
+
+    The namespace is deleted only when it carries the label
+    app.kubernetes.io/name=winspect (as install makes it). Running it again
+    is harmless: objects already gone are reported as absent.
+    """
+    from winspect.client.render.documents import document, dumps
+    from winspect.deploy.install import Deployer
+
+    ctx = click.get_current_context()
+    settings = settings_from(ctx)
+    _check_scope(ctx, settings, "uninstall")
+    cluster = _cluster(settings)
+    try:
+        results = Deployer(cluster, lambda line: err(line)).uninstall()
+    finally:
+        cluster.close()
+    if settings.output == "json":
+        click.echo(dumps(document("uninstall", {}, {}, objects=[r.to_dict() for r in results])))
+    else:
+        click.echo(_results_lines(results))
+    return 0

@@ -1,0 +1,88 @@
+# Builds of winspect; every artifact goes under out/ (deploy/README.md describes each one).
+#
+#   make all       client and server
+#   make client    out/winspect-VERSION-py3-none-any.whl, out/winspect-VERSION.tar.gz,
+#                  out/bin/winspect (out/bin/winspect.exe on Windows): the single-file client
+#   make server    out/winspect-VERSION-py3-none-any.whl and out/image/, the build context of
+#                  the Windows image (needs PYTHON_EMBED and network access for pip download)
+#   make manifests deploy/base/*.yaml from src/winspect/deploy/data/*.yaml
+#   make clean     removes out/ and the build leftovers (not the build venv)
+#
+# The build tools (pyproject's optional group `build`) are installed into the venv $(VENV),
+# created on first use. PY=/path/to/python uses that interpreter as it is instead.
+
+VENV ?= .venv
+ifeq ($(OS),Windows_NT)
+VENV_BIN := Scripts
+EXE := .exe
+else
+VENV_BIN := bin
+EXE :=
+endif
+ifeq ($(origin PY),undefined)
+PY := $(VENV)/$(VENV_BIN)/python
+BUILD_ENV := $(VENV)/.winspect-build-env
+else
+BUILD_ENV :=
+endif
+
+OUT ?= out
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
+WHEEL := $(OUT)/winspect-$(VERSION)-py3-none-any.whl
+SDIST := $(OUT)/winspect-$(VERSION).tar.gz
+CLIENT_BIN := $(OUT)/bin/winspect$(EXE)
+# Python's embeddable distribution for the image: a local file or a URL (python.org).
+PYTHON_EMBED ?= https://www.python.org/ftp/python/3.11.9/python-3.11.9-embed-amd64.zip
+WHEELHOUSE ?= $(OUT)/wheelhouse-win_amd64
+# OFFLINE=1: take the Windows wheels only from $(WHEELHOUSE), no pip download.
+OFFLINE ?=
+
+.PHONY: all client server wheel sdist bin image-context manifests clean
+
+all: client server
+
+client: wheel sdist bin
+
+server: wheel image-context
+
+$(BUILD_ENV): pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[build]'
+	touch $@
+
+wheel: $(BUILD_ENV)
+	@mkdir -p $(OUT)
+	rm -f $(WHEEL)
+	$(PY) -m pip wheel --quiet --no-deps --no-build-isolation --wheel-dir $(OUT) .
+	@echo "built $(WHEEL)"
+
+sdist: $(BUILD_ENV)
+	@mkdir -p $(OUT)
+	$(PY) -m build --sdist --no-isolation --outdir $(OUT) .
+
+# PyInstaller: one executable that carries its own Python (no Python needed where it runs).
+# The CLI imports its subcommands by name and lightkube its resource modules by name, so both
+# packages are collected whole; importlib.metadata needs winspect's metadata for `winspect version`.
+bin: $(BUILD_ENV)
+	@mkdir -p $(OUT)/bin $(OUT)/build
+	$(PY) -m PyInstaller --noconfirm --log-level WARN --onefile --name winspect \
+		--distpath $(OUT)/bin --workpath $(OUT)/build/pyinstaller --specpath $(OUT)/build \
+		--paths src --collect-submodules winspect --collect-data winspect --copy-metadata winspect \
+		--collect-submodules lightkube \
+		src/winspect/cli/__main__.py
+	$(CLIENT_BIN) --help > /dev/null
+	$(CLIENT_BIN) version --client
+	@echo "built $(CLIENT_BIN)"
+
+image-context: wheel
+	$(PY) scripts/build_image_context.py --wheel $(WHEEL) --python-embed '$(PYTHON_EMBED)' \
+		--out $(OUT)/image --wheelhouse $(WHEELHOUSE) $(if $(OFFLINE),--offline)
+	@echo "built $(OUT)/image: docker buildx build --platform windows/amd64 --push -t REGISTRY/winspectserv:$(VERSION) $(OUT)/image"
+
+manifests:
+	cp src/winspect/deploy/data/namespace.yaml src/winspect/deploy/data/serviceaccount.yaml \
+		src/winspect/deploy/data/daemonset.yaml deploy/base/
+
+clean:
+	rm -rf $(OUT) build

@@ -1,0 +1,312 @@
+"""Install and uninstall through the Kubernetes API: server-side apply, the rollout wait, removal.
+
+Requests go through the client's `Cluster` (its kubeconfig and lightkube
+client, and its one-line errors for unreachable or refusing API servers);
+a 403 is explained here with the rights install or uninstall needs.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from winspect.client.errors import KubeApiError
+from winspect.deploy.manifests import DAEMONSET, MANAGED_LABEL, NAMESPACE, Manifests
+from winspect.deploy.readiness import Rollout, rollout
+
+if TYPE_CHECKING:
+    from winspect.client.discovery import Cluster
+
+T = TypeVar("T")
+
+FIELD_MANAGER = "winspect"
+# HostProcess containers (beta, on by default) and gRPC probes (beta, on by default) both exist from 1.24.
+MIN_KUBERNETES = (1, 24)
+POLL_INTERVAL = 2.0
+HEARTBEAT = 15.0  # repeat an unchanged progress line this often (seconds)
+
+INSTALL_RIGHTS = (
+    "installing winspect needs get/create/patch on namespaces, serviceaccounts and daemonsets "
+    "and list on nodes and pods (cluster-admin has them)"
+)
+UNINSTALL_RIGHTS = "uninstalling winspect needs get/delete on namespaces, serviceaccounts and daemonsets"
+
+
+@dataclass(frozen=True)
+class ObjectResult:
+    """What install or uninstall did to one object."""
+
+    kind: str
+    name: str
+    namespace: str | None
+    action: str  # applied | deleted | absent | terminating | kept
+    note: str = ""
+
+    @property
+    def ref(self) -> str:
+        return f"{self.kind.lower()}/{self.name}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "name": self.name,
+            "namespace": self.namespace,
+            "action": self.action,
+            "note": self.note or None,
+        }
+
+
+def parse_version(info: dict[str, Any]) -> tuple[int, int] | None:
+    """(major, minor) from /version; providers append '+' to minor ("27+")."""
+    try:
+        major = int(re.sub(r"\D", "", str(info.get("major", ""))))
+        minor = int(re.sub(r"\D", "", str(info.get("minor", ""))))
+    except ValueError:
+        match = re.match(r"v?(\d+)\.(\d+)", str(info.get("gitVersion", "")))
+        return (int(match.group(1)), int(match.group(2))) if match else None
+    return major, minor
+
+
+def _status_code(exc: Any) -> int:
+    return int(exc.status.code or exc.response.status_code)
+
+
+class Deployer:
+    """Install and uninstall winspectserv in one cluster."""
+
+    def __init__(
+        self,
+        cluster: Cluster,
+        progress: Callable[[str], None],
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.cluster = cluster
+        self.progress = progress
+        self.sleep = sleep
+        self.clock = clock
+
+    # ------------------------------------------------------------ requests
+
+    def _call(self, what: str, rights: str, fn: Callable[[], T]) -> T:
+        """One API request; a 403 names what was refused and the rights needed."""
+        from lightkube import ApiError
+
+        def run() -> T:
+            try:
+                return fn()
+            except ApiError as exc:
+                code = _status_code(exc)
+                message = (exc.status.message or "").strip()
+                if code == 403 and "being terminated" in message:
+                    raise KubeApiError(
+                        f"namespace {NAMESPACE} is being deleted (by an earlier uninstall): wait until "
+                        "`kubectl get namespace winspect-system` finds nothing, then install again"
+                    ) from None
+                if code == 403:
+                    user = self.cluster.resolved.user_name or "(no user)"
+                    raise KubeApiError(
+                        f"forbidden by RBAC: user {user!r} may not {what} "
+                        f"(403 Forbidden: {message}); {rights}"
+                    ) from None
+                if "field not declared in schema" in message:
+                    fields = sorted(set(re.findall(r"\.(\w+): field not declared", message)))
+                    raise KubeApiError(
+                        f"the Kubernetes API server {self.cluster.resolved.server} does not know the fields "
+                        f"{', '.join(fields)} of winspect's DaemonSet: winspect needs Kubernetes "
+                        f"{MIN_KUBERNETES[0]}.{MIN_KUBERNETES[1]} or later "
+                        "(HostProcess containers, gRPC probes)"
+                    ) from None
+                raise
+
+        return self.cluster._call(what, run)
+
+    def _lightkube(self) -> Any:
+        return self.cluster._lightkube()
+
+    def server_version(self) -> dict[str, Any]:
+        """The API server's /version document."""
+        from lightkube import ApiError
+
+        def get() -> dict[str, Any]:
+            # lightkube has no call for /version: use its configured HTTP client (auth, TLS, timeout).
+            http = self._lightkube()._client._client
+            resp = http.get("/version")
+            if resp.status_code != 200:
+                raise ApiError(request=resp.request, response=resp)
+            info: dict[str, Any] = resp.json()
+            return info
+
+        return self._call("read the server version (/version)", INSTALL_RIGHTS, get)
+
+    def check_version(self) -> str:
+        """The server's version string; KubeApiError when it is older than MIN_KUBERNETES."""
+        info = self.server_version()
+        version = parse_version(info)
+        shown = str(info.get("gitVersion") or (f"{version[0]}.{version[1]}" if version else "unknown"))
+        if version is not None and version < MIN_KUBERNETES:
+            raise KubeApiError(
+                f"the cluster runs Kubernetes {shown}: winspect's DaemonSet needs "
+                f"{MIN_KUBERNETES[0]}.{MIN_KUBERNETES[1]} or later (HostProcess containers, gRPC probes); "
+                "nothing was installed"
+            )
+        return shown
+
+    def _namespace(self) -> Any | None:
+        from lightkube import ApiError
+        from lightkube.resources.core_v1 import Namespace
+
+        def get() -> Any | None:
+            try:
+                return self._lightkube().get(Namespace, NAMESPACE)
+            except ApiError as exc:
+                if _status_code(exc) == 404:
+                    return None
+                raise
+
+        return self._call(f"get namespace {NAMESPACE}", INSTALL_RIGHTS, get)
+
+    # ------------------------------------------------------------ install
+
+    def apply(self, manifests: Manifests) -> list[ObjectResult]:
+        """Server-side apply of every object, in order (field manager "winspect", conflicts forced)."""
+        from lightkube.codecs import from_dict
+
+        ns = self._namespace()
+        if ns is not None and ns.metadata.deletionTimestamp:
+            raise KubeApiError(
+                f"namespace {NAMESPACE} is being deleted (by an earlier uninstall): wait until "
+                "`kubectl get namespace winspect-system` finds nothing, then install again"
+            )
+        results: list[ObjectResult] = []
+        for obj in manifests.objects:
+            resource = from_dict(obj)
+            kind = obj["kind"]
+            name = obj["metadata"]["name"]
+            namespace = obj["metadata"].get("namespace")
+            where = f" in namespace {namespace}" if namespace else ""
+            self._call(
+                f"apply {kind.lower()} {name}{where}", INSTALL_RIGHTS, partial(self._apply_one, resource)
+            )
+            results.append(ObjectResult(kind, name, namespace, "applied"))
+        return results
+
+    def _apply_one(self, resource: Any) -> Any:
+        return self._lightkube().apply(resource, field_manager=FIELD_MANAGER, force=True)
+
+    def snapshot(self) -> Rollout:
+        """The DaemonSet's state on every Windows node right now."""
+        from lightkube.resources.apps_v1 import DaemonSet
+        from lightkube.resources.core_v1 import Node, Pod
+
+        lk = self._lightkube()
+        ds = self._call(
+            f"get daemonset {DAEMONSET} in namespace {NAMESPACE}",
+            INSTALL_RIGHTS,
+            lambda: lk.get(DaemonSet, DAEMONSET, namespace=NAMESPACE),
+        )
+        selector = dict(ds.spec.template.spec.nodeSelector or {})
+        match = dict(ds.spec.selector.matchLabels or {})
+        nodes = self._call("list nodes", INSTALL_RIGHTS, lambda: list(lk.list(Node, labels=selector)))
+        pods = self._call(
+            f"list pods in namespace {NAMESPACE}",
+            INSTALL_RIGHTS,
+            lambda: list(lk.list(Pod, namespace=NAMESPACE, labels=match)),
+        )
+        return rollout(ds.to_dict(), [n.to_dict() for n in nodes], [p.to_dict() for p in pods])
+
+    def wait(self, timeout: float) -> Rollout:
+        """Poll until the DaemonSet is ready on every Windows node or `timeout` seconds pass."""
+        start = self.clock()
+        deadline = start + timeout
+        last_line = ""
+        last_said = start
+        while True:
+            state = self.snapshot()
+            now = self.clock()
+            if state.ready:
+                return state
+            line = _progress_line(state)
+            if line != last_line or now - last_said >= HEARTBEAT:
+                self.progress(f"{line} ({now - start:.0f}s of {timeout:g}s)")
+                last_line, last_said = line, now
+            if now >= deadline:
+                return state
+            self.sleep(max(0.0, min(POLL_INTERVAL, deadline - now)))
+
+    # ------------------------------------------------------------ uninstall
+
+    def uninstall(self) -> list[ObjectResult]:
+        """Delete the DaemonSet, the ServiceAccount and the namespace (only if install made it)."""
+        from lightkube import ApiError
+        from lightkube.resources.apps_v1 import DaemonSet
+        from lightkube.resources.core_v1 import Namespace, ServiceAccount
+
+        lk = self._lightkube()
+        results: list[ObjectResult] = []
+
+        def delete(res: Any, name: str, namespace: str | None) -> bool:
+            try:
+                if namespace is None:
+                    lk.delete(res, name)
+                else:
+                    lk.delete(res, name, namespace=namespace)
+            except ApiError as exc:
+                if _status_code(exc) == 404:
+                    return False
+                raise
+            return True
+
+        for res, kind, name in (
+            (DaemonSet, "DaemonSet", DAEMONSET),
+            (ServiceAccount, "ServiceAccount", DAEMONSET),
+        ):
+            deleted = self._call(
+                f"delete {kind.lower()} {name} in namespace {NAMESPACE}",
+                UNINSTALL_RIGHTS,
+                partial(delete, res, name, NAMESPACE),
+            )
+            results.append(ObjectResult(kind, name, NAMESPACE, "deleted" if deleted else "absent"))
+
+        def get_ns() -> Any | None:
+            try:
+                return lk.get(Namespace, NAMESPACE)
+            except ApiError as exc:
+                if _status_code(exc) == 404:
+                    return None
+                raise
+
+        ns = self._call(f"get namespace {NAMESPACE}", UNINSTALL_RIGHTS, get_ns)
+        key, value = MANAGED_LABEL
+        if ns is None:
+            results.append(ObjectResult("Namespace", NAMESPACE, None, "absent"))
+        elif ns.metadata.deletionTimestamp:
+            results.append(ObjectResult("Namespace", NAMESPACE, None, "terminating", "already being deleted"))
+        elif (ns.metadata.labels or {}).get(key) != value:
+            results.append(
+                ObjectResult(
+                    "Namespace",
+                    NAMESPACE,
+                    None,
+                    "kept",
+                    f"it lacks the label {key}={value}, so winspect did not create it",
+                )
+            )
+        else:
+            deleted = self._call(
+                f"delete namespace {NAMESPACE}", UNINSTALL_RIGHTS, lambda: delete(Namespace, NAMESPACE, None)
+            )
+            results.append(ObjectResult("Namespace", NAMESPACE, None, "deleted" if deleted else "absent"))
+        return results
+
+
+def _progress_line(state: Rollout) -> str:
+    waiting = state.not_ready()
+    shown = ", ".join(f"{n.node} ({n.status})" for n in waiting[:4])
+    more = f" and {len(waiting) - 4} more" if len(waiting) > 4 else ""
+    return f"winspectserv ready on {state.ready_count}/{state.total} Windows nodes; waiting for {shown}{more}"

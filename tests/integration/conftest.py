@@ -161,7 +161,9 @@ def real_kube(tmp_path_factory: pytest.TempPathFactory, cluster_model: Any) -> I
     try:
         binary = build_kube_apiserver()
     except (RuntimeError, subprocess.TimeoutExpired) as exc:
-        unavailable(str(exc))
+        binary, reason = "", str(exc)
+    if not binary:
+        unavailable(reason)
     if shutil.which("etcd") is None:
         unavailable("etcd is not installed (package etcd-server: run scripts/ci-deps as root)")
 

@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cli import Result, run_winspect
 from kubecluster import ADMIN, NOBODY, VIEWER, VIEWER_NAMESPACE, KubeCluster, write_yaml
 from nodeservers import NodeServer
+from runcli import Result, run_winspect
 
 from winspect import __version__
 from winspect.emulator import store

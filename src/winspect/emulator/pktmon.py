@@ -60,8 +60,9 @@ NOT_RUNNING = "Packet Monitor is not running."
 # How often a real-time session looks for a stop request, and flushes counters.
 _STOP_POLL_S = 0.02
 _FLUSH_S = 0.1
-# A session whose counters were not flushed for this long belongs to a dead process.
-_STALE_SESSION_S = 1.5
+# A session whose counters were not flushed for this long belongs to a dead process
+# (misjudging a slow one only makes `pktmon stop` return before the capture notices it).
+_STALE_SESSION_S = 0.5
 _STOP_WAIT_S = 5.0
 _FILTERS_BUSY = "packet filters cannot be changed while Packet Monitor is running; run 'pktmon stop' first."
 

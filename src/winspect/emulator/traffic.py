@@ -344,7 +344,11 @@ class TrafficGenerator:
 
     # ---------------------------------------------------------- public
     def records(self) -> Iterator[Record]:
-        """Records in time order; ends after max_records (endless without it)."""
+        """Records in time order, endless without max_records.
+
+        With max_records, generation ends after that many records, plus the
+        remaining appearances of packets already on their way (no half packets).
+        """
         emitted = 0
         builders = self._builders()
         if not builders:
@@ -352,13 +356,28 @@ class TrafficGenerator:
         names = [b[0] for b in builders]
         weights = [b[1] for b in builders]
         funcs = dict((b[0], b[2]) for b in builders)
+        # Every kind of flow once first (in random order), so that short captures see them all.
+        first = list(names)
+        self.rng.shuffle(first)
+        in_flight: set[int] = set()
         while self.max_records is None or emitted < self.max_records:
             while not self._heap or self._heap[0][0] >= self._next_flow_ns:
-                kind = self.rng.choices(names, weights)[0]
+                kind = first.pop() if first else self.rng.choices(names, weights)[0]
                 funcs[kind](self._next_flow_ns)
                 self._next_flow_ns += int(self.rng.expovariate(1.0) * self.mean_flow_gap_ns) + 1
-            yield heapq.heappop(self._heap)[2]
+            rec = heapq.heappop(self._heap)[2]
+            if rec.last:
+                in_flight.discard(rec.packet)
+            else:
+                in_flight.add(rec.packet)
+            yield rec
             emitted += 1
+        while in_flight and self._heap:
+            rec = heapq.heappop(self._heap)[2]
+            if rec.packet in in_flight:
+                if rec.last:
+                    in_flight.discard(rec.packet)
+                yield rec
 
     # ---------------------------------------------------------- flows
     def _builders(self) -> list[tuple[str, float, Any]]:

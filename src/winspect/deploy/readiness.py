@@ -109,18 +109,18 @@ def describe_pod(pod: Obj) -> tuple[str, str]:
         return "Terminating", f"pod {name} is being deleted"
     for cs in status.get("containerStatuses") or []:
         state = cs.get("state") or {}
-        if state.get("waiting"):
+        if state.get("waiting") is not None:
             reason = state["waiting"].get("reason") or "Waiting"
             message = _short(state["waiting"].get("message"))
             return reason, f"pod {name}: {reason}" + (f": {message}" if message else "")
-        if state.get("terminated"):
+        if state.get("terminated") is not None:
             term = state["terminated"]
             reason = term.get("reason") or "Terminated"
             code = term.get("exitCode")
             message = _short(term.get("message"))
             text = f"pod {name}: container exited ({reason}, exit code {code})"
             return reason, text + (f": {message}" if message else "")
-        if state.get("running"):
+        if state.get("running") is not None:
             ready = _condition(pod, "Ready") or {}
             why = _short(ready.get("message"))
             return "Running", f"pod {name} is running but not ready yet (gRPC health probe)" + (

@@ -14,6 +14,7 @@ import base64
 import copy
 import json
 import ssl
+import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
@@ -185,24 +186,63 @@ def _for_create(obj: Obj) -> Obj:
     return out
 
 
+_PLURALS = {
+    "Namespace": "namespaces",
+    "Node": "nodes",
+    "ServiceAccount": "serviceaccounts",
+    "ConfigMap": "configmaps",
+    "Secret": "secrets",
+    "Pod": "pods",
+    "Service": "services",
+    "Endpoints": "endpoints",
+}
+
+
 def _path(obj: Obj) -> str:
-    kind = obj["kind"]
+    plural = _PLURALS[obj["kind"]]
     ns = obj["metadata"].get("namespace")
-    plural = {"Namespace": "namespaces", "Node": "nodes", "Pod": "pods"}[kind]
     return f"/api/v1/namespaces/{ns}/{plural}" if ns else f"/api/v1/{plural}"
 
 
+def _made_by_apiserver(obj: Obj) -> bool:
+    """The `kubernetes` service (and its endpoints) of namespace default, which kube-apiserver makes."""
+    meta = obj["metadata"]
+    return obj["kind"] in ("Service", "Endpoints") and (meta.get("namespace"), meta["name"]) == (
+        "default",
+        "kubernetes",
+    )
+
+
+def _wait_for_kubernetes_service(rest: Rest, timeout: float = 30.0) -> None:
+    """kube-apiserver creates the `kubernetes` service shortly after it is ready: wait for it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            rest.get("/api/v1/namespaces/default/services/kubernetes")
+            return
+        except ApiError as exc:
+            if exc.code != 404 or time.monotonic() > deadline:
+                raise
+        time.sleep(0.2)
+
+
 def populate(rest: Rest, objects: list[Obj]) -> None:
-    """Create the namespaces, nodes and pods of `objects`, then set their status as a kubelet would."""
-    existing = {n["metadata"]["name"] for n in rest.get("/api/v1/namespaces")["items"]}
-    order = {"Namespace": 0, "Node": 1, "Pod": 2}
-    for obj in sorted((o for o in objects if o["kind"] in order), key=lambda o: order[o["kind"]]):
-        name = obj["metadata"]["name"]
-        if obj["kind"] == "Namespace" and name in existing:
+    """Create `objects` (namespaces first), then set node and pod status as a kubelet would.
+
+    Objects the API server makes itself (the default namespaces, the `kubernetes` service) are kept.
+    """
+    _wait_for_kubernetes_service(rest)
+    order = list(_PLURALS)
+    wanted = [o for o in objects if o["kind"] in _PLURALS and not _made_by_apiserver(o)]
+    for obj in sorted(wanted, key=lambda o: order.index(o["kind"])):
+        try:
+            rest.create(_path(obj), _for_create(obj))
+        except ApiError as exc:
+            if exc.code != 409:  # AlreadyExists
+                raise
             continue
-        rest.create(_path(obj), _for_create(obj))
         if obj["kind"] in ("Node", "Pod") and obj.get("status"):
-            rest.patch_status(f"{_path(obj)}/{name}", obj["status"])
+            rest.patch_status(f"{_path(obj)}/{obj['metadata']['name']}", obj["status"])
 
 
 def grant_viewer(rest: Rest, user: str, namespace: str) -> None:

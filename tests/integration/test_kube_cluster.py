@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from kubecluster import ADMIN, NOBODY, VIEWER, VIEWER_NAMESPACE, KubeCluster
 from lightkube import ApiError, Client, KubeConfig
-from lightkube.resources.core_v1 import Namespace, Node, Pod
+from lightkube.resources.core_v1 import Namespace, Node, Pod, Service
 
 pytestmark = pytest.mark.kube
 
@@ -48,6 +48,12 @@ def test_pods_by_node_field_selector_in_several_namespaces(kube: KubeCluster, tm
     assert got == want
     assert {ns for ns, *_ in got} >= {"default", "web", "kube-system"}
     assert {ns.metadata.name for ns in c.list(Namespace)} >= {"default", "web", "kube-system"}
+
+
+def test_services_of_the_model(kube: KubeCluster, tmp_path: Path) -> None:
+    c = client(kube, tmp_path)
+    got = {(s.metadata.namespace, s.metadata.name): s.spec.clusterIP for s in c.list(Service, namespace="*")}
+    assert got == {(s.namespace, s.name): s.cluster_ip for s in kube.model.services}
 
 
 def test_pending_pod_has_no_node_and_no_ip(kube: KubeCluster, tmp_path: Path) -> None:

@@ -174,8 +174,8 @@ def capture(node: EmuNode, *start_args: str, filters: list[list[str]] | None = N
     from winspect.emulator import pktmon
 
     for f in filters or []:
-        code, out = run_in_process(node, pktmon.main, "filter", "add", *f)
-        assert code == 0, out
+        code, text = run_in_process(node, pktmon.main, "filter", "add", *f)
+        assert code == 0, text
     out_path = node.state.parent / f"capture-{time.monotonic_ns()}.txt"
     with open(out_path, "w") as out:
         proc = node.popen("pktmon", "start", "-c", "-m", "real-time", *start_args, stdout=out)

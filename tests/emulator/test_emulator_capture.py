@@ -37,10 +37,11 @@ def baseline(tmp_path_factory: pytest.TempPathFactory, cluster: Cluster) -> list
 
 
 @pytest.fixture(scope="module")
-def topo(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+def topo(cluster: Cluster) -> dict[str, object]:
     from winspect.emulator.node_network import build_node_network
 
-    return build_node_network(cluster, NODE)["topology"]
+    topology: dict[str, object] = build_node_network(cluster, NODE)["topology"]
+    return topology
 
 
 def _in(ip: str, net: str) -> bool:

@@ -17,7 +17,8 @@ Call = Callable[..., tuple[int, str]]
 def decode_stream(text: str) -> list[dict[str, Any]]:
     """Objects printed back to back, decoded with a streaming decoder."""
     dec = json.JSONDecoder()
-    out, i = [], 0
+    out: list[dict[str, Any]] = []
+    i = 0
     while True:
         while i < len(text) and text[i].isspace():
             i += 1

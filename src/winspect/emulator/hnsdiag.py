@@ -16,7 +16,7 @@ import sys
 from typing import Any
 
 from winspect.emulator import store
-from winspect.emulator.toolbase import ERROR_INVALID_PARAMETER, ERROR_NOT_SUPPORTED, begin, fail
+from winspect.emulator.toolbase import ERROR_INVALID_PARAMETER, ERROR_NOT_SUPPORTED, begin, fail, pipe_closed
 
 TYPES = ("networks", "endpoints", "namespaces", "loadbalancers")
 HEADINGS = {
@@ -36,6 +36,13 @@ _DETAIL_RE = re.compile(r"^-d[fl]{0,2}$", re.IGNORECASE)
 
 def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        return _main(args)
+    except BrokenPipeError:
+        return pipe_closed()
+
+
+def _main(args: list[str]) -> int:
     began = begin("hnsdiag", args)
     if isinstance(began, int):
         return began

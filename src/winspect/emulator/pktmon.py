@@ -9,7 +9,6 @@ running real-time `pktmon start` within ~20 ms, as do SIGINT/SIGTERM.
 from __future__ import annotations
 
 import contextlib
-import os
 import random
 import signal
 import sys
@@ -40,6 +39,7 @@ from winspect.emulator.toolbase import (
     ERROR_NOT_SUPPORTED,
     begin,
     fail,
+    pipe_closed,
 )
 from winspect.emulator.traffic import GROUP_ID_BASE, TCP_FLAG_BITS, TrafficGenerator, render_record
 
@@ -106,6 +106,8 @@ def main(argv: list[str] | None = None) -> int:
     except (UsageError, FilterError) as e:
         code = e.code if isinstance(e, UsageError) else ERROR_INVALID_PARAMETER
         return fail(f"Error: {e}", code)
+    except BrokenPipeError:
+        return pipe_closed()
 
 
 # ---------------------------------------------------------------- options
@@ -377,9 +379,7 @@ class _RealtimeSession:
             out.flush()
             self._loop(out)
         except BrokenPipeError:
-            # The reader went away: end like Ctrl+C, and keep Python quiet about the closed pipe.
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, sys.stdout.fileno())
+            pipe_closed()  # the reader went away: end like Ctrl+C
         self._finish()
         return 0
 

@@ -75,6 +75,13 @@ def _apply_fault(state_dir: Path, tool: str, argv: list[str]) -> int | None:
     return None
 
 
+def pipe_closed() -> int:
+    """The reader of our stdout went away: end quietly (no traceback, no flush error at exit)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    return 1
+
+
 def fail(message: str, code: int = ERROR_INVALID_PARAMETER) -> int:
     """Prints a tool error the way the tools do (on stdout) and returns its exit code."""
     sys.stdout.write(message.rstrip("\n") + "\n")

@@ -16,7 +16,7 @@ import sys
 from typing import Any
 
 from winspect.emulator import store
-from winspect.emulator.toolbase import ERROR_INVALID_PARAMETER, begin, fail
+from winspect.emulator.toolbase import ERROR_INVALID_PARAMETER, begin, fail, pipe_closed
 
 HEADER = " ITEM LIST\n==========="
 COUNTER_NAMES = (
@@ -64,6 +64,13 @@ USAGE = """vfpctrl (emulated): Virtual Filtering Platform control.
 
 def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        return _main(args)
+    except BrokenPipeError:
+        return pipe_closed()
+
+
+def _main(args: list[str]) -> int:
     began = begin("vfpctrl", args)
     if isinstance(began, int):
         return began

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from winspect.emulator.model import Cluster
-from winspect.emulator.state import create_node_state, read_calls, set_fault
+from winspect.emulator.state import create_node_state, read_calls, set_fault, set_traffic
 
 
 def _load(state: Path, name: str) -> object:
@@ -137,3 +137,13 @@ def test_recreating_a_state_resets_calls_and_faults(cluster: Cluster, tmp_path: 
     create_node_state(cluster, "aksnpwin000000", sd)
     assert read_calls(sd) == []
     assert _load(sd, "faults.json") == []
+
+
+def test_set_traffic_changes_the_next_capture(cluster: Cluster, tmp_path: Path) -> None:
+    sd = tmp_path / "s"
+    create_node_state(cluster, "aksnpwin000000", sd)
+    assert _load(sd, "traffic.json") == {"seed": "0:aksnpwin000000", "rate": 200.0, "max_packets": None}
+    set_traffic(sd, rate=0, max_packets=50)
+    assert _load(sd, "traffic.json") == {"seed": "0:aksnpwin000000", "rate": 0.0, "max_packets": 50}
+    with pytest.raises(ValueError):
+        set_traffic(sd, rate=-1, max_packets=None)

@@ -21,6 +21,7 @@ Files (all JSON, replaced atomically; see `store`):
 from __future__ import annotations
 
 import random
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,23 +30,6 @@ from winspect.emulator.store import read_calls as _read_calls
 
 if TYPE_CHECKING:
     from winspect.emulator.model import Cluster
-
-VFP_COUNTER_NAMES = (
-    "Total packets",
-    "Total bytes",
-    "SYN packets",
-    "SYN-ACK packets",
-    "FIN packets",
-    "RST packets",
-    "TCP Connections Verified",
-    "TCP Connections Timed Out",
-    "TCP Connections Reset",
-    "TCP Connections Reset by SYN",
-    "TCP Connections Closed by FIN",
-    "TCP Half Open Timeouts",
-    "TCP Connections Expired to Time Wait",
-    "Dropped ACL packets",
-)
 
 
 def create_node_state(
@@ -59,8 +43,10 @@ def create_node_state(
     """Writes a fresh state for Windows node `node_name` into `state_dir` (created if missing).
 
     traffic_rate: pktmon records per second a real-time capture emits
-    (0 = as fast as possible). max_packets: records generated per capture,
-    after which the capture stays running but quiet (None = endless).
+    (0 = as fast as possible). max_packets: records generated per capture
+    (plus the remaining appearances of packets in flight), after which the
+    capture stays running but quiet until stopped (None = endless).
+    Counters, session, filters, faults and the call log start empty.
     """
     from winspect.emulator.node_network import build_node_network
 
@@ -72,8 +58,6 @@ def create_node_state(
     state_dir.mkdir(parents=True, exist_ok=True)
     net = build_node_network(cluster, node_name)
     node = cluster.node(node_name)
-    from dataclasses import asdict
-
     with store.locked(state_dir):
         store.write_json(state_dir, store.NODE_FILE, {"node": asdict(node), "cluster_seed": cluster.seed})
         store.write_json(state_dir, store.HNS_FILE, net["hns"])
@@ -94,16 +78,14 @@ def create_node_state(
             (state_dir / name).unlink(missing_ok=True)
 
 
-def set_traffic(
-    state_dir: Path, *, rate: float | None = None, max_packets: int | str | None = "keep"
-) -> None:
-    """Changes the traffic settings for the next capture (max_packets=None: endless)."""
+def set_traffic(state_dir: Path, *, rate: float, max_packets: int | None) -> None:
+    """Traffic of the next capture: records/s (0 = unpaced), records per capture (None = endless)."""
+    if rate < 0 or (max_packets is not None and max_packets < 0):
+        raise ValueError("rate and max_packets must be >= 0")
+    state_dir = Path(state_dir)
     with store.locked(state_dir):
         t = store.read_json(state_dir, store.TRAFFIC_FILE)
-        if rate is not None:
-            t["rate"] = float(rate)
-        if max_packets != "keep":
-            t["max_packets"] = max_packets
+        t.update(rate=float(rate), max_packets=max_packets)
         store.write_json(state_dir, store.TRAFFIC_FILE, t)
 
 

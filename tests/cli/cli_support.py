@@ -139,6 +139,26 @@ def run_process(
 
 # ---------------------------------------------------------------- emulated nodes with real servers
 
+
+def free_hosts(count: int) -> list[str]:
+    """Free loopback addresses for module-scoped fixtures (tests/conftest.py's rule, port 50051)."""
+    import random
+    import socket
+
+    rng = random.SystemRandom()
+    hosts: list[str] = []
+    while len(hosts) < count:
+        host = f"127.{rng.randint(1, 254)}.{rng.randint(0, 255)}.{rng.randint(2, 254)}"
+        with socket.socket() as s:
+            try:
+                s.bind((host, 50051))
+            except OSError:
+                continue
+        if host not in hosts:
+            hosts.append(host)
+    return hosts
+
+
 SERVER_CMD = ["winspectserv"]
 
 
@@ -189,8 +209,12 @@ class EmuNode:
             time.sleep(0.05)
         raise RuntimeError(f"winspectserv for {self.name} did not listen on {self.host}:50051")
 
-    def stop(self) -> None:
+    def stop(self, kill: bool = False) -> None:
         if self.proc is not None and self.proc.poll() is None:
+            if kill:  # a node with a hung tool: no need to wait for its shutdown
+                self.proc.kill()
+                self.proc.wait(10)
+                return
             self.proc.terminate()
             try:
                 self.proc.wait(15)

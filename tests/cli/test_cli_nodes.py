@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cli_support import EmuNode, cli_env, emulated_cluster, run_process
+from cli_support import EmuNode, cli_env, emulated_cluster, free_hosts, run_process
 
 pytest.importorskip("winspect.emulator.install", reason="emulated node tools not available yet")
 
@@ -45,6 +45,7 @@ class Cluster:
     def __init__(self, model: Any, nodes: list[EmuNode]) -> None:
         self.model = model
         self.nodes = nodes
+        self.kill_on_stop = False
 
     def targets(self, *nodes: EmuNode) -> list[str]:
         args: list[str] = []
@@ -57,12 +58,24 @@ class Cluster:
 
     def stop(self) -> None:
         for node in self.nodes:
-            node.stop()
+            node.stop(kill=self.kill_on_stop)
 
 
 @pytest.fixture
 def two_nodes(tmp_path: Path, loopback_hosts: list[str]) -> Iterator[Cluster]:
+    """Fresh nodes for tests that capture, inject faults or count tool calls."""
     model, nodes = emulated_cluster(tmp_path, loopback_hosts, 2)
+    cluster = Cluster(model, nodes)
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(scope="module")
+def shared_nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """Nodes shared by the tests that only read (version, hns, vfp-counter, counter)."""
+    model, nodes = emulated_cluster(tmp_path_factory.mktemp("shared"), free_hosts(3), 2)
     cluster = Cluster(model, nodes)
     try:
         yield cluster
@@ -83,17 +96,17 @@ def assert_clean(node: EmuNode) -> None:
 # ---------------------------------------------------------------- version, hns, vfp-counter, counter
 
 
-def test_version_reports_client_and_every_server(two_nodes: Cluster) -> None:
+def test_version_reports_client_and_every_server(shared_nodes: Cluster) -> None:
     from winspect import __version__
 
-    result = winspect("version", *two_nodes.targets())
+    result = winspect("version", *shared_nodes.targets())
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith(f"Client: winspect {__version__}\n")
-    for node in two_nodes.nodes:
+    for node in shared_nodes.nodes:
         assert f"Node {node.name} ({node.host}:50051)\nServer: winspectserv " in result.stdout
-    doc = json.loads(winspect("version", "-o", "json", *two_nodes.targets()).stdout)
+    doc = json.loads(winspect("version", "-o", "json", *shared_nodes.targets()).stdout)
     assert doc["client"] == {"version": __version__}
-    assert set(doc["results"]) == {n.name for n in two_nodes.nodes} and doc["errors"] == {}
+    assert set(doc["results"]) == {n.name for n in shared_nodes.nodes} and doc["errors"] == {}
     for info in doc["results"].values():
         assert {op["operation"] for op in info["operations"]} >= {
             "capture",
@@ -114,14 +127,14 @@ def test_version_reports_client_and_every_server(two_nodes: Cluster) -> None:
         ("networks", ["Networks ("]),
     ],
 )
-def test_hns_tables(two_nodes: Cluster, kind: str, titles: list[str]) -> None:
-    node = two_nodes.nodes[0]
-    result = winspect("hns", kind, *two_nodes.targets(node))
+def test_hns_tables(shared_nodes: Cluster, kind: str, titles: list[str]) -> None:
+    node = shared_nodes.nodes[0]
+    result = winspect("hns", kind, *shared_nodes.targets(node))
     assert result.returncode == 0, result.stderr
     for title in titles:
         assert title in result.stdout
     if kind in ("all", "endpoints"):
-        pod = two_nodes.pod(node)
+        pod = shared_nodes.pod(node)
         line = next(line for line in result.stdout.splitlines() if f" {pod.ip} " in f" {line} ")
         assert "local" in line.split()
     if kind == "networks":
@@ -129,19 +142,19 @@ def test_hns_tables(two_nodes: Cluster, kind: str, titles: list[str]) -> None:
     assert read_calls(node.state), "the server ran no tool"
 
 
-def test_hns_raw_json_and_json_document(two_nodes: Cluster) -> None:
-    a, b = two_nodes.nodes
-    raw = winspect("hns", "networks", "--json", *two_nodes.targets(a))
+def test_hns_raw_json_and_json_document(shared_nodes: Cluster) -> None:
+    a, b = shared_nodes.nodes
+    raw = winspect("hns", "networks", "--json", *shared_nodes.targets(a))
     assert raw.returncode == 0
     body = raw.stdout.split("\n", 1)[1]  # after the "Node ..." header
     decoder = json.JSONDecoder()
     first, _ = decoder.raw_decode(body.lstrip())
     assert first["Type"].lower() == "l2bridge"
 
-    doc = json.loads(winspect("-o", "json", "hns", "all", *two_nodes.targets()).stdout)
+    doc = json.loads(winspect("-o", "json", "hns", "all", *shared_nodes.targets()).stdout)
     assert doc["command"] == "hns" and doc["type"] == "all" and doc["errors"] == {}
     ips = {e.get("IPAddress") for e in doc["results"][b.name]["endpoints"]}
-    assert two_nodes.pod(b).ip in ips
+    assert shared_nodes.pod(b).ip in ips
 
 
 def test_hns_on_chosen_nodes_only(two_nodes: Cluster) -> None:
@@ -151,42 +164,42 @@ def test_hns_on_chosen_nodes_only(two_nodes: Cluster) -> None:
     assert not any(call[0] == "hnsdiag" for call in read_calls(a.state))
 
 
-def test_vfp_counter_of_a_pod(two_nodes: Cluster) -> None:
-    node = two_nodes.nodes[0]
-    pod = two_nodes.pod(node)
+def test_vfp_counter_of_a_pod(shared_nodes: Cluster) -> None:
+    node = shared_nodes.nodes[0]
+    pod = shared_nodes.pod(node)
     spec = f"{pod.namespace}/{pod.name}={pod.ip}"
-    result = winspect("vfp-counter", "-p", spec, *two_nodes.targets(node))
+    result = winspect("vfp-counter", "-p", spec, *shared_nodes.targets(node))
     assert result.returncode == 0, result.stderr
     assert f"pod {pod.namespace}/{pod.name} ({pod.ip})" in result.stdout
     assert "pod port " in result.stdout and "Total packets" in result.stdout
     assert "host vNIC port" not in result.stdout
 
-    detailed = winspect("vfp-counter", "-p", spec, "--detailed", "-o", "json", *two_nodes.targets(node))
+    detailed = winspect("vfp-counter", "-p", spec, "--detailed", "-o", "json", *shared_nodes.targets(node))
     roles = [p["role"] for p in json.loads(detailed.stdout)["results"][node.name]["ports"]]
     assert roles == ["pod", "host_vnic", "external_adapter"]
 
 
-def test_vfp_counter_with_several_targets_uses_the_node_that_has_the_pod(two_nodes: Cluster) -> None:
-    _a, b = two_nodes.nodes
-    pod = two_nodes.pod(b)
-    result = winspect("vfp-counter", "-p", f"{pod.name}={pod.ip}", "-o", "json", *two_nodes.targets())
+def test_vfp_counter_with_several_targets_uses_the_node_that_has_the_pod(shared_nodes: Cluster) -> None:
+    _a, b = shared_nodes.nodes
+    pod = shared_nodes.pod(b)
+    result = winspect("vfp-counter", "-p", f"{pod.name}={pod.ip}", "-o", "json", *shared_nodes.targets())
     doc = json.loads(result.stdout)
     assert list(doc["results"]) == [b.name] and doc["errors"] == {}
     assert result.returncode == 0
 
 
-def test_vfp_counter_unknown_pod_ip(two_nodes: Cluster) -> None:
-    node = two_nodes.nodes[0]
-    result = winspect("vfp-counter", "-p", "ghost=10.99.99.99", *two_nodes.targets(node))
+def test_vfp_counter_unknown_pod_ip(shared_nodes: Cluster) -> None:
+    node = shared_nodes.nodes[0]
+    result = winspect("vfp-counter", "-p", "ghost=10.99.99.99", *shared_nodes.targets(node))
     assert result.returncode == 1
     assert f"winspect: {node.name}: " in result.stderr and "10.99.99.99" in result.stderr
 
 
-def test_counter_without_a_capture_is_no_failure(two_nodes: Cluster) -> None:
-    result = winspect("counter", *two_nodes.targets())
+def test_counter_without_a_capture_is_no_failure(shared_nodes: Cluster) -> None:
+    result = winspect("counter", *shared_nodes.targets())
     assert result.returncode == 0, result.stderr
     assert result.stdout.count("no capture running on this node") == 2
-    doc = json.loads(winspect("counter", "-o", "json", *two_nodes.targets()).stdout)
+    doc = json.loads(winspect("counter", "-o", "json", *shared_nodes.targets()).stdout)
     assert all(r["capture_running"] is False for r in doc["results"].values())
 
 
@@ -254,12 +267,12 @@ def test_counter_while_a_capture_runs(two_nodes: Cluster) -> None:
 
 def test_capture_on_two_nodes_for_a_duration(two_nodes: Cluster) -> None:
     a, b = two_nodes.nodes
-    result = winspect("capture", "nodes", f"{a.name},{b.name}", "-t", "TCP", "-d", "2", *two_nodes.targets())
+    result = winspect("capture", "nodes", f"{a.name},{b.name}", "-t", "TCP", "-d", "1", *two_nodes.targets())
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert any(f" {a.name} " in line for line in lines) and any(f" {b.name} " in line for line in lines)
     assert all(" TCP " in line for line in lines if " DROP" not in line)
-    assert f"capturing on {a.name}, {b.name} for 2s" in result.stderr
+    assert f"capturing on {a.name}, {b.name} for 1s" in result.stderr
     for node in (a, b):
         assert (
             f"  {node.name}: " in result.stderr
@@ -272,7 +285,7 @@ def test_capture_on_two_nodes_for_a_duration(two_nodes: Cluster) -> None:
 
 def test_capture_json_lines(two_nodes: Cluster) -> None:
     _a, _ = two_nodes.nodes
-    result = winspect("capture", "all", "-d", "2", "-o", "json", *two_nodes.targets())
+    result = winspect("capture", "all", "-d", "1", "-o", "json", *two_nodes.targets())
     assert result.returncode == 0, result.stderr
     records = [json.loads(line) for line in result.stdout.splitlines()]
     packets = [r for r in records if r["type"] in ("flow", "drop")]
@@ -317,7 +330,7 @@ def test_capture_filters_reach_the_node(two_nodes: Cluster) -> None:
 
 def test_capture_counters_only(two_nodes: Cluster) -> None:
     a, _ = two_nodes.nodes
-    result = winspect("capture", "nodes", a.name, "--counters-only", "-d", "2", *two_nodes.targets(a))
+    result = winspect("capture", "nodes", a.name, "--counters-only", "-d", "1", *two_nodes.targets(a))
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith(f"Node {a.name}\n")
     assert "RX PACKETS" in result.stdout
@@ -351,7 +364,8 @@ def test_unary_commands_with_a_node_down_and_a_node_hanging(
     two_nodes: Cluster, loopback_hosts: list[str]
 ) -> None:
     a, b = two_nodes.nodes
-    set_fault(b.state, "hnsdiag", ["list"], hang_seconds=60)
+    set_fault(b.state, "hnsdiag", ["list"], hang_seconds=6)
+    two_nodes.kill_on_stop = True
     down = loopback_hosts[9]
     result = run_process(
         "hns",
@@ -393,8 +407,9 @@ def test_interrupt_with_a_hanging_node(two_nodes: Cluster) -> None:
     a, b = two_nodes.nodes
     capture = start_capture("all", "--counters-only", "-v", *two_nodes.targets())
     wait_for_started(capture, two_nodes.nodes)
-    set_fault(b.state, "pktmon", ["stop"], hang_seconds=60)
-    set_fault(b.state, "pktmon", ["counters"], hang_seconds=60)
+    two_nodes.kill_on_stop = True
+    set_fault(b.state, "pktmon", ["stop"], hang_seconds=8)
+    set_fault(b.state, "pktmon", ["counters"], hang_seconds=8)
     capture.send_signal(signal.SIGINT)
     out, err = capture.communicate(timeout=30)
     assert capture.returncode == 130

@@ -6,7 +6,7 @@
 #   make server    out/winspect-VERSION-py3-none-any.whl and out/image/, the build context of
 #                  the Windows image (needs PYTHON_EMBED and network access for pip download)
 #   make manifests deploy/base/*.yaml from src/winspect/deploy/data/*.yaml
-#   make clean     removes out/ and the build leftovers (not the build venv)
+#   make clean     removes out/ and build/ (setuptools' leftovers), not the build venv
 #
 # The build tools (pyproject's optional group `build`) are installed into the venv $(VENV),
 # created on first use. PY=/path/to/python uses that interpreter as it is instead.
@@ -27,6 +27,7 @@ BUILD_ENV :=
 endif
 
 OUT ?= out
+BUILD_DIR ?= build
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
 WHEEL := $(OUT)/winspect-$(VERSION)-py3-none-any.whl
 SDIST := $(OUT)/winspect-$(VERSION).tar.gz
@@ -85,4 +86,4 @@ manifests:
 		src/winspect/deploy/data/daemonset.yaml deploy/base/
 
 clean:
-	rm -rf $(OUT) build
+	rm -rf $(OUT) $(BUILD_DIR)

@@ -96,7 +96,10 @@ def fetch_embed(source: str, cache: Path) -> Path:
         with urllib.request.urlopen(source, timeout=60) as resp, open(f"{target}.part", "wb") as out:  # noqa: S310
             shutil.copyfileobj(resp, out)
     except (urllib.error.URLError, OSError) as exc:
-        reason = getattr(exc, "reason", exc)
+        if isinstance(exc, urllib.error.HTTPError):
+            reason: object = f"HTTP {exc.code} {exc.reason}"
+        else:
+            reason = getattr(exc, "reason", exc)
         raise Failure(
             f"cannot download {source} ({reason}): download it on a machine that can and pass the file, "
             "e.g. --python-embed ~/Downloads/python-3.11.9-embed-amd64.zip (make server PYTHON_EMBED=...)"

@@ -1,0 +1,108 @@
+"""The Makefile: `make server` builds the wheel and the image context under OUT, `make clean`
+removes them, and `make all` / `make client` run the documented steps (the PyInstaller build of
+the single-file client takes about a minute and needs the `build` extra: it is shown with
+`make -n`, and `make client` itself checks that the executable runs `--help` and `version`)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+from deploy_support import REPO
+from image_support import dependency_stubs, make_embed
+
+import winspect
+
+MAKE = shutil.which("make")
+
+
+def make(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    assert MAKE, "GNU make is needed to test the Makefile"
+    return subprocess.run(
+        [MAKE, "--no-print-directory", "-C", str(REPO), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+@pytest.fixture
+def out(tmp_path: Path) -> Path:
+    return tmp_path / "out"
+
+
+def test_make_server_then_clean(tmp_path: Path, out: Path) -> None:
+    # The dependencies' Windows wheels would come from pip download; stand-ins from a wheelhouse here.
+    first = make(f"PY={sys.executable}", f"OUT={out}", "wheel")
+    assert first.returncode == 0, first.stderr
+    wheel = out / f"winspect-{winspect.__version__}-py3-none-any.whl"
+    house = tmp_path / "wheelhouse"
+    house.mkdir()
+    for stub in dependency_stubs(wheel):
+        stub.write(house)
+    embed = make_embed(tmp_path)
+    build_dir = tmp_path / "build"
+    build_dir.mkdir()
+
+    proc = make(
+        f"PY={sys.executable}",
+        f"OUT={out}",
+        f"PYTHON_EMBED={embed}",
+        f"WHEELHOUSE={house}",
+        "OFFLINE=1",
+        "server",
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert wheel.is_file()
+    with zipfile.ZipFile(wheel) as zf:
+        assert "winspect/server/main.py" in zf.namelist()
+    assert (out / "image" / "Dockerfile").is_file()
+    assert (out / "image" / "winspect" / "python.exe").is_file()
+    assert (
+        out / "image" / "winspect" / "Lib" / "site-packages" / "winspect" / "server" / "main.py"
+    ).is_file()
+    assert (
+        f"docker buildx build --platform windows/amd64 --push -t REGISTRY/winspectserv:0.1.0 {out}/image"
+        in (proc.stdout)
+    )
+
+    proc = make(f"OUT={out}", f"BUILD_DIR={build_dir}", "clean")
+    assert proc.returncode == 0, proc.stderr
+    assert not out.exists() and not build_dir.exists()
+
+
+def test_make_server_without_the_embeddable_zip_says_how_to_give_it(out: Path) -> None:
+    proc = make(
+        f"PY={sys.executable}", f"OUT={out}", f"PYTHON_EMBED={out}/nowhere.zip", "OFFLINE=1", "server"
+    )
+    assert proc.returncode != 0
+    assert f"--python-embed {out}/nowhere.zip: no such file" in proc.stderr
+    assert not (out / "image").exists()
+
+
+def test_make_all_builds_client_and_server_artifacts_under_out(out: Path) -> None:
+    proc = make("-n", f"PY={sys.executable}", f"OUT={out}", "all")
+    assert proc.returncode == 0, proc.stderr
+    steps = proc.stdout
+    assert f"pip wheel --quiet --no-deps --no-build-isolation --wheel-dir {out} ." in steps
+    assert f"-m build --sdist --no-isolation --outdir {out} ." in steps
+    assert "-m PyInstaller" in steps and "--onefile --name winspect" in steps
+    assert f"--distpath {out}/bin" in steps
+    assert f"{out}/bin/winspect --help" in steps and f"{out}/bin/winspect version --client" in steps
+    assert "scripts/build_image_context.py" in steps and f"--out {out}/image" in steps
+    # the wheel is built once even though client and server both need it
+    assert steps.count("pip wheel") == 1
+
+
+def test_make_client_installs_the_build_tools_into_a_venv_first(out: Path) -> None:
+    proc = make("-n", "VENV=/tmp/winspect-build-venv", f"OUT={out}", "client")
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0] == "python3 -m venv /tmp/winspect-build-venv"
+    assert "/tmp/winspect-build-venv/bin/python -m pip install --quiet -e '.[build]'" in lines
+    assert any(line.startswith("/tmp/winspect-build-venv/bin/python -m PyInstaller") for line in lines)

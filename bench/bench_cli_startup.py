@@ -24,6 +24,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 
+def _exe(name: str) -> str:
+    return shutil.which(name, path=str(Path(sys.executable).parent)) or shutil.which(name) or name
+
+
 def _winspect() -> list[str]:
     exe = shutil.which("winspect", path=str(Path(sys.executable).parent)) or shutil.which("winspect")
     return [exe] if exe else [sys.executable, "-m", "winspect.cli"]
@@ -77,9 +81,8 @@ def bench_hns(runs: int) -> None:
         print("winspect hns networks (one node)         skipped: winspect.emulator.install not available")
         return
     from winspect.emulator.install import install_tools
-
     from winspect.emulator.model import build_cluster
-    from winspect.emulator.store import create_node_state
+    from winspect.emulator.state import create_node_state
 
     with tempfile.TemporaryDirectory() as tmp:
         cluster = build_cluster()
@@ -90,7 +93,7 @@ def bench_hns(runs: int) -> None:
         install_tools(tools, state)
         host = _free_loopback()
         server = subprocess.Popen(
-            ["winspectserv", "--host", host, "--tools-dir", str(tools), "--node-name", node],
+            [_exe("winspectserv"), "--host", host, "--tools-dir", str(tools), "--node-name", node],
             stderr=subprocess.DEVNULL,
         )
         try:

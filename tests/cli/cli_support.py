@@ -254,3 +254,22 @@ def emulated_cluster(
     for node in nodes:
         node.start(tmp_path)
     return cluster, nodes
+
+
+def start_model_kube_api(tmp_path: Path, model: Any) -> KubeApi:
+    """The sandbox Kubernetes API serving the objects of an emulator cluster model."""
+    from winspect.sandbox.kubeapi.auth import sandbox_identities, sandbox_policy
+    from winspect.sandbox.kubeapi.kubeconfig import write_kubeconfig
+    from winspect.sandbox.kubeapi.server import KubeApiServer
+    from winspect.sandbox.kubeapi.store import ObjectStore
+    from winspect.sandbox.kubeapi.tls import make_tls
+    from winspect.sandbox.objects import cluster_objects
+
+    tls = make_tls(["127.0.0.1"], ["localhost"])
+    _, crt, key = tls.write(tmp_path / "tls")
+    identities = sandbox_identities()
+    store = ObjectStore(cluster_objects(model, ca_pem=tls.ca_pem, apiserver="127.0.0.1:6443"))
+    server = KubeApiServer(store, sandbox_policy(identities), crt, key).start()
+    path = write_kubeconfig(tmp_path / "kubeconfig", server.url, tls.ca_pem, identities)
+    hosts = {n.name: n.internal_ip for n in model.windows_nodes()}
+    return KubeApi(server.url, path, hosts, server)

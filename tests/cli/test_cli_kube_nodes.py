@@ -1,0 +1,69 @@
+"""Kubernetes and node servers together: nodes and pods found through the (sandbox) Kubernetes API
+of an emulated cluster, then the commands run on the real winspectserv of those nodes."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cli_support import EmuNode, KubeApi, emulated_cluster, run_process, start_model_kube_api
+
+pytest.importorskip("winspect.emulator.install", reason="emulated node tools not available yet")
+
+from winspect.emulator.state import pktmon_status, read_calls
+
+
+@pytest.fixture
+def kube_cluster(tmp_path: Path, loopback_hosts: list[str]) -> Iterator[tuple[Any, list[EmuNode], KubeApi]]:
+    model, nodes = emulated_cluster(tmp_path, loopback_hosts, 2)
+    api = start_model_kube_api(tmp_path, model)
+    try:
+        yield model, nodes, api
+    finally:
+        api.stop()
+        for node in nodes:
+            node.stop()
+
+
+def winspect(api: KubeApi, *args: str) -> Any:
+    return run_process(*args, "--kubeconfig", str(api.kubeconfig), "--timeout", "10")
+
+
+def test_every_windows_node_is_found_and_answers(kube_cluster: tuple[Any, list[EmuNode], KubeApi]) -> None:
+    model, _nodes, api = kube_cluster
+    result = winspect(api, "hns", "networks", "-o", "json")
+    assert result.returncode == 0, result.stderr
+    doc = json.loads(result.stdout)
+    assert sorted(doc["results"]) == sorted(n.name for n in model.windows_nodes()) and doc["errors"] == {}
+    version = winspect(api, "version")
+    assert version.returncode == 0 and version.stdout.count("Server: winspectserv ") == 2
+
+
+def test_capture_pods_runs_only_on_their_node(kube_cluster: tuple[Any, list[EmuNode], KubeApi]) -> None:
+    model, nodes, api = kube_cluster
+    a, b = nodes
+    pods = [p for p in model.pods_on(a.name) if p.ip and not p.host_network][:2]
+    names = ",".join(f"{p.namespace}/{p.name}" for p in pods)
+    result = winspect(api, "capture", "pods", names, "-d", "1", "-v")
+    assert result.returncode == 0, result.stderr
+    for p in pods:
+        assert f"pod {p.namespace}/{p.name} ({p.ip}) on node {a.name}" in result.stderr
+    start = next(c for c in read_calls(a.state) if c[:2] == ["pktmon", "start"])
+    assert "--comp" in start
+    assert not any(c[:2] == ["pktmon", "start"] for c in read_calls(b.state))
+    assert pktmon_status(a.state)["running"] is False and pktmon_status(a.state)["filters"] == []
+
+
+def test_vfp_counter_through_kubernetes(kube_cluster: tuple[Any, list[EmuNode], KubeApi]) -> None:
+    model, nodes, api = kube_cluster
+    b = nodes[1]
+    pod = next(p for p in model.pods_on(b.name) if p.ip and not p.host_network)
+    result = winspect(api, "vfp-counter", "-p", pod.name, "-A", "--detailed")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(
+        f"Node {b.name} ({b.host}:50051)\npod {pod.namespace}/{pod.name} ({pod.ip})"
+    )
+    assert "host vNIC port" in result.stdout and "external adapter port" in result.stdout

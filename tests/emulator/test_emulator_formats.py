@@ -10,10 +10,8 @@ import struct
 
 from winspect.emulator.pktmon_filters import parse_filter_add, render_filter_list
 from winspect.emulator.pktmon_text import render_list
+from winspect.emulator.protocols import PROTO_TCP, PROTO_UDP, SYN
 from winspect.emulator.traffic import (
-    PROTO_TCP,
-    PROTO_UDP,
-    SYN,
     Frame,
     Record,
     _checksum,

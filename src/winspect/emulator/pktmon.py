@@ -33,6 +33,7 @@ from winspect.emulator.pktmon_text import (
     render_list_json,
     render_status,
 )
+from winspect.emulator.protocols import TCP_FLAG_BITS
 from winspect.emulator.toolbase import (
     ERROR_BUSY,
     ERROR_INVALID_PARAMETER,
@@ -41,7 +42,6 @@ from winspect.emulator.toolbase import (
     fail,
     pipe_closed,
 )
-from winspect.emulator.traffic import GROUP_ID_BASE, TCP_FLAG_BITS, TrafficGenerator, render_record
 
 USAGE = """Packet Monitor (emulated) - network diagnostics tool.
 
@@ -340,6 +340,10 @@ class _RealtimeSession:
     """One `pktmon start -m real-time` process: generates, filters, prints and counts."""
 
     def __init__(self, state_dir: Path, session: dict[str, Any], filters: list[PacketFilter]) -> None:
+        # Imported here: the other pktmon commands start faster without the generator.
+        from winspect.emulator.traffic import GROUP_ID_BASE, TrafficGenerator, render_record
+
+        self.render_record = render_record
         self.state_dir = state_dir
         self.session = session
         self.opts = session["options"]
@@ -461,7 +465,7 @@ class _RealtimeSession:
             return None
         size = rec.original_size
         logged = size if pkt_size == 0 else min(size, pkt_size)
-        return render_record(rec, gid, start_wall + rec.time_ns, filter_id=fid, logged_size=logged)
+        return self.render_record(rec, gid, start_wall + rec.time_ns, filter_id=fid, logged_size=logged)
 
     # ---------------------------------------------------------- counters
     def _count_pktmon(self, rec: Any) -> None:

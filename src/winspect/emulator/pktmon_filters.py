@@ -12,9 +12,12 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from winspect.emulator.traffic import PROTO_ICMP, PROTO_TCP, PROTO_UDP, TCP_FLAG_BITS, Frame
+from winspect.emulator.protocols import PROTO_ICMP, PROTO_TCP, PROTO_UDP, TCP_FLAG_BITS
+
+if TYPE_CHECKING:
+    from winspect.emulator.traffic import Frame
 
 MAX_FILTERS = 32
 HEARTBEAT_PORT = 3343

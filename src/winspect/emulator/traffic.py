@@ -25,17 +25,21 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
-FIN, SYN, RST, PSH, ACK, URG, ECE, CWR = 0x01, 0x02, 0x04, 0x08, 0x10, 0x20, 0x40, 0x80
-TCP_FLAG_BITS = {
-    "FIN": FIN,
-    "SYN": SYN,
-    "RST": RST,
-    "PSH": PSH,
-    "ACK": ACK,
-    "URG": URG,
-    "ECE": ECE,
-    "CWR": CWR,
-}
+from winspect.emulator.protocols import (
+    ACK,
+    CWR,
+    ECE,
+    ETHERTYPE_IPV4,
+    FIN,
+    PROTO_ICMP,
+    PROTO_TCP,
+    PROTO_UDP,
+    PSH,
+    RST,
+    SYN,
+    URG,
+)
+
 # tcpdump's order and letters inside "Flags [...]".
 _TCPDUMP_FLAGS = (
     (FIN, "F"),
@@ -47,9 +51,6 @@ _TCPDUMP_FLAGS = (
     (ECE, "E"),
     (CWR, "W"),
 )
-
-ETHERTYPE_IPV4 = 0x0800
-PROTO_TCP, PROTO_UDP, PROTO_ICMP = 6, 17, 1
 
 DROP_ACL = ("VFP: ACL deny", "0xE0004A1F")
 DROP_NO_LISTENER = ("INET: transport endpoint was not found", "0xE000460A")

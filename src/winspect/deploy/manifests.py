@@ -91,9 +91,10 @@ def customize(objects: list[Obj], image: str, port: int) -> list[Obj]:
                 if "hostPort" in p:
                     p["hostPort"] = port
         for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
-            handler = c.get(probe, {}).get("grpc")
-            if handler is not None:
-                handler["port"] = port
+            for kind in ("grpc", "tcpSocket"):
+                handler = c.get(probe, {}).get(kind)
+                if handler is not None:
+                    handler["port"] = port
     return objects
 
 

@@ -21,7 +21,7 @@ def _ports(p: dict) -> set[int]:
 
 def test_capture_node_tcp_returns_only_tcp_packets_of_that_node(e2e: E2E) -> None:
     node = e2e.windows_nodes()[1]
-    result = e2e.run("capture", "nodes", node, "-t", "TCP", "-d", "3", "-o", "json")
+    result = e2e.run("capture", "nodes", node, "-t", "TCP", "-d", "2", "-o", "json")
     assert result.code == 0, result.err
     packets = result.packets()
     assert packets
@@ -37,7 +37,7 @@ def test_capture_node_tcp_returns_only_tcp_packets_of_that_node(e2e: E2E) -> Non
 
 
 def test_capture_drops_have_reasons(e2e: E2E) -> None:
-    result = e2e.run("capture", "all", "--type", "drop", "-d", "4", "-o", "json")
+    result = e2e.run("capture", "all", "--type", "drop", "-d", "3", "-o", "json")
     assert result.code == 0, result.err
     drops = result.packets()
     assert drops, "no drops in 4 s of traffic"
@@ -48,7 +48,7 @@ def test_capture_drops_have_reasons(e2e: E2E) -> None:
 
 
 def test_capture_flow_has_no_drops(e2e: E2E) -> None:
-    result = e2e.run("capture", "nodes", e2e.windows_nodes()[0], "--type", "flow", "-d", "3", "-o", "json")
+    result = e2e.run("capture", "nodes", e2e.windows_nodes()[0], "--type", "flow", "-d", "2", "-o", "json")
     assert result.code == 0, result.err
     packets = result.packets()
     assert packets and all(p["drop_reason"] is None for p in packets)
@@ -57,7 +57,7 @@ def test_capture_flow_has_no_drops(e2e: E2E) -> None:
 def test_capture_pod_returns_only_packets_of_that_pods_ip(e2e: E2E) -> None:
     node = e2e.windows_nodes()[0]
     pod = e2e.pod("win-webserver-", node)
-    result = e2e.run("capture", "pods", pod["metadata"]["name"], "-d", "3", "-o", "json")
+    result = e2e.run("capture", "pods", pod["metadata"]["name"], "-d", "2", "-o", "json")
     assert result.code == 0, result.err
     packets = result.packets()
     assert packets
@@ -75,7 +75,7 @@ def test_capture_pod_in_another_namespace(e2e: E2E) -> None:
         ("capture", "pods", f"web/{name}"),
         ("capture", "-A", "pods", name),
     ):
-        result = e2e.run(*args, "-d", "2", "-o", "json")
+        result = e2e.run(*args, "-d", "1", "-o", "json")
         assert result.code == 0, (args, result.err)
         assert result.packets() and all(ip in _ips(p) for p in result.packets())
 
@@ -84,17 +84,17 @@ def test_capture_ip_port_protocol_filters(e2e: E2E) -> None:
     node = e2e.windows_nodes()[0]
     pod = e2e.pod("win-webserver-", node)
     ip = pod["status"]["podIP"]
-    result = e2e.run("capture", "nodes", node, "-i", ip, "-r", "80", "-t", "TCP", "-d", "3", "-o", "json")
+    result = e2e.run("capture", "nodes", node, "-i", ip, "-r", "80", "-t", "TCP", "-d", "2", "-o", "json")
     assert result.code == 0, result.err
     packets = result.packets()
     assert packets
     assert all(ip in _ips(p) and 80 in _ports(p) and p["protocol"] == "TCP" for p in packets)
 
-    dns = e2e.run("capture", "nodes", node, "-t", "UDP", "-r", "53", "-d", "3", "-o", "json")
+    dns = e2e.run("capture", "nodes", node, "-t", "UDP", "-r", "53", "-d", "2", "-o", "json")
     assert dns.code == 0, dns.err
     assert dns.packets() and all(p["protocol"] == "UDP" and 53 in _ports(p) for p in dns.packets())
 
-    cidr = e2e.run("capture", "nodes", node, "-i", "10.0.0.0/16", "-d", "3", "-o", "json")
+    cidr = e2e.run("capture", "nodes", node, "-i", "10.0.0.0/16", "-d", "2", "-o", "json")
     assert cidr.code == 0, cidr.err
     net = ipaddress.ip_network("10.0.0.0/16")
     assert cidr.packets() and all(
@@ -111,7 +111,7 @@ def test_capture_several_ips_is_an_or(e2e: E2E) -> None:
     ]
     ips = [p["status"]["podIP"] for p in pods][:3]
     assert len(ips) == 3
-    result = e2e.run("capture", "nodes", node, "-i", ",".join(ips), "-d", "3", "-o", "json")
+    result = e2e.run("capture", "nodes", node, "-i", ",".join(ips), "-d", "2", "-o", "json")
     assert result.code == 0, result.err
     packets = result.packets()
     assert all(_ips(p) & set(ips) for p in packets)
@@ -119,14 +119,14 @@ def test_capture_several_ips_is_an_or(e2e: E2E) -> None:
 
 
 def test_capture_tcp_flags(e2e: E2E) -> None:
-    result = e2e.run("capture", "nodes", e2e.windows_nodes()[0], "-t", "TCP_SYN", "-d", "3", "-o", "json")
+    result = e2e.run("capture", "nodes", e2e.windows_nodes()[0], "-t", "TCP_SYN", "-d", "2", "-o", "json")
     assert result.code == 0, result.err
     packets = result.packets()
     assert packets and all("S" in (p["tcp_flags"] or "") or "SYN" in (p["tcp_flags"] or "") for p in packets)
 
 
 def test_capture_icmp(e2e: E2E) -> None:
-    result = e2e.run("capture", "all", "-t", "ICMP", "-d", "4", "-o", "json")
+    result = e2e.run("capture", "all", "-t", "ICMP", "-d", "3", "-o", "json")
     assert result.code == 0, result.err
     assert result.packets() and {p["protocol"] for p in result.packets()} == {"ICMP"}
 
@@ -136,7 +136,7 @@ def test_capture_by_mac(e2e: E2E) -> None:
     hns = e2e.run("hns", "endpoints", "--nodes", node, "-o", "json").json()["results"][node]["endpoints"]
     local = next(e for e in hns if not e["IsRemoteEndpoint"])
     mac = local["MacAddress"]
-    result = e2e.run("capture", "nodes", node, "-m", mac.replace("-", ":").lower(), "-d", "3", "-o", "json")
+    result = e2e.run("capture", "nodes", node, "-m", mac.replace("-", ":").lower(), "-d", "2", "-o", "json")
     assert result.code == 0, result.err
     norm = mac.upper()
     packets = result.packets()

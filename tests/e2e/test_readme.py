@@ -28,7 +28,7 @@ def test_help_examples(e2e: E2E) -> None:
 def test_capture_three_nodes_tcp_for_a_duration(e2e: E2E) -> None:
     # winspect capture nodes win1,win2,win3 -t TCP -d 10  (shorter here)
     nodes = e2e.windows_nodes()
-    result = e2e.run("capture", "nodes", ",".join(nodes), "-t", "TCP", "-d", "3", "-o", "json")
+    result = e2e.run("capture", "nodes", ",".join(nodes), "-t", "TCP", "-d", "2", "-o", "json")
     assert result.code == 0, result.err
     packets = result.packets()
     assert packets, "no packets captured"
@@ -40,7 +40,7 @@ def test_capture_three_nodes_tcp_for_a_duration(e2e: E2E) -> None:
         assert s["ended"]["reason"] == "duration", s
         assert s["ended"]["cleaned_up"] is True
         assert s["packets_received"] == sum(1 for p in packets if p["node"] == node)
-    text = e2e.run("capture", "nodes", ",".join(nodes), "-t", "TCP", "-d", "2")
+    text = e2e.run("capture", "nodes", ",".join(nodes), "-t", "TCP", "-d", "1")
     assert text.code == 0, text.err
     assert "TCP" in text.out and "Summary:" in text.err
 

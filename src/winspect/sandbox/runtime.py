@@ -119,7 +119,7 @@ def up(
         f"starting a sandbox with {windows_nodes} Windows and {linux_nodes} Linux nodes in {layout.root}"
     )
     popen = procs.spawn(argv, layout.supervisor_log, detached=True)
-    deadline = time.monotonic() + (timeout if timeout is not None else 30.0 + 0.5 * windows_nodes)
+    deadline = time.monotonic() + (timeout if timeout is not None else 60.0 + 1.0 * windows_nodes)
     try:
         while True:
             state = layout.read_state() or {}

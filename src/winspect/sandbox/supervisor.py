@@ -180,7 +180,7 @@ class Supervisor:
         targets = [f"{n['address']}:{n['port']}" for n in nodes]
         from winspect.sandbox.health import wait_serving
 
-        late = wait_serving(targets, timeout=20.0 + 0.3 * len(targets), abort=self._dead_child)
+        late = wait_serving(targets, timeout=30.0 + 0.5 * len(targets), abort=self._dead_child)
         if late:
             raise RuntimeError(f"node servers not serving after start-up: {', '.join(late)}")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 
 import pytest
-from e2e_support import E2E
+from e2e_support import E2E, wait_until
 
 
 def _ips(p: dict) -> set[str]:
@@ -294,3 +294,63 @@ def test_viewer_and_nobody_get_clear_errors(e2e: E2E) -> None:
         "--context", "winspect-sandbox-viewer", "vfp-counter", "-p", pod["metadata"]["name"], "-o", "json"
     )
     assert ok.code == 0, ok.err
+
+
+def test_icmpv6_is_accepted(e2e: E2E) -> None:
+    # The original rejected its own ICMPv6; the sandbox's traffic is IPv4, so nothing matches.
+    result = e2e.run("capture", "nodes", e2e.windows_nodes()[0], "-t", "ICMPv6", "-d", "1", "-o", "json")
+    assert result.code == 0, result.err
+    assert result.packets() == []
+    summary = result.summaries()[e2e.windows_nodes()[0]]
+    assert summary["ended"]["reason"] == "duration" and summary["ended"]["cleaned_up"] is True
+
+
+def test_counter_include_hidden_shows_more_components(e2e: E2E) -> None:
+    node = e2e.windows_nodes()[0]
+    proc = e2e.start("capture", "nodes", node, "--counters-only")
+    try:
+
+        def rows(*extra: str) -> list[dict] | None:
+            res = e2e.run("counter", "--nodes", node, *extra, "-o", "json").json()["results"][node]
+            return res["rows"] if res["capture_running"] and res["rows"] else None
+
+        plain = wait_until("counters", rows)
+        hidden = wait_until("counters with hidden components", lambda: rows("--include-hidden"))
+        names = {r["component_name"] for r in plain}
+        assert names < {r["component_name"] for r in hidden}
+    finally:
+        E2E.interrupt(proc)
+
+
+def test_global_options(e2e: E2E) -> None:
+    node = e2e.windows_nodes()[0]
+    env_free = e2e.run(
+        "--kubeconfig",
+        str(e2e.sandbox.kubeconfig),
+        "--timeout",
+        "20s",
+        "-v",
+        "hns",
+        "networks",
+        "--nodes",
+        node,
+        "-o",
+        "json",
+    )
+    assert env_free.code == 0, env_free.err
+    assert list(env_free.json()["results"]) == [node]
+    assert node in env_free.err  # -v says what it does on stderr
+    bad = e2e.run("--timeout", "bogus", "hns", "networks")
+    assert bad.code == 2 and "invalid duration 'bogus' in --timeout" in bad.err
+    after = e2e.run("hns", "networks", "--nodes", node, "--context", "winspect-sandbox", "-o", "json")
+    assert after.code == 0 and list(after.json()["results"]) == [node]
+
+
+def test_version_client_and_completion(e2e: E2E) -> None:
+    client = e2e.run("version", "--client")
+    assert client.code == 0 and client.out.startswith("Client: winspect ")
+    one = e2e.run("version", "--nodes", e2e.windows_nodes()[2], "-o", "json")
+    assert one.code == 0 and list(one.json()["results"]) == [e2e.windows_nodes()[2]]
+    for shell in ("bash", "zsh", "fish", "powershell"):
+        script = e2e.run("completion", shell)
+        assert script.code == 0 and "winspect" in script.out, shell

@@ -233,3 +233,23 @@ def test_run_tears_down_on_ctrl_c(tmp_path: Path) -> None:
     assert "sandbox: tearing the sandbox down" in err
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith("winspect-sandbox-")] == []
     assert processes_mentioning(str(tmp_path)) == []
+
+
+def test_a_dead_node_shows_in_status_and_does_not_sink_the_others(tmp_path: Path) -> None:
+    root = tmp_path / "sb"
+    sb = runtime.up(root, windows_nodes=2)
+    try:
+        alive, dead = sb.nodes
+        proc = next(p for p in sb.state["processes"] if p["nodes"] == [dead["name"]])
+        os.kill(proc["pid"], signal.SIGKILL)
+        status = cli("sandbox", "status", "--dir", str(root))
+        assert status.returncode == 0
+        assert "Windows nodes:  1/2 serving" in status.stdout
+        assert f"{dead['name']}  {dead['address']}:50051  NOT SERVING" in status.stdout
+        result = cli("hns", "networks", "-o", "json", env={"KUBECONFIG": str(sb.kubeconfig)})
+        assert result.returncode == 1
+        doc = json.loads(result.stdout)
+        assert list(doc["results"]) == [alive["name"]] and list(doc["errors"]) == [dead["name"]]
+    finally:
+        runtime.down(root)
+    assert_gone(sb, root)

@@ -430,3 +430,35 @@ def test_closing_stdout_stops_the_capture(two_nodes: Cluster) -> None:
     capture.wait(timeout=30)
     assert capture.returncode == 0
     assert_clean(a)
+
+
+def test_loss_on_the_node_is_reported(tmp_path: Path, loopback_hosts: list[str]) -> None:
+    # The node generates packets as fast as it can while nobody reads the client's stdout:
+    # the client stops reading the stream, the server's queue overflows and it drops packets.
+    _, nodes = emulated_cluster(tmp_path, loopback_hosts, 1, traffic_rate=0, max_packets=60000)
+    (a,) = nodes
+    try:
+        capture = start_capture("nodes", a.name, "-o", "json", "--target", a.target)
+        import time
+
+        deadline = time.monotonic() + 60
+        while not pktmon_status(a.state)["generation_done"] and time.monotonic() < deadline:
+            time.sleep(0.2)
+        capture.send_signal(signal.SIGINT)
+        out, err = capture.communicate(timeout=60)
+    finally:
+        a.stop()
+    assert capture.returncode == 130
+    summary = json.loads(out.splitlines()[-1])
+    assert summary["type"] == "summary" and summary["packets_lost"] > 0
+    records = []
+    for line in out.splitlines()[:-1]:
+        try:
+            records.append(json.loads(line))
+        except ValueError:
+            raise AssertionError(f"not a JSON line: {line!r}") from None
+    assert summary["packets_received"] == len(records)
+    odd = [r for r in records if r["type"] not in ("flow", "drop")]
+    assert not odd, odd[:3]
+    assert f"winspect: {a.name}: warning: the node could not keep up and dropped " in err
+    assert "LOST by the node" not in err  # json mode: the summary is on stdout

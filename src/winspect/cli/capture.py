@@ -28,6 +28,39 @@ Without -d the capture runs until Ctrl+C, which stops it on every node.
 SCOPES = ("nodes", "pods", "all")
 
 
+class _FdWriter:
+    """Writes straight to a file descriptor, looping over partial writes.
+
+    A signal (Ctrl+C) arriving while a write to a full pipe blocks could make the
+    buffered text stream drop the rest of that write, cutting a JSON line in two;
+    os.write returns what it wrote and the loop writes the rest.
+    """
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    def write(self, text: str) -> None:
+        import os
+
+        view = memoryview(text.encode("utf-8"))
+        while view:
+            written = os.write(self.fd, view)
+            view = view[written:]
+
+    def flush(self) -> None:
+        pass
+
+
+def _packet_output() -> Any:
+    if sys.platform == "win32":  # the console needs the text stream's encoding handling
+        return sys.stdout
+    try:
+        sys.stdout.flush()
+        return _FdWriter(sys.stdout.fileno())
+    except (AttributeError, OSError, ValueError):  # not a real file (tests capturing output)
+        return sys.stdout
+
+
 class StreamSink:
     """Writes packets to stdout as they come; progress and errors to stderr."""
 
@@ -37,7 +70,7 @@ class StreamSink:
 
         self.json = settings.output == "json"
         self.verbose = settings.verbose
-        self.out = sys.stdout
+        self.out = _packet_output()
         self.times = TimeFormatter()
         self.text = TextPacketFormatter(
             Palette(settings.color), max(len(n) for n in node_names), settings.output == "wide"

@@ -253,3 +253,40 @@ def test_a_dead_node_shows_in_status_and_does_not_sink_the_others(tmp_path: Path
     finally:
         runtime.down(root)
     assert_gone(sb, root)
+
+
+def test_default_directory_is_the_users_state_dir(tmp_path: Path) -> None:
+    env = {"XDG_STATE_HOME": str(tmp_path / "state")}
+    up = cli("sandbox", "up", "--windows-nodes", "1", env=env)
+    assert up.returncode == 0, up.stderr
+    root = tmp_path / "state" / "winspect" / "sandbox"
+    assert f"export KUBECONFIG={root / 'kubeconfig'}" in up.stdout
+    assert "Stop it:   winspect sandbox down\n" in up.stdout + "\n"
+    sb = runtime.find(root)
+    assert sb is not None and sb.supervisor_alive()
+    assert cli("sandbox", "status", env=env).returncode == 0
+    down = cli("sandbox", "down", env=env)
+    assert down.returncode == 0, down.stderr
+    assert_gone(sb, root)
+    assert (tmp_path / "state" / "winspect").exists()  # only what the sandbox created is removed
+
+
+def test_a_taken_address_moves_the_sandbox_to_the_next_block(tmp_path: Path) -> None:
+    # Every address of the first free block is taken by someone else's listener.
+    from winspect.sandbox.addresses import claim_block
+
+    block = claim_block(1)
+    block.release()
+    listener = socket.socket()
+    listener.bind((block.addresses(1)[0], 50051))
+    listener.listen()
+    try:
+        sb = runtime.up(tmp_path / "sb", windows_nodes=1)
+        try:
+            # The sandbox moved on to the next free block.
+            assert sb.nodes[0]["address"] != block.addresses(1)[0]
+        finally:
+            runtime.down(tmp_path / "sb")
+    finally:
+        listener.close()
+    assert not (tmp_path / "sb").exists()

@@ -126,17 +126,26 @@ def up(
             status = state.get("status")
             if status == "ready":
                 return Sandbox(layout, state)
+            # The directory (logs included) is removed on failure: the message carries the log's end.
             if status == "failed" or popen.poll() is not None:
                 error = state.get("error") or f"the supervisor exited with code {popen.poll()}"
-                raise SandboxError(f"the sandbox failed to start: {error}\n(log: {layout.supervisor_log})")
+                raise SandboxError(f"the sandbox failed to start: {error}{_log_tail(layout)}")
             if time.monotonic() > deadline:
-                raise SandboxError(f"the sandbox did not become ready in time (log: {layout.supervisor_log})")
+                raise SandboxError(f"the sandbox did not become ready in time{_log_tail(layout)}")
             time.sleep(0.05)
     except BaseException:
         _stop_and_cleanup(layout, supervisor=(popen.pid, procs.process_identity(popen.pid)))
         with contextlib.suppress(subprocess.TimeoutExpired):
             popen.wait(timeout=5)
         raise
+
+
+def _log_tail(layout: Layout, lines: int = 12) -> str:
+    try:
+        tail = layout.supervisor_log.read_text(errors="replace").splitlines()[-lines:]
+    except OSError:
+        return ""
+    return "\nlast lines of the supervisor's log:\n  " + "\n  ".join(tail) if tail else ""
 
 
 # ---------------------------------------------------------------- status

@@ -273,3 +273,17 @@ def test_an_existing_folder_that_is_not_a_context_is_left_alone(winspect_wheel: 
     assert proc.returncode == 1
     assert f"{out} exists and is not an image context made by this script" in proc.stderr
     assert (out / "keep.txt").read_text() == "mine"
+
+
+def test_the_wheel_ships_the_manifests_install_applies(winspect_wheel: Path) -> None:
+    with zipfile.ZipFile(winspect_wheel) as zf:
+        names = set(zf.namelist())
+    missing = [
+        n
+        for n in ("namespace.yaml", "serviceaccount.yaml", "daemonset.yaml")
+        if f"winspect/deploy/data/{n}" not in names
+    ]
+    assert not missing, (
+        f"the wheel lacks winspect/deploy/data/{missing}: `winspect install` from a pip install would fail; "
+        'pyproject.toml needs "deploy/data/*.yaml" in [tool.setuptools.package-data] winspect'
+    )

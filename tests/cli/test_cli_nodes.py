@@ -462,3 +462,13 @@ def test_loss_on_the_node_is_reported(tmp_path: Path, loopback_hosts: list[str])
     assert not odd, odd[:3]
     assert f"winspect: {a.name}: warning: the node could not keep up and dropped " in err
     assert "LOST by the node" not in err  # json mode: the summary is on stdout
+
+
+def test_request_every_node_refuses_is_a_usage_error(shared_nodes: Cluster) -> None:
+    ips = ",".join(f"10.224.0.{i}" for i in range(1, 41))
+    result = winspect("capture", "all", "-d", "1", "-i", ips, "-r", "80,443", *shared_nodes.targets())
+    assert result.returncode == 2
+    for node in shared_nodes.nodes:
+        line = next(x for x in result.stderr.splitlines() if x.startswith(f"winspect: {node.name}: "))
+        assert "filter" in line.lower()
+        assert_clean(node)

@@ -221,3 +221,22 @@ def test_completion_answers_for_each_shell() -> None:
         }
     )
     assert any(line.startswith("plain\t--counters-only\tNo packets") for line in ps.stdout.splitlines())
+
+
+def test_node_that_accepts_no_connection_times_out(loopback_hosts: list[str]) -> None:
+    import socket
+
+    # A socket that listens but never accepts: TCP connects, the gRPC handshake never completes.
+    with socket.socket() as s:
+        s.bind((loopback_hosts[0], 50051))
+        s.listen(1)
+        result = run_inprocess(
+            "hns", "all", "--target", f"win1={loopback_hosts[0]}", "--timeout", "1", "-o", "json"
+        )
+    assert result.exit_code == 1
+    error = json.loads(result.stdout)["errors"]["win1"]
+    assert error["code"] == "CONNECT_TIMEOUT"
+    assert (
+        error["message"]
+        == f"cannot connect to {loopback_hosts[0]}:50051 within 1s (node down or unreachable?)"
+    )

@@ -42,8 +42,13 @@ def _get(obj: Any, *keys: str) -> Any:
 
 
 def _short(guid: Any) -> str:
+    """GUIDs to their first 8 characters, 64-hex container IDs to 12 (as docker/crictl show them)."""
     text = str(guid or "")
-    return text[:8] if len(text) == 36 else text
+    if len(text) == 36:
+        return text[:8]
+    if len(text) == 64:
+        return text[:12]
+    return text
 
 
 def _join(values: Any) -> str | None:

@@ -54,7 +54,7 @@ $(BUILD_ENV): pyproject.toml
 
 wheel: $(BUILD_ENV)
 	@mkdir -p $(OUT)
-	rm -f $(WHEEL)
+	rm -rf $(WHEEL) build/lib  # setuptools would reuse build/lib, stale files included
 	$(PY) -m pip wheel --quiet --no-deps --no-build-isolation --wheel-dir $(OUT) .
 	@echo "built $(WHEEL)"
 

@@ -9,6 +9,7 @@ and wheels with their dist-info, tags in the file name and Requires-Dist.
 from __future__ import annotations
 
 import re
+import shutil
 import struct
 import subprocess
 import sys
@@ -140,11 +141,19 @@ def dependency_stubs(winspect_wheel: Path) -> list[StubWheel]:
 
 
 def build_winspect_wheel(directory: Path) -> Path:
-    """The winspect wheel of this checkout (pip wheel, no dependencies, no network)."""
-    directory.mkdir(parents=True, exist_ok=True)
+    """The winspect wheel of this checkout (pip wheel, no dependencies, no network).
+
+    Built from a copy of the sources: setuptools reuses its build/ folder, so a
+    wheel built in the checkout could carry files of an earlier build.
+    """
+    source = directory / "source"
+    ignore = shutil.ignore_patterns("__pycache__", "*.egg-info", "*.pyc")
+    shutil.copytree(REPO / "src", source / "src", ignore=ignore)
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy2(REPO / name, source / name)
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", "--wheel-dir",
-         str(directory), str(REPO)],
+         str(directory), str(source)],
         check=True, capture_output=True, timeout=300,
     )  # fmt: skip
     (wheel,) = directory.glob("winspect-*.whl")

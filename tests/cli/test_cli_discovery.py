@@ -222,3 +222,17 @@ def test_exec_credential_plugin(kube_api: KubeApi, tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert "credentials of user 'sandbox-admin' cannot be used" in result.stderr
     assert "/nonexistent/kubelogin" in result.stderr
+
+
+def test_client_certificate_that_cannot_be_read(kube_api: KubeApi, tmp_path: Path) -> None:
+    doc = yaml.safe_load(kube_api.kubeconfig.read_text())
+    admin = next(u for u in doc["users"] if u["name"] == "sandbox-admin")
+    admin["user"] = {"client-certificate": "certs/missing.crt", "client-key": "certs/missing.key"}
+    path = tmp_path / "cert-kubeconfig"
+    path.write_text(yaml.safe_dump(doc))
+    result = run_inprocess("hns", "all", "--kubeconfig", str(path))
+    assert result.exit_code == 1
+    # the relative path is resolved against the kubeconfig's directory, as kubectl does
+    missing = f"{tmp_path / 'certs' / 'missing.crt'}, {tmp_path / 'certs' / 'missing.key'}"
+    assert f"kubeconfig {path}: cannot read {missing} (No such file or directory)" in result.stderr
+    assert "Traceback" not in result.output

@@ -97,10 +97,23 @@ class Cluster:
                     self.resolved.config, namespace=self.namespace, timeout=httpx2.Timeout(self.timeout)
                 )
             except (LightkubeConfigError, OSError, ValueError) as exc:
-                raise ConfigError(
-                    f"kubeconfig {self.resolved.source}: {describe_config_problem(exc)}"
-                ) from None
+                problem = describe_config_problem(exc)
+                missing = self._missing_files()
+                if missing:
+                    problem = f"cannot read {', '.join(missing)} ({problem})"
+                raise ConfigError(f"kubeconfig {self.resolved.source}: {problem}") from None
         return self._client
+
+    def _missing_files(self) -> list[str]:
+        """Certificate, key and token files the configuration names that do not exist."""
+        from pathlib import Path
+
+        config = self.resolved.config
+        user, cluster = config.user, config.cluster
+        names = [cluster.certificate_auth]
+        if user is not None:
+            names += [user.client_cert, user.client_key, user.token_file]
+        return [str(config.abs_file(n)) for n in names if n and not Path(config.abs_file(n)).exists()]
 
     def _call(self, what: str, fn: Callable[[], T]) -> T:
         """Run one API request, turning every failure into a one-line error."""

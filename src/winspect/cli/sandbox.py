@@ -151,11 +151,15 @@ def status(directory: Path | None, output: str) -> None:
         click.echo(f"Kubernetes API: {info['api']}")
         click.echo(f"kubeconfig:     {info['kubeconfig']}")
         click.echo(f"Windows nodes:  {serving}/{len(info['nodes'])} serving")
-        width = max((len(n["name"]) for n in info["nodes"]), default=4)
-        click.echo(f"  {'NAME':<{width}}  {'ADDRESS':<15}  STATE")
-        for n in info["nodes"]:
-            state = "serving" if n["serving"] else "NOT SERVING"
-            click.echo(f"  {n['name']:<{width}}  {n['address'] + ':' + str(n['port']):<15}  {state}")
+        rows = [
+            (n["name"], f"{n['address']}:{n['port']}", "serving" if n["serving"] else "NOT SERVING")
+            for n in info["nodes"]
+        ]
+        name_w = max([len("NAME")] + [len(r[0]) for r in rows])
+        addr_w = max([len("ADDRESS")] + [len(r[1]) for r in rows])
+        click.echo(f"  {'NAME':<{name_w}}  {'ADDRESS':<{addr_w}}  STATE")
+        for name, address, state in rows:
+            click.echo(f"  {name:<{name_w}}  {address:<{addr_w}}  {state}")
     if not info["running"]:
         raise SystemExit(1)
 

@@ -201,7 +201,7 @@ def status(root: Path) -> dict[str, Any]:
 # ---------------------------------------------------------------- down
 
 
-def _ask_stop(state: dict[str, Any], timeout: float = 40.0) -> bool:
+def _ask_stop(state: dict[str, Any], timeout: float = 20.0) -> bool:
     """Ask the supervisor to stop through its control socket; True once it confirmed."""
     control = state.get("control") or {}
     if not control.get("port"):

@@ -290,3 +290,35 @@ def test_a_taken_address_moves_the_sandbox_to_the_next_block(tmp_path: Path) -> 
     finally:
         listener.close()
     assert not (tmp_path / "sb").exists()
+
+
+def test_many_nodes_share_processes(tmp_path: Path) -> None:
+    root = tmp_path / "sb"
+    sb = runtime.up(root, windows_nodes=12, linux_nodes=1)
+    try:
+        groups = [p["nodes"] for p in sb.state["processes"]]
+        assert len(groups) == 6 and all(len(g) == 2 for g in groups)
+        assert sorted(n for g in groups for n in g) == sorted(n["name"] for n in sb.nodes)
+        assert len({n["address"] for n in sb.nodes}) == 12
+        assert all(check_all([f"{n['address']}:50051" for n in sb.nodes]).values())
+        # Nodes sharing a process are still separate nodes, each with its own emulated tools.
+        first, second = groups[0]
+        doc = json.loads(
+            cli(
+                "hns",
+                "networks",
+                "--nodes",
+                f"{first},{second}",
+                "-o",
+                "json",
+                env={"KUBECONFIG": str(sb.kubeconfig)},
+            ).stdout
+        )
+        addresses = {n["name"]: n["address"] for n in sb.nodes}
+        assert {node: r["networks"][0]["ManagementIP"] for node, r in doc["results"].items()} == {
+            first: addresses[first],
+            second: addresses[second],
+        }
+    finally:
+        runtime.down(root)
+    assert_gone(sb, root)

@@ -256,6 +256,11 @@ def test_install_wait_report_and_uninstall(
     )
     assert all(ln.split()[1] == "yes" for ln in r.stdout.splitlines()[4:])
 
+    r = winspect(admin, "install", "--port", str(PORT), "--wait-timeout", "0", "-o", "json")
+    assert r.exit_code == 0, r.output
+    assert (json.loads(r.stdout)["waited"], json.loads(r.stdout)["ready"]) == (False, None)
+    assert r.stderr == "winspect: not waiting for the rollout (--wait-timeout 0)\n"
+
     # 4. A new image is a new template: the old pods no longer count.
     r = winspect(
         admin, "install", "--port", str(PORT), "--image", "example.com/winspectserv:2", "--wait-timeout", "1"

@@ -129,8 +129,7 @@ def install(image: str | None, dry_run: bool, wait_timeout: str) -> int:
         if wait == 0:
             if as_json:
                 click.echo(dumps(document("install", {}, {}, **extra, waited=False, ready=None)))
-            else:
-                err("not waiting for the rollout (--wait-timeout 0)")
+            err("not waiting for the rollout (--wait-timeout 0)")
             return 0
         err(f"waiting up to {wait:g}s for winspectserv on every Windows node (--wait-timeout)")
         state = deployer.wait(wait)

@@ -472,3 +472,62 @@ def test_request_every_node_refuses_is_a_usage_error(shared_nodes: Cluster) -> N
         line = next(x for x in result.stderr.splitlines() if x.startswith(f"winspect: {node.name}: "))
         assert "filter" in line.lower()
         assert_clean(node)
+
+
+def test_a_second_client_is_refused_and_does_not_stop_the_first(two_nodes: Cluster) -> None:
+    a, _ = two_nodes.nodes
+    first = start_capture("nodes", a.name, *two_nodes.targets(a))
+    try:
+        wait_for_packets(first, [a])
+        second = winspect("capture", "nodes", a.name, "-d", "1", *two_nodes.targets(a))
+        assert second.returncode == 1
+        line = next(x for x in second.stderr.splitlines() if x.startswith(f"winspect: {a.name}: "))
+        assert "capture" in line and "running" in line.lower()
+        # the first capture goes on
+        assert pktmon_status(a.state)["running"] is True
+        wait_for_packets(first, [a])
+    finally:
+        first.send_signal(signal.SIGINT)
+        first.communicate(timeout=30)
+    assert first.returncode == 130
+    assert_clean(a)
+
+
+def test_colour_only_on_a_terminal(shared_nodes: Cluster) -> None:
+    import os
+    import pty
+
+    node = shared_nodes.nodes[0]
+
+    def output_on_a_tty(extra_env: dict[str, str]) -> str:
+        leader, follower = pty.openpty()
+        try:
+            proc = subprocess.run(
+                [sys.executable, "-m", "winspect.cli", "hns", "endpoints", *shared_nodes.targets(node)],
+                stdout=follower,
+                stderr=subprocess.PIPE,
+                env=cli_env(extra_env),
+                timeout=60,
+                check=False,
+            )
+            os.close(follower)
+            follower = -1
+            chunks = []
+            while True:
+                try:
+                    data = os.read(leader, 65536)
+                except OSError:
+                    break
+                if not data:
+                    break
+                chunks.append(data)
+            assert proc.returncode == 0
+            return b"".join(chunks).decode()
+        finally:
+            os.close(leader)
+            if follower != -1:
+                os.close(follower)
+
+    assert "\x1b[1m" in output_on_a_tty({})  # node headers in bold on a terminal
+    assert "\x1b[" not in output_on_a_tty({"NO_COLOR": "1"})
+    assert "\x1b[" not in winspect("hns", "endpoints", *shared_nodes.targets(node)).stdout  # a pipe

@@ -7,4 +7,5 @@
   DaemonSet's pod is up to date and ready, and why not.
 - `install`: server-side apply, the rollout wait, removal.
 - `lookup`: the port of the installed DaemonSet, for the client.
+- `names`: the objects' names and the defaults.
 """

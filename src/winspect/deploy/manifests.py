@@ -16,16 +16,33 @@ from importlib import resources
 from typing import Any
 
 from winspect.client.errors import UsageError
+from winspect.deploy.names import (
+    CONTAINER,
+    DAEMONSET,
+    DEFAULT_IMAGE,
+    DEFAULT_PORT,
+    MANAGED_LABEL,
+    NAMESPACE,
+    PORT_ENV,
+    PORT_NAME,
+)
 
-NAMESPACE = "winspect-system"
-DAEMONSET = "winspectserv"
-CONTAINER = "winspectserv"
-PORT_NAME = "grpc"
-PORT_ENV = "WINSPECT_PORT"
-DEFAULT_IMAGE = "ghcr.io/winspect/winspectserv:0.1.0"
-DEFAULT_PORT = 50051
-# Objects install owns carry this label; uninstall deletes the namespace only when it has it.
-MANAGED_LABEL = ("app.kubernetes.io/name", "winspect")
+__all__ = [
+    "CONTAINER",
+    "DAEMONSET",
+    "DEFAULT_IMAGE",
+    "DEFAULT_PORT",
+    "FILES",
+    "MANAGED_LABEL",
+    "NAMESPACE",
+    "PORT_ENV",
+    "PORT_NAME",
+    "Manifests",
+    "customize",
+    "render",
+    "validate_image",
+    "validate_port",
+]
 # In apply order: the namespace first, the DaemonSet last.
 FILES = ("namespace.yaml", "serviceaccount.yaml", "daemonset.yaml")
 

@@ -236,3 +236,27 @@ def test_client_certificate_that_cannot_be_read(kube_api: KubeApi, tmp_path: Pat
     missing = f"{tmp_path / 'certs' / 'missing.crt'}, {tmp_path / 'certs' / 'missing.key'}"
     assert f"kubeconfig {path}: cannot read {missing} (No such file or directory)" in result.stderr
     assert "Traceback" not in result.output
+
+
+def complete(words: str) -> list[str]:
+    from cli_support import run_process
+
+    cword = str(len(words.split()) - (0 if words.endswith(" ") else 1))
+    result = run_process(
+        env={"_WINSPECT_COMPLETE": "bash_complete", "COMP_WORDS": words, "COMP_CWORD": cword}
+    )
+    return [line.split(",", 1)[1] for line in result.stdout.splitlines() if line.startswith("plain,")]
+
+
+def test_completion_of_node_and_pod_names_from_kubernetes(kube_api: KubeApi) -> None:
+    k = f"--kubeconfig {kube_api.kubeconfig}"
+    assert complete(f"winspect hns all {k} --nodes win-") == ["win-node-1", "win-node-2", "win-noip"]
+    assert complete(f"winspect {k} capture nodes win-node-1,win") == [
+        "win-node-1,win-node-2",
+        "win-node-1,win-noip",
+    ]
+    assert complete(f"winspect {k} capture pods web") == ["web-0", "web-1"]
+    assert complete(f"winspect {k} -n shop vfp-counter -p ") == ["api-0"]
+    assert complete("winspect counter --target a=127.0.0.1 --target b=127.0.0.2 --nodes ") == ["a", "b"]
+    kube_api.stop()
+    assert complete(f"winspect hns all {k} --nodes win-") == []  # API down: no suggestions, no error

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from winspect.cli.common import err, handles_errors, node_error
+from winspect.cli.names import complete_capture_names
 from winspect.cli.options import command, settings_from
 
 if TYPE_CHECKING:
@@ -191,7 +192,7 @@ def print_summary(settings: Settings, outcome: CaptureOutcome, counters_only: bo
 
 @command("capture", examples=EXAMPLES)
 @click.argument("scope", metavar="nodes|pods|all", type=click.Choice(SCOPES, case_sensitive=False))
-@click.argument("names", nargs=-1, metavar="[N1,N2,...]")
+@click.argument("names", nargs=-1, metavar="[N1,N2,...]", shell_complete=complete_capture_names)
 @click.option(
     "-d",
     "--duration",

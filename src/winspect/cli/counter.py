@@ -7,6 +7,7 @@ from typing import Any
 import click
 
 from winspect.cli.common import err, fan_out, handles_errors, print_results
+from winspect.cli.names import complete_nodes
 from winspect.cli.options import command, namespace_given, settings_from
 
 EXAMPLES = """
@@ -21,6 +22,7 @@ winspect counter -o json
 @click.option(
     "--nodes",
     "nodes",
+    shell_complete=complete_nodes,
     multiple=True,
     metavar="N1,N2",
     help="Only these Windows nodes (comma separated, repeatable). Default: all.",

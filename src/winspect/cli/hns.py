@@ -7,6 +7,7 @@ from typing import Any
 import click
 
 from winspect.cli.common import err, fan_out, handles_errors, print_results
+from winspect.cli.names import complete_nodes
 from winspect.cli.options import command, namespace_given, settings_from
 
 HNS_TYPES = ("all", "endpoints", "loadbalancers", "namespaces", "networks")
@@ -29,6 +30,7 @@ winspect hns all -o json | jq '.results.win1.endpoints[].IPAddress'
 @click.option(
     "--nodes",
     "nodes",
+    shell_complete=complete_nodes,
     multiple=True,
     metavar="N1,N2",
     help="Only these Windows nodes (comma separated, repeatable). Default: all.",

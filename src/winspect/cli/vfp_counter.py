@@ -7,6 +7,7 @@ from typing import Any
 import click
 
 from winspect.cli.common import fan_out, handles_errors, print_results
+from winspect.cli.names import complete_pods
 from winspect.cli.options import command, settings_from
 
 EXAMPLES = """
@@ -22,6 +23,7 @@ winspect vfp-counter -p web-0=10.224.0.71 --target win1=10.0.0.4   # without Kub
     "-p",
     "--pod",
     "pod",
+    shell_complete=complete_pods,
     required=True,
     metavar="POD",
     help="The pod: NAME or NAMESPACE/NAME (with --target: NAME=IP).",

@@ -1,0 +1,86 @@
+"""Shell completion of node and pod names (kubectl style), from --target or from Kubernetes.
+
+Completion must never fail loudly: any error (no kubeconfig, API down)
+gives no suggestions. Lists are comma separated: the last item is completed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import click
+from click.shell_completion import CompletionItem
+
+COMPLETION_TIMEOUT = 3.0
+
+
+def _complete_list(incomplete: str, names: list[str]) -> list[CompletionItem]:
+    head, sep, last = incomplete.rpartition(",")
+    taken = set(head.split(",")) if sep else set()
+    prefix = head + sep
+    return [CompletionItem(prefix + n) for n in sorted(names) if n.startswith(last) and n not in taken]
+
+
+def _names(ctx: click.Context, lister: Callable[..., list[str]]) -> list[str]:
+    from winspect.cli.options import settings_from
+
+    try:
+        settings = settings_from(ctx)
+        settings.timeout = min(settings.timeout, COMPLETION_TIMEOUT)
+        return lister(settings)
+    except Exception:  # completion offers nothing rather than an error
+        return []
+
+
+def _node_names(settings: object) -> list[str]:
+    from winspect.client.discovery import Cluster
+    from winspect.client.kubeconfig import resolve_config
+    from winspect.client.settings import Settings
+
+    assert isinstance(settings, Settings)
+    if settings.targets:
+        return [t.name for t in settings.targets]
+    cluster = Cluster(
+        resolve_config(settings.kubeconfig, settings.context, settings.namespace), settings.timeout
+    )
+    try:
+        return [n.name for n in cluster.windows_nodes()]
+    finally:
+        cluster.close()
+
+
+def _pod_names(settings: object) -> list[str]:
+    from winspect.client.discovery import Cluster
+    from winspect.client.kubeconfig import resolve_config
+    from winspect.client.settings import Settings
+
+    assert isinstance(settings, Settings)
+    if settings.targets:
+        return []
+    cluster = Cluster(
+        resolve_config(settings.kubeconfig, settings.context, settings.namespace), settings.timeout
+    )
+    try:
+        windows = {n.name for n in cluster.windows_nodes()}
+        return [p.name for p in cluster.pods(cluster.namespace) if p.node in windows]
+    finally:
+        cluster.close()
+
+
+def complete_nodes(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[CompletionItem]:
+    return _complete_list(incomplete, _names(ctx, _node_names))
+
+
+def complete_pods(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[CompletionItem]:
+    return _complete_list(incomplete, _names(ctx, _pod_names))
+
+
+def complete_capture_names(
+    ctx: click.Context, param: click.Parameter, incomplete: str
+) -> list[CompletionItem]:
+    scope = str(ctx.params.get("scope") or "").lower()
+    if scope == "nodes":
+        return complete_nodes(ctx, param, incomplete)
+    if scope == "pods":
+        return complete_pods(ctx, param, incomplete)
+    return []

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from winspect.cli.capture import _summary_line, node_failed
+from winspect.cli.capture import node_failed, summary_line
 from winspect.client.capture import NodeCapture
 from winspect.client.fanout import NodeError
 from winspect.client.filters import TargetSpec
@@ -15,7 +15,7 @@ def node(**kwargs: object) -> NodeCapture:
 
 def test_loss_reported_by_the_server_is_shown() -> None:
     ended = pb.CaptureEnded(reason=pb.END_REASON_DURATION, packets=900, packets_lost=100, cleaned_up=True)
-    line = _summary_line(node(packets=900, packets_lost=100, ended=ended), interrupted=False)
+    line = summary_line(node(packets=900, packets_lost=100, ended=ended))
     assert line == (
         "win1: 900 packets received, 100 LOST by the node (it could not keep up), capture duration elapsed, "
         "node cleaned up"
@@ -24,9 +24,9 @@ def test_loss_reported_by_the_server_is_shown() -> None:
 
 def test_stop_without_confirmation() -> None:
     stop_error = NodeError("win1", "10.0.0.4:50051", "DEADLINE_EXCEEDED", "no answer from 10.0.0.4:50051")
-    line = _summary_line(node(packets=5, stop_error=stop_error, session_id="s"), interrupted=True)
+    line = summary_line(node(packets=5, stop_error=stop_error, session_id="s"))
     assert line == "win1: 5 packets received, stop not confirmed: no answer from 10.0.0.4:50051"
-    line = _summary_line(node(cancelled=True), interrupted=True)
+    line = summary_line(node(cancelled=True))
     assert line == "win1: 0 packets received, stream cancelled (no confirmation from the node)"
 
 
@@ -36,7 +36,7 @@ def test_pktmon_exiting_is_a_failure() -> None:
     )
     n = node(ended=ended)
     assert node_failed(n)
-    assert _summary_line(n, interrupted=False) == (
+    assert summary_line(n) == (
         "win1: 0 packets received, capture pktmon exited: pktmon exited with 87, "
         "node NOT cleaned up (pktmon may still run there)"
     )

@@ -12,9 +12,10 @@ from winspect.cli.names import complete_capture_names
 from winspect.cli.options import command, settings_from
 
 if TYPE_CHECKING:
-    from winspect.client.capture import CaptureOutcome, NodeCapture
+    from winspect.client.capture import CaptureOptions, CaptureOutcome, NodeCapture
     from winspect.client.fanout import NodeError
     from winspect.client.settings import Settings
+    from winspect.client.targets import Plan
 
 EXAMPLES = """
 winspect capture nodes win1,win2,win3 -t TCP -d 10   # 10 s of TCP on three nodes
@@ -113,7 +114,7 @@ def node_failed(n: NodeCapture) -> bool:
     return n.error is not None or (n.ended is not None and n.ended.reason in _FAILED_REASONS)
 
 
-def _summary_line(n: NodeCapture, interrupted: bool) -> str:
+def summary_line(n: NodeCapture) -> str:
     if n.error is not None:
         return f"{n.name}: failed: {n.error.message}"
     parts = [f"{n.packets} packets received"]
@@ -187,7 +188,7 @@ def print_summary(settings: Settings, outcome: CaptureOutcome, counters_only: bo
             click.echo("\n\n".join(blocks))
     click.echo("Summary:", err=True)
     for n in outcome.nodes:
-        click.echo("  " + _summary_line(n, outcome.interrupted), err=True)
+        click.echo("  " + summary_line(n), err=True)
 
 
 @command("capture", examples=EXAMPLES)
@@ -292,7 +293,7 @@ def capture(
     return run(settings, plan, options)
 
 
-def run(settings: Settings, plan: Any, options: Any) -> int:
+def run(settings: Settings, plan: Plan, options: CaptureOptions) -> int:
     import asyncio
 
     from winspect.cli.common import exit_code
@@ -334,9 +335,9 @@ def run(settings: Settings, plan: Any, options: Any) -> int:
 
     outcome.nodes += [Node(TargetSpec(e.node, "", 0), pb.CaptureRequest(), error=e) for e in plan.failed]
     if outcome.output_closed:
-        from winspect.cli.common import _silence_stdout
+        from winspect.cli.common import silence_stdout
 
-        _silence_stdout()
+        silence_stdout()
         return EXIT_OK
     if outcome.interrupted:
         err("interrupted: capture stopped on every node")

@@ -30,7 +30,7 @@ def node_error(error: NodeError) -> None:
     err(f"{error.node}: {error.message}")
 
 
-def _silence_stdout() -> None:
+def silence_stdout() -> None:
     # stdout is gone (a closed pipe): point it at devnull so the exit flush does not fail.
     try:
         devnull = os.open(os.devnull, os.O_WRONLY)
@@ -54,7 +54,7 @@ def handles_errors(f: F) -> F:
             err("interrupted")
             ctx.exit(EXIT_INTERRUPTED)
         except BrokenPipeError:
-            _silence_stdout()
+            silence_stdout()
             ctx.exit(EXIT_OK)
         ctx.exit(code or EXIT_OK)
 

@@ -213,6 +213,14 @@ def test_vfp_counter_pod_in_namespace(e2e: E2E) -> None:
 # ---------------------------------------------------------------- hns
 
 
+def test_hns_endpoints_wide_adds_ids(e2e: E2E) -> None:
+    node = e2e.windows_nodes()[0]
+    text = e2e.run("hns", "endpoints", "--nodes", node).out.splitlines()[2].split()
+    wide = e2e.run("hns", "endpoints", "--nodes", node, "-o", "wide").out.splitlines()[2].split()
+    assert text[:6] == wide[:6] == ["NAME", "IP", "MAC", "NETWORK", "STATE", "LOCATION"]
+    assert "ID" in wide[6:] and "ID" not in text
+
+
 def test_hns_all_is_consistent_with_the_pods_in_the_api(e2e: E2E) -> None:
     result = e2e.run("hns", "all", "-o", "json")
     assert result.code == 0, result.err
@@ -260,6 +268,13 @@ def test_hns_each_kind_on_chosen_nodes(e2e: E2E, kind: str) -> None:
     assert results[node][kind]
     text = e2e.run("hns", kind, "--nodes", node)
     assert text.code == 0 and text.out.strip()
+    wide = e2e.run("hns", kind, "--nodes", node, "-o", "wide")
+    assert wide.code == 0
+
+    def header(out: str) -> list[str]:
+        return out.splitlines()[2].split()  # "Node ...", "<Kind> (n)", then the column header
+
+    assert set(header(text.out)) <= set(header(wide.out))
     raw = e2e.run("hns", kind, "--nodes", node, "-d")
     assert raw.code == 0
     assert '"ID"' in raw.out or '"Id"' in raw.out
@@ -298,7 +313,7 @@ def test_viewer_and_nobody_get_clear_errors(e2e: E2E) -> None:
 
 def test_icmpv6_is_accepted(e2e: E2E) -> None:
     # The original rejected its own ICMPv6; the sandbox's traffic is IPv4, so nothing matches.
-    result = e2e.run("capture", "nodes", e2e.windows_nodes()[0], "-t", "ICMPv6", "-d", "1", "-o", "json")
+    result = e2e.run("capture", "nodes", e2e.windows_nodes()[0], "-t", "ICMPv6", "--time", "1", "-o", "json")
     assert result.code == 0, result.err
     assert result.packets() == []
     summary = result.summaries()[e2e.windows_nodes()[0]]

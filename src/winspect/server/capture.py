@@ -337,7 +337,7 @@ class CaptureSession:
         try:
             yield pb.CaptureEvent(started=self.info())
             reported_lost = 0
-            last_stats = time.monotonic()
+            last_stats = time.monotonic() - STATS_INTERVAL_SECONDS  # the first loss is reported at once
             while True:
                 item = self._queue.get(0.25)
                 if item is _ENDED:

@@ -8,8 +8,9 @@ Which port (reference section 2.1):
 - fallback when the network has no such allocators: the network's
   `ManagementIP` -> that adapter's MAC -> the `/list-vmswitch-port` entries
   with that MAC, split by port type (Internal = host vNIC, External =
-  external adapter). The MAC is taken from a local HNS endpoint holding the
-  management IP; without one, from the single External port of the
+  external adapter). The MAC is taken from an allocator of the network
+  that carries the management IP and a MAC, else from a local HNS endpoint
+  holding the management IP, else from the single External port of the
   network's switch (on l2bridge the host vNIC shares the NIC's MAC).
 
 Port GUIDs come from HNS output, so they are checked to be GUIDs before
@@ -30,8 +31,10 @@ from winspect.node.windows.hns import (
     endpoint_mac,
     get_key,
     is_remote,
+    walk_allocators,
 )
 from winspect.node.windows.parsers.hnsdiag import HnsDocument
+from winspect.node.windows.parsers.text import normalise_mac
 from winspect.node.windows.parsers.vfpctrl import (
     VmSwitchPort,
     parse_port_counters,
@@ -150,7 +153,15 @@ def _ports_by_management_mac(
             wanted = ipaddress.ip_address(management_ip)
         except ValueError:
             wanted = None
+        for allocator in walk_allocators(network.value):  # the host vNIC allocator may carry both
+            ip, allocator_mac = get_key(allocator, "ManagementIP"), get_key(allocator, "MacAddress")
+            same_ip = wanted is not None and isinstance(ip, str) and _parses_to(ip, wanted)
+            if same_ip and isinstance(allocator_mac, str):
+                mac = _mac_or_empty(allocator_mac)
+                break
         for doc in endpoints:
+            if mac:
+                break
             if wanted is None or is_remote(doc.value):
                 continue
             if any(_parses_to(ip, wanted) for ip in endpoint_ips(doc.value)):
@@ -165,6 +176,13 @@ def _ports_by_management_mac(
     host = next((p.name for p in on_switch if p.mac == mac and p.port_type.lower() == "internal"), "")
     external = next((p.name for p in on_switch if p.mac == mac and p.port_type.lower() == "external"), "")
     return host, external
+
+
+def _mac_or_empty(value: str) -> str:
+    try:
+        return normalise_mac(value)
+    except ValueError:
+        return ""
 
 
 def _parses_to(value: str, wanted: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:

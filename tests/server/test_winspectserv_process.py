@@ -1,0 +1,96 @@
+"""The winspectserv command: flags, JSON-lines request logs, SIGTERM/SIGINT during a capture."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import grpc
+import pytest
+from server_support import PORT, EmulatedNode, node_is_clean, wait_until
+
+from winspect.v1 import winspect_pb2 as pb
+from winspect.v1 import winspect_pb2_grpc as pb_grpc
+
+WINSPECTSERV = [sys.executable, "-m", "winspect.server.main"]
+
+
+def test_help_lists_the_flags() -> None:
+    out = subprocess.run([*WINSPECTSERV, "--help"], capture_output=True, text=True, check=True).stdout
+    for flag in (
+        "-p PORT, --port PORT",
+        "--host HOST",
+        "--tools-dir TOOLS_DIR",
+        "--node-name",
+        "--tool-timeout",
+    ):
+        assert flag in out
+
+
+def test_bad_port_is_a_clear_error() -> None:
+    proc = subprocess.run([*WINSPECTSERV, "--port", "70000"], capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert "'70000' is not a port (1-65535)" in proc.stderr
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_signal_during_capture_ends_it_cleanly(
+    sig: signal.Signals, tmp_path: Path, loopback_hosts: list[str]
+) -> None:
+    node = EmulatedNode(loopback_hosts[0], tmp_path)
+    server = subprocess.Popen(
+        [
+            *WINSPECTSERV,
+            "--host",
+            node.host,
+            "-p",
+            str(PORT),
+            "--tools-dir",
+            str(node.tools_dir),
+            "--node-name",
+            "win-test",
+            "--tool-timeout",
+            "5",
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    channel = grpc.insecure_channel(f"{node.host}:{PORT}")
+    try:
+        grpc.channel_ready_future(channel).result(timeout=30)
+        stub = pb_grpc.NodeInspectorStub(channel)
+        stream = stub.Capture(pb.CaptureRequest(ports=[80, 443], requester="carol@laptop"))
+        assert next(stream).started.requester == "carol@laptop"
+        assert node.pktmon()["running"]
+        events: list[pb.CaptureEvent] = []
+        reader = threading.Thread(target=lambda: events.extend(stream))
+        reader.start()
+
+        server.send_signal(sig)
+        reader.join(30)
+        assert server.wait(30) == 0
+        ended = events[-1].ended
+        assert ended.reason == pb.END_REASON_SERVER_SHUTDOWN
+        assert ended.cleaned_up
+        wait_until(lambda: node_is_clean(node), what="node clean after the server stopped")
+        assert node.calls()[-2:] == [["pktmon", "stop"], ["pktmon", "filter", "remove"]]
+
+        assert server.stderr is not None
+        logs = [json.loads(line) for line in server.stderr.read().splitlines() if line.startswith("{")]
+        requests = [entry for entry in logs if entry["message"] == "request"]
+        capture = next(entry for entry in requests if entry["operation"] == "Capture")
+        assert capture["node"] == "win-test"
+        assert capture["requester"] == "carol@laptop"
+        assert capture["peer"].startswith("ipv4:127.")
+        assert capture["code"] == "OK"
+        assert capture["end_reason"] == "END_REASON_SERVER_SHUTDOWN"
+        assert isinstance(capture["duration_ms"], float)
+    finally:
+        channel.close()
+        if server.poll() is None:
+            server.kill()
+            server.wait(10)

@@ -30,6 +30,7 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -63,25 +64,45 @@ def _emulated_node(root: Path, packets: int) -> tuple[Path, Path]:
     return tools, state
 
 
-def record_emulated_output(root: Path, packets: int) -> str:
-    """Runs the emulated `pktmon start` real-time once and keeps `packets` records of its output."""
+def _read_until_quiet(proc: subprocess.Popen[bytes], quiet: float = 1.5) -> tuple[bytes, float]:
+    """A process's stdout until nothing new came for `quiet` s, and the seconds from first to last byte."""
+    assert proc.stdout is not None
+    stdout = proc.stdout
+    out: list[bytes] = []
+    times: list[float] = []
+
+    def read() -> None:
+        while True:
+            data = stdout.read1(CHUNK)  # type: ignore[attr-defined]
+            if not data:
+                return
+            out.append(data)
+            times.append(time.perf_counter())
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    seen = -1
+    while len(out) != seen:
+        seen = len(out)
+        time.sleep(quiet)
+    return b"".join(out), (times[-1] - times[0]) if times else float("nan")
+
+
+def record_emulated_output(root: Path, packets: int) -> tuple[str, float]:
+    """Runs the emulated `pktmon start` real-time once (unpaced, `packets` records).
+
+    Returns its output and how fast it printed records with the machine to itself.
+    """
     tools, _ = _emulated_node(root / "record", packets)
     pktmon = str(tools / "pktmon")
     argv = [pktmon, "start", "--capture", "--log-mode", "real-time", "--type", "all", "--pkt-size", "0"]
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    assert proc.stdout is not None
-    out: list[bytes] = []
-    headers = 0
-    while headers < packets:
-        data = proc.stdout.read1(CHUNK)  # type: ignore[attr-defined]
-        if not data:
-            break
-        out.append(data)
-        headers += data.count(b"PktGroupId")
+    data, seconds = _read_until_quiet(proc)
     subprocess.run([pktmon, "stop"], check=False, stdout=subprocess.DEVNULL)
-    rest, _ = proc.communicate(timeout=30)
+    proc.wait(30)
     subprocess.run([pktmon, "filter", "remove"], check=False, stdout=subprocess.DEVNULL)
-    return (b"".join(out) + rest).decode("utf-8", errors="replace")
+    text = data.decode("utf-8", errors="replace")
+    return text, text.count("PktGroupId") / seconds
 
 
 def bench_parser(text: str) -> float:
@@ -108,7 +129,13 @@ if args[:1] == ["start"]:
     if os.path.exists(marker):
         os.remove(marker)
     with open(os.path.join(here, "recorded.txt"), "rb") as f:
-        sys.stdout.buffer.write(f.read())
+        data = f.read()
+    # The banner first; the packets once the server has started streaming (so the
+    # client's clock starts with the data, not with a queue filled during start-up).
+    sys.stdout.write("Active measurement started.\\n")
+    sys.stdout.flush()
+    time.sleep(1.0)
+    sys.stdout.buffer.write(data)
     sys.stdout.flush()
     while not os.path.exists(marker):
         time.sleep(0.02)
@@ -162,14 +189,28 @@ class Server:
                 return int(line.split()[1]) / 1024
         return float("nan")
 
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) the server process used so far."""
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def close(self) -> None:
         self.channel.close()
         self.proc.terminate()
         self.proc.wait(30)
 
 
-def stream_rate(server: Server, expected: int) -> tuple[float, int, int]:
-    """(packets/s at the client, packets received, packets lost) for one capture."""
+@dataclass
+class Run:
+    rate: float  # packets/s at the client
+    received: int
+    lost: int
+    server_cpu_us: float  # server CPU per received packet
+    client_cpu_us: float  # this process's CPU per received packet
+
+
+def stream_rate(server: Server, expected: int) -> Run:
+    """One capture, streamed until `expected` packets arrived or nothing more came for a second."""
     received = 0
     first_at = last_at = 0.0
     first_batch = 0
@@ -195,18 +236,25 @@ def stream_rate(server: Server, expected: int) -> tuple[float, int, int]:
                 lost = event.ended.packets_lost
         done.set()
 
+    server_cpu, client_cpu = server.cpu_seconds(), time.process_time()
     thread = threading.Thread(target=consume, daemon=True)
     thread.start()
     seen = -1
-    while not done.wait(1.0):  # stop when all arrived, or nothing more came for a second
+    while not done.wait(1.0):
         if received == seen and received:
             break
         seen = received
     server.stub.StopCapture(pb.StopCaptureRequest(requester="bench"))
     thread.join(60)
+    server_cpu, client_cpu = server.cpu_seconds() - server_cpu, time.process_time() - client_cpu
     span = last_at - first_at
-    rate = (received - first_batch) / span if span > 0 else float("nan")
-    return rate, received, lost
+    return Run(
+        rate=(received - first_batch) / span if span > 0 else float("nan"),
+        received=received,
+        lost=lost,
+        server_cpu_us=server_cpu / max(received, 1) * 1e6,
+        client_cpu_us=client_cpu / max(received, 1) * 1e6,
+    )
 
 
 def main() -> int:
@@ -217,13 +265,14 @@ def main() -> int:
     print(f"machine: {os.cpu_count()} CPUs, python {sys.version.split()[0]}, grpc {grpc.__version__}")
     with tempfile.TemporaryDirectory(prefix="winspect-bench-") as tmp:
         root = Path(tmp)
-        text = record_emulated_output(root, args.packets)
+        text, alone = record_emulated_output(root, args.packets)
         records = text.count("PktGroupId")
         print(f"recorded emulated pktmon output: {records} records, {len(text) / 1e6:.1f} MB")
+        print(f"emulated pktmon alone (no server, no client): {alone:,.0f} records/s")
 
         rates = [bench_parser(text) for _ in range(args.runs)]
         runs = ", ".join(f"{r:,.0f}/s" for r in rates)
-        print(f"parser only:        {statistics.median(rates):>9,.0f} packets/s  (runs: {runs})")
+        print(f"parser only:         {statistics.median(rates):>9,.0f} packets/s  (runs: {runs})")
 
         server = Server(replay_tools(root, text))
         try:
@@ -244,10 +293,14 @@ def main() -> int:
     return 0
 
 
-def _report(label: str, results: list[tuple[float, int, int]]) -> None:
-    rates = [r for r, _, _ in results]
-    detail = ", ".join(f"{r:,.0f}/s {n} recv {lost} lost" for r, n, lost in results)
-    print(f"{label:<19} {statistics.median(rates):>9,.0f} packets/s  (runs: {detail})")
+def _report(label: str, runs: list[Run]) -> None:
+    median = statistics.median(r.rate for r in runs)
+    print(f"{label:<20} {median:>9,.0f} packets/s")
+    for r in runs:
+        print(
+            f"    run: {r.rate:>9,.0f}/s  {r.received} received, {r.lost} lost;  CPU per packet: "
+            f"server {r.server_cpu_us:.1f} us, client {r.client_cpu_us:.1f} us"
+        )
 
 
 if __name__ == "__main__":

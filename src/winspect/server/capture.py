@@ -33,6 +33,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from winspect.node.errors import NodeError, ToolFailed
 from winspect.node.types import CaptureProcess, CaptureStart
 from winspect.node.windows.parsers.pktmon_realtime import RealtimeParser, TimeOfDayResolver
+from winspect.node.windows.runner import READ_SIZE as FULL_READ_BYTES
 from winspect.server.backend import NodeBackend
 from winspect.server.errors import FailedPrecondition
 from winspect.server.filters import filter_names
@@ -47,6 +48,8 @@ START_CHECK_SECONDS = 2.0
 # How long pktmon gets to exit after `pktmon stop` before it is killed.
 EXIT_WAIT_SECONDS = 10.0
 STATS_INTERVAL_SECONDS = 1.0
+# Packets per streamed batch at most (about 0.4 KB each: well under gRPC's 4 MB message limit).
+MAX_BATCH_PACKETS = 2048
 _HEAD_CHARS = 4000
 
 _ENDED = object()  # queue marker: the session has ended, build CaptureEnded
@@ -213,6 +216,8 @@ class CaptureSession:
         parser = RealtimeParser(self._node, TimeOfDayResolver(datetime.now().astimezone()), names)
         counters_only = self._start.counters_only
         queue = self._queue
+        event = pb.CaptureEvent()
+        batched = 0
         try:
             while True:
                 data = process.read()
@@ -224,16 +229,18 @@ class CaptureSession:
                 self._first_output.set()
                 if counters_only:
                     continue
-                event = pb.CaptureEvent()
-                count = parser.feed(text, event.packets.packets)
-                if count:
-                    queue.offer(event, count)
-            event = pb.CaptureEvent()
-            text = decoder.decode(b"", final=True)
-            count = 0 if counters_only else parser.feed(text, event.packets.packets)
-            count += 0 if counters_only else parser.finish(event.packets.packets)
-            if count:
-                queue.offer(event, count)
+                batched += parser.feed(text, event.packets.packets)
+                # A full read means pktmon has more waiting: keep filling this batch
+                # (fewer, larger messages); a short read means we are caught up: send.
+                if batched and (batched >= MAX_BATCH_PACKETS or len(data) < FULL_READ_BYTES):
+                    queue.offer(event, batched)
+                    event = pb.CaptureEvent()
+                    batched = 0
+            if not counters_only:
+                batched += parser.feed(decoder.decode(b"", final=True), event.packets.packets)
+                batched += parser.finish(event.packets.packets)
+            if batched:
+                queue.offer(event, batched)
         except Exception:  # a parser bug must not leave the node capturing
             log.exception("capture reader failed", extra={"fields": {"session": self.id}})
         finally:

@@ -178,3 +178,19 @@ def test_time_is_read_in_the_given_zone() -> None:
     cet = timezone(timedelta(hours=1))
     resolver = TimeOfDayResolver(datetime(2024, 1, 10, 12, 0, tzinfo=cet), cet)
     assert resolver.seconds("12:30:00") == _epoch(2024, 1, 10, 11, 30, 0)
+
+
+def test_large_and_zero_numbers() -> None:
+    text = (
+        "01:02:03.000000000 PktGroupId 18446744073709551615, PktNumber 4294967295, Appearance 0, "
+        "Direction Rx , Type Ethernet , Component 65535, Edge 0, Filter 12000, OriginalSize 65535, "
+        "LoggedSize 0\n"
+        "        00-15-5D-00-00-01 > 00-15-5D-00-00-02, ethertype IPv4 (0x0800), length 65535: "
+        "10.0.0.1.65535 > 10.0.0.2.1: Flags [P.], seq 1:2, ack 1, win 1, length 1\n"
+    )
+    (p,) = parse_realtime(text, "n", datetime(2024, 5, 1, 1, tzinfo=UTC), UTC)
+    assert (p.group_id, p.packet_number, p.appearance) == (18446744073709551615, 4294967295, 0)
+    assert (p.component_id, p.edge, p.filter_id) == (65535, 0, 12000)
+    assert p.HasField("edge")
+    assert (p.original_size, p.logged_size, p.length) == (65535, 0, 65535)
+    assert (p.src_port, p.dst_port, p.tcp_flags) == (65535, 1, "P.")

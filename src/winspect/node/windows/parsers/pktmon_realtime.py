@@ -75,6 +75,9 @@ _BANNERS = frozenset(
 _DIRECTIONS = {"Tx": pb.DIRECTION_TX, "Rx": pb.DIRECTION_RX, "tx": pb.DIRECTION_TX, "rx": pb.DIRECTION_RX}
 _PROTOCOL_NUMBERS = {"TCP": 6, "UDP": 17, "ICMP": 1, "ICMPv6": 58}
 _SUMMARY_PROTOCOLS = {"UDP": "UDP", "ICMP": "ICMP", "ICMP6": "ICMPv6"}
+# int() of the small numbers every header repeats (ids, sizes), by table lookup.
+_SMALL_INTS = {str(i): i for i in range(1, 10000)}
+_ETHERTYPES = {"0800": 0x0800, "86dd": 0x86DD, "86DD": 0x86DD, "0806": 0x0806}
 _FLOW = pb.PACKET_TYPE_FLOW
 _DROP = pb.PACKET_TYPE_DROP
 
@@ -141,6 +144,8 @@ class RealtimeParser:
         self._resolver = resolver
         self._names = dict(component_names or {})
         self._rest = ""
+        self._last_hms = ""
+        self._last_seconds = 0
         # A header line whose summary line has not arrived yet.
         self._pending: tuple[str | None, ...] | None = None
 
@@ -229,12 +234,13 @@ class RealtimeParser:
             hms, frac, drop, gid, num, app, dirn, ftype, comp, edge, filt, reason, location, osize, lsize,
             summary, smac, dmac, ename, etype, flen, src, sport, dst, dport, tcp, other,
         ) = g  # fmt: skip
-        component = int(comp)  # type: ignore[arg-type]
+        small = _SMALL_INTS
+        component = small.get(comp) or int(comp)  # type: ignore[arg-type,call-overload]
         protocol = ""
         ethertype = length = ip_protocol = None
         if smac is not None:
-            ethertype = int(etype, 16)  # type: ignore[arg-type]
-            length = int(flen)  # type: ignore[arg-type]
+            ethertype = _ETHERTYPES.get(etype) or int(etype, 16)  # type: ignore[arg-type,call-overload]
+            length = small.get(flen) or int(flen)  # type: ignore[arg-type,call-overload]
             if ename != "IPv4" and ename != "IPv6":
                 protocol = ename  # type: ignore[assignment]
         if src is not None:
@@ -246,26 +252,31 @@ class RealtimeParser:
                 ip_protocol = _PROTOCOL_NUMBERS[protocol]
         if summary is not None and summary[-1:] in (" ", "\t"):
             summary = summary.rstrip()
+        if hms == self._last_hms:
+            seconds = self._last_seconds
+        else:
+            seconds = self._last_seconds = self._resolver.seconds(hms)  # type: ignore[arg-type]
+            self._last_hms = hms  # type: ignore[assignment]
         out.add(
             node=self._node,
             timestamp={
-                "seconds": self._resolver.seconds(hms),  # type: ignore[arg-type]
+                "seconds": seconds,
                 "nanos": int(frac) if len(frac) == 9 else int(frac.ljust(9, "0")),  # type: ignore[arg-type,union-attr]
             },
             group_id=int(gid),  # type: ignore[arg-type]
             packet_number=int(num),  # type: ignore[arg-type]
-            appearance=int(app),  # type: ignore[arg-type]
+            appearance=small.get(app) or int(app),  # type: ignore[arg-type,call-overload]
             direction=_DIRECTIONS.get(dirn, 0),  # type: ignore[arg-type]
             frame_type=ftype,
             component_id=component,
             component_name=self._names.get(component, ""),
-            edge=None if edge is None else int(edge),
-            filter_id=None if filt is None else int(filt),
+            edge=None if edge is None else small.get(edge) or int(edge),
+            filter_id=None if filt is None else small.get(filt) or int(filt),
             type=_FLOW if drop is None else _DROP,
             drop_reason=reason,
             drop_location=location,
-            original_size=None if osize is None else int(osize),
-            logged_size=None if lsize is None else int(lsize),
+            original_size=None if osize is None else small.get(osize) or int(osize),
+            logged_size=None if lsize is None else small.get(lsize) or int(lsize),
             src_mac=smac,
             dst_mac=dmac,
             ethertype=ethertype,

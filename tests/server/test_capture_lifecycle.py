@@ -320,3 +320,54 @@ def test_filter_add_failure_carries_pktmon_output(node: EmulatedNode) -> None:
     assert ["pktmon", "start"] not in [c[:2] for c in node.calls()]
     assert node.calls()[-2:] == STOP_AND_REMOVE
     assert node_is_clean(node)
+
+
+def _pktmon_start_pids(node: EmulatedNode) -> list[int]:
+    """Processes running this node's emulated `pktmon start` (Linux /proc)."""
+    pktmon = str(node.tools_dir / "pktmon").encode()
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                argv = (entry / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if pktmon in argv and b"start" in argv:
+                pids.append(int(entry.name))
+    return pids
+
+
+@pytest.mark.skipif(not Path("/proc/self/cmdline").exists(), reason="finds the pktmon process through /proc")
+def test_pktmon_exiting_on_its_own_ends_the_capture_and_cleans(node: EmulatedNode) -> None:
+    stream = node.stub().Capture(pb.CaptureRequest(ports=[80]))
+    assert next(stream).WhichOneof("event") == "started"
+    (pid,) = _pktmon_start_pids(node)
+    os.kill(pid, signal.SIGKILL)
+    events, _ = _collect(stream)
+    ended = events[-1].ended
+    assert ended.reason == pb.END_REASON_TOOL_EXITED
+    assert f"pktmon exited on its own with exit code {-signal.SIGKILL}" in ended.message
+    assert ended.cleaned_up
+    assert node.calls()[-2:] == STOP_AND_REMOVE
+    assert node_is_clean(node)
+
+
+def test_stop_capture_during_setup_still_cleans(node: EmulatedNode) -> None:
+    from winspect.emulator.state import set_fault
+
+    # A slow `pktmon filter add` keeps the capture in its setup while StopCapture arrives.
+    set_fault(node.state_dir, "pktmon", ["filter", "add"], hang_seconds=1.5, times=1)
+    stream = node.stub().Capture(pb.CaptureRequest(ports=[80], requester="slow@start"))
+    first: dict[str, pb.CaptureEvent] = {}
+    reader = threading.Thread(target=lambda: first.setdefault("event", next(stream)))
+    reader.start()
+    wait_until(lambda: ["pktmon", "filter", "add"] in [c[:3] for c in node.calls()], what="setup under way")
+    stop = node.new_stub().StopCapture(pb.StopCaptureRequest(requester="impatient@desk"))
+    reader.join(20)
+    assert stop.was_running and stop.cleaned_up
+    events, _ = _collect(stream)
+    assert events[-1].ended.reason == pb.END_REASON_STOPPED
+    calls = node.calls()
+    assert calls.index(_start_args("--type", "all", "--pkt-size", "0")) < len(calls) - 2
+    assert calls[-2:] == STOP_AND_REMOVE
+    assert node_is_clean(node)

@@ -130,6 +130,9 @@ class CaptureSession:
         self._head = ""
         self._exit_code: int | None = None
         self._end_lock = threading.Lock()
+        self._setup_lock = threading.RLock()
+        self._setup_complete = False
+        self._reader_done = threading.Event()
         self._end_reason: pb.EndReason | None = None
         self._end_message = ""
         self._cleanup_done = threading.Event()
@@ -166,6 +169,13 @@ class CaptureSession:
 
     def setup(self) -> None:
         """Prepares the node and starts pktmon; on failure the node is cleaned and the error raised."""
+        with self._setup_lock:  # an end requested meanwhile waits for this, then cleans
+            self._setup()
+            self._setup_complete = True
+        if self._reader_done.is_set():  # pktmon ended during setup: the reader left the end to us
+            self._tool_exited()
+
+    def _setup(self) -> None:
         prep = self._backend.capture_prepare(self.plan.pods)  # changes nothing on the node
         self._start = replace(self._start, component_ids=tuple(prep.component_ids))
         try:
@@ -184,11 +194,15 @@ class CaptureSession:
             self._first_output.wait(START_CHECK_SECONDS)
             code = self._process.wait(0.1) if self._first_output.is_set() else None
             if code is not None and code != 0:
-                self._reader.join(EXIT_WAIT_SECONDS)
+                self._reader_done.wait(EXIT_WAIT_SECONDS)  # all of its output, for the message
                 raise ToolFailed(self._process.argv, code, self._head)
         except BaseException:
-            self._end_reason = pb.END_REASON_TOOL_EXITED
-            self._cleanup()
+            with self._end_lock:
+                first = self._end_reason is None
+                if first:
+                    self._end_reason = pb.END_REASON_TOOL_EXITED
+            if first:
+                self._cleanup()
             raise
         if self.plan.duration_seconds:
             self._timer = threading.Timer(
@@ -246,6 +260,12 @@ class CaptureSession:
         finally:
             self._first_output.set()
             self._exit_code = process.wait(EXIT_WAIT_SECONDS)
+            self._reader_done.set()
+        # During setup, setup decides (it reports a failed start as an error).
+        if self._setup_complete:
+            self._tool_exited()
+
+    def _tool_exited(self) -> None:
         if not self.ended:
             output = self._head.strip()
             detail = f"; its output began with: {output[:1000]}" if output else ""
@@ -276,6 +296,10 @@ class CaptureSession:
             self._cleanup_done.wait(EXIT_WAIT_SECONDS * 3)
 
     def _cleanup(self) -> None:
+        with self._setup_lock:  # never race a setup still starting pktmon
+            self._cleanup_locked()
+
+    def _cleanup_locked(self) -> None:
         problems: list[str] = []
         try:
             if self._timer is not None:

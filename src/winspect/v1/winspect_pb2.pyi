@@ -167,7 +167,7 @@ class PodRef(_message.Message):
     def __init__(self, namespace: _Optional[str] = ..., name: _Optional[str] = ..., ip: _Optional[str] = ...) -> None: ...
 
 class CaptureRequest(_message.Message):
-    __slots__ = ("ips", "macs", "ports", "protocols", "packet_type", "pods", "duration_seconds", "counters_only", "pkt_size", "requester")
+    __slots__ = ("ips", "macs", "ports", "protocols", "packet_type", "pods", "duration_seconds", "counters_only", "pkt_size", "requester", "frames")
     IPS_FIELD_NUMBER: _ClassVar[int]
     MACS_FIELD_NUMBER: _ClassVar[int]
     PORTS_FIELD_NUMBER: _ClassVar[int]
@@ -178,6 +178,7 @@ class CaptureRequest(_message.Message):
     COUNTERS_ONLY_FIELD_NUMBER: _ClassVar[int]
     PKT_SIZE_FIELD_NUMBER: _ClassVar[int]
     REQUESTER_FIELD_NUMBER: _ClassVar[int]
+    FRAMES_FIELD_NUMBER: _ClassVar[int]
     ips: _containers.RepeatedScalarFieldContainer[str]
     macs: _containers.RepeatedScalarFieldContainer[str]
     ports: _containers.RepeatedScalarFieldContainer[int]
@@ -188,23 +189,44 @@ class CaptureRequest(_message.Message):
     counters_only: bool
     pkt_size: int
     requester: str
-    def __init__(self, ips: _Optional[_Iterable[str]] = ..., macs: _Optional[_Iterable[str]] = ..., ports: _Optional[_Iterable[int]] = ..., protocols: _Optional[_Iterable[_Union[ProtocolFilter, _Mapping]]] = ..., packet_type: _Optional[_Union[PacketType, str]] = ..., pods: _Optional[_Iterable[_Union[PodRef, _Mapping]]] = ..., duration_seconds: _Optional[int] = ..., counters_only: _Optional[bool] = ..., pkt_size: _Optional[int] = ..., requester: _Optional[str] = ...) -> None: ...
+    frames: bool
+    def __init__(self, ips: _Optional[_Iterable[str]] = ..., macs: _Optional[_Iterable[str]] = ..., ports: _Optional[_Iterable[int]] = ..., protocols: _Optional[_Iterable[_Union[ProtocolFilter, _Mapping]]] = ..., packet_type: _Optional[_Union[PacketType, str]] = ..., pods: _Optional[_Iterable[_Union[PodRef, _Mapping]]] = ..., duration_seconds: _Optional[int] = ..., counters_only: _Optional[bool] = ..., pkt_size: _Optional[int] = ..., requester: _Optional[str] = ..., frames: _Optional[bool] = ...) -> None: ...
 
 class CaptureInfo(_message.Message):
-    __slots__ = ("session_id", "started_at", "requester", "pktmon_filters", "pktmon_start_args", "counters_only")
+    __slots__ = ("session_id", "started_at", "requester", "pktmon_filters", "pktmon_start_args", "counters_only", "components", "frames")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     STARTED_AT_FIELD_NUMBER: _ClassVar[int]
     REQUESTER_FIELD_NUMBER: _ClassVar[int]
     PKTMON_FILTERS_FIELD_NUMBER: _ClassVar[int]
     PKTMON_START_ARGS_FIELD_NUMBER: _ClassVar[int]
     COUNTERS_ONLY_FIELD_NUMBER: _ClassVar[int]
+    COMPONENTS_FIELD_NUMBER: _ClassVar[int]
+    FRAMES_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     started_at: _timestamp_pb2.Timestamp
     requester: str
     pktmon_filters: _containers.RepeatedScalarFieldContainer[str]
     pktmon_start_args: _containers.RepeatedScalarFieldContainer[str]
     counters_only: bool
-    def __init__(self, session_id: _Optional[str] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., requester: _Optional[str] = ..., pktmon_filters: _Optional[_Iterable[str]] = ..., pktmon_start_args: _Optional[_Iterable[str]] = ..., counters_only: _Optional[bool] = ...) -> None: ...
+    components: _containers.RepeatedCompositeFieldContainer[CaptureComponent]
+    frames: bool
+    def __init__(self, session_id: _Optional[str] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., requester: _Optional[str] = ..., pktmon_filters: _Optional[_Iterable[str]] = ..., pktmon_start_args: _Optional[_Iterable[str]] = ..., counters_only: _Optional[bool] = ..., components: _Optional[_Iterable[_Union[CaptureComponent, _Mapping]]] = ..., frames: _Optional[bool] = ...) -> None: ...
+
+class CaptureComponent(_message.Message):
+    __slots__ = ("id", "name", "mac", "endpoint_id", "ips", "pod")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    MAC_FIELD_NUMBER: _ClassVar[int]
+    ENDPOINT_ID_FIELD_NUMBER: _ClassVar[int]
+    IPS_FIELD_NUMBER: _ClassVar[int]
+    POD_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    name: str
+    mac: str
+    endpoint_id: str
+    ips: _containers.RepeatedScalarFieldContainer[str]
+    pod: PodRef
+    def __init__(self, id: _Optional[int] = ..., name: _Optional[str] = ..., mac: _Optional[str] = ..., endpoint_id: _Optional[str] = ..., ips: _Optional[_Iterable[str]] = ..., pod: _Optional[_Union[PodRef, _Mapping]] = ...) -> None: ...
 
 class Packet(_message.Message):
     __slots__ = ("node", "timestamp", "group_id", "packet_number", "appearance", "direction", "frame_type", "component_id", "component_name", "edge", "filter_id", "type", "drop_reason", "drop_location", "original_size", "logged_size", "src_mac", "dst_mac", "ethertype", "src_ip", "dst_ip", "ip_protocol", "protocol", "src_port", "dst_port", "tcp_flags", "length", "summary", "frame", "raw")

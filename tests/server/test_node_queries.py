@@ -271,3 +271,16 @@ def test_client_that_cannot_keep_up_loses_packets_counted_not_silently(
         assert ended.cleaned_up and node_is_clean(emulated)
     finally:
         emulated.stop()
+
+
+def test_hanging_pktmon_stop_at_the_end_kills_and_stops_again(node: EmulatedNode) -> None:
+    stream = node.stub().Capture(pb.CaptureRequest(ports=[80]))
+    assert next(stream).WhichOneof("event") == "started"
+    set_fault(node.state_dir, "pktmon", ["stop"], hang_seconds=30, times=1)
+    reply = node.new_stub().StopCapture(pb.StopCaptureRequest())
+    assert reply.was_running and reply.cleaned_up
+    ended = next(e for e in stream if e.WhichOneof("event") == "ended").ended
+    assert "`pktmon stop` did not finish within 2 s" in ended.message
+    assert "pktmon did not exit after `pktmon stop`; it was killed" in ended.message
+    assert node.calls()[-3:] == [["pktmon", "stop"], ["pktmon", "stop"], ["pktmon", "filter", "remove"]]
+    assert node_is_clean(node)

@@ -318,11 +318,16 @@ class CaptureSession:
             except NodeError as exc:
                 stop_ok = False
                 problems.append(str(exc))
-            exited = True
-            if self._process is not None and self._process.wait(EXIT_WAIT_SECONDS) is None:
+            patience = EXIT_WAIT_SECONDS if stop_ok else 1.0  # no point waiting after a failed stop
+            if self._process is not None and self._process.wait(patience) is None:
                 problems.append("pktmon did not exit after `pktmon stop`; it was killed")
                 self._process.kill()
-                exited = False
+                try:  # the session can outlive its process: stop it again
+                    self._backend.capture_stop()
+                    stop_ok = True
+                except NodeError as exc:
+                    stop_ok = False
+                    problems.append(str(exc))
             remove_ok = True
             try:
                 self._backend.capture_remove_filters()
@@ -333,7 +338,7 @@ class CaptureSession:
                 self._reader.join(EXIT_WAIT_SECONDS)
             if self._process is not None:
                 self._process.close()
-            self.cleaned_up = stop_ok and remove_ok and exited
+            self.cleaned_up = stop_ok and remove_ok
         except Exception as exc:  # never leave the node claimed
             log.exception("capture cleanup failed", extra={"fields": {"session": self.id}})
             problems.append(f"cleanup failed: {exc}")

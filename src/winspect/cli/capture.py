@@ -14,6 +14,7 @@ from winspect.cli.options import command, settings_from
 if TYPE_CHECKING:
     from winspect.client.capture import CaptureOptions, CaptureOutcome, NodeCapture
     from winspect.client.fanout import NodeError
+    from winspect.client.pcapng_export import ExportStats, PcapngExport
     from winspect.client.settings import Settings
     from winspect.client.targets import Plan
 
@@ -24,10 +25,15 @@ winspect capture pods web-0,web-1 -i 10.0.0.0/24     # only the pods' vNICs, on 
 winspect capture pods shop/api-0 -t TCP_SYN -r 443   # SYNs to or from port 443
 winspect capture all --type drop                     # dropped packets on every Windows node
 winspect capture all -m 00-15-5D-2A-D5-DD -o json | jq .drop_reason
+winspect capture all -d 30 -w cluster.pcapng         # one pcapng for every node (Wireshark)
+winspect capture pods web-0 -w - | wireshark -k -i - # live into Wireshark (text on stderr)
 Without -d the capture runs until Ctrl+C, which stops it on every node.
 """
 
 SCOPES = ("nodes", "pods", "all")
+MAX_PKT_SIZE = 65535
+# With -w -: how long a packet may wait for the other nodes' packets before it is written.
+STREAM_HOLD_SECONDS = 2.0
 
 
 class _FdWriter:
@@ -53,37 +59,59 @@ class _FdWriter:
         pass
 
 
-def _packet_output() -> Any:
+def _packet_output(stream: Any) -> Any:
     if sys.platform == "win32":  # the console needs the text stream's encoding handling
-        return sys.stdout
+        return stream
     try:
-        sys.stdout.flush()
-        return _FdWriter(sys.stdout.fileno())
+        stream.flush()
+        return _FdWriter(stream.fileno())
     except (AttributeError, OSError, ValueError):  # not a real file (tests capturing output)
-        return sys.stdout
+        return stream
 
 
 class StreamSink:
-    """Writes packets to stdout as they come; progress and errors to stderr."""
+    """Writes packets as they come (to stdout, or stderr when stdout carries pcapng), and
+    hands them to the pcapng export; progress and errors go to stderr."""
 
-    def __init__(self, settings: Settings, node_names: list[str]) -> None:
-        from winspect.client.render.color import Palette
+    def __init__(
+        self,
+        settings: Settings,
+        node_names: list[str],
+        *,
+        export: PcapngExport | None = None,
+        quiet: bool = False,
+        text_to_stderr: bool = False,
+    ) -> None:
+        from winspect.client.render.color import Palette, use_color
         from winspect.client.render.packets import TextPacketFormatter, TimeFormatter
 
         self.json = settings.output == "json"
         self.verbose = settings.verbose
-        self.out = _packet_output()
+        self.export = export
+        self.quiet = quiet
+        color = settings.color
+        if text_to_stderr:  # stdout carries the pcapng
+            self.out = _packet_output(sys.stderr)
+            color = not self.json and use_color(sys.stderr)
+        else:
+            self.out = _packet_output(sys.stdout)
         self.times = TimeFormatter()
         self.text = TextPacketFormatter(
-            Palette(settings.color), max(len(n) for n in node_names), settings.output == "wide"
+            Palette(color), max(len(n) for n in node_names), settings.output == "wide"
         )
 
     def started(self, node: str, info: Any) -> None:
+        if self.export is not None:
+            self.export.started(node, info)
         if self.verbose:
             filters = "; ".join(info.pktmon_filters) or "none"
             err(f"{node}: capture started (session {info.session_id}, filters: {filters})")
 
     def packets(self, node: str, packets: Any) -> None:
+        if self.export is not None:
+            self.export.packets(node, packets)
+        if self.quiet:
+            return
         if self.json:
             from winspect.client.render.packets import packets_to_json_lines
 
@@ -99,10 +127,14 @@ class StreamSink:
         )
 
     def ended(self, node: str, ended: Any) -> None:
+        if self.export is not None:
+            self.export.node_done(node)
         if self.verbose:
             err(f"{node}: capture ended ({ended.message or 'no message'})")
 
     def error(self, node: str, error: NodeError) -> None:
+        if self.export is not None:
+            self.export.node_done(node)
         node_error(error)
 
 
@@ -140,7 +172,36 @@ def summary_line(n: NodeCapture) -> str:
     return f"{n.name}: " + ", ".join(parts)
 
 
-def print_summary(settings: Settings, outcome: CaptureOutcome, counters_only: bool) -> None:
+def export_line(path: str, stats: ExportStats) -> str:
+    where = "stdout" if path == "-" else path
+    line = f"pcapng: {stats.written} packets written to {where} ({stats.interfaces} interfaces)"
+    if stats.without_bytes:
+        line += f", {stats.without_bytes} without packet bytes left out"
+    if stats.late:
+        line += f", {stats.late} written out of time order (beyond the reorder buffer)"
+    return line
+
+
+def export_dict(path: str, stats: ExportStats) -> dict[str, Any]:
+    return {
+        "type": "pcapng",
+        "file": None if path == "-" else path,
+        "stdout": path == "-",
+        "packets_written": stats.written,
+        "interfaces": stats.interfaces,
+        "packets_without_bytes": stats.without_bytes,
+        "packets_out_of_order": stats.late,
+    }
+
+
+def print_summary(
+    settings: Settings,
+    outcome: CaptureOutcome,
+    counters_only: bool,
+    export: tuple[str, ExportStats] | None = None,
+    data_stream: Any = None,
+) -> None:
+    """The per-node summary (text on stderr; JSON lines on `data_stream`, default stdout)."""
     if settings.output == "json":
         from winspect.client.render.documents import counters_to_dict, ended_to_dict
         from winspect.client.render.packets import encode_json
@@ -170,8 +231,11 @@ def print_summary(settings: Settings, outcome: CaptureOutcome, counters_only: bo
                     }
                 )
             )
-        sys.stdout.write("\n".join(lines) + "\n")
-        sys.stdout.flush()
+        if export is not None:
+            lines.append(encode_json(export_dict(*export)))
+        stream = data_stream or sys.stdout
+        stream.write("\n".join(lines) + "\n")
+        stream.flush()
         return
     from winspect.client.render.counters import counters_table
 
@@ -189,6 +253,8 @@ def print_summary(settings: Settings, outcome: CaptureOutcome, counters_only: bo
     click.echo("Summary:", err=True)
     for n in outcome.nodes:
         click.echo("  " + summary_line(n), err=True)
+    if export is not None:
+        click.echo("  " + export_line(*export), err=True)
 
 
 @command("capture", examples=EXAMPLES)
@@ -224,6 +290,21 @@ def print_summary(settings: Settings, outcome: CaptureOutcome, counters_only: bo
     "--counters-only", is_flag=True, help="No packets: print the final counters when the capture ends."
 )
 @click.option("-A", "--all-namespaces", is_flag=True, help="Look for the pods in every namespace.")
+@click.option(
+    "-w",
+    "--write",
+    "write",
+    metavar="FILE",
+    help="Also write the packets to FILE as pcapng: every node in one file, in time order, "
+    "with pktmon's metadata as packet comments. '-' = stdout (packet text then goes to stderr).",
+)
+@click.option("-q", "--quiet", is_flag=True, help="Do not print the packets (with -w: only write the file).")
+@click.option(
+    "--pkt-size",
+    "pkt_size",
+    metavar="BYTES",
+    help="Bytes pktmon logs of each packet (snap length), 1-65535; 0 or absent: the whole packet.",
+)
 @handles_errors
 def capture(
     scope: str,
@@ -236,6 +317,9 @@ def capture(
     packet_type: str,
     counters_only: bool,
     all_namespaces: bool,
+    write: str | None,
+    quiet: bool,
+    pkt_size: str | None,
 ) -> int:
     """Capture packets on Windows nodes (pktmon), on whole nodes or on pods' vNICs.
 
@@ -247,6 +331,10 @@ def capture(
     Filters: each list is ORed within itself and ANDed with the others
     (-i a,b -r 80 = packets of a or b, on port 80). Lists are comma
     separated; repeating a flag adds to the list.
+
+    With -w, the nodes log packets to rotating pktmon files and send each
+    file's packets when it is full (1 MB of log) and the rest when the
+    capture ends: the packets arrive in chunks, not one by one.
     """
     from winspect.client.errors import UsageError
     from winspect.client.filters import (
@@ -273,7 +361,13 @@ def capture(
         packet_type=parse_packet_type(packet_type),
         duration=parse_capture_duration(duration),
         counters_only=counters_only,
+        pkt_size=parse_pkt_size(pkt_size),
+        frames=write is not None,
     )
+    if write is not None and counters_only:
+        raise UsageError("-w/--write needs packets: it cannot be combined with --counters-only")
+    if write is not None and not write.strip():
+        raise UsageError("-w/--write needs a file name, or '-' for stdout")
     if scope == "all" and names:
         raise UsageError(f"capture all takes no names (got {' '.join(names)}); use capture nodes N1,N2")
     if scope != "all" and not names:
@@ -290,10 +384,109 @@ def capture(
         )
     else:
         plan = plan_nodes(settings, parse_names(names, "node", "capture nodes") if names else None)
-    return run(settings, plan, options)
+    return run(settings, plan, options, write=write, quiet=quiet, scope=scope)
 
 
-def run(settings: Settings, plan: Plan, options: CaptureOptions) -> int:
+def parse_pkt_size(value: str | None) -> int:
+    """--pkt-size: bytes per packet, 0 = the whole packet."""
+    from winspect.client.errors import UsageError
+
+    if value is None:
+        return 0
+    text = value.strip()
+    if not text.isdigit() or int(text) > MAX_PKT_SIZE:
+        raise UsageError(
+            f"invalid packet size {value!r} in --pkt-size: expected bytes from 1 to {MAX_PKT_SIZE} "
+            "(0 = the whole packet)"
+        )
+    return int(text)
+
+
+class PcapngOutput:
+    """Where the pcapng goes: a file, or stdout for '-'. Once the reader of stdout has gone,
+    the first write raises BrokenPipeError (which stops the capture) and later ones do nothing."""
+
+    def __init__(self, path: str) -> None:
+        from winspect.client.errors import UsageError
+
+        self.path = path
+        self.broken = False
+        self._file: Any = None
+        self._fd: int | None = None
+        if path == "-":
+            if sys.platform == "win32":
+                self._file = sys.stdout.buffer
+            else:
+                sys.stdout.flush()
+                self._fd = sys.stdout.fileno()
+            return
+        try:
+            self._file = open(path, "wb")  # noqa: SIM115 - closed by close()
+        except OSError as exc:
+            raise UsageError(f"cannot write the pcapng file {path}: {exc.strerror or exc}") from None
+
+    def write(self, data: bytes) -> None:
+        if self.broken:
+            return
+        try:
+            if self._fd is not None:
+                import os
+
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(self._fd, view) :]
+            else:
+                self._file.write(data)
+        except BrokenPipeError:
+            self.broken = True
+            raise
+
+    def flush(self) -> None:
+        if self._file is not None and not self.broken:
+            try:
+                self._file.flush()
+            except BrokenPipeError:
+                self.broken = True
+                raise
+
+    def close(self) -> None:
+        if self._file is not None and self.path != "-":
+            self._file.close()
+
+
+def start_export(
+    settings: Settings, plan: Plan, options: CaptureOptions, path: str, scope: str
+) -> tuple[PcapngOutput, PcapngExport]:
+    import winspect
+    from winspect.client.pcapng_export import KnownPod, PcapngExport, cluster_pods
+
+    pods = [KnownPod(p.namespace, p.name, p.ip, p.node) for p in plan.pods]
+    if scope != "pods" and not settings.targets and plan.targets:
+        # Names for the interfaces of the pods' vNICs on whole-node captures.
+        pods += cluster_pods(settings, [t.name for t in plan.targets], err)
+    output = PcapngOutput(path)
+    export = PcapngExport(
+        output,
+        [t.name for t in plan.targets],
+        snaplen=options.pkt_size,
+        pods=pods,
+        # A live reader wants packets soon; a file wants them in order.
+        hold_seconds=STREAM_HOLD_SECONDS if path == "-" else None,
+        application=f"winspect {winspect.__version__}",
+        flush=output.flush,
+    )
+    return output, export
+
+
+def run(
+    settings: Settings,
+    plan: Plan,
+    options: CaptureOptions,
+    *,
+    write: str | None = None,
+    quiet: bool = False,
+    scope: str = "nodes",
+) -> int:
     import asyncio
 
     from winspect.cli.common import exit_code
@@ -303,13 +496,31 @@ def run(settings: Settings, plan: Plan, options: CaptureOptions) -> int:
     who = requester()
     for e in plan.failed:
         node_error(e)
-    sink = StreamSink(settings, [t.name for t in plan.targets] or ["-"])
+    output: PcapngOutput | None = None
+    export: PcapngExport | None = None
+    if write is not None and plan.targets:
+        output, export = start_export(settings, plan, options, write, scope)
+    to_stdout = write == "-"
+    sink = StreamSink(
+        settings,
+        [t.name for t in plan.targets] or ["-"],
+        export=export,
+        quiet=quiet,
+        text_to_stderr=to_stdout,
+    )
     nodes = ", ".join(t.name for t in plan.targets)
     length = f"for {options.duration}s" if options.duration else "until Ctrl+C"
     if plan.targets:
-        err(f"capturing on {nodes} {length}" + (" (counters only)" if options.counters_only else ""))
+        note = " (counters only)" if options.counters_only else ""
+        if write is not None:
+            where = "stdout" if to_stdout else write
+            note = f" (pcapng to {where}; packets arrive one pktmon log file at a time)"
+        err(f"capturing on {nodes} {length}{note}")
+
+    pcapng_closed = False
 
     async def main() -> CaptureOutcome:
+        nonlocal pcapng_closed
         runner = CaptureRun(
             plan.targets,
             lambda t: build_request(options, plan.pods_on(t.name), who),
@@ -321,6 +532,14 @@ def run(settings: Settings, plan: Plan, options: CaptureOptions) -> int:
         try:
             return await runner.run()
         finally:
+            # Still under our signal handlers: a second Ctrl+C cannot cut the file short.
+            if export is not None:
+                try:
+                    export.close()
+                except BrokenPipeError:  # `-w -` and the reader has gone
+                    pcapng_closed = True
+            if output is not None:
+                output.close()
             restore()
 
     if plan.targets:
@@ -334,14 +553,20 @@ def run(settings: Settings, plan: Plan, options: CaptureOptions) -> int:
     from winspect.v1 import winspect_pb2 as pb
 
     outcome.nodes += [Node(TargetSpec(e.node, "", 0), pb.CaptureRequest(), error=e) for e in plan.failed]
-    if outcome.output_closed:
+    if outcome.output_closed or pcapng_closed:
         from winspect.cli.common import silence_stdout
 
         silence_stdout()
         return EXIT_OK
     if outcome.interrupted:
         err("interrupted: capture stopped on every node")
-    print_summary(settings, outcome, options.counters_only)
+    print_summary(
+        settings,
+        outcome,
+        options.counters_only,
+        export=(write, export.stats) if export is not None and write is not None else None,
+        data_stream=sys.stderr if to_stdout else None,
+    )
     if outcome.interrupted:
         return EXIT_INTERRUPTED
     failed = [n for n in outcome.nodes if node_failed(n)]

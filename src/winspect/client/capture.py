@@ -57,6 +57,8 @@ class CaptureOptions:
     packet_type: str = "all"
     duration: int = 0
     counters_only: bool = False
+    pkt_size: int = 0  # pktmon --pkt-size: bytes logged per packet, 0 = whole packet
+    frames: bool = False  # ask for each packet's raw bytes (pcapng export)
 
 
 def build_request(options: CaptureOptions, pods: Sequence[PodTarget], who: str) -> pb.CaptureRequest:
@@ -75,6 +77,8 @@ def build_request(options: CaptureOptions, pods: Sequence[PodTarget], who: str) 
         pods=[pb.PodRef(namespace=p.namespace, name=p.name, ip=p.ip) for p in pods],
         duration_seconds=options.duration,
         counters_only=options.counters_only,
+        pkt_size=options.pkt_size,
+        frames=options.frames,
         requester=who,
     )
 

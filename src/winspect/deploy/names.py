@@ -11,3 +11,18 @@ DEFAULT_IMAGE = "ghcr.io/winspect/winspectserv:0.1.0"
 DEFAULT_PORT = 50051
 # Objects install owns carry this label; uninstall deletes the namespace only when it has it.
 MANAGED_LABEL = ("app.kubernetes.io/name", "winspect")
+
+# Security (docs/security.md). The server's certificate names SERVER_NAME; clients verify it against
+# the CA in ConfigMap CA_CONFIGMAP (key CA_KEY), with SERVER_NAME as the TLS target name.
+TLS_SECRET = "winspect-tls"
+CA_CONFIGMAP = "winspect-ca"
+CA_KEY = "ca.crt"
+SERVER_NAME_KEY = "server-name"
+SERVER_NAME = "winspectserv.winspect-system.svc"
+# Mount point of the Secret in the DaemonSet's pods.
+TLS_MOUNT = "/var/run/secrets/winspect/tls"
+# ServiceAccount whose short-lived tokens client-certificate users request (TokenRequest).
+CLIENT_SERVICE_ACCOUNT = "winspect-client"
+API_GROUP = "winspect.io"
+VIEWER_ROLE = "winspect-viewer"
+CAPTURE_ROLE = "winspect-capture"

@@ -84,7 +84,10 @@ def test_at_most_32_filters(call: Call, node: EmuNode) -> None:
 @pytest.mark.parametrize(
     ("args", "code", "message"),
     [
-        (["-c"], 50, "log mode 'circular' writes an ETL file, which is not supported by the emulator"),
+        (["-c"], 50, "log mode 'circular' is not supported by the emulator"),
+        (["-c", "-m", "memory"], 50, "log mode 'memory' is not supported by the emulator"),
+        (["-c", "-m", "multi-file", "-f", "/nonexistent-dir/x.etl"], 3, "cannot find the path specified"),
+        (["-c", "-m", "multi-file", "-s", "0"], 87, "invalid file size '0'"),
         (["-c", "-m", "circular", "-f", "x.etl"], 50, "not supported by the emulator"),
         (["-c", "-m", "real-time", "-f", "x.etl"], 87, "real-time logging does not write a log file"),
         (["-c", "-m", "live"], 87, "invalid log mode 'live'"),

@@ -1,14 +1,21 @@
 """Emulated `pktmon` (Packet Monitor) for one emulated Windows node.
 
-Commands: filter add|list|remove, start (real-time only), stop, status,
-counters, list, reset, unload. The state directory comes from the
-environment (WINSPECT_EMU_STATE); `pktmon stop` in another process ends a
-running real-time `pktmon start` within ~20 ms, as do SIGINT/SIGTERM.
+Commands: filter add|list|remove, start (real-time or multi-file), stop,
+status, counters, list, reset, unload, etl2txt. The state directory comes
+from the environment (WINSPECT_EMU_STATE); `pktmon stop` in another process
+ends a running real-time `pktmon start` within ~20 ms, as do SIGINT/SIGTERM.
+
+`start --log-mode multi-file` returns at once, like the real tool, and
+leaves a detached logger process (`pktmon_logger.py`, the emulated driver)
+writing numbered log files (`<name>1.etl`, `<name>2.etl`, ...) until
+`pktmon stop`; `etl2txt` converts them. The files are the emulator's own
+format (JSON lines), not ETW: only the emulated `etl2txt` reads them.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import random
 import signal
 import sys
@@ -26,6 +33,11 @@ from winspect.emulator.pktmon_filters import (
     parse_filter_add,
     render_filter_list,
 )
+from winspect.emulator.pktmon_logfile import (
+    DEFAULT_FILE_NAME,
+    LogFileError,
+    convert_to_text,
+)
 from winspect.emulator.pktmon_text import (
     render_counters,
     render_counters_json,
@@ -38,6 +50,7 @@ from winspect.emulator.toolbase import (
     ERROR_BUSY,
     ERROR_INVALID_PARAMETER,
     ERROR_NOT_SUPPORTED,
+    ERROR_PATH_NOT_FOUND,
     begin,
     fail,
     pipe_closed,
@@ -45,16 +58,17 @@ from winspect.emulator.toolbase import (
 
 USAGE = """Packet Monitor (emulated) - network diagnostics tool.
 
-Usage: pktmon { filter | list | start | stop | status | unload | counters | reset | help } [options]
+Usage: pktmon { filter | list | start | stop | status | unload | counters | reset | etl2txt | help } [options]
 
     filter    Manage packet filters (add, list, remove).
     list      List packet processing components.
-    start     Start packet capture (this emulator: --log-mode real-time only).
+    start     Start packet capture (this emulator: --log-mode real-time or multi-file).
     stop      Stop data collection.
     status    Query current status.
     unload    Unload the PktMon driver.
     counters  Display current packet counters.
-    reset     Reset packet counters to zero."""
+    reset     Reset packet counters to zero.
+    etl2txt   Convert a log file to text format."""
 
 NOT_RUNNING = "Packet Monitor is not running."
 # How often a real-time session looks for a stop request, and flushes counters.
@@ -95,16 +109,18 @@ def main(argv: list[str] | None = None) -> int:
         "list": _cmd_list,
         "reset": _cmd_reset,
         "unload": _cmd_unload,
+        "etl2txt": _cmd_etl2txt,
+        "format": _cmd_etl2txt,  # the older name of etl2txt
     }
     handler = handlers.get(cmd)
     if handler is None:
-        if cmd in ("etl2txt", "etl2pcap", "hex2pkt", "pcapng", "format", "comp"):
+        if cmd in ("etl2pcap", "hex2pkt", "pcapng", "comp"):
             return fail(f"Error: 'pktmon {args[0]}' is not supported by the emulator.", ERROR_NOT_SUPPORTED)
         return fail(f"Error: unknown command '{args[0]}'.\n\n{USAGE}")
     try:
         return handler(state_dir, rest)
-    except (UsageError, FilterError) as e:
-        code = e.code if isinstance(e, UsageError) else ERROR_INVALID_PARAMETER
+    except (UsageError, FilterError, LogFileError) as e:
+        code = e.code if isinstance(e, (UsageError, LogFileError)) else ERROR_INVALID_PARAMETER
         return fail(f"Error: {e}", code)
     except BrokenPipeError:
         return pipe_closed()
@@ -248,10 +264,12 @@ def _parse_start(args: list[str], components: list[dict[str, Any]]) -> dict[str,
             flags = int(raw, 16)
         except ValueError:
             raise UsageError(f"invalid flags '{raw}': use a hexadecimal mask such as 0x012.") from None
+    file_size = 512
     if "file_size" in opts:
         raw = _one(opts, "file_size") or ""
         if not raw.isdigit() or int(raw) == 0:
             raise UsageError(f"invalid file size '{raw}': use a number of megabytes.")
+        file_size = int(raw)
     mode = _choice(
         _one(opts, "log_mode"), ("circular", "multi-file", "real-time", "memory"), "log mode", "circular"
     )
@@ -259,12 +277,23 @@ def _parse_start(args: list[str], components: list[dict[str, Any]]) -> dict[str,
         raise UsageError(
             "real-time logging does not write a log file: drop --file-name or the real-time mode."
         )
-    if mode != "real-time":
+    if mode not in ("real-time", "multi-file"):
         raise UsageError(
-            f"log mode '{mode}' writes an ETL file, which is not supported by the emulator; "
-            "use --log-mode real-time (-m real-time).",
+            f"log mode '{mode}' is not supported by the emulator; "
+            "use --log-mode real-time (-m real-time) or multi-file.",
             ERROR_NOT_SUPPORTED,
         )
+    file_name = None
+    if mode == "multi-file":
+        path = Path(_one(opts, "file_name") or DEFAULT_FILE_NAME)
+        if not path.suffix:
+            path = path.with_suffix(".etl")
+        path = path.absolute()
+        if not path.parent.is_dir():
+            raise UsageError(
+                f"the system cannot find the path specified: {path.parent}", ERROR_PATH_NOT_FOUND
+            )
+        file_name = str(path)
     comp: str | list[int] = "all"
     if "comp" in opts:
         raw_vals = opts["comp"]
@@ -293,6 +322,8 @@ def _parse_start(args: list[str], components: list[dict[str, Any]]) -> dict[str,
         "flags": flags,
         "comp": comp,
         "log_mode": mode,
+        "file_name": file_name,
+        "file_size": file_size,
     }
 
 
@@ -328,7 +359,59 @@ def _cmd_start(state_dir: Path, rest: list[str]) -> int:
                 "heartbeat": time.time(),
             },
         )
-    return _RealtimeSession(state_dir, session, [PacketFilter.from_dict(f) for f in st["filters"]]).run()
+    if options["log_mode"] == "multi-file":
+        return _start_logger(state_dir, session, st["filters"])
+    return _Session(state_dir, session, [PacketFilter.from_dict(f) for f in st["filters"]]).run()
+
+
+def _start_logger(state_dir: Path, session: dict[str, Any], filters: list[dict[str, Any]]) -> int:
+    """File modes: a detached logger writes the files until `pktmon stop`; we return once it runs."""
+    import subprocess
+
+    root = Path(__file__).resolve().parents[2]
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[1]); "
+        "from winspect.emulator.pktmon_logger import main; sys.exit(main(sys.argv[2:]))"
+    )
+    kwargs: dict[str, Any] = {}
+    if sys.platform == "win32":
+        kwargs["creationflags"] = subprocess.DETACHED_PROCESS | subprocess.CREATE_NEW_PROCESS_GROUP
+    else:
+        kwargs["start_new_session"] = True
+    subprocess.Popen(
+        [sys.executable, "-S", "-c", code, str(root), str(state_dir), session["id"]],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        close_fds=True,
+        **kwargs,
+    )
+    deadline = time.monotonic() + _STOP_WAIT_S
+    while time.monotonic() < deadline:
+        counters = store.read_json(state_dir, store.PKTMON_COUNTERS_FILE, None) or {}
+        if counters.get("session") == session["id"] and counters.get("logger_pid"):
+            break
+        time.sleep(0.005)
+    else:
+        with store.locked(state_dir):
+            st = store.read_json(state_dir, store.PKTMON_FILE)
+            if (st.get("session") or {}).get("id") == session["id"]:
+                st.update(running=False, stop_requested=False)
+                store.write_json(state_dir, store.PKTMON_FILE, st)
+        return fail("Error: the packet logger did not start.", ERROR_NOT_SUPPORTED)
+    table = render_filter_list([PacketFilter.from_dict(f) for f in filters])
+    print(render_status(session, table))
+    return 0
+
+
+def run_logger(state_dir: Path, session_id: str) -> int:
+    """The body of the detached logger process of a file-mode session."""
+    st = store.read_json(state_dir, store.PKTMON_FILE, None)
+    session = (st or {}).get("session") or {}
+    if not st or not st["running"] or session.get("id") != session_id:
+        return 1
+    filters = [PacketFilter.from_dict(f) for f in st["filters"]]
+    return _Session(state_dir, session, filters).run()
 
 
 def _session_alive(state_dir: Path) -> bool:
@@ -336,14 +419,32 @@ def _session_alive(state_dir: Path) -> bool:
     return time.time() - float(counters.get("heartbeat", 0)) < _STALE_SESSION_S
 
 
-class _RealtimeSession:
-    """One `pktmon start -m real-time` process: generates, filters, prints and counts."""
+class _TextOutput:
+    """Real-time mode: the records' text on stdout."""
+
+    def begin(self) -> None:
+        sys.stdout.write("Active measurement started.\nProcessing...\n\n")
+        sys.stdout.flush()
+
+    def write(self, records: list[str]) -> None:
+        sys.stdout.write("\n".join(records) + "\n")
+        sys.stdout.flush()
+
+    def close(self) -> None:
+        with contextlib.suppress(BrokenPipeError):
+            sys.stdout.flush()
+
+
+class _Session:
+    """One capture session: generates, filters, counts, and prints (real-time) or logs to files.
+
+    Real-time: the `pktmon start` process itself. File modes: the detached logger.
+    """
 
     def __init__(self, state_dir: Path, session: dict[str, Any], filters: list[PacketFilter]) -> None:
         # Imported here: the other pktmon commands start faster without the generator.
         from winspect.emulator.traffic import GROUP_ID_BASE, TrafficGenerator, render_record
 
-        self.render_record = render_record
         self.state_dir = state_dir
         self.session = session
         self.opts = session["options"]
@@ -373,17 +474,30 @@ class _RealtimeSession:
         self.id_rng = random.Random(f"pktmon-groups:{session['id']}")  # noqa: S311 - simulation
         self.next_group = GROUP_ID_BASE + session["number"] * 1_000_000 + self.id_rng.randrange(1000)
         self._flushed_done = False
+        self.output: Any
+        if self.opts["log_mode"] == "real-time":
+            self.render: Any = render_record
+            self.output = _TextOutput()
+        else:
+            from winspect.emulator.pktmon_logfile import LogWriter, log_record
+
+            self.render = log_record
+            self.output = LogWriter(
+                Path(self.opts["file_name"]),
+                int(self.opts["file_size"]) * int(traffic.get("log_megabyte", 1 << 20)),
+            )
 
     # ---------------------------------------------------------- loop
     def run(self) -> int:
         self._install_signals()
-        out = sys.stdout
+        if self.opts["log_mode"] != "real-time":
+            self._flush_counters(logger_pid=os.getpid())
         try:
-            out.write("Active measurement started.\nProcessing...\n\n")
-            out.flush()
-            self._loop(out)
+            self.output.begin()
+            self._loop()
         except BrokenPipeError:
             pipe_closed()  # the reader went away: end like Ctrl+C
+        self.output.close()
         self._finish()
         return 0
 
@@ -396,7 +510,8 @@ class _RealtimeSession:
             if sig is not None:
                 signal.signal(sig, handler)
 
-    def _loop(self, out: Any) -> None:
+    def _loop(self) -> None:
+        out = self.output
         records = self.gen.records()
         pending = None
         start_wall = time.time_ns()
@@ -422,8 +537,7 @@ class _RealtimeSession:
                 if line is not None:
                     lines.append(line)
             if lines:
-                out.write("\n".join(lines) + "\n")
-                out.flush()
+                out.write(lines)
             mono = time.monotonic()
             if mono - last_flush >= _FLUSH_S or (self.generation_done and self._dirty()):
                 self._flush_counters()
@@ -465,7 +579,7 @@ class _RealtimeSession:
             return None
         size = rec.original_size
         logged = size if pkt_size == 0 else min(size, pkt_size)
-        return self.render_record(rec, gid, start_wall + rec.time_ns, filter_id=fid, logged_size=logged)
+        return self.render(rec, gid, start_wall + rec.time_ns, filter_id=fid, logged_size=logged)  # type: ignore[no-any-return]
 
     # ---------------------------------------------------------- counters
     def _count_pktmon(self, rec: Any) -> None:
@@ -507,10 +621,12 @@ class _RealtimeSession:
     def _dirty(self) -> bool:
         return bool(self.counter_deltas or self.vfp_deltas) or not self._flushed_done
 
-    def _flush_counters(self) -> None:
+    def _flush_counters(self, logger_pid: int | None = None) -> None:
         with store.locked(self.state_dir):
             counters = store.read_json(self.state_dir, store.PKTMON_COUNTERS_FILE, None)
             if counters is not None and counters.get("session") == self.session["id"]:
+                if logger_pid is not None:
+                    counters["logger_pid"] = logger_pid
                 comps = counters.setdefault("components", {})
                 for cid, kinds in self.counter_deltas.items():
                     for kind, delta in kinds.items():
@@ -538,10 +654,14 @@ class _RealtimeSession:
 
     def _stop_requested(self) -> bool:
         st = store.read_json(self.state_dir, store.PKTMON_FILE)
+        if st is None:  # the state directory is gone: nobody will ever stop us
+            return True
         session = st.get("session") or {}
         return bool(not st["running"] or st["stop_requested"] or session.get("id") != self.session["id"])
 
     def _finish(self) -> None:
+        if not self.state_dir.is_dir():
+            return
         self._flush_counters()
         with store.locked(self.state_dir):
             st = store.read_json(self.state_dir, store.PKTMON_FILE)
@@ -549,8 +669,6 @@ class _RealtimeSession:
                 st["running"] = False
                 st["stop_requested"] = False
                 store.write_json(self.state_dir, store.PKTMON_FILE, st)
-        with contextlib.suppress(BrokenPipeError):
-            sys.stdout.flush()
 
 
 # ---------------------------------------------------------------- stop, status, ...
@@ -665,6 +783,63 @@ def _cmd_list(state_dir: Path, rest: list[str]) -> int:
                 components, all_types=bool(opts.get("all")), include_hidden=bool(opts.get("include_hidden"))
             )
         )
+    return 0
+
+
+_ETL2TXT_SPEC = {
+    "-o": ("out", "1"),
+    "--out": ("out", "1"),
+    "-x": ("hex", "0"),
+    "--hex": ("hex", "0"),
+    "-t": ("timestamp_only", "0"),
+    "--timestamp-only": ("timestamp_only", "0"),
+    "-s": ("stats_only", "0"),
+    "--stats-only": ("stats_only", "0"),
+    "-p": ("tmfpath", "1"),
+    "--tmfpath": ("tmfpath", "1"),
+    "-m": ("metadata", "0"),
+    "--metadata": ("metadata", "0"),
+    "-b": ("brief", "0"),
+    "--brief": ("brief", "0"),
+    "-v": ("verbose", "1"),
+    "--verbose": ("verbose", "1"),
+    "-e": ("no_ethernet", "0"),
+    "--no-ethernet": ("no_ethernet", "0"),
+    "-l": ("vxlan", "1"),
+    "--vxlan": ("vxlan", "1"),
+}
+
+
+def _cmd_etl2txt(state_dir: Path, rest: list[str]) -> int:
+    """`pktmon etl2txt <file> [--out <name>] [--hex] [--timestamp-only] [--stats-only] ...`."""
+    if not rest or rest[0].startswith("-"):
+        raise UsageError(
+            "'pktmon etl2txt' needs the log file to convert: pktmon etl2txt <file> [--out <name>]."
+        )
+    source, opts = Path(rest[0]), _parse_options(rest[1:], _ETL2TXT_SPEC, "etl2txt")
+    for key in ("metadata", "brief", "verbose", "no_ethernet", "vxlan"):
+        if key in opts:
+            raise UsageError(
+                f"etl2txt option --{key.replace('_', '-')} is not supported by the emulator.",
+                ERROR_NOT_SUPPORTED,
+            )
+    text, counts = convert_to_text(
+        source, hex_dump=bool(opts.get("hex")), timestamp_only=bool(opts.get("timestamp_only"))
+    )
+    lines = [
+        "Processing...",
+        "",
+        f"Packets total:     {counts['total']}",
+        f"Packet drop count: {counts['drops']}",
+    ]
+    if not opts.get("stats_only"):
+        target = Path(_one(opts, "out") or source.with_suffix(".txt"))
+        try:
+            target.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise LogFileError(f"cannot write {target}: {exc.strerror or exc}", exc.errno or 5) from None
+        lines += [f"Packets formatted: {counts['formatted']}", f"Formatted file:    {target}"]
+    print("\n".join(lines))
     return 0
 
 

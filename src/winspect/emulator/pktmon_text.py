@@ -184,7 +184,17 @@ def render_status(session: dict[str, Any], filter_table: str) -> str:
             "",
             "Logger Parameters:",
             "    Logger name:        PktMon",
-            "    Logging mode:       Real-time",
+            *_logger_lines(opts),
             f"    Packet size:        {opts['pkt_size'] or 'entire packet'}",
         ]
     )
+
+
+def _logger_lines(opts: dict[str, Any]) -> list[str]:
+    if opts.get("log_mode", "real-time") == "real-time":
+        return ["    Logging mode:       Real-time"]
+    return [
+        "    Logging mode:       Multi-file",
+        f"    Log file:           {opts['file_name']}",
+        f"    Max file size:      {opts['file_size']} MB",
+    ]

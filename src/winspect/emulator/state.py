@@ -89,6 +89,18 @@ def set_traffic(state_dir: Path, *, rate: float, max_packets: int | None) -> Non
         store.write_json(state_dir, store.TRAFFIC_FILE, t)
 
 
+def set_log_megabyte(state_dir: Path, size: int) -> None:
+    """How many bytes the emulated pktmon's log files count as one megabyte of --file-size
+    (default 1 MiB): smaller values make multi-file logging start new files sooner."""
+    if size < 1:
+        raise ValueError("size must be >= 1")
+    state_dir = Path(state_dir)
+    with store.locked(state_dir):
+        t = store.read_json(state_dir, store.TRAFFIC_FILE)
+        t["log_megabyte"] = int(size)
+        store.write_json(state_dir, store.TRAFFIC_FILE, t)
+
+
 def _fresh_pktmon() -> dict[str, Any]:
     return {"running": False, "session": None, "stop_requested": False, "filters": [], "sessions_started": 0}
 

@@ -15,6 +15,7 @@ from typing import Any
 from winspect.emulator.store import ENV_STATE, FAULTS_FILE, append_call, locked, read_json, write_json
 
 ERROR_INVALID_PARAMETER = 87
+ERROR_PATH_NOT_FOUND = 3
 ERROR_NOT_SUPPORTED = 50
 ERROR_BUSY = 170
 ERROR_NOT_FOUND = 1168

@@ -106,7 +106,9 @@ def test_pod_capture_resolves_the_vnic_component(node: EmulatedNode) -> None:
         *STOP_AND_REMOVE,
     ]
     assert events[0].started.pktmon_start_args[4:6] == ["--comp", str(vnic)]
-    assert {p.component_id for p in packets} <= {vnic}
+    assert packets, "the pod's vNIC carries emulated traffic"
+    assert {p.component_id for p in packets} == {vnic}
+    assert {p.component_name for p in packets} == {next(c["name"] for c in components if c["id"] == vnic)}
     assert all(p.type == pb.PACKET_TYPE_FLOW for p in packets)
     assert events[-1].ended.cleaned_up and node_is_clean(node)
 

@@ -59,9 +59,19 @@ def test_signal_during_capture_ends_it_cleanly(
         stderr=subprocess.PIPE,
         text=True,
     )
+    log_lines: list[str] = []
+    assert server.stderr is not None
+    stderr = server.stderr
+    collector = threading.Thread(target=lambda: log_lines.extend(stderr), daemon=True)
+    collector.start()
     channel = grpc.insecure_channel(f"{node.host}:{PORT}")
     try:
-        grpc.channel_ready_future(channel).result(timeout=30)
+        wait_until(
+            lambda: any('"server started"' in line for line in log_lines) or server.poll() is not None,
+            timeout=90,
+            what="winspectserv to start",
+        )
+        assert server.poll() is None, f"winspectserv exited: {''.join(log_lines)}"
         stub = pb_grpc.NodeInspectorStub(channel)
         stream = stub.Capture(pb.CaptureRequest(ports=[80, 443], requester="carol@laptop"))
         assert next(stream).started.requester == "carol@laptop"
@@ -79,8 +89,8 @@ def test_signal_during_capture_ends_it_cleanly(
         wait_until(lambda: node_is_clean(node), what="node clean after the server stopped")
         assert node.calls()[-2:] == [["pktmon", "stop"], ["pktmon", "filter", "remove"]]
 
-        assert server.stderr is not None
-        logs = [json.loads(line) for line in server.stderr.read().splitlines() if line.startswith("{")]
+        collector.join(10)
+        logs = [json.loads(line) for line in log_lines if line.startswith("{")]
         requests = [entry for entry in logs if entry["message"] == "request"]
         capture = next(entry for entry in requests if entry["operation"] == "Capture")
         assert capture["node"] == "win-test"

@@ -86,16 +86,30 @@ class PktmonFilter:
 
 @dataclass(frozen=True)
 class CaptureStart:
-    """The `pktmon start` of one capture (always real-time)."""
+    """The `pktmon start` of one capture.
+
+    Real-time (packets as text on pktmon's stdout), or with `frames` (raw
+    packet bytes wanted) multi-file logging into `file_name` (numbered
+    files of `file_size_mb` megabytes), converted file by file with
+    `pktmon etl2txt --hex` (winspect.node.windows.file_capture).
+    """
 
     kind: PacketKind = PacketKind.ALL
     component_ids: tuple[int, ...] = ()
     counters_only: bool = False
     pkt_size: int = 0
+    frames: bool = False
+    file_name: str = ""  # set by the backend (a private directory) when frames
+    file_size_mb: int = 1
 
     def args(self) -> list[str]:
         """The arguments after `pktmon`."""
-        argv = ["start", "--capture", "--log-mode", "real-time"]
+        if self.frames:
+            argv = ["start", "--capture", "--log-mode", "multi-file"]
+            argv += ["--file-name", self.file_name or "<private directory>\\capture.etl"]
+            argv += ["--file-size", str(self.file_size_mb)]
+        else:
+            argv = ["start", "--capture", "--log-mode", "real-time"]
         if self.component_ids:
             argv += ["--comp", ",".join(str(i) for i in self.component_ids)]
         argv += ["--type", self.kind.value]

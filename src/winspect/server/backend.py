@@ -7,10 +7,13 @@ hnsdiag). Backends raise `winspect.node.errors` exceptions; the server maps
 them to gRPC status codes.
 
 Capture order the server follows (each call is one tool invocation on
-Windows): `capture_prepare(pods)`, `capture_stop()`,
+Windows): `capture_prepare(pods, describe)`, `capture_stop()`,
 `capture_remove_filters()`, `capture_add_filter(...)` per filter,
 `capture_start(...)`; at the end `counters(...)` (counters-only),
-`capture_stop()`, `capture_remove_filters()`.
+`capture_stop()`, `capture_remove_filters()`. With `CaptureStart.frames`
+(raw packet bytes wanted) the "process" `capture_start` returns yields
+`pktmon etl2txt --hex` text instead of real-time text, and ends after
+`capture_stop()` once the last log file is converted.
 """
 
 from __future__ import annotations
@@ -41,6 +44,9 @@ class CapturePreparation(Protocol):
     @property
     def component_names(self) -> dict[int, str]: ...
 
+    @property
+    def components(self) -> list[pb.CaptureComponent]: ...
+
 
 class NodeBackend(Protocol):
     """What the server needs from a node."""
@@ -57,8 +63,9 @@ class NodeBackend(Protocol):
         """Raises ToolUnavailable when `operation` cannot run here."""
         ...
 
-    def capture_prepare(self, pods: Sequence[PodTarget]) -> CapturePreparation:
-        """Finds the pods' capture components (TargetNotFound when a pod is not here)."""
+    def capture_prepare(self, pods: Sequence[PodTarget], describe: bool = False) -> CapturePreparation:
+        """Finds the pods' capture components (TargetNotFound when a pod is not here);
+        `describe`: also every component with its HNS endpoint (for CaptureInfo.components)."""
         ...
 
     def capture_stop(self) -> bool:
@@ -74,7 +81,8 @@ class NodeBackend(Protocol):
         ...
 
     def capture_start(self, start: CaptureStart) -> CaptureProcess:
-        """Starts a real-time capture whose output is read from the returned process."""
+        """Starts a capture whose output (real-time text, or etl2txt text with `start.frames`)
+        is read from the returned process."""
         ...
 
     def counters(self, include_hidden: bool) -> CountersResult:

@@ -32,6 +32,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from winspect.node.errors import NodeError, ToolFailed
 from winspect.node.types import CaptureProcess, CaptureStart
+from winspect.node.windows.parsers.pktmon_etl2txt import Etl2txtParser
 from winspect.node.windows.parsers.pktmon_realtime import RealtimeParser, TimeOfDayResolver
 from winspect.node.windows.runner import READ_SIZE as FULL_READ_BYTES
 from winspect.server.backend import NodeBackend
@@ -50,6 +51,8 @@ EXIT_WAIT_SECONDS = 10.0
 STATS_INTERVAL_SECONDS = 1.0
 # Packets per streamed batch at most (about 0.4 KB each: well under gRPC's 4 MB message limit).
 MAX_BATCH_PACKETS = 2048
+# Frame bytes per streamed batch at most, with raw frames (gRPC's default message limit is 4 MiB).
+MAX_BATCH_FRAME_BYTES = 1 << 20
 _HEAD_CHARS = 4000
 
 _ENDED = object()  # queue marker: the session has ended, build CaptureEnded
@@ -140,6 +143,7 @@ class CaptureSession:
         self.cleaned_up = False
         self.final_counters: pb.CountersResponse | None = None
         self.packets_sent = 0
+        self._components: list[pb.CaptureComponent] = []
 
     # ------------------------------------------------------------ description
 
@@ -151,8 +155,13 @@ class CaptureSession:
             pktmon_filters=[
                 " ".join([name, *f.args()]) for name, f in zip(self._names, self.plan.filters, strict=True)
             ],
-            pktmon_start_args=self._start.args(),
+            # With frames the backend picked the log file's name: show what it ran.
+            pktmon_start_args=self._process.argv[1:]
+            if self._start.frames and self._process is not None
+            else self._start.args(),
             counters_only=self._start.counters_only,
+            components=self._components,
+            frames=self._start.frames,
         )
 
     def describe(self) -> str:
@@ -176,8 +185,10 @@ class CaptureSession:
             self._tool_exited()
 
     def _setup(self) -> None:
-        prep = self._backend.capture_prepare(self.plan.pods)  # changes nothing on the node
+        # changes nothing on the node
+        prep = self._backend.capture_prepare(self.plan.pods, describe=self._start.frames)
         self._start = replace(self._start, component_ids=tuple(prep.component_ids))
+        self._components = list(prep.components)
         try:
             self._backend.capture_stop()  # a stale session, if any
             self._backend.capture_remove_filters()
@@ -191,7 +202,8 @@ class CaptureSession:
                 daemon=True,
             )
             self._reader.start()
-            self._first_output.wait(START_CHECK_SECONDS)
+            if not self._start.frames:  # file logging: pktmon start has returned, output comes later
+                self._first_output.wait(START_CHECK_SECONDS)
             code = self._process.wait(0.1) if self._first_output.is_set() else None
             if code is not None and code != 0:
                 self._reader_done.wait(EXIT_WAIT_SECONDS)  # all of its output, for the message
@@ -226,35 +238,11 @@ class CaptureSession:
     # ------------------------------------------------------------ reader
 
     def _read_loop(self, process: CaptureProcess, names: dict[int, str]) -> None:
-        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        parser = RealtimeParser(self._node, TimeOfDayResolver(datetime.now().astimezone()), names)
-        counters_only = self._start.counters_only
-        queue = self._queue
-        event = pb.CaptureEvent()
-        batched = 0
         try:
-            while True:
-                data = process.read()
-                if not data:
-                    break
-                text = decoder.decode(data)
-                if len(self._head) < _HEAD_CHARS:
-                    self._head += text[: _HEAD_CHARS - len(self._head)]
-                self._first_output.set()
-                if counters_only:
-                    continue
-                batched += parser.feed(text, event.packets.packets)
-                # A full read means pktmon has more waiting: keep filling this batch
-                # (fewer, larger messages); a short read means we are caught up: send.
-                if batched and (batched >= MAX_BATCH_PACKETS or len(data) < FULL_READ_BYTES):
-                    queue.offer(event, batched)
-                    event = pb.CaptureEvent()
-                    batched = 0
-            if not counters_only:
-                batched += parser.feed(decoder.decode(b"", final=True), event.packets.packets)
-                batched += parser.finish(event.packets.packets)
-            if batched:
-                queue.offer(event, batched)
+            if self._start.frames:
+                self._read_frames(process, names)
+            else:
+                self._read_realtime(process, names)
         except Exception:  # a parser bug must not leave the node capturing
             log.exception("capture reader failed", extra={"fields": {"session": self.id}})
         finally:
@@ -265,15 +253,78 @@ class CaptureSession:
         if self._setup_complete:
             self._tool_exited()
 
+    def _read_realtime(self, process: CaptureProcess, names: dict[int, str]) -> None:
+        """The reader of a real-time capture: pktmon's text as it comes."""
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        parser = RealtimeParser(self._node, TimeOfDayResolver(datetime.now().astimezone()), names)
+        counters_only = self._start.counters_only
+        queue = self._queue
+        event = pb.CaptureEvent()
+        batched = 0
+        while True:
+            data = process.read()
+            if not data:
+                break
+            text = decoder.decode(data)
+            if len(self._head) < _HEAD_CHARS:
+                self._head += text[: _HEAD_CHARS - len(self._head)]
+            self._first_output.set()
+            if counters_only:
+                continue
+            batched += parser.feed(text, event.packets.packets)
+            # A full read means pktmon has more waiting: keep filling this batch
+            # (fewer, larger messages); a short read means we are caught up: send.
+            if batched and (batched >= MAX_BATCH_PACKETS or len(data) < FULL_READ_BYTES):
+                queue.offer(event, batched)
+                event = pb.CaptureEvent()
+                batched = 0
+        if not counters_only:
+            batched += parser.feed(decoder.decode(b"", final=True), event.packets.packets)
+            batched += parser.finish(event.packets.packets)
+        if batched:
+            queue.offer(event, batched)
+
+    def _read_frames(self, process: CaptureProcess, names: dict[int, str]) -> None:
+        """The reader of a file-mode capture: etl2txt text, packets with their bytes."""
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        parser = Etl2txtParser(self._node, TimeOfDayResolver(datetime.now().astimezone()), names)
+        event = pb.CaptureEvent()
+        batch = event.packets.packets
+        batched = frame_bytes = 0
+        while True:
+            data = process.read()
+            text = decoder.decode(data, final=not data)
+            self._first_output.set()
+            added = parser.feed(text, batch) if data else parser.feed(text, batch) + parser.finish(batch)
+            if added:
+                frame_bytes += sum(len(p.frame) for p in batch[batched:])
+                batched += added
+            # Packets may carry up to 64 KiB each: bound the message by bytes too.
+            if batched and (
+                not data
+                or batched >= MAX_BATCH_PACKETS
+                or frame_bytes >= MAX_BATCH_FRAME_BYTES
+                or len(data) < FULL_READ_BYTES
+            ):
+                self._queue.offer(event, batched)
+                event = pb.CaptureEvent()
+                batch = event.packets.packets
+                batched = frame_bytes = 0
+            if not data:
+                return
+
     def _tool_exited(self) -> None:
         if not self.ended:
             output = self._head.strip()
             detail = f"; its output began with: {output[:1000]}" if output else ""
-            self.end(
-                pb.END_REASON_TOOL_EXITED,
-                f"pktmon exited on its own with exit code {self._exit_code}{detail}",
-                wait=False,
-            )
+            message = f"pktmon exited on its own with exit code {self._exit_code}{detail}"
+            if self._start.frames:
+                message = (
+                    "pktmon's file logging ended without winspect stopping it (another `pktmon stop` "
+                    "or `pktmon unload` on the node, or its log files could not be converted: see the "
+                    "server log)"
+                )
+            self.end(pb.END_REASON_TOOL_EXITED, message, wait=False)
 
     # ------------------------------------------------------------ end
 

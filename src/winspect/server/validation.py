@@ -213,11 +213,17 @@ def capture(req: pb.CaptureRequest) -> CapturePlan:
         )
     if req.pkt_size > MAX_PKT_SIZE:
         raise InvalidArgument(f"pkt_size: {req.pkt_size} is too large (0-{MAX_PKT_SIZE}; 0 = whole packet)")
+    if req.frames and req.counters_only:
+        raise InvalidArgument(
+            "frames: packet bytes cannot be sent with counters_only (no packets are logged)"
+        )
     who = requester(req.requester)
     filters = expand_filters(ips, macs, ports, protocols)
     return CapturePlan(
         filters=filters,
-        start=CaptureStart(kind=kind, counters_only=req.counters_only, pkt_size=req.pkt_size),
+        start=CaptureStart(
+            kind=kind, counters_only=req.counters_only, pkt_size=req.pkt_size, frames=req.frames
+        ),
         pods=pods,
         duration_seconds=req.duration_seconds,
         requester=who,

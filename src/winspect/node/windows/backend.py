@@ -7,11 +7,15 @@ session, and calls the primitives here in order.
 
 from __future__ import annotations
 
+import logging
 import os
+import shutil
+import tempfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 
-from winspect.node.errors import TargetNotFound, ToolOutputError, ToolUnavailable
+from winspect.node.errors import NodeError, TargetNotFound, ToolOutputError, ToolUnavailable
 from winspect.node.types import (
     CaptureStart,
     CountersResult,
@@ -22,14 +26,18 @@ from winspect.node.types import (
     PlatformInfo,
     PodTarget,
 )
-from winspect.node.windows.hns import Hnsdiag, endpoint_mac
-from winspect.node.windows.parsers.pktmon_list import components_by_mac
+from winspect.node.windows.file_capture import FILE_STEM, FileCapture
+from winspect.node.windows.hns import Hnsdiag, endpoint_ips, endpoint_mac, is_remote
+from winspect.node.windows.parsers.hnsdiag import HnsDocument
+from winspect.node.windows.parsers.pktmon_list import Component, components_by_mac
 from winspect.node.windows.pktmon import Pktmon
 from winspect.node.windows.platform_info import platform_info
 from winspect.node.windows.runner import DEFAULT_TIMEOUT, StreamingProcess, ToolRunner
 from winspect.node.windows.tools import ResolvedTool, resolve_tools
 from winspect.node.windows.vfp import VfpCounters, Vfpctrl
 from winspect.v1 import winspect_pb2 as pb
+
+log = logging.getLogger("winspect.node.backend")
 
 # Which tools each operation needs.
 _NEEDS: dict[Operation, tuple[str, ...]] = {
@@ -46,6 +54,8 @@ class CapturePrep:
 
     component_ids: list[int] = field(default_factory=list)  # the pods' vNICs
     component_names: dict[int, str] = field(default_factory=dict)  # every component pktmon listed
+    # With describe: every component, and for container vNICs their HNS endpoint (CaptureInfo).
+    components: list[pb.CaptureComponent] = field(default_factory=list)
 
 
 class WindowsBackend:
@@ -62,6 +72,7 @@ class WindowsBackend:
         self._pktmon = Pktmon(self.runner)
         self._hns = Hnsdiag(self.runner)
         self._vfp = VfpCounters(self._hns, Vfpctrl(self.runner))
+        self._file_capture: FileCapture | None = None
 
     # ---------------------------------------------------------------- node
 
@@ -82,12 +93,15 @@ class WindowsBackend:
 
     # ---------------------------------------------------------------- capture
 
-    def capture_prepare(self, pods: Sequence[PodTarget]) -> CapturePrep:
+    def capture_prepare(self, pods: Sequence[PodTarget], describe: bool = False) -> CapturePrep:
         """Component names (`pktmon list`) and the pods' component ids (via HNS endpoints).
 
-        Runs `hnsdiag list endpoints -d` (only with pods), then `pktmon list --include-hidden`.
+        Runs `hnsdiag list endpoints -d` (with pods, or with `describe`), then `pktmon list
+        --include-hidden`. `describe` (pcapng export) also lists every component with the
+        HNS endpoint behind it; without hnsdiag the components come without endpoints.
         """
         macs: list[tuple[PodTarget, str]] = []
+        endpoints: list[HnsDocument] = []
         if pods:
             try:
                 self.runner.require("hnsdiag")
@@ -100,9 +114,18 @@ class WindowsBackend:
                 if not mac:
                     raise ToolOutputError(f"HNS endpoint {endpoint.id} of {pod.label()} has no MAC address")
                 macs.append((pod, mac))
+        elif describe:
+            try:
+                endpoints, _ = self._hns.objects(HnsKind.ENDPOINTS)
+            except NodeError as exc:  # names without endpoints are still worth having
+                log.info(
+                    "no HNS endpoints for the capture's components", extra={"fields": {"error": str(exc)}}
+                )
         # hidden components too: names for every component a packet crosses
         components = self._pktmon.components(include_hidden=True)
         prep = CapturePrep(component_names={c.id: c.name for c in components})
+        if describe:
+            prep.components = describe_components(components, endpoints, pods)
         index = components_by_mac(components)
         for pod, mac in macs:
             found = index.get(mac)
@@ -116,8 +139,14 @@ class WindowsBackend:
         return prep
 
     def capture_stop(self) -> bool:
-        """`pktmon stop`; False when pktmon refused (no session was running)."""
-        return self._pktmon.stop()
+        """`pktmon stop`; False when pktmon refused (no session was running).
+
+        A file-mode capture then converts its last log files and ends its output.
+        """
+        stopped = self._pktmon.stop()
+        if self._file_capture is not None:
+            self._file_capture.stopped()
+        return stopped
 
     def capture_remove_filters(self) -> None:
         """`pktmon filter remove`."""
@@ -127,9 +156,21 @@ class WindowsBackend:
         """`pktmon filter add <name> <spec args>`."""
         self._pktmon.add_filter(name, spec)
 
-    def capture_start(self, start: CaptureStart) -> StreamingProcess:
-        """`pktmon start --capture --log-mode real-time ...`, output streaming."""
-        return self._pktmon.start(start)
+    def capture_start(self, start: CaptureStart) -> StreamingProcess | FileCapture:
+        """`pktmon start --capture --log-mode real-time ...`, output streaming; with
+        `start.frames`, multi-file logging into a private directory, converted file by
+        file (winspect.node.windows.file_capture)."""
+        if not start.frames:
+            return self._pktmon.start(start)
+        directory = Path(tempfile.mkdtemp(prefix="winspect-pktmon-"))
+        spec = replace(start, file_name=str(directory / f"{FILE_STEM}.etl"))
+        try:
+            self._pktmon.start_logging(spec)
+        except BaseException:
+            shutil.rmtree(directory, ignore_errors=True)
+            raise
+        self._file_capture = FileCapture(self.runner, directory, ["pktmon", *spec.args()])
+        return self._file_capture
 
     def counters(self, include_hidden: bool) -> CountersResult:
         return self._pktmon.counters(include_hidden)
@@ -151,6 +192,34 @@ class WindowsBackend:
             objects=[pb.HnsObject(id=doc.id, json=doc.text) for doc in documents],
             summary_text=summary,
         )
+
+
+def describe_components(
+    components: list[Component], endpoints: list[HnsDocument], pods: Sequence[PodTarget]
+) -> list[pb.CaptureComponent]:
+    """Every pktmon component once, with the local HNS endpoint whose MAC it has (if any)
+    and the requested pod holding one of that endpoint's IPs (if any)."""
+    by_mac: dict[str, HnsDocument] = {}
+    for doc in endpoints:
+        mac = endpoint_mac(doc.value)
+        if mac and not is_remote(doc.value):
+            by_mac.setdefault(mac, doc)
+    described: dict[int, pb.CaptureComponent] = {}
+    for component in components:
+        if component.id in described:
+            continue
+        entry = pb.CaptureComponent(id=component.id, name=component.name, mac=component.mac)
+        endpoint = by_mac.get(component.mac) if component.mac else None
+        if endpoint is not None:
+            ips = [ip.split("/")[0] for ip in endpoint_ips(endpoint.value)]
+            entry.endpoint_id = endpoint.id
+            entry.ips.extend(ips)
+            for pod in pods:
+                if pod.ip in ips:
+                    entry.pod.CopyFrom(pb.PodRef(namespace=pod.namespace, name=pod.name, ip=pod.ip))
+                    break
+        described[component.id] = entry
+    return list(described.values())
 
 
 _HNS_TYPES = {

@@ -42,7 +42,12 @@ class Pktmon:
         return parse_components(self._runner.run(TOOL, args).stdout)
 
     def start(self, spec: CaptureStart) -> StreamingProcess:
+        """A real-time `pktmon start`, its output streaming."""
         return self._runner.start(TOOL, spec.args())
+
+    def start_logging(self, spec: CaptureStart) -> None:
+        """A file-mode `pktmon start` (returns once logging runs)."""
+        self._runner.run(TOOL, spec.args())
 
     def _without_hidden(self, rows: list[pb.CounterRow]) -> list[pb.CounterRow]:
         """Rows of the components `pktmon list` shows (it leaves hidden ones out).

@@ -1,0 +1,204 @@
+"""Raw packet bytes from pktmon: multi-file logging, converted one file at a time.
+
+pktmon prints no packet bytes in real-time mode, and real-time and file
+logging cannot run in one session (reference sections 1.2, 1.6). When the
+client wants the bytes (pcapng export), the capture runs as
+
+    pktmon start --capture ... --pkt-size N --log-mode multi-file
+                 --file-name <private dir>\\capture.etl --file-size 1
+
+and pktmon writes capture1.etl, capture2.etl, ... (a new file each time the
+current one reaches 1 MB). A file is complete once the next one exists; the
+last one once `pktmon stop` has returned. Each complete file is converted
+with `pktmon etl2txt <file> --out <file>.txt --hex`, which keeps what
+etl2pcap loses (component, direction, drop reason and location, group id),
+its text is handed to the capture session (parsed by
+parsers.pktmon_etl2txt), and both files are deleted.
+
+Latency and limits:
+- packets arrive one file at a time: a file holds about 1 MB of log, so
+  the delay is however long the node takes to log 1 MB (a busy node:
+  a fraction of a second; a quiet one: the whole capture), plus etl2txt's
+  run time; the rest arrives when the capture stops;
+- the last file is converted after `pktmon stop`, within the server's
+  end-of-capture wait (`wait`); a slower conversion is abandoned;
+- disk: the files wait in a private temporary directory until converted
+  (bounded by how far conversion falls behind), removed by `close`;
+- a pktmon session ended by someone else is noticed by polling
+  `pktmon status` every STATUS_SECONDS.
+
+This object plays the part of the real-time capture's process for the
+session (winspect.node.types.CaptureProcess): `read` returns etl2txt text.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import queue
+import re
+import shutil
+import threading
+import time
+from pathlib import Path
+
+from winspect.node.errors import NodeError
+from winspect.node.windows.runner import READ_SIZE, ToolRunner
+
+log = logging.getLogger("winspect.node.pktmon")
+
+TOOL = "pktmon"
+FILE_STEM = "capture"
+POLL_SECONDS = 0.25
+STATUS_SECONDS = 2.0
+CONVERT_TIMEOUT = 120.0
+# Chunks of text waiting for the session's reader (READ_SIZE each): past this, conversion waits.
+MAX_QUEUED_CHUNKS = 64
+_NOT_RUNNING = "not running"
+_EXIT_EXTERNAL_STOP = 1
+
+
+def log_files(directory: Path, stem: str = FILE_STEM) -> list[Path]:
+    """The session's log files in the order pktmon wrote them (`<stem><n>.etl`, n from 1)."""
+    pattern = re.compile(re.escape(stem) + r"(\d*)\.etl", re.IGNORECASE)
+    numbered = []
+    try:
+        entries = list(directory.iterdir())
+    except OSError:
+        return []
+    for path in entries:
+        m = pattern.fullmatch(path.name)
+        if m is not None:
+            numbered.append((int(m.group(1) or 0), path))
+    return [path for _, path in sorted(numbered)]
+
+
+class FileCapture:
+    """A file-mode pktmon capture whose converted text is read like a process's output."""
+
+    def __init__(self, runner: ToolRunner, directory: Path, argv: list[str]) -> None:
+        self._runner = runner
+        self._dir = directory
+        self._argv = argv
+        self._chunks: queue.Queue[bytes] = queue.Queue(MAX_QUEUED_CHUNKS)
+        self._stopped = threading.Event()  # `pktmon stop` has returned: every file is complete
+        self._abandon = threading.Event()
+        self._done = threading.Event()
+        self._eof = False
+        self._exit_code: int | None = None
+        self.files_converted = 0
+        self._thread = threading.Thread(target=self._run, name="pktmon-files", daemon=True)
+        self._thread.start()
+
+    # ------------------------------------------------------------ CaptureProcess
+
+    @property
+    def argv(self) -> list[str]:
+        return self._argv
+
+    def read(self) -> bytes:
+        if self._eof:
+            return b""
+        chunk = self._chunks.get()
+        if not chunk:
+            self._eof = True
+        return chunk
+
+    def wait(self, timeout: float) -> int | None:
+        return self._exit_code if self._done.wait(timeout) else None
+
+    def kill(self) -> None:
+        """Abandons the conversion (the reader then sees the end of the output)."""
+        self._abandon.set()
+        self._stopped.set()
+        self._done.wait(5.0)
+
+    def close(self) -> None:
+        """Stops converting and removes the private directory with any file left."""
+        self._abandon.set()
+        self._stopped.set()
+        self._thread.join(5.0)
+        shutil.rmtree(self._dir, ignore_errors=True)
+
+    # ------------------------------------------------------------ the backend's signal
+
+    def stopped(self) -> None:
+        """`pktmon stop` has returned: convert what is left, then end the output."""
+        self._stopped.set()
+
+    # ------------------------------------------------------------ conversion
+
+    def _run(self) -> None:
+        code = 0
+        try:
+            next_status = time.monotonic() + STATUS_SECONDS
+            while not self._abandon.is_set():
+                final = self._stopped.is_set()
+                files = log_files(self._dir)
+                for path in files if final else files[:-1]:
+                    if self._abandon.is_set():
+                        break
+                    self._convert(path)
+                if final:
+                    break
+                if time.monotonic() >= next_status:
+                    next_status = time.monotonic() + STATUS_SECONDS
+                    if not self._session_running():
+                        log.info(
+                            "pktmon session ended without our stop", extra={"fields": {"dir": str(self._dir)}}
+                        )
+                        code = _EXIT_EXTERNAL_STOP
+                        self._stopped.set()
+                        continue
+                self._stopped.wait(POLL_SECONDS)
+        except Exception:  # never leave the reader waiting
+            log.exception("pktmon file conversion failed")
+            code = 1
+        finally:
+            self._exit_code = code
+            self._put(b"", force=True)
+            self._done.set()
+
+    def _session_running(self) -> bool:
+        try:
+            result = self._runner.run(TOOL, ["status"], check=False)
+        except NodeError:
+            return True  # cannot tell: keep going
+        return _NOT_RUNNING not in result.stdout.lower()
+
+    def _convert(self, etl: Path) -> None:
+        txt = etl.with_suffix(".txt")
+        try:
+            self._runner.run(TOOL, ["etl2txt", str(etl), "--out", str(txt), "--hex"], timeout=CONVERT_TIMEOUT)
+            with open(txt, "rb") as f:
+                while not self._abandon.is_set():
+                    chunk = f.read(READ_SIZE)
+                    if not chunk:
+                        break
+                    self._put(chunk)
+            self.files_converted += 1
+        except (NodeError, OSError) as exc:
+            log.warning("pktmon etl2txt failed", extra={"fields": {"file": etl.name, "error": str(exc)}})
+            note = f"winspect: `pktmon etl2txt {etl.name}` failed, its packets are lost: {exc}"
+            self._put(("\n" + " ".join(note.split()) + "\n").encode("utf-8"))
+        finally:
+            for path in (etl, txt):
+                try:
+                    path.unlink()
+                except FileNotFoundError:
+                    pass
+                except OSError as exc:  # pktmon still holds it (Windows): left for close()
+                    log.info("log file not removed", extra={"fields": {"file": path.name, "error": str(exc)}})
+
+    def _put(self, chunk: bytes, force: bool = False) -> None:
+        """Hands a chunk to the reader; waits while the reader is behind (unless abandoned)."""
+        while True:
+            try:
+                self._chunks.put(chunk, timeout=0.1)
+                return
+            except queue.Full:
+                if self._abandon.is_set() and not force:
+                    return
+                if self._abandon.is_set():  # make room for the end marker: the reader is gone or done
+                    with contextlib.suppress(queue.Empty):
+                        self._chunks.get_nowait()

@@ -83,7 +83,7 @@ image-context: wheel
 
 manifests:
 	cp src/winspect/deploy/data/namespace.yaml src/winspect/deploy/data/serviceaccount.yaml \
-		src/winspect/deploy/data/daemonset.yaml deploy/base/
+		src/winspect/deploy/data/rbac.yaml src/winspect/deploy/data/daemonset.yaml deploy/base/
 
 clean:
 	rm -rf $(OUT) $(BUILD_DIR)

@@ -11,7 +11,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[2]
 BASE = REPO / "deploy" / "base"
 DATA = REPO / "src" / "winspect" / "deploy" / "data"
-FILES = ("namespace.yaml", "serviceaccount.yaml", "daemonset.yaml")
+FILES = ("namespace.yaml", "serviceaccount.yaml", "rbac.yaml", "daemonset.yaml")
 
 Obj = dict[str, Any]
 

@@ -24,8 +24,8 @@ PORT_PATHS = {
     ("spec", "template", "spec", "containers", 0, "env", 0, "value"),
     ("spec", "template", "spec", "containers", 0, "ports", 0, "containerPort"),
     ("spec", "template", "spec", "containers", 0, "ports", 0, "hostPort"),
-    ("spec", "template", "spec", "containers", 0, "livenessProbe", "grpc", "port"),
-    ("spec", "template", "spec", "containers", 0, "readinessProbe", "grpc", "port"),
+    ("spec", "template", "spec", "containers", 0, "livenessProbe", "tcpSocket", "port"),
+    ("spec", "template", "spec", "containers", 0, "readinessProbe", "tcpSocket", "port"),
 }
 IMAGE_PATH = ("spec", "template", "spec", "containers", 0, "image")
 
@@ -92,7 +92,10 @@ def test_samples_are_valid_and_target_their_windows_build(sample: Path) -> None:
 def test_kustomize_base_builds_the_same_objects_as_install() -> None:
     built = kustomize(BASE)
     validate_all(built)
-    assert sorted(built, key=lambda d: d["kind"]) == sorted(render().objects, key=lambda d: d["kind"])
+    def key(d: dict[str, Any]) -> tuple[str, str]:
+        return d["kind"], d["metadata"]["name"]
+
+    assert sorted(built, key=key) == sorted(render().objects, key=key)
 
 
 def test_overlay_changes_the_image_and_every_port_place() -> None:
@@ -123,9 +126,21 @@ def test_dry_run_with_image_and_port_changes_exactly_those() -> None:
     docs = list(yaml.safe_load_all(proc.stdout))
     validate_all(docs)
     default = render().objects
-    assert [d["kind"] for d in docs] == ["Namespace", "ServiceAccount", "DaemonSet"]
-    assert docs[:2] == list(default[:2])
-    assert changed(default[2], docs[2]) == expected_change(image, 43058)
+    assert [d["kind"] for d in docs] == [
+        "Namespace",
+        "ServiceAccount",
+        "ClusterRole",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "Role",
+        "RoleBinding",
+        "ServiceAccount",
+        "ClusterRoleBinding",
+        "Role",
+        "DaemonSet",
+    ]
+    assert docs[:-1] == list(default[:-1])
+    assert changed(default[-1], docs[-1]) == expected_change(image, 43058)
     # the comments of the files survive: the text differs from the files only on those lines
     changed_lines = [
         (a, b)

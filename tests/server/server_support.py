@@ -3,7 +3,10 @@
 `EmulatedNode` builds a cluster model, writes one Windows node's state,
 installs the emulated pktmon/vfpctrl/hnsdiag into a tools directory and
 starts a real gRPC server (winspect.server.app.start_server) on a free
-loopback address at port 50051, pointed at those tools.
+loopback address at port 50051, pointed at those tools. The server is
+secure, as in production: TLS, and every call checked against a Kubernetes
+API (the sandbox's, in this process: `api`); `stub()` calls as the
+sandbox's admin.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ import grpc
 from winspect.emulator.install import install_tools
 from winspect.emulator.model import Cluster, Pod, build_cluster
 from winspect.emulator.state import create_node_state, pktmon_status, read_calls
+from winspect.sandbox.kubeapi.auth import ADMIN_USER
+from winspect.sandbox.security import LocalApi, start_local_api
 from winspect.server.app import RunningServer, ServerConfig, start_server
 from winspect.v1 import winspect_pb2 as pb
 from winspect.v1 import winspect_pb2_grpc as pb_grpc
@@ -41,6 +46,7 @@ class EmulatedNode:
     server: RunningServer | None = field(init=False, default=None)
     channel: grpc.Channel | None = field(init=False, default=None)
     calls_at_start: int = field(init=False, default=0)
+    api: LocalApi | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         self.cluster = build_cluster(windows_nodes=2, linux_nodes=1, seed=7)
@@ -58,6 +64,16 @@ class EmulatedNode:
 
     # ------------------------------------------------------------ server
 
+    def kube(self) -> LocalApi:
+        """The Kubernetes API the server checks its callers with (started on first use)."""
+        if self.api is None:
+            self.api = start_local_api(self.root / "kube")
+        return self.api
+
+    def server_args(self) -> list[str]:
+        """winspectserv's security flags (for servers run as processes)."""
+        return self.kube().security.server_args()
+
     def start(self, tools_dir: Path | None = None) -> pb_grpc.NodeInspectorStub:
         self.server = start_server(
             ServerConfig(
@@ -67,21 +83,28 @@ class EmulatedNode:
                 tools_dir=str(tools_dir or self.tools_dir),
                 tool_timeout=self.tool_timeout,
                 max_queued_packets=self.max_queued_packets,
+                **self.kube().server_config(),  # type: ignore[arg-type]
             )
         )
         self.calls_at_start = len(read_calls(self.state_dir))
         return self.stub()
 
+    def connect(self, address: str | None = None, user: str | None = ADMIN_USER) -> grpc.Channel:
+        """A TLS channel to the server (or `address`) calling as `user` (None: no credentials)."""
+        if address is None:
+            assert self.server is not None
+            address = self.server.address
+        channel: grpc.Channel = self.kube().channel(address, user)
+        return channel
+
     def stub(self) -> pb_grpc.NodeInspectorStub:
-        assert self.server is not None
         if self.channel is None:
-            self.channel = grpc.insecure_channel(self.server.address)
+            self.channel = self.connect()
         return pb_grpc.NodeInspectorStub(self.channel)
 
     def new_stub(self) -> pb_grpc.NodeInspectorStub:
         """A stub on its own channel (a second client)."""
-        assert self.server is not None
-        return pb_grpc.NodeInspectorStub(grpc.insecure_channel(self.server.address))
+        return pb_grpc.NodeInspectorStub(self.connect())
 
     def stop(self) -> None:
         if self.channel is not None:
@@ -90,6 +113,9 @@ class EmulatedNode:
         if self.server is not None:
             self.server.stop(grace=1.0)
             self.server = None
+        if self.api is not None:
+            self.api.stop()
+            self.api = None
 
     # ------------------------------------------------------------ emulated node
 

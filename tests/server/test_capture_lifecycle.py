@@ -21,6 +21,7 @@ import grpc
 import pytest
 from server_support import EmulatedNode, node_is_clean, pod_ref, wait_until
 
+from winspect.sandbox.kubeapi.auth import ADMIN_USER
 from winspect.v1 import winspect_pb2 as pb
 
 STOP_AND_REMOVE = [["pktmon", "stop"], ["pktmon", "filter", "remove"]]
@@ -215,9 +216,11 @@ def test_client_cancel_cleans_the_node(node: EmulatedNode) -> None:
 
 
 _CLIENT = """
-import sys, time, grpc
+import sys, time, pathlib
+from winspect.sandbox.security import secure_channel
 from winspect.v1 import winspect_pb2 as pb, winspect_pb2_grpc as g
-stub = g.NodeInspectorStub(grpc.insecure_channel(sys.argv[1]))
+channel = secure_channel(sys.argv[1], pathlib.Path(sys.argv[2]).read_bytes(), sys.argv[3])
+stub = g.NodeInspectorStub(channel)
 stream = stub.Capture(pb.CaptureRequest(ports=[80, 443], requester="doomed@client"))
 next(stream)
 print("started", flush=True)
@@ -228,7 +231,16 @@ time.sleep(600)
 def test_client_process_killed_cleans_the_node(node: EmulatedNode) -> None:
     assert node.server is not None
     client = subprocess.Popen(
-        [sys.executable, "-c", _CLIENT, node.server.address], stdout=subprocess.PIPE, text=True
+        [
+            sys.executable,
+            "-c",
+            _CLIENT,
+            node.server.address,
+            str(node.kube().security.ca_file),
+            node.kube().token(ADMIN_USER),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert client.stdout is not None

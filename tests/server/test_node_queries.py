@@ -203,7 +203,7 @@ def test_hanging_pktmon_stop_at_capture_start_is_a_timeout(node: EmulatedNode) -
 
 def test_health_and_reflection(node: EmulatedNode) -> None:
     assert node.server is not None
-    channel = grpc.insecure_channel(node.server.address)
+    channel = node.connect(user=None)  # TLS without credentials: health and reflection are open
     try:
         health = health_pb2_grpc.HealthStub(channel)
         for service in ("", "winspect.v1.NodeInspector"):

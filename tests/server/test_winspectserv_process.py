@@ -9,7 +9,6 @@ import sys
 import threading
 from pathlib import Path
 
-import grpc
 import pytest
 from server_support import PORT, EmulatedNode, node_is_clean, wait_until
 
@@ -55,6 +54,7 @@ def test_signal_during_capture_ends_it_cleanly(
             "win-test",
             "--tool-timeout",
             "5",
+            *node.server_args(),
         ],
         stderr=subprocess.PIPE,
         text=True,
@@ -64,7 +64,7 @@ def test_signal_during_capture_ends_it_cleanly(
     stderr = server.stderr
     collector = threading.Thread(target=lambda: log_lines.extend(stderr), daemon=True)
     collector.start()
-    channel = grpc.insecure_channel(f"{node.host}:{PORT}")
+    channel = node.connect(f"{node.host}:{PORT}")
     try:
         wait_until(
             lambda: any('"server started"' in line for line in log_lines) or server.poll() is not None,
@@ -104,3 +104,4 @@ def test_signal_during_capture_ends_it_cleanly(
         if server.poll() is None:
             server.kill()
             server.wait(10)
+        node.stop()

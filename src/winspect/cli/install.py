@@ -24,6 +24,11 @@ winspect install --image myregistry.azurecr.io/winspectserv:0.1.0 --port 43058 -
 winspect --context prod install --wait-timeout 0  # apply and return without waiting
 """
 
+ROTATE_EXAMPLES = """
+winspect rotate-certs                      # new CA and certificate, then wait for the restart
+winspect --context prod rotate-certs --wait-timeout 0
+"""
+
 UNINSTALL_EXAMPLES = """
 winspect uninstall
 winspect --context prod uninstall -o json
@@ -163,21 +168,24 @@ def install(image: str | None, dry_run: bool, wait_timeout: str) -> int:
 @command("uninstall", examples=UNINSTALL_EXAMPLES)
 @handles_errors
 def uninstall() -> int:
-    """Remove winspectserv: the DaemonSet, its ServiceAccount and the namespace winspect-system.
+    """Remove winspectserv: the DaemonSet, its certificates, ServiceAccounts, RBAC and the namespace.
 
     The namespace is deleted only when it carries the label
-    app.kubernetes.io/name=winspect (as install makes it). Running it again
-    is harmless: objects already gone are reported as absent.
+    app.kubernetes.io/name=winspect (as install makes it). The ClusterRoles
+    winspect-viewer and winspect-capture go too; bindings to them that an
+    admin created stay. Running it again is harmless: objects already gone
+    are reported as absent.
     """
     from winspect.client.render.documents import document, dumps
     from winspect.deploy.install import Deployer
+    from winspect.deploy.manifests import DEFAULT_IMAGE, render
 
     ctx = click.get_current_context()
     settings = settings_from(ctx)
     _check_scope(ctx, settings, "uninstall")
     cluster = _cluster(settings)
     try:
-        results = Deployer(cluster, lambda line: err(line)).uninstall()
+        results = Deployer(cluster, lambda line: err(line)).uninstall(render(DEFAULT_IMAGE, settings.port))
     finally:
         cluster.close()
     if settings.output == "json":
@@ -185,3 +193,71 @@ def uninstall() -> int:
     else:
         click.echo(_results_lines(results))
     return 0
+
+
+@command("rotate-certs", examples=ROTATE_EXAMPLES)
+@click.option(
+    "--wait-timeout",
+    metavar="SECONDS",
+    default=DEFAULT_WAIT,
+    show_default=True,
+    help="How long to wait for winspectserv to restart on every Windows node (e.g. 90, 10m); 0: no wait.",
+)
+@handles_errors
+def rotate_certs(wait_timeout: str) -> int:
+    """Replace winspect's CA and server certificate, and restart winspectserv to serve them.
+
+    Makes a new CA and certificate (the old CA key was never kept), replaces
+    the Secret winspect-tls and the ConfigMap winspect-ca, and restarts the
+    DaemonSet's pods; clients trust the new CA from their next command on.
+    A capture running on a node ends when its pod restarts. Also the way to
+    create the certificates once when winspect was deployed from deploy/base
+    (kustomize) rather than with `winspect install`.
+    """
+    from winspect.client.errors import EXIT_NODE_FAILED
+    from winspect.client.filters import parse_seconds
+    from winspect.client.render.documents import document, dumps
+    from winspect.deploy.install import Deployer
+    from winspect.deploy.manifests import NAMESPACE
+
+    ctx = click.get_current_context()
+    settings = settings_from(ctx)
+    _check_scope(ctx, settings, "rotate-certs")
+    wait = parse_seconds(wait_timeout, "--wait-timeout")
+    as_json = settings.output == "json"
+    cluster = _cluster(settings)
+    try:
+        deployer = Deployer(cluster, lambda line: err(line))
+        results = deployer.ensure_certificates(rotate=True)
+        if not as_json:
+            click.echo(_results_lines(results))
+        restarted = any(r.action == "restarted" for r in results)
+        extra: dict[str, Any] = {"namespace": NAMESPACE, "applied": [r.to_dict() for r in results]}
+        if not restarted or wait == 0:
+            if as_json:
+                click.echo(dumps(document("rotate-certs", {}, {}, **extra, waited=False, ready=None)))
+            if not restarted:
+                err("the DaemonSet winspectserv is not installed: its pods will serve the new certificate")
+            else:
+                err("not waiting for the restart (--wait-timeout 0)")
+            return 0
+        err(f"waiting up to {wait:g}s for winspectserv to restart on every Windows node (--wait-timeout)")
+        state = deployer.wait(wait)
+    finally:
+        cluster.close()
+    if as_json:
+        ok = {n.node: n.to_dict() for n in state.nodes if n.ready}
+        bad = {n.node: {"code": n.status, "message": n.detail} for n in state.not_ready()}
+        click.echo(dumps(document("rotate-certs", ok, bad, **extra, waited=True, ready=state.ready)))
+    elif state.nodes:
+        click.echo(_rollout_table(state))
+    if state.ready:
+        err(f"winspectserv serves the new certificate on all {state.total} Windows nodes")
+        return 0
+    names = ", ".join(n.node for n in state.not_ready())
+    err(
+        f"error: winspectserv has not restarted on {len(state.not_ready())} of {state.total} Windows nodes "
+        f"after {wait:g}s (--wait-timeout): {names}; until it has, clients refuse those nodes' old "
+        f"certificate; see `kubectl -n {NAMESPACE} get pods -o wide`"
+    )
+    return EXIT_NODE_FAILED

@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "completion": ("winspect.cli.completion:completion", "Shell completion (bash, zsh, fish, powershell)."),
     "install": ("winspect.cli.install:install", "Install winspectserv on every Windows node (DaemonSet)."),
     "uninstall": ("winspect.cli.install:uninstall", "Remove winspectserv from the cluster."),
+    "rotate-certs": ("winspect.cli.install:rotate_certs", "New TLS certificates for winspectserv."),
     "sandbox": ("winspect.cli.sandbox:sandbox", "Run a simulated Windows cluster locally"),
 }
 

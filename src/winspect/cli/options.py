@@ -73,7 +73,8 @@ def global_options(f: F) -> F:
             "--target",
             multiple=True,
             metavar="NAME=HOST[:PORT]",
-            help="Talk to this node server directly, without Kubernetes (repeatable).",
+            help="Talk to this node server directly, without discovery (repeatable); credentials still "
+            "come from the kubeconfig unless --insecure.",
         ),
         _global_option(
             "-o",
@@ -86,6 +87,19 @@ def global_options(f: F) -> F:
             "--timeout",
             metavar="SECONDS",
             help="Deadline per node call and for the Kubernetes API (e.g. 10, 30s, 2m).  [default: 30s]",
+        ),
+        _global_option(
+            "--ca-file",
+            metavar="FILE",
+            help="CA certificate to check node servers against "
+            "(default: ConfigMap winspect-system/winspect-ca).",
+        ),
+        _global_option(
+            "--insecure",
+            is_flag=True,
+            default=None,
+            help="Plain text, no credentials: only for servers run with `winspectserv --insecure` "
+            "(development).",
         ),
         _global_option("-v", "--verbose", count=True, help="Say what winspect does (on stderr)."),
     ]
@@ -117,11 +131,19 @@ def settings_from(ctx: click.Context) -> Settings:
         timeout=timeout,
         verbose=given.get("verbose", 0),
         color=output != "json" and use_color(sys.stdout, dict(os.environ)),
+        insecure=bool(given.get("insecure")),
+        ca_file=given.get("ca_file"),
     )
-    if settings.targets and (settings.kubeconfig or settings.context):
+    if settings.insecure and settings.targets and (settings.kubeconfig or settings.context):
         raise UsageError(
-            "--target talks to nodes directly: it cannot be combined with --kubeconfig or --context"
+            "--target talks to nodes directly, and --insecure sends no credentials: --kubeconfig and "
+            "--context have no use with both"
         )
+    if settings.insecure and settings.ca_file:
+        raise UsageError("--insecure connects in plain text: it cannot be combined with --ca-file")
+    from winspect.client import security
+
+    security.configure(settings)
     return settings
 
 

@@ -2,7 +2,9 @@
 
 Each node gets its own connect timeout and call deadline; a node that
 fails yields a NodeError (with a one-line message) and never disturbs the
-others.
+others. Channels are TLS with a bearer token unless --insecure
+(winspect.client.security); TLS, authentication and RBAC failures are
+explained, a refusal by RBAC with the command a cluster admin would run.
 """
 
 from __future__ import annotations
@@ -15,10 +17,15 @@ from typing import Any, Generic, TypeVar
 import grpc
 import grpc.aio
 
+from winspect.client import security
 from winspect.client.filters import TargetSpec
+from winspect.client.security import open_channel
 from winspect.v1 import winspect_pb2_grpc
 
 T = TypeVar("T")
+
+# How the server's UNAVAILABLE begins when it cannot reach the Kubernetes API (winspect.server.auth).
+CREDENTIALS_UNCHECKED = "winspectserv cannot check credentials"
 
 CHANNEL_OPTIONS: list[tuple[str, Any]] = [
     ("grpc.max_receive_message_length", 64 * 1024 * 1024),
@@ -63,7 +70,7 @@ class Connection:
         self.target = target
         self.name = target.name
         self.address = target.address
-        self.channel = grpc.aio.insecure_channel(self.address, options=CHANNEL_OPTIONS)
+        self.channel = open_channel(self.address, security.current(), CHANNEL_OPTIONS)
         self.stub = winspect_pb2_grpc.NodeInspectorStub(self.channel)  # type: ignore[no-untyped-call]
 
     async def connect(self, timeout: float) -> None:
@@ -101,6 +108,53 @@ class Connection:
         await self.channel.close(grace=None)
 
 
+def _tls_problem(address: str, lowered: str) -> str | None:
+    """What went wrong in a failed TLS handshake, or None when it was not one."""
+    sec = security.peek()
+    ca = f" ({sec.ca_source})" if sec is not None and sec.ca_source else ""
+    if "certificate_verify_failed" in lowered or "certificate verify failed" in lowered:
+        if "expired" in lowered:
+            return (
+                f"the TLS certificate of {address} has expired: a cluster admin runs `winspect rotate-certs`"
+            )
+        return (
+            f"the TLS certificate of {address} is not signed by winspect's CA{ca}: the server was set up "
+            "with other certificates (after `winspect rotate-certs`, wait until its pod restarted), or it "
+            "is not winspectserv"
+        )
+    if "hostname verification" in lowered or "no match found for server name" in lowered:
+        name = sec.server_name if sec is not None else "winspectserv.winspect-system.svc"
+        return f"the TLS certificate of {address} does not name {name}: it is not a winspectserv certificate"
+    if "wrong_version_number" in lowered or "tls handshake failed" in lowered:
+        return (
+            f"TLS handshake with {address} failed: it speaks plain text (a server started with "
+            "`winspectserv --insecure`?); reach such a server with winspect --insecure "
+            "(local development only)"
+        )
+    return None
+
+
+def _denied(details: str, exc: grpc.aio.AioRpcError) -> str:
+    """The server's PERMISSION_DENIED message and the kubectl command that would grant the permission."""
+    metadata: Any = exc.trailing_metadata() or ()
+    trailers = {str(k): v for k, v in tuple(metadata) if isinstance(v, str)}
+    user = trailers.get("winspect-denied-user", "")
+    role = trailers.get("winspect-suggested-role", "")
+    message = " ".join(details.split())
+    if not user or not role:
+        return message
+    parts = user.split(":")
+    if len(parts) == 4 and parts[:2] == ["system", "serviceaccount"]:
+        subject = f"--serviceaccount={parts[2]}:{parts[3]}"
+    else:
+        subject = f"--user={user}"
+    command = (
+        f"kubectl create clusterrolebinding {role}-{security.binding_slug(user)} "
+        f"--clusterrole={role} {subject}"
+    )
+    return f"{message}; a cluster admin can grant it with: {command}"
+
+
 def describe_error(node: str, address: str, exc: BaseException, timeout: float | None = None) -> NodeError:
     """A one-line explanation of a failed call."""
     if isinstance(exc, NodeFailure):
@@ -110,6 +164,30 @@ def describe_error(node: str, address: str, exc: BaseException, timeout: float |
         details = (exc.details() or "").strip()
         name = code.name if code is not None else "UNKNOWN"
         lowered = details.lower()
+        if code == grpc.StatusCode.PERMISSION_DENIED:
+            return NodeError(node, address, name, _denied(details, exc))
+        if code == grpc.StatusCode.UNAVAILABLE and details.startswith(
+            "winspectserv cannot check credentials"
+        ):
+            return NodeError(node, address, name, " ".join(details.split()))
+        tls = _tls_problem(address, lowered) if code == grpc.StatusCode.UNAVAILABLE else None
+        if tls is not None:
+            return NodeError(node, address, "TLS_HANDSHAKE_FAILED", tls)
+        sec = security.peek()
+        if (
+            code == grpc.StatusCode.UNAVAILABLE
+            and sec is not None
+            and sec.insecure
+            and "socket closed" in lowered
+            and "failed to connect" in lowered
+        ):
+            return NodeError(
+                node,
+                address,
+                name,
+                f"cannot connect to {address}: it closed the plain-text connection; winspectserv serves TLS "
+                "unless started with --insecure: drop --insecure",
+            )
         if code == grpc.StatusCode.UNAVAILABLE and (
             "failed to connect" in lowered or "connection refused" in lowered or "connect failed" in lowered
         ):

@@ -22,6 +22,9 @@ class Settings:
     timeout: float = DEFAULT_TIMEOUT
     verbose: int = 0
     color: bool = False
+    # Node connections (winspect.client.security): plain text without credentials, or the CA to trust.
+    insecure: bool = False
+    ca_file: str | None = None
 
     @property
     def connect_timeout(self) -> float:

@@ -15,7 +15,15 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from winspect.client.errors import KubeApiError
+from winspect.deploy.certificates import (
+    FINGERPRINT_ANNOTATION,
+    configmap_object,
+    fingerprint,
+    renewal_reason,
+    secret_object,
+)
 from winspect.deploy.manifests import DAEMONSET, MANAGED_LABEL, NAMESPACE, Manifests
+from winspect.deploy.names import CA_CONFIGMAP, TLS_SECRET
 from winspect.deploy.readiness import Rollout, rollout
 
 if TYPE_CHECKING:
@@ -24,16 +32,24 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 FIELD_MANAGER = "winspect"
-# HostProcess containers (beta, on by default) and gRPC probes (beta, on by default) both exist from 1.24.
+# HostProcess containers (beta, on by default) exist from 1.24 (GA in 1.26).
 MIN_KUBERNETES = (1, 24)
 POLL_INTERVAL = 2.0
 HEARTBEAT = 15.0  # repeat an unchanged progress line this often (seconds)
 
 INSTALL_RIGHTS = (
-    "installing winspect needs get/create/patch on namespaces, serviceaccounts and daemonsets "
-    "and list on nodes and pods (cluster-admin has them)"
+    "installing winspect needs get/create/patch on namespaces, serviceaccounts, secrets, configmaps, "
+    "daemonsets, roles, rolebindings, clusterroles and clusterrolebindings, and list on nodes and pods "
+    "(cluster-admin has them)"
 )
-UNINSTALL_RIGHTS = "uninstalling winspect needs get/delete on namespaces, serviceaccounts and daemonsets"
+UNINSTALL_RIGHTS = (
+    "uninstalling winspect needs get/delete on namespaces, serviceaccounts, secrets, configmaps, "
+    "daemonsets, roles, rolebindings, clusterroles and clusterrolebindings"
+)
+ROTATE_RIGHTS = (
+    "rotating winspect's certificates needs get/create/patch on secrets and configmaps and patch on "
+    "daemonsets in namespace winspect-system"
+)
 
 
 @dataclass(frozen=True)
@@ -120,7 +136,7 @@ class Deployer:
                         f"the Kubernetes API server {self.cluster.resolved.server} does not know the fields "
                         f"{', '.join(fields)} of winspect's DaemonSet: winspect needs Kubernetes "
                         f"{MIN_KUBERNETES[0]}.{MIN_KUBERNETES[1]} or later "
-                        "(HostProcess containers, gRPC probes)"
+                        "(HostProcess containers)"
                     ) from None
                 raise
 
@@ -152,7 +168,7 @@ class Deployer:
         if version is not None and version < MIN_KUBERNETES:
             raise KubeApiError(
                 f"the cluster runs Kubernetes {shown}: winspect's DaemonSet needs "
-                f"{MIN_KUBERNETES[0]}.{MIN_KUBERNETES[1]} or later (HostProcess containers, gRPC probes); "
+                f"{MIN_KUBERNETES[0]}.{MIN_KUBERNETES[1]} or later (HostProcess containers); "
                 "nothing was installed"
             )
         return shown
@@ -174,9 +190,8 @@ class Deployer:
     # ------------------------------------------------------------ install
 
     def apply(self, manifests: Manifests) -> list[ObjectResult]:
-        """Server-side apply of every object, in order (field manager "winspect", conflicts forced)."""
-        from lightkube.codecs import from_dict
-
+        """Server-side apply of every object, in order (field manager "winspect", conflicts forced),
+        with the certificates made or kept right after the namespace (`ensure_certificates`)."""
         ns = self._namespace()
         if ns is not None and ns.metadata.deletionTimestamp:
             raise KubeApiError(
@@ -185,16 +200,98 @@ class Deployer:
             )
         results: list[ObjectResult] = []
         for obj in manifests.objects:
-            resource = from_dict(obj)
-            kind = obj["kind"]
-            name = obj["metadata"]["name"]
-            namespace = obj["metadata"].get("namespace")
-            where = f" in namespace {namespace}" if namespace else ""
-            self._call(
-                f"apply {kind.lower()} {name}{where}", INSTALL_RIGHTS, partial(self._apply_one, resource)
-            )
-            results.append(ObjectResult(kind, name, namespace, "applied"))
+            results.append(self._apply_obj(obj, INSTALL_RIGHTS))
+            if obj["kind"] == "Namespace":
+                results += self.ensure_certificates(rotate=False)
         return results
+
+    def _apply_obj(self, obj: dict[str, Any], rights: str, note: str = "") -> ObjectResult:
+        from lightkube.codecs import from_dict
+
+        resource = from_dict(obj)
+        kind = obj["kind"]
+        name = obj["metadata"]["name"]
+        namespace = obj["metadata"].get("namespace")
+        where = f" in namespace {namespace}" if namespace else ""
+        self._call(f"apply {kind.lower()} {name}{where}", rights, partial(self._apply_one, resource))
+        return ObjectResult(kind, name, namespace, "applied", note)
+
+    # ------------------------------------------------------------ certificates
+
+    def _get_data(self, res: Any, name: str, rights: str) -> dict[str, str] | None:
+        """The data of Secret or ConfigMap `name` in the namespace, None when it does not exist."""
+        from lightkube import ApiError
+
+        def get() -> dict[str, str] | None:
+            try:
+                obj = self._lightkube().get(res, name, namespace=NAMESPACE)
+            except ApiError as exc:
+                if _status_code(exc) == 404:
+                    return None
+                raise
+            return dict(obj.data or {})
+
+        return self._call(f"get {res.__name__.lower()} {name} in namespace {NAMESPACE}", rights, get)
+
+    def ensure_certificates(self, rotate: bool) -> list[ObjectResult]:
+        """Keep the CA and server certificate in the cluster, or make new ones (always when `rotate`).
+
+        New certificates replace the Secret and the ConfigMap and, when the DaemonSet exists,
+        restart its pods (an annotation of the pod template changes) so they serve them."""
+        from lightkube.resources.core_v1 import ConfigMap, Secret
+
+        from winspect.deploy.certs import make_server_tls
+
+        rights = INSTALL_RIGHTS if not rotate else ROTATE_RIGHTS
+        secret = self._get_data(Secret, TLS_SECRET, rights)
+        ca = self._get_data(ConfigMap, CA_CONFIGMAP, rights)
+        reason = "rotation asked for" if rotate else renewal_reason(secret, ca)
+        if reason is None:
+            return [
+                ObjectResult("Secret", TLS_SECRET, NAMESPACE, "kept", "certificate still valid"),
+                ObjectResult("ConfigMap", CA_CONFIGMAP, NAMESPACE, "kept", "CA still valid"),
+            ]
+        tls = make_server_tls()
+        new_secret = secret_object(tls)
+        note = f"new certificates: {reason}"
+        results = [
+            self._apply_obj(new_secret, rights, note),
+            self._apply_obj(configmap_object(tls), rights, note),
+        ]
+        if secret is not None:
+            restarted = self._restart_daemonset(fingerprint(new_secret["data"]), rights)
+            if restarted is not None:
+                results.append(restarted)
+        return results
+
+    def _restart_daemonset(self, print_: str, rights: str) -> ObjectResult | None:
+        """Make the DaemonSet's pods restart with the new certificate; None when it is not installed."""
+        from lightkube import ApiError
+        from lightkube.resources.apps_v1 import DaemonSet
+        from lightkube.types import PatchType
+
+        patch = {"spec": {"template": {"metadata": {"annotations": {FINGERPRINT_ANNOTATION: print_}}}}}
+
+        def restart() -> bool:
+            try:
+                self._lightkube().patch(
+                    DaemonSet,
+                    DAEMONSET,
+                    patch,
+                    namespace=NAMESPACE,
+                    patch_type=PatchType.MERGE,
+                    field_manager=f"{FIELD_MANAGER}-rotate-certs",
+                )
+            except ApiError as exc:
+                if _status_code(exc) == 404:
+                    return False
+                raise
+            return True
+
+        done = self._call(f"patch daemonset {DAEMONSET} in namespace {NAMESPACE}", rights, restart)
+        if not done:
+            return None
+        return ObjectResult("DaemonSet", DAEMONSET, NAMESPACE, "restarted", "to serve the new certificate")
 
     def _apply_one(self, resource: Any) -> Any:
         return self._lightkube().apply(resource, field_manager=FIELD_MANAGER, force=True)
@@ -241,11 +338,12 @@ class Deployer:
 
     # ------------------------------------------------------------ uninstall
 
-    def uninstall(self) -> list[ObjectResult]:
-        """Delete the DaemonSet, the ServiceAccount and the namespace (only if install made it)."""
+    def uninstall(self, manifests: Manifests) -> list[ObjectResult]:
+        """Delete what install made, in reverse order: the objects of `manifests` and the
+        certificates; the namespace only if install made it (it carries MANAGED_LABEL)."""
         from lightkube import ApiError
-        from lightkube.resources.apps_v1 import DaemonSet
-        from lightkube.resources.core_v1 import Namespace, ServiceAccount
+        from lightkube.codecs import from_dict
+        from lightkube.resources.core_v1 import ConfigMap, Namespace, Secret
 
         lk = self._lightkube()
         results: list[ObjectResult] = []
@@ -262,16 +360,25 @@ class Deployer:
                 raise
             return True
 
-        for res, kind, name in (
-            (DaemonSet, "DaemonSet", DAEMONSET),
-            (ServiceAccount, "ServiceAccount", DAEMONSET),
-        ):
+        targets: list[tuple[Any, str, str, str | None]] = []
+        for obj in reversed(manifests.objects):
+            if obj["kind"] == "Namespace":
+                continue
+            meta = obj["metadata"]
+            targets.append((type(from_dict(obj)), obj["kind"], meta["name"], meta.get("namespace")))
+            if obj["kind"] == "DaemonSet":  # its certificates next
+                targets += [
+                    (Secret, "Secret", TLS_SECRET, NAMESPACE),
+                    (ConfigMap, "ConfigMap", CA_CONFIGMAP, NAMESPACE),
+                ]
+        for res, kind, name, namespace in targets:
+            where = f" in namespace {namespace}" if namespace else ""
             deleted = self._call(
-                f"delete {kind.lower()} {name} in namespace {NAMESPACE}",
+                f"delete {kind.lower()} {name}{where}",
                 UNINSTALL_RIGHTS,
-                partial(delete, res, name, NAMESPACE),
+                partial(delete, res, name, namespace),
             )
-            results.append(ObjectResult(kind, name, NAMESPACE, "deleted" if deleted else "absent"))
+            results.append(ObjectResult(kind, name, namespace, "deleted" if deleted else "absent"))
 
         def get_ns() -> Any | None:
             try:

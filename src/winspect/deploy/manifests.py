@@ -43,8 +43,8 @@ __all__ = [
     "validate_image",
     "validate_port",
 ]
-# In apply order: the namespace first, the DaemonSet last.
-FILES = ("namespace.yaml", "serviceaccount.yaml", "daemonset.yaml")
+# In apply order: the namespace first, the DaemonSet last. rbac.yaml holds several documents.
+FILES = ("namespace.yaml", "serviceaccount.yaml", "rbac.yaml", "daemonset.yaml")
 
 Obj = dict[str, Any]
 
@@ -151,12 +151,12 @@ def render(image: str = DEFAULT_IMAGE, port: int = DEFAULT_PORT) -> Manifests:
     for name in FILES:
         original = file_text(name)
         text = _substitute(original, image, port)
-        wanted = customize([yaml.safe_load(original)], image, port)[0]
-        got = yaml.safe_load(text)
+        wanted = customize([d for d in yaml.safe_load_all(original) if d], image, port)
+        got = [d for d in yaml.safe_load_all(text) if d]
         if got != wanted:  # the file's layout changed so that the line edits miss a port or the image
             raise RuntimeError(
                 f"internal error: rendering data/{name} for {image} port {port} is inconsistent"
             )
         texts.append(text)
-        objects.append(got)
+        objects.extend(got)
     return Manifests(image, port, tuple(texts), tuple(objects))

@@ -14,7 +14,7 @@ MANAGED_LABEL = ("app.kubernetes.io/name", "winspect")
 
 # Security (docs/security.md). The server's certificate names SERVER_NAME; clients verify it against
 # the CA in ConfigMap CA_CONFIGMAP (key CA_KEY), with SERVER_NAME as the TLS target name.
-TLS_SECRET = "winspect-tls"
+TLS_SECRET = "winspect-tls"  # noqa: S105 - the Secret's name
 CA_CONFIGMAP = "winspect-ca"
 CA_KEY = "ca.crt"
 SERVER_NAME_KEY = "server-name"

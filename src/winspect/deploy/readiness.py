@@ -123,7 +123,7 @@ def describe_pod(pod: Obj) -> tuple[str, str]:
         if state.get("running") is not None:
             ready = _condition(pod, "Ready") or {}
             why = _short(ready.get("message"))
-            return "Running", f"pod {name} is running but not ready yet (gRPC health probe)" + (
+            return "Running", f"pod {name} is running but not ready yet (readiness probe)" + (
                 f": {why}" if why else ""
             )
     scheduled = _condition(pod, "PodScheduled")

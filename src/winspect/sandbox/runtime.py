@@ -166,9 +166,16 @@ def status(root: Path) -> dict[str, Any]:
     nodes = sandbox.nodes
     health: dict[str, bool] = {}
     if alive and nodes:
-        from winspect.sandbox.health import check_all
+        from winspect.sandbox.health import Tls, check_all
 
-        health = check_all([f"{n['address']}:{n['port']}" for n in nodes])
+        tls = None
+        tls_state = sandbox.state.get("tls") or {}
+        if tls_state.get("ca_file"):
+            try:
+                tls = Tls(Path(tls_state["ca_file"]).read_bytes(), str(tls_state.get("server_name", "")))
+            except OSError:
+                tls = None
+        health = check_all([f"{n['address']}:{n['port']}" for n in nodes], tls=tls)
     return {
         "dir": str(sandbox.layout.root),
         "running": alive,

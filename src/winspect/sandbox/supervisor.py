@@ -2,9 +2,11 @@
 
 `python -m winspect.sandbox.supervisor --dir DIR ...` claims a loopback
 block, builds the cluster model, prepares each Windows node's emulated tools,
-starts the node servers, serves the Kubernetes API, writes the kubeconfig and
-state.json, then waits for a stop request (control socket or SIGTERM) and
-stops everything it started.
+serves the Kubernetes API, makes the node servers' certificates and
+credentials (winspect.sandbox.security), starts the node servers (TLS,
+callers checked through the API), writes the kubeconfig and state.json,
+then waits for a stop request (control socket or SIGTERM) and stops
+everything it started.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from typing import Any
 from winspect.sandbox import procs
 from winspect.sandbox.addresses import NODE_PORT, Block, claim_block
 from winspect.sandbox.layout import Layout
+from winspect.sandbox.security import NodeSecurity, prepare_node_security
 
 log = logging.getLogger("winspect.sandbox.supervisor")
 
@@ -173,18 +176,27 @@ class Supervisor:
             )
         self.state["nodes"] = nodes
         (self.layout.root / "cluster.json").write_text(json.dumps(cluster.to_dict(), indent=1))
-        self._spawn_nodes(nodes)
+        # The API first: the node servers check their callers through it.
+        security = self._start_api(cluster)
+        self._write(
+            api={"url": self.api.url, "kubeconfig": str(self.layout.kubeconfig)},
+            tls={"ca_file": str(security.ca_file), "server_name": security.server_name},
+        )
+        self._spawn_nodes(nodes, security)
         self._write()
-        self._start_api(cluster)
-        self._write(api={"url": self.api.url, "kubeconfig": str(self.layout.kubeconfig)})
         targets = [f"{n['address']}:{n['port']}" for n in nodes]
-        from winspect.sandbox.health import wait_serving
+        from winspect.sandbox.health import Tls, wait_serving
 
-        late = wait_serving(targets, timeout=30.0 + 0.5 * len(targets), abort=self._dead_child)
+        late = wait_serving(
+            targets,
+            timeout=30.0 + 0.5 * len(targets),
+            abort=self._dead_child,
+            tls=Tls(security.ca_pem, security.server_name),
+        )
         if late:
             raise RuntimeError(f"node servers not serving after start-up: {', '.join(late)}")
 
-    def _spawn_nodes(self, nodes: list[dict[str, Any]]) -> None:
+    def _spawn_nodes(self, nodes: list[dict[str, Any]], security: NodeSecurity) -> None:
         serv = winspectserv_argv()
         for group in process_groups(len(nodes)):
             members = [nodes[i] for i in group]
@@ -201,6 +213,7 @@ class Supervisor:
                     n["tools_dir"],
                     "--node-name",
                     n["name"],
+                    *security.server_args(),
                 ]
                 logfile = self.layout.logs / f"{n['name']}.log"
             else:
@@ -214,6 +227,9 @@ class Supervisor:
                                 "host": n["address"],
                                 "port": n["port"],
                                 "tools_dir": n["tools_dir"],
+                                "tls_cert": str(security.cert_file),
+                                "tls_key": str(security.key_file),
+                                "kubeconfig": str(security.kubeconfig),
                             }
                             for n in members
                         ]
@@ -226,8 +242,9 @@ class Supervisor:
             proc.identity = procs.process_identity(proc.popen.pid)
             self.processes.append(proc)
 
-    def _start_api(self, cluster: Any) -> None:
-        from winspect.sandbox.kubeapi.auth import sandbox_identities, sandbox_policy
+    def _start_api(self, cluster: Any) -> NodeSecurity:
+        """The Kubernetes API, and the node servers' certificates and credentials for it."""
+        from winspect.sandbox.kubeapi.auth import sandbox_identities, sandbox_policy, sandbox_server_identity
         from winspect.sandbox.kubeapi.kubeconfig import write_kubeconfig
         from winspect.sandbox.kubeapi.server import KubeApiServer
         from winspect.sandbox.kubeapi.store import ObjectStore
@@ -246,15 +263,20 @@ class Supervisor:
         )
         _, crt, key = tls.write(self.layout.pki)
         identities = sandbox_identities()
+        server = sandbox_server_identity()
         store = ObjectStore()
-        self.api = KubeApiServer(store, sandbox_policy(identities), crt, key).start()
+        self.api = KubeApiServer(store, sandbox_policy(identities, server), crt, key).start()
+        security = prepare_node_security(self.layout.pki / "nodes", self.api.url, tls.ca_pem, server)
         for obj in cluster_objects(cluster, ca_pem=tls.ca_pem, apiserver=f"{self.api.host}:{self.api.port}"):
+            store.put(obj)
+        for obj in security.objects():
             store.put(obj)
         write_kubeconfig(self.layout.kubeconfig, self.api.url, tls.ca_pem, identities)
         self.state["users"] = [
             {"user": i.user.username, "context": ctx, "namespace": i.namespace}
             for i, ctx in zip(identities, _contexts(identities), strict=True)
         ]
+        return security
 
     def _dead_child(self) -> str | None:
         for p in self.processes:

@@ -7,9 +7,18 @@ cancellation callbacks fit threads), the NodeInspector service, the
 grpc.health.v1 health service and server reflection.
 
     server = start_server(ServerConfig(host="127.0.0.5", port=50051, node_name="win1",
-                                       tools_dir="/tmp/win1/tools"))
+                                       tools_dir="/tmp/win1/tools", tls_cert=..., tls_key=...,
+                                       kubeconfig=...))
     ...
     server.stop(grace=2)
+
+Security (docs/security.md): the server serves TLS only, with the certificate
+and key of `tls_cert`/`tls_key`; a `SecurityInterceptor` authenticates every
+NodeInspector call with a TokenReview and authorises it with a
+SubjectAccessReview through the Kubernetes API (`kubeconfig`, else the
+in-cluster service account), applies `limits`, and writes the audit log.
+`insecure=True` (local development only) serves plain text to anyone, with
+a warning.
 """
 
 from __future__ import annotations
@@ -19,7 +28,7 @@ import os
 import socket
 import sys
 from concurrent import futures
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -29,9 +38,15 @@ from winspect.node.errors import NodeError, ToolUnavailable
 from winspect.node.types import Operation
 from winspect.node.windows.backend import WindowsBackend
 from winspect.node.windows.runner import DEFAULT_TIMEOUT
+from winspect.server.auth import Guard
+from winspect.server.auth_cache import DEFAULT_NEGATIVE_TTL, DEFAULT_TTL, ReviewCache
+from winspect.server.auth_interceptor import SecurityInterceptor
+from winspect.server.auth_kube import DEFAULT_REVIEW_TIMEOUT, KubeReviewer
 from winspect.server.backend import NodeBackend
 from winspect.server.capture import DEFAULT_MAX_QUEUED_PACKETS, CaptureManager
+from winspect.server.limits import Limits
 from winspect.server.service import NodeInspectorService
+from winspect.server.tls import TlsError, load_server_tls
 from winspect.v1 import winspect_pb2 as pb
 from winspect.v1 import winspect_pb2_grpc as pb_grpc
 
@@ -71,6 +86,15 @@ class ServerConfig:
     max_queued_packets: int = DEFAULT_MAX_QUEUED_PACKETS
     clean_stale_capture: bool = True
     switch_interval: float | None = GIL_SWITCH_INTERVAL_SECONDS
+    # Security: TLS with these files and Kubernetes authentication/authorisation, unless insecure.
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    kubeconfig: str | None = None  # None = the in-cluster service account
+    insecure: bool = False
+    auth_timeout: float = DEFAULT_REVIEW_TIMEOUT
+    auth_cache_ttl: float = DEFAULT_TTL
+    auth_negative_cache_ttl: float = DEFAULT_NEGATIVE_TTL
+    limits: Limits = field(default_factory=Limits)
 
 
 class RunningServer:
@@ -83,12 +107,14 @@ class RunningServer:
         health_servicer: health.HealthServicer,
         captures: CaptureManager,
         port: int,
+        reviewer: KubeReviewer | None = None,
     ) -> None:
         self.config = config
         self.port = port
         self._server = server
         self._health = health_servicer
         self._captures = captures
+        self._reviewer = reviewer
         self._stopped = False
 
     @property
@@ -111,6 +137,8 @@ class RunningServer:
         self._health.enter_graceful_shutdown()
         self._captures.shutdown()
         self._server.stop(grace).wait()
+        if self._reviewer is not None:
+            self._reviewer.close()
 
     def wait_for_termination(self, timeout: float | None = None) -> bool:
         """Blocks until the server stops; False when `timeout` passed first."""
@@ -123,9 +151,33 @@ def _host_for_address(host: str) -> str:
 
 
 def start_server(config: ServerConfig, backend: NodeBackend | None = None) -> RunningServer:
-    """Builds and starts a server; raises OSError when the address cannot be bound."""
+    """Builds and starts a server; raises OSError when the address cannot be bound, TlsError or
+    AuthSetupError (both ValueError) when the certificate or the Kubernetes credentials are unusable."""
     if not config.node_name:
         config.node_name = default_node_name()
+    credentials: grpc.ServerCredentials | None = None
+    reviewer: KubeReviewer | None = None
+    guard: Guard | None = None
+    if config.insecure:
+        log.warning(
+            "INSECURE MODE: plain-text gRPC, no authentication, no authorisation: anyone who can reach "
+            "this address can capture packets and read HNS state; for local development only",
+            extra={"fields": {"node": config.node_name}},
+        )
+    else:
+        if not (config.tls_cert and config.tls_key):
+            raise TlsError(
+                "winspectserv serves TLS only: give --tls-cert and --tls-key (the Secret "
+                "winspect-system/winspect-tls that `winspect install` creates), or --insecure for local "
+                "development"
+            )
+        credentials = load_server_tls(config.tls_cert, config.tls_key).credentials
+        reviewer = KubeReviewer.from_kubeconfig(config.kubeconfig, config.auth_timeout)
+        guard = Guard(
+            reviewer,
+            config.node_name,
+            ReviewCache(config.auth_cache_ttl, config.auth_negative_cache_ttl),
+        )
     if config.switch_interval is not None and config.switch_interval < sys.getswitchinterval():
         sys.setswitchinterval(config.switch_interval)
     node_backend: NodeBackend = backend or WindowsBackend(config.tools_dir, config.tool_timeout)
@@ -133,12 +185,24 @@ def start_server(config: ServerConfig, backend: NodeBackend | None = None) -> Ru
     if config.clean_stale_capture:
         _clean_stale(node_backend, captures, config.node_name)
 
+    limits = config.limits
+    options: list[tuple[str, int]] = [
+        # Never share a port with another process's server (tests and the sandbox pick free addresses).
+        ("grpc.so_reuseport", 0),
+        ("grpc.max_receive_message_length", limits.max_request_bytes),
+        ("grpc.max_metadata_size", 64 * 1024),  # room for long OIDC / Azure AD bearer tokens
+    ]
+    if limits.max_concurrent_requests:
+        # Per connection; the interceptor enforces the limit over all connections.
+        options.append(("grpc.max_concurrent_streams", limits.max_concurrent_requests + 4))
     server = grpc.server(
         futures.ThreadPoolExecutor(
             max_workers=config.max_workers, thread_name_prefix=f"grpc-{config.node_name}"
         ),
-        # Never share a port with another process's server (tests and the sandbox pick free addresses).
-        options=[("grpc.so_reuseport", 0)],
+        interceptors=[SecurityInterceptor(config.node_name, guard, limits, captures.stop)],
+        options=options,
+        # Calls waiting for a worker thread are bounded too (RESOURCE_EXHAUSTED beyond).
+        maximum_concurrent_rpcs=config.max_workers * 4,
     )
     pb_grpc.add_NodeInspectorServicer_to_server(  # type: ignore[no-untyped-call]
         NodeInspectorService(node_backend, captures, config.node_name), server
@@ -151,21 +215,32 @@ def start_server(config: ServerConfig, backend: NodeBackend | None = None) -> Ru
     )
     address = f"{_host_for_address(config.host)}:{config.port}"
     try:
-        port = server.add_insecure_port(address)
+        if credentials is None:
+            port = server.add_insecure_port(address)
+        else:
+            port = server.add_secure_port(address, credentials)
     except RuntimeError as exc:
-        raise OSError(f"cannot listen on {address}: {exc}") from None
+        port = 0
+        problem = f"cannot listen on {address}: {exc}"
+    else:
+        problem = f"cannot listen on {address}"
     if not port:
-        raise OSError(f"cannot listen on {address}")
+        if reviewer is not None:
+            reviewer.close()
+        raise OSError(problem)
     server.start()
     for name in ("", SERVICE_NAME):
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    running = RunningServer(config, server, health_servicer, captures, port)
+    running = RunningServer(config, server, health_servicer, captures, port, reviewer)
     log.info(
         "server started",
         extra={
             "fields": {
                 "node": config.node_name,
                 "address": running.address,
+                "security": "INSECURE (plain text, no authentication)"
+                if config.insecure
+                else f"TLS, callers checked by {reviewer.server if reviewer else '?'}",
                 "operations": {
                     op.operation.value: op.available or op.reason for op in node_backend.operations()
                 },

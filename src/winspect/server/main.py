@@ -2,24 +2,40 @@
 
     winspectserv [-p/--port 50051] [--host 0.0.0.0] [--tools-dir DIR]
                  [--node-name NAME] [--tool-timeout SECONDS] [--log-level LEVEL]
+                 (--tls-cert FILE --tls-key FILE [--kubeconfig FILE] | --insecure)
+                 [--max-capture-duration SECONDS] [--max-packet-rate N]
+                 [--max-concurrent-requests N] [--max-request-bytes N] [--auth-cache-ttl SECONDS]
 
-SIGTERM and SIGINT (Ctrl+C) shut down cleanly: a running capture is ended
-and the node cleaned first. Logs are JSON lines on stderr.
+It serves TLS only and checks every caller against the Kubernetes API
+(TokenReview, SubjectAccessReview; docs/security.md); --insecure (local
+development only) serves plain text to anyone, with a warning. SIGTERM and
+SIGINT (Ctrl+C) shut down cleanly: a running capture is ended and the node
+cleaned first. Logs are JSON lines on stderr, audit lines included.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import FrameType
 
 from winspect.node.windows.runner import DEFAULT_TIMEOUT
 from winspect.node.windows.tools import TOOLS_DIR_ENV
 from winspect.server.app import DEFAULT_PORT, ServerConfig, default_node_name, start_server
+from winspect.server.auth_cache import DEFAULT_TTL
+from winspect.server.auth_kube import SANDBOX_MOUNT_ENV
+from winspect.server.limits import (
+    DEFAULT_MAX_CAPTURE_SECONDS,
+    DEFAULT_MAX_CONCURRENT_REQUESTS,
+    DEFAULT_MAX_PACKET_RATE,
+    DEFAULT_MAX_REQUEST_BYTES,
+    Limits,
+)
 from winspect.server.logs import configure_logging
 
 
@@ -31,6 +47,26 @@ def _positive_float(text: str) -> float:
     if not 0 < value <= 3600:
         raise argparse.ArgumentTypeError(f"{text!r} must be between 0 and 3600 seconds")
     return value
+
+
+def _count(low: int, high: int, what: str) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        if not text.isdigit() or not low <= int(text) <= high:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {what} ({low}-{high})")
+        return int(text)
+
+    return parse
+
+
+def _mounted(path: str | None) -> str | None:
+    """`path`, or the same path under %CONTAINER_SANDBOX_MOUNT_POINT% where only that exists
+    (HostProcess containers of containerd before 1.7 mount volumes there)."""
+    root = os.environ.get(SANDBOX_MOUNT_ENV)
+    if path and root and not os.path.exists(path):
+        candidate = os.path.join(root, path.lstrip("/\\"))
+        if os.path.exists(candidate):
+            return candidate
+    return path
 
 
 def _port(text: str) -> int:
@@ -62,22 +98,97 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--log-level", default="info", choices=["debug", "info", "warning", "error"], help="log level (info)"
     )
+    security = parser.add_argument_group("security (docs/security.md)")
+    security.add_argument(
+        "--tls-cert", metavar="FILE", help="server certificate, PEM (tls.crt of the Secret winspect-tls)"
+    )
+    security.add_argument("--tls-key", metavar="FILE", help="its private key, PEM (tls.key of the Secret)")
+    security.add_argument(
+        "--kubeconfig",
+        metavar="FILE",
+        help="credentials for TokenReview and SubjectAccessReview (default: the in-cluster service account)",
+    )
+    security.add_argument(
+        "--insecure",
+        action="store_true",
+        help="LOCAL DEVELOPMENT ONLY: plain text, no authentication, no authorisation",
+    )
+    security.add_argument(
+        "--auth-cache-ttl",
+        type=_count(0, 600, "a number of seconds"),
+        default=int(DEFAULT_TTL),
+        metavar="SECONDS",
+        help=f"how long an accepted token or permission is remembered ({DEFAULT_TTL:g}; 0: never)",
+    )
+    limits = parser.add_argument_group("limits")
+    limits.add_argument(
+        "--max-capture-duration",
+        type=_count(0, 7 * 24 * 3600, "a number of seconds"),
+        default=DEFAULT_MAX_CAPTURE_SECONDS,
+        metavar="SECONDS",
+        help=f"longest capture ({DEFAULT_MAX_CAPTURE_SECONDS}; 0: no limit)",
+    )
+    limits.add_argument(
+        "--max-packet-rate",
+        type=_count(0, 10_000_000, "a number of packets per second"),
+        default=DEFAULT_MAX_PACKET_RATE,
+        metavar="N",
+        help=f"packets per second one capture may stream ({DEFAULT_MAX_PACKET_RATE}; 0: no limit)",
+    )
+    limits.add_argument(
+        "--max-concurrent-requests",
+        type=_count(1, 64, "a number of calls"),
+        default=DEFAULT_MAX_CONCURRENT_REQUESTS,
+        metavar="N",
+        help=f"calls served at once, a running capture included ({DEFAULT_MAX_CONCURRENT_REQUESTS})",
+    )
+    limits.add_argument(
+        "--max-request-bytes",
+        type=_count(1024, 4 * 1024 * 1024, "a number of bytes"),
+        default=DEFAULT_MAX_REQUEST_BYTES,
+        metavar="N",
+        help=f"largest request message ({DEFAULT_MAX_REQUEST_BYTES})",
+    )
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.insecure and (args.tls_cert or args.tls_key or args.kubeconfig):
+        parser.error(
+            "--insecure serves plain text: it cannot be combined with --tls-cert, --tls-key or --kubeconfig"
+        )
+    if bool(args.tls_cert) != bool(args.tls_key):
+        parser.error("--tls-cert and --tls-key go together")
     configure_logging(getattr(logging, args.log_level.upper()))
+    if args.insecure:
+        print(
+            "winspectserv: WARNING: --insecure: plain text, no authentication, no authorisation; "
+            "anyone who reaches this port can capture packets. For local development only.",
+            file=sys.stderr,
+        )
     config = ServerConfig(
         host=args.host,
         port=args.port,
         node_name=args.node_name or default_node_name(),
         tools_dir=args.tools_dir,
         tool_timeout=args.tool_timeout,
+        tls_cert=_mounted(args.tls_cert),
+        tls_key=_mounted(args.tls_key),
+        kubeconfig=args.kubeconfig,
+        insecure=args.insecure,
+        auth_cache_ttl=float(args.auth_cache_ttl),
+        limits=Limits(
+            max_capture_seconds=args.max_capture_duration,
+            max_packet_rate=args.max_packet_rate,
+            max_concurrent_requests=args.max_concurrent_requests,
+            max_request_bytes=args.max_request_bytes,
+        ),
     )
     try:
         server = start_server(config)
-    except OSError as exc:
+    except (OSError, ValueError) as exc:  # cannot bind; TlsError, AuthSetupError
         print(f"winspectserv: {exc}", file=sys.stderr)
         return 1
 

@@ -21,6 +21,11 @@ ADMIN_USER = "sandbox-admin"
 VIEWER_USER = "sandbox-viewer"
 NOBODY_USER = "sandbox-nobody"
 VIEWER_NAMESPACE = "web"
+# The node servers' own identity: they check their callers with TokenReview and SubjectAccessReview.
+SERVER_USER = "system:serviceaccount:winspect-system:winspectserv"
+SERVER_GROUPS = ("system:serviceaccounts", "system:serviceaccounts:winspect-system", "system:authenticated")
+WINSPECT_GROUP = "winspect.io"
+WINSPECT_NAMESPACE = "winspect-system"
 
 
 @dataclass(frozen=True)
@@ -171,15 +176,45 @@ def sandbox_identities(tokens: Mapping[str, str] | None = None) -> list[Identity
     ]
 
 
-def sandbox_policy(identities: Iterable[Identity]) -> Policy:
-    """admin: everything; viewer: read nodes, and pods in namespace `web`; nobody: only discovery."""
+def sandbox_server_identity(token: str | None = None) -> Identity:
+    """The identity the sandbox's node servers use for their reviews (the DaemonSet's ServiceAccount)."""
+    user = UserInfo(SERVER_USER, "uid-sandbox-winspectserv", SERVER_GROUPS)
+    return Identity(user, token or secrets.token_urlsafe(32), WINSPECT_NAMESPACE)
+
+
+# What the shipped RBAC grants (src/winspect/deploy/data/rbac.yaml), as rules of this policy.
+WINSPECT_VIEWER = Rule(
+    verbs=frozenset({"get"}),
+    resources=frozenset({"nodes/hns", "nodes/counters", "nodes/vfp"}),
+    api_groups=frozenset({WINSPECT_GROUP}),
+)
+AUTH_DELEGATOR = Rule(
+    verbs=frozenset({"create"}),
+    resources=frozenset({"tokenreviews", "subjectaccessreviews"}),
+    api_groups=frozenset({"authentication.k8s.io", "authorization.k8s.io"}),
+)
+# Role winspect-client-info (bound to system:authenticated): the CA ConfigMap (no resourceNames here).
+CLIENT_INFO = Rule(
+    verbs=frozenset({"get"}),
+    resources=frozenset({"configmaps"}),
+    namespaces=frozenset({WINSPECT_NAMESPACE}),
+)
+
+
+def sandbox_policy(identities: Iterable[Identity], server: Identity | None = None) -> Policy:
+    """admin: everything; viewer: read nodes, pods in namespace `web`, and winspect's hns, counters
+    and vfp (ClusterRole winspect-viewer); nobody: only discovery and winspect's CA; the node servers
+    (`server`): TokenReview and SubjectAccessReview (system:auth-delegator)."""
+    known = [*identities, *([server] if server is not None else [])]
     return Policy(
-        tokens={i.token: i.user for i in identities},
+        tokens={i.token: i.user for i in known},
         user_rules={
             VIEWER_USER: [
                 Rule(verbs=READ, resources=frozenset({"nodes"})),
                 Rule(verbs=READ, resources=frozenset({"pods"}), namespaces=frozenset({VIEWER_NAMESPACE})),
+                WINSPECT_VIEWER,
             ],
+            SERVER_USER: [AUTH_DELEGATOR],
         },
-        group_rules={MASTERS: [ALL], AUTHENTICATED: [DISCOVERY]},
+        group_rules={MASTERS: [ALL], AUTHENTICATED: [DISCOVERY, CLIENT_INFO]},
     )

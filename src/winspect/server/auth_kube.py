@@ -89,6 +89,23 @@ def load_config(kubeconfig: str | None) -> SingleConfig:
         raise AuthSetupError(f"Kubernetes credentials of winspectserv unusable: {exc}") from None
 
 
+def _warm_decoders() -> None:
+    """Decode each review type once, before the server's threads do it concurrently.
+
+    msgspec (under lightkube) builds a type's decoder on its first decode, and that
+    build is not thread-safe: gRPC worker threads decoding their first TokenReview
+    at the same time crashed the process (segfault in msgspec._core; seen with 10
+    sandbox nodes sharing a process, each reviewing its first caller at once).
+    """
+    from lightkube.core.decoders import decode_object, decode_status
+    from lightkube.resources.authentication_v1 import TokenReview
+    from lightkube.resources.authorization_v1 import SubjectAccessReview
+
+    decode_object(b'{"spec":{"token":""}}', TokenReview)
+    decode_object(b'{"spec":{}}', SubjectAccessReview)
+    decode_status(b"{}")
+
+
 class KubeReviewer:
     """Reviews through one Kubernetes API server (thread-safe: lightkube's client over httpx)."""
 
@@ -104,6 +121,7 @@ class KubeReviewer:
             self._client: Client = Client(config, timeout=httpx2.Timeout(timeout))
         except (ConfigError, OSError, ValueError) as exc:
             raise AuthSetupError(f"Kubernetes credentials of winspectserv unusable: {exc}") from None
+        _warm_decoders()
 
     @classmethod
     def from_kubeconfig(cls, kubeconfig: str | None, timeout: float = DEFAULT_REVIEW_TIMEOUT) -> KubeReviewer:

@@ -83,15 +83,3 @@ def read_frames(tshark: str, source: Path | bytes) -> list[Frame]:
         values = line.split("\t")
         frames.append(Frame(dict(zip(FIELDS, values + [""] * (len(FIELDS) - len(values)), strict=True))))
     return frames
-
-
-def capinfos_interfaces(tshark: str, path: Path) -> list[tuple[str, str]]:
-    """(name, description) of every interface in the file, in interface id order (tshark -G not needed:
-    the names and descriptions of the packets' interfaces, first appearance order)."""
-    seen: dict[int, tuple[str, str]] = {}
-    for frame in read_frames(tshark, path):
-        seen.setdefault(
-            int(frame["frame.interface_id"]),
-            (frame["frame.interface_name"], frame["frame.interface_description"]),
-        )
-    return [seen[i] for i in sorted(seen)]

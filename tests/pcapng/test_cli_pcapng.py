@@ -1,0 +1,252 @@
+"""`winspect capture -w` against a sandbox (two emulated Windows nodes), files read by real tshark.
+
+What a user relies on: the file holds exactly the packets winspect reported,
+one interface per node and component named after the node, component and
+pod, timestamps in order across nodes, drop comments on dropped packets, the
+same addresses and ports as the JSON output, `-w -` feeding tshark live, and
+a complete file after Ctrl+C.
+"""
+
+from __future__ import annotations
+
+import calendar
+import json
+import re
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from e2e_support import E2E, WINSPECT, wait_until
+from tshark_support import read_frames
+
+from winspect.emulator.state import read_calls, set_log_megabyte
+
+pytestmark = pytest.mark.e2e
+
+_WRITTEN = re.compile(r"pcapng: (\d+) packets written to (\S+) \((\d+) interfaces\)")
+
+
+def _ns(rfc3339: str) -> int:
+    """2026-11-26T10:55:46.935252200Z -> ns since the epoch."""
+    whole, frac = rfc3339.rstrip("Z").split(".")
+    return calendar.timegm(time.strptime(whole, "%Y-%m-%dT%H:%M:%S")) * 1_000_000_000 + int(frac)
+
+
+def _packets(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [d for d in lines if "group_id" in d]
+
+
+def _key(d: dict[str, Any]) -> tuple[str, int, int, int]:
+    return d["node"], d["group_id"], d["appearance"], d["component_id"]
+
+
+def _windows_pods(e2e: E2E) -> dict[tuple[str, str], tuple[str, str]]:
+    """(namespace, name) -> (node, IP) of the running pods with their own IP on Windows nodes."""
+    windows = set(e2e.windows_nodes())
+    pods = {}
+    for p in e2e.pods(fieldSelector="status.phase=Running"):
+        spec, status = p["spec"], p["status"]
+        if spec.get("nodeName") in windows and not spec.get("hostNetwork") and status.get("podIP"):
+            pods[(p["metadata"]["namespace"], p["metadata"]["name"])] = (spec["nodeName"], status["podIP"])
+    return pods
+
+
+def _state_dirs(e2e: E2E) -> dict[str, Path]:
+    return {n["name"]: Path(n["state_dir"]) for n in e2e.sandbox.nodes}
+
+
+@pytest.fixture
+def fast_rotation(sandbox: E2E) -> Iterator[None]:
+    """pktmon starts a new log file every ~10 packets on every node (packets flow while capturing)."""
+    for state in _state_dirs(sandbox).values():
+        set_log_megabyte(state, 3000)
+    yield
+    for state in _state_dirs(sandbox).values():
+        set_log_megabyte(state, 1 << 20)
+
+
+def test_file_matches_json_output_nodes_pods_order_and_drops(
+    sandbox: E2E, tshark: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "all.pcapng"
+    result = sandbox.run("capture", "all", "-d", "2", "-o", "json", "-w", str(path))
+    assert result.code == 0, result.err
+    lines = result.json_lines()
+    packets = _packets(lines)
+    summaries = result.summaries()
+    (export,) = [d for d in lines if d.get("type") == "pcapng"]
+    frames = read_frames(tshark, path)
+
+    # Exactly the packets winspect reported.
+    assert packets and all(s["packets_received"] > 0 for s in summaries.values())
+    assert len(frames) == len(packets) == sum(s["packets_received"] for s in summaries.values())
+    assert export == {
+        "type": "pcapng",
+        "file": str(path),
+        "stdout": False,
+        "packets_written": len(frames),
+        "interfaces": len({f["frame.interface_id"] for f in frames}),
+        "packets_without_bytes": 0,
+        "packets_out_of_order": 0,
+    }
+    # Both nodes merged in time order.
+    stamps = [f.time_ns for f in frames]
+    assert stamps == sorted(stamps)
+    assert {f["frame.interface_name"].split(":")[0] for f in frames} == set(sandbox.windows_nodes())
+    # Interfaces: node and component in every one; pod vNICs named after pods Kubernetes knows there.
+    pods = _windows_pods(sandbox)
+    named_pods = 0
+    for f in frames:
+        node, component = f["frame.interface_name"].split(" ")[0].split(":")
+        assert f["frame.interface_description"].startswith(f"node {node}, pktmon component {component}")
+        m = re.fullmatch(r"\S+ pod (\S+)/(\S+) \((\S+)\)", f["frame.interface_name"])
+        if m is not None:
+            assert pods[(m.group(1), m.group(2))] == (node, m.group(3))
+            assert f"pod {m.group(1)}/{m.group(2)}, IP {m.group(3)}" in f["frame.interface_description"]
+            named_pods += 1
+    assert named_pods, "packets on pod vNICs carry the pod's name"
+    # Every packet is the JSON's packet of the same key: same addresses, ports, sizes, time, drop.
+    by_key = {_key(d): d for d in packets}
+    assert len(by_key) == len(packets)
+    drops = 0
+    for f in frames:
+        d = by_key[f.key]
+        assert (f["ip.src"], f["ip.dst"]) == (d["src_ip"], d["dst_ip"])
+        assert (f.port("src"), f.port("dst")) == (d["src_port"], d["dst_port"])
+        if d["frame_type"] == "Ethernet":
+            assert (f["eth.src"], f["eth.dst"]) == (
+                d["src_mac"].replace("-", ":").lower(),
+                d["dst_mac"].replace("-", ":").lower(),
+            )
+            assert f["frame.protocols"].startswith("eth:")
+        else:
+            assert f["frame.protocols"].startswith("raw:ip")
+        assert int(f["frame.len"]) == d["original_size"] and f.time_ns == _ns(d["timestamp"])
+        assert f["frame.packet_flags_direction"] == {"rx": "0x00000001", "tx": "0x00000002"}[d["direction"]]
+        if d["type"] == "drop":
+            drops += 1
+            assert f["frame.comment"].startswith("Drop: ")
+            assert f"DropReason {d['drop_reason']}, DropLocation {d['drop_location']}" in f["frame.comment"]
+        else:
+            assert "Drop" not in f["frame.comment"]
+    assert drops, "the sandbox's traffic has drops"
+    filtered = subprocess.run(
+        [
+            tshark,
+            "-r",
+            str(path),
+            "-Y",
+            'frame.comment contains "Drop"',
+            "-T",
+            "fields",
+            "-e",
+            "frame.number",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert len(filtered.stdout.split()) == drops == sum(1 for d in packets if d["type"] == "drop")
+
+
+def test_write_to_stdout_feeds_tshark_and_text_goes_to_stderr(
+    sandbox: E2E, tshark: str, tmp_path: Path
+) -> None:
+    node = sandbox.windows_nodes()[0]
+    with open(tmp_path / "stderr", "wb") as errors:
+        winspect = subprocess.Popen(
+            [*WINSPECT, "capture", "nodes", node, "-d", "2", "-w", "-"],
+            stdout=subprocess.PIPE,
+            stderr=errors,
+            env=sandbox.env,
+        )
+        assert winspect.stdout is not None
+        reader = subprocess.run(
+            [tshark, "-r", "-", "-T", "fields", "-e", "frame.interface_name"],
+            stdin=winspect.stdout,
+            capture_output=True,
+            text=True,
+            timeout=90,
+            check=False,
+        )
+        winspect.stdout.close()
+        winspect.wait(timeout=60)
+    stderr = (tmp_path / "stderr").read_text()
+    assert winspect.returncode == 0 and reader.returncode == 0, (stderr, reader.stderr)
+    (written,) = _WRITTEN.findall(stderr)
+    names = reader.stdout.split("\n")[:-1]
+    assert written[1] == "stdout" and int(written[0]) == len(names) > 0
+    assert {n.split(":")[0] for n in names} == {node}
+    packet_lines = [line for line in stderr.splitlines() if line.split()[1:2] == [node]]
+    assert len(packet_lines) == len(names)  # the text of every packet, on stderr
+
+
+def test_quiet_json_with_stdout_file_keeps_stdout_pcapng_only(sandbox: E2E, tshark: str) -> None:
+    node = sandbox.windows_nodes()[1]
+    proc = subprocess.run(
+        [*WINSPECT, "capture", "nodes", node, "-d", "1", "-w", "-", "-q", "-o", "json"],
+        capture_output=True,
+        env=sandbox.env,
+        timeout=90,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    frames = read_frames(tshark, proc.stdout)
+    lines = [json.loads(line) for line in proc.stderr.decode().splitlines() if line.startswith("{")]
+    assert not _packets(lines), "-q: no packet lines"
+    (summary,) = [d for d in lines if d.get("type") == "summary"]
+    (export,) = [d for d in lines if d.get("type") == "pcapng"]
+    assert export["stdout"] is True and export["file"] is None
+    assert len(frames) == export["packets_written"] == summary["packets_received"] > 0
+
+
+def test_ctrl_c_leaves_a_complete_file_and_files_arrive_while_capturing(
+    sandbox: E2E, tshark: str, tmp_path: Path, fast_rotation: None
+) -> None:
+    path = tmp_path / "interrupted.pcapng"
+    proc = sandbox.start("capture", "all", "-w", str(path), "-q")
+
+    def readable_packets() -> int:
+        try:
+            return len(read_frames(tshark, path))
+        except AssertionError:  # the block being written right now
+            return 0
+
+    wait_until("packets in the file before the capture ends", lambda: readable_packets() >= 20, timeout=30)
+    assert proc.poll() is None
+    seen_live = readable_packets()
+    result = E2E.interrupt(proc)
+    assert result.code == 130, result.err
+    assert "interrupted: capture stopped on every node" in result.err
+    (written,) = _WRITTEN.findall(result.err)
+    frames = read_frames(tshark, path)
+    received = sum(int(n) for n in re.findall(r": (\d+) packets received", result.err))
+    assert len(frames) == int(written[0]) == received >= seen_live
+    stamps = [f.time_ns for f in frames]
+    assert stamps == sorted(stamps)
+    assert "node cleaned up" in result.err and "NOT cleaned up" not in result.err
+
+
+def test_pod_capture_interfaces_and_pkt_size(sandbox: E2E, tshark: str, tmp_path: Path) -> None:
+    pods = _windows_pods(sandbox)
+    (namespace, name), (node, ip) = sorted(pods.items())[0]
+    path = tmp_path / "pod.pcapng"
+    before = len(read_calls(_state_dirs(sandbox)[node]))
+    result = sandbox.run(
+        "capture", "pods", f"{namespace}/{name}", "-d", "2", "--pkt-size", "64", "-w", str(path)
+    )
+    assert result.code == 0, result.err
+    frames = read_frames(tshark, path)
+    assert frames
+    assert {f["frame.interface_name"].split(" ", 1)[1] for f in frames} == {f"pod {namespace}/{name} ({ip})"}
+    assert all(f["frame.interface_name"].startswith(f"{node}:") for f in frames)
+    assert all(int(f["frame.cap_len"]) == min(64, int(f["frame.len"])) for f in frames)
+    assert any(int(f["frame.len"]) > 64 for f in frames)
+    starts = [c for c in read_calls(_state_dirs(sandbox)[node])[before:] if c[:2] == ["pktmon", "start"]]
+    (start,) = starts
+    assert start[start.index("--log-mode") + 1] == "multi-file"
+    assert start[start.index("--pkt-size") + 1] == "64"

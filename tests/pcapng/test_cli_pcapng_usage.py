@@ -1,0 +1,42 @@
+"""Mistakes with -w/--pkt-size are refused before any node is contacted, with a clear message."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "cli"))
+from cli_support import run_inprocess
+
+TARGET = ["--target", "win-1=127.0.0.1:1"]  # nothing listens there: a test that dials it fails
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["-w", "x.pcapng", "--counters-only"],
+            "-w/--write needs packets: it cannot be combined with --counters-only",
+        ),
+        (["-w", " "], "-w/--write needs a file name, or '-' for stdout"),
+        (
+            ["--pkt-size", "70000"],
+            "invalid packet size '70000' in --pkt-size: expected bytes from 1 to 65535",
+        ),
+        (["--pkt-size", "big"], "invalid packet size 'big' in --pkt-size"),
+        (["--pkt-size", "-1"], "invalid packet size '-1' in --pkt-size"),
+    ],
+)
+def test_bad_values_are_usage_errors(args: list[str], message: str) -> None:
+    result = run_inprocess(*TARGET, "capture", "nodes", "win-1", *args)
+    assert result.exit_code == 2
+    assert message in result.output
+
+
+def test_unwritable_file_is_refused_before_capturing(tmp_path: Path) -> None:
+    result = run_inprocess(*TARGET, "capture", "nodes", "win-1", "-w", str(tmp_path))
+    assert result.exit_code == 2
+    assert f"cannot write the pcapng file {tmp_path}: " in result.output
+    assert "capturing on" not in result.output

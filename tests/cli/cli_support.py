@@ -89,18 +89,12 @@ def cluster_objects(host1: str, host2: str) -> list[Obj]:
 
 
 def start_kube_api(tmp_path: Path, hosts: list[str]) -> KubeApi:
-    from winspect.sandbox.kubeapi.auth import sandbox_identities, sandbox_policy
-    from winspect.sandbox.kubeapi.kubeconfig import write_kubeconfig
-    from winspect.sandbox.kubeapi.server import KubeApiServer
-    from winspect.sandbox.kubeapi.store import ObjectStore
-    from winspect.sandbox.kubeapi.tls import make_tls
+    """The sandbox API (in this process) with the cluster above, winspect's CA ConfigMap and the
+    node servers' credentials (`server.security`), as `winspect install` leaves a cluster."""
+    from winspect.sandbox.security import start_local_api
 
-    tls = make_tls(["127.0.0.1"], ["localhost"])
-    _, crt, key = tls.write(tmp_path / "tls")
-    identities = sandbox_identities()
-    store = ObjectStore(cluster_objects(hosts[0], hosts[1]))
-    server = KubeApiServer(store, sandbox_policy(identities), crt, key).start()
-    path = write_kubeconfig(tmp_path / "kubeconfig", server.url, tls.ca_pem, identities)
+    server = start_local_api(tmp_path / "kube", cluster_objects(hosts[0], hosts[1]))
+    path = server.kubeconfig
     # One more context whose token the API server does not know (401).
     doc = yaml.safe_load(path.read_text())
     doc["users"].append({"name": "stale", "user": {"token": "expired-or-revoked"}})
@@ -162,19 +156,45 @@ def free_hosts(count: int) -> list[str]:
 SERVER_CMD = ["winspectserv"]
 
 
+class SharedApi:
+    """The Kubernetes API the nodes of one emulated cluster check their callers with; stopped
+    with the last of them."""
+
+    def __init__(self, api: Any, users: int) -> None:
+        self.api = api
+        self.users = users
+
+    def release(self) -> None:
+        self.users -= 1
+        if self.users == 0:
+            self.api.stop()
+
+
 @dataclass
 class EmuNode:
-    """One emulated Windows node: its state and tools, and a real winspectserv process."""
+    """One emulated Windows node: its state and tools, and a real winspectserv process (secure:
+    TLS, callers checked through `kube`, whose kubeconfig the CLI uses for its credentials)."""
 
     name: str
     host: str
     state: Path
     tools: Path
     proc: subprocess.Popen[bytes] | None = None
+    kube: SharedApi | None = None
 
     @property
     def target(self) -> str:
         return f"{self.name}={self.host}"
+
+    @property
+    def kubeconfig(self) -> Path:
+        assert self.kube is not None
+        path: Path = self.kube.api.kubeconfig
+        return path
+
+    def target_args(self) -> list[str]:
+        """--target for this node, and the kubeconfig holding the credentials and winspect's CA."""
+        return ["--target", self.target, "--kubeconfig", str(self.kubeconfig)]
 
     def start(self, log_dir: Path) -> None:
         import shutil
@@ -195,6 +215,7 @@ class EmuNode:
                 str(self.tools),
                 "--node-name",
                 self.name,
+                *(self.kube.api.security.server_args() if self.kube is not None else ["--insecure"]),
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -210,6 +231,14 @@ class EmuNode:
         raise RuntimeError(f"winspectserv for {self.name} did not listen on {self.host}:50051")
 
     def stop(self, kill: bool = False) -> None:
+        try:
+            self._stop_server(kill)
+        finally:
+            if self.kube is not None:
+                self.kube.release()
+                self.kube = None
+
+    def _stop_server(self, kill: bool) -> None:
         if self.proc is not None and self.proc.poll() is None:
             if kill:  # a node with a hung tool: no need to wait for its shutdown
                 self.proc.kill()
@@ -231,10 +260,15 @@ def emulated_cluster(
     traffic_rate: float = 200.0,
     max_packets: int | None = None,
 ) -> tuple[Any, list[EmuNode]]:
-    """A model cluster whose Windows nodes are at `hosts`, each with state, tools and a server."""
+    """A model cluster whose Windows nodes are at `hosts`, each with state, tools and a server.
+
+    The sandbox's Kubernetes API (in this process) serves the model's objects and winspect's CA;
+    the servers check their callers through it."""
     from winspect.emulator.install import install_tools
     from winspect.emulator.model import build_cluster
     from winspect.emulator.state import create_node_state
+    from winspect.sandbox.objects import cluster_objects
+    from winspect.sandbox.security import start_local_api
 
     cluster = build_cluster(
         windows_nodes=windows_nodes,
@@ -242,34 +276,40 @@ def emulated_cluster(
         windows_addresses=hosts[:windows_nodes],
         linux_addresses=[hosts[windows_nodes]],
     )
+    api = start_local_api(tmp_path / "kube")
+    address = f"{api.server.host}:{api.server.port}"
+    for obj in cluster_objects(cluster, ca_pem=api.api_ca_pem, apiserver=address):
+        api.store.put(obj)
+    shared = SharedApi(api, sum(1 for n in cluster.nodes if n.is_windows))
     nodes = []
     for n in cluster.nodes:
         if not n.is_windows:
             continue
         base = tmp_path / n.name
-        node = EmuNode(n.name, n.internal_ip, base / "state", base / "tools")
+        node = EmuNode(n.name, n.internal_ip, base / "state", base / "tools", kube=shared)
         create_node_state(cluster, n.name, node.state, traffic_rate=traffic_rate, max_packets=max_packets)
         install_tools(node.tools, node.state)
         nodes.append(node)
-    for node in nodes:
-        node.start(tmp_path)
+    try:
+        for node in nodes:
+            node.start(tmp_path)
+    except BaseException:
+        for node in nodes:
+            node.stop(kill=True)
+        raise
     return cluster, nodes
 
 
-def start_model_kube_api(tmp_path: Path, model: Any) -> KubeApi:
-    """The sandbox Kubernetes API serving the objects of an emulator cluster model."""
-    from winspect.sandbox.kubeapi.auth import sandbox_identities, sandbox_policy
-    from winspect.sandbox.kubeapi.kubeconfig import write_kubeconfig
-    from winspect.sandbox.kubeapi.server import KubeApiServer
-    from winspect.sandbox.kubeapi.store import ObjectStore
-    from winspect.sandbox.kubeapi.tls import make_tls
-    from winspect.sandbox.objects import cluster_objects
-
-    tls = make_tls(["127.0.0.1"], ["localhost"])
-    _, crt, key = tls.write(tmp_path / "tls")
-    identities = sandbox_identities()
-    store = ObjectStore(cluster_objects(model, ca_pem=tls.ca_pem, apiserver="127.0.0.1:6443"))
-    server = KubeApiServer(store, sandbox_policy(identities), crt, key).start()
-    path = write_kubeconfig(tmp_path / "kubeconfig", server.url, tls.ca_pem, identities)
+def model_kube_api(model: Any, nodes: list[EmuNode]) -> KubeApi:
+    """The Kubernetes API of an emulated cluster (emulated_cluster), for discovery."""
+    assert nodes and nodes[0].kube is not None
+    api = nodes[0].kube.api
     hosts = {n.name: n.internal_ip for n in model.windows_nodes()}
-    return KubeApi(server.url, path, hosts, server)
+    return KubeApi(api.url, api.kubeconfig, hosts, _NotStopped())
+
+
+class _NotStopped:
+    """The nodes' API stops with the nodes."""
+
+    def stop(self) -> None:
+        pass

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cli_support import EmuNode, KubeApi, emulated_cluster, run_process, start_model_kube_api
+from cli_support import EmuNode, KubeApi, emulated_cluster, model_kube_api, run_process
 
 pytest.importorskip("winspect.emulator.install", reason="emulated node tools not available yet")
 
@@ -19,7 +19,7 @@ from winspect.emulator.state import pktmon_status, read_calls
 @pytest.fixture
 def kube_cluster(tmp_path: Path, loopback_hosts: list[str]) -> Iterator[tuple[Any, list[EmuNode], KubeApi]]:
     model, nodes = emulated_cluster(tmp_path, loopback_hosts, 2)
-    api = start_model_kube_api(tmp_path, model)
+    api = model_kube_api(model, nodes)
     try:
         yield model, nodes, api
     finally:

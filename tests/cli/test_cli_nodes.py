@@ -48,10 +48,11 @@ class Cluster:
         self.kill_on_stop = False
 
     def targets(self, *nodes: EmuNode) -> list[str]:
+        """--target for each node, and the kubeconfig with the credentials and winspect's CA."""
         args: list[str] = []
         for node in nodes or self.nodes:
             args += ["--target", node.target]
-        return args
+        return [*args, "--kubeconfig", str(self.nodes[0].kubeconfig)]
 
     def pod(self, node: EmuNode) -> Any:
         return next(p for p in self.model.pods_on(node.name) if p.ip and not p.host_network)
@@ -438,7 +439,7 @@ def test_loss_on_the_node_is_reported(tmp_path: Path, loopback_hosts: list[str])
     _, nodes = emulated_cluster(tmp_path, loopback_hosts, 1, traffic_rate=0, max_packets=60000)
     (a,) = nodes
     try:
-        capture = start_capture("nodes", a.name, "-o", "json", "--target", a.target)
+        capture = start_capture("nodes", a.name, "-o", "json", *a.target_args())
         import time
 
         deadline = time.monotonic() + 60

@@ -65,7 +65,8 @@ def test_every_command_has_help_with_examples(args: list[str], expected: list[st
 )
 def test_global_options_before_or_after_the_command(args: list[str], loopback_hosts: list[str]) -> None:
     # Nothing listens on the address: the node fails, and the document still comes out as JSON.
-    result = run_inprocess(*args, "--target", f"win1={loopback_hosts[0]}:50051")
+    # (--insecure: this is about option placement, not about credentials.)
+    result = run_inprocess(*args, "--target", f"win1={loopback_hosts[0]}:50051", "--insecure")
     doc = json.loads(result.stdout)
     assert doc["command"] == "hns" and doc["type"] == "all" and doc["results"] == {}
     assert doc["errors"]["win1"]["code"] == "UNAVAILABLE"
@@ -86,6 +87,7 @@ def test_subcommand_value_wins_over_the_group_one(loopback_hosts: list[str]) -> 
         "50051",
         "--target",
         f"win1={loopback_hosts[0]}",
+        "--insecure",  # about option values, not credentials
     )
     doc = json.loads(result.stdout)
     assert doc["errors"]["win1"]["address"] == f"{loopback_hosts[0]}:50051"
@@ -113,7 +115,11 @@ def test_subcommand_value_wins_over_the_group_one(loopback_hosts: list[str]) -> 
         (["hns", "all", "--nodes", "a,b/c"], "'/' is only allowed in pod names"),
         (["hns", "all", "--target", "win1"], "invalid --target 'win1': expected NAME=HOST[:PORT]"),
         (["hns", "all", "--timeout", "0"], "invalid duration '0' in --timeout: must be more than 0"),
-        (["hns", "all", "--target", "w=127.0.0.1", "--context", "x"], "--target talks to nodes directly"),
+        (
+            ["hns", "all", "--target", "w=127.0.0.1", "--context", "x", "--insecure"],
+            "--target talks to nodes directly, and --insecure sends no credentials",
+        ),
+        (["hns", "all", "--insecure", "--ca-file", "ca.crt"], "--insecure connects in plain text"),
         (
             ["hns", "all", "--kubeconfig", "/nonexistent/kubeconfig"],
             "--kubeconfig /nonexistent/kubeconfig: no such",
@@ -230,8 +236,16 @@ def test_node_that_accepts_no_connection_times_out(loopback_hosts: list[str]) ->
     with socket.socket() as s:
         s.bind((loopback_hosts[0], 50051))
         s.listen(1)
-        result = run_inprocess(
-            "hns", "all", "--target", f"win1={loopback_hosts[0]}", "--timeout", "1", "-o", "json"
+        result = run_inprocess(  # --insecure: about connecting, not credentials
+            "hns",
+            "all",
+            "--target",
+            f"win1={loopback_hosts[0]}",
+            "--timeout",
+            "1",
+            "-o",
+            "json",
+            "--insecure",
         )
     assert result.exit_code == 1
     error = json.loads(result.stdout)["errors"]["win1"]

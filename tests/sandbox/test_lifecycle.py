@@ -76,7 +76,8 @@ def test_up_status_down_leaves_nothing_behind(tmp_path: Path) -> None:
         assert [n["address"] for n in sb.nodes] == [f"{block}.1", f"{block}.2", f"{block}.3"]
         # One winspectserv process per node, each serving on its own address.
         assert [p["nodes"] for p in sb.state["processes"]] == [[n["name"]] for n in sb.nodes]
-        assert all(check_all([f"{n['address']}:50051" for n in sb.nodes]).values())
+        targets = [f"{n['address']}:50051" for n in sb.nodes]
+        assert all(check_all(targets, tls=sb.node_tls()).values())  # TLS (tests/security: TLS only)
         for pid, identity in recorded_processes(sb):
             assert procs.is_same_process(pid, identity)
 
@@ -129,14 +130,14 @@ def test_two_sandboxes_side_by_side(tmp_path: Path) -> None:
             addr_a, addr_b = a.nodes[0]["address"], b.nodes[0]["address"]
             assert addr_a.rsplit(".", 1)[0] != addr_b.rsplit(".", 1)[0]
             assert a.api_url != b.api_url
-            assert check_all([f"{addr_a}:50051", f"{addr_b}:50051"]) == {
-                f"{addr_a}:50051": True,
-                f"{addr_b}:50051": True,
-            }
+            assert check_all([f"{addr_a}:50051"], tls=a.node_tls()) == {f"{addr_a}:50051": True}
+            assert check_all([f"{addr_b}:50051"], tls=b.node_tls()) == {f"{addr_b}:50051": True}
+            # Each sandbox has its own CA: one's servers are not trusted with the other's.
+            assert check_all([f"{addr_b}:50051"], tls=a.node_tls()) == {f"{addr_b}:50051": False}
         finally:
             runtime.down(tmp_path / "b")
         assert_gone(b, tmp_path / "b")
-        assert check_all([f"{addr_a}:50051"]) == {f"{addr_a}:50051": True}
+        assert check_all([f"{addr_a}:50051"], tls=a.node_tls()) == {f"{addr_a}:50051": True}
     finally:
         runtime.down(tmp_path / "a")
     assert_gone(a, tmp_path / "a")
@@ -300,7 +301,7 @@ def test_many_nodes_share_processes(tmp_path: Path) -> None:
         assert len(groups) == 6 and all(len(g) == 2 for g in groups)
         assert sorted(n for g in groups for n in g) == sorted(n["name"] for n in sb.nodes)
         assert len({n["address"] for n in sb.nodes}) == 12
-        assert all(check_all([f"{n['address']}:50051" for n in sb.nodes]).values())
+        assert all(check_all([f"{n['address']}:50051" for n in sb.nodes], tls=sb.node_tls()).values())
         # Nodes sharing a process are still separate nodes, each with its own emulated tools.
         first, second = groups[0]
         doc = json.loads(

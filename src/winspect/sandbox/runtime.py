@@ -19,10 +19,13 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from winspect.sandbox import procs
 from winspect.sandbox.layout import Layout
+
+if TYPE_CHECKING:
+    from winspect.sandbox.health import Tls
 
 MAX_WINDOWS_NODES = 200
 MAX_LINUX_NODES = 50
@@ -58,6 +61,18 @@ class Sandbox:
     def supervisor_alive(self) -> bool:
         sup = self.state.get("supervisor", {})
         return procs.is_same_process(int(sup.get("pid", 0)), sup.get("identity"))
+
+    def node_tls(self) -> Tls | None:
+        """winspect's CA and the servers' name, to reach the node servers (None if unrecorded)."""
+        from winspect.sandbox.health import Tls
+
+        tls = self.state.get("tls") or {}
+        if not tls.get("ca_file"):
+            return None
+        try:
+            return Tls(Path(tls["ca_file"]).read_bytes(), str(tls.get("server_name", "")))
+        except OSError:
+            return None
 
 
 # ---------------------------------------------------------------- up
@@ -166,16 +181,9 @@ def status(root: Path) -> dict[str, Any]:
     nodes = sandbox.nodes
     health: dict[str, bool] = {}
     if alive and nodes:
-        from winspect.sandbox.health import Tls, check_all
+        from winspect.sandbox.health import check_all
 
-        tls = None
-        tls_state = sandbox.state.get("tls") or {}
-        if tls_state.get("ca_file"):
-            try:
-                tls = Tls(Path(tls_state["ca_file"]).read_bytes(), str(tls_state.get("server_name", "")))
-            except OSError:
-                tls = None
-        health = check_all([f"{n['address']}:{n['port']}" for n in nodes], tls=tls)
+        health = check_all([f"{n['address']}:{n['port']}" for n in nodes], tls=sandbox.node_tls())
     return {
         "dir": str(sandbox.layout.root),
         "running": alive,

@@ -48,6 +48,8 @@ DEFAULT_MAX_QUEUED_PACKETS = 20_000
 START_CHECK_SECONDS = 2.0
 # How long pktmon gets to exit after `pktmon stop` before it is killed.
 EXIT_WAIT_SECONDS = 10.0
+# With frames: how long converting and sending the log files left at `pktmon stop` may take.
+FRAMES_DRAIN_SECONDS = 30.0
 STATS_INTERVAL_SECONDS = 1.0
 # Packets per streamed batch at most (about 0.4 KB each: well under gRPC's 4 MB message limit).
 MAX_BATCH_PACKETS = 2048
@@ -370,8 +372,16 @@ class CaptureSession:
                 stop_ok = False
                 problems.append(str(exc))
             patience = EXIT_WAIT_SECONDS if stop_ok else 1.0  # no point waiting after a failed stop
+            if self._start.frames and stop_ok:
+                patience = FRAMES_DRAIN_SECONDS  # the last log files are being converted and sent
             if self._process is not None and self._process.wait(patience) is None:
-                problems.append("pktmon did not exit after `pktmon stop`; it was killed")
+                if self._start.frames:
+                    problems.append(
+                        f"pktmon's last log files were not converted within {patience:.0f}s after "
+                        "`pktmon stop`: the rest of their packets were not sent"
+                    )
+                else:
+                    problems.append("pktmon did not exit after `pktmon stop`; it was killed")
                 self._process.kill()
                 try:  # the session can outlive its process: stop it again
                     self._backend.capture_stop()

@@ -187,3 +187,25 @@ def test_comment_of_a_flow_never_says_drop() -> None:
     batch = pb.PacketBatch()
     flow = _packet(batch, nanos=0)
     assert "Drop" not in packet_comment("node-1", flow)
+
+
+def test_pod_names_resolve_addresses_and_group_id_finds_a_packet(tshark: str, tmp_path: Path) -> None:
+    import subprocess
+
+    path = tmp_path / "names.pcapng"
+    with open(path, "wb") as out:
+        export = PcapngExport(out, ["win-a"], pods=[KnownPod("shop", "api-0", "10.224.0.15", "win-a")])
+        export.started("win-a", pb.CaptureInfo())
+        batch = pb.PacketBatch()
+        _packet(batch, nanos=1, group_id=41)
+        _packet(batch, nanos=2, group_id=42)
+        export.packets("win-a", batch.packets)
+        export.close()
+
+    def fields(*args: str) -> list[str]:
+        proc = subprocess.run([tshark, "-r", str(path), *args], capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout.split()
+
+    assert fields("-N", "n", "-T", "fields", "-e", "ip.dst_host") == ["shop/api-0", "shop/api-0"]
+    assert fields("-Y", "frame.packet_id == 42", "-T", "fields", "-e", "frame.number") == ["2"]

@@ -105,12 +105,14 @@ def _port_free(host: str, port: int) -> bool:
 
 
 def test_server_on_a_chosen_port(e2e: E2E, loopback_hosts: list[str]) -> None:
-    # ./winspectserv -p 43058 (here on its own loopback address, with the first node's emulated tools)
+    # ./winspectserv -p 43058 (here on its own loopback address, with the first node's emulated tools,
+    # and the sandbox's certificate and credentials: winspectserv serves TLS only)
     host = next(h for h in loopback_hosts if _port_free(h, 43058))
     tools = e2e.sandbox.nodes[0]["tools_dir"]
     serv = Path(sys.executable).parent / "winspectserv"
+    security = e2e.sandbox.state["tls"]["server_args"]
     proc = subprocess.Popen(
-        [str(serv), "-p", "43058", "--host", host, "--tools-dir", tools, "--node-name", "win1"],
+        [str(serv), "-p", "43058", "--host", host, "--tools-dir", tools, "--node-name", "win1", *security],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,

@@ -180,7 +180,12 @@ class Supervisor:
         security = self._start_api(cluster)
         self._write(
             api={"url": self.api.url, "kubeconfig": str(self.layout.kubeconfig)},
-            tls={"ca_file": str(security.ca_file), "server_name": security.server_name},
+            tls={
+                "ca_file": str(security.ca_file),
+                "server_name": security.server_name,
+                # What another winspectserv needs to join this sandbox (tests, experiments).
+                "server_args": security.server_args(),
+            },
         )
         self._spawn_nodes(nodes, security)
         self._write()

@@ -1,4 +1,8 @@
-"""Real winspectserv processes, one per emulated Windows node, on the node's InternalIP."""
+"""Real winspectserv processes, one per emulated Windows node, on the node's InternalIP.
+
+They run --insecure: they serve the discovery tests, which run against two API servers (the real
+one and the sandbox's) whose users differ, while a secure server checks callers with one of them.
+tests/integration/test_security.py runs secure servers against the real API server."""
 
 from __future__ import annotations
 
@@ -55,7 +59,7 @@ def start_node_servers(model: Any, root: Path, servers: dict[str, NodeServer], s
         install_tools(tools, state)
         log = root / node.name / "winspectserv.log"
         argv = [*_server_argv(), "--host", node.internal_ip, "-p", str(NODE_PORT),
-                "--tools-dir", str(tools), "--node-name", node.name]  # fmt: skip
+                "--tools-dir", str(tools), "--node-name", node.name, "--insecure"]  # fmt: skip
         with log.open("wb") as out:
             proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
         servers[node.name] = NodeServer(node.name, node.internal_ip, state, log, proc)

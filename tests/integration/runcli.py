@@ -40,14 +40,18 @@ def run_winspect(
     home: Path,
     kubeconfig: Path | None = None,
     env: dict[str, str] | None = None,
+    insecure: bool = False,
 ) -> Result:
-    """Run `winspect [--kubeconfig FILE] ARGS` with HOME=home and no KUBECONFIG unless `env` sets one."""
+    """Run `winspect [--kubeconfig FILE] ARGS` with HOME=home and no KUBECONFIG unless `env` sets one.
+
+    `insecure`: add --insecure, for node servers started --insecure (tests about discovery, not
+    security: the same servers answer the real and the sandbox API, which have different users)."""
     environ = {k: v for k, v in os.environ.items() if not k.startswith(("KUBE", "WINSPECT"))}
     environ["HOME"] = str(home)  # no ~/.kube/config of the machine
     environ.update(env or {})
     argv = winspect_argv()
     if kubeconfig is not None:
         argv += ["--kubeconfig", str(kubeconfig)]
-    argv += ["--timeout", "20s", *args]
+    argv += ["--timeout", "20s", *(["--insecure"] if insecure else []), *args]
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=CLI_TIMEOUT, env=environ, check=False)
     return Result(argv, proc.returncode, proc.stdout, proc.stderr)

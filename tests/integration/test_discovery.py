@@ -4,7 +4,9 @@ talks to real winspectserv processes at the nodes' InternalIPs.
 Each node server runs the emulated tools of its node, so what comes back
 (management IPs, pod IPs in packets, pod VFP ports) proves which server
 answered for which node. The same tests run against every API server the
-`kube` fixture provides (real kube-apiserver, sandbox API).
+`kube` fixture provides (real kube-apiserver, sandbox API), so the node
+servers run --insecure and the CLI with --insecure: these tests are about
+discovery; test_security.py covers TLS, authentication and RBAC.
 """
 
 from __future__ import annotations
@@ -33,7 +35,9 @@ def nodes(node_servers: dict[str, NodeServer]) -> dict[str, NodeServer]:
 
 
 def admin(kube: KubeCluster, tmp_path: Path, *args: str) -> Result:
-    return run_winspect(*args, home=tmp_path, kubeconfig=kube.kubeconfig(tmp_path / "admin.kubeconfig"))
+    return run_winspect(
+        *args, home=tmp_path, insecure=True, kubeconfig=kube.kubeconfig(tmp_path / "admin.kubeconfig")
+    )
 
 
 def values(doc: Any, key: str) -> Iterator[Any]:
@@ -185,7 +189,9 @@ def test_viewer_inspects_pods_of_its_namespace(
     frontend = kube.pod(VIEWER_NAMESPACE, "iis-frontend", n0)
     # The viewer's context namespace is `web`: no -n needed.
     kc = kube.kubeconfig(tmp_path / "viewer.kubeconfig", VIEWER)
-    r = run_winspect("vfp-counter", "--pod", frontend.name, "-o", "json", home=tmp_path, kubeconfig=kc)
+    r = run_winspect(
+        "vfp-counter", "--pod", frontend.name, "-o", "json", home=tmp_path, insecure=True, kubeconfig=kc
+    )
     assert r.code == 0, str(r)
     assert list(r.json()["results"]) == [n0]
 
@@ -209,11 +215,23 @@ def test_context_flag_selects_a_user_who_may(
             "current-context": NOBODY,
         },
     )
-    r = run_winspect("hns", "networks", "--nodes", n0, "-o", "json", home=tmp_path, kubeconfig=kc)
+    r = run_winspect(
+        "hns", "networks", "--nodes", n0, "-o", "json", home=tmp_path, insecure=True, kubeconfig=kc
+    )
     assert r.code == 1, str(r)
     assert f"forbidden by RBAC: user '{kube.users[NOBODY].name}' may not list nodes" in r.stderr
     r = run_winspect(
-        "--context", ADMIN, "hns", "networks", "--nodes", n0, "-o", "json", home=tmp_path, kubeconfig=kc
+        "--context",
+        ADMIN,
+        "hns",
+        "networks",
+        "--nodes",
+        n0,
+        "-o",
+        "json",
+        home=tmp_path,
+        insecure=True,
+        kubeconfig=kc,
     )
     assert r.code == 0, str(r)
     assert list(r.json()["results"]) == [n0]
@@ -254,6 +272,8 @@ def test_kubeconfig_env_with_two_files(
     )
     frontend = kube.pod(VIEWER_NAMESPACE, "iis-frontend", n1)
     env = {"KUBECONFIG": os.pathsep.join([str(a), str(b)])}
-    r = run_winspect("vfp-counter", "--pod", frontend.name, "-o", "json", home=tmp_path, env=env)
+    r = run_winspect(
+        "vfp-counter", "--pod", frontend.name, "-o", "json", home=tmp_path, insecure=True, env=env
+    )
     assert r.code == 0, str(r)
     assert list(r.json()["results"]) == [n1]

@@ -31,7 +31,9 @@ def message(r: Result) -> str:
 
 
 def admin(kube: KubeCluster, tmp_path: Path, *args: str) -> Result:
-    return run_winspect(*args, home=tmp_path, kubeconfig=kube.kubeconfig(tmp_path / "admin.kubeconfig"))
+    return run_winspect(
+        *args, home=tmp_path, insecure=True, kubeconfig=kube.kubeconfig(tmp_path / "admin.kubeconfig")
+    )
 
 
 # ---------------------------------------------------------------- names
@@ -103,7 +105,9 @@ def test_pod_on_a_node_without_internal_ip_fails_that_node(kube: KubeCluster, tm
 
 def test_user_without_rights_is_forbidden_to_list_nodes(kube: KubeCluster, tmp_path: Path) -> None:
     user = kube.users[NOBODY].name
-    r = run_winspect("hns", "networks", home=tmp_path, kubeconfig=kube.kubeconfig(tmp_path / "k", NOBODY))
+    r = run_winspect(
+        "hns", "networks", home=tmp_path, insecure=True, kubeconfig=kube.kubeconfig(tmp_path / "k", NOBODY)
+    )
     assert r.code == EXIT_FAILED, str(r)
     assert message(r) == (
         f"forbidden by RBAC: user '{user}' may not list nodes (403 Forbidden: nodes is forbidden: "
@@ -122,6 +126,7 @@ def test_viewer_is_forbidden_pods_outside_its_namespace(kube: KubeCluster, tmp_p
         "--pod",
         pod,
         home=tmp_path,
+        insecure=True,
         kubeconfig=kube.kubeconfig(tmp_path / "k", VIEWER),
     )
     assert r.code == EXIT_FAILED, str(r)
@@ -143,6 +148,7 @@ def test_viewer_is_forbidden_pods_of_all_namespaces(kube: KubeCluster, tmp_path:
         "-d",
         "1",
         home=tmp_path,
+        insecure=True,
         kubeconfig=kube.kubeconfig(tmp_path / "k", VIEWER),
     )
     assert r.code == EXIT_FAILED, str(r)
@@ -155,7 +161,7 @@ def test_viewer_is_forbidden_pods_of_all_namespaces(kube: KubeCluster, tmp_path:
 
 def test_invalid_token_is_rejected(kube: KubeCluster, tmp_path: Path) -> None:
     kc = kube.kubeconfig(tmp_path / "k", ADMIN, token="not-a-token-of-this-cluster")
-    r = run_winspect("hns", "networks", home=tmp_path, kubeconfig=kc)
+    r = run_winspect("hns", "networks", home=tmp_path, insecure=True, kubeconfig=kc)
     assert r.code == EXIT_FAILED, str(r)
     assert message(r) == (
         f"the Kubernetes API server {kube.server} rejected the credentials of user "
@@ -169,7 +175,11 @@ def test_wrong_certificate_authority_fails_tls_verification(kube: KubeCluster, t
 
     other_ca = make_tls(["127.0.0.1"], ["localhost"]).ca_pem
     r = run_winspect(
-        "hns", "networks", home=tmp_path, kubeconfig=kube.kubeconfig(tmp_path / "k", ca_pem=other_ca)
+        "hns",
+        "networks",
+        home=tmp_path,
+        insecure=True,
+        kubeconfig=kube.kubeconfig(tmp_path / "k", ca_pem=other_ca),
     )
     assert r.code == EXIT_FAILED, str(r)
     msg = message(r)
@@ -207,10 +217,10 @@ def _multi_context(kube: KubeCluster, path: Path, current: str) -> Path:
 def test_context_flag_picks_the_user(kube: KubeCluster, tmp_path: Path) -> None:
     kc = _multi_context(kube, tmp_path / "multi", current=ADMIN)
     # `version` resolves every Windows node before dialling any: the user's rights decide.
-    r = run_winspect("--context", NOBODY, "version", home=tmp_path, kubeconfig=kc)
+    r = run_winspect("--context", NOBODY, "version", home=tmp_path, insecure=True, kubeconfig=kc)
     assert r.code == EXIT_FAILED, str(r)
     assert message(r).startswith(f"forbidden by RBAC: user '{kube.users[NOBODY].name}' may not list nodes")
-    r = run_winspect("--context", "no-such-context", "version", home=tmp_path, kubeconfig=kc)
+    r = run_winspect("--context", "no-such-context", "version", home=tmp_path, insecure=True, kubeconfig=kc)
     assert r.code != 0, str(r)
     assert message(r) == (
         f"--context 'no-such-context' is not in kubeconfig {kc} (contexts: {ADMIN}, {NOBODY}, {VIEWER})"
@@ -246,12 +256,20 @@ def test_kubeconfig_env_merges_two_files_first_wins(kube: KubeCluster, tmp_path:
     )
     env = {"KUBECONFIG": os.pathsep.join([str(a), str(b)])}
     # a's current-context wins, and its context reaches the cluster defined in b.
-    r = run_winspect("hns", "networks", home=tmp_path, env=env)
+    r = run_winspect("hns", "networks", home=tmp_path, insecure=True, env=env)
     assert r.code == EXIT_FAILED, str(r)
     assert message(r).startswith(f"forbidden by RBAC: user '{kube.users[NOBODY].name}' may not list nodes")
     # b's context is there too; an unknown node name proves nodes were listed as the admin.
     r = run_winspect(
-        "--context", "ops", "hns", "networks", "--nodes", "aksnpwin00000", home=tmp_path, env=env
+        "--context",
+        "ops",
+        "hns",
+        "networks",
+        "--nodes",
+        "aksnpwin00000",
+        home=tmp_path,
+        insecure=True,
+        env=env,
     )
     assert r.code == EXIT_USAGE, str(r)
     assert message(r).startswith("node 'aksnpwin00000' not found; did you mean")

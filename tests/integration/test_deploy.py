@@ -1,12 +1,13 @@
 """`winspect install` / `uninstall` against the real kube-apiserver (v1.20, no kubelet, no controllers).
 
-v1.20 predates HostProcess containers and gRPC probes (server-side apply rejects
-those fields), so the shipped manifests are refused there with a clear message:
-that is checked first, through the real CLI. The rest of the flow then runs
+v1.20 predates HostProcess containers (server-side apply rejects the field),
+so the shipped manifests are refused there with a clear message: that is
+checked first, through the real CLI. The rest of the flow then runs
 in-process with two adjustments made here, and only here: the manifests lose
-`hostProcess: true` and their probes use tcpSocket instead of grpc, and the
-minimum version is lowered to 1.20. Everything else is the shipped code:
-server-side apply, the rollout wait, the per-node report, uninstall.
+`hostProcess: true` (and would any grpc probe), and the minimum version is
+lowered to 1.20. Everything else is the shipped code: server-side apply, the
+certificates (CA, Secret, ConfigMap) and their rotation, the RBAC objects,
+the rollout wait, the per-node report, uninstall.
 
 This cluster has no DaemonSet controller and no kubelet, so the test plays
 them: it creates the DaemonSet's pods (owned by it, with its template
@@ -17,6 +18,7 @@ Terminating for the rest of the session (no namespace controller).
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,12 +29,14 @@ from click.testing import CliRunner
 from kubecluster import ADMIN, NOBODY, VIEWER, KubeCluster, Rest
 from lightkube import Client, KubeConfig
 from lightkube.resources.apps_v1 import DaemonSet
-from lightkube.resources.core_v1 import Namespace, ServiceAccount
+from lightkube.resources.core_v1 import ConfigMap, Namespace, Secret, ServiceAccount
+from lightkube.resources.rbac_authorization_v1 import ClusterRole
 from runcli import run_winspect
 
 from winspect.cli.main import cli
 from winspect.deploy import install as install_module
 from winspect.deploy import manifests as manifests_module
+from winspect.deploy.certs import certificate_info, signed_by
 from winspect.deploy.lookup import installed_port
 
 pytestmark = pytest.mark.kube
@@ -165,7 +169,7 @@ def test_shipped_manifests_are_refused_by_kubernetes_1_20_with_the_reason(
     assert result.code == 1, result
     assert result.stderr == (
         "winspect: error: the cluster runs Kubernetes v1.20.2: winspect's DaemonSet needs 1.24 or later "
-        "(HostProcess containers, gRPC probes); nothing was installed\n"
+        "(HostProcess containers); nothing was installed\n"
     )
     assert result.stdout == ""
     client = admin_client(real_kube, tmp_path)
@@ -185,13 +189,23 @@ def test_install_wait_report_and_uninstall(
     r = winspect(admin, "install", "--port", str(PORT), "--wait-timeout", "1")
     assert r.exit_code == 1, r.output
     lines = r.stdout.splitlines()
-    assert lines[:3] == [
+    assert lines[:13] == [
         "namespace/winspect-system applied",
+        "secret/winspect-tls applied (new certificates: none yet)",
+        "configmap/winspect-ca applied (new certificates: none yet)",
         "serviceaccount/winspectserv applied",
+        "clusterrole/winspect-viewer applied",
+        "clusterrole/winspect-capture applied",
+        "clusterrolebinding/winspect-server-auth-delegator applied",
+        "role/winspect-client-info applied",
+        "rolebinding/winspect-client-info applied",
+        "serviceaccount/winspect-client applied",
+        "clusterrolebinding/winspect-client applied",
+        "role/winspect-client-token applied",
         "daemonset/winspectserv applied",
     ]
-    assert lines[3].split() == ["NODE", "READY", "POD", "STATUS", "DETAIL"]
-    table = {ln.split()[0]: ln for ln in lines[4:]}
+    assert lines[13].split() == ["NODE", "READY", "POD", "STATUS", "DETAIL"]
+    table = {ln.split()[0]: ln for ln in lines[14:]}
     assert sorted(table) == windows  # Windows nodes only
     for node in windows:
         assert table[node].split()[1:5] == ["no", "-", "no", "pod"]
@@ -215,9 +229,30 @@ def test_install_wait_report_and_uninstall(
     assert ds.spec.template.spec.hostNetwork is True
     assert installed_port(client) == PORT
     sa = client.get(ServiceAccount, "winspectserv", namespace=NS)
-    assert sa.automountServiceAccountToken is False
+    assert sa.automountServiceAccountToken is False  # only the DaemonSet's pods mount its token
+    assert ds.spec.template.spec.automountServiceAccountToken is True
     assert client.get(Namespace, NS).metadata.labels["app.kubernetes.io/name"] == "winspect"
     generation = ds.metadata.generation
+    # The certificates: the server's in a TLS Secret that only the DaemonSet mounts, signed by the CA
+    # of the ConfigMap users read; both name the service identity, not a node.
+    secret = client.get(Secret, "winspect-tls", namespace=NS)
+    assert secret.type == "kubernetes.io/tls"
+    cert_pem = base64.b64decode(secret.data["tls.crt"])
+    ca = client.get(ConfigMap, "winspect-ca", namespace=NS).data
+    assert ca["server-name"] == "winspectserv.winspect-system.svc"
+    assert signed_by(cert_pem, ca["ca.crt"].encode())
+    assert "winspectserv.winspect-system.svc" in certificate_info(cert_pem).dns_names
+    assert [v.secret.secretName for v in ds.spec.template.spec.volumes] == ["winspect-tls"]
+    assert c.args[-4:] == [
+        "--tls-cert",
+        "/var/run/secrets/winspect/tls/tls.crt",
+        "--tls-key",
+        "/var/run/secrets/winspect/tls/tls.key",
+    ]
+    viewer_role = client.get(ClusterRole, "winspect-viewer")
+    assert [(r.apiGroups, r.resources, r.verbs) for r in viewer_role.rules] == [
+        (["winspect.io"], ["nodes/hns", "nodes/counters", "nodes/vfp"], ["get"])
+    ]
 
     # 2. Pods in every state: the JSON report says, per node, which pod and why it is not ready.
     ready_pod = kubelet.pod(windows[0], running(True))
@@ -243,6 +278,12 @@ def test_install_wait_report_and_uninstall(
     assert errors[windows[3]]["code"] == "Running"
     assert errors[windows[3]]["message"].startswith(f"pod {starting} is running but not ready yet")
     assert client.get(DaemonSet, "winspectserv", namespace=NS).metadata.generation == generation  # same apply
+    # Installing again keeps the certificates.
+    assert [(a["kind"], a["action"]) for a in doc["applied"][1:3]] == [
+        ("Secret", "kept"),
+        ("ConfigMap", "kept"),
+    ]
+    assert client.get(Secret, "winspect-tls", namespace=NS).data["tls.crt"] == secret.data["tls.crt"]
 
     # 3. Every node ready: exit 0.
     for name in kubelet.created[1:]:
@@ -254,7 +295,7 @@ def test_install_wait_report_and_uninstall(
         r.stderr.rstrip().splitlines()[-1]
         == f"winspect: winspectserv is ready on all 4 Windows nodes (port {PORT})"
     )
-    assert all(ln.split()[1] == "yes" for ln in r.stdout.splitlines()[4:])
+    assert all(ln.split()[1] == "yes" for ln in r.stdout.splitlines()[14:])
 
     r = winspect(admin, "install", "--port", str(PORT), "--wait-timeout", "0", "-o", "json")
     assert r.exit_code == 0, r.output
@@ -269,6 +310,28 @@ def test_install_wait_report_and_uninstall(
     assert "(older template, waiting for its replacement)" in r.stdout
     assert client.get(DaemonSet, "winspectserv", namespace=NS).metadata.generation == generation + 1
 
+    # 4b. Rotation: a new CA and certificate, the DaemonSet restarted (a new template) to serve them.
+    r = winspect(admin, "rotate-certs", "--wait-timeout", "0")
+    assert r.exit_code == 0, r.output
+    assert r.stdout.splitlines() == [
+        "secret/winspect-tls applied (new certificates: rotation asked for)",
+        "configmap/winspect-ca applied (new certificates: rotation asked for)",
+        "daemonset/winspectserv restarted (to serve the new certificate)",
+    ]
+    assert r.stderr == "winspect: not waiting for the restart (--wait-timeout 0)\n"
+    rotated = client.get(Secret, "winspect-tls", namespace=NS).data
+    new_cert = base64.b64decode(rotated["tls.crt"])
+    new_ca = client.get(ConfigMap, "winspect-ca", namespace=NS).data["ca.crt"].encode()
+    assert (
+        new_cert != cert_pem
+        and signed_by(new_cert, new_ca)
+        and not signed_by(new_cert, ca["ca.crt"].encode())
+    )
+    ds = client.get(DaemonSet, "winspectserv", namespace=NS)
+    assert ds.metadata.generation == generation + 2
+    annotations = ds.spec.template.metadata.annotations or {}
+    assert annotations["winspect.io/tls-fingerprint"] == certificate_info(new_cert).fingerprint
+
     # 5. Users without the rights get one line naming what was refused.
     viewer = real_kube.kubeconfig(tmp_path / "viewer.kubeconfig", VIEWER)
     r = winspect(viewer, "install", "--wait-timeout", "1")
@@ -277,8 +340,8 @@ def test_install_wait_report_and_uninstall(
         "winspect: error: forbidden by RBAC: user 'winspect-viewer' may not get namespace winspect-system "
         '(403 Forbidden: namespaces "winspect-system" is forbidden: User "winspect-viewer" cannot get '
         'resource "namespaces" in API group "" in the namespace "winspect-system"); '
-        "installing winspect needs get/create/patch on namespaces, serviceaccounts and daemonsets "
-        "and list on nodes and pods "
+        "installing winspect needs get/create/patch on namespaces, serviceaccounts, secrets, configmaps, "
+        "daemonsets, roles, rolebindings, clusterroles and clusterrolebindings, and list on nodes and pods "
         "(cluster-admin has them)\n"
     )
     nobody = real_kube.kubeconfig(tmp_path / "nobody.kubeconfig", NOBODY)
@@ -289,29 +352,42 @@ def test_install_wait_report_and_uninstall(
         "in namespace winspect-system (403 Forbidden: "
     )
     assert r.stderr.rstrip().endswith(
-        "uninstalling winspect needs get/delete on namespaces, serviceaccounts and daemonsets"
+        "uninstalling winspect needs get/delete on namespaces, serviceaccounts, secrets, configmaps, "
+        "daemonsets, roles, rolebindings, clusterroles and clusterrolebindings"
     )
     viewer_client = Client(KubeConfig.from_file(viewer))
-    assert installed_port(viewer_client) is None  # may not read it: the client falls back to its default
+    # Every authenticated user may read the DaemonSet's port and the CA (Role winspect-client-info).
+    assert installed_port(viewer_client) == PORT
     assert client.get(DaemonSet, "winspectserv", namespace=NS)  # still installed
 
     # 6. Uninstall removes what install made; again, it finds nothing to remove.
     r = winspect(admin, "uninstall")
     assert r.exit_code == 0, r.output
-    assert r.stdout.splitlines() == [
-        "daemonset/winspectserv deleted",
-        "serviceaccount/winspectserv deleted",
-        "namespace/winspect-system deleted",
+    removed = [
+        "daemonset/winspectserv",
+        "secret/winspect-tls",
+        "configmap/winspect-ca",
+        "role/winspect-client-token",
+        "clusterrolebinding/winspect-client",
+        "serviceaccount/winspect-client",
+        "rolebinding/winspect-client-info",
+        "role/winspect-client-info",
+        "clusterrolebinding/winspect-server-auth-delegator",
+        "clusterrole/winspect-capture",
+        "clusterrole/winspect-viewer",
+        "serviceaccount/winspectserv",
+        "namespace/winspect-system",
     ]
+    assert r.stdout.splitlines() == [f"{ref} deleted" for ref in removed]
+    assert not {c.metadata.name for c in client.list(ClusterRole)} & {"winspect-viewer", "winspect-capture"}
     assert not list(client.list(DaemonSet, namespace=NS))
     assert installed_port(client) is None
     assert client.get(Namespace, NS).metadata.deletionTimestamp is not None
     r = winspect(admin, "uninstall", "-o", "json")
     assert r.exit_code == 0, r.output
-    assert [(o["kind"], o["action"]) for o in json.loads(r.stdout)["objects"]] == [
-        ("DaemonSet", "absent"),
-        ("ServiceAccount", "absent"),
-        ("Namespace", "terminating"),
+    assert [(f"{o['kind'].lower()}/{o['name']}", o["action"]) for o in json.loads(r.stdout)["objects"]] == [
+        *[(ref, "absent") for ref in removed[:-1]],
+        ("namespace/winspect-system", "terminating"),
     ]
 
     # 7. Installing into the namespace being deleted says so.

@@ -103,6 +103,11 @@ class StreamSink:
     def started(self, node: str, info: Any) -> None:
         if self.export is not None:
             self.export.started(node, info)
+            if not info.frames:
+                err(
+                    f"{node}: warning: this winspectserv sends no packet bytes (too old?): "
+                    "its packets are not in the pcapng file"
+                )
         if self.verbose:
             filters = "; ".join(info.pktmon_filters) or "none"
             err(f"{node}: capture started (session {info.session_id}, filters: {filters})")

@@ -60,9 +60,9 @@ def _state_dirs(e2e: E2E) -> dict[str, Path]:
 
 @pytest.fixture
 def fast_rotation(sandbox: E2E) -> Iterator[None]:
-    """pktmon starts a new log file every ~10 packets on every node (packets flow while capturing)."""
+    """pktmon starts a new log file every ~50 packets on every node (packets flow while capturing)."""
     for state in _state_dirs(sandbox).values():
-        set_log_megabyte(state, 3000)
+        set_log_megabyte(state, 20_000)
     yield
     for state in _state_dirs(sandbox).values():
         set_log_megabyte(state, 1 << 20)

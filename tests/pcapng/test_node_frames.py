@@ -144,7 +144,7 @@ def test_finished_files_arrive_while_the_capture_runs_and_none_is_lost(node: Emu
     packets += rest
     assert events[-1].ended.reason == pb.END_REASON_STOPPED and events[-1].ended.cleaned_up
     etl2txt = [c for c in _calls(node) if c[1] == "etl2txt"]
-    assert len(etl2txt) >= 6
+    assert len(etl2txt) >= 3
     assert [Path(c[2]).name for c in etl2txt] == [f"capture{i}.etl" for i in range(1, len(etl2txt) + 1)]
     assert len(packets) == _counted(node)
     stamps = [(p.timestamp.seconds, p.timestamp.nanos) for p in packets]

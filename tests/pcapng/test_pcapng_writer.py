@@ -209,3 +209,17 @@ def test_pod_names_resolve_addresses_and_group_id_finds_a_packet(tshark: str, tm
 
     assert fields("-N", "n", "-T", "fields", "-e", "ip.dst_host") == ["shop/api-0", "shop/api-0"]
     assert fields("-Y", "frame.packet_id == 42", "-T", "fields", "-e", "frame.number") == ["2"]
+
+
+def test_live_output_writes_held_packets_after_the_hold_time_without_new_events() -> None:
+    now = [0.0]
+    out = io.BytesIO()
+    export = PcapngExport(out, ["busy", "quiet"], hold_seconds=2.0, clock=lambda: now[0])
+    batch = pb.PacketBatch()
+    _packet(batch, nanos=1)
+    export.packets("busy", batch.packets)
+    export.tick()
+    assert export.stats.written == 0  # the quiet node might still send something older
+    now[0] = 2.5
+    export.tick()
+    assert export.stats.written == 1

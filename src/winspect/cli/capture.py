@@ -534,11 +534,28 @@ def run(
             connect_timeout=settings.connect_timeout,
         )
         restore = install_stop_handlers(asyncio.get_running_loop(), runner.request_stop)
+
+        async def release_held() -> None:
+            """Packets held for order leave on time even when no node sends anything new."""
+            nonlocal pcapng_closed
+            assert export is not None
+            while True:
+                await asyncio.sleep(0.5)
+                try:
+                    export.tick()
+                except BrokenPipeError:
+                    pcapng_closed = True
+                    runner.request_stop()
+                    return
+
+        ticker = asyncio.ensure_future(release_held()) if export is not None and to_stdout else None
         try:
             return await runner.run()
         finally:
+            if ticker is not None:
+                ticker.cancel()
             # Still under our signal handlers: a second Ctrl+C cannot cut the file short.
-            if export is not None:
+            if export is not None and not pcapng_closed:
                 try:
                     export.close()
                 except BrokenPipeError:  # `-w -` and the reader has gone

@@ -144,6 +144,11 @@ class PcapngExport:
             push(node, ts.seconds * 1_000_000_000 + ts.nanos, (node, p), len(frame) + _PACKET_OVERHEAD)
         self._write(self._buffer.ready())
 
+    def tick(self) -> None:
+        """Writes what the buffer's hold time releases (call it now and then while capturing)."""
+        if not self._closed:
+            self._write(self._buffer.ready())
+
     def node_done(self, node: str) -> None:
         """The node's stream ended (CaptureEnded, an error, or the run's end)."""
         self._buffer.node_done(node)

@@ -181,3 +181,23 @@ def test_pktmon_stopped_by_someone_else_ends_the_capture(node: EmulatedNode) -> 
     assert packets and all(p.frame for p in packets)  # what was logged until then is delivered
     assert ended.cleaned_up and node_is_clean(node)
     wait_until(lambda: not directory.exists(), what="the log directory to be removed")
+
+
+def test_log_files_in_the_order_pktmon_numbered_them(tmp_path: Path) -> None:
+    from winspect.node.windows.file_capture import log_files
+
+    for name in (
+        "capture10.etl",
+        "capture2.etl",
+        "Capture1.ETL",
+        "capture_3.etl",
+        "other1.etl",
+        "capture1.txt",
+    ):
+        (tmp_path / name).write_text("")
+    assert [p.name for p in log_files(tmp_path)] == [
+        "Capture1.ETL",
+        "capture2.etl",
+        "capture_3.etl",
+        "capture10.etl",
+    ]

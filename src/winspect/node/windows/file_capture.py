@@ -59,8 +59,10 @@ _EXIT_EXTERNAL_STOP = 1
 
 
 def log_files(directory: Path, stem: str = FILE_STEM) -> list[Path]:
-    """The session's log files in the order pktmon wrote them (`<stem><n>.etl`, n from 1)."""
-    pattern = re.compile(re.escape(stem) + r"(\d*)\.etl", re.IGNORECASE)
+    """The session's log files in the order pktmon wrote them: `<stem><n>.etl`, n from 1, as
+    documented (`PktMon1.etl, PktMon2.etl`); `<stem>_<n>` / `<stem>-<n>` and a plain
+    `<stem>.etl` (first) are accepted too, in case a build numbers them differently."""
+    pattern = re.compile(re.escape(stem) + r"(?:[-_]?(\d+))?\.etl", re.IGNORECASE)
     numbered = []
     try:
         entries = list(directory.iterdir())

@@ -71,11 +71,19 @@ class ServiceAccountTokens:
     """Tokens of ServiceAccount winspect-system/winspect-client (TokenRequest), renewed before they end."""
 
     def __init__(
-        self, cluster: Cluster, user_label: str, lifetime: int = SERVICE_ACCOUNT_TOKEN_SECONDS
+        self,
+        cluster: Cluster,
+        user_label: str,
+        lifetime: int = SERVICE_ACCOUNT_TOKEN_SECONDS,
+        *,
+        namespace: str = NAMESPACE,
+        service_account: str = CLIENT_SERVICE_ACCOUNT,
     ) -> None:
         self._cluster = cluster
         self._user = user_label
         self._lifetime = lifetime
+        self._namespace = namespace
+        self._account = service_account
         self._lock = threading.Lock()
         self._token = ""
         self._renew_at = 0.0
@@ -92,17 +100,17 @@ class ServiceAccountTokens:
         from lightkube.models.authentication_v1 import TokenRequestSpec
         from lightkube.resources.core_v1 import ServiceAccount
 
-        what = f"create a token for ServiceAccount {NAMESPACE}/{CLIENT_SERVICE_ACCOUNT}"
+        what = f"create a token for ServiceAccount {self._namespace}/{self._account}"
 
         def request() -> tuple[str, int]:
             body = ServiceAccount.Token(spec=TokenRequestSpec(audiences=[], expirationSeconds=self._lifetime))
             try:
-                result = self._cluster._lightkube().create(body, CLIENT_SERVICE_ACCOUNT, namespace=NAMESPACE)
+                result = self._cluster._lightkube().create(body, self._account, namespace=self._namespace)
             except ApiError as exc:
                 code = exc.status.code or exc.response.status_code
                 if code == 404:
                     raise ConfigError(
-                        f"ServiceAccount {NAMESPACE}/{CLIENT_SERVICE_ACCOUNT} not found: users of client "
+                        f"ServiceAccount {self._namespace}/{self._account} not found: users of client "
                         "certificates reach node servers with its tokens; install winspect "
                         "(`winspect install`)"
                     ) from None
@@ -112,7 +120,7 @@ class ServiceAccountTokens:
                         "a bearer token, and users of client certificates get one through the TokenRequest "
                         "API. "
                         "A cluster admin can allow it with: kubectl create rolebinding "
-                        f"{CLIENT_TOKEN_ROLE}-{binding_slug(self._user)} -n {NAMESPACE} "
+                        f"{CLIENT_TOKEN_ROLE}-{binding_slug(self._user)} -n {self._namespace} "
                         f"--role={CLIENT_TOKEN_ROLE} --user={self._user}"
                     ) from None
                 raise

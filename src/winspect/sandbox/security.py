@@ -160,8 +160,9 @@ class LocalApi:
         self.server.stop()
 
 
-def start_local_api(directory: Path, objects: Iterable[Obj] = ()) -> LocalApi:
-    """Serve `objects` (plus winspect's namespace and CA ConfigMap) with the sandbox's policy."""
+def start_local_api(directory: Path, objects: Iterable[Obj] = (), *, publish_ca: bool = True) -> LocalApi:
+    """Serve `objects` (plus winspect's namespace and CA ConfigMap unless not `publish_ca`) with
+    the sandbox's policy."""
     from winspect.sandbox.kubeapi.auth import sandbox_identities, sandbox_policy, sandbox_server_identity
     from winspect.sandbox.kubeapi.server import KubeApiServer
     from winspect.sandbox.kubeapi.store import ObjectStore
@@ -175,7 +176,7 @@ def start_local_api(directory: Path, objects: Iterable[Obj] = ()) -> LocalApi:
     api = KubeApiServer(store, sandbox_policy(identities, server_identity), crt, key).start()
     try:
         security = prepare_node_security(directory / "nodes", api.url, tls.ca_pem, server_identity)
-        for obj in security.objects():
+        for obj in security.objects() if publish_ca else ():
             store.put(obj)
         kubeconfig = write_kubeconfig(directory / "kubeconfig", api.url, tls.ca_pem, identities)
     except BaseException:

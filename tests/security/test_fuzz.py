@@ -1,0 +1,292 @@
+"""Property-based fuzzing of a running secure winspectserv (hypothesis): thousands of malformed and
+hostile requests (oversized lists, bad IPs and MACs, shell metacharacters, huge durations and
+sizes, unknown enum values, bad UTF-8, garbage bytes, oversized messages, forged or malformed
+tokens, callers without the permission). Every one gets a gRPC error, the server stays healthy, and
+no tool process starts for any of them (the emulated tools' invocation log is unchanged).
+
+The number of examples is fixed (no database, derandomized) so the run takes well under a minute.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import random
+import socket
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from security_support import ADMIN, NOBODY, SecureNode
+
+from winspect.node.windows.parsers.text import normalise_mac
+from winspect.v1 import winspect_pb2 as pb
+
+SERVICE = "/winspect.v1.NodeInspector/"
+STREAMS = {"Capture"}
+MAX_DURATION = 24 * 3600  # the server's default --max-capture-duration
+
+FUZZ = settings(
+    deadline=None,
+    database=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
+)
+
+
+def _free_host() -> str:
+    rng = random.SystemRandom()
+    while True:
+        host = f"127.{rng.randint(1, 254)}.{rng.randint(0, 255)}.{rng.randint(2, 254)}"
+        with socket.socket() as s:
+            try:
+                s.bind((host, 50051))
+            except OSError:
+                continue
+        return host
+
+
+@pytest.fixture(scope="module")
+def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecureNode]:
+    node = SecureNode(_free_host(), tmp_path_factory.mktemp("fuzz"))
+    try:
+        node.start()
+        yield node
+    finally:
+        node.stop()
+
+
+# ---------------------------------------------------------------- hostile values
+
+SHELL = [
+    "; rm -rf /",
+    "$(reboot)",
+    "`id`",
+    "| whoami",
+    "&& net user x /add",
+    "\n",
+    "%COMSPEC%",
+    "'",
+    '"',
+    "\x00",
+]
+
+
+def _not_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_network(text, strict=False) if "/" in text else ipaddress.ip_address(text)
+    except ValueError:
+        return True
+    return False
+
+
+def _not_mac(text: str) -> bool:
+    try:
+        normalise_mac(text)
+    except ValueError:
+        return True
+    return len(text) > 17
+
+
+valid_ip = st.sampled_from(["10.224.0.7", "10.0.0.0/24", "fd00::1", "192.168.1.1"])
+bad_ip = st.one_of(
+    st.text(max_size=80).filter(_not_ip),
+    st.sampled_from(SHELL).map(lambda s: "10.0.0.1" + s),
+    st.integers(256, 10_000).map(lambda n: f"10.0.0.{n}"),
+    st.just("10.0.0.0/33"),
+)
+bad_mac = st.one_of(
+    st.text(max_size=40).filter(_not_mac), st.sampled_from(SHELL).map(lambda s: "00-15-5D" + s)
+)
+bad_port = st.one_of(st.just(0), st.integers(65536, 2**32 - 1))
+bad_enum = st.one_of(st.just(0), st.integers(9, 2**31 - 1))
+bad_name = st.one_of(
+    st.text(min_size=1, max_size=300).filter(lambda t: not t.islower() or not t.replace("-", "").isalnum()),
+    st.sampled_from(SHELL).map(lambda s: "web" + s),
+)
+bad_requester = st.one_of(st.text(min_size=257, max_size=400), st.sampled_from(["a\nb", "x\x07", "\u2028"]))
+
+
+@st.composite
+def hostile_capture(draw: st.DrawFn) -> pb.CaptureRequest:
+    """A capture request with at least one field no server may accept."""
+    req = pb.CaptureRequest(
+        ips=draw(st.lists(valid_ip, max_size=2)),
+        ports=draw(st.lists(st.integers(1, 65535), max_size=2)),
+        duration_seconds=draw(st.integers(0, 30)),
+    )
+    poison = draw(st.sampled_from(range(13)))
+    if poison == 0:
+        req.ips.extend([f"10.1.{i // 250}.{i % 250}" for i in range(draw(st.integers(65, 400)))])
+    elif poison == 1:
+        req.ips.append(draw(bad_ip))
+    elif poison == 2:
+        req.macs.append(draw(bad_mac))
+    elif poison == 3:
+        req.ports.append(draw(bad_port))
+    elif poison == 4:
+        req.protocols.append(
+            pb.ProtocolFilter(protocol=draw(st.one_of(st.just(0), st.integers(5, 2**31 - 1))))
+        )
+    elif poison == 5:
+        flags = draw(st.lists(bad_enum, min_size=1, max_size=3))
+        req.protocols.append(pb.ProtocolFilter(protocol=pb.PROTOCOL_TCP, tcp_flags=flags))
+    elif poison == 6:  # flags on UDP
+        req.protocols.append(pb.ProtocolFilter(protocol=pb.PROTOCOL_UDP, tcp_flags=[pb.TCP_FLAG_SYN]))
+    elif poison == 7:
+        req.packet_type = draw(st.integers(4, 2**31 - 1))  # type: ignore[assignment]
+    elif poison == 8:
+        req.duration_seconds = draw(st.integers(MAX_DURATION + 1, 2**32 - 1))
+    elif poison == 9:
+        req.pkt_size = draw(st.integers(65536, 2**32 - 1))
+    elif poison == 10:
+        req.requester = draw(bad_requester)
+    elif poison == 11:
+        bad = draw(st.sampled_from(["ip", "name", "namespace", "count"]))
+        if bad == "count":
+            req.pods.extend(pb.PodRef(ip=f"10.2.0.{i}") for i in range(17))
+        elif bad == "ip":
+            req.pods.append(pb.PodRef(name="web-0", ip=draw(st.one_of(bad_ip, st.just("")))))
+        else:
+            req.pods.append(pb.PodRef(**{bad: draw(bad_name)}, ip="10.224.0.7"))  # type: ignore[arg-type]
+    else:  # too many filters once expanded (64 x 64)
+        req.ips[:] = [f"10.3.0.{i}" for i in range(64)]
+        req.ports[:] = list(range(1000, 1064))
+    return req
+
+
+@st.composite
+def hostile_call(draw: st.DrawFn) -> tuple[str, bytes]:
+    """(method, serialized request) that must be refused even for a caller allowed everything."""
+    kind = draw(st.sampled_from(["capture", "vfp", "hns", "stop", "garbage", "utf8", "oversized"]))
+    if kind == "capture":
+        return "Capture", draw(hostile_capture()).SerializeToString()
+    if kind == "vfp":
+        pod = draw(st.one_of(st.none(), bad_ip.map(lambda ip: pb.PodRef(ip=ip))))
+        req = pb.VfpCountersRequest(detailed=draw(st.booleans()))
+        if pod is not None:
+            req.pod.CopyFrom(pod)
+        return "GetVfpCounters", req.SerializeToString()
+    if kind == "hns":
+        return "GetHns", pb.HnsRequest(
+            type=draw(st.one_of(st.just(0), st.integers(6, 2**31 - 1)))
+        ).SerializeToString()  # type: ignore[arg-type]
+    if kind == "stop":
+        session = draw(
+            st.one_of(
+                st.text(min_size=1, max_size=100).filter(
+                    lambda t: not all(c in "0123456789abcdef" for c in t) or len(t) > 64
+                ),
+                st.sampled_from(SHELL),
+            )
+        )
+        return "StopCapture", pb.StopCaptureRequest(session_id=session).SerializeToString()
+    method = draw(st.sampled_from(["Capture", "GetVfpCounters", "GetHns", "StopCapture"]))
+    if kind == "garbage":  # not a protobuf message at all
+        return method, draw(st.binary(min_size=1, max_size=200).filter(_unparseable(method)))
+    if kind == "utf8":  # a string field (number 1, or 10 for the requester) holding bad UTF-8
+        field = 1 if method != "StopCapture" else 2
+        raw = draw(st.sampled_from([b"\xff\xfe", b"\xc0\x80", b"\xed\xa0\x80", b"10.0.0.1\x80"]))
+        if method in ("GetHns", "GetVfpCounters"):
+            return "GetVfpCounters", bytes([0x0A, len(raw) + 2, 0x1A, len(raw)]) + raw  # pod.ip
+        return method, bytes([(field << 3) | 2, len(raw)]) + raw
+    return method, pb.CaptureRequest(requester="x" * draw(st.integers(66_000, 200_000))).SerializeToString()
+
+
+def _unparseable(method: str) -> Callable[[bytes], bool]:
+    message = {"Capture": pb.CaptureRequest, "GetVfpCounters": pb.VfpCountersRequest}.get(method)
+    types = {"GetHns": pb.HnsRequest, "StopCapture": pb.StopCaptureRequest}
+
+    def check(data: bytes) -> bool:
+        cls: Any = message or types[method]
+        try:
+            cls.FromString(data)
+        except Exception:
+            return True
+        return False
+
+    return check
+
+
+VALID = {
+    "NodeInfo": pb.NodeInfoRequest(),
+    "GetHns": pb.HnsRequest(type=pb.HNS_OBJECT_TYPE_ALL),
+    "GetCounters": pb.CountersRequest(),
+    "GetVfpCounters": pb.VfpCountersRequest(pod=pb.PodRef(ip="10.224.0.7")),
+    "StopCapture": pb.StopCaptureRequest(),
+    "Capture": pb.CaptureRequest(ports=[80]),
+}
+token_text = st.text(alphabet=st.characters(min_codepoint=0x21, max_codepoint=0x7E), min_size=1, max_size=120)
+hostile_auth = st.one_of(
+    token_text.map(lambda t: f"Bearer {t}"),
+    token_text,  # no scheme
+    token_text.map(lambda t: f"Basic {t}"),
+    st.integers(16_500, 40_000).map(lambda n: "Bearer " + "a" * n),
+    st.just("Bearer "),
+)
+
+
+# ---------------------------------------------------------------- calling
+
+
+def _call(
+    channel: grpc.Channel, method: str, payload: bytes, metadata: tuple[tuple[str, str], ...] = ()
+) -> None:
+    """Call `method` with raw bytes; AssertionError unless the server answers with an error."""
+    if method in STREAMS:
+        stream = channel.unary_stream(SERVICE + method)(payload, timeout=20, metadata=metadata)
+        with pytest.raises(grpc.RpcError) as info:
+            for _ in stream:
+                pass
+    else:
+        with pytest.raises(grpc.RpcError) as info:
+            channel.unary_unary(SERVICE + method)(payload, timeout=20, metadata=metadata)
+    code = info.value.code()  # type: ignore[attr-defined]
+    assert code not in (grpc.StatusCode.OK, grpc.StatusCode.DEADLINE_EXCEEDED), (method, payload[:200])
+
+
+def _healthy(node: SecureNode) -> bool:
+    health = health_pb2_grpc.HealthStub(node.channel(None))
+    reply = health.Check(health_pb2.HealthCheckRequest(service="winspect.v1.NodeInspector"), timeout=10)
+    return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
+
+
+def test_hostile_requests_all_fail_and_no_tool_runs(target: SecureNode) -> None:
+    before = target.calls()
+    admin = target.channel(ADMIN)
+    anonymous = target.channel(None)
+    nobody = target.channel(NOBODY)
+    seen: dict[str, int] = {}
+
+    @settings(FUZZ, max_examples=2500)
+    @given(hostile_call())
+    def as_admin(call: tuple[str, bytes]) -> None:
+        method, payload = call
+        seen[method] = seen.get(method, 0) + 1
+        _call(admin, method, payload)
+
+    @settings(FUZZ, max_examples=600)
+    @given(st.sampled_from(sorted(VALID)), hostile_auth)
+    def with_hostile_credentials(method: str, authorization: str) -> None:
+        _call(anonymous, method, VALID[method].SerializeToString(), (("authorization", authorization),))
+
+    @settings(FUZZ, max_examples=200)
+    @given(st.sampled_from(sorted(VALID)), st.one_of(hostile_call().map(lambda c: c[1]), st.none()))
+    def without_permission(method: str, payload: bytes | None) -> None:
+        body = VALID[method].SerializeToString() if payload is None else payload
+        _call(nobody, method, body)
+
+    as_admin()
+    with_hostile_credentials()
+    without_permission()
+    assert sum(seen.values()) >= 2500 and set(seen) == {"Capture", "GetVfpCounters", "GetHns", "StopCapture"}
+    assert _healthy(target)
+    assert target.calls() == before  # no pktmon, vfpctrl or hnsdiag ran for any of them
+    info = pb.NodeInfoRequest()
+    assert not target.stub(ADMIN).NodeInfo(info).HasField("capture")
+    assert target.stub(ADMIN).GetHns(pb.HnsRequest(type=pb.HNS_OBJECT_TYPE_NETWORKS)).sections  # still serves
+    assert target.calls() != before
+    assert target.clean()

@@ -98,12 +98,15 @@ class ServiceAccountTokens:
     def _request(self) -> tuple[str, int]:
         from lightkube import ApiError
         from lightkube.models.authentication_v1 import TokenRequestSpec
+        from lightkube.models.meta_v1 import ObjectMeta
         from lightkube.resources.core_v1 import ServiceAccount
 
         what = f"create a token for ServiceAccount {self._namespace}/{self._account}"
 
         def request() -> tuple[str, int]:
-            body = ServiceAccount.Token(spec=TokenRequestSpec(audiences=[], expirationSeconds=self._lifetime))
+            body = ServiceAccount.Token(
+                metadata=ObjectMeta(), spec=TokenRequestSpec(audiences=[], expirationSeconds=self._lifetime)
+            )
             try:
                 result = self._cluster._lightkube().create(body, self._account, namespace=self._namespace)
             except ApiError as exc:

@@ -213,3 +213,11 @@ def test_server_that_cannot_reach_the_api_server(node: SecureNode) -> None:
         f"winspect: {node.node_name}: winspectserv cannot check credentials, so it refuses every call: the "
         "API server is unreachable"
     ) in r.stderr
+
+
+def test_rotate_certs_works_through_kubernetes_only() -> None:
+    r = run_cli("rotate-certs", "--target", "w=127.0.0.1")
+    assert r.returncode == 2
+    assert "--target talks to nodes directly; rotate-certs works through the Kubernetes API" in r.stderr
+    r = run_cli("rotate-certs", "-h")
+    assert r.returncode == 0 and "Replace winspect's CA and server certificate" in r.stdout

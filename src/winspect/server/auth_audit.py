@@ -69,6 +69,7 @@ def request_fields(method: str, request: Message) -> dict[str, Any]:
             "duration_seconds": request.duration_seconds,
             "counters_only": request.counters_only,
             "pkt_size": request.pkt_size,
+            "frames": request.frames,
             "requester": _text(request.requester),
         }
     if isinstance(request, pb.StopCaptureRequest):

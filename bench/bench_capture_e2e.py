@@ -1,0 +1,156 @@
+"""Capture throughput end to end: emulated pktmon output -> winspectserv (parse) -> gRPC
+(TLS) -> winspect -> `-o json` lines, for 1 node and for 10 nodes at once; and the same
+with `-w FILE -q` (pcapng).
+
+    python bench/bench_capture_e2e.py [--packets 300000] [--packets-10 100000] [--runs 3]
+                                      [--pcapng-packets 100000] [--no-pcapng] [--no-10]
+
+Each node's emulated pktmon runs unpaced (traffic_rate 0) and stops after
+the given number of records (per node); the client is `winspect capture
+nodes ... -o json` as a user runs it (sandbox kubeconfig). Its stdout is a
+pipe this benchmark reads and throws away, counting lines. When every node
+has generated all its records and no output came for 1.5 s, the client gets
+Ctrl+C (SIGINT) and prints its per-node summaries.
+
+Replay rows (unless --no-replay): each node's tools/pktmon becomes
+bench/replay_pktmon.py's wrapper, which prints that node's emulated output
+recorded beforehand: the same text, with the emulator's generation cost
+taken out (a real pktmon is native code), so the rate is winspectserv +
+gRPC + the CLI's own.
+
+Figures: packets/s from the first packet line to the last (stream), and
+from the command's start (start-up, discovery, TLS, capture set-up
+included); the CPU each stage used (client, node servers, emulated pktmon
+generating the text, this benchmark's reader); and the accounting check:
+received + lost (the client's summaries) = generated (the emulator's own
+count), and every received packet printed. Goal: >= 100,000 packets/s for
+one node, and no silent loss.
+
+With -w the server runs pktmon in multi-file logging mode and converts
+each completed log file with `etl2txt --hex` (raw bytes for pcapng), so
+packets arrive a file at a time; the rate is from the first bytes written
+to the file to the last, and the file's packet blocks are counted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+import replay_pktmon
+from benchlib import CaptureResult, median, print_machine, run_capture, sandbox, table, winspect_argv
+
+
+def _has_pcapng() -> bool:
+    import subprocess
+
+    out = subprocess.run([*winspect_argv(), "capture", "--help"], capture_output=True, text=True, check=False)
+    return "--write" in out.stdout
+
+
+def _row(label: str, results: list[CaptureResult]) -> list[str]:
+    def med(values: list[float], fmt: str = ",.0f") -> str:
+        return format(median(values), fmt)
+
+    delivered = [float(r.delivered) for r in results]
+    cpu = {k: med([r.cpu[k] for r in results], ".2f") for k in results[0].cpu}
+    per_packet_us = med([r.cpu["client"] / max(1, r.delivered) * 1e6 for r in results], ".1f")
+    server_us = med([(r.cpu["servers"]) / max(1, r.delivered) * 1e6 for r in results], ".1f")
+    pktmon_us = med([r.cpu["pktmon"] / max(1, r.delivered) * 1e6 for r in results], ".1f")
+    return [
+        label,
+        med(delivered),
+        med([r.stream_rate for r in results]),
+        f"{min(r.stream_rate for r in results):,.0f}..{max(r.stream_rate for r in results):,.0f}",
+        med([r.overall_rate for r in results]),
+        f"{sum(r.packets_lost for r in results)}",
+        "ok" if all(r.accounting() == "ok" for r in results) else "MISMATCH",
+        f"{cpu['client']} / {cpu['servers']} / {cpu['pktmon']} / {cpu['bench reader']}",
+        f"{per_packet_us} / {server_us} / {pktmon_us}",
+    ]
+
+
+HEADERS = [
+    "run",
+    "packets",
+    "stream pkt/s (median)",
+    "min..max",
+    "pkt/s from start",
+    "lost",
+    "received+lost=generated",
+    "CPU s client / servers / pktmon / reader",
+    "CPU us/pkt client / servers / pktmon",
+]
+
+
+def measure(label: str, nodes: int, packets: int, runs: int, pcapng: bool, replay: bool = False) -> list[str]:
+    results: list[CaptureResult] = []
+    with sandbox(nodes) as sb, tempfile.TemporaryDirectory(prefix="winspect-e2e-") as tmp:
+        generated: dict[str, int] | None = None
+        if replay:
+            generated = {}
+            for node in sb.nodes:
+                recording = Path(tmp) / f"{node.name}.txt"
+                generated[node.name] = replay_pktmon.record(node, packets, recording)
+                replay_pktmon.install(node, recording)
+        for i in range(runs):
+            out = Path(tmp) / f"run{i}.pcapng" if pcapng else None
+            result = run_capture(sb, sb.nodes, None if replay else packets, generated=generated, pcapng=out)
+            check = result.accounting()
+            print(
+                f"  {label} run {i + 1}: {result.delivered:,} packets, stream {result.stream_rate:,.0f}/s, "
+                f"from start {result.overall_rate:,.0f}/s, lost {result.packets_lost}, "
+                f"generated {result.generated_total:,}: {check}",
+                flush=True,
+            )
+            results.append(result)
+            if out is not None:
+                out.unlink(missing_ok=True)
+    return _row(label, results)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--packets", type=int, default=300_000, help="records for the 1-node runs")
+    parser.add_argument("--packets-10", type=int, default=100_000, help="records per node, 10-node runs")
+    parser.add_argument("--pcapng-packets", type=int, default=100_000, help="records per node with -w")
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--no-pcapng", action="store_true")
+    parser.add_argument("--no-10", action="store_true", help="skip the 10-node runs")
+    parser.add_argument("--no-replay", action="store_true", help="skip the replay-pktmon runs")
+    opts = parser.parse_args()
+    print_machine()
+    rows = [measure("1 node, -o json", 1, opts.packets, opts.runs, False)]
+    if not opts.no_10:
+        rows.append(measure("10 nodes, -o json", 10, opts.packets_10, opts.runs, False))
+    if not opts.no_replay:
+        rows.append(measure("1 node, replay pktmon, -o json", 1, opts.packets, opts.runs, False, replay=True))
+        if not opts.no_10:
+            rows.append(
+                measure(
+                    "10 nodes, replay pktmon, -o json", 10, opts.packets_10, opts.runs, False, replay=True
+                )
+            )
+    if opts.no_pcapng:
+        pass
+    elif not _has_pcapng():
+        print("winspect capture has no -w/--write here: pcapng not measured")
+    else:
+        rows.append(measure("1 node, -w pcapng -q", 1, opts.pcapng_packets, opts.runs, True))
+        if not opts.no_10:
+            rows.append(measure("10 nodes, -w pcapng -q", 10, opts.pcapng_packets // 10, opts.runs, True))
+    print(f"\ncapture end to end, median of {opts.runs} runs:")
+    print(table(HEADERS, rows))
+    for r in rows:
+        if r[0].startswith("1 node") and "-o json" in r[0]:
+            rate = float(r[2].replace(",", ""))
+            print(f"goal >= 100,000 packets/s, {r[0]}: {'met' if rate >= 100_000 else 'NOT met'} ({r[2]}/s)")
+    if any(r[6] != "ok" for r in rows):
+        print("ACCOUNTING MISMATCH: see the runs above")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

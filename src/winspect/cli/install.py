@@ -90,12 +90,17 @@ def _results_lines(results: list[ObjectResult]) -> str:
 def install(image: str | None, dry_run: bool, wait_timeout: str) -> int:
     """Install winspectserv on every Windows node: a HostProcess DaemonSet in namespace winspect-system.
 
-    Applies the namespace, a ServiceAccount and the DaemonSet with server-side
-    apply (field manager "winspect"; running it again updates them), then waits
-    until a ready pod runs on every Windows node, showing progress on stderr.
-    The global --port sets the port winspectserv listens on (default 50051);
-    the client then finds it in the DaemonSet. Exit code 1 when some node is
-    not ready in time: the table shows each node's pod and why.
+    Applies the namespace, the ServiceAccounts, the RBAC objects (ClusterRoles
+    winspect-viewer and winspect-capture, the server's review rights) and the
+    DaemonSet with server-side apply (field manager "winspect"; running it again
+    updates them), makes winspect's CA and the servers' TLS certificate (Secret
+    winspect-tls, ConfigMap winspect-ca; kept on later runs while valid), then
+    waits until a ready pod runs on every Windows node, showing progress on
+    stderr. The global --port sets the port winspectserv listens on (default
+    50051); the client then finds it in the DaemonSet. Exit code 1 when some
+    node is not ready in time: the table shows each node's pod and why. Users
+    need a binding to winspect-viewer or winspect-capture (docs/security.md):
+    kubectl create clusterrolebinding winspect-viewer-alice --clusterrole=winspect-viewer --user=alice
     """
     from winspect.client.errors import EXIT_NODE_FAILED
     from winspect.client.filters import parse_seconds

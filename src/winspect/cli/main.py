@@ -35,7 +35,7 @@ winspect capture pods web-0 --counters-only
 winspect counter
 winspect vfp-counter --pod web-0 --detailed
 winspect hns endpoints -o json
-winspect --target win1=10.0.0.4 hns networks      # without Kubernetes
+winspect --target win1=10.0.0.4 hns networks      # a node by address (credentials: kubeconfig)
 """
 
 

@@ -27,7 +27,7 @@ from types import FrameType
 from winspect.node.windows.runner import DEFAULT_TIMEOUT
 from winspect.node.windows.tools import TOOLS_DIR_ENV
 from winspect.server.app import DEFAULT_PORT, ServerConfig, default_node_name, start_server
-from winspect.server.auth_cache import DEFAULT_TTL
+from winspect.server.auth_cache import DEFAULT_NEGATIVE_TTL, DEFAULT_TTL
 from winspect.server.auth_kube import SANDBOX_MOUNT_ENV
 from winspect.server.limits import (
     DEFAULT_MAX_CAPTURE_SECONDS,
@@ -118,7 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=_count(0, 600, "a number of seconds"),
         default=int(DEFAULT_TTL),
         metavar="SECONDS",
-        help=f"how long an accepted token or permission is remembered ({DEFAULT_TTL:g}; 0: never)",
+        help=f"how long an accepted token or permission is remembered ({DEFAULT_TTL:g}; refusals at "
+        f"most {DEFAULT_NEGATIVE_TTL:g}; 0: never)",
     )
     limits = parser.add_argument_group("limits")
     limits.add_argument(
@@ -179,6 +180,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         kubeconfig=args.kubeconfig,
         insecure=args.insecure,
         auth_cache_ttl=float(args.auth_cache_ttl),
+        auth_negative_cache_ttl=min(DEFAULT_NEGATIVE_TTL, float(args.auth_cache_ttl)),
         limits=Limits(
             max_capture_seconds=args.max_capture_duration,
             max_packet_rate=args.max_packet_rate,

@@ -93,8 +93,8 @@ def _usage(sb: Any, root: Path, default: bool) -> str:
         f"  winspect capture nodes {first} -t TCP -d 5",
         "  winspect hns all",
         "",
-        "Contexts: winspect-sandbox (admin), winspect-sandbox-viewer (nodes; pods in namespace web),",
-        "          winspect-sandbox-nobody (no rights)",
+        "Contexts: winspect-sandbox (admin), winspect-sandbox-viewer (nodes; pods in namespace web;",
+        "          winspect-viewer: hns, counters, vfp-counter), winspect-sandbox-nobody (no rights)",
         f"Stop it:   winspect sandbox down{dir_arg}",
     ]
     return "\n".join(lines)

@@ -30,14 +30,26 @@ SECTION_TITLES = {
 }
 
 
+class _Lowered(dict):  # type: ignore[type-arg]
+    """An HNS object that keeps its keys lowered once, for _get: a 100-node `hns all` makes
+    about 300,000 lookups, and lowering every key of the object on each was most of its cost."""
+
+    __slots__ = ("lowered",)
+
+    def __init__(self, obj: dict[str, Any]) -> None:
+        super().__init__(obj)
+        self.lowered = {k.lower(): v for k, v in obj.items()}
+
+
 def _get(obj: Any, *keys: str) -> Any:
     """The first present key, case-insensitively (hnsdiag's casing varies)."""
     if not isinstance(obj, dict):
         return None
-    lowered = {k.lower(): v for k, v in obj.items()}
+    lowered = obj.lowered if isinstance(obj, _Lowered) else {k.lower(): v for k, v in obj.items()}
     for key in keys:
-        if key.lower() in lowered and lowered[key.lower()] not in (None, "", []):
-            return lowered[key.lower()]
+        value = lowered.get(key.lower())
+        if value not in (None, "", []):
+            return value
     return None
 
 
@@ -242,7 +254,8 @@ def hns_text(resp: Any, *, wide: bool = False) -> str:
         kind = enum_name(pb.HnsObjectType, section.type, "HNS_OBJECT_TYPE_") or "unspecified"
         if kind not in sections:
             order.append(kind)
-        sections.setdefault(kind, []).extend(hns_object(o) for o in section.objects)
+        parsed = (hns_object(o) for o in section.objects)
+        sections.setdefault(kind, []).extend(_Lowered(o) if isinstance(o, dict) else o for o in parsed)
     index = HnsIndex(sections)
     blocks = []
     for kind in order:

@@ -105,3 +105,40 @@ def test_signal_during_capture_ends_it_cleanly(
             server.kill()
             server.wait(10)
         node.stop()
+
+
+def test_cleanup_stops_a_capture_left_running_and_removes_its_filters(tmp_path: Path) -> None:
+    # What the DaemonSet's preStop hook runs: a server killed mid-capture left pktmon
+    # capturing with filters (SIGKILL of the real-time pktmon leaves the session running).
+    node = EmulatedNode("127.0.0.1", tmp_path)
+    pktmon = str(node.tools_dir / "pktmon")
+    subprocess.run([pktmon, "filter", "add", "winspect-1", "-p", "443"], check=True)
+    capture = subprocess.Popen(
+        [pktmon, "start", "--capture", "--log-mode", "real-time"], stdout=subprocess.DEVNULL
+    )
+    wait_until(lambda: node.pktmon()["running"], timeout=30, what="pktmon to start")
+    capture.kill()
+    capture.wait()
+    assert node.pktmon()["running"] and node.pktmon()["filters"]
+    before = len(node.calls())
+
+    proc = subprocess.run(
+        [*WINSPECTSERV, "--cleanup", "--tools-dir", str(node.tools_dir)], capture_output=True, text=True
+    )
+
+    assert proc.returncode == 0, proc.stderr
+    assert "node clean (stopped a running capture; pktmon filters removed)" in proc.stderr
+    assert node.calls()[before:] == [["pktmon", "stop"], ["pktmon", "filter", "remove"]]
+    assert node_is_clean(node)
+
+
+def test_cleanup_without_pktmon_says_why_and_fails(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    proc = subprocess.run(
+        [*WINSPECTSERV, "--cleanup", "--tools-dir", str(tmp_path / "empty")],
+        capture_output=True,
+        text=True,
+        env={"PATH": str(tmp_path / "empty")},
+    )
+    assert proc.returncode == 1
+    assert "winspectserv: cleanup failed:" in proc.stderr and "pktmon" in proc.stderr

@@ -2,6 +2,7 @@
 
     winspectserv [-p/--port 50051] [--host 0.0.0.0] [--tools-dir DIR]
                  [--node-name NAME] [--tool-timeout SECONDS] [--log-level LEVEL]
+    winspectserv --cleanup [--tools-dir DIR]   (stop pktmon, remove filters, exit)
                  (--tls-cert FILE --tls-key FILE [--kubeconfig FILE] | --insecure)
                  [--max-capture-duration SECONDS] [--max-packet-rate N]
                  [--max-concurrent-requests N] [--max-request-bytes N] [--auth-cache-ttl SECONDS]
@@ -24,6 +25,9 @@ import threading
 from collections.abc import Callable, Sequence
 from types import FrameType
 
+from winspect.node.errors import NodeError
+from winspect.node.types import Operation
+from winspect.node.windows.backend import WindowsBackend
 from winspect.node.windows.runner import DEFAULT_TIMEOUT
 from winspect.node.windows.tools import TOOLS_DIR_ENV
 from winspect.server.app import DEFAULT_PORT, ServerConfig, default_node_name, start_server
@@ -96,6 +100,11 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"seconds any one tool call may take ({DEFAULT_TIMEOUT:g})",
     )
     parser.add_argument(
+        "--cleanup",
+        action="store_true",
+        help="stop any pktmon capture and remove its filters, then exit (the DaemonSet's preStop hook)",
+    )
+    parser.add_argument(
         "--log-level", default="info", choices=["debug", "info", "warning", "error"], help="log level (info)"
     )
     security = parser.add_argument_group("security (docs/security.md)")
@@ -153,6 +162,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def cleanup(tools_dir: str | None, tool_timeout: float) -> int:
+    """`pktmon stop` and `pktmon filter remove`, for a node whose server is going away.
+
+    Exit 0 when the node is clean (also when nothing was running), 1 with the tool's
+    own message when pktmon could not be run or refused.
+    """
+    backend = WindowsBackend(tools_dir, tool_timeout)
+    try:
+        backend.require(Operation.CAPTURE)
+        was_running = backend.capture_stop()
+        backend.capture_remove_filters()
+    except NodeError as exc:
+        print(f"winspectserv: cleanup failed: {exc}", file=sys.stderr)
+        return 1
+    state = "stopped a running capture" if was_running else "no capture was running"
+    print(f"winspectserv: node clean ({state}; pktmon filters removed)", file=sys.stderr)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -163,6 +191,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if bool(args.tls_cert) != bool(args.tls_key):
         parser.error("--tls-cert and --tls-key go together")
     configure_logging(getattr(logging, args.log_level.upper()))
+    if args.cleanup:
+        return cleanup(args.tools_dir, args.tool_timeout)
     if args.insecure:
         print(
             "winspectserv: WARNING: --insecure: plain text, no authentication, no authorisation; "
@@ -199,9 +229,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     def on_signal(signum: int, frame: FrameType | None) -> None:
         stop_requested.set()
 
-    # SIGINT and SIGTERM exist in the signal module on Windows too.
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
+    # SIGINT and SIGTERM exist in the signal module on Windows too; SIGBREAK (Ctrl+Break,
+    # what a console process group gets from a supervisor there) only on Windows.
+    for name in ("SIGINT", "SIGTERM", "SIGBREAK"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), on_signal)
     # Waiting with a timeout keeps the main thread responsive to signals (Windows).
     while not stop_requested.wait(0.5):
         if server.wait_for_termination(0):

@@ -359,6 +359,11 @@ def test_install_wait_report_and_uninstall(
     # Every authenticated user may read the DaemonSet's port and the CA (Role winspect-client-info).
     assert installed_port(viewer_client) == PORT
     assert client.get(DaemonSet, "winspectserv", namespace=NS)  # still installed
+    # Without --port the client dials the installed DaemonSet's port (nothing listens there).
+    node = real_kube.reachable_windows_nodes()[0]
+    r = winspect(admin, "hns", "networks", "--nodes", node, "-o", "json", "--timeout", "5")
+    assert r.exit_code == 1, r.output
+    assert json.loads(r.stdout)["errors"][node]["address"] == f"{real_kube.internal_ip(node)}:{PORT}"
 
     # 6. Uninstall removes what install made; again, it finds nothing to remove.
     r = winspect(admin, "uninstall")

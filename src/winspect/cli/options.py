@@ -126,6 +126,7 @@ def settings_from(ctx: click.Context) -> Settings:
         context=given.get("context"),
         namespace=given.get("namespace"),
         port=port,
+        port_given=given.get("port") is not None,
         targets=parse_targets(given.get("target", []), port),
         output=output,
         timeout=timeout,

@@ -265,6 +265,10 @@ class Cluster:
         targets, no_address = self.resolve_nodes(list(dict.fromkeys(p.node for p in resolved)), port)
         return resolved, targets, no_address
 
+    def call(self, what: str, fn: Callable[[Client], T]) -> T:
+        """One API request with this cluster's client, failures as one-line errors."""
+        return self._call(what, lambda: fn(self._lightkube()))
+
     def close(self) -> None:
         if self._client is not None:
             self._client.close()

@@ -17,6 +17,8 @@ class Settings:
     context: str | None = None
     namespace: str | None = None  # None: the context's namespace, else "default"
     port: int = DEFAULT_PORT
+    # False: --port was not given; the port of the installed DaemonSet is used when readable.
+    port_given: bool = False
     targets: list[TargetSpec] = field(default_factory=list)
     output: str = "text"  # text | wide | json
     timeout: float = DEFAULT_TIMEOUT

@@ -64,12 +64,24 @@ def _pick_targets(settings: Settings, names: list[str] | None) -> list[TargetSpe
     return picked
 
 
+def _node_port(settings: Settings, cluster: Cluster) -> int:
+    """--port, else the port of the installed winspectserv DaemonSet, else the default."""
+    if settings.port_given:
+        return settings.port
+    from winspect.deploy.lookup import installed_port
+
+    port = cluster.call("read DaemonSet winspect-system/winspectserv", installed_port)
+    if port is not None and port != settings.port:
+        _log(settings, f"port {port} from the installed DaemonSet winspect-system/winspectserv")
+    return port or settings.port
+
+
 def plan_nodes(settings: Settings, names: list[str] | None) -> Plan:
     """The named Windows nodes, or all of them when names is None."""
     if settings.targets:
         return Plan(_pick_targets(settings, names))
     with _cluster(settings) as cluster:
-        targets, no_address = cluster.resolve_nodes(names, settings.port)
+        targets, no_address = cluster.resolve_nodes(names, _node_port(settings, cluster))
     for t in targets:
         _log(settings, f"node {t.name} at {t.address}")
     return Plan(targets, failed=_no_address(no_address))
@@ -86,7 +98,7 @@ def plan_pods(settings: Settings, specs: list[PodSpec], all_namespaces: bool) ->
         pods = [PodTarget(s.namespace or namespace, s.name, s.ip or "", "") for s in specs]
         return Plan(list(settings.targets), pods)
     with _cluster(settings) as cluster:
-        pods, targets, no_address = cluster.resolve_pods(specs, all_namespaces, settings.port)
+        pods, targets, no_address = cluster.resolve_pods(specs, all_namespaces, _node_port(settings, cluster))
     for p in pods:
         _log(settings, f"pod {p.namespace}/{p.name} ({p.ip}) on node {p.node}")
     return Plan(targets, pods, failed=_no_address(no_address))

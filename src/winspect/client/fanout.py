@@ -218,27 +218,39 @@ def describe_error(node: str, address: str, exc: BaseException, timeout: float |
     return NodeError(node, address, type(exc).__name__, str(exc) or type(exc).__name__)
 
 
+# Unary calls in flight at once. Each holds a connection (a socket) until its node answers;
+# thousands at once would run into a common open-files limit (1,024; 256 on macOS). Channels
+# are created up front (they open nothing until they connect); a node beyond the first
+# MAX_CONCURRENT_NODES connects when an earlier one is done, and its deadline starts then.
+MAX_CONCURRENT_NODES = 128
+
+
 async def call_all(
     targets: Sequence[TargetSpec],
     call: Callable[[Connection], Awaitable[T]],
     *,
     timeout: float,
     connect_timeout: float,
+    limit: int = MAX_CONCURRENT_NODES,
 ) -> list[NodeResult[T]]:
-    """Run `call` on every target concurrently; results in target order.
+    """Run `call` on every target concurrently (at most `limit` at once); results in target order.
 
     `call` should pass `timeout=` to its RPCs; a guard of the same length
     (plus a margin) also bounds it here.
     """
     connections = [Connection(t) for t in targets]
+    gate = asyncio.Semaphore(max(1, limit))
 
     async def one(conn: Connection) -> NodeResult[T]:
-        try:
-            await conn.connect(connect_timeout)
-            value = await asyncio.wait_for(call(conn), timeout + connect_timeout + 1)
-            return NodeResult(conn.name, conn.address, value=value)
-        except (grpc.aio.AioRpcError, NodeFailure, asyncio.TimeoutError) as exc:
-            return NodeResult(conn.name, conn.address, error=conn.error(exc, timeout))
+        async with gate:
+            try:
+                await conn.connect(connect_timeout)
+                value = await asyncio.wait_for(call(conn), timeout + connect_timeout + 1)
+                return NodeResult(conn.name, conn.address, value=value)
+            except (grpc.aio.AioRpcError, NodeFailure, asyncio.TimeoutError) as exc:
+                return NodeResult(conn.name, conn.address, error=conn.error(exc, timeout))
+            finally:
+                await conn.close()  # free the socket for the next node
 
     try:
         return list(await asyncio.gather(*(one(c) for c in connections)))

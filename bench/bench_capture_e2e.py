@@ -20,8 +20,9 @@ gRPC + the CLI's own.
 
 Figures: packets/s from the first packet line to the last (stream), and
 from the command's start (start-up, discovery, TLS, capture set-up
-included); the CPU each stage used (client, node servers, emulated pktmon
-generating the text, this benchmark's reader); and the accounting check:
+included); the CPU each stage used (the client; the node servers; the
+short tool runs they waited for, e.g. `etl2txt` with -w; the emulated
+pktmon generating the packets; this benchmark's reader); and the accounting check:
 received + lost (the client's summaries) = generated (the emulator's own
 count), and every received packet printed. Goal: >= 100,000 packets/s for
 one node, and no silent loss.
@@ -56,9 +57,10 @@ def _row(label: str, results: list[CaptureResult]) -> list[str]:
 
     delivered = [float(r.delivered) for r in results]
     cpu = {k: med([r.cpu[k] for r in results], ".2f") for k in results[0].cpu}
-    per_packet_us = med([r.cpu["client"] / max(1, r.delivered) * 1e6 for r in results], ".1f")
-    server_us = med([(r.cpu["servers"]) / max(1, r.delivered) * 1e6 for r in results], ".1f")
-    pktmon_us = med([r.cpu["pktmon"] / max(1, r.delivered) * 1e6 for r in results], ".1f")
+
+    def us(key: str) -> str:
+        return med([r.cpu[key] / max(1, r.delivered) * 1e6 for r in results], ".1f")
+
     return [
         label,
         med(delivered),
@@ -67,8 +69,8 @@ def _row(label: str, results: list[CaptureResult]) -> list[str]:
         med([r.overall_rate for r in results]),
         f"{sum(r.packets_lost for r in results)}",
         "ok" if all(r.accounting() == "ok" for r in results) else "MISMATCH",
-        f"{cpu['client']} / {cpu['servers']} / {cpu['pktmon']} / {cpu['bench reader']}",
-        f"{per_packet_us} / {server_us} / {pktmon_us}",
+        " / ".join(cpu[k] for k in ("client", "servers", "server tools", "pktmon", "bench reader")),
+        f"{us('client')} / {us('servers')} / {us('server tools')} / {us('pktmon')}",
     ]
 
 
@@ -80,8 +82,8 @@ HEADERS = [
     "pkt/s from start",
     "lost",
     "received+lost=generated",
-    "CPU s client / servers / pktmon / reader",
-    "CPU us/pkt client / servers / pktmon",
+    "CPU s client / servers / server tools / pktmon / reader",
+    "CPU us/pkt client / servers / server tools / pktmon",
 ]
 
 

@@ -238,30 +238,25 @@ def sandbox(windows_nodes: int, *, seed: int = 0) -> Iterator[Sandbox]:
     """A fresh sandbox of `windows_nodes` Windows nodes (and 1 Linux node), removed afterwards."""
     tmp = Path(tempfile.mkdtemp(prefix=f"winspect-bench-{windows_nodes}-"))
     root = tmp / "sandbox"
-    up = subprocess.run(
-        [
-            *winspect_argv(),
-            "sandbox",
-            "up",
-            "--windows-nodes",
-            str(windows_nodes),
-            "--linux-nodes",
-            "1",
-            "--seed",
-            str(seed),
-            "--dir",
-            str(root),
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if up.returncode != 0:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise RuntimeError(
-            f"winspect sandbox up failed ({up.returncode}): {up.stderr.strip()} {up.stdout.strip()}"
-        )
+    argv = [
+        *winspect_argv(),
+        "sandbox",
+        "up",
+        "--windows-nodes",
+        str(windows_nodes),
+        "--linux-nodes",
+        "1",
+        "--seed",
+        str(seed),
+        "--dir",
+        str(root),
+    ]
     try:
+        up = subprocess.run(argv, capture_output=True, text=True, check=False)
+        if up.returncode != 0:
+            raise RuntimeError(
+                f"winspect sandbox up failed ({up.returncode}): {up.stderr.strip()} {up.stdout.strip()}"
+            )
         state = json.loads((root / "state.json").read_text())
         nodes = [
             SandboxNode(n["name"], n["address"], Path(n["state_dir"]), Path(n["tools_dir"]))
@@ -269,6 +264,7 @@ def sandbox(windows_nodes: int, *, seed: int = 0) -> Iterator[Sandbox]:
         ]
         yield Sandbox(root, state, nodes)
     finally:
+        # Also after Ctrl+C during `up` (it finishes starting the sandbox on its own).
         subprocess.run(
             [*winspect_argv(), "sandbox", "down", "--dir", str(root)],
             capture_output=True,
@@ -302,7 +298,8 @@ class CaptureResult:
     last_output: float  # last packet line (or last pcapng bytes)
     wall: float  # client start to exit
     returncode: int
-    cpu: dict[str, float]  # client / servers / pktmon (emulated, real-time) / bench reader, seconds
+    # client / servers / server tools (finished) / pktmon (the running capture) / bench reader, seconds
+    cpu: dict[str, float]
     samples: list[MemorySample]
     started: float = 0.0  # time.monotonic() when the client was started
 
@@ -416,7 +413,8 @@ def run_capture(
     extra = ["-w", str(pcapng), "-q"] if pcapng is not None else []
     argv = [*winspect_argv(), "capture", "nodes", ",".join(names), "-o", "json", *extra, *extra_args]
     server_pids = sorted({sb.server_pid_of(n) for n in names})
-    server_cpu0 = sum(proc_cpu_seconds(p) or 0.0 for p in server_pids)
+    server_cpu0 = sum(proc_cpu_seconds(p, children=False) or 0.0 for p in server_pids)
+    server_children0 = sum(proc_cpu_seconds(p) or 0.0 for p in server_pids) - server_cpu0
 
     t0 = time.monotonic()
     proc = subprocess.Popen(
@@ -508,7 +506,8 @@ def run_capture(
         time.sleep(min(0.1, sample_every) if sample_every else 0.1)
     if generated is None:
         generated = {n.name: int(_read_counters(n.state_dir).get("generated", 0)) for n in nodes}
-    server_cpu_at_stop = sum(proc_cpu_seconds(p) or 0.0 for p in server_pids)
+    server_cpu_at_stop = sum(proc_cpu_seconds(p, children=False) or 0.0 for p in server_pids)
+    server_children_at_stop = sum(proc_cpu_seconds(p) or 0.0 for p in server_pids) - server_cpu_at_stop
     with lock:  # the last packet line came before the stop (the summaries come after it)
         first, last = progress["first"], progress["last"]
     if proc.poll() is None:
@@ -563,6 +562,8 @@ def run_capture(
         cpu={
             "client": client_cpu,
             "servers": server_cpu_at_stop - server_cpu0,
+            # short tool runs the servers waited for: pktmon list/filter, etl2txt conversions (-w)
+            "server tools": server_children_at_stop - server_children0,
             "pktmon": sum(pktmon_cpu.values()),
             "bench reader": reader_cpu[0] if reader_cpu else float("nan"),
         },

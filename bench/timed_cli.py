@@ -7,7 +7,8 @@ Runs the real CLI (`winspect.cli.main.main`) in this process, with
 values (system-wide, comparable with the parent's clock): when the fan-out
 began (start-up and discovery done), when it ended (every node answered or
 failed), and per node the start and end of its RPC (after its connection is
-ready). The report is written as JSON when the process exits.
+ready), and the nodes that failed with their messages. The report is written as
+JSON when the process exits.
 """
 
 from __future__ import annotations
@@ -45,7 +46,9 @@ def main() -> Any:
                 entry["nodes"][conn.name] = [started, time.monotonic()]
 
         try:
-            return await original(targets, timed, **kwargs)
+            results = await original(targets, timed, **kwargs)
+            entry["errors"] = {r.node: r.error.message for r in results if r.error is not None}
+            return results
         finally:
             entry["end"] = time.monotonic()
             report["fanouts"].append(entry)

@@ -71,8 +71,14 @@ def exit_code(errors: Sequence[NodeError], ok_count: int) -> int:
 
 
 def fan_out(
-    settings: Settings, plan: Plan, call: Callable[[Connection], Awaitable[T]]
+    settings: Settings,
+    plan: Plan,
+    call: Callable[[Connection], Awaitable[Any]],
+    prepare: Callable[[str, Any], T] | None = None,
 ) -> list[NodeResult[T]]:
+    """`call` on every node of the plan; with `prepare`, each answer becomes
+    `prepare(node, answer)` as soon as it arrives, while other nodes are still answering
+    (rendering 100 nodes' answers after the last one arrived was a serial tail)."""
     import asyncio
 
     from winspect.client.fanout import NodeResult, call_all
@@ -80,6 +86,13 @@ def fan_out(
     if settings.verbose:
         for t in plan.targets:
             err(f"{t.name}: calling {t.address}")
+    if prepare is not None:
+        prepare_answer = prepare
+        unprepared = call
+
+        async def call(conn: Connection) -> Any:
+            return prepare_answer(conn.name, await unprepared(conn))
+
     results = asyncio.run(
         call_all(plan.targets, call, timeout=settings.timeout, connect_timeout=settings.connect_timeout)
     )

@@ -68,13 +68,20 @@ def hns(kind: str, nodes: tuple[str, ...], raw_json: bool) -> int:
     async def call(conn: Any) -> Any:
         return await conn.stub.GetHns(request, timeout=settings.timeout)
 
-    results = fan_out(settings, plan, call)
     wide = settings.output == "wide"
+
+    def prepare(_node: str, resp: Any) -> Any:
+        """Each node's text or JSON object, made as its answer arrives."""
+        if settings.output == "json":
+            return hns_to_dict(resp)
+        return hns_raw_json(resp) if raw_json else hns_text(resp, wide=wide)
+
+    results = fan_out(settings, plan, call, prepare)
     return print_results(
         settings,
         "hns",
         results,
-        text=lambda _node, resp: hns_raw_json(resp) if raw_json else hns_text(resp, wide=wide),
-        to_json=lambda _node, resp: hns_to_dict(resp),
+        text=lambda _node, prepared: prepared,
+        to_json=lambda _node, prepared: prepared,
         extra={"type": kind.lower()},
     )

@@ -43,9 +43,12 @@ class _Lowered(dict):  # type: ignore[type-arg]
 
 def _get(obj: Any, *keys: str) -> Any:
     """The first present key, case-insensitively (hnsdiag's casing varies)."""
-    if not isinstance(obj, dict):
+    if type(obj) is _Lowered:
+        lowered = obj.lowered
+    elif isinstance(obj, dict):
+        lowered = {k.lower(): v for k, v in obj.items()}
+    else:
         return None
-    lowered = obj.lowered if isinstance(obj, _Lowered) else {k.lower(): v for k, v in obj.items()}
     for key in keys:
         value = lowered.get(key.lower())
         if value not in (None, "", []):
@@ -71,6 +74,9 @@ def _join(values: Any) -> str | None:
     return str(values)
 
 
+_UNSET = object()
+
+
 class HnsIndex:
     """Names of networks and IPs of endpoints by ID, to show instead of GUIDs."""
 
@@ -78,11 +84,19 @@ class HnsIndex:
         self.networks = {
             str(_get(n, "ID")).lower(): _get(n, "Name") for n in sections.get("networks", []) if _get(n, "ID")
         }
-        self.endpoints = {
-            str(_get(e, "ID")).lower(): endpoint_ips(e)
-            for e in sections.get("endpoints", [])
-            if _get(e, "ID")
-        }
+        self.endpoints: dict[str, str | None] = {}
+        # Each endpoint's IPs by object identity, for its own row (the objects live as long as the index).
+        self._ips: dict[int, str | None] = {}
+        for e in sections.get("endpoints", []):
+            ips = self._ips[id(e)] = endpoint_ips(e)
+            ident = _get(e, "ID")
+            if ident:
+                self.endpoints[str(ident).lower()] = ips
+
+    def ips_of(self, e: Any) -> str | None:
+        """endpoint_ips(e), computed once per endpoint object."""
+        ips = self._ips.get(id(e), _UNSET)
+        return endpoint_ips(e) if ips is _UNSET else ips  # type: ignore[return-value]
 
     def network(self, ref: Any) -> str | None:
         if not ref:
@@ -122,7 +136,7 @@ def endpoints_table(objects: list[Any], index: HnsIndex, wide: bool) -> str:
         )
         row = [
             _get(e, "Name"),
-            endpoint_ips(e),
+            index.ips_of(e),
             _get(e, "MacAddress"),
             network,
             ENDPOINT_STATES.get(state, str(state)) if isinstance(state, int) else state,

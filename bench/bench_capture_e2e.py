@@ -18,6 +18,15 @@ recorded beforehand: the same text, with the emulator's generation cost
 taken out (a real pktmon is native code), so the rate is winspectserv +
 gRPC + the CLI's own.
 
+winspectserv stops a capture that streams more than --max-packet-rate
+packets/s (50,000 by default, averaged over 5 s; the client then reports
+the node's error and the packets lost). The replay runs are made twice:
+against the sandbox's servers (default limit: the run shows the capture
+stopped and the loss reported), and against a second winspectserv per node
+started by this benchmark with the sandbox server's own flags plus
+`--max-packet-rate 0`, reached with `--port 50052` (the pipeline's
+capacity).
+
 Figures: packets/s from the first packet line to the last (stream), and
 from the command's start (start-up, discovery, TLS, capture set-up
 included); the CPU each stage used (the client; the node servers; the
@@ -36,12 +45,23 @@ to the file to the last, and the file's packet blocks are counted.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import tempfile
 from pathlib import Path
 
 import replay_pktmon
-from benchlib import CaptureResult, median, print_machine, run_capture, sandbox, table, winspect_argv
+from benchlib import (
+    BENCH_PORT,
+    CaptureResult,
+    bench_servers,
+    median,
+    print_machine,
+    run_capture,
+    sandbox,
+    table,
+    winspect_argv,
+)
 
 
 def _has_pcapng() -> bool:
@@ -87,19 +107,53 @@ HEADERS = [
 ]
 
 
-def measure(label: str, nodes: int, packets: int, runs: int, pcapng: bool, replay: bool = False) -> list[str]:
+def measure(
+    label: str,
+    nodes: int,
+    packets: int,
+    runs: int,
+    *,
+    pcapng: bool = False,
+    replay: bool = False,
+    unlimited: bool = False,
+) -> list[str] | None:
+    """Median figures of `runs` captures; None when a capture was stopped by the node (shown)."""
     results: list[CaptureResult] = []
-    with sandbox(nodes) as sb, tempfile.TemporaryDirectory(prefix="winspect-e2e-") as tmp:
+    with contextlib.ExitStack() as stack:
+        sb = stack.enter_context(sandbox(nodes))
+        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="winspect-e2e-")))
         generated: dict[str, int] | None = None
         if replay:
             generated = {}
             for node in sb.nodes:
-                recording = Path(tmp) / f"{node.name}.txt"
+                recording = tmp / f"{node.name}.txt"
                 generated[node.name] = replay_pktmon.record(node, packets, recording)
                 replay_pktmon.install(node, recording)
+        servers = None
+        port_args: list[str] = []
+        if unlimited:
+            servers = stack.enter_context(bench_servers(sb, sb.nodes, ["--max-packet-rate", "0"]))
+            port_args = ["--port", str(BENCH_PORT)]
         for i in range(runs):
-            out = Path(tmp) / f"run{i}.pcapng" if pcapng else None
-            result = run_capture(sb, sb.nodes, None if replay else packets, generated=generated, pcapng=out)
+            out = tmp / f"run{i}.pcapng" if pcapng else None
+            result = run_capture(
+                sb,
+                sb.nodes,
+                None if replay else packets,
+                generated=generated,
+                pcapng=out,
+                extra_args=port_args,
+                servers=servers,
+            )
+            if result.returncode == 1:
+                print(
+                    f"  {label} run {i + 1}: {result.delivered:,} packets delivered, {result.packets_lost:,} "
+                    f"reported lost, exit 1:",
+                    flush=True,
+                )
+                for line in result.stderr.splitlines():
+                    print(f"    {line}")
+                return None
             check = result.accounting()
             print(
                 f"  {label} run {i + 1}: {result.delivered:,} packets, stream {result.stream_rate:,.0f}/s, "
@@ -124,15 +178,21 @@ def main() -> int:
     parser.add_argument("--no-replay", action="store_true", help="skip the replay-pktmon runs")
     opts = parser.parse_args()
     print_machine()
-    rows = [measure("1 node, -o json", 1, opts.packets, opts.runs, False)]
+    plan: list[tuple[str, int, int, dict[str, bool]]] = [("1 node, -o json", 1, opts.packets, {})]
     if not opts.no_10:
-        rows.append(measure("10 nodes, -o json", 10, opts.packets_10, opts.runs, False))
+        plan.append(("10 nodes, -o json", 10, opts.packets_10, {}))
     if not opts.no_replay:
-        rows.append(measure("1 node, replay pktmon, -o json", 1, opts.packets, opts.runs, False, replay=True))
+        plan.append(("1 node, replay pktmon, -o json", 1, opts.packets, {"replay": True}))
+        plan.append(
+            ("1 node, replay, --max-packet-rate 0", 1, opts.packets, {"replay": True, "unlimited": True})
+        )
         if not opts.no_10:
-            rows.append(
-                measure(
-                    "10 nodes, replay pktmon, -o json", 10, opts.packets_10, opts.runs, False, replay=True
+            plan.append(
+                (
+                    "10 nodes, replay, --max-packet-rate 0",
+                    10,
+                    opts.packets_10,
+                    {"replay": True, "unlimited": True},
                 )
             )
     if opts.no_pcapng:
@@ -140,13 +200,18 @@ def main() -> int:
     elif not _has_pcapng():
         print("winspect capture has no -w/--write here: pcapng not measured")
     else:
-        rows.append(measure("1 node, -w pcapng -q", 1, opts.pcapng_packets, opts.runs, True))
+        plan.append(("1 node, -w pcapng -q", 1, opts.pcapng_packets, {"pcapng": True}))
         if not opts.no_10:
-            rows.append(measure("10 nodes, -w pcapng -q", 10, opts.pcapng_packets // 10, opts.runs, True))
+            plan.append(("10 nodes, -w pcapng -q", 10, opts.pcapng_packets // 10, {"pcapng": True}))
+    rows = []
+    for label, nodes, packets, flags in plan:
+        row = measure(label, nodes, packets, opts.runs, **flags)
+        if row is not None:
+            rows.append(row)
     print(f"\ncapture end to end, median of {opts.runs} runs:")
     print(table(HEADERS, rows))
     for r in rows:
-        if r[0].startswith("1 node") and "-o json" in r[0]:
+        if r[0].startswith("1 node") and "pcapng" not in r[0]:
             rate = float(r[2].replace(",", ""))
             print(f"goal >= 100,000 packets/s, {r[0]}: {'met' if rate >= 100_000 else 'NOT met'} ({r[2]}/s)")
     if any(r[6] != "ok" for r in rows):

@@ -302,6 +302,7 @@ class CaptureResult:
     cpu: dict[str, float]
     samples: list[MemorySample]
     started: float = 0.0  # time.monotonic() when the client was started
+    stderr: str = ""  # what the client said on stderr
 
     @property
     def packets_received(self) -> int:
@@ -392,6 +393,7 @@ def run_capture(
     generated: dict[str, int] | None = None,
     pcapng: Path | None = None,
     extra_args: Sequence[str] = (),
+    servers: dict[str, int] | None = None,
     sample_every: float = 0.0,
     settle: float = 1.5,
     timeout: float = 900.0,
@@ -405,14 +407,16 @@ def run_capture(
     `settle` seconds, the client gets SIGINT (Ctrl+C) and prints its per-node summaries.
 
     `packets_per_node` None: the nodes' traffic is left as it is and `generated` says how
-    many records each node's pktmon prints (bench/replay_pktmon.py).
+    many records each node's pktmon prints (bench/replay_pktmon.py). With `servers` (from
+    bench_servers), pass their `--port` in `extra_args`.
     """
     if packets_per_node is not None:
         set_traffic(nodes, packets_per_node)
     names = [n.name for n in nodes]
     extra = ["-w", str(pcapng), "-q"] if pcapng is not None else []
     argv = [*winspect_argv(), "capture", "nodes", ",".join(names), "-o", "json", *extra, *extra_args]
-    server_pids = sorted({sb.server_pid_of(n) for n in names})
+    # `servers`: node -> pid of the server the client reaches (bench_servers), else the sandbox's.
+    server_pids = sorted({servers[n] if servers else sb.server_pid_of(n) for n in names})
     server_cpu0 = sum(proc_cpu_seconds(p, children=False) or 0.0 for p in server_pids)
     server_children0 = sum(proc_cpu_seconds(p) or 0.0 for p in server_pids) - server_cpu0
 
@@ -521,9 +525,9 @@ def run_capture(
     wall = time.monotonic() - t0
     reader_done.wait(30)
     t_err.join(5)
-    if proc.returncode not in (0, 130):
-        err = b"".join(stderr_chunks).decode(errors="replace").strip()
-        raise RuntimeError(f"winspect capture exited {proc.returncode}: {err[-2000:]}")
+    stderr_text = b"".join(stderr_chunks).decode(errors="replace").strip()
+    if proc.returncode not in (0, 1, 130):  # 1: a node failed (reported in its summary)
+        raise RuntimeError(f"winspect capture exited {proc.returncode}: {stderr_text[-2000:]}")
 
     summaries: dict[str, dict[str, Any]] = {}
     pcapng_line: dict[str, Any] | None = None
@@ -569,4 +573,52 @@ def run_capture(
         },
         samples=samples,
         started=t0,
+        stderr=stderr_text,
     )
+
+
+BENCH_PORT = 50052
+
+
+@contextmanager
+def bench_servers(
+    sb: Sandbox, nodes: Sequence[SandboxNode], extra: Sequence[str]
+) -> Iterator[dict[str, int]]:
+    """A second winspectserv for each node (1 to 10 nodes: each has a process of its own), with
+    the sandbox server's own flags (TLS, credentials, tools) on port BENCH_PORT plus `extra`,
+    e.g. `--max-packet-rate 0`; yields node -> pid. The client reaches them with
+    `--port BENCH_PORT`, through the sandbox's kubeconfig as always.
+    """
+    import socket
+
+    started: dict[str, subprocess.Popen[bytes]] = {}
+    try:
+        for node in nodes:
+            argv = proc_cmdline(sb.server_pid_of(node.name)).split()
+            if "-p" not in argv or "--node-name" not in argv:
+                raise RuntimeError(f"{node.name}: not a winspectserv process of its own: {argv}")
+            argv[argv.index("-p") + 1] = str(BENCH_PORT)
+            started[node.name] = subprocess.Popen(
+                [*argv, *extra],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        deadline = time.monotonic() + 60
+        for node in nodes:
+            while True:
+                with socket.socket() as sock:
+                    if sock.connect_ex((node.address, BENCH_PORT)) == 0:
+                        break
+                if started[node.name].poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"{node.name}: the benchmark's winspectserv did not start")
+                time.sleep(0.1)
+        yield {name: proc.pid for name, proc in started.items()}
+    finally:
+        for proc in started.values():
+            proc.terminate()
+        for proc in started.values():
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()

@@ -103,6 +103,52 @@ def report(label: str, result: CaptureResult, server_pid: int) -> None:
         print(f"  server RSS after the capture: {after[0] / MB:.1f} MB (VmHWM {after[1] / MB:.1f} MB)")
 
 
+BREAKDOWN = """
+import sys
+def rss():
+    for line in open('/proc/self/status'):
+        if line.startswith('VmRSS'):
+            return int(line.split()[1]) / 1024
+last = rss()
+def show(what):
+    global last
+    now = rss()
+    print(f"  {what:<75} {now:6.1f} MB  (+{now - last:4.1f})")
+    last = now
+show("python interpreter")
+import grpc
+show("import grpc")
+import winspect.server.main
+show("import winspect.server.main (grpc health/reflection, pb, server modules)")
+from winspect.server.tls import load_server_tls
+load_server_tls(sys.argv[1], sys.argv[2])
+show("load_server_tls: certificate checks (cryptography)")
+from winspect.server.auth_kube import KubeReviewer
+KubeReviewer.from_kubeconfig(sys.argv[3])
+show("KubeReviewer: TokenReview/SubjectAccessReview client (lightkube, httpx2)")
+"""
+
+
+def server_breakdown(sb_root: Path) -> None:
+    """Where a winspectserv's idle RSS comes from: VmRSS after each step of its start-up, in a
+    fresh interpreter (the same imports and set-up as winspectserv's, in its order)."""
+    import subprocess
+
+    pki = sb_root / "pki" / "nodes"
+    print("\nwinspectserv start-up, step by step (VmRSS after each):")
+    subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            BREAKDOWN,
+            str(pki / "winspectserv.crt"),
+            str(pki / "winspectserv.key"),
+            str(pki / "winspectserv.kubeconfig"),
+        ],
+        check=False,
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--packets", type=int, default=1_000_000)
@@ -124,6 +170,7 @@ def main() -> int:
         )
         goal = max(idle[0], warm[0]) / MB
         print(f"goal: server idle at most 60 MB: {'met' if goal <= 60 else 'NOT met'} ({goal:.1f} MB)")
+        server_breakdown(sb.root)
 
         result = run_capture(sb, [node], opts.packets, sample_every=0.25, timeout=1800)
         report(f"capture -o json, {opts.packets:,} records", result, pid)

@@ -385,6 +385,35 @@ def pcapng_packet_blocks(path: Path) -> int:
     return count
 
 
+def wait_idle(
+    sb: Sandbox, nodes: Sequence[SandboxNode], extra_args: Sequence[str] = (), limit: float = 120
+) -> None:
+    """Until `winspect counter` reports no capture running on the nodes (a previous capture's
+    node may still be finishing after its client exited)."""
+    argv = [
+        *winspect_argv(),
+        "counter",
+        "--nodes",
+        ",".join(n.name for n in nodes),
+        "-o",
+        "json",
+        *extra_args,
+    ]
+    deadline = time.monotonic() + limit
+    while True:
+        out = subprocess.run(argv, capture_output=True, text=True, env=sb.env, check=False)
+        try:
+            results = json.loads(out.stdout).get("results", {})
+        except ValueError:
+            results = {}
+        busy = [n for n, r in results.items() if r.get("capture_running")]
+        if len(results) == len(nodes) and not busy:
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"nodes still capturing after {limit:g}s: {busy or out.stderr.strip()}")
+        time.sleep(1.0)
+
+
 def run_capture(
     sb: Sandbox,
     nodes: Sequence[SandboxNode],
@@ -410,6 +439,7 @@ def run_capture(
     many records each node's pktmon prints (bench/replay_pktmon.py). With `servers` (from
     bench_servers), pass their `--port` in `extra_args`.
     """
+    wait_idle(sb, nodes, extra_args)
     if packets_per_node is not None:
         set_traffic(nodes, packets_per_node)
     names = [n.name for n in nodes]

@@ -94,7 +94,8 @@ def report(label: str, result: CaptureResult, server_pid: int) -> None:
         print(f"  server VmHWM (peak) during the capture: {peak_server / MB:.1f} MB")
         print(f"  client VmHWM (peak): {peak_client / MB:.1f} MB")
         slope = slope_mb_per_100k(result.samples)
-        print(f"  client RSS slope over the second half: {slope:+.2f} MB per 100,000 packets")
+        if slope == slope:  # not NaN: there were packet lines to count
+            print(f"  client RSS slope over the second half: {slope:+.2f} MB per 100,000 packets")
         rows = client_growth(result)
         if rows:
             print(table(["printed", "packets", "t s", "client RSS MB", "server RSS MB"], rows))

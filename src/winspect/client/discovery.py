@@ -9,6 +9,7 @@ lists close matches.
 from __future__ import annotations
 
 import difflib
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -81,12 +82,18 @@ class Cluster:
         self.timeout = timeout
         self._client: Client | None = None
         self._nodes: list[NodeInfo] | None = None
+        # Requests may run in two threads at once (winspect.client.targets): one client for both.
+        self._client_lock = threading.Lock()
 
     @property
     def namespace(self) -> str:
         return self.resolved.namespace
 
     def _lightkube(self) -> Client:
+        with self._client_lock:
+            return self._make_client()
+
+    def _make_client(self) -> Client:
         if self._client is None:
             import httpx2
             from lightkube import Client

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from winspect.client.discovery import NO_INTERNAL_IP, Cluster, PodTarget, close_matches
 from winspect.client.errors import UsageError
@@ -76,12 +78,57 @@ def _node_port(settings: Settings, cluster: Cluster) -> int:
     return port or settings.port
 
 
+T = TypeVar("T")
+
+
+def _prefetch_security(settings: Settings) -> None:
+    """Start resolving the node connections' security (winspect's CA from the cluster, the
+    token source) in the background: its API requests then overlap discovery's instead of
+    following them. A failure is left for the first connection, which resolves again and
+    reports it. Not with -v (its messages keep their order) nor --insecure (nothing to fetch).
+    """
+    if settings.verbose or settings.insecure:
+        return
+    from winspect.client import security
+
+    def resolve() -> None:
+        with suppress(Exception):  # reported when the first node is dialled
+            security.current()
+
+    threading.Thread(target=resolve, name="winspect-security", daemon=True).start()
+
+
+def _with_node_port(settings: Settings, cluster: Cluster, work: Callable[[], T]) -> tuple[int, T]:
+    """_node_port and `work` (another request to the API), at the same time unless -v."""
+    if settings.verbose or settings.port_given:
+        return _node_port(settings, cluster), work()
+    box: dict[str, Any] = {}
+
+    def read_port() -> None:
+        try:
+            box["port"] = _node_port(settings, cluster)
+        except BaseException as exc:
+            box["error"] = exc
+
+    worker = threading.Thread(target=read_port, name="winspect-port", daemon=True)
+    worker.start()
+    try:
+        result = work()
+    finally:
+        worker.join()
+    if "error" in box:
+        raise box["error"]
+    return int(box["port"]), result
+
+
 def plan_nodes(settings: Settings, names: list[str] | None) -> Plan:
     """The named Windows nodes, or all of them when names is None."""
     if settings.targets:
         return Plan(_pick_targets(settings, names))
+    _prefetch_security(settings)
     with _cluster(settings) as cluster:
-        targets, no_address = cluster.resolve_nodes(names, _node_port(settings, cluster))
+        port, _ = _with_node_port(settings, cluster, cluster.nodes)
+        targets, no_address = cluster.resolve_nodes(names, port)
     for t in targets:
         _log(settings, f"node {t.name} at {t.address}")
     return Plan(targets, failed=_no_address(no_address))
@@ -97,8 +144,10 @@ def plan_pods(settings: Settings, specs: list[PodSpec], all_namespaces: bool) ->
         namespace = settings.namespace or "default"
         pods = [PodTarget(s.namespace or namespace, s.name, s.ip or "", "") for s in specs]
         return Plan(list(settings.targets), pods)
+    _prefetch_security(settings)
     with _cluster(settings) as cluster:
-        pods, targets, no_address = cluster.resolve_pods(specs, all_namespaces, _node_port(settings, cluster))
+        port, _ = _with_node_port(settings, cluster, cluster.nodes)
+        pods, targets, no_address = cluster.resolve_pods(specs, all_namespaces, port)
     for p in pods:
         _log(settings, f"pod {p.namespace}/{p.name} ({p.ip}) on node {p.node}")
     return Plan(targets, pods, failed=_no_address(no_address))

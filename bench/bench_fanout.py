@@ -181,12 +181,24 @@ HEADERS = [
 SERVER_HEADERS = ["servers CPU s", "tools CPU s", "API CPU s"]
 
 
-def profile_client(args: list[str], env: dict[str, str], global_args: list[str], top: int = 15) -> str:
-    """cProfile of one client run (in a child process), top functions by cumulative time."""
+def profile_client(args: list[str], env: dict[str, str], global_args: list[str], top: int = 12) -> str:
+    """cProfile of one client run (in a child process): the functions it spent its own time in
+    (tottime), as % of the whole run; waiting for nodes shows as the event loop's epoll poll."""
     with tempfile.TemporaryDirectory(prefix="winspect-prof-") as tmp:
         out = Path(tmp) / "client.prof"
         subprocess.run(
-            [sys.executable, "-m", "cProfile", "-o", str(out), "-m", "winspect.cli", *global_args, *args],
+            [
+                sys.executable,
+                "-m",
+                "cProfile",
+                "-o",
+                str(out),
+                "-m",
+                "winspect.cli",
+                *TIMEOUT,
+                *global_args,
+                *args,
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             env=env,
@@ -195,12 +207,12 @@ def profile_client(args: list[str], env: dict[str, str], global_args: list[str],
         buf = io.StringIO()
         stats = pstats.Stats(str(out), stream=buf)
         total = stats.total_tt  # type: ignore[attr-defined]
-        stats.sort_stats("cumulative").print_stats(top)
-        lines = [f"total {total:.2f} s (cumulative % of that below)"]
+        stats.sort_stats("tottime").print_stats(top)
+        lines = [f"total {total:.2f} s under the profiler; own time per function, % of that:"]
         for line in buf.getvalue().splitlines():
             parts = line.split(None, 5)
-            if len(parts) == 6 and parts[0][:1].isdigit() and parts[3].replace(".", "", 1).isdigit():
-                lines.append(f"  {float(parts[3]) / total * 100:5.1f}%  {float(parts[3]):7.2f} s  {parts[5]}")
+            if len(parts) == 6 and parts[0][:1].isdigit() and parts[1].replace(".", "", 1).isdigit():
+                lines.append(f"  {float(parts[1]) / total * 100:5.1f}%  {float(parts[1]):7.2f} s  {parts[5]}")
         return "\n".join(lines)
 
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
+
+if TYPE_CHECKING:
+    from winspect.client.fanout import NodeResult
 
 from winspect.cli.common import err, fan_out, handles_errors, print_results
 from winspect.cli.names import complete_nodes
@@ -56,7 +59,7 @@ def counter(nodes: tuple[str, ...], include_hidden: bool) -> int:
     async def call(conn: Any) -> Any:
         return await conn.stub.GetCounters(request, timeout=settings.timeout)
 
-    results = fan_out(settings, plan, call)
+    results: list[NodeResult[Any]] = fan_out(settings, plan, call)
     wide = settings.output == "wide"
 
     def text(_node: str, resp: Any) -> str:

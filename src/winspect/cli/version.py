@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
+
+if TYPE_CHECKING:
+    from winspect.client.fanout import NodeResult
 
 from winspect.cli.common import err, fan_out, handles_errors, print_results
 from winspect.cli.names import complete_nodes
@@ -64,7 +67,7 @@ def version(client_only: bool, nodes: tuple[str, ...]) -> int:
     async def call(conn: Any) -> Any:
         return await conn.stub.NodeInfo(pb.NodeInfoRequest(), timeout=settings.timeout)
 
-    results = fan_out(settings, plan, call)
+    results: list[NodeResult[Any]] = fan_out(settings, plan, call)
 
     def text(_node: str, resp: Any) -> str:
         system = f"{resp.os} {resp.os_build}".strip()

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
+
+if TYPE_CHECKING:
+    from winspect.client.fanout import NodeResult
 
 from winspect.cli.common import fan_out, handles_errors, print_results
 from winspect.cli.names import complete_pods
@@ -59,7 +62,7 @@ def vfp_counter(pod: str, detailed: bool, all_namespaces: bool) -> int:
     async def call(conn: Any) -> Any:
         return await conn.stub.GetVfpCounters(request, timeout=settings.timeout)
 
-    results = fan_out(settings, plan, call)
+    results: list[NodeResult[Any]] = fan_out(settings, plan, call)
     if settings.targets and len(results) > 1 and any(r.error is None for r in results):
         # Without Kubernetes the pod's node is unknown: nodes that do not host it are no failure.
         results = [r for r in results if r.error is None or r.error.code != "NOT_FOUND"]

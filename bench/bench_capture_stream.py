@@ -176,6 +176,10 @@ class Server:
                 "bench",
                 "--log-level",
                 "warning",
+                # Measures the capture path alone: no TLS or Kubernetes reviews, no rate limit.
+                "--insecure",
+                "--max-packet-rate",
+                "0",
             ],
             stderr=subprocess.DEVNULL,
         )

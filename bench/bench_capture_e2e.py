@@ -176,12 +176,15 @@ def main() -> int:
     parser.add_argument("--no-pcapng", action="store_true")
     parser.add_argument("--no-10", action="store_true", help="skip the 10-node runs")
     parser.add_argument("--no-replay", action="store_true", help="skip the replay-pktmon runs")
+    parser.add_argument("--pcapng-only", action="store_true", help="only the -w pcapng runs")
     opts = parser.parse_args()
     print_machine()
-    plan: list[tuple[str, int, int, dict[str, bool]]] = [("1 node, -o json", 1, opts.packets, {})]
-    if not opts.no_10:
+    plan: list[tuple[str, int, int, dict[str, bool]]] = []
+    if not opts.pcapng_only:
+        plan.append(("1 node, -o json", 1, opts.packets, {}))
+    if not opts.no_10 and not opts.pcapng_only:
         plan.append(("10 nodes, -o json", 10, opts.packets_10, {}))
-    if not opts.no_replay:
+    if not opts.no_replay and not opts.pcapng_only:
         plan.append(("1 node, replay pktmon, -o json", 1, opts.packets, {"replay": True}))
         plan.append(
             ("1 node, replay, --max-packet-rate 0", 1, opts.packets, {"replay": True, "unlimited": True})

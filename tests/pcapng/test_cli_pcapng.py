@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import calendar
 import json
+import os
 import re
+import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -22,7 +24,7 @@ import pytest
 from e2e_support import E2E, WINSPECT, wait_until
 from tshark_support import read_frames
 
-from winspect.emulator.state import read_calls, set_log_megabyte
+from winspect.emulator.state import clear_faults, pktmon_status, read_calls, set_fault, set_log_megabyte
 
 pytestmark = pytest.mark.e2e
 
@@ -250,3 +252,97 @@ def test_pod_capture_interfaces_and_pkt_size(sandbox: E2E, tshark: str, tmp_path
     (start,) = starts
     assert start[start.index("--log-mode") + 1] == "multi-file"
     assert start[start.index("--pkt-size") + 1] == "64"
+
+
+@pytest.fixture
+def slow_conversion(sandbox: E2E, request: pytest.FixtureRequest) -> Iterator[None]:
+    """Every node's `pktmon etl2txt` takes `request.param` seconds before converting."""
+    for state in _state_dirs(sandbox).values():
+        set_fault(state, "pktmon", ["etl2txt"], hang_seconds=request.param)
+    yield
+    for state in _state_dirs(sandbox).values():
+        clear_faults(state)
+
+
+def _sessions(sandbox: E2E) -> dict[Path, int]:
+    return {s: pktmon_status(s)["sessions_started"] for s in _state_dirs(sandbox).values()}
+
+
+def _wait_capturing(before: dict[Path, int]) -> None:
+    """Until every node runs a new pktmon session that has logged packets."""
+
+    def logging() -> bool:
+        status = {s: pktmon_status(s) for s in before}
+        return all(st["sessions_started"] > before[s] and st["generated"] > 20 for s, st in status.items())
+
+    wait_until("pktmon logging on every node", logging)
+
+
+def _node_clean(state: Path) -> bool:
+    status = pktmon_status(state)
+    return not status["running"] and status["filters"] == []
+
+
+@pytest.mark.parametrize("slow_conversion", [6.0], indirect=True)
+def test_ctrl_c_waits_for_nodes_still_sending_their_last_log_files(
+    sandbox: E2E, tshark: str, tmp_path: Path, slow_conversion: None
+) -> None:
+    """Converting the last file takes longer than the 4 s stop budget: nothing may be lost."""
+    path = tmp_path / "slow.pcapng"
+    before = _sessions(sandbox)
+    proc = sandbox.start("capture", "all", "-w", str(path), "-q", "-o", "json")
+    _wait_capturing(before)
+    result = E2E.interrupt(proc, timeout=90)
+    assert result.code == 130, result.err
+    assert "still sending the packets of its last log files" in result.err
+    summaries = [d for d in result.json_lines() if d.get("type") == "summary"]
+    (export,) = [d for d in result.json_lines() if d.get("type") == "pcapng"]
+    assert len(summaries) == 2 and all(d["unsent"] is None and d["packets_lost"] == 0 for d in summaries)
+    generated = {name: pktmon_status(state)["generated"] for name, state in _state_dirs(sandbox).items()}
+    assert {d["node"]: d["packets_received"] for d in summaries} == generated
+    assert len(read_frames(tshark, path)) == export["packets_written"] == sum(generated.values())
+    assert all(_node_clean(state) for state in _state_dirs(sandbox).values())
+
+
+@pytest.mark.parametrize("slow_conversion", [120.0], indirect=True)
+def test_second_ctrl_c_abandons_the_last_log_files_and_says_what_was_lost(
+    sandbox: E2E, tshark: str, tmp_path: Path, slow_conversion: None
+) -> None:
+    path = tmp_path / "abandoned.pcapng"
+    before = _sessions(sandbox)
+    proc = sandbox.start("capture", "all", "-w", str(path), "-q", "-o", "json")
+    _wait_capturing(before)
+    os.killpg(proc.pid, signal.SIGINT)
+    assert proc.stderr is not None
+    draining = 0
+    for line in proc.stderr:  # each node says it is still sending, and that Ctrl+C abandons
+        if "still sending the packets of its last log files" in line and "Ctrl+C abandons them" in line:
+            draining += 1
+            if draining == 2:
+                break
+    result = E2E.interrupt(proc, timeout=30)
+    assert result.code == 130
+    summaries = [d for d in result.json_lines() if d.get("type") == "summary"]
+    assert len(summaries) == 2
+    for d in summaries:
+        assert d["unsent"]["log_bytes"] > 0, d
+        assert d["packets_received"] == 0 and d["error"] is None
+    assert read_frames(tshark, path) == []  # a valid, empty file
+    for state in _state_dirs(sandbox).values():
+        wait_until("the node to be clean and released", lambda s=state: _node_clean(s), timeout=15)
+
+
+@pytest.mark.parametrize("slow_conversion", [6.0], indirect=True)
+def test_duration_capture_waits_past_timeout_while_nodes_report_progress(
+    sandbox: E2E, tshark: str, tmp_path: Path, slow_conversion: None
+) -> None:
+    """-d 2 with --timeout 3: the last files take 6 s, longer than duration + timeout; the
+    nodes report every second, so the client waits and receives everything."""
+    path = tmp_path / "duration.pcapng"
+    result = sandbox.run("capture", "all", "-d", "2", "--timeout", "3", "-w", str(path), "-q", "-o", "json")
+    assert result.code == 0, result.err
+    summaries = [d for d in result.json_lines() if d.get("type") == "summary"]
+    generated = {name: pktmon_status(state)["generated"] for name, state in _state_dirs(sandbox).items()}
+    assert {d["node"]: d["packets_received"] for d in summaries} == generated
+    assert all(d["ended"]["reason"] == "duration" and d["unsent"] is None for d in summaries)
+    assert len(read_frames(tshark, path)) == sum(generated.values()) > 0

@@ -75,7 +75,10 @@ def test_frames_capture_argv_bytes_components_and_cleanup(node: EmulatedNode) ->
     etl = _log_file(started)
     directory = Path(etl).parent
     assert Path(etl).name == "capture.etl" and directory.name.startswith("winspect-pktmon-")
-    assert _calls(node) == [
+    calls = _calls(node)
+    # After `pktmon stop`, the filters are removed while the last file is converted (either first).
+    calls[-2:] = sorted(calls[-2:], key=lambda c: c[1] != "filter")
+    assert calls == [
         ["hnsdiag", "list", "endpoints", "-d"],
         ["pktmon", "list", "--include-hidden"],
         *STOP_AND_REMOVE,
@@ -97,6 +100,7 @@ def test_frames_capture_argv_bytes_components_and_cleanup(node: EmulatedNode) ->
             "0",
         ],
         ["pktmon", "stop"],
+        ["pktmon", "filter", "remove"],
         [
             "pktmon",
             "etl2txt",
@@ -105,7 +109,6 @@ def test_frames_capture_argv_bytes_components_and_cleanup(node: EmulatedNode) ->
             str(directory / "capture1.txt"),
             "--hex",
         ],
-        ["pktmon", "filter", "remove"],
     ]
     assert started.pktmon_start_args == _calls(node)[4][1:]
     # CaptureInfo names the pod's vNIC: component, HNS endpoint, IP and the pod.
@@ -201,3 +204,78 @@ def test_log_files_in_the_order_pktmon_numbered_them(tmp_path: Path) -> None:
         "capture_3.etl",
         "capture10.etl",
     ]
+
+
+def _running_etl2txt(node: EmulatedNode) -> list[list[bytes]]:
+    """The node's emulated `pktmon etl2txt` processes still running (Linux: /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"etl2txt" in argv and any(str(node.tools_dir).encode() in a for a in argv):
+            found.append(argv)
+    return found
+
+
+def _drain_reports(events: list[pb.CaptureEvent]) -> list[pb.CaptureStats]:
+    return [e.stats for e in events if e.WhichOneof("event") == "stats" and e.stats.draining]
+
+
+def test_stop_answers_once_the_node_is_clean_and_the_last_files_follow(node: EmulatedNode) -> None:
+    set_fault(node.state_dir, "pktmon", ["etl2txt"], hang_seconds=3.0)  # each conversion takes 3 s
+    stream = node.stub().Capture(pb.CaptureRequest(frames=True))
+    started = next(stream).started
+    wait_until(lambda: _counted(node) >= 20, what="packets logged")
+    stop = node.new_stub().StopCapture(pb.StopCaptureRequest(session_id=started.session_id, requester="t"))
+    # StopCapture answered before the log file was converted: pktmon stopped, filters gone.
+    assert stop.was_running and stop.cleaned_up
+    assert node_is_clean(node)
+    info = node.new_stub().NodeInfo(pb.NodeInfoRequest())
+    assert info.capture.session_id == started.session_id, "the node stays claimed while it sends"
+    events, packets = _collect(stream)
+    reports = _drain_reports(events)
+    assert reports, "the stream says the node is still sending its last files"
+    assert reports[0].log_bytes_pending > 0
+    ended = events[-1].ended
+    assert ended.reason == pb.END_REASON_STOPPED and ended.cleaned_up
+    assert ended.log_bytes_unsent == 0 and ended.packets_unsent_estimate == 0
+    assert len(packets) == _counted(node) == ended.packets
+    assert not node.new_stub().NodeInfo(pb.NodeInfoRequest()).HasField("capture")
+
+
+def test_a_stalled_conversion_is_abandoned_and_what_it_left_is_reported(
+    node: EmulatedNode, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import winspect.server.capture as capture_module
+
+    monkeypatch.setattr(capture_module, "DRAIN_STALL_SECONDS", 1.5)
+    set_fault(node.state_dir, "pktmon", ["etl2txt"], hang_seconds=60.0)
+    events, packets = _collect(node.stub().Capture(pb.CaptureRequest(frames=True, duration_seconds=1)))
+    ended = events[-1].ended
+    assert ended.reason == pb.END_REASON_DURATION and ended.cleaned_up
+    assert not packets
+    assert ended.log_bytes_unsent > 0
+    assert "converting pktmon's last log files was abandoned" in ended.message
+    assert f"{ended.log_bytes_unsent} bytes of log" in ended.message
+    assert node_is_clean(node)
+    directory = Path(_log_file(events[0].started)).parent
+    wait_until(lambda: not directory.exists(), what="the log directory to be removed")
+    wait_until(lambda: not _running_etl2txt(node), what="the abandoned etl2txt to be killed", timeout=5)
+
+
+def test_client_gone_while_the_last_files_are_sent_abandons_them(node: EmulatedNode) -> None:
+    set_fault(node.state_dir, "pktmon", ["etl2txt"], hang_seconds=60.0)
+    stream = node.stub().Capture(pb.CaptureRequest(frames=True, duration_seconds=1))
+    for event in stream:
+        if event.WhichOneof("event") == "stats" and event.stats.draining:
+            break
+    stream.cancel()
+    wait_until(
+        lambda: not node.new_stub().NodeInfo(pb.NodeInfoRequest()).HasField("capture"),
+        what="the node to be released",
+    )
+    assert node_is_clean(node)

@@ -131,6 +131,12 @@ class StreamSink:
             "(narrow the capture with filters)"
         )
 
+    def draining(self, node: str, stats: Any) -> None:
+        err(
+            f"{node}: pktmon stopped, node clean; still sending the packets of its last log files "
+            f"({_left(stats.log_bytes_pending, stats.packets_pending_estimate)} left; Ctrl+C abandons them)"
+        )
+
     def ended(self, node: str, ended: Any) -> None:
         if self.export is not None:
             self.export.node_done(node)
@@ -143,11 +149,18 @@ class StreamSink:
         node_error(error)
 
 
+def _left(log_bytes: int, packets: int) -> str:
+    size = f"{log_bytes / 1e6:.1f} MB" if log_bytes >= 100_000 else f"{log_bytes} bytes"
+    return f"about {packets} packets, {size} of log" if packets else f"{size} of log"
+
+
 _REASONS = {1: "duration elapsed", 2: "stopped", 3: "cancelled", 4: "server shut down", 5: "pktmon exited"}
 _FAILED_REASONS = {4, 5}
 
 
 def node_failed(n: NodeCapture) -> bool:
+    if n.ended is not None and n.ended.log_bytes_unsent:  # the node gave up sending its last log files
+        return True
     return n.error is not None or (n.ended is not None and n.ended.reason in _FAILED_REASONS)
 
 
@@ -157,6 +170,10 @@ def summary_line(n: NodeCapture) -> str:
     parts = [f"{n.packets} packets received"]
     if n.packets_lost:
         parts.append(f"{n.packets_lost} LOST by the node (it could not keep up)")
+    unsent_bytes, unsent_packets = n.unsent
+    if unsent_bytes:
+        who = "abandoned at your request" if n.abandoned and n.error is None else "abandoned"
+        parts.append(f"{_left(unsent_bytes, unsent_packets)} NOT received (sending its last log files {who})")
     if n.ended is not None:
         reason = _REASONS.get(n.ended.reason, "ended")
         parts.append(
@@ -221,6 +238,10 @@ def print_summary(
                         "address": n.target.address if n.target.host else None,
                         "packets_received": n.packets,
                         "packets_lost": n.packets_lost,
+                        # With -w: what the node had left to send when its drain was abandoned.
+                        "unsent": {"log_bytes": n.unsent[0], "packets_estimate": n.unsent[1]}
+                        if n.unsent[0]
+                        else None,
                         "interrupted": outcome.interrupted,
                         "ended": ended_to_dict(n.ended) if n.ended is not None else None,
                         "stopped": {

@@ -6,6 +6,14 @@ away, every node that started gets StopCapture with its session id, the
 streams get a moment to deliver their CaptureEnded (final counters), and
 whatever is still open is cancelled (the server cleans up on cancel), all
 within STOP_BUDGET seconds, even when a node hangs.
+
+With frames (pcapng), a node whose pktmon has stopped still sends the
+packets of its last log files: it says so every second (CaptureStats with
+`draining`), and its stream stays open as long as those reports keep
+coming, past STOP_BUDGET (the node is already clean). A second interrupt
+abandons them, as does DRAIN_SILENCE seconds without a report; what was
+left is then counted (the node's last report) and reported, never dropped
+silently.
 """
 
 from __future__ import annotations
@@ -30,6 +38,8 @@ from winspect.v1 import winspect_pb2 as pb
 # Total time allowed for stopping after an interrupt (the issue: exit within 5 s).
 STOP_BUDGET = 4.0
 STOP_CALL_TIMEOUT = 2.0
+# A draining node reports every second; this long without a word, it is given up.
+DRAIN_SILENCE = 10.0
 
 _PACKET_TYPES = {"all": pb.PACKET_TYPE_ALL, "flow": pb.PACKET_TYPE_FLOW, "drop": pb.PACKET_TYPE_DROP}
 _PROTOCOLS = {
@@ -89,6 +99,7 @@ class CaptureSink(Protocol):
     def started(self, node: str, info: Any) -> None: ...
     def packets(self, node: str, packets: Any) -> None: ...
     def stats(self, node: str, stats: Any) -> None: ...
+    def draining(self, node: str, stats: Any) -> None: ...
     def ended(self, node: str, ended: Any) -> None: ...
     def error(self, node: str, error: NodeError) -> None: ...
 
@@ -110,6 +121,18 @@ class NodeCapture:
     stop_error: NodeError | None = None
     cancelled: bool = False  # the stream was cancelled by the client
     idle_confirmed: bool = False  # after a cancel, NodeInfo reported no capture running
+    draining: Any = None  # pb.CaptureStats: the node's last report while sending its last log files
+    last_event: float = 0.0  # loop time of the last event from the node
+    abandoned: bool = False  # the client cut the stream while the node was still sending
+
+    @property
+    def unsent(self) -> tuple[int, int]:
+        """(log bytes, estimated packets) the node did not send: its drain abandoned by either side."""
+        if self.ended is not None and self.ended.log_bytes_unsent:
+            return self.ended.log_bytes_unsent, self.ended.packets_unsent_estimate
+        if self.abandoned and self.draining is not None:
+            return self.draining.log_bytes_pending, self.draining.packets_pending_estimate
+        return 0, 0
 
     @property
     def name(self) -> str:
@@ -153,10 +176,13 @@ class CaptureRun:
         self.timeout = timeout
         self.connect_timeout = connect_timeout
         self.stop_event = asyncio.Event()
+        self.abandon_event = asyncio.Event()  # a second interrupt: stop waiting for draining nodes
         self.output_closed = False
         self._calls: dict[str, Any] = {}
 
     def request_stop(self) -> None:
+        if self.stop_event.is_set():
+            self.abandon_event.set()
         self.stop_event.set()
 
     async def _node(self, node: NodeCapture) -> None:
@@ -164,18 +190,42 @@ class CaptureRun:
         assert conn is not None
         try:
             await conn.connect(self.connect_timeout)
+            loop = asyncio.get_running_loop()
             duration = node.request.duration_seconds
-            # A fixed-length capture must end by itself; past this the node is stuck.
-            deadline = duration + self.timeout if duration else None
+            frames = node.request.frames
+            # A fixed-length capture must end by itself; past this the node is stuck. With
+            # frames the node sends its last log files after the end for as long as that
+            # takes, reporting every second: then only its silence means it is stuck.
+            deadline = duration + self.timeout if duration and not frames else None
+            expected_end = loop.time() + duration + self.timeout if duration and frames else None
             call = conn.stub.Capture(node.request, timeout=deadline)
             self._calls[node.name] = call
-            async for event in call:
+            node.last_event = loop.time()
+            while True:
+                if expected_end is None:
+                    event = await call.read()
+                else:
+                    wait = max(expected_end, node.last_event + self.timeout) - loop.time()
+                    try:
+                        event = await asyncio.wait_for(call.read(), max(0.1, wait))
+                    except asyncio.TimeoutError:
+                        self._cut_off(
+                            node, f"no word from the node for {self.timeout:g}s after the capture's end"
+                        )
+                        return
+                if event is grpc.aio.EOF:  # type: ignore[attr-defined]
+                    break
+                node.last_event = loop.time()
                 kind = event.WhichOneof("event")
                 if kind == "packets":
                     batch = event.packets.packets
                     node.packets += len(batch)
                     self.sink.packets(node.name, batch)
                 elif kind == "stats":
+                    if event.stats.draining:
+                        if node.draining is None:
+                            self.sink.draining(node.name, event.stats)
+                        node.draining = event.stats
                     if event.stats.packets_lost > node.packets_lost:
                         node.packets_lost = event.stats.packets_lost
                         self.sink.stats(node.name, event.stats)
@@ -216,8 +266,23 @@ class CaptureRun:
     def _cancel(self, node: NodeCapture) -> None:
         call = self._calls.get(node.name)
         node.cancelled = True
+        if node.draining is not None and node.ended is None:
+            node.abandoned = True
         if call is not None:
             call.cancel()
+
+    def _cut_off(self, node: NodeCapture, why: str) -> None:
+        """Gives up on a node that went silent; what it had not sent is counted as lost."""
+        self._cancel(node)
+        unsent = ""
+        if node.draining is not None:
+            unsent = (
+                f"; about {node.draining.packets_pending_estimate} packets "
+                f"({node.draining.log_bytes_pending} bytes of pktmon log) not received"
+            )
+        target = node.target
+        node.error = NodeError(target.name, target.address, "DEADLINE_EXCEEDED", f"{why}{unsent}")
+        self.sink.error(node.name, node.error)
 
     async def run(self) -> CaptureOutcome:
         for node in self.nodes:
@@ -261,22 +326,60 @@ class CaptureRun:
         sessionless = [n for n in nodes if not n.session_id]
         for node in sessionless:
             self._cancel(node)
+        # Interrupting a node that already stopped and is sending its last log files
+        # (a -d capture past its end) means: do not wait for them.
+        for node in nodes:
+            if node.draining is not None:
+                self._cancel(node)
+        nodes = [n for n in nodes if not n.cancelled]
         confirms = [asyncio.ensure_future(self._confirm_idle(n, end)) for n in sessionless]
-        stops = [self._stop(n) for n in nodes if n.session_id]
+        stops = [self._stop(n) for n in nodes]
         if stops:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(asyncio.gather(*stops), STOP_CALL_TIMEOUT + 0.5)
-        # Give streams the rest of the budget to deliver CaptureEnded (final counters).
-        open_tasks = {t for t in running if not t.done()}
-        if open_tasks:
-            _, still = await asyncio.wait(open_tasks, timeout=max(0.1, end - loop.time()))
-            for task in still:
-                self._cancel(running[task])
-                task.cancel()
+        # Give streams the rest of the budget to deliver CaptureEnded (final counters), and
+        # nodes still sending their last log files as long as they keep reporting.
+        stopped_at = loop.time()
+        abandon = asyncio.ensure_future(self.abandon_event.wait())
+        try:
+            while True:
+                open_tasks = {t for t in running if not t.done()}
+                if not open_tasks:
+                    break
+                now = loop.time()
+                give_up = [
+                    t
+                    for t in open_tasks
+                    if self.abandon_event.is_set()
+                    or (now >= end and not self._sending(running[t], stopped_at, now))
+                ]
+                for task in give_up:
+                    node = running[task]
+                    if not self.abandon_event.is_set() and self._sending(node, stopped_at, stopped_at):
+                        self._cut_off(
+                            node,
+                            f"no word from the node for {DRAIN_SILENCE:g}s while it sent its last log files",
+                        )
+                    else:
+                        self._cancel(node)
+                    task.cancel()
+                if give_up:
+                    await asyncio.wait(give_up, timeout=1.0)
+                    continue
+                await asyncio.wait(open_tasks | {abandon}, timeout=0.25, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            abandon.cancel()
         if confirms:
             await asyncio.wait(confirms, timeout=max(0.1, end - loop.time()))
             for c in confirms:
                 c.cancel()
+
+    @staticmethod
+    def _sending(node: NodeCapture, stopped_at: float, now: float) -> bool:
+        """Whether a stopped node is still sending its last log files (and not silent)."""
+        if not node.request.frames or node.stop_response is None or not node.stop_response.was_running:
+            return False
+        return now - max(node.last_event, stopped_at) < DRAIN_SILENCE
 
     async def _confirm_idle(self, node: NodeCapture, end: float) -> None:
         """Poll NodeInfo until the node reports no capture (after a cancelled stream)."""

@@ -5,6 +5,7 @@
 | ToolUnavailable  | the node lacks the tool this operation needs       | UNIMPLEMENTED       |
 | ToolFailed       | the tool exited non-zero (carries its own output)  | UNAVAILABLE         |
 | ToolTimeout      | the tool did not finish within its timeout         | UNAVAILABLE         |
+| ToolCancelled    | its caller gave up on the tool (it was killed)     | UNAVAILABLE         |
 | ToolOutputError  | the tool's output could not be understood          | UNAVAILABLE         |
 | TargetNotFound   | a pod has no HNS endpoint / component on this node | NOT_FOUND           |
 | NodeStateError   | the node is not in a state to do it                | FAILED_PRECONDITION |
@@ -57,6 +58,14 @@ class ToolTimeout(NodeError):
         tail = f"; its output so far: {self.output[-MAX_OUTPUT_IN_MESSAGE:]}" if self.output else ""
         shown = format_argv(self.argv)
         super().__init__(f"`{shown}` did not finish within {timeout:g} s and was killed{tail}")
+
+
+class ToolCancelled(NodeError):
+    """The caller gave up on a running tool (it was killed), e.g. an abandoned conversion."""
+
+    def __init__(self, argv: Sequence[str]) -> None:
+        self.argv = list(argv)
+        super().__init__(f"`{format_argv(self.argv)}` was abandoned and killed")
 
 
 class ToolOutputError(NodeError):

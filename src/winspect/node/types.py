@@ -141,8 +141,17 @@ class CountersResult:
     raw_text: str = ""
 
 
+@dataclass(frozen=True)
+class LogBacklog:
+    """How far a file-mode capture's conversion has come (all zero for a real-time capture)."""
+
+    converted: int = 0  # bytes of pktmon log converted so far
+    pending: int = 0  # bytes of pktmon log waiting to be converted
+    output: int = 0  # bytes of text handed to the reader so far (grows while converting)
+
+
 class CaptureProcess(Protocol):
-    """A running real-time capture: its output stream and its process."""
+    """A running capture: its output stream and its process (or the file converter)."""
 
     @property
     def argv(self) -> list[str]: ...
@@ -161,4 +170,8 @@ class CaptureProcess(Protocol):
 
     def close(self) -> None:
         """Releases the output pipe."""
+        ...
+
+    def backlog(self) -> LogBacklog:
+        """With file logging: the log converted and still to convert (progress after a stop)."""
         ...

@@ -14,6 +14,15 @@ pktmon is host-global, so the server owns one session per node. Lifecycle:
    shutdown, pktmon exiting) goes through `CaptureSession.end`, which runs
    exactly once: final counters (counters-only), `pktmon stop`, `pktmon
    filter remove`, then releases the node and tells the handler.
+
+With frames (pktmon logging to files), the files left at `pktmon stop` are
+converted and streamed after the node is clean: `end` returns once pktmon
+has stopped and its filters are gone (so StopCapture answers at once), and
+a drain thread finishes the session when the last file is sent. Meanwhile
+the stream carries a `CaptureStats(draining=True)` every second with what
+is left; the drain is abandoned, and what it had left reported, when it
+makes no progress for DRAIN_STALL_SECONDS, when the client goes away, or
+when the server shuts down.
 """
 
 from __future__ import annotations
@@ -31,7 +40,7 @@ from datetime import datetime, timezone
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from winspect.node.errors import NodeError, ToolFailed
-from winspect.node.types import CaptureProcess, CaptureStart
+from winspect.node.types import CaptureProcess, CaptureStart, LogBacklog
 from winspect.node.windows.parsers.pktmon_etl2txt import Etl2txtParser
 from winspect.node.windows.parsers.pktmon_realtime import RealtimeParser, TimeOfDayResolver
 from winspect.node.windows.runner import READ_SIZE as FULL_READ_BYTES
@@ -48,8 +57,8 @@ DEFAULT_MAX_QUEUED_PACKETS = 20_000
 START_CHECK_SECONDS = 2.0
 # How long pktmon gets to exit after `pktmon stop` before it is killed.
 EXIT_WAIT_SECONDS = 10.0
-# With frames: how long converting and sending the log files left at `pktmon stop` may take.
-FRAMES_DRAIN_SECONDS = 30.0
+# With frames: how long converting the log files left at `pktmon stop` may go without progress.
+DRAIN_STALL_SECONDS = 30.0
 STATS_INTERVAL_SECONDS = 1.0
 # Packets per streamed batch at most (about 0.4 KB each: well under gRPC's 4 MB message limit).
 MAX_BATCH_PACKETS = 2048
@@ -140,8 +149,12 @@ class CaptureSession:
         self._reader_done = threading.Event()
         self._end_reason: pb.EndReason | None = None
         self._end_message = ""
+        self._node_clean = threading.Event()  # pktmon stopped, filters removed (the drain may go on)
         self._cleanup_done = threading.Event()
         self._handler_done = threading.Event()
+        self._draining = False
+        self._unsent = LogBacklog()  # what an abandoned drain left unconverted
+        self._unsent_packets = 0
         self.cleaned_up = False
         self.final_counters: pb.CountersResponse | None = None
         self.packets_sent = 0
@@ -167,10 +180,13 @@ class CaptureSession:
         )
 
     def describe(self) -> str:
-        return (
+        text = (
             f"session {self.id} started {self.started_at.isoformat(timespec='seconds')} "
             f"by {self.plan.requester} from {self.peer}"
         )
+        if self._draining:
+            text += " (stopped, still sending the packets of its last log files)"
+        return text
 
     @property
     def ended(self) -> bool:
@@ -346,7 +362,36 @@ class CaptureSession:
             )
             self._cleanup()
         elif wait:
-            self._cleanup_done.wait(EXIT_WAIT_SECONDS * 3)
+            self._node_clean.wait(EXIT_WAIT_SECONDS * 3)
+
+    @property
+    def draining(self) -> bool:
+        """pktmon has stopped and the node is clean; the last log files are still being sent."""
+        return self._draining
+
+    def abandon_drain(self, why: str) -> None:
+        """Stops converting the log files left at `pktmon stop` (their packets are not sent)."""
+        process = self._process
+        if self._draining and process is not None:
+            self._record_unsent(why)
+            process.kill()
+
+    def _record_unsent(self, why: str) -> None:
+        assert self._process is not None
+        backlog = self._process.backlog()
+        self._unsent = backlog
+        self._unsent_packets = self._estimate_packets(backlog, backlog.pending)
+        log.warning(
+            "capture drain abandoned",
+            extra={"fields": {"session": self.id, "why": why, "log_bytes_unsent": backlog.pending}},
+        )
+
+    def _estimate_packets(self, backlog: LogBacklog, log_bytes: int) -> int:
+        """Packets in `log_bytes` of log, from the packets per log byte converted so far."""
+        if not backlog.converted or not log_bytes:
+            return 0
+        seen = self.packets_sent + self._queue.lost
+        return round(seen * log_bytes / backlog.converted)
 
     def _cleanup(self) -> None:
         with self._setup_lock:  # never race a setup still starting pktmon
@@ -354,6 +399,7 @@ class CaptureSession:
 
     def _cleanup_locked(self) -> None:
         problems: list[str] = []
+        drain = False
         try:
             if self._timer is not None:
                 self._timer.cancel()
@@ -371,15 +417,16 @@ class CaptureSession:
             except NodeError as exc:
                 stop_ok = False
                 problems.append(str(exc))
+            if self._start.frames and stop_ok and self._process is not None:
+                # pktmon has stopped: once its filters are gone the node is clean, and
+                # converting the files left in our private directory changes nothing on it.
+                self.cleaned_up = self._remove_filters(problems)
+                drain = True
+                return
             patience = EXIT_WAIT_SECONDS if stop_ok else 1.0  # no point waiting after a failed stop
-            if self._start.frames and stop_ok:
-                patience = FRAMES_DRAIN_SECONDS  # the last log files are being converted and sent
             if self._process is not None and self._process.wait(patience) is None:
                 if self._start.frames:
-                    problems.append(
-                        f"pktmon's last log files were not converted within {patience:.0f}s after "
-                        "`pktmon stop`: the rest of their packets were not sent"
-                    )
+                    problems.append("pktmon's log files could not be converted after a failed `pktmon stop`")
                 else:
                     problems.append("pktmon did not exit after `pktmon stop`; it was killed")
                 self._process.kill()
@@ -389,39 +436,85 @@ class CaptureSession:
                 except NodeError as exc:
                     stop_ok = False
                     problems.append(str(exc))
-            remove_ok = True
-            try:
-                self._backend.capture_remove_filters()
-            except NodeError as exc:
-                remove_ok = False
-                problems.append(str(exc))
-            if self._reader is not None and self._reader is not threading.current_thread():
-                self._reader.join(EXIT_WAIT_SECONDS)
-            if self._process is not None:
-                self._process.close()
+            remove_ok = self._remove_filters(problems)
+            self._close_process()
             self.cleaned_up = stop_ok and remove_ok
         except Exception as exc:  # never leave the node claimed
             log.exception("capture cleanup failed", extra={"fields": {"session": self.id}})
             problems.append(f"cleanup failed: {exc}")
         finally:
-            if problems:
-                self._end_message = "; ".join(p for p in (self._end_message, *problems) if p)
-            self._manager.release(self)
-            self._queue.put_marker(_ENDED)
-            self._cleanup_done.set()
-            log.info(
-                "capture ended",
-                extra={
-                    "fields": {
-                        "node": self._node,
-                        "session": self.id,
-                        "reason": pb.EndReason.Name(self._end_reason or 0),
-                        "cleaned_up": self.cleaned_up,
-                        "packets_lost": self._queue.lost,
-                        "detail": self._end_message,
-                    }
-                },
-            )
+            if drain:
+                self._draining = True
+                self._node_clean.set()
+                threading.Thread(
+                    target=self._drain, args=(problems,), name=f"capture-drain-{self.id}", daemon=True
+                ).start()
+            else:
+                self._finish(problems)
+
+    def _remove_filters(self, problems: list[str]) -> bool:
+        try:
+            self._backend.capture_remove_filters()
+            return True
+        except NodeError as exc:
+            problems.append(str(exc))
+            return False
+
+    def _close_process(self) -> None:
+        if self._reader is not None and self._reader is not threading.current_thread():
+            self._reader.join(EXIT_WAIT_SECONDS)
+        if self._process is not None:
+            self._process.close()
+
+    def _drain(self, problems: list[str]) -> None:
+        """After `pktmon stop` with frames: waits while the last log files are converted and sent."""
+        process = self._process
+        assert process is not None
+        try:
+            last = process.backlog()
+            progressed = time.monotonic()
+            while process.wait(1.0) is None:
+                now = time.monotonic()
+                backlog = process.backlog()
+                if backlog != last:
+                    last, progressed = backlog, now
+                elif now - progressed >= DRAIN_STALL_SECONDS:
+                    self._record_unsent("no progress")
+                    process.kill()
+                    break
+            if self._unsent.pending:
+                problems.append(
+                    f"converting pktmon's last log files was abandoned: {self._unsent.pending} bytes of "
+                    f"log (about {self._unsent_packets} packets) were not sent"
+                )
+            self._close_process()
+        except Exception as exc:  # never leave the node claimed
+            log.exception("capture drain failed", extra={"fields": {"session": self.id}})
+            problems.append(f"sending the last log files failed: {exc}")
+        finally:
+            self._finish(problems)
+
+    def _finish(self, problems: list[str]) -> None:
+        if problems:
+            self._end_message = "; ".join(p for p in (self._end_message, *problems) if p)
+        self._draining = False
+        self._manager.release(self)
+        self._queue.put_marker(_ENDED)
+        self._node_clean.set()
+        self._cleanup_done.set()
+        log.info(
+            "capture ended",
+            extra={
+                "fields": {
+                    "node": self._node,
+                    "session": self.id,
+                    "reason": pb.EndReason.Name(self._end_reason or 0),
+                    "cleaned_up": self.cleaned_up,
+                    "packets_lost": self._queue.lost,
+                    "detail": self._end_message,
+                }
+            },
+        )
 
     def wait_until_delivered(self, timeout: float) -> bool:
         """Waits until the handler has streamed CaptureEnded (or given up)."""
@@ -443,17 +536,30 @@ class CaptureSession:
                     self.packets_sent += len(item.packets.packets)
                     yield item
                 lost = self._queue.lost
-                if lost != reported_lost and time.monotonic() - last_stats >= STATS_INTERVAL_SECONDS:
+                due = time.monotonic() - last_stats >= STATS_INTERVAL_SECONDS
+                if due and (lost != reported_lost or self._draining):
                     reported_lost = lost
                     last_stats = time.monotonic()
-                    yield pb.CaptureEvent(stats=pb.CaptureStats(packets=self.packets_sent, packets_lost=lost))
+                    yield pb.CaptureEvent(stats=self._stats())
                 if item is None and not is_active():
                     self.end(pb.END_REASON_CANCELLED, "the client went away")
+                    self.abandon_drain("the client went away")
             yield pb.CaptureEvent(ended=self.ended_message())
         finally:
             if not self.ended:  # the stream was closed under us (client cancelled)
                 self.end(pb.END_REASON_CANCELLED, "the client cancelled")
+            self.abandon_drain("the client cancelled")
             self._handler_done.set()
+
+    def _stats(self) -> pb.CaptureStats:
+        stats = pb.CaptureStats(packets=self.packets_sent, packets_lost=self._queue.lost)
+        process = self._process
+        if self._draining and process is not None:
+            backlog = process.backlog()
+            stats.draining = True
+            stats.log_bytes_pending = backlog.pending
+            stats.packets_pending_estimate = self._estimate_packets(backlog, backlog.pending)
+        return stats
 
     def ended_message(self) -> pb.CaptureEnded:
         return pb.CaptureEnded(
@@ -463,6 +569,8 @@ class CaptureSession:
             packets_lost=self._queue.lost,
             counters=self.final_counters,
             cleaned_up=self.cleaned_up,
+            log_bytes_unsent=self._unsent.pending,
+            packets_unsent_estimate=self._unsent_packets,
         )
 
 
@@ -518,7 +626,9 @@ class CaptureManager:
         if session is None:
             return
         session.end(pb.END_REASON_SERVER_SHUTDOWN, "the server is shutting down")
-        session.wait_until_delivered(deliver_timeout)
+        if not session.wait_until_delivered(deliver_timeout):
+            session.abandon_drain("the server is shutting down")
+            session.wait_until_delivered(1.0)
 
     def clean_stale(self) -> None:
         """At server start: stops a session and removes filters a crashed server left behind."""

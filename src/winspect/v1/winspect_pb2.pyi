@@ -299,28 +299,38 @@ class PacketBatch(_message.Message):
     def __init__(self, packets: _Optional[_Iterable[_Union[Packet, _Mapping]]] = ...) -> None: ...
 
 class CaptureEnded(_message.Message):
-    __slots__ = ("reason", "message", "packets", "packets_lost", "counters", "cleaned_up")
+    __slots__ = ("reason", "message", "packets", "packets_lost", "counters", "cleaned_up", "log_bytes_unsent", "packets_unsent_estimate")
     REASON_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     PACKETS_FIELD_NUMBER: _ClassVar[int]
     PACKETS_LOST_FIELD_NUMBER: _ClassVar[int]
     COUNTERS_FIELD_NUMBER: _ClassVar[int]
     CLEANED_UP_FIELD_NUMBER: _ClassVar[int]
+    LOG_BYTES_UNSENT_FIELD_NUMBER: _ClassVar[int]
+    PACKETS_UNSENT_ESTIMATE_FIELD_NUMBER: _ClassVar[int]
     reason: EndReason
     message: str
     packets: int
     packets_lost: int
     counters: CountersResponse
     cleaned_up: bool
-    def __init__(self, reason: _Optional[_Union[EndReason, str]] = ..., message: _Optional[str] = ..., packets: _Optional[int] = ..., packets_lost: _Optional[int] = ..., counters: _Optional[_Union[CountersResponse, _Mapping]] = ..., cleaned_up: _Optional[bool] = ...) -> None: ...
+    log_bytes_unsent: int
+    packets_unsent_estimate: int
+    def __init__(self, reason: _Optional[_Union[EndReason, str]] = ..., message: _Optional[str] = ..., packets: _Optional[int] = ..., packets_lost: _Optional[int] = ..., counters: _Optional[_Union[CountersResponse, _Mapping]] = ..., cleaned_up: _Optional[bool] = ..., log_bytes_unsent: _Optional[int] = ..., packets_unsent_estimate: _Optional[int] = ...) -> None: ...
 
 class CaptureStats(_message.Message):
-    __slots__ = ("packets", "packets_lost")
+    __slots__ = ("packets", "packets_lost", "draining", "log_bytes_pending", "packets_pending_estimate")
     PACKETS_FIELD_NUMBER: _ClassVar[int]
     PACKETS_LOST_FIELD_NUMBER: _ClassVar[int]
+    DRAINING_FIELD_NUMBER: _ClassVar[int]
+    LOG_BYTES_PENDING_FIELD_NUMBER: _ClassVar[int]
+    PACKETS_PENDING_ESTIMATE_FIELD_NUMBER: _ClassVar[int]
     packets: int
     packets_lost: int
-    def __init__(self, packets: _Optional[int] = ..., packets_lost: _Optional[int] = ...) -> None: ...
+    draining: bool
+    log_bytes_pending: int
+    packets_pending_estimate: int
+    def __init__(self, packets: _Optional[int] = ..., packets_lost: _Optional[int] = ..., draining: _Optional[bool] = ..., log_bytes_pending: _Optional[int] = ..., packets_pending_estimate: _Optional[int] = ...) -> None: ...
 
 class CaptureEvent(_message.Message):
     __slots__ = ("started", "packets", "stats", "ended")

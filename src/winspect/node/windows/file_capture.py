@@ -20,8 +20,10 @@ Latency and limits:
   the delay is however long the node takes to log 1 MB (a busy node:
   a fraction of a second; a quiet one: the whole capture), plus etl2txt's
   run time; the rest arrives when the capture stops;
-- the last file is converted after `pktmon stop`, within the server's
-  end-of-capture wait (`wait`); a slower conversion is abandoned;
+- the files left at `pktmon stop` are converted after it, while the
+  session keeps streaming (the node is already clean: pktmon stopped, its
+  filters removed); `backlog` says how far that has come, and the session
+  abandons the rest (`kill`) when it stalls or its client goes away;
 - disk: the files wait in a private temporary directory until converted
   (bounded by how far conversion falls behind), removed by `close`;
 - a pktmon session ended by someone else is noticed by polling
@@ -42,7 +44,8 @@ import threading
 import time
 from pathlib import Path
 
-from winspect.node.errors import NodeError
+from winspect.node.errors import NodeError, ToolCancelled
+from winspect.node.types import LogBacklog
 from winspect.node.windows.runner import READ_SIZE, ToolRunner
 
 log = logging.getLogger("winspect.node.pktmon")
@@ -89,6 +92,8 @@ class FileCapture:
         self._eof = False
         self._exit_code: int | None = None
         self.files_converted = 0
+        self._log_bytes_converted = 0
+        self._output_bytes = 0
         self._thread = threading.Thread(target=self._run, name="pktmon-files", daemon=True)
         self._thread.start()
 
@@ -110,10 +115,17 @@ class FileCapture:
         return self._exit_code if self._done.wait(timeout) else None
 
     def kill(self) -> None:
-        """Abandons the conversion (the reader then sees the end of the output)."""
+        """Abandons the conversion, killing a running etl2txt (the reader then sees the end)."""
         self._abandon.set()
         self._stopped.set()
         self._done.wait(5.0)
+
+    def backlog(self) -> LogBacklog:
+        pending = 0
+        for path in log_files(self._dir):
+            with contextlib.suppress(OSError):
+                pending += path.stat().st_size
+        return LogBacklog(self._log_bytes_converted, pending, self._output_bytes)
 
     def close(self) -> None:
         """Stops converting and removes the private directory with any file left."""
@@ -171,14 +183,24 @@ class FileCapture:
     def _convert(self, etl: Path) -> None:
         txt = etl.with_suffix(".txt")
         try:
-            self._runner.run(TOOL, ["etl2txt", str(etl), "--out", str(txt), "--hex"], timeout=CONVERT_TIMEOUT)
+            size = etl.stat().st_size
+            self._runner.run(
+                TOOL,
+                ["etl2txt", str(etl), "--out", str(txt), "--hex"],
+                timeout=CONVERT_TIMEOUT,
+                cancel=self._abandon,
+            )
             with open(txt, "rb") as f:
                 while not self._abandon.is_set():
                     chunk = f.read(READ_SIZE)
                     if not chunk:
                         break
                     self._put(chunk)
+                    self._output_bytes += len(chunk)
             self.files_converted += 1
+            self._log_bytes_converted += size
+        except ToolCancelled:
+            log.info("pktmon etl2txt abandoned", extra={"fields": {"file": etl.name}})
         except (NodeError, OSError) as exc:
             log.warning("pktmon etl2txt failed", extra={"fields": {"file": etl.name, "error": str(exc)}})
             note = f"winspect: `pktmon etl2txt {etl.name}` failed, its packets are lost: {exc}"

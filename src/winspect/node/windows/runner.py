@@ -18,12 +18,14 @@ import locale
 import logging
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import IO
 
-from winspect.node.errors import ToolFailed, ToolTimeout, ToolUnavailable
+from winspect.node.errors import ToolCancelled, ToolFailed, ToolTimeout, ToolUnavailable
+from winspect.node.types import LogBacklog
 from winspect.node.windows.tools import ResolvedTool
 
 log = logging.getLogger("winspect.node.tools")
@@ -31,6 +33,8 @@ log = logging.getLogger("winspect.node.tools")
 DEFAULT_TIMEOUT = 30.0
 # Bytes asked for per read of a streaming tool's output.
 READ_SIZE = 1 << 18
+# How often a running tool's caller checks whether it was cancelled.
+CANCEL_POLL_SECONDS = 0.2
 # Capacity asked for the output pipe of a streaming tool (Linux: the default is 64 KiB).
 PIPE_SIZE = 1 << 20
 
@@ -101,22 +105,47 @@ class ToolRunner:
         return str(tool.path)
 
     def run(
-        self, name: str, args: Sequence[str], *, timeout: float | None = None, check: bool = True
+        self,
+        name: str,
+        args: Sequence[str],
+        *,
+        timeout: float | None = None,
+        check: bool = True,
+        cancel: threading.Event | None = None,
     ) -> ToolResult:
-        """Runs `name args...`; raises ToolFailed on a non-zero exit when `check`."""
+        """Runs `name args...`; raises ToolFailed on a non-zero exit when `check`.
+
+        `cancel`: once set, the tool is killed and ToolCancelled raised.
+        """
         argv = [self.require(name), *_check_args(args)]
         shown = [name, *argv[1:]]
         limit = self.timeout if timeout is None else timeout
         started = time.monotonic()
         try:
-            proc = subprocess.run(argv, capture_output=True, timeout=limit, stdin=subprocess.DEVNULL)
-        except subprocess.TimeoutExpired as exc:
-            log.warning("tool timed out", extra={"fields": {"argv": shown, "timeout_s": limit}})
-            output = "\n".join(s for s in (decode_output(exc.stdout), decode_output(exc.stderr)) if s)
-            raise ToolTimeout(shown, limit, output) from None
+            proc = subprocess.Popen(
+                argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL
+            )
         except OSError as exc:
             raise ToolFailed(shown, -1, f"could not run {argv[0]}: {exc}") from None
-        result = ToolResult(shown, proc.returncode, decode_output(proc.stdout), decode_output(proc.stderr))
+        with proc:
+            while True:
+                left = started + limit - time.monotonic()
+                try:
+                    # communicate may be called again after a timeout without losing output
+                    stdout, stderr = proc.communicate(timeout=max(0.0, min(left, CANCEL_POLL_SECONDS)))
+                    break
+                except subprocess.TimeoutExpired:
+                    if cancel is not None and cancel.is_set():
+                        proc.kill()
+                        proc.communicate()
+                        raise ToolCancelled(shown) from None
+                    if left <= CANCEL_POLL_SECONDS:
+                        proc.kill()
+                        out, err = proc.communicate()
+                        log.warning("tool timed out", extra={"fields": {"argv": shown, "timeout_s": limit}})
+                        output = "\n".join(s for s in (decode_output(out), decode_output(err)) if s)
+                        raise ToolTimeout(shown, limit, output) from None
+        result = ToolResult(shown, proc.returncode, decode_output(stdout), decode_output(stderr))
         log.debug(
             "tool ran",
             extra={
@@ -183,3 +212,6 @@ class StreamingProcess:
     def close(self) -> None:
         with contextlib.suppress(OSError):
             self._stdout.close()
+
+    def backlog(self) -> LogBacklog:
+        return LogBacklog()  # real time: nothing is logged to files

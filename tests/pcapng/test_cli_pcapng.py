@@ -256,9 +256,11 @@ def test_pod_capture_interfaces_and_pkt_size(sandbox: E2E, tshark: str, tmp_path
 
 @pytest.fixture
 def slow_conversion(sandbox: E2E, request: pytest.FixtureRequest) -> Iterator[None]:
-    """Every node's `pktmon etl2txt` takes `request.param` seconds before converting."""
+    """Every node's `pktmon etl2txt` (or the pktmon command named) takes `request.param`
+    seconds before doing its work."""
+    seconds, command = request.param if isinstance(request.param, tuple) else (request.param, "etl2txt")
     for state in _state_dirs(sandbox).values():
-        set_fault(state, "pktmon", ["etl2txt"], hang_seconds=request.param)
+        set_fault(state, "pktmon", [command], hang_seconds=seconds)
     yield
     for state in _state_dirs(sandbox).values():
         clear_faults(state)
@@ -283,18 +285,20 @@ def _node_clean(state: Path) -> bool:
     return not status["running"] and status["filters"] == []
 
 
-@pytest.mark.parametrize("slow_conversion", [6.0], indirect=True)
+@pytest.mark.parametrize(
+    "slow_conversion", [6.0, (3.5, "stop")], indirect=True, ids=["slow-etl2txt", "slow-pktmon-stop"]
+)
 def test_ctrl_c_waits_for_nodes_still_sending_their_last_log_files(
     sandbox: E2E, tshark: str, tmp_path: Path, slow_conversion: None
 ) -> None:
-    """Converting the last file takes longer than the 4 s stop budget: nothing may be lost."""
+    """Converting the last file takes longer than the 4 s stop budget, or stopping pktmon
+    longer than the 2 s StopCapture timeout of captures without -w: nothing may be lost."""
     path = tmp_path / "slow.pcapng"
     before = _sessions(sandbox)
     proc = sandbox.start("capture", "all", "-w", str(path), "-q", "-o", "json")
     _wait_capturing(before)
     result = E2E.interrupt(proc, timeout=90)
     assert result.code == 130, result.err
-    assert "still sending the packets of its last log files" in result.err
     summaries = [d for d in result.json_lines() if d.get("type") == "summary"]
     (export,) = [d for d in result.json_lines() if d.get("type") == "pcapng"]
     assert len(summaries) == 2 and all(d["unsent"] is None and d["packets_lost"] == 0 for d in summaries)

@@ -19,7 +19,6 @@ silently.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import getpass
 import signal
 import socket
@@ -124,6 +123,7 @@ class NodeCapture:
     draining: Any = None  # pb.CaptureStats: the node's last report while sending its last log files
     last_event: float = 0.0  # loop time of the last event from the node
     abandoned: bool = False  # the client cut the stream while the node was still sending
+    stop_pending: bool = False  # its StopCapture is on its way
 
     @property
     def unsent(self) -> tuple[int, int]:
@@ -254,14 +254,20 @@ class CaptureRun:
     async def _stop(self, node: NodeCapture) -> None:
         conn = node.conn
         assert conn is not None
+        # With frames the client waits for the node's last log files anyway, and a node busy
+        # converting them may take a while to stop pktmon: give its StopCapture longer.
+        timeout = DRAIN_SILENCE if node.request.frames else STOP_CALL_TIMEOUT
         if node.session_id:
+            node.stop_pending = True
             try:
                 node.stop_response = await conn.stub.StopCapture(
                     pb.StopCaptureRequest(session_id=node.session_id, requester=node.request.requester),
-                    timeout=STOP_CALL_TIMEOUT,
+                    timeout=timeout,
                 )
             except grpc.aio.AioRpcError as exc:
-                node.stop_error = conn.error(exc, STOP_CALL_TIMEOUT)
+                node.stop_error = conn.error(exc, timeout)
+            finally:
+                node.stop_pending = False
 
     def _cancel(self, node: NodeCapture) -> None:
         call = self._calls.get(node.name)
@@ -333,10 +339,9 @@ class CaptureRun:
                 self._cancel(node)
         nodes = [n for n in nodes if not n.cancelled]
         confirms = [asyncio.ensure_future(self._confirm_idle(n, end)) for n in sessionless]
-        stops = [self._stop(n) for n in nodes]
+        stops = [asyncio.ensure_future(self._stop(n)) for n in nodes]
         if stops:
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(asyncio.gather(*stops), STOP_CALL_TIMEOUT + 0.5)
+            await asyncio.wait(stops, timeout=STOP_CALL_TIMEOUT + 0.5)
         # Give streams the rest of the budget to deliver CaptureEnded (final counters), and
         # nodes still sending their last log files as long as they keep reporting.
         stopped_at = loop.time()
@@ -369,6 +374,8 @@ class CaptureRun:
                 await asyncio.wait(open_tasks | {abandon}, timeout=0.25, return_when=asyncio.FIRST_COMPLETED)
         finally:
             abandon.cancel()
+            for stop in stops:
+                stop.cancel()
         if confirms:
             await asyncio.wait(confirms, timeout=max(0.1, end - loop.time()))
             for c in confirms:
@@ -377,9 +384,11 @@ class CaptureRun:
     @staticmethod
     def _sending(node: NodeCapture, stopped_at: float, now: float) -> bool:
         """Whether a stopped node is still sending its last log files (and not silent)."""
-        if not node.request.frames or node.stop_response is None or not node.stop_response.was_running:
+        if not node.request.frames:
             return False
-        return now - max(node.last_event, stopped_at) < DRAIN_SILENCE
+        if node.draining is not None or (node.stop_response is not None and node.stop_response.was_running):
+            return now - max(node.last_event, stopped_at) < DRAIN_SILENCE
+        return node.stop_pending  # still stopping pktmon: its last files come after that
 
     async def _confirm_idle(self, node: NodeCapture, end: float) -> None:
         """Poll NodeInfo until the node reports no capture (after a cancelled stream)."""

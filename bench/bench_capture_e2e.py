@@ -19,10 +19,9 @@ taken out (a real pktmon is native code), so the rate is winspectserv +
 gRPC + the CLI's own.
 
 winspectserv stops a capture that streams more than --max-packet-rate
-packets/s (50,000 by default, averaged over 5 s; the client then reports
+packets/s (150,000 by default, averaged over 5 s; the client then reports
 the node's error and the packets lost). The replay runs are made twice:
-against the sandbox's servers (default limit: the run shows the capture
-stopped and the loss reported), and against a second winspectserv per node
+against the sandbox's servers (default limit), and against a second winspectserv per node
 started by this benchmark with the sandbox server's own flags plus
 `--max-packet-rate 0`, reached with `--port 50052` (the pipeline's
 capacity).
@@ -161,6 +160,9 @@ def measure(
                 f"generated {result.generated_total:,}: {check}",
                 flush=True,
             )
+            if check != "ok":  # say why, from the client's own words
+                for line in result.stderr.splitlines()[-30:]:
+                    print(f"    {line}")
             results.append(result)
             if out is not None:
                 out.unlink(missing_ok=True)

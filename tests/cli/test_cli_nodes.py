@@ -158,6 +158,20 @@ def test_hns_raw_json_and_json_document(shared_nodes: Cluster) -> None:
     assert shared_nodes.pod(b).ip in ips
 
 
+def test_hns_tables_run_only_the_object_dumps_json_keeps_the_summaries(shared_nodes: Cluster) -> None:
+    node = shared_nodes.nodes[0]
+    before = len(read_calls(node.state))
+    assert winspect("hns", "networks", *shared_nodes.targets(node)).returncode == 0
+    assert read_calls(node.state)[before:] == [["hnsdiag", "list", "networks", "-d"]]
+    before = len(read_calls(node.state))
+    doc = json.loads(winspect("-o", "json", "hns", "networks", *shared_nodes.targets(node)).stdout)
+    assert sorted(read_calls(node.state)[before:]) == [
+        ["hnsdiag", "list", "networks"],
+        ["hnsdiag", "list", "networks", "-d"],
+    ]
+    assert doc["results"][node.name]["summary_text"]["networks"].strip()
+
+
 def test_hns_on_chosen_nodes_only(two_nodes: Cluster) -> None:
     a, b = two_nodes.nodes
     result = winspect("hns", "networks", "--nodes", b.name, *two_nodes.targets(), "-o", "json")

@@ -63,7 +63,11 @@ def hns(kind: str, nodes: tuple[str, ...], raw_json: bool) -> int:
         err("warning: -n/--namespace does not apply to hns; to choose nodes use --nodes")
     names = parse_names(nodes, "node", "--nodes") or None
     plan = plan_nodes(settings, names)
-    request = pb.HnsRequest(type=pb.HnsObjectType.Value(f"HNS_OBJECT_TYPE_{kind.upper()}"))  # type: ignore[arg-type]
+    request = pb.HnsRequest(
+        type=pb.HnsObjectType.Value(f"HNS_OBJECT_TYPE_{kind.upper()}"),  # type: ignore[arg-type]
+        # hnsdiag's human summaries appear only in -o json: the tables are made from the objects.
+        objects_only=settings.output != "json",
+    )
 
     async def call(conn: Any) -> Any:
         return await conn.stub.GetHns(request, timeout=settings.timeout)

@@ -93,6 +93,6 @@ class NodeBackend(Protocol):
         """VFP port counters of a pod (and the host vNIC and external adapter when detailed)."""
         ...
 
-    def hns(self, kind: HnsKind) -> pb.HnsSection:
-        """HNS objects of one type, with the tool's summary text."""
+    def hns(self, kind: HnsKind, summary: bool = True) -> pb.HnsSection:
+        """HNS objects of one type, with the tool's summary text when `summary`."""
         ...

@@ -11,6 +11,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import NoReturn, TypeVar
 
 import grpc
@@ -202,6 +203,12 @@ class NodeInspectorService(pb_grpc.NodeInspectorServicer):
         def work() -> pb.HnsResponse:
             kinds = validation.hns(request)
             self._backend.require(Operation.HNS)
-            return pb.HnsResponse(sections=[self._backend.hns(kind) for kind in kinds])
+            summary = not request.objects_only
+            if len(kinds) == 1:
+                return pb.HnsResponse(sections=[self._backend.hns(kinds[0], summary)])
+            # The kinds at once: each is its own hnsdiag run (HNS answers them in parallel).
+            with ThreadPoolExecutor(max_workers=len(kinds), thread_name_prefix="hns") as pool:
+                sections = list(pool.map(lambda kind: self._backend.hns(kind, summary), kinds))
+            return pb.HnsResponse(sections=sections)
 
         return self._unary("GetHns", context, "", work)

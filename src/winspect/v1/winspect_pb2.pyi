@@ -441,10 +441,12 @@ class VfpCountersResponse(_message.Message):
     def __init__(self, ports: _Optional[_Iterable[_Union[VfpPortCounters, _Mapping]]] = ...) -> None: ...
 
 class HnsRequest(_message.Message):
-    __slots__ = ("type",)
+    __slots__ = ("type", "objects_only")
     TYPE_FIELD_NUMBER: _ClassVar[int]
+    OBJECTS_ONLY_FIELD_NUMBER: _ClassVar[int]
     type: HnsObjectType
-    def __init__(self, type: _Optional[_Union[HnsObjectType, str]] = ...) -> None: ...
+    objects_only: bool
+    def __init__(self, type: _Optional[_Union[HnsObjectType, str]] = ..., objects_only: _Optional[bool] = ...) -> None: ...
 
 class HnsObject(_message.Message):
     __slots__ = ("id", "json")

@@ -181,16 +181,17 @@ class WindowsBackend:
         self.require(Operation.VFP_COUNTERS)
         return self._vfp.collect(pod, detailed)
 
-    def hns(self, kind: HnsKind) -> pb.HnsSection:
-        """`hnsdiag list <kind> -d` parsed into objects, plus `hnsdiag list <kind>` as text."""
+    def hns(self, kind: HnsKind, summary: bool = True) -> pb.HnsSection:
+        """`hnsdiag list <kind> -d` parsed into objects, plus `hnsdiag list <kind>` as text
+        when `summary`."""
         documents, skipped = self._hns.objects(kind)
-        summary = self._hns.summary(kind)
+        text = self._hns.summary(kind) if summary else ""
         if skipped:  # keep what was not JSON where the user can see it
-            summary = summary + ("\n" if summary and not summary.endswith("\n") else "") + "\n".join(skipped)
+            text = text + ("\n" if text and not text.endswith("\n") else "") + "\n".join(skipped)
         return pb.HnsSection(
             type=_HNS_TYPES[kind],
             objects=[pb.HnsObject(id=doc.id, json=doc.text) for doc in documents],
-            summary_text=summary,
+            summary_text=text,
         )
 
 

@@ -38,7 +38,8 @@ def record(state_file: Path, out_dir: Path) -> int:
     names = []
     for node in state["nodes"]:
         backend = WindowsBackend(tools_dir=node["tools_dir"])
-        hns = pb.HnsResponse(sections=[backend.hns(kind) for kind in kinds])
+        # As winspectserv answers the CLI's tables: objects only (HnsRequest.objects_only).
+        hns = pb.HnsResponse(sections=[backend.hns(kind, summary=False) for kind in kinds])
         (out_dir / f"{node['name']}.GetHns.bin").write_bytes(hns.SerializeToString())
         counters = pb.CountersResponse(capture_running=False)
         (out_dir / f"{node['name']}.GetCounters.bin").write_bytes(counters.SerializeToString())

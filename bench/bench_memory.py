@@ -123,10 +123,10 @@ import winspect.server.main
 show("import winspect.server.main (grpc health/reflection, pb, server modules)")
 from winspect.server.tls import load_server_tls
 load_server_tls(sys.argv[1], sys.argv[2])
-show("load_server_tls: certificate checks (cryptography)")
+show("load_server_tls: certificate checks (ssl, DER reader)")
 from winspect.server.auth_kube import KubeReviewer
 KubeReviewer.from_kubeconfig(sys.argv[3])
-show("KubeReviewer: TokenReview/SubjectAccessReview client (lightkube, httpx2)")
+show("KubeReviewer: TokenReview/SubjectAccessReview client (http.client, ssl)")
 """
 
 

@@ -62,6 +62,11 @@ def test_process_groups() -> None:
     assert len(process_groups(11)) <= 10
 
 
+def _niceness(pid: int) -> int:
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return int(stat[stat.rindex(")") + 2 :].split()[16])  # field 19, nice
+
+
 def test_up_status_down_leaves_nothing_behind(tmp_path: Path) -> None:
     root = tmp_path / "sb"
     result = cli("sandbox", "up", "--dir", str(root), "--windows-nodes", "3")
@@ -80,6 +85,10 @@ def test_up_status_down_leaves_nothing_behind(tmp_path: Path) -> None:
         assert all(check_all(targets, tls=sb.node_tls()).values())  # TLS (tests/security: TLS only)
         for pid, identity in recorded_processes(sb):
             assert procs.is_same_process(pid, identity)
+        if sys.platform.startswith("linux"):
+            # The emulated nodes yield the CPU to the API server and the client (not the supervisor).
+            assert [_niceness(p["pid"]) for p in sb.state["processes"]] == [procs.NODE_NICENESS] * 3
+            assert _niceness(sb.state["supervisor"]["pid"]) == os.getpriority(os.PRIO_PROCESS, 0)
 
         status = cli("sandbox", "status", "--dir", str(root), "-o", "json")
         assert status.returncode == 0, status.stderr

@@ -264,8 +264,8 @@ class CaptureRun:
                     pb.StopCaptureRequest(session_id=node.session_id, requester=node.request.requester),
                     timeout=timeout,
                 )
-            except grpc.aio.AioRpcError as exc:
-                node.stop_error = conn.error(exc, timeout)
+            except (grpc.aio.AioRpcError, NodeFailure) as exc:
+                node.stop_error = exc.error if isinstance(exc, NodeFailure) else conn.error(exc, timeout)
             finally:
                 node.stop_pending = False
 
@@ -403,7 +403,7 @@ class CaptureRun:
                 if not info.HasField("capture"):
                     node.idle_confirmed = True
                     return
-            except grpc.aio.AioRpcError:
+            except (grpc.aio.AioRpcError, NodeFailure):
                 pass
             await asyncio.sleep(0.2)
 

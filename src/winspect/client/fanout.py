@@ -63,6 +63,34 @@ class NodeResult(Generic[T]):
     error: NodeError | None = None
 
 
+class _AuthorizedStub:
+    """The NodeInspector stub of a connection, adding the user's bearer token to every call
+    (winspect.client.security.bearer_metadata); a token that cannot be had fails the call
+    with NodeFailure."""
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+        self._stub = winspect_pb2_grpc.NodeInspectorStub(conn.channel)  # type: ignore[no-untyped-call]
+
+    def __getattr__(self, name: str) -> Callable[..., Any]:
+        method = getattr(self._stub, name)
+        conn = self._conn
+
+        def call(request: Any, **kwargs: Any) -> Any:
+            try:
+                auth = security.bearer_metadata(conn.security)
+            except Exception as exc:  # a TokenRequest renewal failed: this call cannot be made
+                raise NodeFailure(
+                    NodeError(
+                        conn.name, conn.address, "UNAUTHENTICATED", f"no token to call the node with: {exc}"
+                    )
+                ) from None
+            kwargs["metadata"] = (*(kwargs.get("metadata") or ()), *auth)
+            return method(request, **kwargs)
+
+        return call
+
+
 class Connection:
     """One channel to a node server, reused for every call of a command."""
 
@@ -70,8 +98,9 @@ class Connection:
         self.target = target
         self.name = target.name
         self.address = target.address
-        self.channel = open_channel(self.address, security.current(), CHANNEL_OPTIONS)
-        self.stub = winspect_pb2_grpc.NodeInspectorStub(self.channel)  # type: ignore[no-untyped-call]
+        self.security = security.current()
+        self.channel = open_channel(self.address, self.security, CHANNEL_OPTIONS)
+        self.stub = _AuthorizedStub(self)
 
     async def connect(self, timeout: float) -> None:
         """Wait until the channel is ready, or has failed (the next call then fails fast).

@@ -374,19 +374,17 @@ def binding_slug(user: str) -> str:
 # ------------------------------------------------------------------ channels
 
 
-class _BearerPlugin:
-    """gRPC call credentials: `authorization: Bearer <token>` on every call (fetched per call)."""
+def bearer_metadata(security: ChannelSecurity) -> tuple[tuple[str, str], ...]:
+    """The call metadata carrying the user's token; none on an insecure channel.
 
-    def __init__(self, tokens: TokenSource) -> None:
-        self._tokens = tokens
-
-    def __call__(self, context: Any, callback: Any) -> None:
-        try:
-            token = self._tokens.token()
-        except Exception as exc:
-            callback((), exc)
-            return
-        callback((("authorization", f"Bearer {token}"),), None)
+    gRPC's call credentials (a metadata plugin) would add it too, but they run the
+    plugin in a thread of their own for every call, about 0.5 ms each of handing the
+    GIL back and forth: 50 ms of a 100-node `hns all`. TokenSource.token() is cheap
+    except when a TokenRequest token is renewed (once an hour at most).
+    """
+    if security.insecure or security.tokens is None:
+        return ()
+    return (("authorization", f"Bearer {security.tokens.token()}"),)
 
 
 def open_channel(
@@ -397,15 +395,8 @@ def open_channel(
 
     if security.insecure:
         return grpc.aio.insecure_channel(address, options=list(options))
+    # The bearer token goes with each call (bearer_metadata), on this TLS channel only.
     credentials = grpc.ssl_channel_credentials(root_certificates=security.root_certificates)
-    if security.tokens is not None:
-        credentials = grpc.composite_channel_credentials(
-            credentials,
-            grpc.metadata_call_credentials(
-                _BearerPlugin(security.tokens),  # type: ignore[arg-type]
-                name="kubernetes-bearer-token",
-            ),
-        )
     return grpc.aio.secure_channel(
         address, credentials, options=[*options, ("grpc.ssl_target_name_override", security.server_name)]
     )

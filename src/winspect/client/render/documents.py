@@ -86,12 +86,27 @@ def hns_object(obj: Any) -> Any:
         return {"ID": obj.id, "unparsed": obj.json}
 
 
+def hns_objects(objects: Any) -> list[Any]:
+    """hns_object of each, parsed as one JSON array when they are all valid (one parser call
+    for a node's hundreds of objects instead of one each)."""
+    texts = [o.json for o in objects]
+    if not texts:
+        return []
+    try:
+        parsed = json.loads("[" + ",".join(texts) + "]")
+        if isinstance(parsed, list) and len(parsed) == len(texts):
+            return parsed
+    except ValueError:
+        pass
+    return [hns_object(o) for o in objects]
+
+
 def hns_to_dict(resp: Any) -> dict[str, Any]:
     out: dict[str, Any] = {}
     summaries: dict[str, str] = {}
     for section in resp.sections:
         kind = enum_name(pb.HnsObjectType, section.type, "HNS_OBJECT_TYPE_") or "unspecified"
-        out.setdefault(kind, []).extend(hns_object(o) for o in section.objects)
+        out.setdefault(kind, []).extend(hns_objects(section.objects))
         if section.summary_text:
             summaries[kind] = section.summary_text
     out["summary_text"] = summaries

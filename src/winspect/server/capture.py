@@ -53,6 +53,8 @@ from winspect.v1 import winspect_pb2 as pb
 log = logging.getLogger("winspect.server.capture")
 
 DEFAULT_MAX_QUEUED_PACKETS = 20_000
+# With frames, packets carry their bytes (up to 64 KiB each with LSO): bound the queue by bytes too.
+DEFAULT_MAX_QUEUED_FRAME_BYTES = 64 << 20
 # How long setup waits for pktmon's first output, to report a start failure as an error.
 START_CHECK_SECONDS = 2.0
 # How long pktmon gets to exit after `pktmon stop` before it is killed.
@@ -70,31 +72,36 @@ _ENDED = object()  # queue marker: the session has ended, build CaptureEnded
 
 
 class EventQueue:
-    """Packet batches from the reader to the handler, bounded by queued packets.
+    """Packet batches from the reader to the handler, bounded by queued packets and frame bytes.
 
     `offer` never blocks: a batch that does not fit is dropped and counted.
     """
 
-    def __init__(self, max_packets: int) -> None:
-        self._items: collections.deque[tuple[object, int]] = collections.deque()
+    def __init__(self, max_packets: int, max_frame_bytes: int = DEFAULT_MAX_QUEUED_FRAME_BYTES) -> None:
+        self._items: collections.deque[tuple[object, int, int]] = collections.deque()
         self._cond = threading.Condition()
         self._max = max_packets
+        self._max_bytes = max_frame_bytes
         self._queued = 0
+        self._queued_bytes = 0
         self.lost = 0
 
-    def offer(self, event: pb.CaptureEvent, packets: int) -> bool:
+    def offer(self, event: pb.CaptureEvent, packets: int, frame_bytes: int = 0) -> bool:
         with self._cond:
-            if self._queued and self._queued + packets > self._max:
+            if self._queued and (
+                self._queued + packets > self._max or self._queued_bytes + frame_bytes > self._max_bytes
+            ):
                 self.lost += packets
                 return False
-            self._items.append((event, packets))
+            self._items.append((event, packets, frame_bytes))
             self._queued += packets
+            self._queued_bytes += frame_bytes
             self._cond.notify()
             return True
 
     def put_marker(self, marker: object) -> None:
         with self._cond:
-            self._items.append((marker, 0))
+            self._items.append((marker, 0, 0))
             self._cond.notify()
 
     def get(self, timeout: float) -> object | None:
@@ -104,8 +111,9 @@ class EventQueue:
                 return None
             if not self._items:
                 return None
-            item, packets = self._items.popleft()
+            item, packets, frame_bytes = self._items.popleft()
             self._queued -= packets
+            self._queued_bytes -= frame_bytes
             return item
 
 
@@ -324,7 +332,7 @@ class CaptureSession:
                 or frame_bytes >= MAX_BATCH_FRAME_BYTES
                 or len(data) < FULL_READ_BYTES
             ):
-                self._queue.offer(event, batched)
+                self._queue.offer(event, batched, frame_bytes)
                 event = pb.CaptureEvent()
                 batch = event.packets.packets
                 batched = frame_bytes = 0

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -279,3 +280,28 @@ def test_client_gone_while_the_last_files_are_sent_abandons_them(node: EmulatedN
         what="the node to be released",
     )
     assert node_is_clean(node)
+
+
+def test_server_shutdown_while_the_last_files_are_sent_reports_what_was_left(node: EmulatedNode) -> None:
+    set_fault(node.state_dir, "pktmon", ["etl2txt"], hang_seconds=60.0)
+    stream = node.stub().Capture(pb.CaptureRequest(frames=True, duration_seconds=1))
+    events: list[pb.CaptureEvent] = []
+    for event in stream:
+        events.append(event)
+        if event.WhichOneof("event") == "stats" and event.stats.draining:
+            break
+    collected: dict[str, list[pb.CaptureEvent]] = {}
+    reader = threading.Thread(target=lambda: collected.setdefault("events", _collect(stream)[0]))
+    reader.start()
+    assert node.server is not None
+    node.server.stop(grace=5.0)
+    node.server = None
+    reader.join(30)
+    ended = collected["events"][-1].ended
+    assert ended.reason == pb.END_REASON_DURATION and ended.cleaned_up
+    assert ended.log_bytes_unsent > 0
+    assert "converting pktmon's last log files was abandoned" in ended.message
+    assert node_is_clean(node)
+    wait_until(lambda: not _running_etl2txt(node), what="the abandoned etl2txt to be killed", timeout=5)
+    directory = Path(_log_file(events[0].started)).parent
+    wait_until(lambda: not directory.exists(), what="the log directory to be removed")

@@ -62,10 +62,26 @@ def make_server_tls(
 ) -> ServerTls:
     """A new CA and a server certificate for the DNS `names`, signed by it (the CA key is discarded)."""
     start = (now or datetime.datetime.now(datetime.timezone.utc)) - datetime.timedelta(minutes=5)
-    until = start + validity
-    stamp = start.strftime("%Y-%m-%d")
+    return issue_server_tls(
+        f"winspect CA {start.strftime('%Y-%m-%d')}",
+        names[0],
+        [x509.DNSName(n) for n in names],
+        start,
+        start + validity,
+    )
+
+
+def issue_server_tls(
+    ca_cn: str,
+    server_cn: str,
+    sans: list[x509.GeneralName],
+    start: datetime.datetime,
+    until: datetime.datetime,
+) -> ServerTls:
+    """A new CA (ECDSA P-256, may sign server certificates only) and a TLS server certificate
+    for `sans` signed by it, both valid from `start` to `until`; the CA key is discarded."""
     ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = _name(f"winspect CA {stamp}")
+    ca_name = _name(ca_cn)
     ca_cert = (
         x509.CertificateBuilder()
         .subject_name(ca_name)
@@ -82,7 +98,7 @@ def make_server_tls(
     key = ec.generate_private_key(ec.SECP256R1())
     cert = (
         x509.CertificateBuilder()
-        .subject_name(_name(names[0]))
+        .subject_name(_name(server_cn))
         .issuer_name(ca_name)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
@@ -91,7 +107,7 @@ def make_server_tls(
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(_usage(ca=False), critical=True)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), critical=False)
+        .add_extension(x509.SubjectAlternativeName(sans), critical=False)
         .add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
         )

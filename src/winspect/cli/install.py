@@ -58,6 +58,18 @@ def _cluster(settings: Settings) -> Cluster:
     return Cluster(resolved, settings.timeout)
 
 
+def _print_rollout(command: str, state: Rollout, extra: dict[str, Any], as_json: bool) -> None:
+    """The rollout's per-node state: one JSON document, or the table (none without nodes)."""
+    from winspect.client.render.documents import document, dumps
+
+    if as_json:
+        ok = {n.node: n.to_dict() for n in state.nodes if n.ready}
+        bad = {n.node: {"code": n.status, "message": n.detail} for n in state.not_ready()}
+        click.echo(dumps(document(command, ok, bad, **extra, waited=True, ready=state.ready)))
+    elif state.nodes:
+        click.echo(_rollout_table(state))
+
+
 def _rollout_table(state: Rollout) -> str:
     from winspect.client.render.table import format_table
 
@@ -146,12 +158,7 @@ def install(image: str | None, dry_run: bool, wait_timeout: str) -> int:
     finally:
         cluster.close()
 
-    if as_json:
-        ok = {n.node: n.to_dict() for n in state.nodes if n.ready}
-        bad = {n.node: {"code": n.status, "message": n.detail} for n in state.not_ready()}
-        click.echo(dumps(document("install", ok, bad, **extra, waited=True, ready=state.ready)))
-    elif state.nodes:
-        click.echo(_rollout_table(state))
+    _print_rollout("install", state, extra, as_json)
     if state.total == 0:
         err(
             "the cluster has no Windows nodes (label kubernetes.io/os=windows): winspectserv will start on "
@@ -250,12 +257,7 @@ def rotate_certs(wait_timeout: str) -> int:
         state = deployer.wait(wait)
     finally:
         cluster.close()
-    if as_json:
-        ok = {n.node: n.to_dict() for n in state.nodes if n.ready}
-        bad = {n.node: {"code": n.status, "message": n.detail} for n in state.not_ready()}
-        click.echo(dumps(document("rotate-certs", ok, bad, **extra, waited=True, ready=state.ready)))
-    elif state.nodes:
-        click.echo(_rollout_table(state))
+    _print_rollout("rotate-certs", state, extra, as_json)
     if state.ready:
         err(f"winspectserv serves the new certificate on all {state.total} Windows nodes")
         return 0

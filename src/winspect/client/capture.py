@@ -360,7 +360,7 @@ class CaptureRun:
                 ]
                 for task in give_up:
                     node = running[task]
-                    if not self.abandon_event.is_set() and self._sending(node, stopped_at, stopped_at):
+                    if not self.abandon_event.is_set() and self._stopped_and_sending(node):
                         self._cut_off(
                             node,
                             f"no word from the node for {DRAIN_SILENCE:g}s while it sent its last log files",
@@ -382,13 +382,18 @@ class CaptureRun:
                 c.cancel()
 
     @staticmethod
-    def _sending(node: NodeCapture, stopped_at: float, now: float) -> bool:
+    def _stopped_and_sending(node: NodeCapture) -> bool:
+        """A -w node that said it sends its last log files, or whose pktmon we stopped."""
+        stopped = node.stop_response is not None and node.stop_response.was_running
+        return node.request.frames and (node.draining is not None or stopped)
+
+    @classmethod
+    def _sending(cls, node: NodeCapture, stopped_at: float, now: float) -> bool:
         """Whether a stopped node is still sending its last log files (and not silent)."""
-        if not node.request.frames:
-            return False
-        if node.draining is not None or (node.stop_response is not None and node.stop_response.was_running):
+        if cls._stopped_and_sending(node):
             return now - max(node.last_event, stopped_at) < DRAIN_SILENCE
-        return node.stop_pending  # still stopping pktmon: its last files come after that
+        # still stopping pktmon: its last files come after that
+        return node.request.frames and node.stop_pending
 
     async def _confirm_idle(self, node: NodeCapture, end: float) -> None:
         """Poll NodeInfo until the node reports no capture (after a cancelled stream)."""

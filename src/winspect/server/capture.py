@@ -158,7 +158,6 @@ class CaptureSession:
         self._end_reason: pb.EndReason | None = None
         self._end_message = ""
         self._node_clean = threading.Event()  # pktmon stopped, filters removed (the drain may go on)
-        self._cleanup_done = threading.Event()
         self._handler_done = threading.Event()
         self._draining = False
         self._unsent = LogBacklog()  # what an abandoned drain left unconverted
@@ -372,34 +371,26 @@ class CaptureSession:
         elif wait:
             self._node_clean.wait(EXIT_WAIT_SECONDS * 3)
 
-    @property
-    def draining(self) -> bool:
-        """pktmon has stopped and the node is clean; the last log files are still being sent."""
-        return self._draining
-
     def abandon_drain(self, why: str) -> None:
-        """Stops converting the log files left at `pktmon stop` (their packets are not sent)."""
+        """Stops converting the log files left at `pktmon stop`; what was left is recorded
+        for CaptureEnded (their packets are not sent)."""
         process = self._process
-        if self._draining and process is not None:
-            self._record_unsent(why)
-            process.kill()
-
-    def _record_unsent(self, why: str) -> None:
-        assert self._process is not None
-        backlog = self._process.backlog()
-        self._unsent = backlog
-        self._unsent_packets = self._estimate_packets(backlog, backlog.pending)
+        if not self._draining or process is None:
+            return
+        self._unsent = process.backlog()
+        self._unsent_packets = self._pending_packets(self._unsent)
         log.warning(
             "capture drain abandoned",
-            extra={"fields": {"session": self.id, "why": why, "log_bytes_unsent": backlog.pending}},
+            extra={"fields": {"session": self.id, "why": why, "log_bytes_unsent": self._unsent.pending}},
         )
+        process.kill()
 
-    def _estimate_packets(self, backlog: LogBacklog, log_bytes: int) -> int:
-        """Packets in `log_bytes` of log, from the packets per log byte converted so far."""
-        if not backlog.converted or not log_bytes:
+    def _pending_packets(self, backlog: LogBacklog) -> int:
+        """Packets in the log still to convert, from the packets per log byte converted so far."""
+        if not backlog.converted or not backlog.pending:
             return 0
         seen = self.packets_sent + self._queue.lost
-        return round(seen * log_bytes / backlog.converted)
+        return round(seen * backlog.pending / backlog.converted)
 
     def _cleanup(self) -> None:
         with self._setup_lock:  # never race a setup still starting pktmon
@@ -487,8 +478,7 @@ class CaptureSession:
                 if backlog != last:
                     last, progressed = backlog, now
                 elif now - progressed >= DRAIN_STALL_SECONDS:
-                    self._record_unsent("no progress")
-                    process.kill()
+                    self.abandon_drain("no progress")
                     break
             if self._unsent.pending:
                 problems.append(
@@ -509,7 +499,6 @@ class CaptureSession:
         self._manager.release(self)
         self._queue.put_marker(_ENDED)
         self._node_clean.set()
-        self._cleanup_done.set()
         log.info(
             "capture ended",
             extra={
@@ -566,7 +555,7 @@ class CaptureSession:
             backlog = process.backlog()
             stats.draining = True
             stats.log_bytes_pending = backlog.pending
-            stats.packets_pending_estimate = self._estimate_packets(backlog, backlog.pending)
+            stats.packets_pending_estimate = self._pending_packets(backlog)
         return stats
 
     def ended_message(self) -> pb.CaptureEnded:

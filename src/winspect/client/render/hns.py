@@ -126,7 +126,7 @@ class HnsIndex:
 
 def endpoint_ips(e: Any) -> str | None:
     ips: list[str] = []
-    fields = _fields(e if type(e) is _Lowered or not isinstance(e, dict) else _Lowered(e))
+    fields = _fields(e)
     for key in ("ipaddress", "ipv6address"):
         value = fields.get(key)
         if value:

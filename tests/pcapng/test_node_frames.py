@@ -19,7 +19,7 @@ from pathlib import Path
 import grpc
 import pytest
 from frames_support import assert_frame_matches_text
-from server_support import EmulatedNode, node_is_clean, pod_ref, wait_until
+from server_support import EmulatedNode, collect_stream, node_is_clean, pod_ref, wait_until
 
 from winspect.emulator.state import read_pktmon_counters, set_fault, set_log_megabyte
 from winspect.v1 import winspect_pb2 as pb
@@ -33,17 +33,6 @@ def node(tmp_path: Path, loopback_hosts: list[str]) -> Iterator[EmulatedNode]:
     emulated.start()
     yield emulated
     emulated.stop()
-
-
-def _collect(events: Iterator[pb.CaptureEvent]) -> tuple[list[pb.CaptureEvent], list[pb.Packet]]:
-    seen: list[pb.CaptureEvent] = []
-    packets: list[pb.Packet] = []
-    for event in events:
-        if event.WhichOneof("event") == "packets":
-            packets.extend(event.packets.packets)
-        else:
-            seen.append(event)
-    return seen, packets
 
 
 def _calls(node: EmulatedNode) -> list[list[str]]:
@@ -69,7 +58,7 @@ def test_frames_capture_argv_bytes_components_and_cleanup(node: EmulatedNode) ->
     components = json.loads((node.state_dir / "components.json").read_text())
     vnic = next(c["id"] for c in components if (c.get("mac") or "").upper() == pod.mac)
     req = pb.CaptureRequest(pods=[pod_ref(pod)], duration_seconds=2, frames=True, pkt_size=0)
-    events, packets = _collect(node.stub().Capture(req))
+    events, packets = collect_stream(node.stub().Capture(req))
 
     started = events[0].started
     assert started.frames
@@ -144,7 +133,7 @@ def test_finished_files_arrive_while_the_capture_runs_and_none_is_lost(node: Emu
     assert first_batch_while_running is True, "a finished file is delivered before the capture ends"
     session = node.stub().NodeInfo(pb.NodeInfoRequest()).capture.session_id
     node.new_stub().StopCapture(pb.StopCaptureRequest(session_id=session, requester="t"))
-    events, rest = _collect(stream)
+    events, rest = collect_stream(stream)
     packets += rest
     assert events[-1].ended.reason == pb.END_REASON_STOPPED and events[-1].ended.cleaned_up
     etl2txt = [c for c in _calls(node) if c[1] == "etl2txt"]
@@ -166,7 +155,7 @@ def test_frames_with_counters_only_is_refused(node: EmulatedNode) -> None:
 
 def test_a_failed_conversion_is_reported_in_the_stream(node: EmulatedNode) -> None:
     set_fault(node.state_dir, "pktmon", ["etl2txt"], exit_code=13, output="The file is corrupt.")
-    events, packets = _collect(node.stub().Capture(pb.CaptureRequest(frames=True, duration_seconds=1)))
+    events, packets = collect_stream(node.stub().Capture(pb.CaptureRequest(frames=True, duration_seconds=1)))
     (raw,) = [p.raw for p in packets]
     assert raw.startswith("winspect: `pktmon etl2txt capture1.etl` failed, its packets are lost:")
     assert "The file is corrupt." in raw
@@ -178,7 +167,7 @@ def test_pktmon_stopped_by_someone_else_ends_the_capture(node: EmulatedNode) -> 
     started = next(stream).started
     directory = Path(_log_file(started)).parent
     subprocess.run([str(node.tools_dir / "pktmon"), "stop"], capture_output=True, timeout=30, check=True)
-    events, packets = _collect(stream)
+    events, packets = collect_stream(stream)
     ended = events[-1].ended
     assert ended.reason == pb.END_REASON_TOOL_EXITED
     assert "pktmon's file logging ended without winspect stopping it" in ended.message
@@ -237,7 +226,7 @@ def test_stop_answers_once_the_node_is_clean_and_the_last_files_follow(node: Emu
     assert node_is_clean(node)
     info = node.new_stub().NodeInfo(pb.NodeInfoRequest())
     assert info.capture.session_id == started.session_id, "the node stays claimed while it sends"
-    events, packets = _collect(stream)
+    events, packets = collect_stream(stream)
     reports = _drain_reports(events)
     assert reports, "the stream says the node is still sending its last files"
     assert reports[0].log_bytes_pending > 0
@@ -255,7 +244,7 @@ def test_a_stalled_conversion_is_abandoned_and_what_it_left_is_reported(
 
     monkeypatch.setattr(capture_module, "DRAIN_STALL_SECONDS", 1.5)
     set_fault(node.state_dir, "pktmon", ["etl2txt"], hang_seconds=60.0)
-    events, packets = _collect(node.stub().Capture(pb.CaptureRequest(frames=True, duration_seconds=1)))
+    events, packets = collect_stream(node.stub().Capture(pb.CaptureRequest(frames=True, duration_seconds=1)))
     ended = events[-1].ended
     assert ended.reason == pb.END_REASON_DURATION and ended.cleaned_up
     assert not packets
@@ -291,7 +280,7 @@ def test_server_shutdown_while_the_last_files_are_sent_reports_what_was_left(nod
         if event.WhichOneof("event") == "stats" and event.stats.draining:
             break
     collected: dict[str, list[pb.CaptureEvent]] = {}
-    reader = threading.Thread(target=lambda: collected.setdefault("events", _collect(stream)[0]))
+    reader = threading.Thread(target=lambda: collected.setdefault("events", collect_stream(stream)[0]))
     reader.start()
     assert node.server is not None
     node.server.stop(grace=5.0)

@@ -12,7 +12,7 @@ sandbox's admin.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -141,6 +141,18 @@ def wait_until(condition: Callable[[], bool], timeout: float = 20.0, what: str =
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for: {what}")
         time.sleep(0.05)
+
+
+def collect_stream(events: Iterator[pb.CaptureEvent]) -> tuple[list[pb.CaptureEvent], list[pb.Packet]]:
+    """A Capture stream read to its end: its non-packet events, and all its packets."""
+    seen: list[pb.CaptureEvent] = []
+    packets: list[pb.Packet] = []
+    for event in events:
+        if event.WhichOneof("event") == "packets":
+            packets.extend(event.packets.packets)
+        else:
+            seen.append(event)
+    return seen, packets
 
 
 def node_is_clean(node: EmulatedNode) -> bool:

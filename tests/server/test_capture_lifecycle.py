@@ -19,7 +19,7 @@ from pathlib import Path
 
 import grpc
 import pytest
-from server_support import EmulatedNode, node_is_clean, pod_ref, wait_until
+from server_support import EmulatedNode, collect_stream, node_is_clean, pod_ref, wait_until
 
 from winspect.sandbox.kubeapi.auth import ADMIN_USER
 from winspect.v1 import winspect_pb2 as pb
@@ -35,17 +35,6 @@ def node(tmp_path: Path, loopback_hosts: list[str]) -> Iterator[EmulatedNode]:
     emulated.stop()
 
 
-def _collect(events: Iterator[pb.CaptureEvent]) -> tuple[list[pb.CaptureEvent], list[pb.Packet]]:
-    seen: list[pb.CaptureEvent] = []
-    packets: list[pb.Packet] = []
-    for event in events:
-        if event.WhichOneof("event") == "packets":
-            packets.extend(event.packets.packets)
-        else:
-            seen.append(event)
-    return seen, packets
-
-
 def _start_args(*extra: str) -> list[str]:
     return ["pktmon", "start", "--capture", "--log-mode", "real-time", *extra]
 
@@ -58,7 +47,7 @@ def test_duration_capture_exact_argv_and_typed_packets(node: EmulatedNode) -> No
         duration_seconds=2,
         requester="alice@laptop",
     )
-    events, packets = _collect(node.stub().Capture(req))
+    events, packets = collect_stream(node.stub().Capture(req))
 
     filters = [
         ["-i", ip, "-p", port, "-t", proto]
@@ -97,7 +86,7 @@ def test_pod_capture_resolves_the_vnic_component(node: EmulatedNode) -> None:
     vnic = next(c["id"] for c in components if (c.get("mac") or "").upper() == pod.mac)
 
     req = pb.CaptureRequest(pods=[pod_ref(pod)], duration_seconds=2, packet_type=pb.PACKET_TYPE_FLOW)
-    events, packets = _collect(node.stub().Capture(req))
+    events, packets = collect_stream(node.stub().Capture(req))
 
     assert node.calls() == [
         ["hnsdiag", "list", "endpoints", "-d"],
@@ -117,7 +106,7 @@ def test_pod_capture_resolves_the_vnic_component(node: EmulatedNode) -> None:
 def test_pod_on_another_node_is_not_found_and_nothing_starts(node: EmulatedNode) -> None:
     remote = node.remote_pod()
     with pytest.raises(grpc.RpcError) as info:
-        _collect(node.stub().Capture(pb.CaptureRequest(pods=[pod_ref(remote)])))
+        collect_stream(node.stub().Capture(pb.CaptureRequest(pods=[pod_ref(remote)])))
     assert info.value.code() == grpc.StatusCode.NOT_FOUND
     assert f"{remote.namespace}/{remote.name} ({remote.ip}) has no HNS endpoint on this node" in (
         info.value.details() or ""
@@ -132,7 +121,7 @@ def test_injection_is_refused_before_any_process_starts(node: EmulatedNode) -> N
         pb.CaptureRequest(pods=[pb.PodRef(name="x", ip="10.0.0.1 | whoami")]),
     ):
         with pytest.raises(grpc.RpcError) as info:
-            _collect(node.stub().Capture(req))
+            collect_stream(node.stub().Capture(req))
         assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     with pytest.raises(grpc.RpcError) as info:
         node.stub().GetVfpCounters(pb.VfpCountersRequest(pod=pb.PodRef(ip="10.0.0.1 & whoami")))
@@ -144,7 +133,7 @@ def test_injection_is_refused_before_any_process_starts(node: EmulatedNode) -> N
 def test_more_than_32_filters_is_invalid_argument_and_nothing_runs(node: EmulatedNode) -> None:
     req = pb.CaptureRequest(ips=[f"10.224.0.{i}" for i in range(1, 12)], ports=[80, 443, 8080])
     with pytest.raises(grpc.RpcError) as info:
-        _collect(node.stub().Capture(req))
+        collect_stream(node.stub().Capture(req))
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     details = info.value.details() or ""
     assert "need 33 pktmon filters (11 IPs x 3 ports;" in details
@@ -154,7 +143,7 @@ def test_more_than_32_filters_is_invalid_argument_and_nothing_runs(node: Emulate
 
 def test_exactly_32_filters_are_added(node: EmulatedNode) -> None:
     req = pb.CaptureRequest(ips=[f"10.224.0.{i}" for i in range(1, 17)], ports=[80, 443], duration_seconds=1)
-    events, _ = _collect(node.stub().Capture(req))
+    events, _ = collect_stream(node.stub().Capture(req))
     adds = [c for c in node.calls() if c[:3] == ["pktmon", "filter", "add"]]
     assert len(adds) == 32
     assert adds[-1] == ["pktmon", "filter", "add", "winspect-32", "-i", "10.224.0.16", "-p", "443"]
@@ -170,7 +159,7 @@ def test_stop_capture_from_another_client(node: EmulatedNode) -> None:
     assert response.was_running and response.cleaned_up
     assert response.session_id == first.started.session_id
 
-    events, _ = _collect(stream)
+    events, _ = collect_stream(stream)
     ended = events[-1].ended
     assert ended.reason == pb.END_REASON_STOPPED
     assert "stopped by bob@desk" in ended.message
@@ -187,7 +176,7 @@ def test_second_capture_is_rejected_naming_the_first(node: EmulatedNode) -> None
     calls_before = len(node.calls())
 
     with pytest.raises(grpc.RpcError) as info:
-        _collect(node.new_stub().Capture(pb.CaptureRequest(requester="bob@desk")))
+        collect_stream(node.new_stub().Capture(pb.CaptureRequest(requester="bob@desk")))
     assert info.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     details = info.value.details() or ""
     assert "a capture is already running on node" in details
@@ -198,7 +187,7 @@ def test_second_capture_is_rejected_naming_the_first(node: EmulatedNode) -> None
     info_reply = node.new_stub().NodeInfo(pb.NodeInfoRequest())
     assert info_reply.capture.session_id == first.session_id
     node.new_stub().StopCapture(pb.StopCaptureRequest())
-    _collect(stream)
+    collect_stream(stream)
     assert node_is_clean(node)
 
 
@@ -264,7 +253,7 @@ def test_server_stop_ends_the_capture_and_cleans(node: EmulatedNode) -> None:
     collected: dict[str, list[pb.CaptureEvent]] = {}
 
     def drain() -> None:
-        collected["events"] = _collect(stream)[0]
+        collected["events"] = collect_stream(stream)[0]
 
     reader = threading.Thread(target=drain)
     reader.start()
@@ -280,7 +269,9 @@ def test_server_stop_ends_the_capture_and_cleans(node: EmulatedNode) -> None:
 
 
 def test_counters_only_streams_no_packets_and_ends_with_counters(node: EmulatedNode) -> None:
-    events, packets = _collect(node.stub().Capture(pb.CaptureRequest(counters_only=True, duration_seconds=2)))
+    events, packets = collect_stream(
+        node.stub().Capture(pb.CaptureRequest(counters_only=True, duration_seconds=2))
+    )
     assert packets == []
     calls = node.calls()
     assert calls[3] == _start_args("--type", "all", "--counters-only")
@@ -306,7 +297,7 @@ def test_get_counters_while_running_and_when_not(node: EmulatedNode) -> None:
     assert running.rows and {r.direction for r in running.rows} <= {pb.DIRECTION_RX, pb.DIRECTION_TX}
     assert ["pktmon", "counters", "--json"] in node.calls()
     node.new_stub().StopCapture(pb.StopCaptureRequest())
-    _collect(stream)
+    collect_stream(stream)
 
 
 def test_pktmon_start_failure_reaches_the_client_and_the_node_is_cleaned(node: EmulatedNode) -> None:
@@ -314,7 +305,7 @@ def test_pktmon_start_failure_reaches_the_client_and_the_node_is_cleaned(node: E
 
     set_fault(node.state_dir, "pktmon", ["start"], exit_code=5, output="Access is denied.")
     with pytest.raises(grpc.RpcError) as info:
-        _collect(node.stub().Capture(pb.CaptureRequest(duration_seconds=5)))
+        collect_stream(node.stub().Capture(pb.CaptureRequest(duration_seconds=5)))
     assert info.value.code() == grpc.StatusCode.UNAVAILABLE
     details = info.value.details() or ""
     assert "exit code 5" in details and "Access is denied." in details
@@ -328,7 +319,7 @@ def test_filter_add_failure_carries_pktmon_output(node: EmulatedNode) -> None:
 
     set_fault(node.state_dir, "pktmon", ["filter", "add"], exit_code=87, output="The parameter is incorrect.")
     with pytest.raises(grpc.RpcError) as info:
-        _collect(node.stub().Capture(pb.CaptureRequest(ports=[80])))
+        collect_stream(node.stub().Capture(pb.CaptureRequest(ports=[80])))
     assert info.value.code() == grpc.StatusCode.UNAVAILABLE
     assert "failed with exit code 87: The parameter is incorrect." in (info.value.details() or "")
     assert ["pktmon", "start"] not in [c[:2] for c in node.calls()]
@@ -357,7 +348,7 @@ def test_pktmon_exiting_on_its_own_ends_the_capture_and_cleans(node: EmulatedNod
     assert next(stream).WhichOneof("event") == "started"
     (pid,) = _pktmon_start_pids(node)
     os.kill(pid, signal.SIGKILL)
-    events, _ = _collect(stream)
+    events, _ = collect_stream(stream)
     ended = events[-1].ended
     assert ended.reason == pb.END_REASON_TOOL_EXITED
     assert f"pktmon exited on its own with exit code {-signal.SIGKILL}" in ended.message
@@ -379,7 +370,7 @@ def test_stop_capture_during_setup_still_cleans(node: EmulatedNode) -> None:
     stop = node.new_stub().StopCapture(pb.StopCaptureRequest(requester="impatient@desk"))
     reader.join(20)
     assert stop.was_running and stop.cleaned_up
-    events, _ = _collect(stream)
+    events, _ = collect_stream(stream)
     assert events[-1].ended.reason == pb.END_REASON_STOPPED
     calls = node.calls()
     assert calls.index(_start_args("--type", "all", "--pkt-size", "0")) < len(calls) - 2

@@ -8,6 +8,7 @@ lists close matches.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import threading
 from collections.abc import Callable, Iterable
@@ -74,6 +75,37 @@ def _did_you_mean(name: str, candidates: Iterable[str]) -> str:
     return f"; did you mean {', '.join(matches)}?" if matches else ""
 
 
+_decoders_lock = threading.Lock()
+_decoders_built = False
+
+
+def _build_decoders() -> None:
+    """Builds the decoders of the API objects winspect reads, once, before any request.
+
+    msgspec (under lightkube) builds a type's decoder on its first decode, and that build
+    is not thread-safe: the node (or pod) list, the DaemonSet and winspect's CA ConfigMap
+    are read in three threads at once (winspect.client.targets), and their first decodes
+    at the same moment crashed the client with SIGSEGV (seen once in CI; the node server
+    had the same crash with its reviews). The builds cost the same here, about 12 ms,
+    only in order; whichever thread makes a client first builds, the others wait.
+    """
+    global _decoders_built
+    with _decoders_lock:
+        if _decoders_built:
+            return
+        from lightkube.core.decoders import decode_list, decode_object, decode_status
+        from lightkube.resources.apps_v1 import DaemonSet
+        from lightkube.resources.core_v1 import ConfigMap, Node, Pod, ServiceAccount
+
+        for listed in (Node, Pod):
+            decode_list(b'{"items":[]}', listed)
+        for single in (DaemonSet, ConfigMap, ServiceAccount.Token):
+            with contextlib.suppress(ValueError):  # msgspec's ValidationError: built before the check
+                decode_object(b"{}", single)
+        decode_status(b"{}")
+        _decoders_built = True
+
+
 class Cluster:
     """One Kubernetes API server, reached through a resolved kubeconfig."""
 
@@ -95,6 +127,7 @@ class Cluster:
 
     def _make_client(self) -> Client:
         if self._client is None:
+            _build_decoders()
             import httpx2
             from lightkube import Client
             from lightkube.core.exceptions import ConfigError as LightkubeConfigError

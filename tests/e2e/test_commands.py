@@ -216,7 +216,7 @@ def test_pending_pod_cannot_be_captured(e2e: E2E) -> None:
     )
     result = e2e.run("capture", "pods", pending, "-d", "1")
     assert result.code == 2, result.err
-    assert f"winspect: {expected}\n" in result.err and "Traceback" not in result.err
+    assert result.err == f"winspect: error: {expected}\n"
 
 
 # ---------------------------------------------------------------- vfp-counter

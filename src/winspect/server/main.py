@@ -32,7 +32,7 @@ from winspect.node.windows.runner import DEFAULT_TIMEOUT
 from winspect.node.windows.tools import TOOLS_DIR_ENV
 from winspect.server.app import DEFAULT_PORT, ServerConfig, default_node_name, start_server
 from winspect.server.auth_cache import DEFAULT_NEGATIVE_TTL, DEFAULT_TTL
-from winspect.server.auth_kube import SANDBOX_MOUNT_ENV
+from winspect.server.auth_kube_config import SANDBOX_MOUNT_ENV
 from winspect.server.limits import (
     DEFAULT_MAX_CAPTURE_SECONDS,
     DEFAULT_MAX_CONCURRENT_REQUESTS,

@@ -107,7 +107,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--log-level", default="info", choices=["debug", "info", "warning", "error"], help="log level (info)"
     )
-    security = parser.add_argument_group("security (docs/security.md)")
+    _add_security_options(parser.add_argument_group("security (docs/security.md)"))
+    _add_limit_options(parser.add_argument_group("limits"))
+    return parser
+
+
+def _add_security_options(security: argparse._ArgumentGroup) -> None:
     security.add_argument(
         "--tls-cert", metavar="FILE", help="server certificate, PEM (tls.crt of the Secret winspect-tls)"
     )
@@ -130,7 +135,9 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"how long an accepted token or permission is remembered ({DEFAULT_TTL:g}; refusals at "
         f"most {DEFAULT_NEGATIVE_TTL:g}; 0: never)",
     )
-    limits = parser.add_argument_group("limits")
+
+
+def _add_limit_options(limits: argparse._ArgumentGroup) -> None:
     limits.add_argument(
         "--max-capture-duration",
         type=_count(0, 7 * 24 * 3600, "a number of seconds"),
@@ -159,7 +166,6 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help=f"largest request message ({DEFAULT_MAX_REQUEST_BYTES})",
     )
-    return parser
 
 
 def cleanup(tools_dir: str | None, tool_timeout: float) -> int:

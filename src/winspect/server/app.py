@@ -38,6 +38,7 @@ from winspect.node.errors import NodeError, ToolUnavailable
 from winspect.node.types import Operation
 from winspect.node.windows.backend import WindowsBackend
 from winspect.node.windows.runner import DEFAULT_TIMEOUT
+from winspect.node.windows.tools import TOOLS_DIR_ENV as TOOLS_DIR_ENV
 from winspect.server.auth import Guard
 from winspect.server.auth_cache import DEFAULT_NEGATIVE_TTL, DEFAULT_TTL, ReviewCache
 from winspect.server.auth_interceptor import SecurityInterceptor
@@ -54,6 +55,15 @@ log = logging.getLogger("winspect.server")
 
 DEFAULT_PORT = 50051
 SERVICE_NAME: str = pb.DESCRIPTOR.services_by_name["NodeInspector"].full_name
+
+
+# The one place the server chooses its node backend; winspectserv's options show its settings.
+DEFAULT_TOOL_TIMEOUT = DEFAULT_TIMEOUT
+
+
+def windows_backend(tools_dir: str | None, tool_timeout: float) -> NodeBackend:
+    """The Windows backend over the tools in `tools_dir` (None: env TOOLS_DIR_ENV, else PATH)."""
+    return WindowsBackend(tools_dir, tool_timeout)
 
 
 def default_node_name() -> str:
@@ -81,7 +91,7 @@ class ServerConfig:
     port: int = DEFAULT_PORT
     node_name: str = ""  # "" = default_node_name()
     tools_dir: str | None = None  # None = env WINSPECT_TOOLS_DIR, else PATH
-    tool_timeout: float = DEFAULT_TIMEOUT
+    tool_timeout: float = DEFAULT_TOOL_TIMEOUT
     max_workers: int = 16
     max_queued_packets: int = DEFAULT_MAX_QUEUED_PACKETS
     clean_stale_capture: bool = True
@@ -158,7 +168,7 @@ def start_server(config: ServerConfig, backend: NodeBackend | None = None) -> Ru
     credentials, reviewer, guard = _security(config)
     if config.switch_interval is not None and config.switch_interval < sys.getswitchinterval():
         sys.setswitchinterval(config.switch_interval)
-    node_backend: NodeBackend = backend or WindowsBackend(config.tools_dir, config.tool_timeout)
+    node_backend = backend or windows_backend(config.tools_dir, config.tool_timeout)
     captures = CaptureManager(node_backend, config.node_name, config.max_queued_packets)
     if config.clean_stale_capture:
         _clean_stale(node_backend, captures, config.node_name)

@@ -27,10 +27,15 @@ from types import FrameType
 
 from winspect.node.errors import NodeError
 from winspect.node.types import Operation
-from winspect.node.windows.backend import WindowsBackend
-from winspect.node.windows.runner import DEFAULT_TIMEOUT
-from winspect.node.windows.tools import TOOLS_DIR_ENV
-from winspect.server.app import DEFAULT_PORT, ServerConfig, default_node_name, start_server
+from winspect.server.app import (
+    DEFAULT_PORT,
+    DEFAULT_TOOL_TIMEOUT,
+    TOOLS_DIR_ENV,
+    ServerConfig,
+    default_node_name,
+    start_server,
+    windows_backend,
+)
 from winspect.server.auth_cache import DEFAULT_NEGATIVE_TTL, DEFAULT_TTL
 from winspect.server.auth_kube_config import SANDBOX_MOUNT_ENV
 from winspect.server.limits import (
@@ -96,8 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--tool-timeout",
         type=_positive_float,
-        default=DEFAULT_TIMEOUT,
-        help=f"seconds any one tool call may take ({DEFAULT_TIMEOUT:g})",
+        default=DEFAULT_TOOL_TIMEOUT,
+        help=f"seconds any one tool call may take ({DEFAULT_TOOL_TIMEOUT:g})",
     )
     parser.add_argument(
         "--cleanup",
@@ -174,7 +179,7 @@ def cleanup(tools_dir: str | None, tool_timeout: float) -> int:
     Exit 0 when the node is clean (also when nothing was running), 1 with the tool's
     own message when pktmon could not be run or refused.
     """
-    backend = WindowsBackend(tools_dir, tool_timeout)
+    backend = windows_backend(tools_dir, tool_timeout)
     try:
         backend.require(Operation.CAPTURE)
         was_running = backend.capture_stop()

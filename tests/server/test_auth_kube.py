@@ -32,9 +32,10 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from winspect.sandbox.kubeapi.auth import VIEWER_USER
 from winspect.sandbox.kubeapi.tls import make_tls
 from winspect.sandbox.security import LocalApi, start_local_api
-from winspect.server import auth_kube
+from winspect.server import auth_kube_config
 from winspect.server.auth import CREATE_CAPTURE, GET_HNS, Caller, ReviewUnavailable, TokenResult
-from winspect.server.auth_kube import AuthSetupError, KubeReviewer
+from winspect.server.auth_kube import KubeReviewer
+from winspect.server.auth_kube_credentials import AuthSetupError
 
 SERVER_TOKEN = "server-token"
 ALICE = Caller("alice", "u-1", ("devs", "system:authenticated"), (("scopes", ("a", "b")),))
@@ -452,7 +453,7 @@ def test_missing_token_file_stops_the_start(fake: FakeApi, tmp_path: Path) -> No
 
 
 def _service_account(root: Path, ca_pem: bytes, token: str) -> Path:
-    sa = root / auth_kube.SERVICE_ACCOUNT_DIR.lstrip("/")
+    sa = root / auth_kube_config.SERVICE_ACCOUNT_DIR.lstrip("/")
     sa.mkdir(parents=True)
     (sa / "token").write_text(token)
     (sa / "ca.crt").write_bytes(ca_pem)
@@ -464,9 +465,9 @@ def test_in_cluster_service_account_under_the_sandbox_mount_point(
     fake: FakeApi, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # HostProcess containers of containerd before 1.7 mount it under %CONTAINER_SANDBOX_MOUNT_POINT%.
-    assert not Path(auth_kube.SERVICE_ACCOUNT_DIR, "token").exists()
+    assert not Path(auth_kube_config.SERVICE_ACCOUNT_DIR, "token").exists()
     sa = _service_account(tmp_path / "mount", fake.ca_pem, "sa-token-1")
-    monkeypatch.setenv(auth_kube.SANDBOX_MOUNT_ENV, str(tmp_path / "mount"))
+    monkeypatch.setenv(auth_kube_config.SANDBOX_MOUNT_ENV, str(tmp_path / "mount"))
     monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "127.0.0.1")
     monkeypatch.setenv("KUBERNETES_SERVICE_PORT", str(fake.httpd.server_address[1]))
     fake.tokens = ("sa-token-1", "sa-token-2")
@@ -480,7 +481,7 @@ def test_in_cluster_service_account_under_the_sandbox_mount_point(
 
 def test_in_cluster_ipv6_service_host(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     _service_account(tmp_path / "mount", make_tls(["127.0.0.1"], []).ca_pem, "t")
-    monkeypatch.setenv(auth_kube.SANDBOX_MOUNT_ENV, str(tmp_path / "mount"))
+    monkeypatch.setenv(auth_kube_config.SANDBOX_MOUNT_ENV, str(tmp_path / "mount"))
     monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "fd00::1")
     monkeypatch.delenv("KUBERNETES_SERVICE_PORT", raising=False)
     assert reviewer(None).server == "https://[fd00::1]:443"
@@ -490,7 +491,7 @@ def test_in_cluster_without_ca_or_token_stops_the_start(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     sa = _service_account(tmp_path / "mount", b"", "")
-    monkeypatch.setenv(auth_kube.SANDBOX_MOUNT_ENV, str(tmp_path / "mount"))
+    monkeypatch.setenv(auth_kube_config.SANDBOX_MOUNT_ENV, str(tmp_path / "mount"))
     monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "127.0.0.1")
     with pytest.raises(AuthSetupError, match=r"^the service account's ca\.crt is unusable: "):
         reviewer(None)
@@ -501,7 +502,7 @@ def test_in_cluster_without_ca_or_token_stops_the_start(
 
 def test_no_credentials_at_all(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
-    monkeypatch.delenv(auth_kube.SANDBOX_MOUNT_ENV, raising=False)
+    monkeypatch.delenv(auth_kube_config.SANDBOX_MOUNT_ENV, raising=False)
     with pytest.raises(
         AuthSetupError, match=r"^no Kubernetes credentials to check callers with: no service account"
     ):

@@ -9,9 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cli_support import EmuNode, KubeApi, emulated_cluster, model_kube_api, run_process
-
-pytest.importorskip("winspect.emulator.install", reason="emulated node tools not available yet")
+from support.cli import EmuNode, KubeApi, emulated_cluster, model_kube_api, run_process
 
 from winspect.emulator.state import pktmon_status, read_calls
 

@@ -13,9 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cli_support import EmuNode, cli_env, emulated_cluster, free_hosts, run_process
-
-pytest.importorskip("winspect.emulator.install", reason="emulated node tools not available yet")
+from support.cli import EmuNode, cli_env, emulated_cluster, free_hosts, run_process
+from support.processes import track
 
 from winspect.emulator.state import pktmon_status, read_calls, set_fault
 
@@ -219,12 +218,14 @@ def test_counter_without_a_capture_is_no_failure(shared_nodes: Cluster) -> None:
 
 
 def start_capture(*args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "winspect.cli", "capture", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=cli_env(),
+    return track(
+        subprocess.Popen(
+            [sys.executable, "-m", "winspect.cli", "capture", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=cli_env(),
+        )
     )
 
 

@@ -24,7 +24,12 @@ from support.server import EmulatedNode, collect_stream, node_is_clean, pod_ref,
 from winspect.sandbox.kubeapi.auth import ADMIN_USER
 from winspect.v1 import winspect_pb2 as pb
 
-STOP_AND_REMOVE = [["pktmon", "stop"], ["pktmon", "filter", "remove"]]
+# Before a capture: who holds pktmon (nothing is stopped or removed that winspect did not create).
+SURVEY = [["pktmon", "status"], ["pktmon", "filter", "list"]]
+# The end of a capture with filters: stop, check that only winspect's filters are there, remove them.
+STOP_AND_REMOVE = [["pktmon", "stop"], ["pktmon", "filter", "list"], ["pktmon", "filter", "remove"]]
+# The end of a capture without filters: nothing to remove.
+STOP_NO_FILTERS = [["pktmon", "stop"], ["pktmon", "filter", "list"]]
 
 
 @pytest.fixture
@@ -55,16 +60,17 @@ def test_duration_capture_exact_argv_and_typed_packets(node: EmulatedNode) -> No
         for port in ("80", "53")
         for proto in ("TCP", "UDP")
     ]
+    started, ended = events[0].started, events[-1].ended
+    sid = started.session_id
     assert node.calls() == [
         ["pktmon", "list", "--include-hidden"],
-        *STOP_AND_REMOVE,
-        *[["pktmon", "filter", "add", f"winspect-{i}", *f] for i, f in enumerate(filters, 1)],
+        *SURVEY,
+        *[["pktmon", "filter", "add", f"winspect-{sid}-{i}", *f] for i, f in enumerate(filters, 1)],
         _start_args("--type", "all", "--pkt-size", "0"),
         *STOP_AND_REMOVE,
     ]
-    started, ended = events[0].started, events[-1].ended
     assert started.requester == "alice@laptop"
-    assert started.pktmon_filters[0] == "winspect-1 -i 10.224.0.0/16 -p 80 -t TCP"
+    assert started.pktmon_filters[0] == f"winspect-{sid}-1 -i 10.224.0.0/16 -p 80 -t TCP"
     assert len(started.pktmon_filters) == 8
     assert ended.reason == pb.END_REASON_DURATION
     assert ended.cleaned_up
@@ -91,9 +97,9 @@ def test_pod_capture_resolves_the_vnic_component(node: EmulatedNode) -> None:
     assert node.calls() == [
         ["hnsdiag", "list", "endpoints", "-d"],
         ["pktmon", "list", "--include-hidden"],
-        *STOP_AND_REMOVE,
+        *SURVEY,
         _start_args("--comp", str(vnic), "--type", "flow", "--pkt-size", "0"),
-        *STOP_AND_REMOVE,
+        *STOP_NO_FILTERS,
     ]
     assert events[0].started.pktmon_start_args[4:6] == ["--comp", str(vnic)]
     assert packets, "the pod's vNIC carries emulated traffic"
@@ -146,7 +152,8 @@ def test_exactly_32_filters_are_added(node: EmulatedNode) -> None:
     events, _ = collect_stream(node.stub().Capture(req))
     adds = [c for c in node.calls() if c[:3] == ["pktmon", "filter", "add"]]
     assert len(adds) == 32
-    assert adds[-1] == ["pktmon", "filter", "add", "winspect-32", "-i", "10.224.0.16", "-p", "443"]
+    sid = events[0].started.session_id
+    assert adds[-1] == ["pktmon", "filter", "add", f"winspect-{sid}-32", "-i", "10.224.0.16", "-p", "443"]
     assert events[-1].ended.cleaned_up and node_is_clean(node)
 
 
@@ -164,7 +171,7 @@ def test_stop_capture_from_another_client(node: EmulatedNode) -> None:
     assert ended.reason == pb.END_REASON_STOPPED
     assert "stopped by bob@desk" in ended.message
     assert ended.cleaned_up
-    assert node.calls()[-2:] == STOP_AND_REMOVE
+    assert node.calls()[-2:] == STOP_NO_FILTERS
     assert node_is_clean(node)
     again = node.new_stub().StopCapture(pb.StopCaptureRequest())
     assert not again.was_running
@@ -197,7 +204,7 @@ def test_client_cancel_cleans_the_node(node: EmulatedNode) -> None:
     assert node.pktmon()["running"] and node.pktmon()["filters"]
     stream.cancel()
     wait_until(
-        lambda: node.calls()[-2:] == STOP_AND_REMOVE and node_is_clean(node),
+        lambda: node.calls()[-3:] == STOP_AND_REMOVE and node_is_clean(node),
         what="pktmon stop + filter remove after cancel",
     )
     # the node is free again
@@ -238,7 +245,7 @@ def test_client_process_killed_cleans_the_node(node: EmulatedNode) -> None:
         os.kill(client.pid, signal.SIGKILL)
         client.wait(10)
         wait_until(
-            lambda: node.calls()[-2:] == STOP_AND_REMOVE and node_is_clean(node),
+            lambda: node.calls()[-3:] == STOP_AND_REMOVE and node_is_clean(node),
             what="pktmon stop + filter remove after the client was killed",
         )
     finally:
@@ -265,7 +272,7 @@ def test_server_stop_ends_the_capture_and_cleans(node: EmulatedNode) -> None:
     assert ended.reason == pb.END_REASON_SERVER_SHUTDOWN
     assert ended.cleaned_up
     assert node_is_clean(node)
-    assert node.calls()[-2:] == STOP_AND_REMOVE
+    assert node.calls()[-2:] == STOP_NO_FILTERS
 
 
 def test_counters_only_streams_no_packets_and_ends_with_counters(node: EmulatedNode) -> None:
@@ -276,7 +283,7 @@ def test_counters_only_streams_no_packets_and_ends_with_counters(node: EmulatedN
     calls = node.calls()
     assert calls[3] == _start_args("--type", "all", "--counters-only")
     assert calls[4] == ["pktmon", "counters", "--json"]  # before stop: counters live with the session
-    assert calls[-2:] == STOP_AND_REMOVE
+    assert calls[-2:] == STOP_NO_FILTERS
     ended = events[-1].ended
     assert ended.reason == pb.END_REASON_DURATION and ended.cleaned_up
     assert ended.counters.rows, "the emulated traffic was counted"
@@ -287,7 +294,7 @@ def test_counters_only_streams_no_packets_and_ends_with_counters(node: EmulatedN
 def test_get_counters_while_running_and_when_not(node: EmulatedNode) -> None:
     idle = node.stub().GetCounters(pb.CountersRequest())
     assert not idle.capture_running and not idle.rows and not idle.HasField("capture")
-    assert node.calls() == []  # nothing to ask pktmon when no capture runs
+    assert node.calls() == [["pktmon", "status"]]  # whether someone else's session runs: none
 
     stream = node.stub().Capture(pb.CaptureRequest())
     session = next(stream).started.session_id
@@ -309,7 +316,7 @@ def test_pktmon_start_failure_reaches_the_client_and_the_node_is_cleaned(node: E
     assert info.value.code() == grpc.StatusCode.UNAVAILABLE
     details = info.value.details() or ""
     assert "exit code 5" in details and "Access is denied." in details
-    assert node.calls()[-2:] == STOP_AND_REMOVE
+    assert node.calls()[-2:] == STOP_NO_FILTERS
     assert node_is_clean(node)
     assert not node.stub().NodeInfo(pb.NodeInfoRequest()).HasField("capture")
 
@@ -323,7 +330,8 @@ def test_filter_add_failure_carries_pktmon_output(node: EmulatedNode) -> None:
     assert info.value.code() == grpc.StatusCode.UNAVAILABLE
     assert "failed with exit code 87: The parameter is incorrect." in (info.value.details() or "")
     assert ["pktmon", "start"] not in [c[:2] for c in node.calls()]
-    assert node.calls()[-2:] == STOP_AND_REMOVE
+    # The filter was not added: nothing to remove.
+    assert node.calls()[-2:] == STOP_NO_FILTERS
     assert node_is_clean(node)
 
 
@@ -353,7 +361,7 @@ def test_pktmon_exiting_on_its_own_ends_the_capture_and_cleans(node: EmulatedNod
     assert ended.reason == pb.END_REASON_TOOL_EXITED
     assert f"pktmon exited on its own with exit code {-signal.SIGKILL}" in ended.message
     assert ended.cleaned_up
-    assert node.calls()[-2:] == STOP_AND_REMOVE
+    assert node.calls()[-3:] == STOP_AND_REMOVE
     assert node_is_clean(node)
 
 
@@ -374,11 +382,12 @@ def test_stop_capture_during_setup_still_cleans(node: EmulatedNode) -> None:
     events, _ = collect_stream(stream)
     assert events[-1].ended.reason == pb.END_REASON_STOPPED
     assert "event" in first
+    sid = first["event"].started.session_id
     # The stop waited for the setup: pktmon started, then was stopped and its filter removed.
     assert node.calls() == [
         ["pktmon", "list", "--include-hidden"],
-        *STOP_AND_REMOVE,
-        ["pktmon", "filter", "add", "winspect-1", "-p", "80"],
+        *SURVEY,
+        ["pktmon", "filter", "add", f"winspect-{sid}-1", "-p", "80"],
         _start_args("--type", "all", "--pkt-size", "0"),
         *STOP_AND_REMOVE,
     ]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,9 +10,16 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
-from support.server import EmulatedNode, node_is_clean, pod_ref, wait_until
+from support.server import (
+    EmulatedNode,
+    leave_crashed_capture,
+    node_is_clean,
+    pod_ref,
+    record_path,
+    wait_until,
+)
 
-from winspect.emulator.state import read_vfp_counters, set_fault
+from winspect.emulator.state import read_calls, read_vfp_counters, set_fault
 from winspect.v1 import winspect_pb2 as pb
 
 
@@ -205,7 +211,8 @@ def test_hanging_tool_times_out(node: EmulatedNode) -> None:
     assert "/get-port-counter` did not finish within 10 s and was killed" in details
 
 
-def test_hanging_pktmon_stop_at_capture_start_is_a_timeout(node: EmulatedNode) -> None:
+def test_hanging_pktmon_stop_of_a_crashed_session_at_capture_start_is_a_timeout(node: EmulatedNode) -> None:
+    leave_crashed_capture(node)  # the only session a capture's start stops without --take-over
     set_fault(node.state_dir, "pktmon", ["stop"], hang_seconds=30, times=1)
     with pytest.raises(grpc.RpcError) as info:
         next(node.stub().Capture(pb.CaptureRequest(ports=[80])))
@@ -235,22 +242,24 @@ def test_health_and_reflection(node: EmulatedNode) -> None:
 
 def test_stale_session_left_by_a_crash_is_cleaned_at_start(tmp_path: Path, loopback_hosts: list[str]) -> None:
     emulated = EmulatedNode(loopback_hosts[0], tmp_path)
-    pktmon = str(emulated.tools_dir / "pktmon")
-    subprocess.run([pktmon, "filter", "add", "winspect-1", "-p", "80"], check=True, capture_output=True)
-    leftover = subprocess.Popen(
-        [pktmon, "start", "--capture", "--log-mode", "real-time"], stdout=subprocess.DEVNULL
-    )
+    session = leave_crashed_capture(emulated)
     try:
-        wait_until(lambda: emulated.pktmon()["running"], what="the crashed server's session runs")
-        leftover.kill()  # the capturing process dies; the pktmon session stays, as after a crash
-        leftover.wait(10)
-        assert emulated.pktmon()["running"] and emulated.pktmon()["filters"]
+        assert emulated.pktmon()["running"]
+        assert [f["name"] for f in emulated.pktmon()["filters"]] == [f"winspect-{session}-1"]
+        assert record_path(emulated).exists()
+        before = len(read_calls(emulated.state_dir))
         emulated.start()
+        # The record proves the session and the filter are winspect's: both go, and the record.
+        assert read_calls(emulated.state_dir)[before:] == [
+            ["pktmon", "status"],
+            ["pktmon", "filter", "list"],
+            ["pktmon", "stop"],
+            ["pktmon", "filter", "remove"],
+        ]
         assert node_is_clean(emulated)
+        assert not record_path(emulated).exists()
     finally:
         emulated.stop()
-        if leftover.poll() is None:
-            leftover.kill()
 
 
 def test_client_that_cannot_keep_up_loses_packets_counted_not_silently(
@@ -296,5 +305,10 @@ def test_hanging_pktmon_stop_at_the_end_kills_and_stops_again(node: EmulatedNode
     ended = next(e for e in stream if e.WhichOneof("event") == "ended").ended
     assert "`pktmon stop` did not finish within 10 s" in ended.message
     assert "pktmon did not exit after `pktmon stop`; it was killed" in ended.message
-    assert node.calls()[-3:] == [["pktmon", "stop"], ["pktmon", "stop"], ["pktmon", "filter", "remove"]]
+    assert node.calls()[-4:] == [
+        ["pktmon", "stop"],
+        ["pktmon", "stop"],
+        ["pktmon", "filter", "list"],
+        ["pktmon", "filter", "remove"],
+    ]
     assert node_is_clean(node)

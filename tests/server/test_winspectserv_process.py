@@ -10,7 +10,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from support.server import PORT, EmulatedNode, node_is_clean, wait_until
+from support.server import PORT, EmulatedNode, leave_crashed_capture, node_is_clean, record_path, wait_until
 
 from winspect.v1 import winspect_pb2 as pb
 from winspect.v1 import winspect_pb2_grpc as pb_grpc
@@ -50,6 +50,8 @@ def test_signal_during_capture_ends_it_cleanly(
             str(PORT),
             "--tools-dir",
             str(node.tools_dir),
+            "--state-dir",
+            str(node.server_state_dir),
             "--node-name",
             "win-test",
             "--tool-timeout",
@@ -87,7 +89,11 @@ def test_signal_during_capture_ends_it_cleanly(
         assert ended.reason == pb.END_REASON_SERVER_SHUTDOWN
         assert ended.cleaned_up
         wait_until(lambda: node_is_clean(node), what="node clean after the server stopped")
-        assert node.calls()[-2:] == [["pktmon", "stop"], ["pktmon", "filter", "remove"]]
+        assert node.calls()[-3:] == [
+            ["pktmon", "stop"],
+            ["pktmon", "filter", "list"],
+            ["pktmon", "filter", "remove"],
+        ]
 
         collector.join(10)
         logs = [json.loads(line) for line in log_lines if line.startswith("{")]
@@ -107,29 +113,50 @@ def test_signal_during_capture_ends_it_cleanly(
         node.stop()
 
 
+def _cleanup(node: EmulatedNode) -> subprocess.CompletedProcess[str]:
+    """`winspectserv --cleanup`, what the DaemonSet's preStop hook runs."""
+    argv = [*WINSPECTSERV, "--cleanup", "--tools-dir", str(node.tools_dir)]
+    argv += ["--state-dir", str(node.server_state_dir), "--node-name", node.node_name]
+    return subprocess.run(argv, capture_output=True, text=True)
+
+
 def test_cleanup_stops_a_capture_left_running_and_removes_its_filters(tmp_path: Path) -> None:
-    # What the DaemonSet's preStop hook runs: a server killed mid-capture left pktmon
-    # capturing with filters (SIGKILL of the real-time pktmon leaves the session running).
+    # A server killed mid-capture left pktmon capturing with its filter and its session record.
     node = EmulatedNode("127.0.0.1", tmp_path)
-    pktmon = str(node.tools_dir / "pktmon")
-    subprocess.run([pktmon, "filter", "add", "winspect-1", "-p", "443"], check=True)
-    capture = subprocess.Popen(
-        [pktmon, "start", "--capture", "--log-mode", "real-time"], stdout=subprocess.DEVNULL
-    )
-    wait_until(lambda: node.pktmon()["running"], timeout=30, what="pktmon to start")
-    capture.kill()
-    capture.wait()
+    session = leave_crashed_capture(node)
     assert node.pktmon()["running"] and node.pktmon()["filters"]
     before = len(node.calls())
 
-    proc = subprocess.run(
-        [*WINSPECTSERV, "--cleanup", "--tools-dir", str(node.tools_dir)], capture_output=True, text=True
-    )
+    proc = _cleanup(node)
 
     assert proc.returncode == 0, proc.stderr
-    assert "node clean (stopped a running capture; pktmon filters removed)" in proc.stderr
-    assert node.calls()[before:] == [["pktmon", "stop"], ["pktmon", "filter", "remove"]]
+    assert (
+        f"winspectserv: cleanup: stopped winspect's session {session}; removed its 1 filter(s)" in proc.stderr
+    )
+    assert node.calls()[before:] == [
+        ["pktmon", "status"],
+        ["pktmon", "filter", "list"],
+        ["pktmon", "stop"],
+        ["pktmon", "filter", "remove"],
+    ]
     assert node_is_clean(node)
+    assert not record_path(node).exists()
+
+
+def test_cleanup_leaves_other_users_session_and_filters_alone(tmp_path: Path) -> None:
+    node = EmulatedNode("127.0.0.1", tmp_path, defender_filters=True, foreign_session=True)
+    before = len(node.calls())
+
+    proc = _cleanup(node)
+
+    assert proc.returncode == 0, proc.stderr
+    assert (
+        "winspectserv: cleanup: left alone: a pktmon session winspect did not start is running "
+        "(collected data Packet counters, packet capture; capture type All packets; monitored components "
+        "NICs only; logging mode Circular); 13 pktmon filter(s) winspect did not create: SenseNdr x13"
+    ) in proc.stderr
+    assert node.calls()[before:] == [["pktmon", "status"], ["pktmon", "filter", "list"]]
+    assert node.pktmon()["running"] and len(node.pktmon()["filters"]) == 13
 
 
 def test_cleanup_without_pktmon_says_why_and_fails(tmp_path: Path) -> None:

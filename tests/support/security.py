@@ -71,6 +71,7 @@ class SecureNode:
             "port": PORT,
             "node_name": self.node_name,
             "tools_dir": str(self.tools_dir),
+            "state_dir": str(self.root / "winspectserv"),
             "tool_timeout": 10.0,
             **self.api.server_config(),
         }

@@ -39,10 +39,14 @@ class EmulatedNode:
     max_packets: int | None = None
     tool_timeout: float = 10.0
     max_queued_packets: int = 20_000
+    defender_filters: bool = False
+    foreign_session: bool = False
+    pktmon_flavour: str = "current"
     cluster: Cluster = field(init=False)
     node_name: str = field(init=False)
     state_dir: Path = field(init=False)
     tools_dir: Path = field(init=False)
+    server_state_dir: Path = field(init=False)  # winspectserv's private state (its pktmon session record)
     server: RunningServer | None = field(init=False, default=None)
     channel: grpc.Channel | None = field(init=False, default=None)
     calls_at_start: int = field(init=False, default=0)
@@ -59,7 +63,11 @@ class EmulatedNode:
             self.state_dir,
             traffic_rate=self.traffic_rate,
             max_packets=self.max_packets,
+            defender_filters=self.defender_filters,
+            foreign_session=self.foreign_session,
+            pktmon_flavour=self.pktmon_flavour,
         )
+        self.server_state_dir = self.root / "winspectserv"
         install_tools(self.tools_dir, self.state_dir)
 
     # ------------------------------------------------------------ server
@@ -81,6 +89,7 @@ class EmulatedNode:
                 port=PORT,
                 node_name=self.node_name,
                 tools_dir=str(tools_dir or self.tools_dir),
+                state_dir=str(self.server_state_dir),
                 tool_timeout=self.tool_timeout,
                 max_queued_packets=self.max_queued_packets,
                 **self.kube().server_config(),  # type: ignore[arg-type]
@@ -153,6 +162,30 @@ def collect_stream(events: Iterator[pb.CaptureEvent]) -> tuple[list[pb.CaptureEv
         else:
             seen.append(event)
     return seen, packets
+
+
+def leave_crashed_capture(node: EmulatedNode, ports: tuple[int, ...] = (80,)) -> str:
+    """What a winspectserv killed mid-capture leaves on the node: its session record, its filters
+    and a pktmon session whose capturing process is gone. Made by the real backend (the server's
+    own capture code), with the process killed instead of stopped. Returns the session id."""
+    from winspect.node.types import CaptureSpec
+    from winspect.node.windows.backend import WindowsBackend
+
+    backend = WindowsBackend(node.tools_dir, state_dir=node.server_state_dir)
+    handle = backend.capture(CaptureSpec(ports=ports), node.node_name)
+    handle.prepare()
+    handle.start()
+    wait_until(lambda: node.pktmon()["running"], what="the capture's pktmon session runs")
+    handle.abandon()  # kills the real-time pktmon: its session stays until `pktmon stop`
+    handle.close()
+    return handle.session_id
+
+
+def record_path(node: EmulatedNode) -> Path:
+    """winspectserv's pktmon session record on the node."""
+    from winspect.node.windows.pktmon_owner import RECORD_FILE
+
+    return node.server_state_dir / RECORD_FILE
 
 
 def node_is_clean(node: EmulatedNode) -> bool:

@@ -191,10 +191,11 @@ def render_status(session: dict[str, Any], filter_table: str) -> str:
 
 
 def _logger_lines(opts: dict[str, Any]) -> list[str]:
-    if opts.get("log_mode", "real-time") == "real-time":
+    mode = opts.get("log_mode", "real-time")
+    if mode == "real-time":
         return ["    Logging mode:       Real-time"]
     return [
-        "    Logging mode:       Multi-file",
+        f"    Logging mode:       {mode.capitalize()}",
         f"    Log file:           {opts['file_name']}",
         f"    Max file size:      {opts['file_size']} MB",
     ]

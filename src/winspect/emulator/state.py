@@ -39,6 +39,9 @@ def create_node_state(
     *,
     traffic_rate: float = 200.0,
     max_packets: int | None = None,
+    defender_filters: bool = False,
+    foreign_session: bool = False,
+    pktmon_flavour: str = "current",
 ) -> None:
     """Writes a fresh state for Windows node `node_name` into `state_dir` (created if missing).
 
@@ -46,9 +49,13 @@ def create_node_state(
     (0 = as fast as possible). max_packets: records generated per capture
     (plus the remaining appearances of packets in flight), after which the
     capture stays running but quiet until stopped (None = endless).
-    Counters, session, filters, faults and the call log start empty.
+    Counters, session, filters, faults and the call log start empty, unless
+    (winspect.emulator.node_options) `defender_filters` (Defender's 13
+    `SenseNdr` filters), `foreign_session` (someone else's running session)
+    or `pktmon_flavour` ("old": pktmon 10.0.17763.1's command line) say otherwise.
     """
     from winspect.emulator.node_network import build_node_network
+    from winspect.emulator.node_options import add_defender_filters, set_pktmon_flavour, start_foreign_session
 
     if traffic_rate < 0:
         raise ValueError("traffic_rate must be >= 0")
@@ -75,6 +82,11 @@ def create_node_state(
         store.write_json(state_dir, store.FAULTS_FILE, [])
         for name in (store.PKTMON_COUNTERS_FILE, store.CALLS_FILE):
             (state_dir / name).unlink(missing_ok=True)
+    set_pktmon_flavour(state_dir, pktmon_flavour)
+    if defender_filters:
+        add_defender_filters(state_dir)
+    if foreign_session:
+        start_foreign_session(state_dir)
 
 
 def set_traffic(state_dir: Path, *, rate: float, max_packets: int | None) -> None:

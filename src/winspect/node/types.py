@@ -87,6 +87,7 @@ class CaptureSpec:
     counters_only: bool = False
     pkt_size: int = 0  # bytes of each packet to keep; 0 = all
     frames: bool = False
+    take_over: bool = False  # may stop and replace another user's capture tool session and filters
 
 
 @dataclass
@@ -122,6 +123,7 @@ class CaptureDescription:
     tool_filters: list[str]  # each filter as the tool is given it
     tool_args: list[str]  # the capture tool's arguments
     components: list[pb.CaptureComponent]
+    taken_over: str = ""  # what the capture took over from another user of the tool
 
 
 @dataclass(frozen=True)

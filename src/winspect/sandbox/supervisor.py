@@ -172,6 +172,7 @@ class Supervisor:
                     "port": NODE_PORT,
                     "state_dir": str(state_dir),
                     "tools_dir": str(tools_dir),
+                    "server_state_dir": str(node_dir / "winspectserv"),
                 }
             )
         self.state["nodes"] = nodes
@@ -216,6 +217,8 @@ class Supervisor:
                     n["address"],
                     "--tools-dir",
                     n["tools_dir"],
+                    "--state-dir",
+                    n["server_state_dir"],
                     "--node-name",
                     n["name"],
                     *security.server_args(),
@@ -232,6 +235,7 @@ class Supervisor:
                                 "host": n["address"],
                                 "port": n["port"],
                                 "tools_dir": n["tools_dir"],
+                                "state_dir": n["server_state_dir"],
                                 "tls_cert": str(security.cert_file),
                                 "tls_key": str(security.key_file),
                                 "kubeconfig": str(security.kubeconfig),

@@ -62,9 +62,10 @@ SERVICE_NAME: str = pb.DESCRIPTOR.services_by_name["NodeInspector"].full_name
 DEFAULT_TOOL_TIMEOUT = DEFAULT_TIMEOUT
 
 
-def windows_backend(tools_dir: str | None, tool_timeout: float) -> NodeBackend:
-    """The Windows backend over the tools in `tools_dir` (None: env TOOLS_DIR_ENV, else PATH)."""
-    return WindowsBackend(tools_dir, tool_timeout)
+def windows_backend(tools_dir: str | None, tool_timeout: float, state_dir: str | None = None) -> NodeBackend:
+    """The Windows backend over the tools in `tools_dir` (None: env TOOLS_DIR_ENV, else PATH),
+    keeping its pktmon session record in `state_dir` (None: the platform's default)."""
+    return WindowsBackend(tools_dir, tool_timeout, state_dir=state_dir)
 
 
 def default_node_name() -> str:
@@ -93,6 +94,8 @@ class ServerConfig:
     node_name: str = ""  # "" = default_node_name()
     tools_dir: str | None = None  # None = env WINSPECT_TOOLS_DIR, else PATH
     tool_timeout: float = DEFAULT_TOOL_TIMEOUT
+    # winspect's private state on the node (its pktmon session record); None = platform default
+    state_dir: str | None = None
     max_workers: int = 16
     max_queued_packets: int = DEFAULT_MAX_QUEUED_PACKETS
     clean_stale_capture: bool = True
@@ -169,7 +172,7 @@ def start_server(config: ServerConfig, backend: NodeBackend | None = None) -> Ru
     credentials, reviewer, guard = _security(config)
     if config.switch_interval is not None and config.switch_interval < sys.getswitchinterval():
         sys.setswitchinterval(config.switch_interval)
-    node_backend = backend or windows_backend(config.tools_dir, config.tool_timeout)
+    node_backend = backend or windows_backend(config.tools_dir, config.tool_timeout, config.state_dir)
     captures = CaptureManager(node_backend, config.node_name, config.max_queued_packets)
     if config.clean_stale_capture:
         _clean_stale(node_backend, captures, config.node_name)
@@ -285,12 +288,14 @@ def _log_started(running: RunningServer, reviewer: KubeReviewer | None, backend:
 
 
 def _clean_stale(backend: NodeBackend, captures: CaptureManager, node: str) -> None:
-    """A crash can leave pktmon capturing with our filters: stop it and remove them."""
+    """A crash can leave pktmon capturing with our filters: clean what winspect's record proves
+    is its own, leave other users' alone."""
     try:
         backend.require(Operation.CAPTURE)
     except ToolUnavailable:
         return
     try:
-        captures.clean_stale()
+        done = captures.clean_stale()
+        log.info("start-up pktmon check", extra={"fields": {"node": node, "result": done}})
     except NodeError as exc:
         log.warning("could not clean a stale capture", extra={"fields": {"node": node, "error": str(exc)}})

@@ -70,6 +70,7 @@ def request_fields(method: str, request: Message) -> dict[str, Any]:
             "counters_only": request.counters_only,
             "pkt_size": request.pkt_size,
             "frames": request.frames,
+            "take_over": request.take_over,
             "requester": _text(request.requester),
         }
     if isinstance(request, pb.StopCaptureRequest):

@@ -196,6 +196,8 @@ def _note(record: AuditRecord, event: pb.CaptureEvent) -> None:
     kind = event.WhichOneof("event")
     if kind == "started":
         record.details["session"] = event.started.session_id
+        if event.started.taken_over:
+            record.details["taken_over"] = event.started.taken_over[:1000]
     elif kind == "ended":
         ended = event.ended
         record.details.update(

@@ -51,6 +51,12 @@ class CaptureHandle(Protocol):
         """The capture tool's name, for messages (`pktmon`)."""
         ...
 
+    @property
+    def session_id(self) -> str:
+        """The capture's id (hex digits): the server's session id, and on the node the name of
+        what the capture creates."""
+        ...
+
     def description(self) -> CaptureDescription:
         """The tool's filters and arguments as run (or as they will run), the components seen."""
         ...
@@ -117,9 +123,17 @@ class NodeBackend(Protocol):
         UnsupportedRequest when the node's tool cannot capture what `spec` asks."""
         ...
 
-    def clean_capture(self) -> bool:
-        """Ends whatever capture runs on the node and removes its filters (a crashed server's
-        leftovers); False when none was running."""
+    def clean_capture(self, node_name: str) -> str:
+        """Cleans what a crashed server of this node provably left (its session and filters, and
+        puts back what it had taken over); never touches another user's. Returns what was done."""
+        ...
+
+    def foreign_capture(self) -> str:
+        """What capture runs on the node that this server did not start ("" when none)."""
+        ...
+
+    def unrestored_filters(self) -> list[str]:
+        """Filters of another user this server took over and could not put back."""
         ...
 
     def counters(self, include_hidden: bool) -> CountersResult:

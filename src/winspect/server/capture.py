@@ -31,7 +31,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 
@@ -46,6 +45,7 @@ from winspect.server.validation import CapturePlan
 from winspect.v1 import winspect_pb2 as pb
 
 log = logging.getLogger("winspect.server.capture")
+audit = logging.getLogger("winspect.server.audit")
 
 # How long an end waits for the reader to finish, or for another caller's end to clean the node.
 END_WAIT_SECONDS = 10.0
@@ -75,7 +75,7 @@ class CaptureSession:
         peer: str,
         max_queued_packets: int,
     ) -> None:
-        self.id = uuid.uuid4().hex[:16]
+        self.id = handle.session_id
         self.started_at = datetime.now(timezone.utc)
         self.plan = plan
         self.peer = peer
@@ -116,6 +116,7 @@ class CaptureSession:
             counters_only=spec.counters_only,
             components=described.components,
             frames=spec.frames,
+            taken_over=described.taken_over,
         )
 
     def describe(self) -> str:
@@ -166,6 +167,19 @@ class CaptureSession:
             self._timer.daemon = True
             self._timer.start()
         described = self._handle.description()
+        if described.taken_over:
+            audit.info(
+                "pktmon taken over",
+                extra={
+                    "fields": {
+                        "node": self._node,
+                        "session": self.id,
+                        "requester": self.plan.requester,
+                        "peer": self.peer,
+                        "taken_over": described.taken_over,
+                    }
+                },
+            )
         log.info(
             "capture started",
             extra={
@@ -441,6 +455,7 @@ class CaptureManager:
             session.abandon_drain("the server is shutting down")
             session.wait_until_delivered(1.0)
 
-    def clean_stale(self) -> None:
-        """At server start: ends a capture and removes filters a crashed server left behind."""
-        self._backend.clean_capture()
+    def clean_stale(self) -> str:
+        """At server start: cleans what a crashed server provably left behind (see
+        NodeBackend.clean_capture); returns what was done or left."""
+        return self._backend.clean_capture(self._node)

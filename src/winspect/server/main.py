@@ -2,7 +2,7 @@
 
     winspectserv [-p/--port 50051] [--host 0.0.0.0] [--tools-dir DIR]
                  [--node-name NAME] [--tool-timeout SECONDS] [--log-level LEVEL]
-    winspectserv --cleanup [--tools-dir DIR]   (stop pktmon, remove filters, exit)
+    winspectserv --cleanup [--tools-dir DIR]   (clean winspect's own pktmon leftovers, exit)
                  (--tls-cert FILE --tls-key FILE [--kubeconfig FILE] | --insecure)
                  [--max-capture-duration SECONDS] [--max-packet-rate N]
                  [--max-concurrent-requests N] [--max-request-bytes N] [--auth-cache-ttl SECONDS]
@@ -107,7 +107,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--cleanup",
         action="store_true",
-        help="stop any pktmon capture and remove its filters, then exit (the DaemonSet's preStop hook)",
+        help="clean what winspect's session record proves is its own (pktmon session and filters; filters "
+        "it took over are re-added), leave other users' alone, then exit (the DaemonSet's preStop hook)",
+    )
+    parser.add_argument(
+        "--state-dir",
+        metavar="DIR",
+        help="winspect's private state on the node, its pktmon session record (default: "
+        "%%ProgramData%%\\winspect on Windows, $XDG_STATE_HOME/winspect/node elsewhere)",
     )
     parser.add_argument(
         "--log-level", default="info", choices=["debug", "info", "warning", "error"], help="log level (info)"
@@ -173,21 +180,21 @@ def _add_limit_options(limits: argparse._ArgumentGroup) -> None:
     )
 
 
-def cleanup(tools_dir: str | None, tool_timeout: float) -> int:
-    """`pktmon stop` and `pktmon filter remove`, for a node whose server is going away.
+def cleanup(tools_dir: str | None, tool_timeout: float, state_dir: str | None, node_name: str) -> int:
+    """Cleans winspect's own pktmon leftovers, for a node whose server is going away.
 
-    Exit 0 when the node is clean (also when nothing was running), 1 with the tool's
-    own message when pktmon could not be run or refused.
+    Only what winspect's session record proves is its own is stopped or removed;
+    other users' sessions and filters are left alone (and named). Exit 0 when
+    done, 1 with the tool's own message when pktmon could not be run or refused.
     """
-    backend = windows_backend(tools_dir, tool_timeout)
+    backend = windows_backend(tools_dir, tool_timeout, state_dir)
     try:
         backend.require(Operation.CAPTURE)
-        was_running = backend.clean_capture()
+        done = backend.clean_capture(node_name)
     except NodeError as exc:
         print(f"winspectserv: cleanup failed: {exc}", file=sys.stderr)
         return 1
-    state = "stopped a running capture" if was_running else "no capture was running"
-    print(f"winspectserv: node clean ({state}; pktmon filters removed)", file=sys.stderr)
+    print(f"winspectserv: cleanup: {done}", file=sys.stderr)
     return 0
 
 
@@ -202,7 +209,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--tls-cert and --tls-key go together")
     configure_logging(getattr(logging, args.log_level.upper()))
     if args.cleanup:
-        return cleanup(args.tools_dir, args.tool_timeout)
+        node = args.node_name or default_node_name()
+        return cleanup(args.tools_dir, args.tool_timeout, args.state_dir, node)
     if args.insecure:
         print(
             "winspectserv: WARNING: --insecure: plain text, no authentication, no authorisation; "
@@ -215,6 +223,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         node_name=args.node_name or default_node_name(),
         tools_dir=args.tools_dir,
         tool_timeout=args.tool_timeout,
+        state_dir=args.state_dir,
         tls_cert=_mounted(args.tls_cert),
         tls_key=_mounted(args.tls_key),
         kubeconfig=args.kubeconfig,

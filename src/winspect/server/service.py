@@ -121,6 +121,7 @@ class NodeInspectorService(pb_grpc.NodeInspectorServicer):
                     for op in self._backend.operations()
                 ],
                 capture=session.info() if session is not None else None,
+                pktmon=pb.PktmonInfo(unrestored_filters=self._backend.unrestored_filters()),
             )
 
         return self._unary("NodeInfo", context, "", work)
@@ -182,7 +183,13 @@ class NodeInspectorService(pb_grpc.NodeInspectorServicer):
             self._backend.require(Operation.COUNTERS)
             session = self._captures.current()
             if session is None:
-                return pb.CountersResponse(capture_running=False)
+                foreign = self._backend.foreign_capture()
+                if not foreign:
+                    return pb.CountersResponse(capture_running=False)
+                result = self._backend.counters(request.include_hidden)
+                return pb.CountersResponse(
+                    capture_running=False, foreign_session=foreign, rows=result.rows, raw_text=result.raw_text
+                )
             result = self._backend.counters(request.include_hidden)
             return pb.CountersResponse(
                 capture_running=True, capture=session.info(), rows=result.rows, raw_text=result.raw_text

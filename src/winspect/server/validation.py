@@ -226,6 +226,7 @@ def capture(req: pb.CaptureRequest) -> CapturePlan:
             counters_only=req.counters_only,
             pkt_size=req.pkt_size,
             frames=req.frames,
+            take_over=req.take_over,
         ),
         duration_seconds=req.duration_seconds,
         requester=who,

@@ -133,20 +133,38 @@ class OperationStatus(_message.Message):
     def __init__(self, operation: _Optional[_Union[Operation, str]] = ..., available: _Optional[bool] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class NodeInfoResponse(_message.Message):
-    __slots__ = ("hostname", "os", "os_build", "version", "operations", "capture")
+    __slots__ = ("hostname", "os", "os_build", "version", "operations", "capture", "pktmon")
     HOSTNAME_FIELD_NUMBER: _ClassVar[int]
     OS_FIELD_NUMBER: _ClassVar[int]
     OS_BUILD_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     OPERATIONS_FIELD_NUMBER: _ClassVar[int]
     CAPTURE_FIELD_NUMBER: _ClassVar[int]
+    PKTMON_FIELD_NUMBER: _ClassVar[int]
     hostname: str
     os: str
     os_build: str
     version: str
     operations: _containers.RepeatedCompositeFieldContainer[OperationStatus]
     capture: CaptureInfo
-    def __init__(self, hostname: _Optional[str] = ..., os: _Optional[str] = ..., os_build: _Optional[str] = ..., version: _Optional[str] = ..., operations: _Optional[_Iterable[_Union[OperationStatus, _Mapping]]] = ..., capture: _Optional[_Union[CaptureInfo, _Mapping]] = ...) -> None: ...
+    pktmon: PktmonInfo
+    def __init__(self, hostname: _Optional[str] = ..., os: _Optional[str] = ..., os_build: _Optional[str] = ..., version: _Optional[str] = ..., operations: _Optional[_Iterable[_Union[OperationStatus, _Mapping]]] = ..., capture: _Optional[_Union[CaptureInfo, _Mapping]] = ..., pktmon: _Optional[_Union[PktmonInfo, _Mapping]] = ...) -> None: ...
+
+class PktmonInfo(_message.Message):
+    __slots__ = ("file_version", "command_line", "features", "missing", "unrestored_filters", "probe_error")
+    FILE_VERSION_FIELD_NUMBER: _ClassVar[int]
+    COMMAND_LINE_FIELD_NUMBER: _ClassVar[int]
+    FEATURES_FIELD_NUMBER: _ClassVar[int]
+    MISSING_FIELD_NUMBER: _ClassVar[int]
+    UNRESTORED_FILTERS_FIELD_NUMBER: _ClassVar[int]
+    PROBE_ERROR_FIELD_NUMBER: _ClassVar[int]
+    file_version: str
+    command_line: str
+    features: _containers.RepeatedScalarFieldContainer[str]
+    missing: _containers.RepeatedScalarFieldContainer[str]
+    unrestored_filters: _containers.RepeatedScalarFieldContainer[str]
+    probe_error: str
+    def __init__(self, file_version: _Optional[str] = ..., command_line: _Optional[str] = ..., features: _Optional[_Iterable[str]] = ..., missing: _Optional[_Iterable[str]] = ..., unrestored_filters: _Optional[_Iterable[str]] = ..., probe_error: _Optional[str] = ...) -> None: ...
 
 class ProtocolFilter(_message.Message):
     __slots__ = ("protocol", "tcp_flags")
@@ -167,7 +185,7 @@ class PodRef(_message.Message):
     def __init__(self, namespace: _Optional[str] = ..., name: _Optional[str] = ..., ip: _Optional[str] = ...) -> None: ...
 
 class CaptureRequest(_message.Message):
-    __slots__ = ("ips", "macs", "ports", "protocols", "packet_type", "pods", "duration_seconds", "counters_only", "pkt_size", "requester", "frames")
+    __slots__ = ("ips", "macs", "ports", "protocols", "packet_type", "pods", "duration_seconds", "counters_only", "pkt_size", "requester", "frames", "take_over")
     IPS_FIELD_NUMBER: _ClassVar[int]
     MACS_FIELD_NUMBER: _ClassVar[int]
     PORTS_FIELD_NUMBER: _ClassVar[int]
@@ -179,6 +197,7 @@ class CaptureRequest(_message.Message):
     PKT_SIZE_FIELD_NUMBER: _ClassVar[int]
     REQUESTER_FIELD_NUMBER: _ClassVar[int]
     FRAMES_FIELD_NUMBER: _ClassVar[int]
+    TAKE_OVER_FIELD_NUMBER: _ClassVar[int]
     ips: _containers.RepeatedScalarFieldContainer[str]
     macs: _containers.RepeatedScalarFieldContainer[str]
     ports: _containers.RepeatedScalarFieldContainer[int]
@@ -190,10 +209,11 @@ class CaptureRequest(_message.Message):
     pkt_size: int
     requester: str
     frames: bool
-    def __init__(self, ips: _Optional[_Iterable[str]] = ..., macs: _Optional[_Iterable[str]] = ..., ports: _Optional[_Iterable[int]] = ..., protocols: _Optional[_Iterable[_Union[ProtocolFilter, _Mapping]]] = ..., packet_type: _Optional[_Union[PacketType, str]] = ..., pods: _Optional[_Iterable[_Union[PodRef, _Mapping]]] = ..., duration_seconds: _Optional[int] = ..., counters_only: _Optional[bool] = ..., pkt_size: _Optional[int] = ..., requester: _Optional[str] = ..., frames: _Optional[bool] = ...) -> None: ...
+    take_over: bool
+    def __init__(self, ips: _Optional[_Iterable[str]] = ..., macs: _Optional[_Iterable[str]] = ..., ports: _Optional[_Iterable[int]] = ..., protocols: _Optional[_Iterable[_Union[ProtocolFilter, _Mapping]]] = ..., packet_type: _Optional[_Union[PacketType, str]] = ..., pods: _Optional[_Iterable[_Union[PodRef, _Mapping]]] = ..., duration_seconds: _Optional[int] = ..., counters_only: _Optional[bool] = ..., pkt_size: _Optional[int] = ..., requester: _Optional[str] = ..., frames: _Optional[bool] = ..., take_over: _Optional[bool] = ...) -> None: ...
 
 class CaptureInfo(_message.Message):
-    __slots__ = ("session_id", "started_at", "requester", "pktmon_filters", "pktmon_start_args", "counters_only", "components", "frames")
+    __slots__ = ("session_id", "started_at", "requester", "pktmon_filters", "pktmon_start_args", "counters_only", "components", "frames", "taken_over")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     STARTED_AT_FIELD_NUMBER: _ClassVar[int]
     REQUESTER_FIELD_NUMBER: _ClassVar[int]
@@ -202,6 +222,7 @@ class CaptureInfo(_message.Message):
     COUNTERS_ONLY_FIELD_NUMBER: _ClassVar[int]
     COMPONENTS_FIELD_NUMBER: _ClassVar[int]
     FRAMES_FIELD_NUMBER: _ClassVar[int]
+    TAKEN_OVER_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     started_at: _timestamp_pb2.Timestamp
     requester: str
@@ -210,7 +231,8 @@ class CaptureInfo(_message.Message):
     counters_only: bool
     components: _containers.RepeatedCompositeFieldContainer[CaptureComponent]
     frames: bool
-    def __init__(self, session_id: _Optional[str] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., requester: _Optional[str] = ..., pktmon_filters: _Optional[_Iterable[str]] = ..., pktmon_start_args: _Optional[_Iterable[str]] = ..., counters_only: _Optional[bool] = ..., components: _Optional[_Iterable[_Union[CaptureComponent, _Mapping]]] = ..., frames: _Optional[bool] = ...) -> None: ...
+    taken_over: str
+    def __init__(self, session_id: _Optional[str] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., requester: _Optional[str] = ..., pktmon_filters: _Optional[_Iterable[str]] = ..., pktmon_start_args: _Optional[_Iterable[str]] = ..., counters_only: _Optional[bool] = ..., components: _Optional[_Iterable[_Union[CaptureComponent, _Mapping]]] = ..., frames: _Optional[bool] = ..., taken_over: _Optional[str] = ...) -> None: ...
 
 class CaptureComponent(_message.Message):
     __slots__ = ("id", "name", "mac", "endpoint_id", "ips", "pod")
@@ -387,16 +409,18 @@ class CounterRow(_message.Message):
     def __init__(self, group: _Optional[str] = ..., component_id: _Optional[int] = ..., component_name: _Optional[str] = ..., counter_type: _Optional[str] = ..., direction: _Optional[_Union[Direction, str]] = ..., packets: _Optional[int] = ..., bytes: _Optional[int] = ...) -> None: ...
 
 class CountersResponse(_message.Message):
-    __slots__ = ("capture_running", "capture", "rows", "raw_text")
+    __slots__ = ("capture_running", "capture", "rows", "raw_text", "foreign_session")
     CAPTURE_RUNNING_FIELD_NUMBER: _ClassVar[int]
     CAPTURE_FIELD_NUMBER: _ClassVar[int]
     ROWS_FIELD_NUMBER: _ClassVar[int]
     RAW_TEXT_FIELD_NUMBER: _ClassVar[int]
+    FOREIGN_SESSION_FIELD_NUMBER: _ClassVar[int]
     capture_running: bool
     capture: CaptureInfo
     rows: _containers.RepeatedCompositeFieldContainer[CounterRow]
     raw_text: str
-    def __init__(self, capture_running: _Optional[bool] = ..., capture: _Optional[_Union[CaptureInfo, _Mapping]] = ..., rows: _Optional[_Iterable[_Union[CounterRow, _Mapping]]] = ..., raw_text: _Optional[str] = ...) -> None: ...
+    foreign_session: str
+    def __init__(self, capture_running: _Optional[bool] = ..., capture: _Optional[_Union[CaptureInfo, _Mapping]] = ..., rows: _Optional[_Iterable[_Union[CounterRow, _Mapping]]] = ..., raw_text: _Optional[str] = ..., foreign_session: _Optional[str] = ...) -> None: ...
 
 class VfpCountersRequest(_message.Message):
     __slots__ = ("pod", "detailed")

@@ -8,7 +8,9 @@ capture); the server core owns validation and the capture's life.
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Mapping
+from pathlib import Path
 
 from winspect.node.types import (
     CaptureSpec,
@@ -22,7 +24,9 @@ from winspect.node.types import (
 from winspect.node.windows.capture import PktmonCapture
 from winspect.node.windows.hns import Hnsdiag
 from winspect.node.windows.pktmon import Pktmon
+from winspect.node.windows.pktmon_owner import PktmonOwner, RecordStore
 from winspect.node.windows.platform_info import platform_info
+from winspect.node.windows.private_dir import default_state_dir
 from winspect.node.windows.runner import DEFAULT_TIMEOUT, ToolRunner
 from winspect.node.windows.tools import ResolvedTool, resolve_tools
 from winspect.node.windows.vfp import VfpCounters, Vfpctrl
@@ -45,10 +49,12 @@ class WindowsBackend:
         tools_dir: str | os.PathLike[str] | None = None,
         tool_timeout: float = DEFAULT_TIMEOUT,
         env: Mapping[str, str] | None = None,
+        state_dir: str | os.PathLike[str] | None = None,
     ) -> None:
         self.tools: dict[str, ResolvedTool] = resolve_tools(tools_dir, env)
         self.runner = ToolRunner(self.tools, tool_timeout)
         self._pktmon = Pktmon(self.runner)
+        self._records = RecordStore(Path(state_dir) if state_dir else default_state_dir())
         self._hns = Hnsdiag(self.runner)
         self._vfp = VfpCounters(self._hns, Vfpctrl(self.runner))
 
@@ -71,16 +77,37 @@ class WindowsBackend:
 
     # ---------------------------------------------------------------- capture
 
+    def _owner(self, node_name: str) -> PktmonOwner:
+        return PktmonOwner(self._pktmon, self._records, node_name)
+
     def capture(self, spec: CaptureSpec, node_name: str) -> PktmonCapture:
         """A pktmon capture of `spec` (nothing runs yet); UnsupportedRequest when it needs more
         filters than pktmon allows."""
-        return PktmonCapture(self.runner, self._pktmon, self._hns, spec, node_name)
+        session_id = uuid.uuid4().hex[:16]
+        return PktmonCapture(
+            self.runner, self._pktmon, self._hns, spec, node_name, self._owner(node_name), session_id
+        )
 
-    def clean_capture(self) -> bool:
-        """`pktmon stop`, then `pktmon filter remove`; False when no session was running."""
-        stopped = self._pktmon.stop()
-        self._pktmon.remove_filters()
-        return stopped
+    def clean_capture(self, node_name: str) -> str:
+        """Cleans what winspect's session record proves a crashed server left (its session, its
+        filters; filters it had taken over are re-added); leaves other users' session and
+        filters alone. Returns what was done or left."""
+        return self._owner(node_name).clean_leftovers()
+
+    def foreign_capture(self) -> str:
+        """What pktmon runs that this server did not start ("" when nothing runs)."""
+        status = self._pktmon.status()
+        if not status.running:
+            return ""
+        record = self._records.read()
+        if record is not None:
+            return f"a session of an earlier winspect server (session {record.session_id}), {status.kind}"
+        return f"a pktmon session winspect did not start ({status.kind or 'kind unknown'})"
+
+    def unrestored_filters(self) -> list[str]:
+        """Filters winspect took over and could not re-add (until it does, or they are back)."""
+        record = self._records.read()
+        return list(record.unrestored) if record is not None else []
 
     def counters(self, include_hidden: bool) -> CountersResult:
         return self._pktmon.counters(include_hidden)

@@ -6,11 +6,19 @@ client, how it ends); this handle runs it on the node, in this order (each
 line one tool run):
 
 - `prepare`: `hnsdiag list endpoints -d` (with pods, or with frames), `pktmon
-  list --include-hidden` (winspect.node.windows.capture_prep); changes nothing;
-- `start`: `pktmon stop` (a stale session, if any), `pktmon filter remove`,
-  `pktmon filter add winspect-N ...` per filter, `pktmon start ...`;
-- `stop`: `pktmon stop`, then (real-time) waiting for pktmon to exit, killing
-  it and `pktmon stop` again if it does not, and `pktmon filter remove`.
+  list --include-hidden` (winspect.node.windows.capture_prep), `pktmon
+  status`, `pktmon filter list`; changes nothing, and refuses when pktmon is
+  held by someone else (winspect.node.windows.pktmon_owner) unless the
+  request takes it over;
+- `start`: the session record is written; then `pktmon stop` only when a
+  session runs (winspect's own after a crash, or one taken over), `pktmon
+  filter remove` only when filters are there (the same), `pktmon filter add
+  winspect-<session>-N ...` per filter, `pktmon start ...`;
+- `stop`: `pktmon stop` (`pktmon status` when it fails: stopped or not),
+  then (real-time) waiting for pktmon to exit, killing it and `pktmon stop`
+  again if it does not; `pktmon filter list`, `pktmon filter remove` when
+  only winspect's filters are there; the filters taken over re-added
+  (`pktmon filter add` each, `pktmon filter list` to check); the record goes.
 
 Real-time captures read pktmon's two-line records from its stdout
 (parsers.pktmon_realtime). With frames (raw packet bytes wanted) pktmon logs
@@ -40,7 +48,15 @@ from winspect.node.windows.hns import Hnsdiag
 from winspect.node.windows.parsers.pktmon_etl2txt import Etl2txtParser
 from winspect.node.windows.parsers.pktmon_realtime import RealtimeParser, TimeOfDayResolver
 from winspect.node.windows.pktmon import Pktmon, PktmonStart
-from winspect.node.windows.pktmon_filters import filter_names, spec_filters
+from winspect.node.windows.pktmon_filters import spec_filters
+from winspect.node.windows.pktmon_owner import (
+    Occupancy,
+    PktmonOwner,
+    SessionRecord,
+    new_record,
+    our_filter_names,
+    row_text,
+)
 from winspect.node.windows.runner import READ_SIZE, ToolRunner
 from winspect.v1 import winspect_pb2 as pb
 
@@ -91,15 +107,27 @@ class PktmonCapture:
     tool = "pktmon"
 
     def __init__(
-        self, runner: ToolRunner, pktmon: Pktmon, hns: Hnsdiag, spec: CaptureSpec, node_name: str
+        self,
+        runner: ToolRunner,
+        pktmon: Pktmon,
+        hns: Hnsdiag,
+        spec: CaptureSpec,
+        node_name: str,
+        owner: PktmonOwner,
+        session_id: str,
     ) -> None:
         self._runner = runner
         self._pktmon = pktmon
         self._hns = hns
         self._spec = spec
         self._node = node_name
+        self._owner = owner
+        self.session_id = session_id
         self._filters = spec_filters(spec)
-        self._names = filter_names(len(self._filters))
+        self._names = our_filter_names(session_id, len(self._filters))
+        self._occupancy: Occupancy | None = None
+        self._record: SessionRecord | None = None  # set once the node may have been changed
+        self._taken_over = ""
         self._start = PktmonStart.of(spec)
         self._components: list[pb.CaptureComponent] = []
         self._component_names: dict[int, str] = {}
@@ -119,6 +147,7 @@ class PktmonCapture:
             # With frames the log file's name is picked at start: show what ran.
             tool_args=process.argv[1:] if self._start.frames and process is not None else self._start.args(),
             components=self._components,
+            taken_over=self._taken_over,
         )
 
     # ------------------------------------------------------------ start
@@ -131,11 +160,21 @@ class PktmonCapture:
         self._start = replace(self._start, component_ids=tuple(prep.component_ids))
         self._components = list(prep.components)
         self._component_names = prep.component_names
+        occupancy = self._owner.survey()
+        self._owner.check(occupancy, self._spec.take_over)
+        self._occupancy = occupancy
 
     def start(self) -> None:
-        """Stops a stale session, replaces the filters and starts pktmon; after a failure `stop` cleans."""
-        self._pktmon.stop()  # a stale session, if any
-        self._pktmon.remove_filters()
+        """Records the session, cleans winspect's leftovers or what it takes over, adds the filters
+        and starts pktmon; after a failure `stop` cleans."""
+        occupancy = self._occupancy
+        assert occupancy is not None, "start() before prepare()"
+        ours = [f.name for f in occupancy.ours]
+        record = new_record(self.session_id, "", [*ours, *self._names], occupancy, self._spec.take_over)
+        self._taken_over = _taken_over_text(occupancy, self._spec.take_over)
+        self._record = record
+        self._owner.claim(occupancy, record)
+        record.filter_names = list(self._names)  # winspect's leftovers are gone
         for name, spec in zip(self._names, self._filters, strict=True):
             self._pktmon.add_filter(name, spec)
         if not self._start.frames:
@@ -257,14 +296,17 @@ class PktmonCapture:
     # ------------------------------------------------------------ end
 
     def stop(self) -> CaptureStopped:
-        """`pktmon stop` and `pktmon filter remove`; with frames the log files left then drain."""
+        """`pktmon stop` and the filters (winspect's removed, those taken over re-added); with frames
+        the log files left then drain. Nothing when the node was never changed (a refusal)."""
         problems: list[str] = []
+        if self._record is None:
+            return CaptureStopped(clean=True)
         stop_ok = self._stop(problems)
         process = self._process
         if self._start.frames and stop_ok and process is not None:
             # pktmon has stopped: once its filters are gone the node is clean, and
             # converting the files left in our private directory changes nothing on it.
-            return CaptureStopped(clean=self._remove_filters(problems), draining=True, problems=problems)
+            return CaptureStopped(clean=self._release(problems), draining=True, problems=problems)
         patience = EXIT_WAIT_SECONDS if stop_ok else 1.0  # no point waiting after a failed stop
         if process is not None and process.wait(patience) is None:
             if self._start.frames:
@@ -273,8 +315,14 @@ class PktmonCapture:
                 problems.append("pktmon did not exit after `pktmon stop`; it was killed")
             process.kill()
             stop_ok = self._stop(problems)  # the session can outlive its process: stop it again
-        remove_ok = self._remove_filters(problems)
-        return CaptureStopped(clean=stop_ok and remove_ok, problems=problems)
+        if not stop_ok:
+            problems.append(
+                f"left on node {self._node}: the pktmon session winspect started (session {self.session_id}, "
+                f"still running) and its {len(self._names)} filter(s); winspect's record of them stays, so "
+                "`winspectserv --cleanup` or the server's next start cleans them"
+            )
+            return CaptureStopped(clean=False, problems=problems)
+        return CaptureStopped(clean=self._release(problems), problems=problems)
 
     def _stop(self, problems: list[str]) -> bool:
         try:
@@ -286,13 +334,9 @@ class PktmonCapture:
             self._file_capture.stopped()
         return True
 
-    def _remove_filters(self, problems: list[str]) -> bool:
-        try:
-            self._pktmon.remove_filters()
-            return True
-        except NodeError as exc:
-            problems.append(str(exc))
-            return False
+    def _release(self, problems: list[str]) -> bool:
+        assert self._record is not None
+        return self._owner.release(self._record, problems)
 
     def backlog(self) -> LogBacklog:
         return self._process.backlog() if self._process is not None else LogBacklog()
@@ -310,3 +354,22 @@ class PktmonCapture:
         """Releases pktmon's output (and removes the private log directory)."""
         if self._process is not None:
             self._process.close()
+
+
+def _taken_over_text(occupancy: Occupancy, take_over: bool) -> str:
+    """What a capture takes over from another pktmon user, for CaptureInfo."""
+    if not take_over:
+        return ""
+    parts = []
+    if occupancy.foreign_session:
+        parts.append(
+            f"stopped a pktmon session winspect did not start ({occupancy.status.kind or 'kind unknown'}); "
+            "winspect does not restart it"
+        )
+    foreign = occupancy.foreign_filters
+    if foreign:
+        parts.append(
+            f"removed {len(foreign)} pktmon filter(s) of another user, re-added after the capture: "
+            + "; ".join(row_text(f) for f in foreign)
+        )
+    return "; ".join(parts)

@@ -8,7 +8,9 @@ from dataclasses import dataclass
 from winspect.node.errors import ToolFailed, ToolOutputError
 from winspect.node.types import CaptureSpec, CountersResult, PacketKind
 from winspect.node.windows.parsers.pktmon_counters import parse_counters_json, parse_counters_text
+from winspect.node.windows.parsers.pktmon_filter_list import FilterRow, parse_filter_list
 from winspect.node.windows.parsers.pktmon_list import Component, parse_components
+from winspect.node.windows.parsers.pktmon_status import NOT_RUNNING, PktmonStatus, parse_status
 from winspect.node.windows.pktmon_filters import PktmonFilter
 from winspect.node.windows.runner import StreamingProcess, ToolRunner
 from winspect.v1 import winspect_pb2 as pb
@@ -65,17 +67,36 @@ class Pktmon:
         self._runner = runner
 
     def stop(self) -> bool:
-        """`pktmon stop`. False when pktmon refused (typically: no session was running)."""
+        """`pktmon stop`: True when it stopped a session, False when none was running.
+
+        A non-zero exit is not taken as success: `pktmon status` then decides (the old command
+        line's `stop` prints its counters and exits 87 although it stopped). ToolFailed when a
+        session still runs.
+        """
         try:
-            self._runner.run(TOOL, ["stop"])
+            result = self._runner.run(TOOL, ["stop"])
         except ToolFailed as exc:
-            log.info("pktmon stop refused", extra={"fields": {"error": str(exc)}})
-            return False
-        return True
+            if self.status().running:
+                raise
+            log.info("pktmon stop failed but no session runs", extra={"fields": {"error": str(exc)}})
+            return NOT_RUNNING not in exc.output.lower()
+        return NOT_RUNNING not in result.stdout.lower()
+
+    def status(self) -> PktmonStatus:
+        """`pktmon status`, parsed."""
+        return parse_status(self._runner.run(TOOL, ["status"]).stdout)
+
+    def filter_list(self) -> list[FilterRow]:
+        """`pktmon filter list`, parsed (every filter on the node, whoever added it)."""
+        return parse_filter_list(self._runner.run(TOOL, ["filter", "list"]).stdout)
 
     def remove_filters(self) -> None:
-        """`pktmon filter remove` (all filters)."""
+        """`pktmon filter remove` (all filters: only once they are known to be winspect's or taken over)."""
         self._runner.run(TOOL, ["filter", "remove"])
+
+    def add_filter_args(self, args: list[str]) -> None:
+        """`pktmon filter add <args>` (re-adding a filter taken over)."""
+        self._runner.run(TOOL, ["filter", "add", *args])
 
     def add_filter(self, name: str, spec: PktmonFilter) -> None:
         self._runner.run(TOOL, ["filter", "add", name, *spec.args()])

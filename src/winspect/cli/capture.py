@@ -108,6 +108,8 @@ class StreamSink:
                     f"{node}: warning: this winspectserv sends no packet bytes (too old?): "
                     "its packets are not in the pcapng file"
                 )
+        if info.taken_over:
+            err(f"{node}: took pktmon over: {info.taken_over}")
         if self.verbose:
             filters = "; ".join(info.pktmon_filters) or "none"
             err(f"{node}: capture started (session {info.session_id}, filters: {filters})")
@@ -331,6 +333,13 @@ def print_summary(
     metavar="BYTES",
     help="Bytes pktmon logs of each packet (snap length), 1-65535; 0 or absent: the whole packet.",
 )
+@click.option(
+    "--take-over",
+    "take_over",
+    is_flag=True,
+    help="Capture even where pktmon holds another user's session or filters (e.g. Defender's SenseNdr): "
+    "their filters are removed and re-added afterwards; a session of theirs is stopped and NOT restarted.",
+)
 @handles_errors
 def capture(
     scope: str,
@@ -346,6 +355,7 @@ def capture(
     write: str | None,
     quiet: bool,
     pkt_size: str | None,
+    take_over: bool,
 ) -> int:
     """Capture packets on Windows nodes (pktmon), on whole nodes or on pods' vNICs.
 
@@ -389,6 +399,7 @@ def capture(
         counters_only=counters_only,
         pkt_size=parse_pkt_size(pkt_size),
         frames=write is not None,
+        take_over=take_over,
     )
     if write is not None and counters_only:
         raise UsageError("-w/--write needs packets: it cannot be combined with --counters-only")

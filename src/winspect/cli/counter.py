@@ -63,6 +63,10 @@ def counter(nodes: tuple[str, ...], include_hidden: bool) -> int:
     wide = settings.output == "wide"
 
     def text(_node: str, resp: Any) -> str:
+        if not resp.capture_running and resp.foreign_session:
+            table = counters_table(resp, wide=wide)
+            head = f"no winspect capture on this node; these are the counters of {resp.foreign_session}"
+            return f"{head}:\n{table}"
         if not resp.capture_running:
             return "no capture running on this node (start one with: winspect capture)"
         head = capture_line(resp)

@@ -76,6 +76,20 @@ def version(client_only: bool, nodes: tuple[str, ...]) -> int:
         for op in missing:
             name = pb.Operation.Name(op.operation).removeprefix("OPERATION_").lower()
             line += f"\n  {name} unavailable: {op.reason or 'no reason given'}"
+        pktmon = resp.pktmon
+        if pktmon.command_line or pktmon.file_version:
+            version = pktmon.file_version or "(file version unknown)"
+            line += f"\n  pktmon {version}, {pktmon.command_line or 'unknown'} command line"
+            for missing in pktmon.missing:
+                line += f"\n    lacks {missing}"
+        if pktmon.probe_error:
+            line += f"\n  pktmon could not be probed: {pktmon.probe_error}"
+        if pktmon.unrestored_filters:
+            line += (
+                f"\n  pktmon filters of another user that winspect took over and could not re-add "
+                f"({len(pktmon.unrestored_filters)}):"
+            )
+            line += "".join(f"\n    {f}" for f in pktmon.unrestored_filters)
         if resp.HasField("capture"):
             line += (
                 f"\n  capture running: session {resp.capture.session_id} by {resp.capture.requester or '?'}"

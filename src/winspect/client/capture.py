@@ -68,6 +68,7 @@ class CaptureOptions:
     counters_only: bool = False
     pkt_size: int = 0  # pktmon --pkt-size: bytes logged per packet, 0 = whole packet
     frames: bool = False  # ask for each packet's raw bytes (pcapng export)
+    take_over: bool = False  # stop/replace another pktmon user's session and filters (re-added after)
 
 
 def build_request(options: CaptureOptions, pods: Sequence[PodTarget], who: str) -> pb.CaptureRequest:
@@ -88,6 +89,7 @@ def build_request(options: CaptureOptions, pods: Sequence[PodTarget], who: str) 
         counters_only=options.counters_only,
         pkt_size=options.pkt_size,
         frames=options.frames,
+        take_over=options.take_over,
         requester=who,
     )
 

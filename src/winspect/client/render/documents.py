@@ -37,6 +37,7 @@ def capture_info_to_dict(info: Any) -> dict[str, Any]:
         "pktmon_filters": list(info.pktmon_filters),
         "pktmon_start_args": list(info.pktmon_start_args),
         "counters_only": info.counters_only,
+        "taken_over": info.taken_over or None,
     }
 
 
@@ -44,6 +45,7 @@ def counters_to_dict(resp: Any) -> dict[str, Any]:
     return {
         "capture_running": resp.capture_running,
         "capture": capture_info_to_dict(resp.capture) if resp.HasField("capture") else None,
+        "foreign_session": resp.foreign_session or None,
         "rows": [
             {
                 "group": r.group,
@@ -128,6 +130,18 @@ def node_info_to_dict(resp: Any) -> dict[str, Any]:
             for op in resp.operations
         ],
         "capture": capture_info_to_dict(resp.capture) if resp.HasField("capture") else None,
+        "pktmon": pktmon_info_to_dict(resp.pktmon),
+    }
+
+
+def pktmon_info_to_dict(info: Any) -> dict[str, Any]:
+    return {
+        "file_version": info.file_version or None,
+        "command_line": info.command_line or None,
+        "features": list(info.features),
+        "missing": list(info.missing),
+        "unrestored_filters": list(info.unrestored_filters),
+        "probe_error": info.probe_error or None,
     }
 
 

@@ -65,6 +65,14 @@ def test_text_table_fallback() -> None:
     ]
 
 
+def test_text_counts_with_thousands_separators() -> None:
+    text = "  17 Microsoft Hyper-V Network Adapter  Flow  Rx  147,232  3,150,000 | Tx  3,900  610,000\r\n"
+    assert _rows(parse_counters_text(text) or []) == [
+        ("", 17, "Microsoft Hyper-V Network Adapter", "Flow", pb.DIRECTION_RX, 147232, 3150000),
+        ("", 17, "Microsoft Hyper-V Network Adapter", "Flow", pb.DIRECTION_TX, 3900, 610000),
+    ]
+
+
 def test_text_without_counter_cells_is_not_parsed() -> None:
     assert parse_counters_text("Packet Monitor is not running.\n") is None
     assert parse_counters_text(reference("pktmon_status_idle.txt")) is None

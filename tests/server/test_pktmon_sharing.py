@@ -14,7 +14,14 @@ from pathlib import Path
 
 import grpc
 import pytest
-from support.server import EmulatedNode, collect_stream, leave_crashed_capture, node_is_clean, record_path
+from support.server import (
+    EmulatedNode,
+    collect_stream,
+    leave_crashed_capture,
+    node_is_clean,
+    record_path,
+    started_node,
+)
 
 from winspect.emulator.node_options import DEFENDER_FILTER_ARGS
 from winspect.emulator.state import clear_faults, set_fault
@@ -43,31 +50,24 @@ DEFENDER_READD = [
 ]
 
 
-def _node(tmp_path: Path, host: str, **options: bool) -> Iterator[EmulatedNode]:
-    node = EmulatedNode(host, tmp_path, **options)  # type: ignore[arg-type]
-    node.start()
-    yield node
-    node.stop()
-
-
 @pytest.fixture
 def plain(tmp_path: Path, loopback_hosts: list[str]) -> Iterator[EmulatedNode]:
-    yield from _node(tmp_path, loopback_hosts[0])
+    yield from started_node(tmp_path, loopback_hosts[0])
 
 
 @pytest.fixture
 def defender(tmp_path: Path, loopback_hosts: list[str]) -> Iterator[EmulatedNode]:
-    yield from _node(tmp_path, loopback_hosts[0], defender_filters=True)
+    yield from started_node(tmp_path, loopback_hosts[0], defender_filters=True)
 
 
 @pytest.fixture
 def admin_session(tmp_path: Path, loopback_hosts: list[str]) -> Iterator[EmulatedNode]:
-    yield from _node(tmp_path, loopback_hosts[0], foreign_session=True)
+    yield from started_node(tmp_path, loopback_hosts[0], foreign_session=True)
 
 
 @pytest.fixture
 def both(tmp_path: Path, loopback_hosts: list[str]) -> Iterator[EmulatedNode]:
-    yield from _node(tmp_path, loopback_hosts[0], defender_filters=True, foreign_session=True)
+    yield from started_node(tmp_path, loopback_hosts[0], defender_filters=True, foreign_session=True)
 
 
 def test_emulated_defender_set_is_what_winspect_re_adds() -> None:

@@ -164,6 +164,16 @@ def collect_stream(events: Iterator[pb.CaptureEvent]) -> tuple[list[pb.CaptureEv
     return seen, packets
 
 
+def started_node(root: Path, host: str, **options: Any) -> Iterator[EmulatedNode]:
+    """An emulated node (with these EmulatedNode options) and its started server, for a fixture."""
+    node = EmulatedNode(host, root, **options)
+    node.start()
+    try:
+        yield node
+    finally:
+        node.stop()
+
+
 def leave_crashed_capture(node: EmulatedNode, ports: tuple[int, ...] = (80,)) -> str:
     """What a winspectserv killed mid-capture leaves on the node: its session record, its filters
     and a pktmon session whose capturing process is gone. Made by the real backend (the server's

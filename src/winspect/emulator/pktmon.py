@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from winspect.emulator import store
+from winspect.emulator.node_options import pktmon_flavour
 from winspect.emulator.pktmon_filters import (
     MAX_FILTERS,
     CompiledFilter,
@@ -39,6 +40,7 @@ from winspect.emulator.pktmon_logfile import (
     LogFileError,
     convert_to_text,
 )
+from winspect.emulator.pktmon_old import command_help, old_main
 from winspect.emulator.pktmon_text import (
     render_counters,
     render_counters_json,
@@ -94,12 +96,18 @@ def main(argv: list[str] | None = None) -> int:
     if isinstance(began, int):
         return began
     state_dir = began
+    if pktmon_flavour(store.read_json(state_dir, store.PKTMON_FILE)) == "old":
+        try:
+            return old_main(state_dir, args, _old_filter_or_reset)
+        except (UsageError, FilterError) as e:
+            return fail(f"Error: {e}", e.code if isinstance(e, UsageError) else ERROR_INVALID_PARAMETER)
     if not args or args[0].lower() in ("help", "-h", "--help", "/?"):
         print(USAGE)
         return 0
     cmd, rest = args[0].lower(), args[1:]
-    if rest and rest[0].lower() in ("help", "-h", "--help", "/?"):
-        print(USAGE)
+    helped = command_help(args, old=False)
+    if helped is not None:
+        print(helped or USAGE)
         return 0
     handlers = {
         "filter": _cmd_filter,
@@ -125,6 +133,12 @@ def main(argv: list[str] | None = None) -> int:
         return fail(f"Error: {e}", code)
     except BrokenPipeError:
         return pipe_closed()
+
+
+def _old_filter_or_reset(state_dir: Path, args: list[str]) -> int:
+    """`filter ...` and `reset`, which the old command line shares with the current one."""
+    command = _cmd_filter if args[0].lower() == "filter" else _cmd_reset
+    return command(state_dir, args[1:])
 
 
 # ---------------------------------------------------------------- options

@@ -132,8 +132,9 @@ class NodeBackend(Protocol):
         """What capture runs on the node that this server did not start ("" when none)."""
         ...
 
-    def unrestored_filters(self) -> list[str]:
-        """Filters of another user this server took over and could not put back."""
+    def tool_info(self) -> pb.PktmonInfo:
+        """The node's capture tool (version, command line, features), and filters of another user
+        this server took over and could not put back."""
         ...
 
     def counters(self, include_hidden: bool) -> CountersResult:

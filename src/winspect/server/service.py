@@ -121,7 +121,7 @@ class NodeInspectorService(pb_grpc.NodeInspectorServicer):
                     for op in self._backend.operations()
                 ],
                 capture=session.info() if session is not None else None,
-                pktmon=pb.PktmonInfo(unrestored_filters=self._backend.unrestored_filters()),
+                pktmon=self._backend.tool_info(),
             )
 
         return self._unary("NodeInfo", context, "", work)

@@ -8,10 +8,12 @@ capture); the server core owns validation and the capture's life.
 from __future__ import annotations
 
 import os
+import threading
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
 
+from winspect.node.errors import ToolUnavailable
 from winspect.node.types import (
     CaptureSpec,
     CountersResult,
@@ -22,9 +24,11 @@ from winspect.node.types import (
     PodTarget,
 )
 from winspect.node.windows.capture import PktmonCapture
+from winspect.node.windows.file_version import file_version
 from winspect.node.windows.hns import Hnsdiag
 from winspect.node.windows.pktmon import Pktmon
 from winspect.node.windows.pktmon_owner import PktmonOwner, RecordStore
+from winspect.node.windows.pktmon_probe import OLD, WHY_MISSING, PktmonCapabilities, probe
 from winspect.node.windows.platform_info import platform_info
 from winspect.node.windows.private_dir import default_state_dir
 from winspect.node.windows.runner import DEFAULT_TIMEOUT, ToolRunner
@@ -55,6 +59,8 @@ class WindowsBackend:
         self.runner = ToolRunner(self.tools, tool_timeout)
         self._pktmon = Pktmon(self.runner)
         self._records = RecordStore(Path(state_dir) if state_dir else default_state_dir())
+        self._capabilities: PktmonCapabilities | None = None
+        self._probe_lock = threading.Lock()
         self._hns = Hnsdiag(self.runner)
         self._vfp = VfpCounters(self._hns, Vfpctrl(self.runner))
 
@@ -67,8 +73,38 @@ class WindowsBackend:
         result = []
         for operation, needs in _NEEDS.items():
             missing = [self.tools[name].reason for name in needs if not self.tools[name].available]
+            if not missing and operation is Operation.CAPTURE:
+                lacks = self.pktmon_capabilities().lacks(_CAPTURE_NEEDS, "a capture", "")
+                missing = [lacks] if lacks else []
             result.append(OperationAvailability(operation, not missing, "; ".join(missing)))
         return result
+
+    def pktmon_capabilities(self) -> PktmonCapabilities:
+        """What the node's pktmon offers, probed once (at the server's start)."""
+        with self._probe_lock:
+            if self._capabilities is None:
+                tool = self.tools["pktmon"]
+                if tool.path is None:
+                    return PktmonCapabilities(probe_error=tool.reason)
+                try:
+                    self._capabilities = probe(
+                        lambda argv: self.runner.run("pktmon", argv).stdout, file_version(str(tool.path))
+                    )
+                except ToolUnavailable as exc:
+                    return PktmonCapabilities(probe_error=str(exc))
+            return self._capabilities
+
+    def tool_info(self) -> pb.PktmonInfo:
+        """The node's pktmon (version, command line, features) and the filters winspect owes back."""
+        caps = self.pktmon_capabilities()
+        return pb.PktmonInfo(
+            file_version=caps.file_version,
+            command_line=caps.command_line,
+            features=list(caps.features),
+            missing=[f"{name}: {WHY_MISSING[name]}" for name in caps.missing()] if caps.command_line else [],
+            unrestored_filters=self._unrestored_filters(),
+            probe_error=caps.probe_error,
+        )
 
     def require(self, operation: Operation) -> None:
         """Raises ToolUnavailable when a tool `operation` needs is missing."""
@@ -83,6 +119,13 @@ class WindowsBackend:
     def capture(self, spec: CaptureSpec, node_name: str) -> PktmonCapture:
         """A pktmon capture of `spec` (nothing runs yet); UnsupportedRequest when it needs more
         filters than pktmon allows."""
+        caps = self.pktmon_capabilities()
+        if caps.command_line:  # unknown: try, and let pktmon's own error speak
+            needs = [*_CAPTURE_NEEDS[:-1], *(("multi-file", "etl2txt") if spec.frames else ("real-time",))]
+            what = "a capture with packet bytes (-w)" if spec.frames else "a capture"
+            lacks = caps.lacks(needs, what, node_name)
+            if lacks:
+                raise ToolUnavailable("pktmon", lacks)
         session_id = uuid.uuid4().hex[:16]
         return PktmonCapture(
             self.runner, self._pktmon, self._hns, spec, node_name, self._owner(node_name), session_id
@@ -92,10 +135,19 @@ class WindowsBackend:
         """Cleans what winspect's session record proves a crashed server left (its session, its
         filters; filters it had taken over are re-added); leaves other users' session and
         filters alone. Returns what was done or left."""
+        caps = self.pktmon_capabilities()
+        if caps.command_line == OLD:
+            return f"{caps.describe()}: winspect never captures with it, so nothing of winspect's is there"
         return self._owner(node_name).clean_leftovers()
 
     def foreign_capture(self) -> str:
         """What pktmon runs that this server did not start ("" when nothing runs)."""
+        caps = self.pktmon_capabilities()
+        if caps.command_line == OLD:  # no `pktmon status`: counters that count tell
+            counted = self._pktmon.counters_old(include_hidden=False)
+            if any(row.packets for row in counted.rows):
+                return f"a pktmon session winspect did not start ({caps.describe()} has no status verb)"
+            return ""
         status = self._pktmon.status()
         if not status.running:
             return ""
@@ -104,12 +156,14 @@ class WindowsBackend:
             return f"a session of an earlier winspect server (session {record.session_id}), {status.kind}"
         return f"a pktmon session winspect did not start ({status.kind or 'kind unknown'})"
 
-    def unrestored_filters(self) -> list[str]:
+    def _unrestored_filters(self) -> list[str]:
         """Filters winspect took over and could not re-add (until it does, or they are back)."""
         record = self._records.read()
         return list(record.unrestored) if record is not None else []
 
     def counters(self, include_hidden: bool) -> CountersResult:
+        if self.pktmon_capabilities().command_line == OLD:
+            return self._pktmon.counters_old(include_hidden)
         return self._pktmon.counters(include_hidden)
 
     # ---------------------------------------------------------------- VFP, HNS
@@ -131,6 +185,9 @@ class WindowsBackend:
             summary_text=text,
         )
 
+
+# What every capture needs of pktmon (the last: real-time, or multi-file and etl2txt with frames).
+_CAPTURE_NEEDS = ["capture", "type-drop", "real-time"]
 
 _HNS_TYPES = {
     HnsKind.ENDPOINTS: pb.HNS_OBJECT_TYPE_ENDPOINTS,

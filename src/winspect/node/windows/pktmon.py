@@ -18,6 +18,8 @@ from winspect.v1 import winspect_pb2 as pb
 log = logging.getLogger("winspect.node.pktmon")
 
 TOOL = "pktmon"
+# The old command line's `pktmon stop` prints the session's counter table and exits with 87.
+OLD_STOP_EXIT = 87
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,8 @@ class Pktmon:
         try:
             result = self._runner.run(TOOL, ["stop"])
         except ToolFailed as exc:
+            if exc.exit_code == OLD_STOP_EXIT and parse_counters_text(exc.output) is not None:
+                return True  # the old command line: its counters, then 87, and it has no `status`
             if self.status().running:
                 raise
             log.info("pktmon stop failed but no session runs", extra={"fields": {"error": str(exc)}})
@@ -113,6 +117,13 @@ class Pktmon:
     def start_logging(self, spec: PktmonStart) -> None:
         """A file-mode `pktmon start` (returns once logging runs)."""
         self._runner.run(TOOL, spec.args())
+
+    def counters_old(self, include_hidden: bool) -> CountersResult:
+        """The old command line's `pktmon comp counters [--include-hidden]`, parsed (else its text)."""
+        args = ["comp", "counters", "--include-hidden"] if include_hidden else ["comp", "counters"]
+        text = self._runner.run(TOOL, args).stdout
+        parsed = parse_counters_text(text)
+        return CountersResult(rows=parsed) if parsed is not None else CountersResult(raw_text=text)
 
     def _without_hidden(self, rows: list[pb.CounterRow]) -> list[pb.CounterRow]:
         """Rows of the components `pktmon list` shows (it leaves hidden ones out).

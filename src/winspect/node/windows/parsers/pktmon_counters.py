@@ -32,7 +32,8 @@ from typing import Any
 from winspect.node.windows.parsers.text import text_lines
 from winspect.v1 import winspect_pb2 as pb
 
-_CELL = re.compile(r"\b(Rx|Tx|Inbound|Outbound|In|Out)\s+(\d+)\s+(\d+)\b", re.IGNORECASE)
+# Counts may group thousands with commas (`147,232`, reference section 6.3).
+_CELL = re.compile(r"\b(Rx|Tx|Inbound|Outbound|In|Out)\s+(\d[\d,]*)\s+(\d[\d,]*)\b", re.IGNORECASE)
 _LEAD = re.compile(r"\s*(?:(\d+)\s+)?(.*?)\s*$")
 _DIRECTIONS = {
     "rx": pb.DIRECTION_RX,
@@ -136,8 +137,8 @@ def parse_counters_text(text: str) -> list[pb.CounterRow] | None:
                     component_name=component_name,
                     counter_type=counter_type,
                     direction=_DIRECTIONS[cell.group(1).lower()],
-                    packets=int(cell.group(2)),
-                    bytes=int(cell.group(3)),
+                    packets=int(cell.group(2).replace(",", "")),
+                    bytes=int(cell.group(3).replace(",", "")),
                 )
             )
     return rows or None

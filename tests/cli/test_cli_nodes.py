@@ -19,6 +19,7 @@ from support.cli import (
     capture_calls,
     cli_env,
     emulated_cluster,
+    filter_session,
     free_hosts,
     run_process,
     vnic_component,
@@ -322,8 +323,9 @@ def test_capture_on_two_nodes_for_a_duration(two_nodes: Cluster) -> None:
             and "capture duration elapsed, node cleaned up" in result.stderr
         )
         assert_clean(node)
-        assert calls[node.name]() == capture_calls(
-            "--type", "all", "--pkt-size", "0", filters=[["-t", "TCP"]]
+        made = calls[node.name]()
+        assert made == capture_calls(
+            "--type", "all", "--pkt-size", "0", filters=[["-t", "TCP"]], session=filter_session(made)
         )
 
 
@@ -364,11 +366,13 @@ def test_capture_filters_reach_the_node(two_nodes: Cluster) -> None:
         *two_nodes.targets(a),
     )
     assert result.returncode == 0, result.stderr
-    assert calls() == capture_calls(
+    made = calls()
+    assert made == capture_calls(
         "--type",
         "flow",
         "--pkt-size",
         "0",
+        session=filter_session(made),
         filters=[
             ["-i", "10.224.0.0/16", "-p", "80", "-t", "TCP", "SYN"],
             ["-i", "10.224.0.0/16", "-p", "443", "-t", "TCP", "SYN"],

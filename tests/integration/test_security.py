@@ -39,6 +39,7 @@ from winspect.deploy.certs import make_server_tls
 from winspect.deploy.manifests import render
 from winspect.emulator.install import install_tools
 from winspect.emulator.state import create_node_state, pktmon_status, read_calls
+from winspect.node.windows.pktmon_probe import PROBES
 from winspect.sandbox.security import secure_channel
 from winspect.v1 import winspect_pb2 as pb
 from winspect.v1 import winspect_pb2_grpc as pb_grpc
@@ -160,7 +161,8 @@ class Node:
 
 def _start_server(node: Node, tools: Path, security: list[str]) -> None:
     argv = [sys.executable, "-m", "winspect.server.main", "--host", node.host, "-p", str(PORT),
-            "--tools-dir", str(tools), "--node-name", node.name, *security]  # fmt: skip
+            "--tools-dir", str(tools), "--state-dir", str(tools.parent / "winspectserv"),
+            "--node-name", node.name, *security]  # fmt: skip
     with node.log.open("wb") as out:
         node.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 30
@@ -375,11 +377,11 @@ def test_a_user_with_winspect_capture_captures_on_every_node(secured: Secured, t
     for node in secured.nodes:
         assert read_calls(node.state)[before[node.name] :] == [
             ["pktmon", "list", "--include-hidden"],
-            ["pktmon", "stop"],
-            ["pktmon", "filter", "remove"],
+            ["pktmon", "status"],
+            ["pktmon", "filter", "list"],
             ["pktmon", "start", "--capture", "--log-mode", "real-time", "--type", "all", "--pkt-size", "0"],
             ["pktmon", "stop"],
-            ["pktmon", "filter", "remove"],
+            ["pktmon", "filter", "list"],
         ]
         status = pktmon_status(node.state)
         assert not status["running"] and status["filters"] == []
@@ -516,8 +518,13 @@ def test_server_fails_closed_when_the_api_server_is_unreachable(secured: Secured
             "API server is unreachable"
         ) in r.stderr
         assert f"(Kubernetes API server {dead})" in r.stderr
-        # Only the server's clean-up at start ran: the refused call ran no tool.
-        assert read_calls(node.state) == [["pktmon", "stop"], ["pktmon", "filter", "remove"]]
+        # Only the server's start ran tools (its pktmon probe, its check for leftovers): the refused call
+        # ran none.
+        assert read_calls(node.state) == [
+            *([["pktmon", *argv] for argv in PROBES]),
+            ["pktmon", "status"],
+            ["pktmon", "filter", "list"],
+        ]
     finally:
         node.stop()
 

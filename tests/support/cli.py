@@ -215,6 +215,8 @@ class EmuNode:
                 "50051",
                 "--tools-dir",
                 str(self.tools),
+                "--state-dir",
+                str(self.tools.parent / "winspectserv"),
                 "--node-name",
                 self.name,
                 *(self.kube.api.security.server_args() if self.kube is not None else ["--insecure"]),
@@ -249,27 +251,47 @@ class EmuNode:
         kill_under(self.state.parent)
 
 
-STOP_AND_REMOVE = [["pktmon", "stop"], ["pktmon", "filter", "remove"]]
+SURVEY = [["pktmon", "status"], ["pktmon", "filter", "list"]]
+
+
+def filter_session(calls: list[list[str]]) -> str:
+    """The session id in the names of the `pktmon filter add winspect-<session>-N` calls (checked
+    to be 16 hex digits); "" when no filter was added."""
+    import re
+
+    names = [c[3] for c in calls if c[:3] == ["pktmon", "filter", "add"]]
+    if not names:
+        return ""
+    m = re.fullmatch(r"winspect-([0-9a-f]{16})-1", names[0])
+    assert m, f"not a winspect filter name: {names[0]}"
+    return m.group(1)
 
 
 def capture_calls(
     *start: str,
     filters: list[list[str]] | None = None,
+    session: str = "",
     before: list[list[str]] | None = None,
     after_start: list[list[str]] | None = None,
 ) -> list[list[str]]:
     """The tool calls of one capture on a node, in order: `before` (e.g. the pod lookup), the
-    component list, the clean start (stop, remove filters), `pktmon filter add winspect-N ARGS` for
-    each of `filters`, `pktmon start --capture --log-mode real-time START`, `after_start` (e.g. the
-    final counters) and the cleanup."""
+    component list, the survey of who holds pktmon (status, filter list), `pktmon filter add
+    winspect-<session>-N ARGS` for each of `filters`, `pktmon start --capture --log-mode real-time
+    START`, `after_start` (e.g. the final counters) and the cleanup (stop, the filter check, and
+    with filters their removal)."""
     return [
         *(before or []),
         ["pktmon", "list", "--include-hidden"],
-        *STOP_AND_REMOVE,
-        *[["pktmon", "filter", "add", f"winspect-{i}", *args] for i, args in enumerate(filters or [], 1)],
+        *SURVEY,
+        *[
+            ["pktmon", "filter", "add", f"winspect-{session}-{i}", *args]
+            for i, args in enumerate(filters or [], 1)
+        ],
         ["pktmon", "start", "--capture", "--log-mode", "real-time", *start],
         *(after_start or []),
-        *STOP_AND_REMOVE,
+        ["pktmon", "stop"],
+        ["pktmon", "filter", "list"],
+        *([["pktmon", "filter", "remove"]] if filters else []),
     ]
 
 

@@ -61,7 +61,8 @@ def start_node_servers(model: Any, root: Path, servers: dict[str, NodeServer], s
         install_tools(tools, state)
         log = root / node.name / "winspectserv.log"
         argv = [*_server_argv(), "--host", node.internal_ip, "-p", str(NODE_PORT),
-                "--tools-dir", str(tools), "--node-name", node.name, "--insecure"]  # fmt: skip
+                "--tools-dir", str(tools), "--state-dir", str(root / node.name / "winspectserv"),
+                "--node-name", node.name, "--insecure"]  # fmt: skip
         with log.open("wb") as out:
             proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
         servers[node.name] = NodeServer(node.name, node.internal_ip, state, log, proc)

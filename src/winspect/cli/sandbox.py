@@ -100,16 +100,63 @@ def _usage(sb: Any, root: Path, default: bool) -> str:
     return "\n".join(lines)
 
 
+def _pktmon_options(f: Any) -> Any:
+    f = click.option(
+        "--foreign-pktmon-session",
+        "foreign_sessions",
+        multiple=True,
+        metavar="N",
+        help="Windows node N (from 1) runs a pktmon session someone else started.",
+    )(f)
+    f = click.option(
+        "--defender-filters",
+        "defender_filters",
+        multiple=True,
+        metavar="N",
+        help="Windows node N (from 1) carries Microsoft Defender's 13 SenseNdr pktmon filters.",
+    )(f)
+    f = click.option(
+        "--pktmon-flavour",
+        "flavours",
+        multiple=True,
+        metavar="[N=]current|old",
+        help="pktmon's command line on Windows node N (from 1), or on all: old = pktmon 10.0.17763.1 "
+        "(Server 2019 without updates).",
+    )(f)
+    return f
+
+
 @sandbox.command()
 @_node_options
+@_pktmon_options
 @_dir_option
-def up(windows_nodes: int, linux_nodes: int, seed: int, directory: Path | None) -> None:
+def up(
+    windows_nodes: int,
+    linux_nodes: int,
+    seed: int,
+    flavours: tuple[str, ...],
+    defender_filters: tuple[str, ...],
+    foreign_sessions: tuple[str, ...],
+    directory: Path | None,
+) -> None:
     """Start a sandbox in the background and print how to use it."""
     from winspect.sandbox import runtime
+    from winspect.sandbox.pktmon_options import NodeOptionError, node_options
 
     root = directory or _default_dir()
     try:
-        sb = runtime.up(root, windows_nodes, linux_nodes, seed, progress=lambda m: click.echo(m, err=True))
+        options = node_options(windows_nodes, flavours, defender_filters, foreign_sessions)
+    except NodeOptionError as e:
+        _fail(str(e), 2)
+    try:
+        sb = runtime.up(
+            root,
+            windows_nodes,
+            linux_nodes,
+            seed,
+            progress=lambda m: click.echo(m, err=True),
+            node_options=options,
+        )
     except runtime.SandboxError as e:
         _fail(str(e))
     except KeyboardInterrupt:

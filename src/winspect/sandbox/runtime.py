@@ -107,8 +107,10 @@ def up(
     seed: int = 0,
     timeout: float | None = None,
     progress: Callable[[str], None] = lambda _: None,
+    node_options: dict[int, dict[str, Any]] | None = None,
 ) -> Sandbox:
-    """Start a sandbox in `root` and return once every node answers health checks."""
+    """Start a sandbox in `root` and return once every node answers health checks. `node_options`:
+    Windows node number (from 1) -> its emulated pktmon's options (winspect.sandbox.pktmon_options)."""
     if not 1 <= windows_nodes <= MAX_WINDOWS_NODES:
         raise SandboxError(f"--windows-nodes must be 1 to {MAX_WINDOWS_NODES}, not {windows_nodes}")
     if not 0 <= linux_nodes <= MAX_LINUX_NODES:
@@ -128,6 +130,8 @@ def up(
         "--seed",
         str(seed),
     ]
+    if node_options:
+        argv += ["--node-options", json.dumps(node_options)]
     if created:
         argv.append("--created-dir")
     progress(

@@ -90,6 +90,7 @@ class Supervisor:
     linux_nodes: int
     seed: int
     created_dir: bool
+    node_options: dict[int, dict[str, Any]] = field(default_factory=dict)
     stop: threading.Event = field(default_factory=threading.Event)
     state: dict[str, Any] = field(default_factory=dict)
     block: Block | None = None
@@ -160,10 +161,10 @@ class Supervisor:
         )
         windows = cluster.windows_nodes()
         nodes: list[dict[str, Any]] = []
-        for node in windows:
+        for number, node in enumerate(windows, 1):
             node_dir = self.layout.node_dir(node.name)
             state_dir, tools_dir = node_dir / "state", node_dir / "tools"
-            create_node_state(cluster, node.name, state_dir)
+            create_node_state(cluster, node.name, state_dir, **self.node_options.get(number, {}))
             install_tools(tools_dir, state_dir)
             nodes.append(
                 {
@@ -397,6 +398,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--linux-nodes", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--created-dir", action="store_true")
+    parser.add_argument("--node-options", default="{}", help="JSON: Windows node number -> pktmon options")
     args = parser.parse_args(argv)
     layout = Layout(args.dir)
     layout.logs.mkdir(parents=True, exist_ok=True)
@@ -410,7 +412,8 @@ def main(argv: list[str] | None = None) -> int:
     api_logger = logging.getLogger("winspect.sandbox.kubeapi")
     api_logger.addHandler(kubeapi_log)
     api_logger.propagate = False
-    sup = Supervisor(layout, args.windows_nodes, args.linux_nodes, args.seed, args.created_dir)
+    options = {int(number): dict(opts) for number, opts in json.loads(args.node_options).items()}
+    sup = Supervisor(layout, args.windows_nodes, args.linux_nodes, args.seed, args.created_dir, options)
     _install_signal_handlers(sup.stop)
     return sup.run()
 

@@ -30,7 +30,7 @@ def test_capture_node_tcp_returns_only_tcp_packets_of_that_node(e2e: E2E) -> Non
     calls = e2e.tool_calls(node)
     result = e2e.run("capture", "nodes", node, "-t", "TCP", "-d", "2", "-o", "json")
     assert result.code == 0, result.err
-    assert filters_added(calls()) == [["winspect-1", "-t", "TCP"]]
+    assert filters_added(calls()) == [["winspect-SESSION-1", "-t", "TCP"]]
     packets = result.packets()
     assert packets
     assert {p["node"] for p in packets} == {node}
@@ -105,7 +105,7 @@ def test_capture_ip_port_protocol_filters(e2e: E2E) -> None:
     calls = e2e.tool_calls(node)
     result = e2e.run("capture", "nodes", node, "-i", ip, "-r", "80", "-t", "TCP", "-d", "2", "-o", "json")
     assert result.code == 0, result.err
-    assert filters_added(calls()) == [["winspect-1", "-i", ip, "-p", "80", "-t", "TCP"]]
+    assert filters_added(calls()) == [["winspect-SESSION-1", "-i", ip, "-p", "80", "-t", "TCP"]]
     packets = result.packets()
     assert packets
     assert all(ip in _ips(p) and 80 in _ports(p) and p["protocol"] == "TCP" for p in packets)
@@ -113,13 +113,13 @@ def test_capture_ip_port_protocol_filters(e2e: E2E) -> None:
     calls = e2e.tool_calls(node)
     dns = e2e.run("capture", "nodes", node, "-t", "UDP", "-r", "53", "-d", "2", "-o", "json")
     assert dns.code == 0, dns.err
-    assert filters_added(calls()) == [["winspect-1", "-p", "53", "-t", "UDP"]]
+    assert filters_added(calls()) == [["winspect-SESSION-1", "-p", "53", "-t", "UDP"]]
     assert dns.packets() and all(p["protocol"] == "UDP" and 53 in _ports(p) for p in dns.packets())
 
     calls = e2e.tool_calls(node)
     cidr = e2e.run("capture", "nodes", node, "-i", "10.0.0.0/16", "-d", "2", "-o", "json")
     assert cidr.code == 0, cidr.err
-    assert filters_added(calls()) == [["winspect-1", "-i", "10.0.0.0/16"]]
+    assert filters_added(calls()) == [["winspect-SESSION-1", "-i", "10.0.0.0/16"]]
     net = ipaddress.ip_network("10.0.0.0/16")
     assert cidr.packets() and all(
         any(ipaddress.ip_address(a) in net for a in _ips(p)) for p in cidr.packets()
@@ -138,7 +138,7 @@ def test_capture_several_ips_is_an_or(e2e: E2E) -> None:
     calls = e2e.tool_calls(node)
     result = e2e.run("capture", "nodes", node, "-i", ",".join(ips), "-d", "2", "-o", "json")
     assert result.code == 0, result.err
-    assert filters_added(calls()) == [[f"winspect-{i}", "-i", ip] for i, ip in enumerate(ips, 1)]
+    assert filters_added(calls()) == [[f"winspect-SESSION-{i}", "-i", ip] for i, ip in enumerate(ips, 1)]
     packets = result.packets()
     assert all(_ips(p) & set(ips) for p in packets)
     assert len({ip for p in packets for ip in _ips(p) & set(ips)}) >= 2
@@ -148,7 +148,7 @@ def test_capture_tcp_flags(e2e: E2E) -> None:
     calls = e2e.tool_calls(e2e.windows_nodes()[0])
     result = e2e.run("capture", "nodes", e2e.windows_nodes()[0], "-t", "TCP_SYN", "-d", "2", "-o", "json")
     assert result.code == 0, result.err
-    assert filters_added(calls()) == [["winspect-1", "-t", "TCP", "SYN"]]
+    assert filters_added(calls()) == [["winspect-SESSION-1", "-t", "TCP", "SYN"]]
     packets = result.packets()
     assert packets and all("S" in (p["tcp_flags"] or "") or "SYN" in (p["tcp_flags"] or "") for p in packets)
 
@@ -158,7 +158,7 @@ def test_capture_icmp(e2e: E2E) -> None:
     result = e2e.run("capture", "all", "-t", "ICMP", "-d", "3", "-o", "json")
     assert result.code == 0, result.err
     for node, since in calls.items():
-        assert filters_added(since()) == [["winspect-1", "-t", "ICMP"]], node
+        assert filters_added(since()) == [["winspect-SESSION-1", "-t", "ICMP"]], node
     assert result.packets() and {p["protocol"] for p in result.packets()} == {"ICMP"}
 
 
@@ -170,7 +170,7 @@ def test_capture_by_mac(e2e: E2E) -> None:
     calls = e2e.tool_calls(node)
     result = e2e.run("capture", "nodes", node, "-m", mac.replace("-", ":").lower(), "-d", "2", "-o", "json")
     assert result.code == 0, result.err
-    assert filters_added(calls()) == [["winspect-1", "-m", mac.upper()]]
+    assert filters_added(calls()) == [["winspect-SESSION-1", "-m", mac.upper()]]
     norm = mac.upper()
     packets = result.packets()
     assert packets and all(
@@ -356,7 +356,7 @@ def test_icmpv6_is_accepted(e2e: E2E) -> None:
     calls = e2e.tool_calls(e2e.windows_nodes()[0])
     result = e2e.run("capture", "nodes", e2e.windows_nodes()[0], "-t", "ICMPv6", "--time", "1", "-o", "json")
     assert result.code == 0, result.err
-    assert filters_added(calls()) == [["winspect-1", "-t", "ICMPv6"]]
+    assert filters_added(calls()) == [["winspect-SESSION-1", "-t", "ICMPv6"]]
     assert result.packets() == []
     summary = result.summaries()[e2e.windows_nodes()[0]]
     assert summary["ended"]["reason"] == "duration" and summary["ended"]["cleaned_up"] is True

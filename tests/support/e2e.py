@@ -122,8 +122,24 @@ class E2E:
 
 
 def filters_added(calls: list[list[str]]) -> list[list[str]]:
-    """The arguments of each `pktmon filter add` among `calls`, after `add`."""
-    return [c[3:] for c in calls if c[:3] == ["pktmon", "filter", "add"]]
+    """The arguments of each `pktmon filter add` among `calls`, after `add`, winspect's filter names
+    `winspect-<session>-N` written `winspect-SESSION-N` (checked: 16 hex digits, N counting from 1
+    within each session)."""
+    import re
+
+    added = []
+    counts: dict[str, int] = {}
+    for c in calls:
+        if c[:3] != ["pktmon", "filter", "add"]:
+            continue
+        args = c[3:]
+        m = re.fullmatch(r"winspect-([0-9a-f]{16})-(\d+)", args[0]) if args else None
+        if m:
+            counts[m.group(1)] = counts.get(m.group(1), 0) + 1
+            assert int(m.group(2)) == counts[m.group(1)], f"filters of session {m.group(1)} out of order"
+            args = [f"winspect-SESSION-{m.group(2)}", *args[1:]]
+        added.append(args)
+    return added
 
 
 def wait_until(what: str, check: Callable[[], Any], timeout: float = 30.0) -> Any:

@@ -18,7 +18,6 @@ from winspect.cli.output import Output, PcapngFile, reader_gone
 
 if TYPE_CHECKING:
     from winspect.client.capture import CaptureOptions
-    from winspect.client.capture_outcome import CaptureOutcome
     from winspect.client.pcapng_export import PcapngExport
     from winspect.client.render.capture import CapturePrinter
     from winspect.client.settings import Settings
@@ -38,8 +37,6 @@ Without -d the capture runs until Ctrl+C, which stops it on every node.
 
 SCOPES = ("nodes", "pods", "all")
 MAX_PKT_SIZE = 65535
-# With -w -: how long a packet may wait for the other nodes' packets before it is written.
-STREAM_HOLD_SECONDS = 2.0
 
 
 @command("capture", examples=EXAMPLES)
@@ -207,30 +204,6 @@ def parse_pkt_size(value: str | None) -> int:
     return int(text)
 
 
-def start_export(
-    settings: Settings, plan: Plan, options: CaptureOptions, path: str, scope: str, output: Output
-) -> tuple[PcapngFile, PcapngExport]:
-    import winspect
-    from winspect.client.pcapng_export import KnownPod, PcapngExport, cluster_pods
-
-    pods = [KnownPod(p.namespace, p.name, p.ip, p.node) for p in plan.pods]
-    if scope != "pods" and not settings.targets and plan.targets:
-        # Names for the interfaces of the pods' vNICs on whole-node captures.
-        pods += cluster_pods(settings, [t.name for t in plan.targets], output.message)
-    file = output.pcapng(path)
-    export = PcapngExport(
-        file,
-        [t.name for t in plan.targets],
-        snaplen=options.pkt_size,
-        pods=pods,
-        # A live reader wants packets soon; a file wants them in order.
-        hold_seconds=STREAM_HOLD_SECONDS if path == "-" else None,
-        application=f"winspect {winspect.__version__}",
-        flush=file.flush,
-    )
-    return file, export
-
-
 def announcement(plan: Plan, options: CaptureOptions, write: str | None) -> str:
     nodes = ", ".join(t.name for t in plan.targets)
     length = f"for {options.duration}s" if options.duration else "until Ctrl+C"
@@ -251,32 +224,42 @@ def run(
     scope: str = "nodes",
 ) -> int:
     import asyncio
-    import sys
 
+    from winspect.client.capture import CaptureRun, build_request, requester
     from winspect.client.capture_outcome import CaptureOutcome
-    from winspect.client.render.capture import CapturePrinter, print_summary
-    from winspect.client.render.color import use_color
+    from winspect.client.capture_session import run_capture, start_export
+    from winspect.client.render.capture import print_summary
 
     output = Output(pcapng_to_stdout=write == "-")
     for e in plan.failed:
         output.message(f"{e.node}: {e.message}")
-    file, export = (None, None)
+    pcapng: tuple[PcapngFile, PcapngExport] | None = None
     if write is not None and plan.targets:
-        file, export = start_export(settings, plan, options, write, scope, output)
-    printer = CapturePrinter(
-        output,
-        [t.name for t in plan.targets] or ["-"],
-        output=settings.output,
-        # With the pcapng on stdout, packet text goes to stderr: colour if that is a terminal.
-        color=settings.output != "json" and use_color(sys.stderr) if write == "-" else settings.color,
-        verbose=settings.verbose,
-        export=export,
-        quiet=quiet,
-    )
+        path = write
+        pcapng = start_export(
+            settings,
+            plan,
+            options,
+            lambda: output.pcapng(path),
+            live=path == "-",
+            scope=scope,
+            warn=output.message,
+        )
+    export = pcapng[1] if pcapng is not None else None
     outcome = CaptureOutcome([])
     if plan.targets and not output.closed:
         output.message(announcement(plan, options, write))
-        outcome = asyncio.run(capture_all(settings, plan, options, printer, output, (file, export)))
+        who = requester()
+        runner = CaptureRun(
+            plan.targets,
+            lambda t: build_request(options, plan.pods_on(t.name), who),
+            printer(settings, plan, output, export, write=write, quiet=quiet),
+            timeout=settings.timeout,
+            connect_timeout=settings.connect_timeout,
+        )
+        output.when_closed(runner.output_gone)
+        outcome = asyncio.run(run_capture(runner, pcapng, live=write == "-"))
+        output.when_closed(None)
     outcome.add_failed(plan.failed)
     if outcome.output_closed or output.closed:
         return reader_gone()
@@ -287,48 +270,27 @@ def run(
     return reader_gone() if output.closed else outcome.exit_code()
 
 
-async def capture_all(
+def printer(
     settings: Settings,
     plan: Plan,
-    options: CaptureOptions,
-    printer: CapturePrinter,
     output: Output,
-    pcapng: tuple[PcapngFile | None, PcapngExport | None],
-) -> CaptureOutcome:
-    """The capture on every node of the plan, until its end, Ctrl+C, or the reader of stdout going."""
-    import asyncio
+    export: PcapngExport | None,
+    *,
+    write: str | None,
+    quiet: bool,
+) -> CapturePrinter:
+    import sys
 
-    from winspect.client.capture import CaptureRun, build_request, install_stop_handlers, requester
+    from winspect.client.render.capture import CapturePrinter
+    from winspect.client.render.color import use_color
 
-    who = requester()
-    file, export = pcapng
-    runner = CaptureRun(
-        plan.targets,
-        lambda t: build_request(options, plan.pods_on(t.name), who),
-        printer,
-        timeout=settings.timeout,
-        connect_timeout=settings.connect_timeout,
+    return CapturePrinter(
+        output,
+        [t.name for t in plan.targets] or ["-"],
+        output=settings.output,
+        # With the pcapng on stdout, packet text goes to stderr: colour if that is a terminal.
+        color=settings.output != "json" and use_color(sys.stderr) if write == "-" else settings.color,
+        verbose=settings.verbose,
+        export=export,
+        quiet=quiet,
     )
-    output.when_closed(runner.output_gone)
-    restore = install_stop_handlers(asyncio.get_running_loop(), runner.request_stop)
-
-    async def release_held(export: PcapngExport) -> None:
-        """Packets held for order leave on time even when no node sends anything new."""
-        while not output.closed:
-            await asyncio.sleep(0.5)
-            export.tick()
-
-    live = export is not None and output.pcapng_to_stdout
-    ticker = asyncio.ensure_future(release_held(export)) if export is not None and live else None
-    try:
-        return await runner.run()
-    finally:
-        if ticker is not None:
-            ticker.cancel()
-        # Still under our signal handlers: a second Ctrl+C cannot cut the file short.
-        if export is not None:
-            export.close()
-        if file is not None:
-            file.close()
-        output.when_closed(None)
-        restore()

@@ -72,6 +72,16 @@ class E2E:
         out, err = proc.communicate(timeout=timeout)
         return Result(proc.returncode, out, err)
 
+    # ------------------------------------------------------------ the nodes' tools
+
+    def tool_calls(self, node: str) -> Callable[[], list[list[str]]]:
+        """The argv of every tool the node's server runs from now on (the emulated tools log them)."""
+        from winspect.emulator.state import read_calls
+
+        state = Path(next(n["state_dir"] for n in self.sandbox.nodes if n["name"] == node))
+        before = len(read_calls(state))
+        return lambda: read_calls(state)[before:]
+
     # ------------------------------------------------------------ cluster facts (from the API)
 
     def api(self, path: str) -> Any:
@@ -106,6 +116,11 @@ class E2E:
             ):
                 return p
         raise AssertionError(f"no running pod {name_prefix}* on {node} in {namespace}")
+
+
+def filters_added(calls: list[list[str]]) -> list[list[str]]:
+    """The arguments of each `pktmon filter add` among `calls`, after `add`."""
+    return [c[3:] for c in calls if c[:3] == ["pktmon", "filter", "add"]]
 
 
 def wait_until(what: str, check: Callable[[], Any], timeout: float = 30.0) -> Any:

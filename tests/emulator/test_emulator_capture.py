@@ -40,7 +40,7 @@ def baseline(tmp_path_factory: pytest.TempPathFactory, cluster: Cluster) -> list
 def topo(cluster: Cluster) -> dict[str, object]:
     from winspect.emulator.node_network import build_node_network
 
-    topology: dict[str, object] = build_node_network(cluster, NODE)["topology"]
+    topology: dict[str, object] = build_node_network(cluster, NODE).topology.to_json()
     return topology
 
 

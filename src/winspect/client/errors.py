@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from winspect.client.fanout import NodeError
+from typing import Protocol
 
 EXIT_OK = 0
 EXIT_NODE_FAILED = 1
@@ -38,7 +35,14 @@ class KubeApiError(WinspectError):
     """The Kubernetes API server could not be reached or refused the request."""
 
 
-def exit_code(errors: Sequence[NodeError], ok_count: int) -> int:
+class NodeErrorCode(Protocol):
+    """A node's error (client.fanout.NodeError), as far as the exit code goes."""
+
+    @property
+    def code(self) -> str: ...
+
+
+def exit_code(errors: Sequence[NodeErrorCode], ok_count: int) -> int:
     """0 all nodes fine; 1 some failed; 2 when every node refused the request as invalid."""
     if not errors:
         return EXIT_OK

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from cli_support import KubeApi, run_inprocess
+from support.cli import KubeApi, run_inprocess
 
 
 def kube(api: KubeApi, *args: str, context: str | None = None) -> tuple[int, str, str]:
@@ -244,7 +244,7 @@ def test_client_certificate_that_cannot_be_read(kube_api: KubeApi, tmp_path: Pat
 
 
 def complete(words: str) -> list[str]:
-    from cli_support import run_process
+    from support.cli import run_process
 
     cword = str(len(words.split()) - (0 if words.endswith(" ") else 1))
     result = run_process(

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cli_support import (
+from support.cli import (
     EmuNode,
     KubeApi,
     calls_from,
@@ -19,8 +19,6 @@ from cli_support import (
     run_process,
     vnic_component,
 )
-
-pytest.importorskip("winspect.emulator.install", reason="emulated node tools not available yet")
 
 from winspect.emulator.state import pktmon_status
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cli_support import (
+from support.cli import (
     EmuNode,
     calls_from,
     capture_calls,
@@ -23,8 +23,7 @@ from cli_support import (
     run_process,
     vnic_component,
 )
-
-pytest.importorskip("winspect.emulator.install", reason="emulated node tools not available yet")
+from support.processes import track
 
 from winspect.emulator.state import pktmon_status, read_calls, set_fault
 
@@ -245,12 +244,14 @@ def test_counter_without_a_capture_is_no_failure(shared_nodes: Cluster) -> None:
 
 
 def start_capture(*args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "winspect.cli", "capture", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=cli_env(),
+    return track(
+        subprocess.Popen(
+            [sys.executable, "-m", "winspect.cli", "capture", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=cli_env(),
+        )
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from cli_support import run_inprocess, run_process
+from support.cli import run_inprocess, run_process
 
 COMMANDS = ["capture", "counter", "vfp-counter", "hns", "version", "completion"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 
 import pytest
-from e2e_support import E2E, filters_added, wait_until
+from support.e2e import E2E, filters_added, wait_until
 
 
 def _ips(p: dict) -> set[str]:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from e2e_support import E2E
+from support.e2e import E2E
 
 SCHEMA = Path(__file__).resolve().parents[2] / "docs" / "output-schema.md"
 

@@ -12,8 +12,8 @@ import os
 from pathlib import Path
 
 import pytest
-from kubecluster import ADMIN, NOBODY, VIEWER, VIEWER_NAMESPACE, KubeCluster, write_yaml
-from runcli import Result, run_winspect
+from support.kubecluster import ADMIN, NOBODY, VIEWER, VIEWER_NAMESPACE, KubeCluster, write_yaml
+from support.runcli import Result, run_winspect
 
 pytestmark = pytest.mark.kube
 

@@ -32,8 +32,8 @@ from typing import Any
 
 import grpc
 import pytest
-from kubecluster import ADMIN, NOBODY, VIEWER, ApiError, KubeCluster, Rest, write_yaml
-from runcli import Result, run_winspect
+from support.kubecluster import ADMIN, NOBODY, VIEWER, ApiError, KubeCluster, Rest, write_yaml
+from support.runcli import Result, run_winspect
 
 from winspect.deploy.certs import make_server_tls
 from winspect.deploy.manifests import render

@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from e2e_support import E2E, WINSPECT, wait_until
-from tshark_support import read_frames
+from support.e2e import E2E, WINSPECT, wait_until
+from support.tshark import read_frames
 
 from winspect.emulator.state import clear_faults, pktmon_status, read_calls, set_fault, set_log_megabyte
 

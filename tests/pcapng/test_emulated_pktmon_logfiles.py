@@ -15,8 +15,8 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from frames_support import assert_frame_matches_text
-from server_support import EmulatedNode, wait_until
+from support.frames import assert_frame_matches_text
+from support.server import EmulatedNode, wait_until
 
 from winspect.emulator.state import pktmon_status, read_pktmon_counters, set_log_megabyte, set_traffic
 from winspect.node.windows.parsers.pktmon_etl2txt import parse_etl2txt

@@ -27,7 +27,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from security_support import ADMIN, NOBODY, SecureNode
+from support.security import ADMIN, NOBODY, SecureNode
 
 from winspect.node.windows.parsers.text import normalise_mac
 from winspect.v1 import winspect_pb2 as pb

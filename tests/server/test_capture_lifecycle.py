@@ -19,7 +19,7 @@ from pathlib import Path
 
 import grpc
 import pytest
-from server_support import EmulatedNode, collect_stream, node_is_clean, pod_ref, wait_until
+from support.server import EmulatedNode, collect_stream, node_is_clean, pod_ref, wait_until
 
 from winspect.sandbox.kubeapi.auth import ADMIN_USER
 from winspect.v1 import winspect_pb2 as pb

@@ -11,7 +11,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
-from server_support import EmulatedNode, node_is_clean, pod_ref, wait_until
+from support.server import EmulatedNode, node_is_clean, pod_ref, wait_until
 
 from winspect.emulator.state import read_vfp_counters, set_fault
 from winspect.v1 import winspect_pb2 as pb

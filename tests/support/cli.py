@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 from click.testing import CliRunner, Result
 
+from support.processes import end_process, kill_under
 from winspect.cli.main import cli
 
 Obj = dict[str, Any]
@@ -240,17 +241,12 @@ class EmuNode:
                 self.kube = None
 
     def _stop_server(self, kill: bool) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            if kill:  # a node with a hung tool: no need to wait for its shutdown
-                self.proc.kill()
-                self.proc.wait(10)
-                return
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        if self.proc is not None:
+            # kill: a node with a hung tool, no need to wait for its shutdown. Either way the tools
+            # it ran go too (a killed server leaves its `pktmon start` running), and so does
+            # whatever still runs from the node's directory (the detached file-mode logger).
+            end_process(self.proc, timeout=0 if kill else 15)
+        kill_under(self.state.parent)
 
 
 STOP_AND_REMOVE = [["pktmon", "stop"], ["pktmon", "filter", "remove"]]

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from support.processes import track
 from winspect.sandbox.runtime import Sandbox
 
 WINSPECT = [sys.executable, "-m", "winspect.cli"]
@@ -56,13 +57,15 @@ class E2E:
 
     def start(self, *args: str) -> subprocess.Popen[str]:
         """A winspect command in the background, in its own process group (so Ctrl+C can be sent to it)."""
-        return subprocess.Popen(
-            [*WINSPECT, *args],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=self.env,
-            start_new_session=True,
+        return track(
+            subprocess.Popen(
+                [*WINSPECT, *args],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                env=self.env,
+                start_new_session=True,
+            )
         )
 
     @staticmethod

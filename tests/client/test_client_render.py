@@ -401,3 +401,15 @@ def test_document_shape() -> None:
         "results": {"win1": {"a": 1}},
         "errors": {"win2": {"address": "x:1", "code": "UNAVAILABLE", "message": "m"}},
     }
+
+
+def test_printable_escapes_terminal_controls_and_keeps_text() -> None:
+    from winspect.client.render.safe import printable
+
+    hostile = "net\x1b]0;title\x07\x1b[2J\r\u202eevil\x1b]52;c;aGk=\x07\x9b\x7f\u2066x\u2069\tend"
+    assert printable(hostile) == (
+        "net\\x1b]0;title\\x07\\x1b[2J\\x0d\\u202eevil\\x1b]52;c;aGk=\\x07\\x9b\\x7f\\u2066x\\u2069\\x09end"
+    )
+    assert printable("a\nb\x1bc", newlines=True) == "a\nb\\x1bc"
+    assert printable("a\nb") == "a\\x0ab"
+    assert printable("vEthernet (nat) 10.0.0.1 — ünïcode") == "vEthernet (nat) 10.0.0.1 — ünïcode"

@@ -87,6 +87,7 @@ def print_results(
 ) -> int:
     """Per-node text blocks (errors on stderr), or one JSON document; returns the exit code."""
     from winspect.client.render.color import BOLD, Palette
+    from winspect.client.render.safe import printable
 
     errors = [r.error for r in results if r.error is not None]
     ok = [r for r in results if r.error is None]
@@ -106,8 +107,9 @@ def print_results(
         color = Palette(settings.color)
         blocks = []
         for r in ok:
-            body = text(r.node, r.value)  # type: ignore[arg-type]
-            blocks.append(f"{color('Node ' + r.node, BOLD)} ({r.address})\n{body}")
+            body = printable(text(r.node, r.value), newlines=True)  # type: ignore[arg-type]
+            title = printable(f"Node {r.node}")
+            blocks.append(f"{color(title, BOLD)} ({printable(r.address)})\n{body}")
         if blocks:
             click.echo("\n\n".join(blocks))
     return exit_code(errors, len(ok))

@@ -20,14 +20,16 @@ from typing import IO, Any
 import click
 
 from winspect.client.errors import EXIT_OK, UsageError
+from winspect.client.render.safe import printable
 
 STDOUT = "<stdout>"
 STDERR = "<stderr>"
 
 
 def err(message: str) -> None:
-    """One line on stderr, prefixed so it stands apart from data."""
-    click.echo(f"winspect: {message}", err=True)
+    """One line on stderr, prefixed so it stands apart from data; control characters as escapes
+    (messages quote nodes, tools and the cluster)."""
+    click.echo(f"winspect: {printable(message, newlines=True)}", err=True)
 
 
 def reader_gone() -> int:
@@ -150,7 +152,9 @@ class Output:
         self.guarded(STDERR, err, text)
 
     def echo(self, text: str, *, err: bool = False) -> None:
-        self.guarded(STDERR if err else STDOUT, lambda: click.echo(text, err=err))
+        """Summary text (it names what nodes said): control characters as escapes."""
+        safe = printable(text, newlines=True)
+        self.guarded(STDERR if err else STDOUT, lambda: click.echo(safe, err=err))
 
     def data(self, text: str) -> None:
         """JSON lines of the summary: stdout, or stderr when stdout carries the pcapng."""

@@ -13,6 +13,7 @@ from json.encoder import encode_basestring as _q  # type: ignore[attr-defined]  
 from typing import Any
 
 from winspect.client.render.color import BOLD_RED, DIM, Palette
+from winspect.client.render.safe import printable
 from winspect.v1 import winspect_pb2 as pb
 
 DIRECTIONS: dict[int, str | None] = {
@@ -164,7 +165,7 @@ class TextPacketFormatter:
         clock = self.times.clock(ts.seconds, ts.nanos)
         color = self.palette
         if p.raw and not (p.src_ip or p.src_mac or p.summary):
-            return f"{clock} {node:<{self.node_width}} {color(p.raw, DIM)}"
+            return f"{clock} {node:<{self.node_width}} {color(printable(p.raw), DIM)}"
         has = p.HasField
         comp = p.component_name or ""
         comp = f"{p.component_id}:{comp[:24]}" if comp else str(p.component_id)
@@ -183,6 +184,8 @@ class TextPacketFormatter:
         ]
         if p.tcp_flags:
             parts.append(f"[{p.tcp_flags}]")
+        # Every text field above came from the node: escape before the colours are added.
+        parts = [printable(" ".join(parts))]
         if has("length"):
             parts.append(f"len {p.length}")
         if self.wide:
@@ -194,11 +197,11 @@ class TextPacketFormatter:
             if p.src_mac or p.dst_mac:
                 extra += f" mac {p.src_mac or '?'} > {p.dst_mac or '?'}"
             extra += f" size {p.original_size}/{p.logged_size}"
-            parts.append(color(extra, DIM))
+            parts.append(color(printable(extra), DIM))
         if p.type == _DROP:
             reason = p.drop_reason or "unknown reason"
             where = f" at {p.drop_location}" if self.wide and p.drop_location else ""
-            parts.append(color(f"DROP: {reason}{where}", BOLD_RED))
+            parts.append(color(printable(f"DROP: {reason}{where}"), BOLD_RED))
         return " ".join(parts)
 
     def lines(self, packets: Sequence[pb.Packet], node: str) -> str:

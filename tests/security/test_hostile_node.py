@@ -81,3 +81,32 @@ def test_a_node_error_message_prints_as_visible_escapes(
     _assert_escaped(r, "stderr")
     assert "winspect: failing: tool said: \\x1b]0;pwned\\x07\\x1b[2J" in r.stderr
     assert "EVIL\\u202eoof\\x1b]52;c;aGVsbG8K\\x07" in r.stderr
+
+
+@pytest.fixture
+def nested(loopback_hosts: list[str]) -> Iterator[FakeNode]:
+    node = start_fake_node("nested", loopback_hosts[2], HostileNode(nested=5000))
+    try:
+        yield node
+    finally:
+        node.server.stop(None)
+
+
+@pytest.mark.parametrize("output", ["text", "wide", "json"])
+def test_a_node_answering_json_nested_too_deep_fails_alone(
+    tmp_path: Path, nested: FakeNode, hostile: FakeNode, output: str
+) -> None:
+    r = _run(tmp_path, "--target", nested.target, "--target", hostile.target, "hns", "all", "-o", output)
+    assert r.code == 1, str(r)
+    assert "Traceback" not in r.stderr, str(r)
+    assert f"winspect: nested: cannot read the answer of {nested.host}:{nested.port}: nested too deep\n" in (
+        r.stderr
+    )
+    if output == "json":
+        doc = r.json()
+        assert list(doc["results"]) == ["hostile"]
+        assert doc["errors"]["nested"]["code"] == "BAD_ANSWER"
+        assert doc["results"]["hostile"]["networks"][0]["Name"].startswith("\x1b]0;pwned")
+    else:
+        assert "Node hostile" in r.stdout and ESCAPED_TITLE in r.stdout
+        assert "Node nested" not in r.stdout

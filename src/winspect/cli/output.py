@@ -89,7 +89,9 @@ class PcapngFile:
                 self._fd = sys.stdout.fileno()
             return
         try:
-            self._file = open(path, "wb")  # noqa: SIM115 - closed by close()
+            # Packet contents: readable by the user only (0600 when the file is created).
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0), 0o600)
+            self._file = os.fdopen(fd, "wb")
         except OSError as exc:
             raise UsageError(f"cannot write the pcapng file {path}: {exc.strerror or exc}") from None
 

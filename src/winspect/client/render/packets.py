@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from json.encoder import encode_basestring as _q  # type: ignore[attr-defined]  # C: quotes and escapes
 from typing import Any
 
 from winspect.client.render.color import BOLD_RED, DIM, Palette
-from winspect.client.render.safe import printable
+from winspect.client.render.safe import json_printable, printable
 from winspect.v1 import winspect_pb2 as pb
 
 DIRECTIONS: dict[int, str | None] = {
@@ -30,7 +30,12 @@ PACKET_TYPES: dict[int, str | None] = {
 _TEXT_DIRECTIONS = {pb.DIRECTION_UNSPECIFIED: "--", pb.DIRECTION_RX: "Rx", pb.DIRECTION_TX: "Tx"}
 _DROP = pb.PACKET_TYPE_DROP
 
-encode_json: Callable[[Any], str] = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+_encode_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
+def encode_json(value: Any) -> str:
+    """One compact JSON line, safe to print (see `json_printable`)."""
+    return json_printable(_encode_json(value))
 
 
 class TimeFormatter:
@@ -142,7 +147,7 @@ def packets_to_json_lines(packets: Sequence[pb.Packet], node: str, times: TimeFo
     if not packets:
         return ""
     node_json = _q(node)
-    return "\n".join([packet_json_line(p, node_json, times) for p in packets]) + "\n"
+    return json_printable("\n".join([packet_json_line(p, node_json, times) for p in packets]) + "\n")
 
 
 def _endpoint(ip: str, port: int | None) -> str:

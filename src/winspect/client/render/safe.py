@@ -4,7 +4,9 @@ A node's answer (HNS names, pktmon components, tool messages) is data, never ter
 commands: an `ESC ] 0 ; ... BEL` in a network's name would set the terminal's title,
 `ESC ] 52` write the clipboard, `ESC [ 2 J` clear the screen, a CR or U+202E rewrite or
 reverse what the user reads. Every text renderer passes such strings through `printable`,
-on a terminal or not; `-o json` escapes through the JSON encoder.
+on a terminal or not. `-o json` output goes through `json_printable`: the JSON encoder escapes C0
+itself, the rest (DEL, C1, bidi and line separators) become `\\uXXXX` escapes, the same string
+to a JSON reader.
 """
 
 from __future__ import annotations
@@ -30,3 +32,15 @@ def printable(text: str, *, newlines: bool = False) -> str:
     if text.isprintable():  # the common case, in C: no control or format character at all
         return text
     return (_UNSAFE if newlines else _UNSAFE_LINE).sub(_escape, text)
+
+
+_UNSAFE_JSON = re.compile("[\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]")
+
+
+def _json_escape(match: re.Match[str]) -> str:
+    return f"\\u{ord(match.group()):04x}"
+
+
+def json_printable(encoded: str) -> str:
+    """JSON text (from an encoder that escapes C0) with DEL, C1 and bidi characters escaped too."""
+    return _UNSAFE_JSON.sub(_json_escape, encoded)

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import functools
-import os
-import sys
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from winspect.client.errors import EXIT_INTERRUPTED, EXIT_NODE_FAILED, EXIT_OK, EXIT_USAGE, WinspectError
+from winspect.cli.output import err as err  # every command reports through it
+from winspect.cli.output import reader_gone
+from winspect.client.errors import EXIT_INTERRUPTED, EXIT_OK, WinspectError, exit_code
 
 if TYPE_CHECKING:
     from winspect.client.fanout import Connection, NodeError, NodeResult
@@ -21,22 +21,8 @@ T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def err(message: str) -> None:
-    """One line on stderr, prefixed so it stands apart from data."""
-    click.echo(f"winspect: {message}", err=True)
-
-
 def node_error(error: NodeError) -> None:
     err(f"{error.node}: {error.message}")
-
-
-def silence_stdout() -> None:
-    # stdout is gone (a closed pipe): point it at devnull so the exit flush does not fail.
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-    except (OSError, ValueError):
-        pass
 
 
 def handles_errors(f: F) -> F:
@@ -54,20 +40,10 @@ def handles_errors(f: F) -> F:
             err("interrupted")
             ctx.exit(EXIT_INTERRUPTED)
         except BrokenPipeError:
-            silence_stdout()
-            ctx.exit(EXIT_OK)
+            ctx.exit(reader_gone())
         ctx.exit(code or EXIT_OK)
 
     return wrapper  # type: ignore[return-value]
-
-
-def exit_code(errors: Sequence[NodeError], ok_count: int) -> int:
-    """0 all nodes fine; 1 some failed; 2 when every node refused the request as invalid."""
-    if not errors:
-        return EXIT_OK
-    if ok_count == 0 and all(e.code == "INVALID_ARGUMENT" for e in errors):
-        return EXIT_USAGE
-    return EXIT_NODE_FAILED
 
 
 def fan_out(
@@ -110,28 +86,50 @@ def print_results(
     extra: dict[str, Any] | None = None,
 ) -> int:
     """Per-node text blocks (errors on stderr), or one JSON document; returns the exit code."""
+    from winspect.client.fanout import unreadable
     from winspect.client.render.color import BOLD, Palette
+    from winspect.client.render.safe import printable
 
+    # Each node's answer is rendered alone: one that cannot be (malformed, nested too deep)
+    # becomes that node's error, and the others still print.
+    render = to_json if settings.output == "json" else text
     errors = [r.error for r in results if r.error is not None]
-    ok = [r for r in results if r.error is None]
-    for e in errors:
-        node_error(e)
+    done: list[tuple[NodeResult[T], Any]] = []
+    for r in results:
+        if r.error is None:
+            try:
+                done.append((r, render(r.node, r.value)))  # type: ignore[arg-type]
+            except Exception as exc:
+                errors.append(unreadable(r.node, r.address, exc))
     if settings.output == "json":
         from winspect.client.render.documents import document, dumps
 
-        doc = document(
-            command,
-            {r.node: to_json(r.node, r.value) for r in ok},  # type: ignore[arg-type]
-            {e.node: e.to_dict() for e in errors},
-            **(extra or {}),
-        )
-        click.echo(dumps(doc))
-    else:
-        color = Palette(settings.color)
-        blocks = []
-        for r in ok:
-            body = text(r.node, r.value)  # type: ignore[arg-type]
-            blocks.append(f"{color('Node ' + r.node, BOLD)} ({r.address})\n{body}")
-        if blocks:
-            click.echo("\n\n".join(blocks))
-    return exit_code(errors, len(ok))
+        encoded = {r.node: value for r, value in done}
+
+        def as_json() -> str:
+            return dumps(document(command, encoded, {e.node: e.to_dict() for e in errors}, **(extra or {})))
+
+        try:
+            text_doc = as_json()
+        except Exception:  # some node's answer is nested too deep to encode: find which, alone
+            for r, value in done:
+                try:
+                    dumps(value)
+                except Exception as exc:
+                    del encoded[r.node]
+                    errors.append(unreadable(r.node, r.address, exc))
+            text_doc = as_json()
+        for e in errors:
+            node_error(e)
+        click.echo(text_doc)
+        return exit_code(errors, len(encoded))
+    for e in errors:
+        node_error(e)
+    color = Palette(settings.color)
+    blocks = []
+    for r, body in done:
+        title = printable(f"Node {r.node}")
+        blocks.append(f"{color(title, BOLD)} ({printable(r.address)})\n{printable(body, newlines=True)}")
+    if blocks:
+        click.echo("\n\n".join(blocks))
+    return exit_code(errors, len(done))

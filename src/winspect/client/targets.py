@@ -13,6 +13,7 @@ from winspect.client.discovery import NO_INTERNAL_IP, Cluster, PodTarget, close_
 from winspect.client.errors import UsageError
 from winspect.client.fanout import NodeError
 from winspect.client.filters import PodSpec, TargetSpec
+from winspect.client.render.safe import printable
 from winspect.client.settings import Settings
 
 
@@ -31,8 +32,8 @@ class Plan:
 
 
 def _log(settings: Settings, message: str) -> None:
-    if settings.verbose:
-        print(f"winspect: {message}", file=sys.stderr)
+    if settings.verbose:  # names pods and nodes as the cluster has them: escaped
+        print(f"winspect: {printable(message, newlines=True)}", file=sys.stderr)
 
 
 @contextmanager

@@ -8,18 +8,34 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Sequence
 from json.encoder import encode_basestring as _q  # type: ignore[attr-defined]  # C: quotes and escapes
 from typing import Any
 
 from winspect.client.render.color import BOLD_RED, DIM, Palette
+from winspect.client.render.safe import json_printable, printable
+from winspect.v1 import winspect_pb2 as pb
 
-DIRECTIONS: dict[int, str | None] = {0: None, 1: "rx", 2: "tx"}
-PACKET_TYPES: dict[int, str | None] = {0: None, 1: "all", 2: "flow", 3: "drop"}
-_TEXT_DIRECTIONS = {0: "--", 1: "Rx", 2: "Tx"}
-_DROP = 3
+DIRECTIONS: dict[int, str | None] = {
+    pb.DIRECTION_UNSPECIFIED: None,
+    pb.DIRECTION_RX: "rx",
+    pb.DIRECTION_TX: "tx",
+}
+PACKET_TYPES: dict[int, str | None] = {
+    pb.PACKET_TYPE_UNSPECIFIED: None,
+    pb.PACKET_TYPE_ALL: "all",
+    pb.PACKET_TYPE_FLOW: "flow",
+    pb.PACKET_TYPE_DROP: "drop",
+}
+_TEXT_DIRECTIONS = {pb.DIRECTION_UNSPECIFIED: "--", pb.DIRECTION_RX: "Rx", pb.DIRECTION_TX: "Tx"}
+_DROP = pb.PACKET_TYPE_DROP
 
-encode_json: Callable[[Any], str] = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+_encode_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
+def encode_json(value: Any) -> str:
+    """One compact JSON line, safe to print (see `json_printable`)."""
+    return json_printable(_encode_json(value))
 
 
 class TimeFormatter:
@@ -50,7 +66,7 @@ class TimeFormatter:
         return f"{self._local_prefix}.{nanos:09d}"
 
 
-def packet_to_dict(p: Any, node: str, times: TimeFormatter) -> dict[str, Any]:
+def packet_to_dict(p: pb.Packet, node: str, times: TimeFormatter) -> dict[str, Any]:
     """One packet as the JSON object documented in docs/output-schema.md."""
     ts = p.timestamp
     has = p.HasField
@@ -87,11 +103,12 @@ def packet_to_dict(p: Any, node: str, times: TimeFormatter) -> dict[str, Any]:
     }
 
 
-_JSON_DIRECTIONS = {0: "null", 1: '"rx"', 2: '"tx"'}
-_JSON_TYPES = {0: "null", 1: '"all"', 2: '"flow"', 3: '"drop"'}
+# The JSON text of each value of DIRECTIONS and PACKET_TYPES.
+_JSON_DIRECTIONS = {k: "null" if v is None else f'"{v}"' for k, v in DIRECTIONS.items()}
+_JSON_TYPES = {k: "null" if v is None else f'"{v}"' for k, v in PACKET_TYPES.items()}
 
 
-def packet_json_line(p: Any, node_json: str, times: TimeFormatter) -> str:
+def packet_json_line(p: pb.Packet, node_json: str, times: TimeFormatter) -> str:
     """packet_to_dict(p) as compact JSON, written out directly: twice as fast as building the
     dict and encoding it. tests/client check that both agree field for field."""
     has = p.HasField
@@ -125,12 +142,12 @@ def packet_json_line(p: Any, node_json: str, times: TimeFormatter) -> str:
     )
 
 
-def packets_to_json_lines(packets: Any, node: str, times: TimeFormatter) -> str:
+def packets_to_json_lines(packets: Sequence[pb.Packet], node: str, times: TimeFormatter) -> str:
     """JSON lines (with the final newline) for a batch of packets."""
     if not packets:
         return ""
     node_json = _q(node)
-    return "\n".join([packet_json_line(p, node_json, times) for p in packets]) + "\n"
+    return json_printable("\n".join([packet_json_line(p, node_json, times) for p in packets]) + "\n")
 
 
 def _endpoint(ip: str, port: int | None) -> str:
@@ -148,12 +165,12 @@ class TextPacketFormatter:
         self.wide = wide
         self.times = TimeFormatter()
 
-    def line(self, p: Any, node: str) -> str:
+    def line(self, p: pb.Packet, node: str) -> str:
         ts = p.timestamp
         clock = self.times.clock(ts.seconds, ts.nanos)
         color = self.palette
         if p.raw and not (p.src_ip or p.src_mac or p.summary):
-            return f"{clock} {node:<{self.node_width}} {color(p.raw, DIM)}"
+            return f"{clock} {node:<{self.node_width}} {color(printable(p.raw), DIM)}"
         has = p.HasField
         comp = p.component_name or ""
         comp = f"{p.component_id}:{comp[:24]}" if comp else str(p.component_id)
@@ -172,6 +189,8 @@ class TextPacketFormatter:
         ]
         if p.tcp_flags:
             parts.append(f"[{p.tcp_flags}]")
+        # Every text field above came from the node: escape before the colours are added.
+        parts = [printable(" ".join(parts))]
         if has("length"):
             parts.append(f"len {p.length}")
         if self.wide:
@@ -183,14 +202,14 @@ class TextPacketFormatter:
             if p.src_mac or p.dst_mac:
                 extra += f" mac {p.src_mac or '?'} > {p.dst_mac or '?'}"
             extra += f" size {p.original_size}/{p.logged_size}"
-            parts.append(color(extra, DIM))
+            parts.append(color(printable(extra), DIM))
         if p.type == _DROP:
             reason = p.drop_reason or "unknown reason"
             where = f" at {p.drop_location}" if self.wide and p.drop_location else ""
-            parts.append(color(f"DROP: {reason}{where}", BOLD_RED))
+            parts.append(color(printable(f"DROP: {reason}{where}"), BOLD_RED))
         return " ".join(parts)
 
-    def lines(self, packets: Any, node: str) -> str:
+    def lines(self, packets: Sequence[pb.Packet], node: str) -> str:
         if not packets:
             return ""
         line = self.line

@@ -20,6 +20,7 @@ from support.server import (
 )
 
 from winspect.emulator.state import read_calls, read_vfp_counters, set_fault
+from winspect.node.windows.pktmon_probe import PROBES
 from winspect.v1 import winspect_pb2 as pb
 
 
@@ -251,6 +252,7 @@ def test_stale_session_left_by_a_crash_is_cleaned_at_start(tmp_path: Path, loopb
         emulated.start()
         # The record proves the session and the filter are winspect's: both go, and the record.
         assert read_calls(emulated.state_dir)[before:] == [
+            *[["pktmon", *argv] for argv in PROBES],  # what this node's pktmon can do, first
             ["pktmon", "status"],
             ["pktmon", "filter", "list"],
             ["pktmon", "stop"],

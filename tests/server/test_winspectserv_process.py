@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from support.server import PORT, EmulatedNode, leave_crashed_capture, node_is_clean, record_path, wait_until
 
+from winspect.node.windows.pktmon_probe import PROBES
 from winspect.v1 import winspect_pb2 as pb
 from winspect.v1 import winspect_pb2_grpc as pb_grpc
 
@@ -134,6 +135,7 @@ def test_cleanup_stops_a_capture_left_running_and_removes_its_filters(tmp_path: 
         f"winspectserv: cleanup: stopped winspect's session {session}; removed its 1 filter(s)" in proc.stderr
     )
     assert node.calls()[before:] == [
+        *[["pktmon", *argv] for argv in PROBES],  # what this node's pktmon can do, first
         ["pktmon", "status"],
         ["pktmon", "filter", "list"],
         ["pktmon", "stop"],
@@ -155,7 +157,11 @@ def test_cleanup_leaves_other_users_session_and_filters_alone(tmp_path: Path) ->
         "(collected data Packet counters, packet capture; capture type All packets; monitored components "
         "NICs only; logging mode Circular); 13 pktmon filter(s) winspect did not create: SenseNdr x13"
     ) in proc.stderr
-    assert node.calls()[before:] == [["pktmon", "status"], ["pktmon", "filter", "list"]]
+    assert node.calls()[before:] == [
+        *[["pktmon", *argv] for argv in PROBES],
+        ["pktmon", "status"],
+        ["pktmon", "filter", "list"],
+    ]
     assert node.pktmon()["running"] and len(node.pktmon()["filters"]) == 13
 
 

@@ -84,6 +84,12 @@ def request_fields(method: str, request: Message) -> dict[str, Any]:
     return {}
 
 
+def audit_take_over(node: str, session: str, requester: str, peer: str, taken_over: str) -> None:
+    """The audit line of a capture that took pktmon over from another user (besides its call's)."""
+    fields = {"node": node, "session": session, "requester": requester, "peer": peer}
+    log.info("pktmon taken over", extra={"fields": {**fields, "taken_over": taken_over}})
+
+
 @dataclass
 class AuditRecord:
     """One call, filled in as it goes; `emit` writes the line once."""

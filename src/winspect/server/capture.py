@@ -38,6 +38,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from winspect.node.errors import NodeError
 from winspect.node.types import CaptureStopped, LogBacklog
+from winspect.server.auth_audit import audit_take_over
 from winspect.server.backend import CaptureHandle, NodeBackend
 from winspect.server.capture_queue import DEFAULT_MAX_QUEUED_PACKETS, EventQueue
 from winspect.server.errors import FailedPrecondition
@@ -45,7 +46,6 @@ from winspect.server.validation import CapturePlan
 from winspect.v1 import winspect_pb2 as pb
 
 log = logging.getLogger("winspect.server.capture")
-audit = logging.getLogger("winspect.server.audit")
 
 # How long an end waits for the reader to finish, or for another caller's end to clean the node.
 END_WAIT_SECONDS = 10.0
@@ -168,18 +168,7 @@ class CaptureSession:
             self._timer.start()
         described = self._handle.description()
         if described.taken_over:
-            audit.info(
-                "pktmon taken over",
-                extra={
-                    "fields": {
-                        "node": self._node,
-                        "session": self.id,
-                        "requester": self.plan.requester,
-                        "peer": self.peer,
-                        "taken_over": described.taken_over,
-                    }
-                },
-            )
+            audit_take_over(self._node, self.id, self.plan.requester, self.peer, described.taken_over)
         log.info(
             "capture started",
             extra={

@@ -137,6 +137,17 @@ class StreamSink:
             f"({_left(stats.log_bytes_pending, stats.packets_pending_estimate)} left; Ctrl+C abandons them)"
         )
 
+    def notice(self, node: str, notice: Any) -> None:
+        """The node's warnings always; pktmon's own status lines with -v."""
+        from winspect.v1 import winspect_pb2 as pb
+
+        if notice.kind == pb.CaptureNotice.KIND_WARNING:
+            for line in notice.lines:
+                err(f"{node}: warning: {line}")
+        elif self.verbose:
+            for line in notice.lines:
+                err(f"{node}: pktmon: {line}")
+
     def ended(self, node: str, ended: Any) -> None:
         if self.export is not None:
             self.export.node_done(node)

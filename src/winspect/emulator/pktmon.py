@@ -43,6 +43,7 @@ from winspect.emulator.pktmon_text import (
     render_counters_json,
     render_list,
     render_list_json,
+    render_start_banner,
     render_status,
 )
 from winspect.emulator.protocols import TCP_FLAG_BITS
@@ -430,10 +431,13 @@ def _session_alive(state_dir: Path) -> bool:
 
 
 class _TextOutput:
-    """Real-time mode: the records' text on stdout."""
+    """Real-time mode: the start banner, then the records' text on stdout."""
+
+    def __init__(self, banner: str) -> None:
+        self.banner = banner
 
     def begin(self) -> None:
-        sys.stdout.write("Active measurement started.\nProcessing...\n\n")
+        sys.stdout.write(self.banner + "\n")
         sys.stdout.flush()
 
     def write(self, records: list[str]) -> None:
@@ -487,7 +491,8 @@ class _Session:
         self.output: Any
         if self.opts["log_mode"] == "real-time":
             self.render: Any = render_record
-            self.output = _TextOutput()
+            table = render_filter_list(filters)
+            self.output = _TextOutput(render_start_banner(session, table))
         else:
             from winspect.emulator.pktmon_logfile import LogWriter, log_record
 

@@ -162,7 +162,7 @@ def convert_to_text(path: Path, *, hex_dump: bool, timestamp_only: bool) -> tupl
         stamp = _clock(int(r["t"]))
         prefix = f"{stamp} " if timestamp_only else f"[00]0000.0000::{stamp} [{PROVIDER}] "
         out.append(prefix + r["head"])
-        out.append("        " + r["summary"])
+        out.append("\t" + r["summary"])
         if hex_dump:
             out.extend(hex_lines(bytes.fromhex(r["data"])))
         if r["head"].startswith("Drop: "):

@@ -58,10 +58,44 @@ DROP_NO_LISTENER = ("INET: transport endpoint was not found", "0xE000460A")
 OPTS_WINDOWS = ("mss 1460", "nop", "wscale 8", "nop", "nop", "sackOK")
 OPTS_LINUX = ("mss 1460", "nop", "nop", "sackOK", "nop", "wscale 7")
 
+# Names the emulated pods look up (the service names of a cluster and a few outside it).
+_DNS_NAMES = (
+    "kubernetes.default.svc.cluster.local",
+    "kube-dns.kube-system.svc.cluster.local",
+    "mcr.microsoft.com",
+    "login.microsoftonline.com",
+    "example.com",
+)
+
 DEFAULT_RATE = 200.0
 _MEAN_RECORDS_PER_FLOW = 30.0
 # pktmon group ids are large numbers (2^49 + a counter in the samples).
 GROUP_ID_BASE = 562949953421312
+
+
+@dataclass(frozen=True)
+class DnsMessage:
+    """A DNS query for an A record, or its answer (one A record) when `answer` is set."""
+
+    ident: int
+    name: str  # without the final dot
+    answer: str | None = None
+
+    def to_bytes(self) -> bytes:
+        flags = 0x8180 if self.answer is not None else 0x0100  # response + RD + RA, or query + RD
+        header = struct.pack("!HHHHHH", self.ident, flags, 1, 0 if self.answer is None else 1, 0, 0)
+        qname = b"".join(bytes([len(label)]) + label.encode() for label in self.name.split(".")) + b"\0"
+        body = header + qname + struct.pack("!HH", 1, 1)
+        if self.answer is not None:
+            body += struct.pack("!HHHIH", 0xC00C, 1, 1, 30, 4) + _ip_bytes(self.answer)
+        return body
+
+    def summary(self) -> str:
+        """As tcpdump prints it: `4711+ A? example.com. (29)`, `4711 1/0/0 A 10.0.0.5 (45)`."""
+        size = len(self.to_bytes())
+        if self.answer is None:
+            return f"{self.ident}+ A? {self.name}. ({size})"
+        return f"{self.ident} 1/0/0 A {self.answer} ({size})"
 
 
 @dataclass(frozen=True)
@@ -87,6 +121,7 @@ class Frame:
     ttl: int = 128
     ip_id: int = 0
     ethertype: int = ETHERTYPE_IPV4
+    dns: DnsMessage | None = None  # the UDP payload is this DNS message
 
     @property
     def l4_header_len(self) -> int:
@@ -106,7 +141,7 @@ class Frame:
         """The frame's bytes (Ethernet II, IPv4, TCP/UDP/ICMP), checksums included."""
         eth = _mac_bytes(self.dst_mac) + _mac_bytes(self.src_mac) + struct.pack("!H", self.ethertype)
         src, dst = _ip_bytes(self.src_ip), _ip_bytes(self.dst_ip)
-        payload = bytes(self.payload_len)
+        payload = self.dns.to_bytes() if self.dns is not None else bytes(self.payload_len)
         if self.ip_proto == PROTO_TCP:
             opts = _options_bytes(self.tcp_options)
             hlen = 20 + len(opts)
@@ -209,6 +244,8 @@ def ip_summary(f: Frame) -> str:
             parts.append(f"options [{','.join(f.tcp_options)}]")
         parts.append(f"length {f.payload_len}")
         return f"{f.src_ip}.{f.src_port} > {f.dst_ip}.{f.dst_port}: " + ", ".join(parts)
+    if f.ip_proto == PROTO_UDP and f.dns is not None:  # tcpdump decodes DNS: no `UDP` word
+        return f"{f.src_ip}.{f.src_port} > {f.dst_ip}.{f.dst_port}: {f.dns.summary()}"
     if f.ip_proto == PROTO_UDP:
         return f"{f.src_ip}.{f.src_port} > {f.dst_ip}.{f.dst_port}: UDP, length {f.payload_len}"
     kind = "echo request" if f.icmp_type == 8 else "echo reply"
@@ -240,17 +277,14 @@ def render_record(
     head.append(f"Component {rec.component}")
     if rec.drop_reason is None:
         head.append(f"Edge {rec.edge}")
-    if filter_id is not None:
-        head.append(f"Filter {filter_id}")
+    head.append(f"Filter {filter_id or 0}")  # 0: no filter set
     if rec.drop_reason is not None:
         head.append(f"DropReason {rec.drop_reason} ")
         head.append(f"DropLocation {rec.drop_location}")
     head.append(f"OriginalSize {rec.original_size}")
     head.append(f"LoggedSize {logged_size}")
     drop = "Drop: " if rec.drop_reason is not None else ""
-    return (
-        f"{format_clock(wall_ns)} {drop}{', '.join(head)}\n        {drop}{summary(rec.frame, rec.frame_type)}"
-    )
+    return f"{format_clock(wall_ns)} {drop}{', '.join(head)}\n\t{drop}{summary(rec.frame, rec.frame_type)}"
 
 
 # ---------------------------------------------------------------- generation
@@ -455,24 +489,24 @@ class TrafficGenerator:
         backends = [self.by_ip[ip] for ip in (dns["backends"] if dns else []) if ip in self.by_ip]
         sport = self._ephemeral()
         for q in range(self.rng.choice((1, 2, 2))):
-            qlen = self.rng.randrange(34, 64)
+            query = DnsMessage(self.rng.randrange(1, 65536), self.rng.choice(_DNS_NAMES))
             t0 = t + q * self.rng.randrange(40_000, 200_000)
             if not backends:
                 # No DNS server anywhere: the query leaves the node and is never answered.
-                self._send(
-                    t0,
-                    client,
-                    None,
-                    self._frame(client, self.gw_mac, dns_ip, PROTO_UDP, sport, 53, plen=qlen),
-                )
+                self._send(t0, client, None, self._dns_frame(client, self.gw_mac, dns_ip, sport, 53, query))
                 continue
             server = self.rng.choice(backends)
-            req = self._frame(client, self.gw_mac, dns_ip, PROTO_UDP, sport, 53, plen=qlen)
+            req = self._dns_frame(client, self.gw_mac, dns_ip, sport, 53, query)
             self._send(t0, client, server, req, nat=(server.ip, 53))
-            resp = self._frame(
-                server, client.mac, client.ip, PROTO_UDP, 53, sport, plen=qlen + self.rng.randrange(16, 160)
-            )
+            answer = replace(query, answer=self.rng.choice(self.services)["vip"] if self.services else dns_ip)
+            resp = self._dns_frame(server, client.mac, client.ip, 53, sport, answer)
             self._send(t0 + self._rtt(client, server), server, client, resp, unnat=(dns_ip, 53))
+
+    def _dns_frame(
+        self, src: _Ep, dst_mac: str, dst_ip: str, sport: int, dport: int, msg: DnsMessage
+    ) -> Frame:
+        frame = self._frame(src, dst_mac, dst_ip, PROTO_UDP, sport, dport, plen=len(msg.to_bytes()))
+        return replace(frame, dns=msg)
 
     def _flow_icmp(self, t: int) -> None:
         client = self.rng.choice(self.local)

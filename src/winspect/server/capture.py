@@ -297,6 +297,7 @@ class CaptureSession:
             if counters_only:
                 continue
             batched += parser.feed(text, event.packets.packets)
+            self._pass_notices(parser)
             # A full read means pktmon has more waiting: keep filling this batch
             # (fewer, larger messages); a short read means we are caught up: send.
             if batched and (batched >= MAX_BATCH_PACKETS or len(data) < FULL_READ_BYTES):
@@ -306,6 +307,7 @@ class CaptureSession:
         if not counters_only:
             batched += parser.feed(decoder.decode(b"", final=True), event.packets.packets)
             batched += parser.finish(event.packets.packets)
+            self._pass_notices(parser)
         if batched:
             queue.offer(event, batched)
 
@@ -321,6 +323,7 @@ class CaptureSession:
             text = decoder.decode(data, final=not data)
             self._first_output.set()
             added = parser.feed(text, batch) if data else parser.feed(text, batch) + parser.finish(batch)
+            self._pass_notices(parser)
             if added:
                 frame_bytes += sum(len(p.frame) for p in batch[batched:])
                 batched += added
@@ -337,6 +340,14 @@ class CaptureSession:
                 batched = frame_bytes = 0
             if not data:
                 return
+
+    def _pass_notices(self, parser: RealtimeParser | Etl2txtParser) -> None:
+        """pktmon's status lines to the server log and the client (never as packets)."""
+        lines = parser.take_status()
+        if lines:
+            log.info("pktmon status", extra={"fields": {"session": self.id, "lines": lines}})
+            notice = pb.CaptureNotice(kind=pb.CaptureNotice.KIND_STATUS, lines=lines)
+            self._queue.put_marker(pb.CaptureEvent(notice=notice))
 
     def _tool_exited(self) -> None:
         if not self.ended:

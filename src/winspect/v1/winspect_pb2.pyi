@@ -332,17 +332,35 @@ class CaptureStats(_message.Message):
     packets_pending_estimate: int
     def __init__(self, packets: _Optional[int] = ..., packets_lost: _Optional[int] = ..., draining: _Optional[bool] = ..., log_bytes_pending: _Optional[int] = ..., packets_pending_estimate: _Optional[int] = ...) -> None: ...
 
+class CaptureNotice(_message.Message):
+    __slots__ = ("kind", "lines")
+    class Kind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        KIND_UNSPECIFIED: _ClassVar[CaptureNotice.Kind]
+        KIND_STATUS: _ClassVar[CaptureNotice.Kind]
+        KIND_WARNING: _ClassVar[CaptureNotice.Kind]
+    KIND_UNSPECIFIED: CaptureNotice.Kind
+    KIND_STATUS: CaptureNotice.Kind
+    KIND_WARNING: CaptureNotice.Kind
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    LINES_FIELD_NUMBER: _ClassVar[int]
+    kind: CaptureNotice.Kind
+    lines: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, kind: _Optional[_Union[CaptureNotice.Kind, str]] = ..., lines: _Optional[_Iterable[str]] = ...) -> None: ...
+
 class CaptureEvent(_message.Message):
-    __slots__ = ("started", "packets", "stats", "ended")
+    __slots__ = ("started", "packets", "stats", "ended", "notice")
     STARTED_FIELD_NUMBER: _ClassVar[int]
     PACKETS_FIELD_NUMBER: _ClassVar[int]
     STATS_FIELD_NUMBER: _ClassVar[int]
     ENDED_FIELD_NUMBER: _ClassVar[int]
+    NOTICE_FIELD_NUMBER: _ClassVar[int]
     started: CaptureInfo
     packets: PacketBatch
     stats: CaptureStats
     ended: CaptureEnded
-    def __init__(self, started: _Optional[_Union[CaptureInfo, _Mapping]] = ..., packets: _Optional[_Union[PacketBatch, _Mapping]] = ..., stats: _Optional[_Union[CaptureStats, _Mapping]] = ..., ended: _Optional[_Union[CaptureEnded, _Mapping]] = ...) -> None: ...
+    notice: CaptureNotice
+    def __init__(self, started: _Optional[_Union[CaptureInfo, _Mapping]] = ..., packets: _Optional[_Union[PacketBatch, _Mapping]] = ..., stats: _Optional[_Union[CaptureStats, _Mapping]] = ..., ended: _Optional[_Union[CaptureEnded, _Mapping]] = ..., notice: _Optional[_Union[CaptureNotice, _Mapping]] = ...) -> None: ...
 
 class StopCaptureRequest(_message.Message):
     __slots__ = ("session_id", "requester")

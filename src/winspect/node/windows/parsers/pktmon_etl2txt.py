@@ -15,9 +15,10 @@ tolerant (COMPOSITE). What it expects of each packet record:
 The header and summary are parsed by the real-time parser (one source of
 truth for the fields); this module adds the date (when printed) and the
 frame bytes. A dump whose offsets jump keeps the bytes before the jump.
-Lines with an ETW prefix but no packet (other events) are skipped; any other
-line becomes a packet with only `raw` set, as in real-time mode. Feed the
-text as it arrives (`feed`), then call `finish`.
+Lines with an ETW prefix but no packet (other events) are skipped; etl2txt's
+own status (`Processing...`, the closing summary) goes to `take_status`; any
+other line becomes a packet with only `raw` set, as in real-time mode. Feed
+the text as it arrives (`feed`), then call `finish`.
 """
 
 from __future__ import annotations
@@ -27,7 +28,12 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from winspect.node.windows.parsers.pktmon_realtime import PacketSink, RealtimeParser, TimeOfDayResolver
+from winspect.node.windows.parsers.pktmon_realtime import (
+    PacketSink,
+    RealtimeParser,
+    TimeOfDayResolver,
+    is_status_line,
+)
 from winspect.v1 import winspect_pb2 as pb
 
 _HEADER = re.compile(
@@ -82,6 +88,10 @@ class Etl2txtParser:
             count += self._line(line.rstrip("\r"), out)
         return count
 
+    def take_status(self) -> list[str]:
+        """etl2txt's status lines seen since the last call."""
+        return self._inner.take_status()
+
     def finish(self, out: PacketSink) -> int:
         count = 0
         if self._rest:
@@ -92,7 +102,11 @@ class Etl2txtParser:
     # ------------------------------------------------------------ lines
 
     def _line(self, line: str, out: PacketSink) -> int:
-        if not line.strip():
+        stripped = line.strip()
+        if not stripped:
+            return 0
+        if is_status_line(stripped):
+            self._inner.status.append(stripped)
             return 0
         if line[0] in " \t":
             if self._header is None:

@@ -16,11 +16,22 @@ and `DropLocation 0x...`, no `Edge`) are COMPOSITE. Hence two paths:
 - a tolerant path for header lines the fast regex refuses: `Key value`
   pairs separated by commas, found by name, in any order.
 
-Lines that are neither a header nor a summary (banners such as
-`Active measurement started.` are known and skipped) become packets with
-only `raw` set, so nothing the tool printed is lost. A header without a
-summary line still yields a packet. CRLF and LF, blank lines and trailing
-spaces are accepted.
+pktmon's own status text is not packets: the start banner of the current
+command line (`Collected Data:`, `Capture Type:`, `Monitored Components:`,
+`Packet Filters:` with its 5-space-indented filter table, `Logger
+Parameters:`, each title followed by indented lines, then `Processing...`),
+the old command line's `Active measurement started.`, and the closing
+summaries (`Packets total:` ..., `Total Events Processed` ...) are kept in
+`status` for the caller to log, never emitted. Other lines that are neither
+a header nor a summary become packets with only `raw` set, so nothing the
+tool printed is lost. A header without a summary line still yields a
+packet. CRLF and LF, blank lines, trailing spaces and TAB or space
+indentation of the summary are accepted.
+
+The summary is tcpdump's text, which names the protocol only sometimes:
+UDP payloads tcpdump decodes (DNS, DHCP, NTP, ...) carry no `UDP` word, and
+IPv6 extension headers and fragments change the layout; see
+`pktmon_summary.py`.
 
 pktmon prints only the time of day (local time, 9 fractional digits). The
 date comes from the node clock: `TimeOfDayResolver` picks, for each new
@@ -36,6 +47,7 @@ from collections.abc import Iterable, Mapping
 from datetime import date, datetime, time, timedelta, tzinfo
 from typing import Any, Protocol
 
+from winspect.node.windows.parsers.pktmon_summary import decode_summary
 from winspect.v1 import winspect_pb2 as pb
 
 _HEADER_PATTERN = (
@@ -63,13 +75,30 @@ _NO_SUMMARY: tuple[None, ...] = (None,) * 12
 _TOLERANT_START = re.compile(r"\s*(\d{1,2}:\d\d:\d\d)(?:\.(\d{1,9}))?\s+(Drop:\s*)?(.*?)\s*$")
 _KEY_VALUE = re.compile(r"\s*([A-Za-z]+)\s*(.*?)\s*$")
 
-# Lines pktmon prints around the packets; not packets, not worth a raw entry.
+# Lines pktmon prints around the packets (start banners of both command lines,
+# closing summaries): status, not packets.
 _BANNERS = frozenset(
     {
         "Active measurement started.",
         "Processing...",
         "Press Ctrl+C to stop monitoring.",
     }
+)
+# Titles of the current start banner's blocks; the indented lines after one are
+# its body (the filter table under `Packet Filters:` included).
+_BLOCK_TITLES = frozenset(
+    {
+        "Collected Data:",
+        "Capture Type:",
+        "Monitored Components:",
+        "Packet Filters:",
+        "Logger Parameters:",
+    }
+)
+# Closing summaries (etl2pcap, etl2txt), matched on the line's start.
+_CLOSING = re.compile(
+    r"(?:Packets total:|Packet drop count:|Packets formatted:|Formatted file:|Files Processed:"
+    r"|Total Events +(?:Processed|Lost)\b)"
 )
 
 _DIRECTIONS = {"Tx": pb.DIRECTION_TX, "Rx": pb.DIRECTION_RX, "tx": pb.DIRECTION_TX, "rx": pb.DIRECTION_RX}
@@ -80,6 +109,11 @@ _SMALL_INTS = {str(i): i for i in range(1, 10000)}
 _ETHERTYPES = {"0800": 0x0800, "86dd": 0x86DD, "86DD": 0x86DD, "0806": 0x0806}
 _FLOW = pb.PACKET_TYPE_FLOW
 _DROP = pb.PACKET_TYPE_DROP
+
+
+def is_status_line(stripped: str) -> bool:
+    """A line of pktmon's banners or closing summaries (without its indentation)."""
+    return stripped in _BANNERS or stripped in _BLOCK_TITLES or _CLOSING.match(stripped) is not None
 
 
 class PacketSink(Protocol):
@@ -148,6 +182,15 @@ class RealtimeParser:
         self._last_seconds = 0
         # A header line whose summary line has not arrived yet.
         self._pending: tuple[str | None, ...] | None = None
+        # Inside a banner block: indented lines are its body, not summaries.
+        self._in_block = False
+        # pktmon's status text (banners, closing summaries) not taken yet.
+        self.status: list[str] = []
+
+    def take_status(self) -> list[str]:
+        """The status lines seen since the last call."""
+        lines, self.status = self.status, []
+        return lines
 
     def feed(self, chunk: str, out: PacketSink) -> int:
         """Parses the complete lines of `chunk` into `out`; keeps the rest for later."""
@@ -190,6 +233,8 @@ class RealtimeParser:
     def _line(self, line: str, out: PacketSink) -> int:
         """Slow path: one line, when the two-line fast path did not match."""
         stripped = line.strip()
+        if self._status_line(line, stripped):
+            return 0
         if not line or line[0] in " \t":  # a summary line (or a blank one)
             if not stripped:
                 return 0
@@ -202,8 +247,6 @@ class RealtimeParser:
         m = _HEADER.match(line)
         if m is not None:
             self._pending = m.groups()
-        elif stripped in _BANNERS:
-            pass
         else:
             tolerant = _tolerant_header(line)
             if tolerant is not None:
@@ -211,6 +254,22 @@ class RealtimeParser:
             else:
                 count += self._raw(out, stripped)
         return count
+
+    def _status_line(self, line: str, stripped: str) -> bool:
+        """True for a line of pktmon's own status text (kept in `status`)."""
+        if not stripped:  # blank lines separate blocks, and do not end the banner
+            return False
+        if stripped in _BLOCK_TITLES:
+            self._in_block = True
+        elif self._in_block and line[0] in " \t":
+            pass
+        elif is_status_line(stripped):
+            self._in_block = False
+        else:
+            self._in_block = False
+            return False
+        self.status.append(stripped)
+        return True
 
     def _flush_pending(self, out: PacketSink, summary_line: str | None) -> int:
         header = self._pending
@@ -243,13 +302,18 @@ class RealtimeParser:
             length = small.get(flen) or int(flen)  # type: ignore[arg-type,call-overload]
             if ename != "IPv4" and ename != "IPv6":
                 protocol = ename  # type: ignore[assignment]
-        if src is not None:
-            if tcp is not None:
-                protocol = "TCP"
-                ip_protocol = 6
-            elif other is not None:
-                protocol = _SUMMARY_PROTOCOLS[other]
-                ip_protocol = _PROTOCOL_NUMBERS[protocol]
+        if src is not None and tcp is not None:
+            protocol = "TCP"
+            ip_protocol = 6
+        elif src is not None and other is not None:
+            protocol = _SUMMARY_PROTOCOLS[other]
+            ip_protocol = _PROTOCOL_NUMBERS[protocol]
+        elif summary is not None and (decoded := decode_summary(summary)) is not None:
+            protocol = decoded.protocol or protocol
+            ip_protocol = decoded.ip_protocol
+            src, dst = decoded.src_ip or None, decoded.dst_ip or None
+            sport = None if decoded.src_port is None else str(decoded.src_port)
+            dport = None if decoded.dst_port is None else str(decoded.dst_port)
         if summary is not None and summary[-1:] in (" ", "\t"):
             summary = summary.rstrip()
         if hms == self._last_hms:

@@ -1,0 +1,101 @@
+"""What pktmon prints besides packets, and the summaries tcpdump decodes, through the sandbox and the CLI."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+
+import pytest
+from e2e_support import E2E
+
+DNS_NAMES = {
+    "kubernetes.default.svc.cluster.local",
+    "kube-dns.kube-system.svc.cluster.local",
+    "mcr.microsoft.com",
+    "login.microsoftonline.com",
+    "example.com",
+}
+
+
+def test_start_banner_is_status_not_packets(e2e: E2E) -> None:
+    node = e2e.windows_nodes()[0]
+    result = e2e.run("capture", "nodes", node, "-d", "2", "-o", "json", "-v")
+    assert result.code == 0, result.err
+    lines = result.packets()
+    assert lines
+    assert [p for p in lines if p["raw"] is not None] == []
+    # No filter set: pktmon says Filter 0.
+    assert {p["filter_id"] for p in lines} == {0}
+    # pktmon's banner is still there, with -v, on stderr.
+    assert f"{node}: pktmon: Collected Data:" in result.err
+    assert f"{node}: pktmon: Packet Filters:" in result.err
+    assert f"{node}: pktmon: Processing..." in result.err
+
+
+def test_banner_with_filters_shows_the_filter_table_only_with_verbose(e2e: E2E) -> None:
+    node = e2e.windows_nodes()[1]
+    quiet = e2e.run("capture", "nodes", node, "-t", "TCP", "-d", "1", "-o", "json")
+    assert quiet.code == 0, quiet.err
+    assert "pktmon:" not in quiet.err
+    assert all(p["raw"] is None and p["filter_id"] >= 1 for p in quiet.packets())
+    verbose = e2e.run("capture", "nodes", node, "-t", "TCP", "-d", "1", "-v")
+    assert verbose.code == 0, verbose.err
+    assert f"{node}: pktmon: # Name       Protocol" in verbose.err
+    assert f"{node}: pktmon: 1 winspect-1 TCP" in verbose.err
+
+
+def test_dns_packets_are_udp_with_ports(e2e: E2E) -> None:
+    result = e2e.run("capture", "all", "-t", "UDP", "-d", "3", "-o", "json")
+    assert result.code == 0, result.err
+    packets = result.packets()
+    assert packets
+    assert {p["protocol"] for p in packets} == {"UDP"}
+    assert {p["ip_protocol"] for p in packets} == {17}
+    dns = [p for p in packets if 53 in (p["src_port"], p["dst_port"])]
+    assert dns, "no DNS in 3 s of traffic"
+    queries = [p for p in dns if "+ A? " in p["summary"]]
+    answers = [p for p in dns if " 1/0/0 A " in p["summary"]]
+    assert queries and answers
+    assert all(" UDP" not in p["summary"] for p in queries + answers)  # tcpdump's decoded form
+    assert all(p["dst_port"] == 53 for p in queries) and all(p["src_port"] == 53 for p in answers)
+
+
+def test_dns_in_pcapng_is_dns_for_tshark(e2e: E2E) -> None:
+    tshark = shutil.which("tshark")
+    if tshark is None:
+        pytest.fail("tshark is not installed (apt install tshark)")
+    out = e2e.home / "dns.pcapng"
+    result = e2e.run("capture", "all", "-t", "UDP", "-r", "53", "-d", "3", "-w", str(out))
+    assert result.code == 0, result.err
+    proc = subprocess.run(
+        [
+            tshark,
+            "-r",
+            str(out),
+            "-Y",
+            "dns",
+            "-T",
+            "fields",
+            "-e",
+            "dns.qry.name",
+            "-e",
+            "dns.flags.response",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, "HOME": str(e2e.home)},
+    )
+    assert proc.returncode == 0, proc.stderr
+    rows = [line.split("\t") for line in proc.stdout.splitlines() if line]
+    assert rows
+    assert {name for name, _ in rows} <= DNS_NAMES
+    assert {flag for _, flag in rows} == {"True", "False"} or {flag for _, flag in rows} == {"1", "0"}
+    assert (
+        "Malformed"
+        not in subprocess.run(
+            [tshark, "-r", str(out)], capture_output=True, text=True, timeout=60, check=False
+        ).stdout
+    )

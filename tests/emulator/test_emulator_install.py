@@ -47,7 +47,7 @@ def test_tools_found_on_path_by_name(cluster: Cluster, tmp_path: Path) -> None:
     env = env_without_state()
     env["PATH"] = f"{tmp_path / 'tools'}{os.pathsep}{env.get('PATH', '')}"
     r = subprocess.run(["pktmon", "filter", "list"], capture_output=True, text=True, env=env, check=False)
-    assert (r.returncode, r.stdout) == (0, "None\n")
+    assert (r.returncode, r.stdout) == (0, "Packet Filters:\n    None\n")
 
 
 def test_interpreter_path_with_spaces_goes_through_sh(cluster: Cluster, tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ from collections.abc import Callable
 import pytest
 
 from winspect.emulator.state import pktmon_status, read_calls, set_fault
+from winspect.node.windows.parsers.pktmon_filter_list import FilterRow, parse_filter_list
 
 from .emu_support import EmuNode, env_without_state
 
@@ -23,7 +24,7 @@ def test_idle_status_and_stop(call: Call) -> None:
 
 
 def test_filters_add_list_remove(call: Call, node: EmuNode) -> None:
-    assert call("pktmon", "filter", "list") == (0, "None\n")
+    assert call("pktmon", "filter", "list") == (0, "Packet Filters:\n    None\n")
     assert (
         call("pktmon", "filter", "add", "web", "-i", "10.224.0.15", "-t", "TCP", "SYN", "ACK", "-p", "80")[0]
         == 0
@@ -33,11 +34,17 @@ def test_filters_add_list_remove(call: Call, node: EmuNode) -> None:
     code, out = call("pktmon", "filter", "list")
     assert code == 0
     assert out.splitlines() == [
-        " # Name MAC Address       EtherType Protocol       IP Address                  Port",
-        " - ---- -----------       --------- --------       ----------                  ----",
-        " 1 web                              TCP (SYN, ACK) 10.224.0.15                   80",
-        " 2      00-15-5D-E4-94-26 IPv4",
-        " 3                                                 10.224.0.0/24, 10.0.0.10 53, 443",
+        "Packet Filters:",
+        "     # Name MAC Address       EtherType Protocol       IP Address                  Port",
+        "     - ---- -----------       --------- --------       ----------                  ----",
+        "     1 web                              TCP (SYN, ACK) 10.224.0.15                   80",
+        "     2      00-15-5D-E4-94-26 IPv4",
+        "     3                                                 10.224.0.0/24, 10.0.0.10 53, 443",
+    ]
+    assert parse_filter_list(out) == [
+        FilterRow(1, "web", {"Protocol": "TCP (SYN, ACK)", "IP Address": "10.224.0.15", "Port": "80"}),
+        FilterRow(2, "", {"MAC Address": "00-15-5D-E4-94-26", "EtherType": "IPv4"}),
+        FilterRow(3, "", {"IP Address": "10.224.0.0/24, 10.0.0.10", "Port": "53, 443"}),
     ]
     filters = pktmon_status(node.state)["filters"]
     assert [f["ips"] for f in filters] == [["10.224.0.15"], [], ["10.224.0.0/24", "10.0.0.10"]]
@@ -164,7 +171,7 @@ def test_faults_make_a_call_fail_with_a_message(call: Call, node: EmuNode) -> No
     set_fault(node.state, "pktmon", ["filter", "add"], exit_code=87, output="The parameter is incorrect.")
     assert call("pktmon", "filter", "add", "-p", "80") == (87, "The parameter is incorrect.\n")
     assert pktmon_status(node.state)["filters"] == []
-    assert call("pktmon", "filter", "list") == (0, "None\n")  # other commands unaffected
+    assert call("pktmon", "filter", "list") == (0, "Packet Filters:\n    None\n")  # other commands unaffected
 
 
 def test_fault_for_a_number_of_calls(call: Call, node: EmuNode) -> None:

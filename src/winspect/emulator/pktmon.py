@@ -32,6 +32,7 @@ from winspect.emulator.pktmon_filters import (
     first_match,
     parse_filter_add,
     render_filter_list,
+    render_filter_list_current,
 )
 from winspect.emulator.pktmon_logfile import (
     DEFAULT_FILE_NAME,
@@ -188,7 +189,7 @@ def _cmd_filter(state_dir: Path, rest: list[str]) -> int:
         if args:
             raise UsageError(f"unexpected value '{args[0]}' for 'pktmon filter list'.")
         st = store.read_json(state_dir, store.PKTMON_FILE)
-        print(render_filter_list([PacketFilter.from_dict(f) for f in st["filters"]]))
+        print(render_filter_list_current([PacketFilter.from_dict(f) for f in st["filters"]]))
         return 0
     if sub == "add":
         new = parse_filter_add(args)

@@ -284,6 +284,12 @@ def _protocol_text(f: PacketFilter) -> str:
     return f"{name} ({', '.join(f.tcp_flags)})" if f.tcp_flags else name
 
 
+def render_filter_list_current(filters: list[PacketFilter]) -> str:
+    """`pktmon filter list` of the current command line (reference 6.2): a `Packet Filters:`
+    title, then the table (its rows start with a space) indented by 4 more: 5 in all."""
+    return "Packet Filters:\n" + "\n".join("    " + line for line in render_filter_list(filters).splitlines())
+
+
 def render_filter_list(filters: list[PacketFilter]) -> str:
     """`pktmon filter list`: columns padded to the widest value, only used columns shown."""
     if not filters:

@@ -99,3 +99,17 @@ def test_dns_in_pcapng_is_dns_for_tshark(e2e: E2E) -> None:
             [tshark, "-r", str(out)], capture_output=True, text=True, timeout=60, check=False
         ).stdout
     )
+
+
+def test_vfp_counters_read_from_crlf_output_with_drop_statistics(e2e: E2E) -> None:
+    pod = e2e.pod("win-webserver-", e2e.windows_nodes()[0])
+    name, node = pod["metadata"]["name"], pod["spec"]["nodeName"]
+    result = e2e.run("vfp-counter", "--pod", name, "--detailed", "-o", "json")
+    assert result.code == 0, result.err
+    ports = result.json()["results"][node]["ports"]
+    assert [p["role"] for p in ports] == ["pod", "host_vnic", "external_adapter"]
+    for port in ports:
+        for direction in ("in", "out"):
+            counters = port["counters"][direction]
+            assert counters["Dropped packets: ACL"] == counters["Dropped ACL packets"], counters
+            assert counters["Total packets"] > 0

@@ -13,7 +13,7 @@ from winspect.v1 import winspect_pb2 as pb
 
 UTC = timezone.utc
 NOW = datetime(2024, 5, 1, 10, 30, tzinfo=UTC)
-CURRENT = Path(__file__).resolve().parent.parent / "fixtures" / "pktmon_current"
+CURRENT = Path(__file__).resolve().parent.parent / "fixtures" / "current_output"
 HEADER = (
     "10:26:38.000000001 PktGroupId 1, PktNumber 1, Appearance 1, Direction Tx , Type Ethernet , "
     "Component 4, Edge 1, Filter 0, OriginalSize 98, LoggedSize 98"

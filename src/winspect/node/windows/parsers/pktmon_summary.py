@@ -4,7 +4,7 @@ pktmon's summary is tcpdump's text. The real-time parser reads the common
 forms in one regex (`... > ...: Flags [S]`, `UDP, length N`, `ICMP ...`);
 this module reads the rest, the forms where tcpdump prints no protocol word
 or changes the layout (shapes from tcpdump's printers; the samples in
-tests/fixtures/pktmon_current are constructed):
+tests/fixtures/current_output are constructed):
 
 - UDP payloads tcpdump decodes (DNS `4711+ A? example.com. (29)`, DHCP
   `BOOTP/DHCP, Request ...`, NTP `NTPv4, Client, length 48`, `dhcp6 solicit`,

@@ -5,9 +5,12 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
-from e2e_support import E2E
+from e2e_support import E2E, wait_until
+
+from winspect.emulator.state import clear_faults, read_calls, set_fault
 
 DNS_NAMES = {
     "kubernetes.default.svc.cluster.local",
@@ -113,3 +116,25 @@ def test_vfp_counters_read_from_crlf_output_with_drop_statistics(e2e: E2E) -> No
             counters = port["counters"][direction]
             assert counters["Dropped packets: ACL"] == counters["Dropped ACL packets"], counters
             assert counters["Total packets"] > 0
+
+
+def test_counters_text_with_grouped_numbers_when_json_is_refused(e2e: E2E) -> None:
+    node = e2e.windows_nodes()[2]
+    state_dir = Path(next(n for n in e2e.sandbox.nodes if n["name"] == node)["state_dir"])
+    set_fault(state_dir, "pktmon", ["counters", "--json"], exit_code=87, output="Invalid parameter: --json")
+    proc = e2e.start("capture", "nodes", node, "--counters-only")
+    try:
+
+        def big_rows() -> list[dict] | None:
+            res = e2e.run("counter", "--nodes", node, "-o", "json").json()["results"][node]
+            rows = res["rows"] if res["capture_running"] else []
+            return rows if any(r["bytes"] > 999 for r in rows) else None
+
+        rows = wait_until("counters a count over 999 (printed with a comma: 1,234)", big_rows)
+        calls = read_calls(state_dir)
+        assert ["pktmon", "counters", "--json"] in calls and ["pktmon", "counters"] in calls  # the text form
+        assert {r["group"] for r in rows} - {""}, "the adapter headings name the groups"
+        assert all(r["component_id"] > 0 and r["counter_type"] in ("Flow", "Drop") for r in rows)
+    finally:
+        E2E.interrupt(proc)
+        clear_faults(state_dir)

@@ -86,6 +86,11 @@ def _usage(sb: Any, root: Path, default: bool) -> str:
         + (f"..{nodes[-1]['address']}" if len(nodes) > 1 else "")
         + f", Kubernetes API at {sb.api_url} ({sb.state.get('startup_seconds', '?')}s)",
         f"kubeconfig: {sb.kubeconfig}",
+        *[
+            f"{n['name']} runs in time zone {n['time_zone']} (pktmon prints local time there)"
+            for n in nodes
+            if n.get("time_zone", "UTC") != "UTC"
+        ],
         "",
         "Use it:",
         f"  export KUBECONFIG={sb.kubeconfig}",

@@ -15,6 +15,7 @@ format (JSON lines), not ETW: only the emulated `etl2txt` reads them.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import random
 import signal
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from winspect.emulator import store
+from winspect.emulator.clock import NodeClock
 from winspect.emulator.pktmon_filters import (
     MAX_FILTERS,
     CompiledFilter,
@@ -490,14 +492,16 @@ class _Session:
         self.next_group = GROUP_ID_BASE + session["number"] * 1_000_000 + self.id_rng.randrange(1000)
         self._flushed_done = False
         self.output: Any
+        node = store.read_json(state_dir, store.NODE_FILE)
+        clock = NodeClock(node.get("time_zone") or "UTC")
         if self.opts["log_mode"] == "real-time":
-            self.render: Any = render_record
+            self.render: Any = functools.partial(render_record, clock=clock)
             table = render_filter_list(filters)
             self.output = _TextOutput(render_start_banner(session, table))
         else:
             from winspect.emulator.pktmon_logfile import LogWriter, log_record
 
-            self.render = log_record
+            self.render = functools.partial(log_record, clock=clock)
             self.output = LogWriter(
                 Path(self.opts["file_name"]),
                 int(self.opts["file_size"]) * int(traffic.get("log_megabyte", 1 << 20)),
@@ -839,8 +843,12 @@ def _cmd_etl2txt(state_dir: Path, rest: list[str]) -> int:
                 f"etl2txt option --{key.replace('_', '-')} is not supported by the emulator.",
                 ERROR_NOT_SUPPORTED,
             )
+    node = store.read_json(state_dir, store.NODE_FILE)
     text, counts = convert_to_text(
-        source, hex_dump=bool(opts.get("hex")), timestamp_only=bool(opts.get("timestamp_only"))
+        source,
+        hex_dump=bool(opts.get("hex")),
+        timestamp_only=bool(opts.get("timestamp_only")),
+        clock=NodeClock(node.get("time_zone") or "UTC"),
     )
     lines = [
         "Processing...",

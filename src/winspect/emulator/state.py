@@ -39,6 +39,7 @@ def create_node_state(
     *,
     traffic_rate: float = 200.0,
     max_packets: int | None = None,
+    time_zone: str = "UTC",
 ) -> None:
     """Writes a fresh state for Windows node `node_name` into `state_dir` (created if missing).
 
@@ -46,10 +47,14 @@ def create_node_state(
     (0 = as fast as possible). max_packets: records generated per capture
     (plus the remaining appearances of packets in flight), after which the
     capture stays running but quiet until stopped (None = endless).
+    time_zone: the node's zone (IANA name); pktmon prints local time in it.
     Counters, session, filters, faults and the call log start empty.
     """
+    from zoneinfo import ZoneInfo
+
     from winspect.emulator.node_network import build_node_network
 
+    ZoneInfo(time_zone)  # an unknown zone fails here, not in the tools
     if traffic_rate < 0:
         raise ValueError("traffic_rate must be >= 0")
     if max_packets is not None and max_packets < 0:
@@ -60,7 +65,11 @@ def create_node_state(
     vfp_ports = net.vfp_ports_json()
     node = cluster.node(node_name)
     with store.locked(state_dir):
-        store.write_json(state_dir, store.NODE_FILE, {"node": asdict(node), "cluster_seed": cluster.seed})
+        store.write_json(
+            state_dir,
+            store.NODE_FILE,
+            {"node": asdict(node), "cluster_seed": cluster.seed, "time_zone": time_zone},
+        )
         store.write_json(state_dir, store.HNS_FILE, net.hns.to_json())
         store.write_json(state_dir, store.COMPONENTS_FILE, net.components_json())
         store.write_json(state_dir, store.VFP_PORTS_FILE, vfp_ports)

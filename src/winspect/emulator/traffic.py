@@ -20,11 +20,11 @@ from __future__ import annotations
 import heapq
 import random
 import struct
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
+from winspect.emulator.clock import UTC_CLOCK, NodeClock
 from winspect.emulator.protocols import (
     ACK,
     CWR,
@@ -218,11 +218,9 @@ class Record:
 # ---------------------------------------------------------------- rendering
 
 
-def format_clock(wall_ns: int) -> str:
-    """HH:MM:SS.fffffffff of the node clock (UTC), 100 ns resolution as pktmon."""
-    secs, frac = divmod(wall_ns, 1_000_000_000)
-    t = time.gmtime(secs)
-    return f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}.{frac // 100 * 100:09d}"
+def format_clock(wall_ns: int, clock: NodeClock = UTC_CLOCK) -> str:
+    """HH:MM:SS.fffffffff of the node's local time, 100 ns resolution as pktmon."""
+    return clock.time_of_day(wall_ns)
 
 
 def tcp_flags_text(flags: int) -> str:
@@ -269,6 +267,7 @@ def render_record(
     filter_id: int | None,
     logged_size: int,
     packet_number: int = 1,
+    clock: NodeClock = UTC_CLOCK,
 ) -> str:
     """The two lines pktmon prints in real-time mode for one record (no newline at the end)."""
     head = [f"PktGroupId {group_id}", f"PktNumber {packet_number}", f"Appearance {rec.appearance}"]
@@ -284,7 +283,8 @@ def render_record(
     head.append(f"OriginalSize {rec.original_size}")
     head.append(f"LoggedSize {logged_size}")
     drop = "Drop: " if rec.drop_reason is not None else ""
-    return f"{format_clock(wall_ns)} {drop}{', '.join(head)}\n\t{drop}{summary(rec.frame, rec.frame_type)}"
+    stamp = format_clock(wall_ns, clock)
+    return f"{stamp} {drop}{', '.join(head)}\n\t{drop}{summary(rec.frame, rec.frame_type)}"
 
 
 # ---------------------------------------------------------------- generation

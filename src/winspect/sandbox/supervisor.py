@@ -51,6 +51,23 @@ def process_groups(node_count: int) -> list[list[int]]:
     return [list(range(i, min(i + per, node_count))) for i in range(0, node_count, per)]
 
 
+# The zone of the nodes of the second server process (the second Windows node, up to
+# ONE_PROCESS_PER_NODE_UP_TO nodes): pktmon prints local time, so a sandbox shows
+# that nodes in different zones still give one time-ordered stream. Its rules have
+# DST. POSIX only: there TZ sets a process's zone (Windows needs its own names).
+OTHER_TIME_ZONE = "America/Los_Angeles"
+
+
+def node_time_zones(node_count: int) -> list[str]:
+    """The time zone of each Windows node, by index."""
+    zones = ["UTC"] * node_count
+    groups = process_groups(node_count)
+    if os.name != "nt" and len(groups) > 1:
+        for index in groups[1]:
+            zones[index] = OTHER_TIME_ZONE
+    return zones
+
+
 def winspectserv_argv() -> list[str]:
     """The installed winspectserv next to this Python, else the one on PATH."""
     scripts = Path(sys.executable).parent
@@ -160,10 +177,10 @@ class Supervisor:
         )
         windows = cluster.windows_nodes()
         nodes: list[dict[str, Any]] = []
-        for node in windows:
+        for node, zone in zip(windows, node_time_zones(len(windows)), strict=True):
             node_dir = self.layout.node_dir(node.name)
             state_dir, tools_dir = node_dir / "state", node_dir / "tools"
-            create_node_state(cluster, node.name, state_dir)
+            create_node_state(cluster, node.name, state_dir, time_zone=zone)
             install_tools(tools_dir, state_dir)
             nodes.append(
                 {
@@ -172,6 +189,7 @@ class Supervisor:
                     "port": NODE_PORT,
                     "state_dir": str(state_dir),
                     "tools_dir": str(tools_dir),
+                    "time_zone": zone,
                 }
             )
         self.state["nodes"] = nodes
@@ -243,7 +261,7 @@ class Supervisor:
                 argv = [sys.executable, "-m", "winspect.sandbox.nodehost", str(spec)]
                 logfile = self.layout.logs / f"nodehost-{names[0]}.log"
             proc = NodeProcess(names, argv, logfile)
-            proc.popen = procs.spawn(argv, logfile, detached=False)
+            proc.popen = procs.spawn(argv, logfile, detached=False, env=_node_environment(members[0]))
             proc.identity = procs.process_identity(proc.popen.pid)
             self.processes.append(proc)
 
@@ -363,6 +381,13 @@ class Supervisor:
             self.block.release()
         self._write(status="stopped" if self.state.get("status") != "failed" else "failed")
         self._stopped.set()
+
+
+def _node_environment(node: dict[str, Any]) -> dict[str, str] | None:
+    """The environment of a node's server process: the node's time zone (TZ)."""
+    if node["time_zone"] == "UTC":
+        return None
+    return {**os.environ, "TZ": node["time_zone"]}
 
 
 def _contexts(identities: Any) -> list[str]:

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import date, datetime, tzinfo
 from typing import Any
 
 from winspect.node.windows.parsers.pktmon_realtime import (
@@ -68,6 +68,7 @@ class Etl2txtParser:
         component_names: Mapping[int, str] | None = None,
     ) -> None:
         self._inner = RealtimeParser(node, resolver, component_names)
+        self._resolver = resolver
         self._node = node
         self._rest = ""
         # The record being read: header line (as real-time prints it), date, summary, bytes.
@@ -174,14 +175,13 @@ class Etl2txtParser:
         self._frame_broken = False
         return count
 
-    def _epoch(self, date: tuple[int, int, int], hms: str) -> int:
-        """Seconds since the epoch of a local date and time (the node's clock)."""
-        key = (*date, hms)
+    def _epoch(self, day: tuple[int, int, int], hms: str) -> int:
+        """Seconds since the epoch of a local date and time (the node's clock and time zone)."""
+        key = (*day, hms)
         cached = self._seconds_cache
         if cached is not None and cached[0] == key:
             return cached[1]
-        hour, minute, second = (int(x) for x in hms.split(":"))
-        seconds = int(datetime(date[0], date[1], date[2], hour, minute, min(second, 59)).timestamp())
+        seconds = self._resolver.seconds_on(date(*day), hms)
         self._seconds_cache = (key, seconds)
         return seconds
 
@@ -191,10 +191,11 @@ def parse_etl2txt(
     node: str,
     now: datetime,
     component_names: Mapping[int, str] | None = None,
+    tz: tzinfo | None = None,
 ) -> list[pb.Packet]:
-    """Parses a whole etl2txt output into packets (tests, offline use)."""
+    """Parses a whole etl2txt output into packets (tests, offline use); `tz` as for the resolver."""
     batch = pb.PacketBatch()
-    parser = Etl2txtParser(node, TimeOfDayResolver(now), component_names)
+    parser = Etl2txtParser(node, TimeOfDayResolver(now, tz), component_names)
     parser.feed(text, batch.packets)
     parser.finish(batch.packets)
     return list(batch.packets)

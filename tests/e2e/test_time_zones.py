@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import itertools
-import shutil
-import subprocess
 import time
 from datetime import datetime
 
-import pytest
-from e2e_support import E2E
+from e2e_support import E2E, tshark_fields
 
 SLACK = 5.0  # seconds: batching and process start-up, far below any time zone offset
 
@@ -66,35 +63,12 @@ def test_text_times_of_every_node_are_in_true_time(e2e: E2E) -> None:
 
 
 def test_pcapng_of_nodes_in_different_zones_is_in_time_order(e2e: E2E) -> None:
-    tshark = shutil.which("tshark")
-    if tshark is None:
-        pytest.fail("tshark is not installed (apt install tshark)")
     out = e2e.home / "zones.pcapng"
     start = time.time()
     result = e2e.run("capture", "all", "-d", "4", "-w", str(out))
     end = time.time()
     assert result.code == 0, result.err
-    proc = subprocess.run(
-        [
-            tshark,
-            "-r",
-            str(out),
-            "-T",
-            "fields",
-            "-E",
-            "separator=\t",
-            "-e",
-            "frame.time_epoch",
-            "-e",
-            "frame.comment",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr
-    rows = [line.split("\t", 1) for line in proc.stdout.splitlines() if line]
+    rows = tshark_fields(out, "frame.time_epoch", "frame.comment")
     stamps = [float(t) for t, _ in rows]
     assert stamps == sorted(stamps)  # the file is in time order
     assert start - SLACK <= stamps[0] and stamps[-1] <= end + SLACK

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from e2e_support import E2E, tshark_fields, wait_until
 
-from winspect.emulator.state import clear_faults, read_calls, set_fault
+from winspect.emulator.state import clear_faults, read_calls, set_fault, set_language
 
 DNS_NAMES = {
     "kubernetes.default.svc.cluster.local",
@@ -105,3 +105,21 @@ def test_counters_text_with_grouped_numbers_when_json_is_refused(e2e: E2E) -> No
     finally:
         E2E.interrupt(proc)
         clear_faults(state_dir)
+
+
+def test_node_whose_pktmon_prints_japanese_is_named_once_and_still_read(e2e: E2E) -> None:
+    node = e2e.windows_nodes()[2]
+    state_dir = Path(next(n for n in e2e.sandbox.nodes if n["name"] == node)["state_dir"])
+    set_language(state_dir, "ja-JP")
+    try:
+        result = e2e.run("capture", "nodes", node, "-d", "2", "-o", "json")
+    finally:
+        set_language(state_dir, "en-US")
+    assert result.code == 0, result.err
+    warnings = [line for line in result.err.splitlines() if "language winspect does not read" in line]
+    assert len(warnings) == 1 and f"{node}: warning: its pktmon prints in a language" in warnings[0]
+    packets = result.packets()
+    assert packets and all(p["raw"] is None for p in packets)
+    assert all(p["direction"] in ("rx", "tx") and p["timestamp"] for p in packets)
+    assert any(p["src_ip"] and p["protocol"] for p in packets)
+    assert any(p["type"] == "drop" and p["drop_location"] for p in packets)

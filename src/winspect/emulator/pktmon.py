@@ -36,6 +36,7 @@ from winspect.emulator.pktmon_filters import (
     render_filter_list,
     render_filter_list_current,
 )
+from winspect.emulator.pktmon_language import JAPANESE, translate_banner, translate_record
 from winspect.emulator.pktmon_logfile import (
     DEFAULT_FILE_NAME,
     LogFileError,
@@ -496,8 +497,12 @@ class _Session:
         clock = NodeClock(node.get("time_zone") or "UTC")
         if self.opts["log_mode"] == "real-time":
             self.render: Any = functools.partial(render_record, clock=clock)
-            table = render_filter_list(filters)
-            self.output = _TextOutput(render_start_banner(session, table))
+            banner = render_start_banner(session, render_filter_list(filters))
+            if node.get("language") == JAPANESE:
+                record = self.render
+                self.render = lambda *args, **kwargs: translate_record(record(*args, **kwargs))
+                banner = translate_banner(banner)
+            self.output = _TextOutput(banner)
         else:
             from winspect.emulator.pktmon_logfile import LogWriter, log_record
 

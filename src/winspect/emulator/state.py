@@ -97,6 +97,17 @@ def set_traffic(state_dir: Path, *, rate: float, max_packets: int | None) -> Non
         store.write_json(state_dir, store.TRAFFIC_FILE, t)
 
 
+def set_language(state_dir: Path, language: str) -> None:
+    """The language the node's pktmon prints its real-time text in: `en-US` or `ja-JP`."""
+    if language not in ("en-US", "ja-JP"):
+        raise ValueError(f"unsupported language {language!r}: en-US or ja-JP")
+    state_dir = Path(state_dir)
+    with store.locked(state_dir):
+        node = store.read_json(state_dir, store.NODE_FILE)
+        node["language"] = language
+        store.write_json(state_dir, store.NODE_FILE, node)
+
+
 def set_log_megabyte(state_dir: Path, size: int) -> None:
     """How many bytes the emulated pktmon's log files count as one megabyte of --file-size
     (default 1 MiB): smaller values make multi-file logging start new files sooner."""

@@ -342,11 +342,16 @@ class CaptureSession:
                 return
 
     def _pass_notices(self, parser: RealtimeParser | Etl2txtParser) -> None:
-        """pktmon's status lines to the server log and the client (never as packets)."""
+        """pktmon's status lines and the parser's warnings to the server log and the client."""
         lines = parser.take_status()
         if lines:
             log.info("pktmon status", extra={"fields": {"session": self.id, "lines": lines}})
             notice = pb.CaptureNotice(kind=pb.CaptureNotice.KIND_STATUS, lines=lines)
+            self._queue.put_marker(pb.CaptureEvent(notice=notice))
+        warnings = parser.take_warnings()
+        if warnings:
+            log.warning("pktmon output", extra={"fields": {"session": self.id, "warnings": warnings}})
+            notice = pb.CaptureNotice(kind=pb.CaptureNotice.KIND_WARNING, lines=warnings)
             self._queue.put_marker(pb.CaptureEvent(notice=notice))
 
     def _tool_exited(self) -> None:

@@ -93,6 +93,10 @@ class Etl2txtParser:
         """etl2txt's status lines seen since the last call."""
         return self._inner.take_status()
 
+    def take_warnings(self) -> list[str]:
+        """Warnings for the user raised since the last call."""
+        return self._inner.take_warnings()
+
     def finish(self, out: PacketSink) -> int:
         count = 0
         if self._rest:

@@ -44,10 +44,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from datetime import date, datetime, time, timedelta, tzinfo
+from datetime import datetime, tzinfo
 from typing import Any, Protocol
 
+from winspect.node.windows.parsers.pktmon_header import FOREIGN_WARNING, foreign_header, tolerant_header
 from winspect.node.windows.parsers.pktmon_summary import decode_summary
+from winspect.node.windows.parsers.pktmon_time import TimeOfDayResolver as TimeOfDayResolver  # re-exported
 from winspect.v1 import winspect_pb2 as pb
 
 _HEADER_PATTERN = (
@@ -70,10 +72,6 @@ _RECORD = re.compile(_HEADER_PATTERN + r"\n[ \t]+(" + _SUMMARY_PATTERN + r"[^\n]
 _HEADER = re.compile(_HEADER_PATTERN + r"$")
 _SUMMARY = re.compile(_SUMMARY_PATTERN)
 _NO_SUMMARY: tuple[None, ...] = (None,) * 12
-
-# Time of day at the start of a line, for the tolerant path.
-_TOLERANT_START = re.compile(r"\s*(\d{1,2}:\d\d:\d\d)(?:\.(\d{1,9}))?\s+(Drop:\s*)?(.*?)\s*$")
-_KEY_VALUE = re.compile(r"\s*([A-Za-z]+)\s*(.*?)\s*$")
 
 # Lines pktmon prints around the packets (start banners of both command lines,
 # closing summaries): status, not packets.
@@ -122,64 +120,6 @@ class PacketSink(Protocol):
     def add(self, **kwargs: Any) -> pb.Packet: ...
 
 
-class TimeOfDayResolver:
-    """Turns pktmon's local wall-clock time into seconds since the epoch.
-
-    pktmon prints the node's local time (reference 6.3). `now` is the node
-    clock when the capture starts; `tz` the zone pktmon prints in (None: the
-    host's local time rules, DST included). Each time is read as the moment
-    closest to the previous one: the time of day alone on the day before,
-    of or after it (a capture that crosses midnight), and in an hour that
-    the end of DST repeats, its first or second pass. Time moves forward: a
-    step back counts double, so of two equally distant readings the later wins.
-    """
-
-    def __init__(self, now: datetime, tz: tzinfo | None = None) -> None:
-        self._tz = tz
-        if now.tzinfo is None:
-            now = now.astimezone() if tz is None else now.replace(tzinfo=tz)
-        self._reference = now.timestamp()
-        self._last_key = ""
-        self._last_seconds = 0
-
-    def seconds(self, hms: str) -> int:
-        """Epoch seconds of the `HH:MM:SS` closest to the previous result."""
-        if hms == self._last_key:
-            return self._last_seconds
-        clock = _clock(hms)
-        reference = datetime.fromtimestamp(self._reference, self._tz).date()
-        days = [reference + timedelta(days=offset) for offset in (-1, 0, 1)]
-        result = self._closest([datetime.combine(day, clock) for day in days])
-        self._last_key = hms
-        self._last_seconds = result
-        return result
-
-    def seconds_on(self, day: date, hms: str) -> int:
-        """Epoch seconds of a local date and time (etl2txt prints the date)."""
-        return self._closest([datetime.combine(day, _clock(hms))])
-
-    def _closest(self, local_times: list[datetime]) -> int:
-        best: float | None = None
-        best_cost = 0.0
-        for naive in local_times:
-            for fold in (0, 1):
-                moment = naive.replace(fold=fold)
-                aware = moment.astimezone() if self._tz is None else moment.replace(tzinfo=self._tz)
-                candidate = aware.timestamp()
-                step = candidate - self._reference
-                cost = step if step >= 0 else -2 * step
-                if best is None or cost < best_cost:
-                    best, best_cost = candidate, cost
-        assert best is not None
-        self._reference = best
-        return int(best)
-
-
-def _clock(hms: str) -> time:
-    hour, minute, second = (int(part) for part in hms.split(":"))
-    return time(hour, minute, min(second, 59))
-
-
 class RealtimeParser:
     """Incremental parser: feed it the text pktmon prints, as it arrives.
 
@@ -206,6 +146,17 @@ class RealtimeParser:
         self._in_block = False
         # pktmon's status text (banners, closing summaries) not taken yet.
         self.status: list[str] = []
+        # Warnings for the user (once each), not taken yet.
+        self.warnings: list[str] = []
+        # Lines nobody understood before the first packet: raw once a header in English
+        # shows the tool's language is read, status when the headers are in another one.
+        self._preamble: list[str] | None = []
+        self.foreign = False
+
+    def take_warnings(self) -> list[str]:
+        """The warnings raised since the last call."""
+        lines, self.warnings = self.warnings, []
+        return lines
 
     def take_status(self) -> list[str]:
         """The status lines seen since the last call."""
@@ -227,6 +178,8 @@ class RealtimeParser:
             if self._pending is None:
                 m = match(data, pos, end)
                 if m is not None:
+                    if self._preamble is not None:
+                        count += self._end_preamble(out, foreign=False)
                     emit(out, m.groups())
                     count += 1
                     pos = m.end()
@@ -248,6 +201,8 @@ class RealtimeParser:
             count += self._line(rest, out)
         if self._pending is not None:
             count += self._flush_pending(out, None)
+        if self._preamble is not None:
+            count += self._end_preamble(out, foreign=False)
         return count
 
     def _line(self, line: str, out: PacketSink) -> int:
@@ -264,16 +219,30 @@ class RealtimeParser:
         count = 0
         if self._pending is not None:
             count += self._flush_pending(out, None)
-        m = _HEADER.match(line)
-        if m is not None:
-            self._pending = m.groups()
+        header = _HEADER.match(line)
+        fields = header.groups() if header is not None else tolerant_header(line)
+        if fields is not None:
+            if self._preamble is not None:
+                count += self._end_preamble(out, foreign=False)
+            self._pending = fields
+        elif (fields := foreign_header(line)) is not None:
+            if not self.foreign:
+                self.foreign = True
+                self.warnings.append(FOREIGN_WARNING)
+            if self._preamble is not None:
+                count += self._end_preamble(out, foreign=True)
+            self._pending = fields
         else:
-            tolerant = _tolerant_header(line)
-            if tolerant is not None:
-                self._pending = tolerant
-            else:
-                count += self._raw(out, stripped)
+            count += self._raw(out, stripped)
         return count
+
+    def _end_preamble(self, out: PacketSink, *, foreign: bool) -> int:
+        """The first packet's header came: the lines before it are raw, or status in another language."""
+        held, self._preamble = self._preamble or [], None
+        if foreign:
+            self.status.extend(held)
+            return 0
+        return sum(self._raw(out, line) for line in held)
 
     def _status_line(self, line: str, stripped: str) -> bool:
         """True for a line of pktmon's own status text (kept in `status`)."""
@@ -299,11 +268,19 @@ class RealtimeParser:
             self._emit(out, header + _NO_SUMMARY)
             return 1
         summary = summary_line.strip()
+        if self.foreign:  # a translated `Drop: ` before the tcpdump text
+            summary = summary[_foreign_prefix(summary) :]
         m = _SUMMARY.match(summary)
         self._emit(out, (*header, summary, *(m.groups() if m is not None else _NO_SUMMARY[1:])))
         return 1
 
     def _raw(self, out: PacketSink, line: str) -> int:
+        if self._preamble is not None:
+            self._preamble.append(line)
+            return 0
+        if self.foreign:  # pktmon's text in another language: not packets
+            self.status.append(line)
+            return 0
         out.add(node=self._node, raw=line)
         return 1
 
@@ -376,70 +353,13 @@ class RealtimeParser:
         )
 
 
-def _tolerant_header(line: str) -> tuple[str | None, ...] | None:
-    """Header by key name (`Key value` items separated by commas, any order)."""
-    m = _TOLERANT_START.match(line)
-    if m is None:
-        return None
-    hms, frac, drop, body = m.groups()
-    if "PktGroupId" not in body:
-        return None
-    if len(hms) == 7:
-        hms = "0" + hms
-    values: dict[str, str] = {}
-    last_key = ""
-    for item in body.split(","):
-        kv = _KEY_VALUE.match(item)
-        key, value = kv.groups() if kv is not None else ("", item.strip())
-        if key in _TOLERANT_KEYS:
-            values[key] = value
-            last_key = key
-        elif last_key == "DropReason":  # free text: may hold a comma
-            values[last_key] = f"{values[last_key]},{item}".strip()
-        else:  # a key this parser does not know: ignored
-            last_key = ""
-    if "Component" not in values or not values["Component"].isdigit():
-        return None
-
-    def number(key: str) -> str | None:
-        value = values.get(key)
-        return value if value is not None and value.isdigit() else None
-
-    return (
-        hms,
-        frac or "0",
-        "Drop: " if drop or "DropReason" in values else None,
-        number("PktGroupId") or "0",
-        number("PktNumber") or "0",
-        number("Appearance") or "0",
-        values.get("Direction", ""),
-        values.get("Type", ""),
-        values["Component"],
-        number("Edge"),
-        number("Filter"),
-        values.get("DropReason"),
-        values.get("DropLocation"),
-        number("OriginalSize"),
-        number("LoggedSize"),
-    )
+_TCPDUMP_START = re.compile(r"[0-9A-Fa-f]{2}(?:[-:][0-9A-Fa-f]{2}){5} > |ip: ")
 
 
-_TOLERANT_KEYS = frozenset(
-    {
-        "PktGroupId",
-        "PktNumber",
-        "Appearance",
-        "Direction",
-        "Type",
-        "Component",
-        "Edge",
-        "Filter",
-        "DropReason",
-        "DropLocation",
-        "OriginalSize",
-        "LoggedSize",
-    }
-)
+def _foreign_prefix(summary: str) -> int:
+    """Where the tcpdump text of a summary starts (after a translated `Drop: `)."""
+    m = _TCPDUMP_START.search(summary)
+    return m.start() if m is not None and not summary.startswith("Drop: ") else 0
 
 
 def parse_realtime(

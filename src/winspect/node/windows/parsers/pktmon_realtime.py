@@ -48,7 +48,7 @@ from datetime import datetime, tzinfo
 from typing import Any, Protocol
 
 from winspect.node.windows.parsers.pktmon_header import FOREIGN_WARNING, foreign_header, tolerant_header
-from winspect.node.windows.parsers.pktmon_summary import decode_summary
+from winspect.node.windows.parsers.pktmon_summary import decode_summary, encapsulation, is_encapsulated
 from winspect.node.windows.parsers.pktmon_time import TimeOfDayResolver as TimeOfDayResolver  # re-exported
 from winspect.v1 import winspect_pb2 as pb
 
@@ -142,6 +142,8 @@ class RealtimeParser:
         self._last_seconds = 0
         # A header line whose summary line has not arrived yet.
         self._pending: tuple[str | None, ...] | None = None
+        # A header and its outer (tunnel) summary, waiting for the inner summary line.
+        self._outer: tuple[str | None, ...] | None = None
         # Inside a banner block: indented lines are its body, not summaries.
         self._in_block = False
         # pktmon's status text (banners, closing summaries) not taken yet.
@@ -175,14 +177,18 @@ class RealtimeParser:
         match = _RECORD.match
         emit = self._emit
         while pos < end:
-            if self._pending is None:
+            if self._pending is None and self._outer is None:
                 m = match(data, pos, end)
                 if m is not None:
                     if self._preamble is not None:
                         count += self._end_preamble(out, foreign=False)
-                    emit(out, m.groups())
-                    count += 1
+                    g = m.groups()
                     pos = m.end()
+                    if is_encapsulated(g[15]):  # the inner packet's line follows
+                        self._outer = (*g[:15], g[15].rstrip())  # type: ignore[union-attr]
+                        continue
+                    emit(out, g)
+                    count += 1
                     continue
             eol = data.index("\n", pos)
             count += self._line(data[pos:eol], out)
@@ -201,6 +207,8 @@ class RealtimeParser:
             count += self._line(rest, out)
         if self._pending is not None:
             count += self._flush_pending(out, None)
+        if self._outer is not None:
+            count += self._flush_outer(out, None)
         if self._preamble is not None:
             count += self._end_preamble(out, foreign=False)
         return count
@@ -208,6 +216,11 @@ class RealtimeParser:
     def _line(self, line: str, out: PacketSink) -> int:
         """Slow path: one line, when the two-line fast path did not match."""
         stripped = line.strip()
+        if self._outer is not None and stripped:
+            if line[0] in " \t":  # the inner packet of an encapsulated one
+                return self._flush_outer(out, stripped)
+            self._flush_outer(out, None)
+            return 1 + self._line(line, out)
         if self._status_line(line, stripped):
             return 0
         if not line or line[0] in " \t":  # a summary line (or a blank one)
@@ -270,8 +283,24 @@ class RealtimeParser:
         summary = summary_line.strip()
         if self.foreign:  # a translated `Drop: ` before the tcpdump text
             summary = summary[_foreign_prefix(summary) :]
+        if is_encapsulated(summary):  # the inner packet's line follows
+            self._outer = (*header, summary)
+            return 0
         m = _SUMMARY.match(summary)
         self._emit(out, (*header, summary, *(m.groups() if m is not None else _NO_SUMMARY[1:])))
+        return 1
+
+    def _flush_outer(self, out: PacketSink, inner: str | None) -> int:
+        """An encapsulated packet: the inner summary's fields, the outer in `outer`."""
+        groups = self._outer
+        assert groups is not None
+        self._outer = None
+        header, outer = groups[:15], groups[15]
+        summary = outer if inner is None else inner
+        m = _SUMMARY.match(summary)  # type: ignore[arg-type]
+        packet = self._emit(out, (*header, summary, *(m.groups() if m is not None else _NO_SUMMARY[1:])))
+        if inner is not None:
+            packet.outer.CopyFrom(encapsulation(outer))  # type: ignore[arg-type]
         return 1
 
     def _raw(self, out: PacketSink, line: str) -> int:
@@ -284,7 +313,7 @@ class RealtimeParser:
         out.add(node=self._node, raw=line)
         return 1
 
-    def _emit(self, out: PacketSink, g: tuple[str | None, ...]) -> None:
+    def _emit(self, out: PacketSink, g: tuple[str | None, ...]) -> pb.Packet:
         """Adds one packet from the 27 groups of `_RECORD` (header, summary, summary fields)."""
         (
             hms, frac, drop, gid, num, app, dirn, ftype, comp, edge, filt, reason, location, osize, lsize,
@@ -318,7 +347,7 @@ class RealtimeParser:
         else:
             seconds = self._last_seconds = self._resolver.seconds(hms)  # type: ignore[arg-type]
             self._last_hms = hms  # type: ignore[assignment]
-        out.add(
+        return out.add(
             node=self._node,
             timestamp={
                 "seconds": seconds,

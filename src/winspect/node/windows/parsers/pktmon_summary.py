@@ -16,12 +16,19 @@ tests/fixtures/current_output are constructed):
 - IPv4 fragments after the first: `a > b: udp` (or `ip-proto-17`), no ports.
 - ARP: `Request who-has 10.0.0.1 tell 10.0.0.2, length 28` (sender =
   source, target = destination) and `Reply 10.0.0.1 is-at 00:15:5d:..`.
+
+Encapsulated packets (VXLAN on overlay networks, reference 6.2) get one
+summary line per layer, the outer (tunnel) one first: `... > 10.240.0.5.4789:
+VXLAN, flags [I] (0x08), vni 4096`, then the inner packet's.
+`is_encapsulated` tells the first; `encapsulation` reads it.
 """
 
 from __future__ import annotations
 
 import re
 from typing import NamedTuple
+
+from winspect.v1 import winspect_pb2 as pb
 
 _MAC = r"[0-9A-Fa-f]{2}(?:[-:][0-9A-Fa-f]{2}){5}"
 _LINK = re.compile(
@@ -111,3 +118,31 @@ def _protocol(text: str, *, has_ports: bool) -> tuple[str, int | None]:
     if has_ports:  # a UDP payload tcpdump decoded (DNS, DHCP, NTP, ...)
         return "UDP", 17
     return "", None
+
+
+_VXLAN = re.compile(r": VXLAN, .*?\bvni (\d+)")
+_MAC_PAIR = re.compile(r"(?:Drop: )?(" + _MAC + r") > (" + _MAC + r"), ")
+
+
+def is_encapsulated(summary: str | None) -> bool:
+    """The outer line of a VXLAN packet (the inner packet's line follows)."""
+    return summary is not None and ": VXLAN, " in summary
+
+
+def encapsulation(outer: str) -> pb.Encapsulation:
+    """The tunnel layer of an encapsulated packet, from its outer summary line."""
+    layer = pb.Encapsulation(kind="VXLAN", summary=outer)
+    vni = _VXLAN.search(outer)
+    if vni is not None:
+        layer.vni = int(vni.group(1))
+    macs = _MAC_PAIR.match(outer)
+    if macs is not None:
+        layer.src_mac, layer.dst_mac = macs.groups()
+    fields = decode_summary(outer)
+    if fields is not None:
+        layer.src_ip, layer.dst_ip = fields.src_ip, fields.dst_ip
+        if fields.src_port is not None:
+            layer.src_port = fields.src_port
+        if fields.dst_port is not None:
+            layer.dst_port = fields.dst_port
+    return layer

@@ -58,6 +58,7 @@ def test_duration_capture_exact_argv_and_typed_packets(node: EmulatedNode) -> No
     assert node.calls() == [
         ["pktmon", "list", "--include-hidden"],
         *STOP_AND_REMOVE,
+        ["hnsdiag", "list", "networks", "-d"],  # an overlay network would need -e on every filter
         *[["pktmon", "filter", "add", f"winspect-{i}", *f] for i, f in enumerate(filters, 1)],
         _start_args("--type", "all", "--pkt-size", "0"),
         *STOP_AND_REMOVE,

@@ -40,6 +40,7 @@ def create_node_state(
     traffic_rate: float = 200.0,
     max_packets: int | None = None,
     time_zone: str = "UTC",
+    network: str = "l2bridge",
 ) -> None:
     """Writes a fresh state for Windows node `node_name` into `state_dir` (created if missing).
 
@@ -48,6 +49,8 @@ def create_node_state(
     (plus the remaining appearances of packets in flight), after which the
     capture stays running but quiet until stopped (None = endless).
     time_zone: the node's zone (IANA name); pktmon prints local time in it.
+    network: `l2bridge`, or `overlay` (HNS network type Overlay; traffic between
+    nodes crosses the physical NIC VXLAN-encapsulated).
     Counters, session, filters, faults and the call log start empty.
     """
     from zoneinfo import ZoneInfo
@@ -61,7 +64,7 @@ def create_node_state(
         raise ValueError("max_packets must be >= 0")
     state_dir = Path(state_dir)
     state_dir.mkdir(parents=True, exist_ok=True)
-    net = build_node_network(cluster, node_name)
+    net = build_node_network(cluster, node_name, network)
     vfp_ports = net.vfp_ports_json()
     node = cluster.node(node_name)
     with store.locked(state_dir):

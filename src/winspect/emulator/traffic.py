@@ -20,6 +20,7 @@ from __future__ import annotations
 import heapq
 import random
 import struct
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from typing import Any
@@ -98,6 +99,21 @@ class DnsMessage:
         return f"{self.ident} 1/0/0 A {self.answer} ({size})"
 
 
+VXLAN_PORT = 4789
+
+
+@dataclass(frozen=True)
+class Vxlan:
+    """The VXLAN tunnel around a frame between the nodes of an overlay network."""
+
+    src_mac: str
+    dst_mac: str
+    src_ip: str  # the sending node
+    dst_ip: str  # the receiving node
+    src_port: int
+    vni: int
+
+
 @dataclass(frozen=True)
 class Frame:
     """One Ethernet/IPv4 frame as it looks at one point of the path."""
@@ -122,6 +138,7 @@ class Frame:
     ip_id: int = 0
     ethertype: int = ETHERTYPE_IPV4
     dns: DnsMessage | None = None  # the UDP payload is this DNS message
+    vxlan: Vxlan | None = None  # set: this frame travels inside a VXLAN tunnel (the fields above: inner)
 
     @property
     def l4_header_len(self) -> int:
@@ -131,17 +148,38 @@ class Frame:
 
     @property
     def ip_length(self) -> int:
+        if self.vxlan is not None:
+            return self.outer().ip_length
         return 20 + self.l4_header_len + self.payload_len
 
     @property
     def frame_length(self) -> int:
         return 14 + self.ip_length
 
+    def inner(self) -> Frame:
+        """The frame without its tunnel."""
+        return replace(self, vxlan=None)
+
+    def outer(self) -> Frame:
+        """The tunnel's UDP packet (its payload: the VXLAN header and the inner frame)."""
+        v = self.vxlan
+        assert v is not None
+        inner_length = self.inner().frame_length
+        return Frame(
+            v.src_mac, v.dst_mac, v.src_ip, v.dst_ip, PROTO_UDP, v.src_port, VXLAN_PORT,
+            payload_len=8 + inner_length, ttl=128, ip_id=self.ip_id,
+        )  # fmt: skip
+
     def to_bytes(self) -> bytes:
         """The frame's bytes (Ethernet II, IPv4, TCP/UDP/ICMP), checksums included."""
+        if self.vxlan is not None:
+            header = struct.pack("!II", 0x08000000, self.vxlan.vni << 8)
+            return self.outer()._to_bytes(header + self.inner().to_bytes())
+        return self._to_bytes(self.dns.to_bytes() if self.dns is not None else bytes(self.payload_len))
+
+    def _to_bytes(self, payload: bytes) -> bytes:
         eth = _mac_bytes(self.dst_mac) + _mac_bytes(self.src_mac) + struct.pack("!H", self.ethertype)
         src, dst = _ip_bytes(self.src_ip), _ip_bytes(self.dst_ip)
-        payload = self.dns.to_bytes() if self.dns is not None else bytes(self.payload_len)
         if self.ip_proto == PROTO_TCP:
             opts = _options_bytes(self.tcp_options)
             hlen = 20 + len(opts)
@@ -253,6 +291,13 @@ def ip_summary(f: Frame) -> str:
 
 
 def summary(f: Frame, frame_type: str) -> str:
+    """pktmon's summary; for a tunnelled frame one line per layer, the outer (VXLAN) first."""
+    if f.vxlan is not None:
+        o = f.outer()
+        vni = f.vxlan.vni
+        tunnel = f"{o.src_ip}.{o.src_port} > {o.dst_ip}.{o.dst_port}: VXLAN, flags [I] (0x08), vni {vni}"
+        eth = f"{o.src_mac} > {o.dst_mac}, ethertype IPv4 (0x{o.ethertype:04x}), length {o.frame_length}"
+        return f"{eth}: {tunnel}\n\t{summary(f.inner(), frame_type)}"
     if frame_type == "IP":
         return f"ip: {ip_summary(f)}"
     eth = f"{f.src_mac} > {f.dst_mac}, ethertype IPv4 (0x{f.ethertype:04x}), length {f.frame_length}"
@@ -316,6 +361,7 @@ class _Ep:
     acl_in: list[dict[str, Any]] | None = None
     ttl: int = 128
     linux: bool = False
+    node_ip: str = ""  # a remote pod's node (the far end of the VXLAN tunnel on overlay networks)
 
 
 class TrafficGenerator:
@@ -366,11 +412,14 @@ class TrafficGenerator:
                 acl_in=p.get("acl_in"),
                 ttl=128 if p["mac"].startswith("00-15-5D") else 64,
                 linux=not p["mac"].startswith("00-15-5D"),
+                node_ip=p.get("node_ip", ""),
             )
             for p in topology["remote_pods"]
         ]
         self.by_ip = {e.ip: e for e in self.local + self.remote}
         self.services = topology["services"]
+        # Overlay network: traffic between nodes crosses the physical NIC inside VXLAN.
+        self.vni: int | None = topology.get("vxlan_vni")
         self._packet = 0
         self._seq = 0
         self._heap: list[tuple[int, int, Record]] = []
@@ -684,7 +733,13 @@ class TrafficGenerator:
             hops = hops[: drop_at + 1]
         self._packet += 1
         now = t
+        peer = dst if src.kind == "pod" else src
+        overlay = self.vni is not None and peer is not None and peer.kind == "remote"
+        tunnel_to = peer.node_ip if overlay and peer is not None else ""
         for i, hop in enumerate(hops):
+            frame = post if hop.post else pre
+            if tunnel_to and hop.component == self.c_nic:
+                frame = self._tunnel(frame, hop.direction, tunnel_to)
             rec = Record(
                 time_ns=now,
                 packet=self._packet,
@@ -693,7 +748,7 @@ class TrafficGenerator:
                 frame_type=hop.frame_type,
                 component=hop.component,
                 edge=hop.edge,
-                frame=post if hop.post else pre,
+                frame=frame,
                 vfp_port=hop.vfp_port,
                 vfp_dir=hop.vfp_dir,
                 conn_event=conn_event if hop.vfp_port else None,
@@ -704,6 +759,17 @@ class TrafficGenerator:
             self._seq += 1
             heapq.heappush(self._heap, (now, self._seq, rec))
             now += self.rng.randrange(2_000, 30_000)
+
+    def _tunnel(self, frame: Frame, direction: str, peer_node: str) -> Frame:
+        """The frame inside the VXLAN tunnel between this node and `peer_node`."""
+        assert self.vni is not None
+        flow = f"{frame.src_ip}:{frame.src_port}>{frame.dst_ip}:{frame.dst_port}/{frame.ip_proto}"
+        sport = 49152 + zlib.crc32(flow.encode()) % 16384  # the inner flow's hash, as VXLAN senders do
+        if direction == "Tx":
+            v = Vxlan(self.nic_mac, self.gw_mac, self.host.ip, peer_node, sport, self.vni)
+        else:
+            v = Vxlan(self.gw_mac, self.nic_mac, peer_node, self.host.ip, sport, self.vni)
+        return replace(frame, vxlan=v)
 
     def _path(
         self,

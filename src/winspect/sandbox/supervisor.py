@@ -117,6 +117,7 @@ class Supervisor:
     _stopped: threading.Event = field(default_factory=threading.Event)
     _replied: threading.Event = field(default_factory=threading.Event)
     _stop_by_control: bool = False
+    network: str = "l2bridge"  # the Windows nodes' pod network: l2bridge or overlay
 
     # ------------------------------------------------------------ state
 
@@ -180,7 +181,7 @@ class Supervisor:
         for node, zone in zip(windows, node_time_zones(len(windows)), strict=True):
             node_dir = self.layout.node_dir(node.name)
             state_dir, tools_dir = node_dir / "state", node_dir / "tools"
-            create_node_state(cluster, node.name, state_dir, time_zone=zone)
+            create_node_state(cluster, node.name, state_dir, time_zone=zone, network=self.network)
             install_tools(tools_dir, state_dir)
             nodes.append(
                 {
@@ -193,6 +194,7 @@ class Supervisor:
                 }
             )
         self.state["nodes"] = nodes
+        self.state["network"] = self.network
         (self.layout.root / "cluster.json").write_text(json.dumps(cluster.to_dict(), indent=1))
         # The API first: the node servers check their callers through it.
         security = self._start_api(cluster)
@@ -418,6 +420,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--linux-nodes", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--created-dir", action="store_true")
+    parser.add_argument("--network", choices=("l2bridge", "overlay"), default="l2bridge")
     args = parser.parse_args(argv)
     layout = Layout(args.dir)
     layout.logs.mkdir(parents=True, exist_ok=True)
@@ -431,7 +434,9 @@ def main(argv: list[str] | None = None) -> int:
     api_logger = logging.getLogger("winspect.sandbox.kubeapi")
     api_logger.addHandler(kubeapi_log)
     api_logger.propagate = False
-    sup = Supervisor(layout, args.windows_nodes, args.linux_nodes, args.seed, args.created_dir)
+    sup = Supervisor(
+        layout, args.windows_nodes, args.linux_nodes, args.seed, args.created_dir, network=args.network
+    )
     _install_signal_handlers(sup.stop)
     return sup.run()
 

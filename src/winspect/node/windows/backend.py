@@ -73,6 +73,8 @@ class WindowsBackend:
         self._hns = Hnsdiag(self.runner)
         self._vfp = VfpCounters(self._hns, Vfpctrl(self.runner))
         self._file_capture: FileCapture | None = None
+        # This capture's filters match the inner packet (-e): None until its first filter.
+        self._inner_filters: bool | None = None
 
     # ---------------------------------------------------------------- node
 
@@ -100,6 +102,7 @@ class WindowsBackend:
         --include-hidden`. `describe` (pcapng export) also lists every component with the
         HNS endpoint behind it; without hnsdiag the components come without endpoints.
         """
+        self._inner_filters = None  # a new capture: its network is asked again
         macs: list[tuple[PodTarget, str]] = []
         endpoints: list[HnsDocument] = []
         if pods:
@@ -153,8 +156,11 @@ class WindowsBackend:
         self._pktmon.remove_filters()
 
     def capture_add_filter(self, name: str, spec: PktmonFilter) -> None:
-        """`pktmon filter add <name> <spec args>`."""
-        self._pktmon.add_filter(name, spec)
+        """`pktmon filter add <name> <spec args>`, with `-e` when the node's HNS network is
+        an overlay (asked once per capture, before its first filter)."""
+        if self._inner_filters is None:
+            self._inner_filters = self._hns.has_overlay_network()
+        self._pktmon.add_filter(name, spec, inner=self._inner_filters)
 
     def capture_start(self, start: CaptureStart) -> StreamingProcess | FileCapture:
         """`pktmon start --capture --log-mode real-time ...`, output streaming; with

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from e2e_support import E2E, tshark_fields
+from support.e2e import E2E, tshark_fields
 
 from winspect.emulator.state import read_calls
 from winspect.sandbox import runtime

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from e2e_support import E2E, tshark_fields, wait_until
+from support.e2e import E2E, tshark_fields, wait_until
 
 from winspect.emulator.state import clear_faults, read_calls, set_fault, set_language
 

@@ -6,7 +6,7 @@ import itertools
 import time
 from datetime import datetime
 
-from e2e_support import E2E, tshark_fields
+from support.e2e import E2E, tshark_fields
 
 SLACK = 5.0  # seconds: batching and process start-up, far below any time zone offset
 

@@ -18,12 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from support.emu import NODE, EmuNode, Pkt, capture, parse_capture
 
 from winspect.emulator.install import install_tools
 from winspect.emulator.model import Cluster
 from winspect.emulator.state import create_node_state, pktmon_status, read_vfp_counters
-
-from .emu_support import NODE, EmuNode, Pkt, capture, parse_capture
 
 MAX = 1000
 

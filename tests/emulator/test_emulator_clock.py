@@ -10,13 +10,12 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from support.emu import EmuNode, capture
 
 from winspect.emulator.clock import NodeClock
 from winspect.emulator.state import create_node_state
 from winspect.emulator.traffic import Frame, Record, render_record
 from winspect.node.windows.parsers.pktmon_realtime import parse_realtime
-
-from .emu_support import EmuNode, capture
 
 UTC = timezone.utc
 

@@ -5,14 +5,14 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from pathlib import Path
 
+from support.emu import NODE
+
 from winspect.emulator import store
 from winspect.emulator.model import Cluster
 from winspect.emulator.pktmon_filters import CompiledFilter, parse_filter_add
 from winspect.emulator.state import create_node_state
 from winspect.emulator.traffic import TrafficGenerator, render_record
 from winspect.node.windows.parsers.pktmon_realtime import parse_realtime
-
-from .emu_support import NODE
 
 UTC = timezone.utc
 

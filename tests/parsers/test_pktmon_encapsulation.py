@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
-from reference_samples import VARIANT_IDS, variants
+from support.reference_samples import VARIANT_IDS, variants
 
 from winspect.node.windows.parsers.pktmon_realtime import RealtimeParser, TimeOfDayResolver, parse_realtime
 from winspect.v1 import winspect_pb2 as pb

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from reference_samples import VARIANT_IDS, reference, variants
+from support.reference_samples import VARIANT_IDS, reference, variants
 
 from winspect.node.windows.parsers.pktmon_filter_list import FilterRow, parse_filter_list
 

@@ -9,7 +9,7 @@ import urllib.parse
 
 import kubernetes_validate
 import pytest
-from sandbox_support import WINDOWS_ADDRESSES, Api
+from support.sandbox import WINDOWS_ADDRESSES, Api
 
 from winspect.emulator.node_network import build_node_network
 

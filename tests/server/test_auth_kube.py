@@ -6,7 +6,6 @@ certificates). Every kubeconfig source the server supports, and each refusal, is
 from __future__ import annotations
 
 import base64
-import contextlib
 import datetime
 import json
 import re
@@ -369,11 +368,11 @@ def test_api_errors_are_review_unavailable(
 
 
 def test_slow_api_server_times_out(fake: FakeApi, tmp_path: Path) -> None:
-    fake.delay = 1.0
+    fake.delay = 15.0
     started = time.monotonic()
     message = _unavailable(lambda: reviewer(fake.kubeconfig(tmp_path / "kc"), timeout=0.3).token_review("t"))
     assert message == "the API server did not answer within 0.3s"
-    assert time.monotonic() - started < 0.9
+    assert time.monotonic() - started < 5  # gave up at its timeout, long before the answer
 
 
 def test_unreachable_api_server(fake: FakeApi, tmp_path: Path) -> None:
@@ -771,6 +770,5 @@ def test_close_closes_kept_connections(fake: FakeApi, tmp_path: Path) -> None:
     r = reviewer(fake.kubeconfig(tmp_path / "kc"))
     r.token_review("alice-token")
     r.close()
-    with contextlib.suppress(ReviewUnavailable):
-        r.token_review("alice-token")  # still works, on a new connection that is not kept
+    assert r.token_review("alice-token") == TokenResult(ALICE)  # still works, on a new connection
     assert fake.connections == 2

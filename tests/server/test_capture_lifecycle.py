@@ -379,6 +379,7 @@ def test_stop_capture_during_setup_still_cleans(node: EmulatedNode) -> None:
     assert node.calls() == [
         ["pktmon", "list", "--include-hidden"],
         *STOP_AND_REMOVE,
+        ["hnsdiag", "list", "networks", "-d"],
         ["pktmon", "filter", "add", "winspect-1", "-p", "80"],
         _start_args("--type", "all", "--pkt-size", "0"),
         *STOP_AND_REMOVE,

@@ -259,13 +259,14 @@ def capture_calls(
     after_start: list[list[str]] | None = None,
 ) -> list[list[str]]:
     """The tool calls of one capture on a node, in order: `before` (e.g. the pod lookup), the
-    component list, the clean start (stop, remove filters), `pktmon filter add winspect-N ARGS` for
-    each of `filters`, `pktmon start --capture --log-mode real-time START`, `after_start` (e.g. the
-    final counters) and the cleanup."""
+    component list, the clean start (stop, remove filters), with filters the HNS networks (is
+    one an overlay?) and `pktmon filter add winspect-N ARGS` for each of `filters`, `pktmon start
+    --capture --log-mode real-time START`, `after_start` (e.g. the final counters) and the cleanup."""
     return [
         *(before or []),
         ["pktmon", "list", "--include-hidden"],
         *STOP_AND_REMOVE,
+        *([["hnsdiag", "list", "networks", "-d"]] if filters else []),  # an overlay network needs -e
         *[["pktmon", "filter", "add", f"winspect-{i}", *args] for i, args in enumerate(filters or [], 1)],
         ["pktmon", "start", "--capture", "--log-mode", "real-time", *start],
         *(after_start or []),

@@ -439,10 +439,10 @@ def test_a_plain_text_client_is_refused(secured: Secured, tmp_path: Path) -> Non
 
 
 def test_token_request_path_for_client_certificate_users(secured: Secured, tmp_path: Path) -> None:
-    from winspect.client.discovery import Cluster
-    from winspect.client.errors import KubeApiError
-    from winspect.client.kubeconfig import resolve_config
     from winspect.client.security import ServiceAccountTokens
+    from winspect.errors import KubeApiError
+    from winspect.kube.cluster import Cluster
+    from winspect.kube.kubeconfig import resolve_config
 
     def tokens_as(role: str) -> ServiceAccountTokens:
         resolved = resolve_config(str(secured.kubeconfig(tmp_path, role)), None, None)

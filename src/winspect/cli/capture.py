@@ -362,7 +362,6 @@ def capture(
     file's packets when it is full (1 MB of log) and the rest when the
     capture ends: the packets arrive in chunks, not one by one.
     """
-    from winspect.client.errors import UsageError
     from winspect.client.filters import (
         parse_capture_duration,
         parse_ips,
@@ -373,6 +372,7 @@ def capture(
         parse_ports,
         parse_protocols,
     )
+    from winspect.errors import UsageError
 
     settings = settings_from(click.get_current_context())
     scope = scope.lower()
@@ -415,7 +415,7 @@ def capture(
 
 def parse_pkt_size(value: str | None) -> int:
     """--pkt-size: bytes per packet, 0 = the whole packet."""
-    from winspect.client.errors import UsageError
+    from winspect.errors import UsageError
 
     if value is None:
         return 0
@@ -433,7 +433,7 @@ class PcapngOutput:
     the first write raises BrokenPipeError (which stops the capture) and later ones do nothing."""
 
     def __init__(self, path: str) -> None:
-        from winspect.client.errors import UsageError
+        from winspect.errors import UsageError
 
         self.path = path
         self.broken = False
@@ -517,7 +517,7 @@ def run(
 
     from winspect.cli.common import exit_code
     from winspect.client.capture import CaptureRun, build_request, install_stop_handlers, requester
-    from winspect.client.errors import EXIT_INTERRUPTED, EXIT_OK
+    from winspect.errors import EXIT_INTERRUPTED, EXIT_OK
 
     who = requester()
     for e in plan.failed:

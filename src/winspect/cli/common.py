@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from winspect.client.errors import EXIT_INTERRUPTED, EXIT_NODE_FAILED, EXIT_OK, EXIT_USAGE, WinspectError
+from winspect.errors import EXIT_INTERRUPTED, EXIT_NODE_FAILED, EXIT_OK, EXIT_USAGE, WinspectError
 
 if TYPE_CHECKING:
     from winspect.client.fanout import Connection, NodeError, NodeResult

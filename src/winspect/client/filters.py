@@ -12,7 +12,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from winspect.client.errors import UsageError
+from winspect.errors import UsageError
 
 TCP_FLAGS = ("FIN", "SYN", "RST", "PSH", "ACK", "URG", "ECE", "CWR")
 PROTOCOLS = ("TCP", "UDP", "ICMP", "ICMPv6")

@@ -27,8 +27,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from winspect.client.errors import ConfigError, KubeApiError, UsageError
-from winspect.deploy.names import (
+from winspect.errors import ConfigError, KubeApiError, UsageError
+from winspect.kube.names import (
     CA_CONFIGMAP,
     CA_KEY,
     CLIENT_SERVICE_ACCOUNT,
@@ -40,9 +40,9 @@ from winspect.deploy.names import (
 if TYPE_CHECKING:
     import grpc.aio
 
-    from winspect.client.discovery import Cluster
-    from winspect.client.kubeconfig import ResolvedConfig
     from winspect.client.settings import Settings
+    from winspect.kube.cluster import Cluster
+    from winspect.kube.kubeconfig import ResolvedConfig
 
 # Lifetime asked for a TokenRequest token, and how long before its end a new one is fetched.
 SERVICE_ACCOUNT_TOKEN_SECONDS = 3600
@@ -108,7 +108,7 @@ class ServiceAccountTokens:
                 metadata=ObjectMeta(), spec=TokenRequestSpec(audiences=[], expirationSeconds=self._lifetime)
             )
             try:
-                result = self._cluster._lightkube().create(body, self._account, namespace=self._namespace)
+                result = self._cluster.lightkube().create(body, self._account, namespace=self._namespace)
             except ApiError as exc:
                 code = exc.status.code or exc.response.status_code
                 if code == 404:
@@ -138,7 +138,7 @@ class ServiceAccountTokens:
                 seconds = int(min(seconds, max(0.0, left)))
             return str(status.token), seconds
 
-        return self._cluster._call(what, request)
+        return self._cluster.request(what, request)
 
 
 @dataclass(frozen=True)
@@ -201,8 +201,8 @@ def resolve(settings: Settings) -> ChannelSecurity:
     if settings.insecure:
         _say(settings, INSECURE_WARNING)
         return INSECURE
-    from winspect.client.discovery import Cluster
-    from winspect.client.kubeconfig import resolve_config
+    from winspect.kube.cluster import Cluster
+    from winspect.kube.kubeconfig import resolve_config
 
     try:
         resolved = resolve_config(settings.kubeconfig, settings.context, settings.namespace)
@@ -261,7 +261,7 @@ def fetch_ca(cluster: Cluster) -> tuple[bytes, str]:
 
     def get() -> Any:
         try:
-            return cluster._lightkube().get(ConfigMap, CA_CONFIGMAP, namespace=NAMESPACE)
+            return cluster.lightkube().get(ConfigMap, CA_CONFIGMAP, namespace=NAMESPACE)
         except ApiError as exc:
             code = exc.status.code or exc.response.status_code
             if code == 404:
@@ -279,7 +279,7 @@ def fetch_ca(cluster: Cluster) -> tuple[bytes, str]:
                 ) from None
             raise
 
-    cm = cluster._call(f"read {where}", get)
+    cm = cluster.request(f"read {where}", get)
     data = dict(cm.data or {})
     pem = data.get(CA_KEY, "")
     if not pem:
@@ -331,7 +331,7 @@ def token_source(resolved: ResolvedConfig, cluster: Cluster) -> TokenSource:
     from lightkube.config.client_adapter import user_auth
     from lightkube.core.exceptions import ConfigError as LightkubeConfigError
 
-    from winspect.client.discovery import describe_config_problem
+    from winspect.kube.cluster import describe_config_problem
 
     user = resolved.config.user
     name = resolved.user_name or "(no user)"

@@ -9,11 +9,12 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from winspect.client.discovery import NO_INTERNAL_IP, Cluster, PodTarget, close_matches
-from winspect.client.errors import UsageError
+from winspect.client.discovery import NO_INTERNAL_IP, PodTarget, close_matches, resolve_nodes, resolve_pods
 from winspect.client.fanout import NodeError
 from winspect.client.filters import PodSpec, TargetSpec
 from winspect.client.settings import Settings
+from winspect.errors import UsageError
+from winspect.kube.cluster import Cluster
 
 
 @dataclass
@@ -37,7 +38,7 @@ def _log(settings: Settings, message: str) -> None:
 
 @contextmanager
 def _cluster(settings: Settings) -> Iterator[Cluster]:
-    from winspect.client.kubeconfig import resolve_config
+    from winspect.kube.kubeconfig import resolve_config
 
     resolved = resolve_config(settings.kubeconfig, settings.context, settings.namespace)
     _log(
@@ -70,7 +71,7 @@ def _node_port(settings: Settings, cluster: Cluster) -> int:
     """--port, else the port of the installed winspectserv DaemonSet, else the default."""
     if settings.port_given:
         return settings.port
-    from winspect.deploy.lookup import installed_port
+    from winspect.kube.installed import installed_port
 
     port = cluster.call("read DaemonSet winspect-system/winspectserv", installed_port)
     if port is not None and port != settings.port:
@@ -128,7 +129,7 @@ def plan_nodes(settings: Settings, names: list[str] | None) -> Plan:
     _prefetch_security(settings)
     with _cluster(settings) as cluster:
         port, _ = _with_node_port(settings, cluster, cluster.nodes)
-        targets, no_address = cluster.resolve_nodes(names, port)
+        targets, no_address = resolve_nodes(cluster, names, port)
     for t in targets:
         _log(settings, f"node {t.name} at {t.address}")
     return Plan(targets, failed=_no_address(no_address))
@@ -147,7 +148,7 @@ def plan_pods(settings: Settings, specs: list[PodSpec], all_namespaces: bool) ->
     _prefetch_security(settings)
     with _cluster(settings) as cluster:
         port, _ = _with_node_port(settings, cluster, cluster.nodes)
-        pods, targets, no_address = cluster.resolve_pods(specs, all_namespaces, port)
+        pods, targets, no_address = resolve_pods(cluster, specs, all_namespaces, port)
     for p in pods:
         _log(settings, f"pod {p.namespace}/{p.name} ({p.ip}) on node {p.node}")
     return Plan(targets, pods, failed=_no_address(no_address))

@@ -19,7 +19,7 @@ import datetime
 from typing import Any
 
 from winspect.deploy.certs import RENEW_BEFORE, ServerTls, certificate_info, signed_by
-from winspect.deploy.names import (
+from winspect.kube.names import (
     CA_CONFIGMAP,
     CA_KEY,
     MANAGED_LABEL,

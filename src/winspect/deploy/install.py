@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from winspect.client.errors import KubeApiError
 from winspect.deploy.certificates import (
     FINGERPRINT_ANNOTATION,
     configmap_object,
@@ -23,11 +22,12 @@ from winspect.deploy.certificates import (
     secret_object,
 )
 from winspect.deploy.manifests import DAEMONSET, MANAGED_LABEL, NAMESPACE, Manifests
-from winspect.deploy.names import CA_CONFIGMAP, TLS_SECRET
 from winspect.deploy.readiness import Rollout, rollout
+from winspect.errors import KubeApiError
+from winspect.kube.names import CA_CONFIGMAP, TLS_SECRET
 
 if TYPE_CHECKING:
-    from winspect.client.discovery import Cluster
+    from winspect.kube.cluster import Cluster
 
 T = TypeVar("T")
 
@@ -140,10 +140,10 @@ class Deployer:
                     ) from None
                 raise
 
-        return self.cluster._call(what, run)
+        return self.cluster.request(what, run)
 
     def _lightkube(self) -> Any:
-        return self.cluster._lightkube()
+        return self.cluster.lightkube()
 
     def server_version(self) -> dict[str, Any]:
         """The API server's /version document."""

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
-from winspect.client.errors import UsageError
-from winspect.deploy.names import (
+from winspect.errors import UsageError
+from winspect.kube.names import (
     CONTAINER,
     DAEMONSET,
     DEFAULT_IMAGE,

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from winspect.deploy.certs import make_server_tls
-from winspect.deploy.names import CA_CONFIGMAP, CA_KEY, MANAGED_LABEL, NAMESPACE, SERVER_NAME, SERVER_NAME_KEY
+from winspect.kube.names import CA_CONFIGMAP, CA_KEY, MANAGED_LABEL, NAMESPACE, SERVER_NAME, SERVER_NAME_KEY
 from winspect.sandbox.kubeapi.auth import Identity
 from winspect.sandbox.kubeapi.kubeconfig import write_kubeconfig
 

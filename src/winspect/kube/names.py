@@ -1,4 +1,4 @@
-"""Names and defaults of the installed objects (no imports: the client may use them freely)."""
+"""Names and defaults of winspect's objects in the cluster (the client, deploy and the sandbox share them)."""
 
 from __future__ import annotations
 

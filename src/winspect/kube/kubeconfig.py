@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from winspect.client.errors import ConfigError, UsageError
+from winspect.errors import ConfigError, UsageError
 
 if TYPE_CHECKING:
     from lightkube.config.kubeconfig import SingleConfig

@@ -571,7 +571,7 @@ def run(
 
         ticker = asyncio.ensure_future(release_held()) if export is not None and to_stdout else None
         try:
-            return await runner.run()
+            return await runner.run(plan.security.get())
         finally:
             if ticker is not None:
                 ticker.cancel()

@@ -93,9 +93,17 @@ def fan_out(
         async def call(conn: Connection) -> Any:
             return prepare_answer(conn.name, await unprepared(conn))
 
-    results = asyncio.run(
-        call_all(plan.targets, call, timeout=settings.timeout, connect_timeout=settings.connect_timeout)
-    )
+    results: list[NodeResult[T]] = []
+    if plan.targets:
+        results = asyncio.run(
+            call_all(
+                plan.targets,
+                call,
+                security=plan.security.get(),
+                timeout=settings.timeout,
+                connect_timeout=settings.connect_timeout,
+            )
+        )
     failed: list[NodeResult[T]] = [NodeResult(e.node, e.address, error=e) for e in plan.failed]
     return results + failed
 

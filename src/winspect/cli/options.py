@@ -142,9 +142,6 @@ def settings_from(ctx: click.Context) -> Settings:
         )
     if settings.insecure and settings.ca_file:
         raise UsageError("--insecure connects in plain text: it cannot be combined with --ca-file")
-    from winspect.client import security
-
-    security.configure(settings)
     return settings
 
 

@@ -32,6 +32,7 @@ import grpc.aio
 from winspect.client.discovery import PodTarget
 from winspect.client.fanout import Connection, NodeError, NodeFailure
 from winspect.client.filters import ProtocolSpec, TargetSpec
+from winspect.client.security import ChannelSecurity
 from winspect.v1 import winspect_pb2 as pb
 
 # Total time allowed for stopping after an interrupt (the issue: exit within 5 s).
@@ -290,9 +291,9 @@ class CaptureRun:
         node.error = NodeError(target.name, target.address, "DEADLINE_EXCEEDED", f"{why}{unsent}")
         self.sink.error(node.name, node.error)
 
-    async def run(self) -> CaptureOutcome:
+    async def run(self, security: ChannelSecurity) -> CaptureOutcome:
         for node in self.nodes:
-            node.conn = Connection(node.target)
+            node.conn = Connection(node.target, security)
         tasks: dict[asyncio.Future[Any], NodeCapture] = {
             asyncio.ensure_future(self._node(n)): n for n in self.nodes
         }

@@ -17,9 +17,8 @@ from typing import Any, Generic, TypeVar
 import grpc
 import grpc.aio
 
-from winspect.client import security
 from winspect.client.filters import TargetSpec
-from winspect.client.security import open_channel
+from winspect.client.security import ChannelSecurity, bearer_metadata, binding_slug, open_channel
 from winspect.v1 import winspect_pb2_grpc
 
 T = TypeVar("T")
@@ -78,7 +77,7 @@ class _AuthorizedStub:
 
         def call(request: Any, **kwargs: Any) -> Any:
             try:
-                auth = security.bearer_metadata(conn.security)
+                auth = bearer_metadata(conn.security)
             except Exception as exc:  # a TokenRequest renewal failed: this call cannot be made
                 raise NodeFailure(
                     NodeError(
@@ -94,11 +93,11 @@ class _AuthorizedStub:
 class Connection:
     """One channel to a node server, reused for every call of a command."""
 
-    def __init__(self, target: TargetSpec) -> None:
+    def __init__(self, target: TargetSpec, security: ChannelSecurity) -> None:
         self.target = target
         self.name = target.name
         self.address = target.address
-        self.security = security.current()
+        self.security = security
         self.channel = open_channel(self.address, self.security, CHANNEL_OPTIONS)
         self.stub = _AuthorizedStub(self)
 
@@ -131,16 +130,15 @@ class Connection:
             )
 
     def error(self, exc: BaseException, timeout: float | None = None) -> NodeError:
-        return describe_error(self.name, self.address, exc, timeout)
+        return describe_error(self.name, self.address, self.security, exc, timeout)
 
     async def close(self) -> None:
         await self.channel.close(grace=None)
 
 
-def _tls_problem(address: str, lowered: str) -> str | None:
+def _tls_problem(address: str, lowered: str, sec: ChannelSecurity) -> str | None:
     """What went wrong in a failed TLS handshake, or None when it was not one."""
-    sec = security.peek()
-    ca = f" ({sec.ca_source})" if sec is not None and sec.ca_source else ""
+    ca = f" ({sec.ca_source})" if sec.ca_source else ""
     if "certificate_verify_failed" in lowered or "certificate verify failed" in lowered:
         if "expired" in lowered:
             return (
@@ -152,7 +150,7 @@ def _tls_problem(address: str, lowered: str) -> str | None:
             "is not winspectserv"
         )
     if "hostname verification" in lowered or "no match found for server name" in lowered:
-        name = sec.server_name if sec is not None else "winspectserv.winspect-system.svc"
+        name = sec.server_name
         return f"the TLS certificate of {address} does not name {name}: it is not a winspectserv certificate"
     if "wrong_version_number" in lowered or "tls handshake failed" in lowered:
         return (
@@ -178,13 +176,15 @@ def _denied(details: str, exc: grpc.aio.AioRpcError) -> str:
     else:
         subject = f"--user={user}"
     command = (
-        f"kubectl create clusterrolebinding {role}-{security.binding_slug(user)} "
+        f"kubectl create clusterrolebinding {role}-{binding_slug(user)} "
         f"--clusterrole={role} {subject}"
     )
     return f"{message}; a cluster admin can grant it with: {command}"
 
 
-def describe_error(node: str, address: str, exc: BaseException, timeout: float | None = None) -> NodeError:
+def describe_error(
+    node: str, address: str, sec: ChannelSecurity, exc: BaseException, timeout: float | None = None
+) -> NodeError:
     """A one-line explanation of a failed call."""
     if isinstance(exc, NodeFailure):
         return exc.error
@@ -199,13 +199,11 @@ def describe_error(node: str, address: str, exc: BaseException, timeout: float |
             "winspectserv cannot check credentials"
         ):
             return NodeError(node, address, name, " ".join(details.split()))
-        tls = _tls_problem(address, lowered) if code == grpc.StatusCode.UNAVAILABLE else None
+        tls = _tls_problem(address, lowered, sec) if code == grpc.StatusCode.UNAVAILABLE else None
         if tls is not None:
             return NodeError(node, address, "TLS_HANDSHAKE_FAILED", tls)
-        sec = security.peek()
         if (
             code == grpc.StatusCode.UNAVAILABLE
-            and sec is not None
             and sec.insecure
             and "socket closed" in lowered
             and "failed to connect" in lowered
@@ -258,6 +256,7 @@ async def call_all(
     targets: Sequence[TargetSpec],
     call: Callable[[Connection], Awaitable[T]],
     *,
+    security: ChannelSecurity,
     timeout: float,
     connect_timeout: float,
     limit: int = MAX_CONCURRENT_NODES,
@@ -267,7 +266,7 @@ async def call_all(
     `call` should pass `timeout=` to its RPCs; a guard of the same length
     (plus a margin) also bounds it here.
     """
-    connections = [Connection(t) for t in targets]
+    connections = [Connection(t, security) for t in targets]
     gate = asyncio.Semaphore(max(1, limit))
 
     async def one(conn: Connection) -> NodeResult[T]:

@@ -13,9 +13,8 @@
 - `--insecure`: plain text and no credentials, with a warning every time
   (local development and `--target` use only).
 
-`configure(settings)` is called once per command; the first `Connection`
-resolves it (`current()`), so commands that never dial a node never read
-credentials.
+A command's `CommandSecurity` is resolved when its first node is dialled,
+so commands that never dial a node never read credentials.
 """
 
 from __future__ import annotations
@@ -23,7 +22,7 @@ from __future__ import annotations
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -155,41 +154,22 @@ class ChannelSecurity:
 
 INSECURE = ChannelSecurity(insecure=True)
 
-_lock = threading.Lock()
-_resolver: Callable[[], ChannelSecurity] | None = None
-_resolved: ChannelSecurity | None = None
 
+class CommandSecurity:
+    """The channel security of one command's node connections, resolved from its settings on the
+    first `get()` and kept; a failure is raised to that caller, and the next `get()` tries again."""
 
-def configure(settings: Settings) -> None:
-    """Use `settings` for the channels of this command (resolved when the first node is dialled)."""
-    global _resolver, _resolved
-    with _lock:
-        _resolver = lambda: resolve(settings)  # noqa: E731
-        _resolved = None
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._lock = threading.Lock()
+        self._resolved: ChannelSecurity | None = None
 
-
-def use(security: ChannelSecurity) -> None:
-    """Use `security` as it is (callers that resolved it themselves)."""
-    global _resolver, _resolved
-    with _lock:
-        _resolver = None
-        _resolved = security
-
-
-def current() -> ChannelSecurity:
-    """The security of this command's channels; WinspectError when the credentials cannot be had."""
-    global _resolved
-    with _lock:
-        if _resolved is None:
-            if _resolver is None:
-                raise ConfigError("internal error: no channel security configured for node connections")
-            _resolved = _resolver()
-        return _resolved
-
-
-def peek() -> ChannelSecurity | None:
-    """The resolved security, if any (for error messages)."""
-    return _resolved
+    def get(self) -> ChannelSecurity:
+        """The security of this command's channels; WinspectError when the credentials cannot be had."""
+        with self._lock:
+            if self._resolved is None:
+                self._resolved = resolve(self._settings)
+            return self._resolved
 
 
 def _say(settings: Settings, message: str) -> None:

@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 from winspect.client.discovery import NO_INTERNAL_IP, PodTarget, close_matches, resolve_nodes, resolve_pods
 from winspect.client.fanout import NodeError
 from winspect.client.filters import PodSpec, TargetSpec
+from winspect.client.security import CommandSecurity
 from winspect.client.settings import Settings
 from winspect.errors import UsageError
 from winspect.kube.cluster import Cluster
@@ -22,6 +23,7 @@ class Plan:
     """The nodes to contact and, for pod commands, the pods on them."""
 
     targets: list[TargetSpec]
+    security: CommandSecurity  # how to reach their servers
     pods: list[PodTarget] = field(default_factory=list)
     # Nodes that cannot be contacted at all (no InternalIP): reported as failed nodes.
     failed: list[NodeError] = field(default_factory=list)
@@ -82,7 +84,7 @@ def _node_port(settings: Settings, cluster: Cluster) -> int:
 T = TypeVar("T")
 
 
-def _prefetch_security(settings: Settings) -> None:
+def _prefetch_security(settings: Settings, security: CommandSecurity) -> None:
     """Start resolving the node connections' security (winspect's CA from the cluster, the
     token source) in the background: its API requests then overlap discovery's instead of
     following them. A failure is left for the first connection, which resolves again and
@@ -90,11 +92,10 @@ def _prefetch_security(settings: Settings) -> None:
     """
     if settings.verbose or settings.insecure:
         return
-    from winspect.client import security
 
     def resolve() -> None:
         with suppress(Exception):  # reported when the first node is dialled
-            security.current()
+            security.get()
 
     threading.Thread(target=resolve, name="winspect-security", daemon=True).start()
 
@@ -124,15 +125,16 @@ def _with_node_port(settings: Settings, cluster: Cluster, work: Callable[[], T])
 
 def plan_nodes(settings: Settings, names: list[str] | None) -> Plan:
     """The named Windows nodes, or all of them when names is None."""
+    security = CommandSecurity(settings)
     if settings.targets:
-        return Plan(_pick_targets(settings, names))
-    _prefetch_security(settings)
+        return Plan(_pick_targets(settings, names), security)
+    _prefetch_security(settings, security)
     with _cluster(settings) as cluster:
         port, _ = _with_node_port(settings, cluster, cluster.nodes)
         targets, no_address = resolve_nodes(cluster, names, port)
     for t in targets:
         _log(settings, f"node {t.name} at {t.address}")
-    return Plan(targets, failed=_no_address(no_address))
+    return Plan(targets, security, failed=_no_address(no_address))
 
 
 def _no_address(names: list[str]) -> list[NodeError]:
@@ -141,14 +143,15 @@ def _no_address(names: list[str]) -> list[NodeError]:
 
 def plan_pods(settings: Settings, specs: list[PodSpec], all_namespaces: bool) -> Plan:
     """The pods and the Windows nodes hosting them (only those nodes)."""
+    security = CommandSecurity(settings)
     if settings.targets:
         namespace = settings.namespace or "default"
         pods = [PodTarget(s.namespace or namespace, s.name, s.ip or "", "") for s in specs]
-        return Plan(list(settings.targets), pods)
-    _prefetch_security(settings)
+        return Plan(list(settings.targets), security, pods)
+    _prefetch_security(settings, security)
     with _cluster(settings) as cluster:
         port, _ = _with_node_port(settings, cluster, cluster.nodes)
         pods, targets, no_address = resolve_pods(cluster, specs, all_namespaces, port)
     for p in pods:
         _log(settings, f"pod {p.namespace}/{p.name} ({p.ip}) on node {p.node}")
-    return Plan(targets, pods, failed=_no_address(no_address))
+    return Plan(targets, security, pods, failed=_no_address(no_address))

@@ -17,7 +17,7 @@ import pytest
 from winspect.client.fanout import NodeResult, call_all
 from winspect.client.filters import TargetSpec
 from winspect.client.security import ChannelSecurity
-from winspect.deploy.certs import make_server_tls
+from winspect.deploy.pki import make_server_tls
 from winspect.v1 import winspect_pb2 as pb
 
 

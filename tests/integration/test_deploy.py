@@ -36,7 +36,7 @@ from runcli import run_winspect
 from winspect.cli.main import cli
 from winspect.deploy import install as install_module
 from winspect.deploy import manifests as manifests_module
-from winspect.deploy.certs import certificate_info, signed_by
+from winspect.deploy.pki import certificate_info, signed_by
 from winspect.kube.installed import installed_port
 
 pytestmark = pytest.mark.kube

@@ -35,8 +35,8 @@ import pytest
 from kubecluster import ADMIN, NOBODY, VIEWER, ApiError, KubeCluster, Rest, write_yaml
 from runcli import Result, run_winspect
 
-from winspect.deploy.certs import make_server_tls
 from winspect.deploy.manifests import render
+from winspect.deploy.pki import make_server_tls
 from winspect.emulator.install import install_tools
 from winspect.emulator.state import create_node_state, pktmon_status, read_calls
 from winspect.sandbox.security import secure_channel

@@ -13,7 +13,7 @@ from winspect.cli.options import command, settings_from
 
 if TYPE_CHECKING:
     from winspect.client.capture import CaptureOptions, CaptureOutcome, NodeCapture
-    from winspect.client.fanout import NodeError
+    from winspect.client.fanout import NodeFailure
     from winspect.client.pcapng_export import ExportStats, PcapngExport
     from winspect.client.settings import Settings
     from winspect.client.targets import Plan
@@ -143,7 +143,7 @@ class StreamSink:
         if self.verbose:
             err(f"{node}: capture ended ({ended.message or 'no message'})")
 
-    def error(self, node: str, error: NodeError) -> None:
+    def error(self, node: str, error: NodeFailure) -> None:
         if self.export is not None:
             self.export.node_done(node)
         node_error(error)

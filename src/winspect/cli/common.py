@@ -13,7 +13,7 @@ import click
 from winspect.errors import EXIT_INTERRUPTED, EXIT_NODE_FAILED, EXIT_OK, EXIT_USAGE, WinspectError
 
 if TYPE_CHECKING:
-    from winspect.client.fanout import Connection, NodeError, NodeResult
+    from winspect.client.fanout import Connection, NodeFailure, NodeResult
     from winspect.client.settings import Settings
     from winspect.client.targets import Plan
 
@@ -26,7 +26,7 @@ def err(message: str) -> None:
     click.echo(f"winspect: {message}", err=True)
 
 
-def node_error(error: NodeError) -> None:
+def node_error(error: NodeFailure) -> None:
     err(f"{error.node}: {error.message}")
 
 
@@ -61,7 +61,7 @@ def handles_errors(f: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def exit_code(errors: Sequence[NodeError], ok_count: int) -> int:
+def exit_code(errors: Sequence[NodeFailure], ok_count: int) -> int:
     """0 all nodes fine; 1 some failed; 2 when every node refused the request as invalid."""
     if not errors:
         return EXIT_OK

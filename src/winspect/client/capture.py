@@ -29,8 +29,8 @@ from typing import Any, Protocol
 import grpc
 import grpc.aio
 
-from winspect.client.discovery import PodTarget
-from winspect.client.fanout import Connection, NodeError, NodeFailure
+from winspect.client.discovery import PodOnNode
+from winspect.client.fanout import Connection, NodeFailed, NodeFailure
 from winspect.client.filters import ProtocolSpec, TargetSpec
 from winspect.client.security import ChannelSecurity
 from winspect.v1 import winspect_pb2 as pb
@@ -71,7 +71,7 @@ class CaptureOptions:
     frames: bool = False  # ask for each packet's raw bytes (pcapng export)
 
 
-def build_request(options: CaptureOptions, pods: Sequence[PodTarget], who: str) -> pb.CaptureRequest:
+def build_request(options: CaptureOptions, pods: Sequence[PodOnNode], who: str) -> pb.CaptureRequest:
     return pb.CaptureRequest(
         ips=options.ips,
         macs=options.macs,
@@ -101,7 +101,7 @@ class CaptureSink(Protocol):
     def stats(self, node: str, stats: Any) -> None: ...
     def draining(self, node: str, stats: Any) -> None: ...
     def ended(self, node: str, ended: Any) -> None: ...
-    def error(self, node: str, error: NodeError) -> None: ...
+    def error(self, node: str, error: NodeFailure) -> None: ...
 
 
 @dataclass
@@ -116,9 +116,9 @@ class NodeCapture:
     packets: int = 0
     packets_lost: int = 0
     ended: Any = None  # pb.CaptureEnded
-    error: NodeError | None = None
+    error: NodeFailure | None = None
     stop_response: Any = None  # pb.StopCaptureResponse
-    stop_error: NodeError | None = None
+    stop_error: NodeFailure | None = None
     cancelled: bool = False  # the stream was cancelled by the client
     idle_confirmed: bool = False  # after a cancel, NodeInfo reported no capture running
     draining: Any = None  # pb.CaptureStats: the node's last report while sending its last log files
@@ -238,7 +238,7 @@ class CaptureRun:
                     node.ended = event.ended
                     node.packets_lost = max(node.packets_lost, event.ended.packets_lost)
                     self.sink.ended(node.name, event.ended)
-        except (grpc.aio.AioRpcError, NodeFailure) as exc:
+        except (grpc.aio.AioRpcError, NodeFailed) as exc:
             if (
                 node.cancelled
                 and isinstance(exc, grpc.aio.AioRpcError)
@@ -265,8 +265,8 @@ class CaptureRun:
                     pb.StopCaptureRequest(session_id=node.session_id, requester=node.request.requester),
                     timeout=timeout,
                 )
-            except (grpc.aio.AioRpcError, NodeFailure) as exc:
-                node.stop_error = exc.error if isinstance(exc, NodeFailure) else conn.error(exc, timeout)
+            except (grpc.aio.AioRpcError, NodeFailed) as exc:
+                node.stop_error = exc.error if isinstance(exc, NodeFailed) else conn.error(exc, timeout)
             finally:
                 node.stop_pending = False
 
@@ -288,7 +288,7 @@ class CaptureRun:
                 f"({node.draining.log_bytes_pending} bytes of pktmon log) not received"
             )
         target = node.target
-        node.error = NodeError(target.name, target.address, "DEADLINE_EXCEEDED", f"{why}{unsent}")
+        node.error = NodeFailure(target.name, target.address, "DEADLINE_EXCEEDED", f"{why}{unsent}")
         self.sink.error(node.name, node.error)
 
     async def run(self, security: ChannelSecurity) -> CaptureOutcome:
@@ -409,7 +409,7 @@ class CaptureRun:
                 if not info.HasField("capture"):
                     node.idle_confirmed = True
                     return
-            except (grpc.aio.AioRpcError, NodeFailure):
+            except (grpc.aio.AioRpcError, NodeFailed):
                 pass
             await asyncio.sleep(0.2)
 

@@ -16,8 +16,9 @@ from winspect.kube.cluster import OS_LABEL, Cluster, PodInfo
 
 
 @dataclass(frozen=True)
-class PodTarget:
-    """A resolved pod, sent to its node's server as a PodRef."""
+class PodOnNode:
+    """A pod a command names, with its IP and the node hosting it ("" with --target: every node);
+    sent to its node's server as a PodRef."""
 
     namespace: str
     name: str
@@ -79,7 +80,7 @@ def resolve_nodes(cluster: Cluster, names: list[str] | None, port: int) -> tuple
 
 def resolve_pods(
     cluster: Cluster, specs: list[PodSpec], all_namespaces: bool, port: int
-) -> tuple[list[PodTarget], list[TargetSpec], list[str]]:
+) -> tuple[list[PodOnNode], list[TargetSpec], list[str]]:
     """The pods (with IPs), the targets of the Windows nodes that host them, and the
     names of those nodes that have no InternalIP."""
     listed: dict[str | None, list[PodInfo]] = {}
@@ -90,7 +91,7 @@ def resolve_pods(
         return listed[ns]
 
     nodes = {n.name: n for n in cluster.nodes()}
-    resolved: list[PodTarget] = []
+    resolved: list[PodOnNode] = []
     for spec in specs:
         ns = spec.namespace or (None if all_namespaces else cluster.namespace)
         candidates = pods_in(ns)
@@ -124,7 +125,7 @@ def resolve_pods(
         if not pod.ip:
             raise UsageError(f"pod {label} has no IP yet (phase {pod.phase}); wait until it is running")
         if not any(p.namespace == pod.namespace and p.name == pod.name for p in resolved):
-            resolved.append(PodTarget(pod.namespace, pod.name, pod.ip, pod.node))
+            resolved.append(PodOnNode(pod.namespace, pod.name, pod.ip, pod.node))
     targets, no_address = resolve_nodes(cluster, list(dict.fromkeys(p.node for p in resolved)), port)
     return resolved, targets, no_address
 

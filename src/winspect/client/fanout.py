@@ -1,7 +1,7 @@
 """Concurrent gRPC calls to every target node (grpc.aio), one channel per node.
 
 Each node gets its own connect timeout and call deadline; a node that
-fails yields a NodeError (with a one-line message) and never disturbs the
+fails yields a NodeFailure (with a one-line message) and never disturbs the
 others. Channels are TLS with a bearer token unless --insecure
 (winspect.client.security); TLS, authentication and RBAC failures are
 explained, a refusal by RBAC with the command a cluster admin would run.
@@ -36,7 +36,7 @@ CHANNEL_OPTIONS: list[tuple[str, Any]] = [
 
 
 @dataclass(frozen=True)
-class NodeError:
+class NodeFailure:
     """Why one node failed: a short code and a one-line message for the user."""
 
     node: str
@@ -48,8 +48,10 @@ class NodeError:
         return {"address": self.address, "code": self.code, "message": self.message}
 
 
-class NodeFailure(Exception):
-    def __init__(self, error: NodeError) -> None:
+class NodeFailed(Exception):
+    """Raised inside a node's call when it cannot go on; carries the node's NodeFailure."""
+
+    def __init__(self, error: NodeFailure) -> None:
         super().__init__(error.message)
         self.error = error
 
@@ -59,13 +61,13 @@ class NodeResult(Generic[T]):
     node: str
     address: str
     value: T | None = None
-    error: NodeError | None = None
+    error: NodeFailure | None = None
 
 
 class _AuthorizedStub:
     """The NodeInspector stub of a connection, adding the user's bearer token to every call
     (winspect.client.security.bearer_metadata); a token that cannot be had fails the call
-    with NodeFailure."""
+    with NodeFailed."""
 
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
@@ -79,8 +81,8 @@ class _AuthorizedStub:
             try:
                 auth = bearer_metadata(conn.security)
             except Exception as exc:  # a TokenRequest renewal failed: this call cannot be made
-                raise NodeFailure(
-                    NodeError(
+                raise NodeFailed(
+                    NodeFailure(
                         conn.name, conn.address, "UNAUTHENTICATED", f"no token to call the node with: {exc}"
                     )
                 ) from None
@@ -104,7 +106,7 @@ class Connection:
     async def connect(self, timeout: float) -> None:
         """Wait until the channel is ready, or has failed (the next call then fails fast).
 
-        Raises NodeFailure when the node neither accepts nor refuses within
+        Raises NodeFailed when the node neither accepts nor refuses within
         `timeout` (a host that is down or a packet filter that drops).
         """
         loop = asyncio.get_running_loop()
@@ -120,8 +122,8 @@ class Connection:
                 break
             state = self.channel.get_state(try_to_connect=True)
         if state not in (grpc.ChannelConnectivity.READY, grpc.ChannelConnectivity.TRANSIENT_FAILURE):
-            raise NodeFailure(
-                NodeError(
+            raise NodeFailed(
+                NodeFailure(
                     self.name,
                     self.address,
                     "CONNECT_TIMEOUT",
@@ -129,7 +131,7 @@ class Connection:
                 )
             )
 
-    def error(self, exc: BaseException, timeout: float | None = None) -> NodeError:
+    def error(self, exc: BaseException, timeout: float | None = None) -> NodeFailure:
         return describe_error(self.name, self.address, self.security, exc, timeout)
 
     async def close(self) -> None:
@@ -184,9 +186,9 @@ def _denied(details: str, exc: grpc.aio.AioRpcError) -> str:
 
 def describe_error(
     node: str, address: str, sec: ChannelSecurity, exc: BaseException, timeout: float | None = None
-) -> NodeError:
+) -> NodeFailure:
     """A one-line explanation of a failed call."""
-    if isinstance(exc, NodeFailure):
+    if isinstance(exc, NodeFailed):
         return exc.error
     if isinstance(exc, grpc.aio.AioRpcError):
         code = exc.code()
@@ -194,21 +196,21 @@ def describe_error(
         name = code.name if code is not None else "UNKNOWN"
         lowered = details.lower()
         if code == grpc.StatusCode.PERMISSION_DENIED:
-            return NodeError(node, address, name, _denied(details, exc))
+            return NodeFailure(node, address, name, _denied(details, exc))
         if code == grpc.StatusCode.UNAVAILABLE and details.startswith(
             "winspectserv cannot check credentials"
         ):
-            return NodeError(node, address, name, " ".join(details.split()))
+            return NodeFailure(node, address, name, " ".join(details.split()))
         tls = _tls_problem(address, lowered, sec) if code == grpc.StatusCode.UNAVAILABLE else None
         if tls is not None:
-            return NodeError(node, address, "TLS_HANDSHAKE_FAILED", tls)
+            return NodeFailure(node, address, "TLS_HANDSHAKE_FAILED", tls)
         if (
             code == grpc.StatusCode.UNAVAILABLE
             and sec.insecure
             and "socket closed" in lowered
             and "failed to connect" in lowered
         ):
-            return NodeError(
+            return NodeFailure(
                 node,
                 address,
                 name,
@@ -222,27 +224,29 @@ def describe_error(
                 reason = "connection refused (is winspectserv running there, on this port?)"
             else:
                 reason = details.splitlines()[0] if details else "unavailable"
-            return NodeError(node, address, name, f"cannot connect to {address}: {reason}")
+            return NodeFailure(node, address, name, f"cannot connect to {address}: {reason}")
         if code == grpc.StatusCode.UNAVAILABLE and (
             "socket closed" in lowered or "connection reset" in lowered or "goaway" in lowered
         ):
-            return NodeError(node, address, name, f"connection to {address} lost: {details}")
+            return NodeFailure(node, address, name, f"connection to {address} lost: {details}")
         if code == grpc.StatusCode.DEADLINE_EXCEEDED:
             after = f" within {timeout:g}s (--timeout)" if timeout else ""
-            return NodeError(node, address, name, f"no answer from {address}{after}; the node may be hanging")
+            return NodeFailure(
+                node, address, name, f"no answer from {address}{after}; the node may be hanging"
+            )
         if code == grpc.StatusCode.UNIMPLEMENTED and "method not found" in lowered:
-            return NodeError(
+            return NodeFailure(
                 node,
                 address,
                 name,
                 f"the server at {address} does not implement this winspect.v1 call (older?)",
             )
         message = " ".join(details.split()) if details else name.lower()
-        return NodeError(node, address, name, message)
+        return NodeFailure(node, address, name, message)
     if isinstance(exc, asyncio.TimeoutError):
         after = f" within {timeout:g}s (--timeout)" if timeout else ""
-        return NodeError(node, address, "DEADLINE_EXCEEDED", f"no answer from {address}{after}")
-    return NodeError(node, address, type(exc).__name__, str(exc) or type(exc).__name__)
+        return NodeFailure(node, address, "DEADLINE_EXCEEDED", f"no answer from {address}{after}")
+    return NodeFailure(node, address, type(exc).__name__, str(exc) or type(exc).__name__)
 
 
 # Unary calls in flight at once. Each holds a connection (a socket) until its node answers;
@@ -275,7 +279,7 @@ async def call_all(
                 await conn.connect(connect_timeout)
                 value = await asyncio.wait_for(call(conn), timeout + connect_timeout + 1)
                 return NodeResult(conn.name, conn.address, value=value)
-            except (grpc.aio.AioRpcError, NodeFailure, asyncio.TimeoutError) as exc:
+            except (grpc.aio.AioRpcError, NodeFailed, asyncio.TimeoutError) as exc:
                 return NodeResult(conn.name, conn.address, error=conn.error(exc, timeout))
             finally:
                 await conn.close()  # free the socket for the next node

@@ -9,8 +9,8 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from winspect.client.discovery import NO_INTERNAL_IP, PodTarget, close_matches, resolve_nodes, resolve_pods
-from winspect.client.fanout import NodeError
+from winspect.client.discovery import NO_INTERNAL_IP, PodOnNode, close_matches, resolve_nodes, resolve_pods
+from winspect.client.fanout import NodeFailure
 from winspect.client.filters import PodSpec, TargetSpec
 from winspect.client.security import CommandSecurity
 from winspect.client.settings import Settings
@@ -24,11 +24,11 @@ class Plan:
 
     targets: list[TargetSpec]
     security: CommandSecurity  # how to reach their servers
-    pods: list[PodTarget] = field(default_factory=list)
+    pods: list[PodOnNode] = field(default_factory=list)
     # Nodes that cannot be contacted at all (no InternalIP): reported as failed nodes.
-    failed: list[NodeError] = field(default_factory=list)
+    failed: list[NodeFailure] = field(default_factory=list)
 
-    def pods_on(self, node: str) -> list[PodTarget]:
+    def pods_on(self, node: str) -> list[PodOnNode]:
         """The pods of one node; with --target (node unknown) every pod goes to every node."""
         return [p for p in self.pods if p.node in (node, "")]
 
@@ -137,8 +137,8 @@ def plan_nodes(settings: Settings, names: list[str] | None) -> Plan:
     return Plan(targets, security, failed=_no_address(no_address))
 
 
-def _no_address(names: list[str]) -> list[NodeError]:
-    return [NodeError(name, "", "NO_INTERNAL_IP", NO_INTERNAL_IP) for name in names]
+def _no_address(names: list[str]) -> list[NodeFailure]:
+    return [NodeFailure(name, "", "NO_INTERNAL_IP", NO_INTERNAL_IP) for name in names]
 
 
 def plan_pods(settings: Settings, specs: list[PodSpec], all_namespaces: bool) -> Plan:
@@ -146,7 +146,7 @@ def plan_pods(settings: Settings, specs: list[PodSpec], all_namespaces: bool) ->
     security = CommandSecurity(settings)
     if settings.targets:
         namespace = settings.namespace or "default"
-        pods = [PodTarget(s.namespace or namespace, s.name, s.ip or "", "") for s in specs]
+        pods = [PodOnNode(s.namespace or namespace, s.name, s.ip or "", "") for s in specs]
         return Plan(list(settings.targets), security, pods)
     _prefetch_security(settings, security)
     with _cluster(settings) as cluster:

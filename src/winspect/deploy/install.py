@@ -14,15 +14,15 @@ from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from winspect.deploy.certificates import (
+from winspect.deploy.manifests import DAEMONSET, MANAGED_LABEL, NAMESPACE, Manifests
+from winspect.deploy.readiness import Rollout, rollout
+from winspect.deploy.tls_objects import (
     FINGERPRINT_ANNOTATION,
     configmap_object,
     fingerprint,
     renewal_reason,
     secret_object,
 )
-from winspect.deploy.manifests import DAEMONSET, MANAGED_LABEL, NAMESPACE, Manifests
-from winspect.deploy.readiness import Rollout, rollout
 from winspect.errors import KubeApiError
 from winspect.kube.names import CA_CONFIGMAP, TLS_SECRET
 
@@ -240,7 +240,7 @@ class Deployer:
         restart its pods (an annotation of the pod template changes) so they serve them."""
         from lightkube.resources.core_v1 import ConfigMap, Secret
 
-        from winspect.deploy.certs import make_server_tls
+        from winspect.deploy.pki import make_server_tls
 
         rights = INSTALL_RIGHTS if not rotate else ROTATE_RIGHTS
         secret = self._get_data(Secret, TLS_SECRET, rights)

@@ -52,7 +52,8 @@ class _Rand:
         return "".join(self.rng.choice("0123456789abcdef") for _ in range(n))
 
 
-def normalise_mac(mac: str) -> str:
+def upper_dashed_mac(mac: str) -> str:
+    """`0e:2a:...` -> `0E-2A-...`, the form HNS prints (the model's MACs are well formed)."""
     return mac.replace(":", "-").upper()
 
 
@@ -222,7 +223,7 @@ def build_node_network(cluster: Cluster, node_name: str) -> dict[str, Any]:
         nic_guid = r.guid().upper()
         container_id = r.hexid(64)
         ns_id = r.guid()
-        mac = normalise_mac(pod.mac)
+        mac = upper_dashed_mac(pod.mac)
         shown_mac = _mixed_case(mac) if k % 2 == 1 else mac
         port_alloc = {
             "AdditionalParams": {},
@@ -426,7 +427,7 @@ def build_node_network(cluster: Cluster, node_name: str) -> dict[str, Any]:
             "name": pod.name,
             "app": pod.app,
             "ip": pod.ip,
-            "mac": normalise_mac(pod.mac) if pod.mac else conjure_mac(pod.ip).upper(),
+            "mac": upper_dashed_mac(pod.mac) if pod.mac else conjure_mac(pod.ip).upper(),
             "node_ip": owner.internal_ip if owner else "",
             "listen": [pod.container_port] if pod.container_port else [],
             "acl_in": _policy_rules(owner, web_ips) if (owner and pod.network_policy_deny) else None,

@@ -31,7 +31,6 @@ Without -d the capture runs until Ctrl+C, which stops it on every node.
 """
 
 SCOPES = ("nodes", "pods", "all")
-MAX_PKT_SIZE = 65535
 # With -w -: how long a packet may wait for the other nodes' packets before it is written.
 STREAM_HOLD_SECONDS = 2.0
 
@@ -415,6 +414,7 @@ def capture(
 
 def parse_pkt_size(value: str | None) -> int:
     """--pkt-size: bytes per packet, 0 = the whole packet."""
+    from winspect.contract import MAX_PKT_SIZE
     from winspect.errors import UsageError
 
     if value is None:

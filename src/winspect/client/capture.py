@@ -35,7 +35,7 @@ from winspect.client.filters import ProtocolSpec, TargetSpec
 from winspect.client.security import ChannelSecurity
 from winspect.v1 import winspect_pb2 as pb
 
-# Total time allowed for stopping after an interrupt (the issue: exit within 5 s).
+# Total time allowed for stopping after an interrupt (winspect exits within 5 s of Ctrl+C).
 STOP_BUDGET = 4.0
 STOP_CALL_TIMEOUT = 2.0
 # A draining node reports every second; this long without a word, it is given up.

@@ -197,9 +197,7 @@ def describe_error(
         lowered = details.lower()
         if code == grpc.StatusCode.PERMISSION_DENIED:
             return NodeFailure(node, address, name, _denied(details, exc))
-        if code == grpc.StatusCode.UNAVAILABLE and details.startswith(
-            "winspectserv cannot check credentials"
-        ):
+        if code == grpc.StatusCode.UNAVAILABLE and details.startswith(CREDENTIALS_UNCHECKED):
             return NodeFailure(node, address, name, " ".join(details.split()))
         tls = _tls_problem(address, lowered, sec) if code == grpc.StatusCode.UNAVAILABLE else None
         if tls is not None:

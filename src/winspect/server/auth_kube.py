@@ -14,8 +14,8 @@ the ClusterRole system:auth-delegator, bound by `winspect install`.
 The two reviews are plain JSON POSTs made with the standard library
 (http.client over ssl, a few kept-alive connections shared by the gRPC
 worker threads under a lock). A Kubernetes client library here cost every
-node server about 12 MB of resident memory for two requests (issue 9;
-docs/performance.md). Token files are read again for every request (the
+node server about 12 MB of resident memory for two requests
+(docs/performance.md). Token files are read again for every request (the
 kubelet rotates service account tokens); an exec plugin's token is kept
 until it expires or the API server refuses it.
 
@@ -41,9 +41,9 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
+from winspect.incluster import SERVICE_ACCOUNT_DIR
 from winspect.server.auth import API_GROUP, RESOURCE, Caller, Permission, ReviewUnavailable, TokenResult
 
-SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 SANDBOX_MOUNT_ENV = "CONTAINER_SANDBOX_MOUNT_POINT"
 DEFAULT_REVIEW_TIMEOUT = 5.0
 AUTH_DELEGATOR_BINDING = "winspect-server-auth-delegator"

@@ -25,12 +25,13 @@ import threading
 from collections.abc import Callable, Sequence
 from types import FrameType
 
+from winspect.contract import DEFAULT_PORT, MAX_CAPTURE_SECONDS
 from winspect.node.errors import NodeError
 from winspect.node.types import Operation
 from winspect.node.windows.backend import WindowsBackend
 from winspect.node.windows.runner import DEFAULT_TIMEOUT
 from winspect.node.windows.tools import TOOLS_DIR_ENV
-from winspect.server.app import DEFAULT_PORT, ServerConfig, default_node_name, start_server
+from winspect.server.app import ServerConfig, default_node_name, start_server
 from winspect.server.auth_cache import DEFAULT_NEGATIVE_TTL, DEFAULT_TTL
 from winspect.server.auth_kube import SANDBOX_MOUNT_ENV
 from winspect.server.limits import (
@@ -133,7 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
     limits = parser.add_argument_group("limits")
     limits.add_argument(
         "--max-capture-duration",
-        type=_count(0, 7 * 24 * 3600, "a number of seconds"),
+        type=_count(0, MAX_CAPTURE_SECONDS, "a number of seconds"),
         default=DEFAULT_MAX_CAPTURE_SECONDS,
         metavar="SECONDS",
         help=f"longest capture ({DEFAULT_MAX_CAPTURE_SECONDS}; 0: no limit)",

@@ -1,4 +1,4 @@
-"""Fixtures for the CLI tests (helpers in cli_support.py)."""
+"""Fixtures for the CLI tests (helpers in support/cli.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cli_support import KubeApi, start_kube_api
+from support.cli import KubeApi, start_kube_api
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from cli_support import KubeApi, run_inprocess
+from support.cli import KubeApi, run_inprocess
 
 
 def kube(api: KubeApi, *args: str, context: str | None = None) -> tuple[int, str, str]:
@@ -189,7 +189,12 @@ def test_kubeconfig_env_merging_reaches_the_api(kube_api: KubeApi, tmp_path: Pat
     first = tmp_path / "first"
     first.write_text(yaml.safe_dump({"apiVersion": "v1", "kind": "Config", "current-context": "stale"}))
     result = run_inprocess("hns", "all", env={"KUBECONFIG": f"{first}:{kube_api.kubeconfig}"})
-    assert "rejected the credentials of user 'stale'" in result.stderr
+    assert result.stderr == (
+        f"winspect: error: the Kubernetes API server {kube_api.url} rejected the credentials of user "
+        "'stale' (401 Unauthorized): the token or client certificate is invalid or expired; refresh your "
+        "kubeconfig credentials\n"
+    )
+    assert result.exit_code == 1
 
 
 def test_exec_credential_plugin(kube_api: KubeApi, tmp_path: Path) -> None:
@@ -239,7 +244,7 @@ def test_client_certificate_that_cannot_be_read(kube_api: KubeApi, tmp_path: Pat
 
 
 def complete(words: str) -> list[str]:
-    from cli_support import run_process
+    from support.cli import run_process
 
     cword = str(len(words.split()) - (0 if words.endswith(" ") else 1))
     result = run_process(

@@ -9,11 +9,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cli_support import EmuNode, KubeApi, emulated_cluster, model_kube_api, run_process
+from support.cli import (
+    EmuNode,
+    KubeApi,
+    calls_from,
+    capture_calls,
+    emulated_cluster,
+    model_kube_api,
+    run_process,
+    vnic_component,
+)
 
-pytest.importorskip("winspect.emulator.install", reason="emulated node tools not available yet")
-
-from winspect.emulator.state import pktmon_status, read_calls
+from winspect.emulator.state import pktmon_status
 
 
 @pytest.fixture
@@ -47,13 +54,16 @@ def test_capture_pods_runs_only_on_their_node(kube_cluster: tuple[Any, list[EmuN
     a, b = nodes
     pods = [p for p in model.pods_on(a.name) if p.ip and not p.host_network][:2]
     names = ",".join(f"{p.namespace}/{p.name}" for p in pods)
+    calls_a, calls_b = calls_from(a), calls_from(b)
     result = winspect(api, "capture", "pods", names, "-d", "1", "-v")
     assert result.returncode == 0, result.stderr
     for p in pods:
         assert f"pod {p.namespace}/{p.name} ({p.ip}) on node {a.name}" in result.stderr
-    start = next(c for c in read_calls(a.state) if c[:2] == ["pktmon", "start"])
-    assert "--comp" in start
-    assert not any(c[:2] == ["pktmon", "start"] for c in read_calls(b.state))
+    vnics = ",".join(str(vnic_component(a.state, p.mac)) for p in pods)
+    assert calls_a() == capture_calls(
+        "--comp", vnics, "--type", "all", "--pkt-size", "0", before=[["hnsdiag", "list", "endpoints", "-d"]]
+    )
+    assert calls_b() == []
     assert pktmon_status(a.state)["running"] is False and pktmon_status(a.state)["filters"] == []
 
 

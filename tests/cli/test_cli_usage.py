@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from cli_support import run_inprocess, run_process
+from support.cli import run_inprocess, run_process
 
 COMMANDS = ["capture", "counter", "vfp-counter", "hns", "version", "completion"]
 
@@ -155,7 +155,13 @@ def test_click_usage_errors_exit_2(args: list[str], message: str) -> None:
 
 def test_namespace_flag_on_node_commands_warns(loopback_hosts: list[str]) -> None:
     result = run_inprocess("counter", "-n", "win1", "--target", f"win1={loopback_hosts[0]}")
-    assert "-n/--namespace does not apply to counter" in result.stderr and "use --nodes" in result.stderr
+    assert result.stderr.splitlines()[0] == (
+        "winspect: warning: -n/--namespace does not apply to counter (-n was --nodes in the original); "
+        "to choose nodes use --nodes"
+    )
+    # The warning does not stop the command: it goes on and fails for want of credentials.
+    assert result.stderr.splitlines()[1].startswith("winspect: error: node servers need credentials")
+    assert result.exit_code == 1
 
 
 def test_unknown_target_node_lists_close_matches() -> None:

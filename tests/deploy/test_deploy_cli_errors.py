@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from deploy_support import run_cli
+from support.deploy import run_cli
 
 
 def closed_port() -> int:

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from deploy_support import DATA, REPO
-from image_support import (
+from support.deploy import DATA, REPO
+from support.image import (
     ARM64,
     StubWheel,
     build_winspect_wheel,

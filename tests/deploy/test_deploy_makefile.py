@@ -5,25 +5,23 @@ the single-file client takes about a minute and needs the `build` extra: it is s
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 import zipfile
 from pathlib import Path
 
 import pytest
-from deploy_support import REPO
-from image_support import dependency_stubs, make_embed
+from support.deploy import REPO
+from support.image import dependency_stubs, make_embed
+from support.machine import require_tool
 
 import winspect
 
-MAKE = shutil.which("make")
-
 
 def make(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    assert MAKE, "GNU make is needed to test the Makefile"
+    gnu_make = require_tool("make", "make")
     return subprocess.run(
-        [MAKE, "--no-print-directory", "-C", str(REPO), *args],
+        [gnu_make, "--no-print-directory", "-C", str(REPO), *args],
         capture_output=True,
         text=True,
         timeout=timeout,

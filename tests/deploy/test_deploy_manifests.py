@@ -5,7 +5,6 @@ only the image and the port places."""
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -13,7 +12,8 @@ from typing import Any
 import kubernetes_validate
 import pytest
 import yaml
-from deploy_support import BASE, DATA, FILES, REPO, run_cli
+from support.deploy import BASE, DATA, FILES, REPO, run_cli
+from support.machine import require_tool
 
 import winspect
 from winspect.deploy.manifests import DEFAULT_IMAGE, DEFAULT_PORT, render
@@ -42,8 +42,7 @@ def validate_all(docs: list[dict[str, Any]]) -> None:
 
 
 def kustomize(path: Path) -> list[dict[str, Any]]:
-    kubectl = shutil.which("kubectl")
-    assert kubectl, "kubectl (with its built-in kustomize) is needed to build deploy/ overlays"
+    kubectl = require_tool("kubectl", "kubectl")  # its built-in kustomize builds the deploy/ overlays
     out = subprocess.run(
         [kubectl, "kustomize", str(path)], capture_output=True, text=True, check=True, timeout=60
     )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from deploy_support import daemonset_obj, node_obj, pod_obj
+from support.deploy import daemonset_obj, node_obj, pod_obj
 
 from winspect.deploy.readiness import rollout
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from e2e_support import E2E
+from support.e2e import E2E
 
 from winspect.sandbox import runtime
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 
 import pytest
-from e2e_support import E2E, wait_until
+from support.e2e import E2E, filters_added, wait_until
 
 
 def _ips(p: dict) -> set[str]:
@@ -16,13 +16,21 @@ def _ports(p: dict) -> set[int]:
     return {p["src_port"], p["dst_port"]} - {None}
 
 
+def _starts(calls: list[list[str]]) -> list[list[str]]:
+    """The arguments of each real-time `pktmon start` among `calls`."""
+    prefix = ["pktmon", "start", "--capture", "--log-mode", "real-time"]
+    return [c[len(prefix) :] for c in calls if c[: len(prefix)] == prefix]
+
+
 # ---------------------------------------------------------------- capture
 
 
 def test_capture_node_tcp_returns_only_tcp_packets_of_that_node(e2e: E2E) -> None:
     node = e2e.windows_nodes()[1]
+    calls = e2e.tool_calls(node)
     result = e2e.run("capture", "nodes", node, "-t", "TCP", "-d", "2", "-o", "json")
     assert result.code == 0, result.err
+    assert filters_added(calls()) == [["winspect-1", "-t", "TCP"]]
     packets = result.packets()
     assert packets
     assert {p["node"] for p in packets} == {node}
@@ -37,8 +45,12 @@ def test_capture_node_tcp_returns_only_tcp_packets_of_that_node(e2e: E2E) -> Non
 
 
 def test_capture_drops_have_reasons(e2e: E2E) -> None:
+    calls = {node: e2e.tool_calls(node) for node in e2e.windows_nodes()}
     result = e2e.run("capture", "all", "--type", "drop", "-d", "3", "-o", "json")
     assert result.code == 0, result.err
+    for node, since in calls.items():
+        assert _starts(since()) == [["--type", "drop", "--pkt-size", "0"]], node
+        assert filters_added(since()) == [], node
     drops = result.packets()
     assert drops, "no drops in 4 s of traffic"
     assert {p["type"] for p in drops} == {"drop"}
@@ -48,8 +60,10 @@ def test_capture_drops_have_reasons(e2e: E2E) -> None:
 
 
 def test_capture_flow_has_no_drops(e2e: E2E) -> None:
+    calls = e2e.tool_calls(e2e.windows_nodes()[0])
     result = e2e.run("capture", "nodes", e2e.windows_nodes()[0], "--type", "flow", "-d", "2", "-o", "json")
     assert result.code == 0, result.err
+    assert _starts(calls()) == [["--type", "flow", "--pkt-size", "0"]] and filters_added(calls()) == []
     packets = result.packets()
     assert packets and all(p["drop_reason"] is None for p in packets)
 
@@ -57,8 +71,12 @@ def test_capture_flow_has_no_drops(e2e: E2E) -> None:
 def test_capture_pod_returns_only_packets_of_that_pods_ip(e2e: E2E) -> None:
     node = e2e.windows_nodes()[0]
     pod = e2e.pod("win-webserver-", node)
+    calls = e2e.tool_calls(node)
     result = e2e.run("capture", "pods", pod["metadata"]["name"], "-d", "2", "-o", "json")
     assert result.code == 0, result.err
+    assert filters_added(calls()) == []
+    ((comp, vnic, *rest),) = _starts(calls())
+    assert comp == "--comp" and vnic.isdigit() and rest == ["--type", "all", "--pkt-size", "0"]
     packets = result.packets()
     assert packets
     assert {p["node"] for p in packets} == {node}
@@ -84,18 +102,24 @@ def test_capture_ip_port_protocol_filters(e2e: E2E) -> None:
     node = e2e.windows_nodes()[0]
     pod = e2e.pod("win-webserver-", node)
     ip = pod["status"]["podIP"]
+    calls = e2e.tool_calls(node)
     result = e2e.run("capture", "nodes", node, "-i", ip, "-r", "80", "-t", "TCP", "-d", "2", "-o", "json")
     assert result.code == 0, result.err
+    assert filters_added(calls()) == [["winspect-1", "-i", ip, "-p", "80", "-t", "TCP"]]
     packets = result.packets()
     assert packets
     assert all(ip in _ips(p) and 80 in _ports(p) and p["protocol"] == "TCP" for p in packets)
 
+    calls = e2e.tool_calls(node)
     dns = e2e.run("capture", "nodes", node, "-t", "UDP", "-r", "53", "-d", "2", "-o", "json")
     assert dns.code == 0, dns.err
+    assert filters_added(calls()) == [["winspect-1", "-p", "53", "-t", "UDP"]]
     assert dns.packets() and all(p["protocol"] == "UDP" and 53 in _ports(p) for p in dns.packets())
 
+    calls = e2e.tool_calls(node)
     cidr = e2e.run("capture", "nodes", node, "-i", "10.0.0.0/16", "-d", "2", "-o", "json")
     assert cidr.code == 0, cidr.err
+    assert filters_added(calls()) == [["winspect-1", "-i", "10.0.0.0/16"]]
     net = ipaddress.ip_network("10.0.0.0/16")
     assert cidr.packets() and all(
         any(ipaddress.ip_address(a) in net for a in _ips(p)) for p in cidr.packets()
@@ -111,23 +135,30 @@ def test_capture_several_ips_is_an_or(e2e: E2E) -> None:
     ]
     ips = [p["status"]["podIP"] for p in pods][:3]
     assert len(ips) == 3
+    calls = e2e.tool_calls(node)
     result = e2e.run("capture", "nodes", node, "-i", ",".join(ips), "-d", "2", "-o", "json")
     assert result.code == 0, result.err
+    assert filters_added(calls()) == [[f"winspect-{i}", "-i", ip] for i, ip in enumerate(ips, 1)]
     packets = result.packets()
     assert all(_ips(p) & set(ips) for p in packets)
     assert len({ip for p in packets for ip in _ips(p) & set(ips)}) >= 2
 
 
 def test_capture_tcp_flags(e2e: E2E) -> None:
+    calls = e2e.tool_calls(e2e.windows_nodes()[0])
     result = e2e.run("capture", "nodes", e2e.windows_nodes()[0], "-t", "TCP_SYN", "-d", "2", "-o", "json")
     assert result.code == 0, result.err
+    assert filters_added(calls()) == [["winspect-1", "-t", "TCP", "SYN"]]
     packets = result.packets()
     assert packets and all("S" in (p["tcp_flags"] or "") or "SYN" in (p["tcp_flags"] or "") for p in packets)
 
 
 def test_capture_icmp(e2e: E2E) -> None:
+    calls = {node: e2e.tool_calls(node) for node in e2e.windows_nodes()}
     result = e2e.run("capture", "all", "-t", "ICMP", "-d", "3", "-o", "json")
     assert result.code == 0, result.err
+    for node, since in calls.items():
+        assert filters_added(since()) == [["winspect-1", "-t", "ICMP"]], node
     assert result.packets() and {p["protocol"] for p in result.packets()} == {"ICMP"}
 
 
@@ -136,8 +167,10 @@ def test_capture_by_mac(e2e: E2E) -> None:
     hns = e2e.run("hns", "endpoints", "--nodes", node, "-o", "json").json()["results"][node]["endpoints"]
     local = next(e for e in hns if not e["IsRemoteEndpoint"])
     mac = local["MacAddress"]
+    calls = e2e.tool_calls(node)
     result = e2e.run("capture", "nodes", node, "-m", mac.replace("-", ":").lower(), "-d", "2", "-o", "json")
     assert result.code == 0, result.err
+    assert filters_added(calls()) == [["winspect-1", "-m", mac.upper()]]
     norm = mac.upper()
     packets = result.packets()
     assert packets and all(
@@ -173,10 +206,17 @@ def test_bad_input_is_a_usage_error(e2e: E2E, args: tuple[str, ...], message: st
 
 
 def test_pending_pod_cannot_be_captured(e2e: E2E) -> None:
-    pending = e2e.pods(fieldSelector="status.phase=Pending")[0]["metadata"]["name"]
+    pod = e2e.pods(fieldSelector="status.phase=Pending")[0]
+    pending = pod["metadata"]["name"]
+    label = f"{pod['metadata']['namespace']}/{pending}"
+    expected = (
+        f"pod {label} has no IP yet (phase Pending); wait until it is running"
+        if pod["spec"].get("nodeName")
+        else f"pod {label} is not scheduled on a node yet (phase Pending)"
+    )
     result = e2e.run("capture", "pods", pending, "-d", "1")
-    assert result.code != 0
-    assert pending in result.err and "Traceback" not in result.err
+    assert result.code == 2, result.err
+    assert result.err == f"winspect: error: {expected}\n"
 
 
 # ---------------------------------------------------------------- vfp-counter
@@ -299,10 +339,10 @@ def test_version_lists_every_node_server(e2e: E2E) -> None:
 
 def test_viewer_and_nobody_get_clear_errors(e2e: E2E) -> None:
     nobody = e2e.run("--context", "winspect-sandbox-nobody", "hns", "networks")
-    assert nobody.code != 0
+    assert nobody.code == 1, nobody.err
     assert "sandbox-nobody" in nobody.err and "403" in nobody.err and "Traceback" not in nobody.err
     viewer = e2e.run("--context", "winspect-sandbox-viewer", "-n", "default", "vfp-counter", "-p", "x")
-    assert viewer.code != 0
+    assert viewer.code == 1, viewer.err
     assert "forbidden" in viewer.err.lower() and "default" in viewer.err
     pod = e2e.pod("iis-frontend-", namespace="web")
     ok = e2e.run(
@@ -313,8 +353,10 @@ def test_viewer_and_nobody_get_clear_errors(e2e: E2E) -> None:
 
 def test_icmpv6_is_accepted(e2e: E2E) -> None:
     # The original rejected its own ICMPv6; the sandbox's traffic is IPv4, so nothing matches.
+    calls = e2e.tool_calls(e2e.windows_nodes()[0])
     result = e2e.run("capture", "nodes", e2e.windows_nodes()[0], "-t", "ICMPv6", "--time", "1", "-o", "json")
     assert result.code == 0, result.err
+    assert filters_added(calls()) == [["winspect-1", "-t", "ICMPv6"]]
     assert result.packets() == []
     summary = result.summaries()[e2e.windows_nodes()[0]]
     assert summary["ended"]["reason"] == "duration" and summary["ended"]["cleaned_up"] is True

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from e2e_support import E2E, wait_until
+from support.e2e import E2E, wait_until
 
 
 def test_help_examples(e2e: E2E) -> None:

@@ -7,14 +7,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from support.emu import NODE, EmuNode
 
 from winspect.emulator import hnsdiag, pktmon, vfpctrl
 from winspect.emulator.install import install_tools
 from winspect.emulator.model import Cluster, build_cluster
 from winspect.emulator.state import create_node_state
 from winspect.emulator.store import ENV_STATE
-
-from .emu_support import NODE, EmuNode
 
 MAINS: dict[str, Callable[[list[str] | None], int]] = {
     "pktmon": pktmon.main,

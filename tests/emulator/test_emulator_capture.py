@@ -18,12 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from support.emu import NODE, EmuNode, Pkt, capture, parse_capture
 
 from winspect.emulator.install import install_tools
 from winspect.emulator.model import Cluster
 from winspect.emulator.state import create_node_state, pktmon_status, read_vfp_counters
-
-from .emu_support import NODE, EmuNode, Pkt, capture, parse_capture
 
 MAX = 1000
 
@@ -40,7 +39,7 @@ def baseline(tmp_path_factory: pytest.TempPathFactory, cluster: Cluster) -> list
 def topo(cluster: Cluster) -> dict[str, object]:
     from winspect.emulator.node_network import build_node_network
 
-    topology: dict[str, object] = build_node_network(cluster, NODE)["topology"]
+    topology: dict[str, object] = build_node_network(cluster, NODE).topology.to_json()
     return topology
 
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 import calendar
 import struct
 
+from support.emu import FIXTURES
+
 from winspect.emulator.pktmon_filters import parse_filter_add, render_filter_list
 from winspect.emulator.pktmon_text import render_list
 from winspect.emulator.protocols import PROTO_TCP, PROTO_UDP, SYN
@@ -19,8 +21,6 @@ from winspect.emulator.traffic import (
     render_record,
 )
 from winspect.emulator.vfpctrl import render_group, render_port, render_port_counters
-
-from .emu_support import FIXTURES
 
 
 def fixture(name: str) -> str:

@@ -8,8 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-
-from .emu_support import EmuNode
+from support.emu import EmuNode
 
 Call = Callable[..., tuple[int, str]]
 

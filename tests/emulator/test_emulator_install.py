@@ -6,11 +6,11 @@ import os
 import subprocess
 from pathlib import Path
 
+from support.emu import env_without_state
+
 from winspect.emulator.install import install_tools
 from winspect.emulator.model import Cluster
 from winspect.emulator.state import create_node_state, read_calls
-
-from .emu_support import env_without_state
 
 
 def test_installed_tools_run_with_the_nodes_state(cluster: Cluster, tmp_path: Path) -> None:

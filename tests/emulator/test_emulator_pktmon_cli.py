@@ -9,10 +9,9 @@ import sys
 from collections.abc import Callable
 
 import pytest
+from support.emu import EmuNode, env_without_state
 
 from winspect.emulator.state import pktmon_status, read_calls, set_fault
-
-from .emu_support import EmuNode, env_without_state
 
 Call = Callable[..., tuple[int, str]]
 

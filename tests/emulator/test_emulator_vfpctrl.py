@@ -7,8 +7,7 @@ import re
 from collections.abc import Callable
 
 import pytest
-
-from .emu_support import EmuNode
+from support.emu import EmuNode
 
 Call = Callable[..., tuple[int, str]]
 

@@ -13,12 +13,12 @@ the API servers available (the real one; the sandbox's when it exists).
 
 The kube-apiserver build runs once after collection, before any test (so
 no test timeout covers it). Where it cannot be built because root or apt is
-missing, the tests skip with the reason; with CI=true they fail instead.
+missing, the tests follow support.machine's policy: skip with the reason, or
+with CI=true fail.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import secrets
@@ -27,10 +27,11 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
-from kubecluster import (
+from support import machine
+from support.kubecluster import (
     ADMIN,
     NOBODY,
     VIEWER,
@@ -42,7 +43,8 @@ from kubecluster import (
     grant_viewer,
     populate,
 )
-from nodeservers import NodeServer, start_node_servers, stop_node_servers
+from support.loopback import free_loopback_hosts
+from support.nodeservers import NodeServer, start_node_servers, stop_node_servers
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "scripts" / "kube-apiserver"
@@ -50,15 +52,6 @@ BUILD_TIMEOUT = 1800  # a cold build takes 3-6 minutes on 2 cores; leave room fo
 
 WINDOWS_NODES = 4  # the last one loses its InternalIP
 LINUX_NODES = 1
-
-
-def _free_loopback_hosts(count: int) -> list[str]:
-    spec = importlib.util.spec_from_file_location("winspect_tests_conftest", REPO / "tests" / "conftest.py")
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    hosts: list[str] = mod.free_loopback_hosts(count)
-    return hosts
 
 
 # ---------------------------------------------------------------- the build, once, before the tests
@@ -115,14 +108,12 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         reporter.write_line(f"kube: {binary}")
 
 
-def unavailable(reason: str) -> None:
-    """Skip with the reason where root or apt is missing; fail otherwise, and always with CI=true."""
+def unavailable(reason: str) -> NoReturn:
+    """Where root or apt is missing, support.machine's policy (skip, or fail with CI=true); else fail."""
     can, why = _can_install()
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"CI=true and the real Kubernetes API server is unavailable: {reason}", pytrace=False)
-    if not can:
-        pytest.skip(f"real kube-apiserver unavailable ({why}): {reason}")
-    pytest.fail(f"real kube-apiserver unavailable although root and apt are: {reason}", pytrace=False)
+    if can:
+        pytest.fail(f"real kube-apiserver unavailable although root and apt are: {reason}", pytrace=False)
+    machine.unavailable(f"real kube-apiserver unavailable ({why}): {reason}")
 
 
 # ---------------------------------------------------------------- the real API server
@@ -131,7 +122,7 @@ def unavailable(reason: str) -> None:
 @pytest.fixture(scope="session")
 def cluster_addresses() -> dict[str, list[str]]:
     """Loopback addresses of the model's nodes (Windows ones get a winspectserv each)."""
-    hosts = _free_loopback_hosts(WINDOWS_NODES + LINUX_NODES)
+    hosts = free_loopback_hosts(WINDOWS_NODES + LINUX_NODES)
     return {"windows": hosts[:WINDOWS_NODES], "linux": hosts[WINDOWS_NODES:]}
 
 

@@ -26,12 +26,12 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from kubecluster import ADMIN, NOBODY, VIEWER, KubeCluster, Rest
 from lightkube import Client, KubeConfig
 from lightkube.resources.apps_v1 import DaemonSet
 from lightkube.resources.core_v1 import ConfigMap, Namespace, Secret, ServiceAccount
 from lightkube.resources.rbac_authorization_v1 import ClusterRole
-from runcli import run_winspect
+from support.kubecluster import ADMIN, NOBODY, VIEWER, KubeCluster, Rest
+from support.runcli import run_winspect
 
 from winspect.cli.main import cli
 from winspect.deploy import install as install_module

@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kubecluster import ADMIN, NOBODY, VIEWER, VIEWER_NAMESPACE, KubeCluster, write_yaml
-from nodeservers import NodeServer
-from runcli import Result, run_winspect
+from support.kubecluster import ADMIN, NOBODY, VIEWER, VIEWER_NAMESPACE, KubeCluster, write_yaml
+from support.nodeservers import NodeServer
+from support.runcli import Result, run_winspect
 
 from winspect import __version__
 from winspect.emulator import store

@@ -12,8 +12,8 @@ import os
 from pathlib import Path
 
 import pytest
-from kubecluster import ADMIN, NOBODY, VIEWER, VIEWER_NAMESPACE, KubeCluster, write_yaml
-from runcli import Result, run_winspect
+from support.kubecluster import ADMIN, NOBODY, VIEWER, VIEWER_NAMESPACE, KubeCluster, write_yaml
+from support.runcli import Result, run_winspect
 
 pytestmark = pytest.mark.kube
 
@@ -221,7 +221,7 @@ def test_context_flag_picks_the_user(kube: KubeCluster, tmp_path: Path) -> None:
     assert r.code == EXIT_FAILED, str(r)
     assert message(r).startswith(f"forbidden by RBAC: user '{kube.users[NOBODY].name}' may not list nodes")
     r = run_winspect("--context", "no-such-context", "version", home=tmp_path, insecure=True, kubeconfig=kc)
-    assert r.code != 0, str(r)
+    assert r.code == EXIT_FAILED, str(r)
     assert message(r) == (
         f"--context 'no-such-context' is not in kubeconfig {kc} (contexts: {ADMIN}, {NOBODY}, {VIEWER})"
     )

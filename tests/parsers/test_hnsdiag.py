@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from reference_samples import VARIANT_IDS, reference, variants
+from support.reference_samples import VARIANT_IDS, reference, variants
 
 from winspect.node.windows.parsers.hnsdiag import parse_hns_objects
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from reference_samples import VARIANT_IDS, reference, variants
+from support.reference_samples import VARIANT_IDS, reference, variants
 
 from winspect.node.windows.parsers.pktmon_counters import parse_counters_json, parse_counters_text
 from winspect.v1 import winspect_pb2 as pb

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from reference_samples import VARIANT_IDS, reference, variants
+from support.reference_samples import VARIANT_IDS, reference, variants
 
 from winspect.node.windows.parsers.pktmon_list import Component, components_by_mac, parse_components
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from reference_samples import VARIANT_IDS, reference, variants
+from support.reference_samples import VARIANT_IDS, reference, variants
 
 from winspect.node.windows.parsers.pktmon_realtime import RealtimeParser, TimeOfDayResolver, parse_realtime
 from winspect.v1 import winspect_pb2 as pb

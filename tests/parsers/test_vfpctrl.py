@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from reference_samples import VARIANT_IDS, reference, variants
+from support.reference_samples import VARIANT_IDS, reference, variants
 
 from winspect.node.windows.parsers.vfpctrl import parse_port_counters, parse_vmswitch_ports, vfp_error
 from winspect.v1 import winspect_pb2 as pb

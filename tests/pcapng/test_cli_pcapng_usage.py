@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "cli"))
-from cli_support import run_inprocess
+from support.cli import run_inprocess
 
 TARGET = ["--target", "win-1=127.0.0.1:1"]  # nothing listens there: a test that dials it fails
 

@@ -15,8 +15,8 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from frames_support import assert_frame_matches_text
-from server_support import EmulatedNode, wait_until
+from support.frames import assert_frame_matches_text
+from support.server import EmulatedNode, wait_until
 
 from winspect.emulator.state import pktmon_status, read_pktmon_counters, set_log_megabyte, set_traffic
 from winspect.node.windows.parsers.pktmon_etl2txt import parse_etl2txt
@@ -87,7 +87,9 @@ def test_multi_file_logging_rotates_and_stop_leaves_complete_files(
 def test_pkt_size_truncates_the_logged_bytes(node: EmulatedNode, tmp_path: Path) -> None:
     logs = tmp_path / "logs"
     assert start_logging(node, logs, "--pkt-size", "40").returncode == 0
-    time.sleep(0.5)
+    wait_until(
+        lambda: pktmon_status(node.state_dir)["generated"] >= 100, timeout=60, what="100 packets logged"
+    )
     assert pktmon(node, "stop").returncode == 0
     packets = convert(node, logs / "cap1.etl")
     assert packets
@@ -111,7 +113,7 @@ def test_etl2txt_refusals(node: EmulatedNode, tmp_path: Path) -> None:
 def test_etl2txt_stats_only_and_default_output_name(node: EmulatedNode, tmp_path: Path) -> None:
     logs = tmp_path / "logs"
     assert start_logging(node, logs).returncode == 0
-    time.sleep(0.3)
+    wait_until(lambda: pktmon_status(node.state_dir)["generated"] >= 20, timeout=60, what="20 packets logged")
     assert pktmon(node, "stop").returncode == 0
     stats = pktmon(node, "etl2txt", str(logs / "cap1.etl"), "--stats-only")
     assert stats.returncode == 0 and "Packets total:" in stats.stdout and "Formatted file" not in stats.stdout

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import grpc
 import pytest
-from frames_support import assert_frame_matches_text
-from server_support import EmulatedNode, collect_stream, node_is_clean, pod_ref, wait_until
+from support.frames import assert_frame_matches_text
+from support.server import EmulatedNode, collect_stream, node_is_clean, pod_ref, wait_until
 
 from winspect.emulator.state import read_pktmon_counters, set_fault, set_log_megabyte
 from winspect.v1 import winspect_pb2 as pb

@@ -7,7 +7,7 @@ import struct
 from pathlib import Path
 
 import pytest
-from tshark_support import read_frames
+from support.tshark import read_frames
 
 from winspect.client.pcapng import (
     LINKTYPE_ETHERNET,

@@ -6,7 +6,7 @@ import ssl
 from collections.abc import Iterator
 
 import pytest
-from sandbox_support import WINDOWS_ADDRESSES, Api
+from support.sandbox import WINDOWS_ADDRESSES, Api
 
 from winspect.emulator.model import build_cluster
 from winspect.sandbox.kubeapi.auth import sandbox_identities, sandbox_policy

@@ -9,7 +9,7 @@ import urllib.parse
 
 import kubernetes_validate
 import pytest
-from sandbox_support import WINDOWS_ADDRESSES, Api
+from support.sandbox import WINDOWS_ADDRESSES, Api
 
 from winspect.emulator.node_network import build_node_network
 
@@ -115,7 +115,7 @@ def test_running_pods_have_node_and_ips_and_the_pending_pod_has_neither(api: Api
 def test_pods_in_the_api_are_the_endpoints_in_each_nodes_hns(api: Api) -> None:
     pods = api.get("/api/v1/pods")["items"]
     for node in api.cluster.windows_nodes():
-        hns = build_node_network(api.cluster, node.name)["hns"]["endpoints"]
+        hns = build_node_network(api.cluster, node.name).hns.endpoints
         local = {e["IPAddress"] for e in hns if not e["IsRemoteEndpoint"]}
         in_api = {
             p["status"]["podIP"]

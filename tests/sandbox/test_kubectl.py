@@ -4,20 +4,18 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
-from sandbox_support import WINDOWS_ADDRESSES, Api
-
-KUBECTL = shutil.which("kubectl") or "/usr/bin/kubectl"
+from support.machine import require_tool
+from support.sandbox import WINDOWS_ADDRESSES, Api
 
 
 def kubectl(api: Api, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    assert Path(KUBECTL).exists(), "kubectl is needed for these tests (expected on PATH or /usr/bin/kubectl)"
+    exe = require_tool("kubectl", "kubectl", also=("/usr/bin",))
     env = {**os.environ, "HOME": str(tmp_path), "KUBECONFIG": ""}
     return subprocess.run(
-        [KUBECTL, "--kubeconfig", str(api.kubeconfig), "--cache-dir", str(tmp_path / "cache"), *args],
+        [exe, "--kubeconfig", str(api.kubeconfig), "--cache-dir", str(tmp_path / "cache"), *args],
         capture_output=True,
         text=True,
         timeout=60,

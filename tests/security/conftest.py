@@ -1,4 +1,4 @@
-"""Fixtures of the security tests (helpers in security_support.py)."""
+"""Fixtures of the security tests (helpers in support/security.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from security_support import SecureNode
+from support.security import SecureNode
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from security_support import ADMIN, NOBODY, VIEWER, SecureNode, run_cli
+from support.security import ADMIN, NOBODY, VIEWER, SecureNode, run_cli
 
 from winspect.deploy.pki import make_server_tls
 

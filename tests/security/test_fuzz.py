@@ -4,12 +4,19 @@ sizes, unknown enum values, bad UTF-8, garbage bytes, oversized messages, forged
 tokens, callers without the permission). Every one gets a gRPC error, the server stays healthy, and
 no tool process starts for any of them (the emulated tools' invocation log is unchanged).
 
-The number of examples is fixed (no database, derandomized) so the run takes well under a minute.
+Every answer is a deliberate refusal (REFUSALS), never an unhandled exception, the server logs
+no traceback, and every call leaves exactly one audit line. Bytes that are not the method's request
+message are refused like any other bad request: INVALID_ARGUMENT naming the message for an admin,
+after authentication and authorisation (so a stranger still gets UNAUTHENTICATED).
+
+The number of examples is fixed (no database, derandomized); the test has its own timeout, sized
+for a loaded 2-core machine (it takes about a minute on an idle one).
 """
 
 from __future__ import annotations
 
 import ipaddress
+import logging
 import random
 import socket
 from collections.abc import Callable, Iterator
@@ -20,7 +27,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from security_support import ADMIN, NOBODY, SecureNode
+from support.security import ADMIN, NOBODY, SecureNode
 
 from winspect.node.windows.parsers.text import normalise_mac
 from winspect.v1 import winspect_pb2 as pb
@@ -28,6 +35,22 @@ from winspect.v1 import winspect_pb2 as pb
 SERVICE = "/winspect.v1.NodeInspector/"
 STREAMS = {"Capture"}
 MAX_DURATION = 24 * 3600  # the server's default --max-capture-duration
+REFUSALS = {
+    grpc.StatusCode.INVALID_ARGUMENT,
+    grpc.StatusCode.RESOURCE_EXHAUSTED,
+    grpc.StatusCode.UNAUTHENTICATED,
+    grpc.StatusCode.PERMISSION_DENIED,
+    grpc.StatusCode.FAILED_PRECONDITION,
+}
+TOO_LARGE = "SERVER: Received message larger than max"
+REQUESTS: dict[str, Any] = {
+    "Capture": pb.CaptureRequest,
+    "GetVfpCounters": pb.VfpCountersRequest,
+    "GetHns": pb.HnsRequest,
+    "StopCapture": pb.StopCaptureRequest,
+    "NodeInfo": pb.NodeInfoRequest,
+    "GetCounters": pb.CountersRequest,
+}
 
 FUZZ = settings(
     deadline=None,
@@ -196,19 +219,16 @@ def hostile_call(draw: st.DrawFn) -> tuple[str, bytes]:
     return method, pb.CaptureRequest(requester="x" * draw(st.integers(66_000, 200_000))).SerializeToString()
 
 
-def _unparseable(method: str) -> Callable[[bytes], bool]:
-    message = {"Capture": pb.CaptureRequest, "GetVfpCounters": pb.VfpCountersRequest}.get(method)
-    types = {"GetHns": pb.HnsRequest, "StopCapture": pb.StopCaptureRequest}
-
-    def check(data: bytes) -> bool:
-        cls: Any = message or types[method]
-        try:
-            cls.FromString(data)
-        except Exception:
-            return True
+def _parses(method: str, data: bytes) -> bool:
+    try:
+        REQUESTS[method].FromString(data)
+    except Exception:
         return False
+    return True
 
-    return check
+
+def _unparseable(method: str) -> Callable[[bytes], bool]:
+    return lambda data: not _parses(method, data)
 
 
 VALID = {
@@ -232,10 +252,37 @@ hostile_auth = st.one_of(
 # ---------------------------------------------------------------- calling
 
 
-def _call(
-    channel: grpc.Channel, method: str, payload: bytes, metadata: tuple[tuple[str, str], ...] = ()
-) -> None:
-    """Call `method` with raw bytes; AssertionError unless the server answers with an error."""
+class Caller:
+    """Sends raw requests as one user, all over one connection, and checks each answer (see `call`)."""
+
+    def __init__(self, node: SecureNode, user: str | None) -> None:
+        self.node = node
+        self.user = user
+        self.channel = node.channel(user)
+        self.calls = 0
+        self.not_messages = 0
+        self.answers: list[tuple[str, str]] = []
+
+    def call(self, method: str, payload: bytes, metadata: tuple[tuple[str, str], ...] = ()) -> None:
+        """AssertionError unless the server refuses the request deliberately (REFUSALS); bytes that
+        are not the method's request get INVALID_ARGUMENT naming the message when the caller may
+        make the call at all."""
+        code, details = _refusal(self.channel, method, payload, metadata)
+        self.calls += 1
+        self.answers.append((code.name, details))
+        assert code in REFUSALS, (method, payload[:200], code, details)
+        if not _parses(method, payload):
+            self.not_messages += 1
+            if self.user == ADMIN and not metadata:
+                message = REQUESTS[method].DESCRIPTOR.full_name
+                assert code == grpc.StatusCode.INVALID_ARGUMENT, (method, payload[:200], code, details)
+                assert details.startswith(f"the request is not a valid {message} message ("), details
+
+
+def _refusal(
+    channel: grpc.Channel, method: str, payload: bytes, metadata: tuple[tuple[str, str], ...]
+) -> tuple[grpc.StatusCode, str]:
+    """The status of a call that must fail."""
     if method in STREAMS:
         stream = channel.unary_stream(SERVICE + method)(payload, timeout=20, metadata=metadata)
         with pytest.raises(grpc.RpcError) as info:
@@ -244,8 +291,7 @@ def _call(
     else:
         with pytest.raises(grpc.RpcError) as info:
             channel.unary_unary(SERVICE + method)(payload, timeout=20, metadata=metadata)
-    code = info.value.code()  # type: ignore[attr-defined]
-    assert code not in (grpc.StatusCode.OK, grpc.StatusCode.DEADLINE_EXCEEDED), (method, payload[:200])
+    return info.value.code(), info.value.details() or ""  # type: ignore[attr-defined]
 
 
 def _healthy(node: SecureNode) -> bool:
@@ -254,11 +300,17 @@ def _healthy(node: SecureNode) -> bool:
     return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
 
 
-def test_hostile_requests_all_fail_and_no_tool_runs(target: SecureNode) -> None:
+def _tracebacks(records: list[logging.LogRecord]) -> list[logging.LogRecord]:
+    return [r for r in records if r.exc_info or "Traceback" in r.getMessage() or r.levelno >= logging.ERROR]
+
+
+@pytest.mark.timeout(900)
+def test_hostile_requests_all_fail_and_no_tool_runs(
+    target: SecureNode, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
     before = target.calls()
-    admin = target.channel(ADMIN)
-    anonymous = target.channel(None)
-    nobody = target.channel(NOBODY)
+    admin, anonymous, nobody = Caller(target, ADMIN), Caller(target, None), Caller(target, NOBODY)
     seen: dict[str, int] = {}
 
     @settings(FUZZ, max_examples=2500)
@@ -266,24 +318,34 @@ def test_hostile_requests_all_fail_and_no_tool_runs(target: SecureNode) -> None:
     def as_admin(call: tuple[str, bytes]) -> None:
         method, payload = call
         seen[method] = seen.get(method, 0) + 1
-        _call(admin, method, payload)
+        admin.call(method, payload)
 
     @settings(FUZZ, max_examples=600)
     @given(st.sampled_from(sorted(VALID)), hostile_auth)
     def with_hostile_credentials(method: str, authorization: str) -> None:
-        _call(anonymous, method, VALID[method].SerializeToString(), (("authorization", authorization),))
+        anonymous.call(method, VALID[method].SerializeToString(), (("authorization", authorization),))
 
     @settings(FUZZ, max_examples=200)
     @given(st.sampled_from(sorted(VALID)), st.one_of(hostile_call().map(lambda c: c[1]), st.none()))
     def without_permission(method: str, payload: bytes | None) -> None:
         body = VALID[method].SerializeToString() if payload is None else payload
-        _call(nobody, method, body)
+        nobody.call(method, body)
 
     as_admin()
     with_hostile_credentials()
     without_permission()
     assert sum(seen.values()) >= 2500 and set(seen) == {"Capture", "GetVfpCounters", "GetHns", "StopCapture"}
     assert _healthy(target)
+    assert admin.not_messages > 0 and nobody.not_messages > 0
+    assert [(r.name, r.getMessage()) for r in _tracebacks(caplog.records)] == []
+    # One audit line per call, every one a refusal (no call got through), except grpc's own size
+    # limit: a message over --max-request-bytes is refused (RESOURCE_EXHAUSTED) by the transport
+    # before any winspect code runs.
+    answers = [answer for caller in (admin, anonymous, nobody) for answer in caller.answers]
+    too_large = [a for a in answers if a[0] == "RESOURCE_EXHAUSTED" and a[1].startswith(TOO_LARGE)]
+    audit = [r.fields for r in caplog.records if r.name == "winspect.server.audit"]  # type: ignore[attr-defined]
+    assert len(audit) == len(answers) - len(too_large)
+    assert {line["outcome"] for line in audit} <= {code.name for code in REFUSALS}
     assert target.calls() == before  # no pktmon, vfpctrl or hnsdiag ran for any of them
     info = pb.NodeInfoRequest()
     assert not target.stub(ADMIN).NodeInfo(info).HasField("capture")

@@ -8,7 +8,7 @@ import sys
 
 import grpc
 import pytest
-from security_support import ADMIN, SecureNode, code_of, hns_request, wait_until
+from support.security import ADMIN, SecureNode, code_of, hns_request, wait_until
 
 from winspect.server.limits import Limits
 from winspect.v1 import winspect_pb2 as pb

@@ -10,7 +10,7 @@ import grpc
 import pytest
 import yaml
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from security_support import ADMIN, NOBODY, VIEWER, SecureNode, code_of, hns_request, wait_until
+from support.security import ADMIN, NOBODY, VIEWER, SecureNode, code_of, hns_request, wait_until
 
 from winspect.deploy.pki import make_server_tls
 from winspect.server.auth import DENIED_USER_KEY, SUGGESTED_ROLE_KEY

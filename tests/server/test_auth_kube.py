@@ -6,7 +6,6 @@ certificates). Every kubeconfig source the server supports, and each refusal, is
 from __future__ import annotations
 
 import base64
-import contextlib
 import datetime
 import json
 import re
@@ -34,9 +33,10 @@ from winspect.incluster import SERVICE_ACCOUNT_DIR
 from winspect.sandbox.kubeapi.auth import VIEWER_USER
 from winspect.sandbox.kubeapi.tls import make_tls
 from winspect.sandbox.security import LocalApi, start_local_api
-from winspect.server import auth_kube
+from winspect.server import auth_kube_config
 from winspect.server.auth import CREATE_CAPTURE, GET_HNS, Caller, ReviewUnavailable, TokenResult
-from winspect.server.auth_kube import AuthSetupError, KubeReviewer
+from winspect.server.auth_kube import KubeReviewer
+from winspect.server.auth_kube_credentials import AuthSetupError
 
 SERVER_TOKEN = "server-token"
 ALICE = Caller("alice", "u-1", ("devs", "system:authenticated"), (("scopes", ("a", "b")),))
@@ -369,11 +369,11 @@ def test_api_errors_are_review_unavailable(
 
 
 def test_slow_api_server_times_out(fake: FakeApi, tmp_path: Path) -> None:
-    fake.delay = 1.0
+    fake.delay = 15.0
     started = time.monotonic()
     message = _unavailable(lambda: reviewer(fake.kubeconfig(tmp_path / "kc"), timeout=0.3).token_review("t"))
     assert message == "the API server did not answer within 0.3s"
-    assert time.monotonic() - started < 0.9
+    assert time.monotonic() - started < 5  # gave up at its timeout, long before the answer
 
 
 def test_unreachable_api_server(fake: FakeApi, tmp_path: Path) -> None:
@@ -468,7 +468,7 @@ def test_in_cluster_service_account_under_the_sandbox_mount_point(
     # HostProcess containers of containerd before 1.7 mount it under %CONTAINER_SANDBOX_MOUNT_POINT%.
     assert not Path(SERVICE_ACCOUNT_DIR, "token").exists()
     sa = _service_account(tmp_path / "mount", fake.ca_pem, "sa-token-1")
-    monkeypatch.setenv(auth_kube.SANDBOX_MOUNT_ENV, str(tmp_path / "mount"))
+    monkeypatch.setenv(auth_kube_config.SANDBOX_MOUNT_ENV, str(tmp_path / "mount"))
     monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "127.0.0.1")
     monkeypatch.setenv("KUBERNETES_SERVICE_PORT", str(fake.httpd.server_address[1]))
     fake.tokens = ("sa-token-1", "sa-token-2")
@@ -482,7 +482,7 @@ def test_in_cluster_service_account_under_the_sandbox_mount_point(
 
 def test_in_cluster_ipv6_service_host(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     _service_account(tmp_path / "mount", make_tls(["127.0.0.1"], []).ca_pem, "t")
-    monkeypatch.setenv(auth_kube.SANDBOX_MOUNT_ENV, str(tmp_path / "mount"))
+    monkeypatch.setenv(auth_kube_config.SANDBOX_MOUNT_ENV, str(tmp_path / "mount"))
     monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "fd00::1")
     monkeypatch.delenv("KUBERNETES_SERVICE_PORT", raising=False)
     assert reviewer(None).server == "https://[fd00::1]:443"
@@ -492,7 +492,7 @@ def test_in_cluster_without_ca_or_token_stops_the_start(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     sa = _service_account(tmp_path / "mount", b"", "")
-    monkeypatch.setenv(auth_kube.SANDBOX_MOUNT_ENV, str(tmp_path / "mount"))
+    monkeypatch.setenv(auth_kube_config.SANDBOX_MOUNT_ENV, str(tmp_path / "mount"))
     monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "127.0.0.1")
     with pytest.raises(AuthSetupError, match=r"^the service account's ca\.crt is unusable: "):
         reviewer(None)
@@ -503,7 +503,7 @@ def test_in_cluster_without_ca_or_token_stops_the_start(
 
 def test_no_credentials_at_all(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
-    monkeypatch.delenv(auth_kube.SANDBOX_MOUNT_ENV, raising=False)
+    monkeypatch.delenv(auth_kube_config.SANDBOX_MOUNT_ENV, raising=False)
     with pytest.raises(
         AuthSetupError, match=r"^no Kubernetes credentials to check callers with: no service account"
     ):
@@ -771,6 +771,5 @@ def test_close_closes_kept_connections(fake: FakeApi, tmp_path: Path) -> None:
     r = reviewer(fake.kubeconfig(tmp_path / "kc"))
     r.token_review("alice-token")
     r.close()
-    with contextlib.suppress(ReviewUnavailable):
-        r.token_review("alice-token")  # still works, on a new connection that is not kept
+    assert r.token_review("alice-token") == TokenResult(ALICE)  # still works, on a new connection
     assert fake.connections == 2

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import grpc
 import pytest
-from server_support import EmulatedNode, collect_stream, node_is_clean, pod_ref, wait_until
+from support.server import EmulatedNode, collect_stream, node_is_clean, pod_ref, wait_until
 
 from winspect.sandbox.kubeapi.auth import ADMIN_USER
 from winspect.v1 import winspect_pb2 as pb
@@ -360,8 +360,9 @@ def test_pktmon_exiting_on_its_own_ends_the_capture_and_cleans(node: EmulatedNod
 def test_stop_capture_during_setup_still_cleans(node: EmulatedNode) -> None:
     from winspect.emulator.state import set_fault
 
-    # A slow `pktmon filter add` keeps the capture in its setup while StopCapture arrives.
-    set_fault(node.state_dir, "pktmon", ["filter", "add"], hang_seconds=1.5, times=1)
+    # A slow `pktmon filter add` (6 s, below the 10 s tool timeout) keeps the capture in its setup
+    # while StopCapture arrives; the stop is sent as soon as the filter add runs.
+    set_fault(node.state_dir, "pktmon", ["filter", "add"], hang_seconds=6, times=1)
     stream = node.stub().Capture(pb.CaptureRequest(ports=[80], requester="slow@start"))
     first: dict[str, pb.CaptureEvent] = {}
     reader = threading.Thread(target=lambda: first.setdefault("event", next(stream)))
@@ -372,7 +373,13 @@ def test_stop_capture_during_setup_still_cleans(node: EmulatedNode) -> None:
     assert stop.was_running and stop.cleaned_up
     events, _ = collect_stream(stream)
     assert events[-1].ended.reason == pb.END_REASON_STOPPED
-    calls = node.calls()
-    assert calls.index(_start_args("--type", "all", "--pkt-size", "0")) < len(calls) - 2
-    assert calls[-2:] == STOP_AND_REMOVE
+    assert "event" in first
+    # The stop waited for the setup: pktmon started, then was stopped and its filter removed.
+    assert node.calls() == [
+        ["pktmon", "list", "--include-hidden"],
+        *STOP_AND_REMOVE,
+        ["pktmon", "filter", "add", "winspect-1", "-p", "80"],
+        _start_args("--type", "all", "--pkt-size", "0"),
+        *STOP_AND_REMOVE,
+    ]
     assert node_is_clean(node)

@@ -11,7 +11,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
-from server_support import EmulatedNode, node_is_clean, pod_ref, wait_until
+from support.server import EmulatedNode, node_is_clean, pod_ref, wait_until
 
 from winspect.emulator.state import read_vfp_counters, set_fault
 from winspect.v1 import winspect_pb2 as pb
@@ -19,7 +19,7 @@ from winspect.v1 import winspect_pb2 as pb
 
 @pytest.fixture
 def node(tmp_path: Path, loopback_hosts: list[str]) -> Iterator[EmulatedNode]:
-    emulated = EmulatedNode(loopback_hosts[0], tmp_path, tool_timeout=2.0)
+    emulated = EmulatedNode(loopback_hosts[0], tmp_path)  # tools time out after 10 s
     emulated.start()
     yield emulated
     emulated.stop()
@@ -202,7 +202,7 @@ def test_hanging_tool_times_out(node: EmulatedNode) -> None:
     assert info.value.code() == grpc.StatusCode.UNAVAILABLE
     details = info.value.details() or ""
     assert details.startswith("`vfpctrl /port ")
-    assert "/get-port-counter` did not finish within 2 s and was killed" in details
+    assert "/get-port-counter` did not finish within 10 s and was killed" in details
 
 
 def test_hanging_pktmon_stop_at_capture_start_is_a_timeout(node: EmulatedNode) -> None:
@@ -210,7 +210,7 @@ def test_hanging_pktmon_stop_at_capture_start_is_a_timeout(node: EmulatedNode) -
     with pytest.raises(grpc.RpcError) as info:
         next(node.stub().Capture(pb.CaptureRequest(ports=[80])))
     assert info.value.code() == grpc.StatusCode.UNAVAILABLE
-    assert "`pktmon stop` did not finish within 2 s" in (info.value.details() or "")
+    assert "`pktmon stop` did not finish within 10 s" in (info.value.details() or "")
     assert node_is_clean(node)
     assert not node.stub().NodeInfo(pb.NodeInfoRequest()).HasField("capture")
 
@@ -281,7 +281,7 @@ def test_client_that_cannot_keep_up_loses_packets_counted_not_silently(
         assert ended.packets_lost > 0
         assert stats and stats[-1].packets_lost > 0
         printed = emulated.pktmon()["generated"]
-        assert received + ended.packets_lost >= printed * 0.99  # nothing vanished unaccounted
+        assert received + ended.packets_lost == printed  # nothing vanished unaccounted
         assert ended.cleaned_up and node_is_clean(emulated)
     finally:
         emulated.stop()
@@ -294,7 +294,7 @@ def test_hanging_pktmon_stop_at_the_end_kills_and_stops_again(node: EmulatedNode
     reply = node.new_stub().StopCapture(pb.StopCaptureRequest())
     assert reply.was_running and reply.cleaned_up
     ended = next(e for e in stream if e.WhichOneof("event") == "ended").ended
-    assert "`pktmon stop` did not finish within 2 s" in ended.message
+    assert "`pktmon stop` did not finish within 10 s" in ended.message
     assert "pktmon did not exit after `pktmon stop`; it was killed" in ended.message
     assert node.calls()[-3:] == [["pktmon", "stop"], ["pktmon", "stop"], ["pktmon", "filter", "remove"]]
     assert node_is_clean(node)

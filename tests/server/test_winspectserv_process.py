@@ -10,7 +10,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from server_support import PORT, EmulatedNode, node_is_clean, wait_until
+from support.server import PORT, EmulatedNode, node_is_clean, wait_until
 
 from winspect.v1 import winspect_pb2 as pb
 from winspect.v1 import winspect_pb2_grpc as pb_grpc

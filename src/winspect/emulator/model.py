@@ -203,6 +203,23 @@ def build_cluster(
     127.0.0.2, 127.0.0.3, ...), pod range 10.224.i.0/24; Linux nodes follow
     (default addresses continue after the Windows ones).
     """
+    win_addrs, lin_addrs = _node_addresses(windows_nodes, linux_nodes, windows_addresses, linux_addresses)
+    # Every value below comes from one generator: the order of the steps is part of the model.
+    ids = _Ids(seed)
+    nodes = [_windows_node(ids, i, win_addrs[i]) for i in range(windows_nodes)]
+    nodes += [_linux_node(ids, j, lin_addrs[j], pod_range=windows_nodes + j) for j in range(linux_nodes)]
+    pods = _build_pods(ids, nodes)
+    services = _build_services(ids)
+    return Cluster(nodes=nodes, pods=pods, services=services, seed=seed)
+
+
+def _node_addresses(
+    windows_nodes: int,
+    linux_nodes: int,
+    windows_addresses: list[str] | None,
+    linux_addresses: list[str] | None,
+) -> tuple[list[str], list[str]]:
+    """The Windows and Linux nodes' addresses, checked (ValueError names what is wrong)."""
     if windows_nodes < 0 or linux_nodes < 0:
         raise ValueError("node counts must not be negative")
     if windows_nodes > 200 or linux_nodes > 50:
@@ -223,82 +240,76 @@ def build_cluster(
         raise ValueError(f"{linux_nodes} Linux nodes need {linux_nodes} addresses, got {len(lin_addrs)}")
     for a in win_addrs[:windows_nodes] + lin_addrs[:linux_nodes]:
         ipaddress.ip_address(a)  # raises ValueError for a bad address
+    return win_addrs, lin_addrs
 
-    ids = _Ids(seed)
-    nodes: list[Node] = []
-    for i in range(windows_nodes):
-        profile = WINDOWS_2019 if i % 3 == 1 else WINDOWS_2022
-        name = f"aksnpwin{i:06d}"
-        nodes.append(
-            Node(
-                name=name,
-                os="windows",
-                internal_ip=win_addrs[i],
-                hostname=name,
-                pod_cidr=f"10.224.{i}.0/24",
-                windows_build=profile["windows_build"],
-                os_image=profile["os_image"],
-                kernel_version=profile["kernel_version"],
-                os_sku=profile["os_sku"],
-                agentpool="npwin",
-                container_runtime_version=profile["container_runtime_version"],
-                mac_address=ids.mac("00-0D-3A"),
-                uid=ids.uuid(),
-                labels={
-                    "agentpool": "npwin",
-                    "beta.kubernetes.io/arch": "amd64",
-                    "beta.kubernetes.io/os": "windows",
-                    "kubernetes.azure.com/agentpool": "npwin",
-                    "kubernetes.azure.com/mode": "user",
-                    "kubernetes.azure.com/os-sku": profile["os_sku"],
-                    "kubernetes.io/arch": "amd64",
-                    "kubernetes.io/hostname": name,
-                    "kubernetes.io/os": "windows",
-                    "node.kubernetes.io/instance-type": "Standard_D4s_v3",
-                    "node.kubernetes.io/windows-build": profile["windows_build"],
-                    "topology.kubernetes.io/region": "westeurope",
-                    "topology.kubernetes.io/zone": "0",
-                },
-                taints=[{"key": "os", "value": "windows", "effect": "NoSchedule"}],
-            )
-        )
-    for j in range(linux_nodes):
-        name = f"aks-nodepool1-12345678-vmss{j:06d}"
-        nodes.append(
-            Node(
-                name=name,
-                os="linux",
-                internal_ip=lin_addrs[j],
-                hostname=name,
-                pod_cidr=f"10.224.{windows_nodes + j}.0/24",
-                windows_build=None,
-                os_image=LINUX_UBUNTU["os_image"],
-                kernel_version=LINUX_UBUNTU["kernel_version"],
-                os_sku=LINUX_UBUNTU["os_sku"],
-                agentpool="nodepool1",
-                container_runtime_version=LINUX_UBUNTU["container_runtime_version"],
-                mac_address=ids.mac("00-0D-3A"),
-                uid=ids.uuid(),
-                labels={
-                    "agentpool": "nodepool1",
-                    "beta.kubernetes.io/arch": "amd64",
-                    "beta.kubernetes.io/os": "linux",
-                    "kubernetes.azure.com/agentpool": "nodepool1",
-                    "kubernetes.azure.com/mode": "system",
-                    "kubernetes.azure.com/os-sku": "Ubuntu",
-                    "kubernetes.io/arch": "amd64",
-                    "kubernetes.io/hostname": name,
-                    "kubernetes.io/os": "linux",
-                    "node.kubernetes.io/instance-type": "Standard_D2s_v3",
-                    "topology.kubernetes.io/region": "westeurope",
-                    "topology.kubernetes.io/zone": "0",
-                },
-            )
-        )
 
-    pods = _build_pods(ids, nodes)
-    services = _build_services(ids)
-    return Cluster(nodes=nodes, pods=pods, services=services, seed=seed)
+def _windows_node(ids: _Ids, i: int, address: str) -> Node:
+    profile = WINDOWS_2019 if i % 3 == 1 else WINDOWS_2022
+    name = f"aksnpwin{i:06d}"
+    return Node(
+        name=name,
+        os="windows",
+        internal_ip=address,
+        hostname=name,
+        pod_cidr=f"10.224.{i}.0/24",
+        windows_build=profile["windows_build"],
+        os_image=profile["os_image"],
+        kernel_version=profile["kernel_version"],
+        os_sku=profile["os_sku"],
+        agentpool="npwin",
+        container_runtime_version=profile["container_runtime_version"],
+        mac_address=ids.mac("00-0D-3A"),
+        uid=ids.uuid(),
+        labels={
+            "agentpool": "npwin",
+            "beta.kubernetes.io/arch": "amd64",
+            "beta.kubernetes.io/os": "windows",
+            "kubernetes.azure.com/agentpool": "npwin",
+            "kubernetes.azure.com/mode": "user",
+            "kubernetes.azure.com/os-sku": profile["os_sku"],
+            "kubernetes.io/arch": "amd64",
+            "kubernetes.io/hostname": name,
+            "kubernetes.io/os": "windows",
+            "node.kubernetes.io/instance-type": "Standard_D4s_v3",
+            "node.kubernetes.io/windows-build": profile["windows_build"],
+            "topology.kubernetes.io/region": "westeurope",
+            "topology.kubernetes.io/zone": "0",
+        },
+        taints=[{"key": "os", "value": "windows", "effect": "NoSchedule"}],
+    )
+
+
+def _linux_node(ids: _Ids, j: int, address: str, *, pod_range: int) -> Node:
+    name = f"aks-nodepool1-12345678-vmss{j:06d}"
+    return Node(
+        name=name,
+        os="linux",
+        internal_ip=address,
+        hostname=name,
+        pod_cidr=f"10.224.{pod_range}.0/24",
+        windows_build=None,
+        os_image=LINUX_UBUNTU["os_image"],
+        kernel_version=LINUX_UBUNTU["kernel_version"],
+        os_sku=LINUX_UBUNTU["os_sku"],
+        agentpool="nodepool1",
+        container_runtime_version=LINUX_UBUNTU["container_runtime_version"],
+        mac_address=ids.mac("00-0D-3A"),
+        uid=ids.uuid(),
+        labels={
+            "agentpool": "nodepool1",
+            "beta.kubernetes.io/arch": "amd64",
+            "beta.kubernetes.io/os": "linux",
+            "kubernetes.azure.com/agentpool": "nodepool1",
+            "kubernetes.azure.com/mode": "system",
+            "kubernetes.azure.com/os-sku": "Ubuntu",
+            "kubernetes.io/arch": "amd64",
+            "kubernetes.io/hostname": name,
+            "kubernetes.io/os": "linux",
+            "node.kubernetes.io/instance-type": "Standard_D2s_v3",
+            "topology.kubernetes.io/region": "westeurope",
+            "topology.kubernetes.io/zone": "0",
+        },
+    )
 
 
 class _IpPool:
@@ -311,21 +322,16 @@ class _IpPool:
         return self.free.pop(0)
 
 
-def _build_pods(ids: _Ids, nodes: list[Node]) -> list[Pod]:
-    pods: list[Pod] = []
-    windows = [n for n in nodes if n.is_windows]
-    linux = [n for n in nodes if not n.is_windows]
-    pools = {n.name: _IpPool(ids, n) for n in nodes}
+class _PodMaker:
+    """Adds pods to the cluster, giving each an IP from its node's pool, a MAC and a uid."""
 
-    # Deployments: one ReplicaSet hash each, shared by its pods.
-    rs_webserver = ids.hash(9)
-    rs_frontend = ids.hash(9)
-    rs_client = ids.hash(10)
-
-    def ltsc(node: Node) -> str:
-        return "ltsc2019" if node.os_sku == "Windows2019" else "ltsc2022"
+    def __init__(self, ids: _Ids, nodes: list[Node]) -> None:
+        self.ids = ids
+        self.pods: list[Pod] = []
+        self.pools = {n.name: _IpPool(ids, n) for n in nodes}
 
     def add(
+        self,
         node: Node | None,
         namespace: str,
         name: str,
@@ -339,15 +345,17 @@ def _build_pods(ids: _Ids, nodes: list[Node]) -> list[Pod]:
         host_network: bool = False,
         container: str = "",
     ) -> None:
+        ip: str | None
+        mac: str | None
         if node is None:
             ip, mac, phase = None, None, "Pending"
         elif host_network:
             ip, mac, phase = node.internal_ip, None, "Running"
         else:
-            ip = pools[node.name].take()
-            mac = ids.mac("00-15-5D") if node.is_windows else None
+            ip = self.pools[node.name].take()
+            mac = self.ids.mac("00-15-5D") if node.is_windows else None
             phase = "Running"
-        pods.append(
+        self.pods.append(
             Pod(
                 namespace=namespace,
                 name=name,
@@ -362,16 +370,47 @@ def _build_pods(ids: _Ids, nodes: list[Node]) -> list[Pod]:
                 network_policy_deny=deny,
                 host_network=host_network,
                 container_name=container or app,
-                uid=ids.uuid(),
+                uid=self.ids.uuid(),
                 owner_kind=owner[0],
                 owner_name=owner[1],
             )
         )
 
+
+def _ltsc(node: Node) -> str:
+    return "ltsc2019" if node.os_sku == "Windows2019" else "ltsc2022"
+
+
+def _build_pods(ids: _Ids, nodes: list[Node]) -> list[Pod]:
+    maker = _PodMaker(ids, nodes)
+    rs_webserver = _add_windows_pods(maker, [n for n in nodes if n.is_windows])
+    _add_linux_pods(maker, [n for n in nodes if not n.is_windows])
+    # One replica that cannot be scheduled: no node, no IP.
+    maker.add(
+        None,
+        "default",
+        f"win-webserver-{rs_webserver}-{ids.suffix()}",
+        "win-webserver",
+        "mcr.microsoft.com/windows/servercore/iis:windowsservercore-ltsc2022",
+        80,
+        {"app": "win-webserver", "pod-template-hash": rs_webserver},
+        ("ReplicaSet", f"win-webserver-{rs_webserver}"),
+    )
+    return maker.pods
+
+
+def _add_windows_pods(maker: _PodMaker, windows: list[Node]) -> str:
+    """Web servers and a front end on every Windows node, a client on the first; returns the
+    web server ReplicaSet's hash."""
+    ids = maker.ids
+    # Deployments: one ReplicaSet hash each, shared by its pods.
+    rs_webserver = ids.hash(9)
+    rs_frontend = ids.hash(9)
+    rs_client = ids.hash(10)
     ds_cnm = ids.hash(5)
     for i, node in enumerate(windows):
-        iis = f"mcr.microsoft.com/windows/servercore/iis:windowsservercore-{ltsc(node)}"
-        add(
+        iis = f"mcr.microsoft.com/windows/servercore/iis:windowsservercore-{_ltsc(node)}"
+        maker.add(
             node,
             "default",
             f"win-webserver-{rs_webserver}-{ids.suffix()}",
@@ -381,7 +420,7 @@ def _build_pods(ids: _Ids, nodes: list[Node]) -> list[Pod]:
             {"app": "win-webserver", "pod-template-hash": rs_webserver},
             ("ReplicaSet", f"win-webserver-{rs_webserver}"),
         )
-        add(
+        maker.add(
             node,
             "web",
             f"iis-frontend-{rs_frontend}-{ids.suffix()}",
@@ -393,17 +432,17 @@ def _build_pods(ids: _Ids, nodes: list[Node]) -> list[Pod]:
             deny=(i == 0),
         )
         if i == 0:
-            add(
+            maker.add(
                 node,
                 "default",
                 f"win-client-{rs_client}-{ids.suffix()}",
                 "win-client",
-                f"mcr.microsoft.com/windows/nanoserver:{ltsc(node)}",
+                f"mcr.microsoft.com/windows/nanoserver:{_ltsc(node)}",
                 None,
                 {"app": "win-client", "pod-template-hash": rs_client},
                 ("ReplicaSet", f"win-client-{rs_client}"),
             )
-        add(
+        maker.add(
             node,
             "kube-system",
             f"cloud-node-manager-windows-{ids.suffix()}",
@@ -415,7 +454,12 @@ def _build_pods(ids: _Ids, nodes: list[Node]) -> list[Pod]:
             host_network=True,
             container="cloud-node-manager",
         )
+    return rs_webserver
 
+
+def _add_linux_pods(maker: _PodMaker, linux: list[Node]) -> None:
+    """CoreDNS on the first two Linux nodes, kube-proxy on each, metrics-server and nginx on the first."""
+    ids = maker.ids
     rs_coredns = ids.hash(10)
     rs_metrics = ids.hash(10)
     rs_nginx = ids.hash(10)
@@ -424,7 +468,7 @@ def _build_pods(ids: _Ids, nodes: list[Node]) -> list[Pod]:
         if j < 2:
             copies = 2 if len(linux) == 1 else 1
             for _ in range(copies):
-                add(
+                maker.add(
                     node,
                     "kube-system",
                     f"coredns-{rs_coredns}-{ids.suffix()}",
@@ -434,7 +478,7 @@ def _build_pods(ids: _Ids, nodes: list[Node]) -> list[Pod]:
                     {"k8s-app": "kube-dns", "pod-template-hash": rs_coredns},
                     ("ReplicaSet", f"coredns-{rs_coredns}"),
                 )
-        add(
+        maker.add(
             node,
             "kube-system",
             f"kube-proxy-{ids.suffix()}",
@@ -446,7 +490,7 @@ def _build_pods(ids: _Ids, nodes: list[Node]) -> list[Pod]:
             host_network=True,
         )
         if j == 0:
-            add(
+            maker.add(
                 node,
                 "kube-system",
                 f"metrics-server-{rs_metrics}-{ids.suffix()}",
@@ -456,7 +500,7 @@ def _build_pods(ids: _Ids, nodes: list[Node]) -> list[Pod]:
                 {"k8s-app": "metrics-server", "pod-template-hash": rs_metrics},
                 ("ReplicaSet", f"metrics-server-{rs_metrics}"),
             )
-            add(
+            maker.add(
                 node,
                 "default",
                 f"nginx-{rs_nginx}-{ids.suffix()}",
@@ -466,19 +510,6 @@ def _build_pods(ids: _Ids, nodes: list[Node]) -> list[Pod]:
                 {"app": "nginx", "pod-template-hash": rs_nginx},
                 ("ReplicaSet", f"nginx-{rs_nginx}"),
             )
-
-    # One replica that cannot be scheduled: no node, no IP.
-    add(
-        None,
-        "default",
-        f"win-webserver-{rs_webserver}-{ids.suffix()}",
-        "win-webserver",
-        "mcr.microsoft.com/windows/servercore/iis:windowsservercore-ltsc2022",
-        80,
-        {"app": "win-webserver", "pod-template-hash": rs_webserver},
-        ("ReplicaSet", f"win-webserver-{rs_webserver}"),
-    )
-    return pods
 
 
 def _build_services(ids: _Ids) -> list[Service]:

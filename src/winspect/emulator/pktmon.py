@@ -253,6 +253,22 @@ def _parse_start(args: list[str], components: list[dict[str, Any]]) -> dict[str,
         )
     counters_only = bool(opts.get("counters_only"))
     ptype = _choice(_one(opts, "type"), ("all", "flow", "drop"), "packet type", "all")
+    pkt_size, flags, file_size = _start_sizes(opts)
+    mode, file_name = _start_log(opts)
+    return {
+        "counters_only": counters_only,
+        "type": ptype,
+        "pkt_size": pkt_size,
+        "flags": flags,
+        "comp": _start_components(opts, components),
+        "log_mode": mode,
+        "file_name": file_name,
+        "file_size": file_size,
+    }
+
+
+def _start_sizes(opts: dict[str, Any]) -> tuple[int, int, int]:
+    """--pkt-size, --flags and --file-size, or their defaults."""
     pkt_size = 128
     if "pkt_size" in opts:
         raw = _one(opts, "pkt_size") or ""
@@ -272,6 +288,11 @@ def _parse_start(args: list[str], components: list[dict[str, Any]]) -> dict[str,
         if not raw.isdigit() or int(raw) == 0:
             raise ArgvError(f"invalid file size '{raw}': use a number of megabytes.")
         file_size = int(raw)
+    return pkt_size, flags, file_size
+
+
+def _start_log(opts: dict[str, Any]) -> tuple[str, str | None]:
+    """The log mode and, for multi-file logging, the absolute path of the log file."""
     mode = _choice(
         _one(opts, "log_mode"), ("circular", "multi-file", "real-time", "memory"), "log mode", "circular"
     )
@@ -285,48 +306,37 @@ def _parse_start(args: list[str], components: list[dict[str, Any]]) -> dict[str,
             "use --log-mode real-time (-m real-time) or multi-file.",
             ERROR_NOT_SUPPORTED,
         )
-    file_name = None
-    if mode == "multi-file":
-        path = Path(_one(opts, "file_name") or DEFAULT_FILE_NAME)
-        if not path.suffix:
-            path = path.with_suffix(".etl")
-        path = path.absolute()
-        if not path.parent.is_dir():
-            raise ArgvError(
-                f"the system cannot find the path specified: {path.parent}", ERROR_PATH_NOT_FOUND
-            )
-        file_name = str(path)
-    comp: str | list[int] = "all"
-    if "comp" in opts:
-        raw_vals = opts["comp"]
-        assert isinstance(raw_vals, list)
-        tokens = [t for v in raw_vals for t in v.split(",") if t]
-        if len(tokens) == 1 and tokens[0].lower() in ("all", "nics"):
-            comp = tokens[0].lower()
-        else:
-            known = {c["id"] for c in components}
-            ids = []
-            for t in tokens:
-                if not t.isdigit():
-                    raise ArgvError(
-                        f"invalid component '{t}': use all, nics or component ids from 'pktmon list'."
-                    )
-                if int(t) not in known:
-                    raise ArgvError(f"component {t} not found; see 'pktmon list --all --include-hidden'.")
-                ids.append(int(t))
-            if not ids:
-                raise ArgvError("parameter '--comp' requires a value.")
-            comp = sorted(set(ids))
-    return {
-        "counters_only": counters_only,
-        "type": ptype,
-        "pkt_size": pkt_size,
-        "flags": flags,
-        "comp": comp,
-        "log_mode": mode,
-        "file_name": file_name,
-        "file_size": file_size,
-    }
+    if mode != "multi-file":
+        return mode, None
+    path = Path(_one(opts, "file_name") or DEFAULT_FILE_NAME)
+    if not path.suffix:
+        path = path.with_suffix(".etl")
+    path = path.absolute()
+    if not path.parent.is_dir():
+        raise ArgvError(f"the system cannot find the path specified: {path.parent}", ERROR_PATH_NOT_FOUND)
+    return mode, str(path)
+
+
+def _start_components(opts: dict[str, Any], components: list[dict[str, Any]]) -> str | list[int]:
+    """--comp: "all", "nics" or sorted component ids that `pktmon list` knows."""
+    if "comp" not in opts:
+        return "all"
+    raw_vals = opts["comp"]
+    assert isinstance(raw_vals, list)
+    tokens = [t for v in raw_vals for t in v.split(",") if t]
+    if len(tokens) == 1 and tokens[0].lower() in ("all", "nics"):
+        return str(tokens[0].lower())
+    known = {c["id"] for c in components}
+    ids = []
+    for t in tokens:
+        if not t.isdigit():
+            raise ArgvError(f"invalid component '{t}': use all, nics or component ids from 'pktmon list'.")
+        if int(t) not in known:
+            raise ArgvError(f"component {t} not found; see 'pktmon list --all --include-hidden'.")
+        ids.append(int(t))
+    if not ids:
+        raise ArgvError("parameter '--comp' requires a value.")
+    return sorted(set(ids))
 
 
 def _cmd_start(state_dir: Path, rest: list[str]) -> int:

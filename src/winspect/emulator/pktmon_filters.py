@@ -126,75 +126,88 @@ def parse_filter_add(args: list[str]) -> PacketFilter:
         seen.add(key)
         vals = _values(args, i + 1)
         i += 1 + len(vals)
-        spelled = _SPELLING.get(key, opt)
-        if key in ("mac", "ip", "port"):
-            if not vals:
-                raise FilterError(f"Parameter '{opt}' requires a value.")
-            if len(vals) > 2:
-                raise FilterError(
-                    f"Parameter '{spelled}' accepts one or two values, got {len(vals)}: {' '.join(vals)}. "
-                    "Two values match packets that carry both; use one filter per value for a list."
-                )
-        if key == "mac":
-            for v in vals:
-                if not _MAC_RE.match(v):
-                    raise FilterError(f"Invalid MAC address '{v}'.")
-            f.macs = [v.replace(":", "-").upper() for v in vals]
-        elif key == "ip":
-            for v in vals:
-                try:
-                    ipaddress.ip_network(v, strict=False)
-                except ValueError:
-                    raise FilterError(f"Invalid IP address '{v}'.") from None
-            f.ips = list(vals)
-        elif key == "port":
-            f.ports = [_int(v, "port", 1, 65535) for v in vals]
-        elif key == "vlan":
-            if len(vals) != 1:
-                raise FilterError(f"Parameter '{opt}' requires one VLAN ID.")
-            f.vlan = _int(vals[0], "VLAN ID", 0, 4095)
-        elif key == "ethertype":
-            if len(vals) != 1:
-                raise FilterError(f"Parameter '{opt}' requires one value: IPv4, IPv6, ARP or a number.")
-            v = vals[0]
-            f.ethertype = ETHERTYPES.get(v.upper())
-            if f.ethertype is None:
-                if not re.fullmatch(r"(0[xX][0-9A-Fa-f]+|\d+)", v):
-                    raise FilterError(f"Invalid data link protocol '{v}': use IPv4, IPv6, ARP or a number.")
-                f.ethertype = _int(v, "data link protocol", 0, 0xFFFF)
-        elif key == "transport":
-            if not vals:
-                raise FilterError(f"Parameter '{opt}' requires a value: TCP, UDP, ICMP, ICMPv6 or a number.")
-            proto = TRANSPORTS.get(vals[0].upper())
-            if proto is None:
-                if not re.fullmatch(r"\d+", vals[0]):
-                    raise FilterError(
-                        f"Invalid transport protocol '{vals[0]}': use TCP, UDP, ICMP, ICMPv6 or a number."
-                    )
-                proto = _int(vals[0], "transport protocol", 0, 255)
-            flags = vals[1:]
-            if flags and proto != PROTO_TCP:
-                raise FilterError(f"TCP flags are only valid after '-t TCP', got '{' '.join(flags)}'.")
-            for fl in flags:
-                if fl.upper() not in TCP_FLAG_BITS:
-                    raise FilterError(
-                        f"Invalid TCP flag '{fl}': supported flags are "
-                        "FIN, SYN, RST, PSH, ACK, URG, ECE and CWR."
-                    )
-            f.protocol = proto
-            f.tcp_flags = list(dict.fromkeys(fl.upper() for fl in flags))
-        elif key == "heartbeat":
-            if vals:
-                raise FilterError(f"Parameter '{opt}' takes no value, got '{' '.join(vals)}'.")
-            f.heartbeat = True
-        elif key == "encap":
-            if len(vals) > 1:
-                raise FilterError(f"Parameter '{opt}' takes at most one VXLAN port.")
-            f.encap = True
-            f.encap_port = _int(vals[0], "VXLAN port", 1, 65535) if vals else None
+        _apply_option(f, key, opt, vals)
     if not seen:
         raise FilterError("A filter needs at least one parameter (-m, -v, -d, -t, -i, -p, -b or -e).")
     return f
+
+
+def _apply_option(f: PacketFilter, key: str, opt: str, vals: list[str]) -> None:
+    """Sets what option `opt` (canonical `key`) with values `vals` asks of filter `f`."""
+    if key in ("mac", "ip", "port"):
+        if not vals:
+            raise FilterError(f"Parameter '{opt}' requires a value.")
+        if len(vals) > 2:
+            spelled = _SPELLING.get(key, opt)
+            raise FilterError(
+                f"Parameter '{spelled}' accepts one or two values, got {len(vals)}: {' '.join(vals)}. "
+                "Two values match packets that carry both; use one filter per value for a list."
+            )
+    if key == "mac":
+        for v in vals:
+            if not _MAC_RE.match(v):
+                raise FilterError(f"Invalid MAC address '{v}'.")
+        f.macs = [v.replace(":", "-").upper() for v in vals]
+    elif key == "ip":
+        for v in vals:
+            try:
+                ipaddress.ip_network(v, strict=False)
+            except ValueError:
+                raise FilterError(f"Invalid IP address '{v}'.") from None
+        f.ips = list(vals)
+    elif key == "port":
+        f.ports = [_int(v, "port", 1, 65535) for v in vals]
+    elif key == "vlan":
+        if len(vals) != 1:
+            raise FilterError(f"Parameter '{opt}' requires one VLAN ID.")
+        f.vlan = _int(vals[0], "VLAN ID", 0, 4095)
+    elif key == "ethertype":
+        _set_ethertype(f, opt, vals)
+    elif key == "transport":
+        _set_transport(f, opt, vals)
+    elif key == "heartbeat":
+        if vals:
+            raise FilterError(f"Parameter '{opt}' takes no value, got '{' '.join(vals)}'.")
+        f.heartbeat = True
+    elif key == "encap":
+        if len(vals) > 1:
+            raise FilterError(f"Parameter '{opt}' takes at most one VXLAN port.")
+        f.encap = True
+        f.encap_port = _int(vals[0], "VXLAN port", 1, 65535) if vals else None
+
+
+def _set_ethertype(f: PacketFilter, opt: str, vals: list[str]) -> None:
+    if len(vals) != 1:
+        raise FilterError(f"Parameter '{opt}' requires one value: IPv4, IPv6, ARP or a number.")
+    v = vals[0]
+    f.ethertype = ETHERTYPES.get(v.upper())
+    if f.ethertype is None:
+        if not re.fullmatch(r"(0[xX][0-9A-Fa-f]+|\d+)", v):
+            raise FilterError(f"Invalid data link protocol '{v}': use IPv4, IPv6, ARP or a number.")
+        f.ethertype = _int(v, "data link protocol", 0, 0xFFFF)
+
+
+def _set_transport(f: PacketFilter, opt: str, vals: list[str]) -> None:
+    """-t PROTOCOL [TCP flags...]."""
+    if not vals:
+        raise FilterError(f"Parameter '{opt}' requires a value: TCP, UDP, ICMP, ICMPv6 or a number.")
+    proto = TRANSPORTS.get(vals[0].upper())
+    if proto is None:
+        if not re.fullmatch(r"\d+", vals[0]):
+            raise FilterError(
+                f"Invalid transport protocol '{vals[0]}': use TCP, UDP, ICMP, ICMPv6 or a number."
+            )
+        proto = _int(vals[0], "transport protocol", 0, 255)
+    flags = vals[1:]
+    if flags and proto != PROTO_TCP:
+        raise FilterError(f"TCP flags are only valid after '-t TCP', got '{' '.join(flags)}'.")
+    for fl in flags:
+        if fl.upper() not in TCP_FLAG_BITS:
+            raise FilterError(
+                f"Invalid TCP flag '{fl}': supported flags are FIN, SYN, RST, PSH, ACK, URG, ECE and CWR."
+            )
+    f.protocol = proto
+    f.tcp_flags = list(dict.fromkeys(fl.upper() for fl in flags))
 
 
 # ---------------------------------------------------------------- matching

@@ -57,22 +57,21 @@ def create_node_state(
     state_dir = Path(state_dir)
     state_dir.mkdir(parents=True, exist_ok=True)
     net = build_node_network(cluster, node_name)
+    vfp_ports = net.vfp_ports_json()
     node = cluster.node(node_name)
     with store.locked(state_dir):
         store.write_json(state_dir, store.NODE_FILE, {"node": asdict(node), "cluster_seed": cluster.seed})
-        store.write_json(state_dir, store.HNS_FILE, net["hns"])
-        store.write_json(state_dir, store.COMPONENTS_FILE, net["components"])
-        store.write_json(state_dir, store.VFP_PORTS_FILE, net["vfp_ports"])
-        store.write_json(state_dir, store.TOPOLOGY_FILE, net["topology"])
+        store.write_json(state_dir, store.HNS_FILE, net.hns.to_json())
+        store.write_json(state_dir, store.COMPONENTS_FILE, net.components_json())
+        store.write_json(state_dir, store.VFP_PORTS_FILE, vfp_ports)
+        store.write_json(state_dir, store.TOPOLOGY_FILE, net.topology.to_json())
         store.write_json(
             state_dir,
             store.TRAFFIC_FILE,
             {"seed": f"{cluster.seed}:{node_name}", "rate": float(traffic_rate), "max_packets": max_packets},
         )
         store.write_json(state_dir, store.PKTMON_FILE, _fresh_pktmon())
-        store.write_json(
-            state_dir, store.VFP_COUNTERS_FILE, _baseline_vfp_counters(cluster.seed, net["vfp_ports"])
-        )
+        store.write_json(state_dir, store.VFP_COUNTERS_FILE, _baseline_vfp_counters(cluster.seed, vfp_ports))
         store.write_json(state_dir, store.FAULTS_FILE, [])
         for name in (store.PKTMON_COUNTERS_FILE, store.CALLS_FILE):
             (state_dir / name).unlink(missing_ok=True)

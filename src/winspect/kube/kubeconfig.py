@@ -144,61 +144,86 @@ def resolve_config(
     service_account_dir: str = SERVICE_ACCOUNT_DIR,
 ) -> ResolvedConfig:
     """The cluster, user and namespace to use, as kubectl would choose them."""
+    env = dict(os.environ) if environ is None else environ
+    files = kubeconfig_files(kubeconfig, env)
+    if files:
+        return _from_files(files, context, namespace)
+    sa = Path(service_account_dir)
+    if env.get("KUBERNETES_SERVICE_HOST") and (sa / "token").is_file():
+        return _in_cluster(sa, env, namespace)
+    raise ConfigError(NO_CONFIG_HELP)
+
+
+def _in_cluster(sa: Path, env: dict[str, str], namespace: str | None) -> ResolvedConfig:
+    """The pod's service account and the API server of KUBERNETES_SERVICE_HOST/PORT."""
+    from lightkube.config.kubeconfig import KubeConfig
+
+    host, port = env["KUBERNETES_SERVICE_HOST"], env.get("KUBERNETES_SERVICE_PORT", "443")
+    if ":" in host:
+        host = f"[{host}]"
+    ns_file = sa / "namespace"
+    sa_namespace = ns_file.read_text().strip() if ns_file.is_file() else "default"
+    kc = KubeConfig.from_dict(
+        {
+            "clusters": [
+                {
+                    "name": "in-cluster",
+                    "cluster": {
+                        "server": f"https://{host}:{port}",
+                        "certificate-authority": str(sa / "ca.crt"),
+                    },
+                }
+            ],
+            "users": [{"name": "service-account", "user": {"tokenFile": str(sa / "token")}}],
+            "contexts": [
+                {
+                    "name": "in-cluster",
+                    "context": {
+                        "cluster": "in-cluster",
+                        "user": "service-account",
+                        "namespace": sa_namespace,
+                    },
+                }
+            ],
+            "current-context": "in-cluster",
+        }
+    )
+    single = kc.get()
+    assert single is not None
+    return ResolvedConfig(single, namespace or sa_namespace, "in-cluster service account")
+
+
+def _from_files(files: list[Path], context: str | None, namespace: str | None) -> ResolvedConfig:
+    """The chosen context of the merged kubeconfig files, checked before lightkube reads it."""
     from lightkube.config.kubeconfig import KubeConfig, SingleConfig
     from lightkube.config.models import User
     from lightkube.core.exceptions import ConfigError as LightkubeConfigError
-
-    env = dict(os.environ) if environ is None else environ
-    files = kubeconfig_files(kubeconfig, env)
-    if not files:
-        sa = Path(service_account_dir)
-        if env.get("KUBERNETES_SERVICE_HOST") and (sa / "token").is_file():
-            host, port = env["KUBERNETES_SERVICE_HOST"], env.get("KUBERNETES_SERVICE_PORT", "443")
-            if ":" in host:
-                host = f"[{host}]"
-            ns_file = sa / "namespace"
-            sa_namespace = ns_file.read_text().strip() if ns_file.is_file() else "default"
-            kc = KubeConfig.from_dict(
-                {
-                    "clusters": [
-                        {
-                            "name": "in-cluster",
-                            "cluster": {
-                                "server": f"https://{host}:{port}",
-                                "certificate-authority": str(sa / "ca.crt"),
-                            },
-                        }
-                    ],
-                    "users": [{"name": "service-account", "user": {"tokenFile": str(sa / "token")}}],
-                    "contexts": [
-                        {
-                            "name": "in-cluster",
-                            "context": {
-                                "cluster": "in-cluster",
-                                "user": "service-account",
-                                "namespace": sa_namespace,
-                            },
-                        }
-                    ],
-                    "current-context": "in-cluster",
-                }
-            )
-            single = kc.get()
-            assert single is not None
-            return ResolvedConfig(single, namespace or sa_namespace, "in-cluster service account")
-        raise ConfigError(NO_CONFIG_HELP)
 
     merged = merge_kubeconfigs([(p, _load_yaml(p)) for p in files])
     source = ", ".join(str(p) for p in files)
     for entry in merged["users"]:
         _fix_exec_api_version(entry["user"])
     context_name = context or merged["current-context"]
+    _check_context(merged, context_name, explicit=bool(context), source=source)
+    try:
+        kc = KubeConfig.from_dict(merged, fname=files[0])
+        single = kc.get(context_name)
+    except (LightkubeConfigError, KeyError, TypeError, ValueError) as exc:
+        raise ConfigError(f"kubeconfig {source}: {exc}") from None
+    assert single is not None
+    if single.user is None:  # lightkube needs a user object even without credentials
+        single = SingleConfig(single.context_name, single.context, single.cluster, User(), single.fname)
+    return ResolvedConfig(single, namespace or single.context.namespace or "default", source)
+
+
+def _check_context(merged: dict[str, Any], context_name: str | None, *, explicit: bool, source: str) -> None:
+    """ConfigError unless the context exists and names a cluster (and user) the kubeconfig has."""
     contexts = {c["name"]: c for c in merged["contexts"]}
     if not context_name:
         raise ConfigError(f"kubeconfig {source} sets no current-context: choose one with --context NAME")
     if context_name not in contexts:
         known = ", ".join(sorted(contexts)) or "none"
-        flag = "--context" if context else "current-context"
+        flag = "--context" if explicit else "current-context"
         raise ConfigError(f"{flag} {context_name!r} is not in kubeconfig {source} (contexts: {known})")
     ctx = contexts[context_name]["context"]
     clusters = {c["name"] for c in merged["clusters"]}
@@ -209,12 +234,3 @@ def resolve_config(
         )
     if ctx.get("user") and ctx["user"] not in users:
         raise ConfigError(f"context {context_name!r} names user {ctx['user']!r}, not in kubeconfig {source}")
-    try:
-        kc = KubeConfig.from_dict(merged, fname=files[0])
-        single = kc.get(context_name)
-    except (LightkubeConfigError, KeyError, TypeError, ValueError) as exc:
-        raise ConfigError(f"kubeconfig {source}: {exc}") from None
-    assert single is not None
-    if single.user is None:  # lightkube needs a user object even without credentials
-        single = SingleConfig(single.context_name, single.context, single.cluster, User(), single.fname)
-    return ResolvedConfig(single, namespace or single.context.namespace or "default", source)

@@ -39,6 +39,7 @@ from winspect.node.errors import NodeError, ToolUnavailable
 from winspect.node.types import Operation
 from winspect.node.windows.backend import WindowsBackend
 from winspect.node.windows.runner import DEFAULT_TIMEOUT
+from winspect.node.windows.tools import TOOLS_DIR_ENV as TOOLS_DIR_ENV
 from winspect.server.auth import Guard
 from winspect.server.auth_cache import DEFAULT_NEGATIVE_TTL, DEFAULT_TTL, ReviewCache
 from winspect.server.auth_interceptor import SecurityInterceptor
@@ -54,6 +55,15 @@ from winspect.v1 import winspect_pb2_grpc as pb_grpc
 log = logging.getLogger("winspect.server")
 
 SERVICE_NAME: str = pb.DESCRIPTOR.services_by_name["NodeInspector"].full_name
+
+
+# The one place the server chooses its node backend; winspectserv's options show its settings.
+DEFAULT_TOOL_TIMEOUT = DEFAULT_TIMEOUT
+
+
+def windows_backend(tools_dir: str | None, tool_timeout: float) -> NodeBackend:
+    """The Windows backend over the tools in `tools_dir` (None: env TOOLS_DIR_ENV, else PATH)."""
+    return WindowsBackend(tools_dir, tool_timeout)
 
 
 def default_node_name() -> str:
@@ -81,7 +91,7 @@ class ServerConfig:
     port: int = DEFAULT_PORT
     node_name: str = ""  # "" = default_node_name()
     tools_dir: str | None = None  # None = env WINSPECT_TOOLS_DIR, else PATH
-    tool_timeout: float = DEFAULT_TIMEOUT
+    tool_timeout: float = DEFAULT_TOOL_TIMEOUT
     max_workers: int = 16
     max_queued_packets: int = DEFAULT_MAX_QUEUED_PACKETS
     clean_stale_capture: bool = True
@@ -155,36 +165,61 @@ def start_server(config: ServerConfig, backend: NodeBackend | None = None) -> Ru
     AuthSetupError (both ValueError) when the certificate or the Kubernetes credentials are unusable."""
     if not config.node_name:
         config.node_name = default_node_name()
-    credentials: grpc.ServerCredentials | None = None
-    reviewer: KubeReviewer | None = None
-    guard: Guard | None = None
+    credentials, reviewer, guard = _security(config)
+    if config.switch_interval is not None and config.switch_interval < sys.getswitchinterval():
+        sys.setswitchinterval(config.switch_interval)
+    node_backend = backend or windows_backend(config.tools_dir, config.tool_timeout)
+    captures = CaptureManager(node_backend, config.node_name, config.max_queued_packets)
+    if config.clean_stale_capture:
+        _clean_stale(node_backend, captures, config.node_name)
+    server = _grpc_server(config, guard, captures)
+    pb_grpc.add_NodeInspectorServicer_to_server(  # type: ignore[no-untyped-call]
+        NodeInspectorService(node_backend, captures, config.node_name), server
+    )
+    health_servicer = health.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection(
+        (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
+        server,
+    )
+    port = _bind(server, config, credentials, reviewer)
+    server.start()
+    for name in ("", SERVICE_NAME):
+        health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    running = RunningServer(config, server, health_servicer, captures, port, reviewer)
+    _log_started(running, reviewer, node_backend)
+    return running
+
+
+def _security(
+    config: ServerConfig,
+) -> tuple[grpc.ServerCredentials | None, KubeReviewer | None, Guard | None]:
+    """TLS credentials, the reviewer and the guard of every call; none of them in insecure mode."""
     if config.insecure:
         log.warning(
             "INSECURE MODE: plain-text gRPC, no authentication, no authorisation: anyone who can reach "
             "this address can capture packets and read HNS state; for local development only",
             extra={"fields": {"node": config.node_name}},
         )
-    else:
-        if not (config.tls_cert and config.tls_key):
-            raise TlsError(
-                "winspectserv serves TLS only: give --tls-cert and --tls-key (the Secret "
-                "winspect-system/winspect-tls that `winspect install` creates), or --insecure for local "
-                "development"
-            )
-        credentials = load_server_tls(config.tls_cert, config.tls_key).credentials
-        reviewer = KubeReviewer.from_kubeconfig(config.kubeconfig, config.auth_timeout)
-        guard = Guard(
-            reviewer,
-            config.node_name,
-            ReviewCache(config.auth_cache_ttl, config.auth_negative_cache_ttl),
+        return None, None, None
+    if not (config.tls_cert and config.tls_key):
+        raise TlsError(
+            "winspectserv serves TLS only: give --tls-cert and --tls-key (the Secret "
+            "winspect-system/winspect-tls that `winspect install` creates), or --insecure for local "
+            "development"
         )
-    if config.switch_interval is not None and config.switch_interval < sys.getswitchinterval():
-        sys.setswitchinterval(config.switch_interval)
-    node_backend: NodeBackend = backend or WindowsBackend(config.tools_dir, config.tool_timeout)
-    captures = CaptureManager(node_backend, config.node_name, config.max_queued_packets)
-    if config.clean_stale_capture:
-        _clean_stale(node_backend, captures, config.node_name)
+    credentials = load_server_tls(config.tls_cert, config.tls_key).credentials
+    reviewer = KubeReviewer.from_kubeconfig(config.kubeconfig, config.auth_timeout)
+    guard = Guard(
+        reviewer,
+        config.node_name,
+        ReviewCache(config.auth_cache_ttl, config.auth_negative_cache_ttl),
+    )
+    return credentials, reviewer, guard
 
+
+def _grpc_server(config: ServerConfig, guard: Guard | None, captures: CaptureManager) -> grpc.Server:
+    """The gRPC server with its bounds and the security interceptor (no services yet)."""
     limits = config.limits
     options: list[tuple[str, int]] = [
         # Never share a port with another process's server (tests and the sandbox pick free addresses).
@@ -195,7 +230,7 @@ def start_server(config: ServerConfig, backend: NodeBackend | None = None) -> Ru
     if limits.max_concurrent_requests:
         # Per connection; the interceptor enforces the limit over all connections.
         options.append(("grpc.max_concurrent_streams", limits.max_concurrent_requests + 4))
-    server = grpc.server(
+    return grpc.server(
         futures.ThreadPoolExecutor(
             max_workers=config.max_workers, thread_name_prefix=f"grpc-{config.node_name}"
         ),
@@ -204,15 +239,15 @@ def start_server(config: ServerConfig, backend: NodeBackend | None = None) -> Ru
         # Calls waiting for a worker thread are bounded too (RESOURCE_EXHAUSTED beyond).
         maximum_concurrent_rpcs=config.max_workers * 4,
     )
-    pb_grpc.add_NodeInspectorServicer_to_server(  # type: ignore[no-untyped-call]
-        NodeInspectorService(node_backend, captures, config.node_name), server
-    )
-    health_servicer = health.HealthServicer()
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    reflection.enable_server_reflection(
-        (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
-        server,
-    )
+
+
+def _bind(
+    server: grpc.Server,
+    config: ServerConfig,
+    credentials: grpc.ServerCredentials | None,
+    reviewer: KubeReviewer | None,
+) -> int:
+    """The port bound for the configured address; OSError (reviewer closed) when it cannot be bound."""
     address = f"{_host_for_address(config.host)}:{config.port}"
     try:
         if credentials is None:
@@ -228,10 +263,11 @@ def start_server(config: ServerConfig, backend: NodeBackend | None = None) -> Ru
         if reviewer is not None:
             reviewer.close()
         raise OSError(problem)
-    server.start()
-    for name in ("", SERVICE_NAME):
-        health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    running = RunningServer(config, server, health_servicer, captures, port, reviewer)
+    return port
+
+
+def _log_started(running: RunningServer, reviewer: KubeReviewer | None, backend: NodeBackend) -> None:
+    config = running.config
     log.info(
         "server started",
         extra={
@@ -241,13 +277,10 @@ def start_server(config: ServerConfig, backend: NodeBackend | None = None) -> Ru
                 "security": "INSECURE (plain text, no authentication)"
                 if config.insecure
                 else f"TLS, callers checked by {reviewer.server if reviewer else '?'}",
-                "operations": {
-                    op.operation.value: op.available or op.reason for op in node_backend.operations()
-                },
+                "operations": {op.operation.value: op.available or op.reason for op in backend.operations()},
             }
         },
     )
-    return running
 
 
 def _clean_stale(backend: NodeBackend, captures: CaptureManager, node: str) -> None:

@@ -8,7 +8,11 @@ For every NodeInspector call, before the service sees the request:
 4. the capture limits (INVALID_ARGUMENT for a capture longer than allowed);
 
 then the service runs, a Capture stream watched by a `CaptureGuard`, and
-one audit line records the outcome. Anything refused never reaches the
+one audit line records the outcome. A request body that does not decode as
+the method's message is not refused by gRPC before these steps (which
+would answer INTERNAL with no audit line): it reaches them as
+`UNDECODABLE` and, once the caller is authenticated and authorised, is
+refused with INVALID_ARGUMENT. Anything refused never reaches the
 service, so no request value of an unauthorised caller is even validated
 and no tool runs for it. The health and reflection services stay open
 (probes, grpcurl): they disclose nothing about the node.
@@ -30,6 +34,32 @@ from winspect.server.limits import CaptureGuard, ConcurrencyLimiter, Limits
 from winspect.v1 import winspect_pb2 as pb
 
 StopCapture = Callable[[str, str], object]
+
+
+class _Undecodable:
+    """A request body that is not a valid message of the method (what was wrong, for the refusal)."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        self.message = message
+        self.reason = reason
+
+
+def _message_name(deserializer: object, method: str) -> str:
+    """`winspect.v1.CaptureRequest` for `CaptureRequest.FromString` (the method's name otherwise)."""
+    descriptor = getattr(getattr(deserializer, "__self__", None), "DESCRIPTOR", None)
+    return str(getattr(descriptor, "full_name", f"request of {method}"))
+
+
+def _safe(deserializer: Callable[[bytes], Any] | None, message: str) -> Callable[[bytes], Any]:
+    """`deserializer` that returns an `_Undecodable` instead of raising (malformed bytes, deep nesting)."""
+
+    def decode(data: bytes) -> Any:
+        try:
+            return deserializer(data) if deserializer is not None else data
+        except Exception as exc:  # DecodeError, RecursionError, ...: all mean "not a valid message"
+            return _Undecodable(message, type(exc).__name__)
+
+    return decode
 
 
 def _outcome(context: grpc.ServicerContext, exc: BaseException) -> tuple[str, str]:
@@ -58,16 +88,17 @@ class SecurityInterceptor(grpc.ServerInterceptor):  # type: ignore[misc,type-arg
         if handler is None or not method.startswith(SERVICE_PREFIX):
             return handler
         name = method[len(SERVICE_PREFIX) :]
+        decode = _safe(handler.request_deserializer, _message_name(handler.request_deserializer, name))
         if handler.unary_unary is not None:
             return grpc.unary_unary_rpc_method_handler(
                 self._unary(name, handler.unary_unary),
-                request_deserializer=handler.request_deserializer,
+                request_deserializer=decode,
                 response_serializer=handler.response_serializer,
             )
         if handler.unary_stream is not None:
             return grpc.unary_stream_rpc_method_handler(
                 self._stream(name, handler.unary_stream),
-                request_deserializer=handler.request_deserializer,
+                request_deserializer=decode,
                 response_serializer=handler.response_serializer,
             )
         return None  # a client- or bidi-streaming call (none exist): UNIMPLEMENTED, fail closed
@@ -80,6 +111,11 @@ class SecurityInterceptor(grpc.ServerInterceptor):  # type: ignore[misc,type-arg
         else:
             record.caller = self.guard.authenticate(context.invocation_metadata())
             record.permission = self.guard.authorize(record.caller, name)
+        if isinstance(request, _Undecodable):
+            raise CallRefused(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"the request is not a valid {request.message} message ({request.reason})",
+            )
         if name == "Capture":
             self.limits.check_capture(request)
 
@@ -91,7 +127,8 @@ class SecurityInterceptor(grpc.ServerInterceptor):  # type: ignore[misc,type-arg
         raise AssertionError("context.abort returned")  # pragma: no cover
 
     def _record(self, name: str, request: Any, context: grpc.ServicerContext) -> AuditRecord:
-        return AuditRecord(self.node, name, context.peer(), request=request_fields(name, request))
+        fields = {"undecodable": True} if isinstance(request, _Undecodable) else request_fields(name, request)
+        return AuditRecord(self.node, name, context.peer(), request=fields)
 
     # ------------------------------------------------------------ handlers
 

@@ -28,12 +28,16 @@ from types import FrameType
 from winspect.contract import DEFAULT_PORT, MAX_CAPTURE_SECONDS
 from winspect.node.errors import NodeError
 from winspect.node.types import Operation
-from winspect.node.windows.backend import WindowsBackend
-from winspect.node.windows.runner import DEFAULT_TIMEOUT
-from winspect.node.windows.tools import TOOLS_DIR_ENV
-from winspect.server.app import ServerConfig, default_node_name, start_server
+from winspect.server.app import (
+    DEFAULT_TOOL_TIMEOUT,
+    TOOLS_DIR_ENV,
+    ServerConfig,
+    default_node_name,
+    start_server,
+    windows_backend,
+)
 from winspect.server.auth_cache import DEFAULT_NEGATIVE_TTL, DEFAULT_TTL
-from winspect.server.auth_kube import SANDBOX_MOUNT_ENV
+from winspect.server.auth_kube_config import SANDBOX_MOUNT_ENV
 from winspect.server.limits import (
     DEFAULT_MAX_CAPTURE_SECONDS,
     DEFAULT_MAX_CONCURRENT_REQUESTS,
@@ -97,8 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--tool-timeout",
         type=_positive_float,
-        default=DEFAULT_TIMEOUT,
-        help=f"seconds any one tool call may take ({DEFAULT_TIMEOUT:g})",
+        default=DEFAULT_TOOL_TIMEOUT,
+        help=f"seconds any one tool call may take ({DEFAULT_TOOL_TIMEOUT:g})",
     )
     parser.add_argument(
         "--cleanup",
@@ -108,7 +112,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--log-level", default="info", choices=["debug", "info", "warning", "error"], help="log level (info)"
     )
-    security = parser.add_argument_group("security (docs/security.md)")
+    _add_security_options(parser.add_argument_group("security (docs/security.md)"))
+    _add_limit_options(parser.add_argument_group("limits"))
+    return parser
+
+
+def _add_security_options(security: argparse._ArgumentGroup) -> None:
     security.add_argument(
         "--tls-cert", metavar="FILE", help="server certificate, PEM (tls.crt of the Secret winspect-tls)"
     )
@@ -131,7 +140,9 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"how long an accepted token or permission is remembered ({DEFAULT_TTL:g}; refusals at "
         f"most {DEFAULT_NEGATIVE_TTL:g}; 0: never)",
     )
-    limits = parser.add_argument_group("limits")
+
+
+def _add_limit_options(limits: argparse._ArgumentGroup) -> None:
     limits.add_argument(
         "--max-capture-duration",
         type=_count(0, MAX_CAPTURE_SECONDS, "a number of seconds"),
@@ -160,7 +171,6 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help=f"largest request message ({DEFAULT_MAX_REQUEST_BYTES})",
     )
-    return parser
 
 
 def cleanup(tools_dir: str | None, tool_timeout: float) -> int:
@@ -169,7 +179,7 @@ def cleanup(tools_dir: str | None, tool_timeout: float) -> int:
     Exit 0 when the node is clean (also when nothing was running), 1 with the tool's
     own message when pktmon could not be run or refused.
     """
-    backend = WindowsBackend(tools_dir, tool_timeout)
+    backend = windows_backend(tools_dir, tool_timeout)
     try:
         backend.require(Operation.CAPTURE)
         was_running = backend.capture_stop()

@@ -1,7 +1,8 @@
-"""Request handling of the sandbox API: routing, authN/authZ, get/list/watch, reviews, discovery.
+"""Request handling of the sandbox API: routing, authN/authZ, get/list/watch.
 
 `ApiHandler.handle` maps one request to one `Response` with no socket in
-sight; `server.py` puts it behind HTTPS.
+sight; `server.py` puts it behind HTTPS. Discovery documents are in
+`discovery`, token and access reviews in `reviews`.
 """
 
 from __future__ import annotations
@@ -10,8 +11,8 @@ import base64
 import binascii
 import json
 import threading
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -22,7 +23,19 @@ from winspect.sandbox.kubeapi.auth import (
     ResourceAttributes,
     UserInfo,
 )
+from winspect.sandbox.kubeapi.discovery import non_resource
+from winspect.sandbox.kubeapi.messages import (
+    JSON,
+    METHOD_VERBS,
+    ApiError,
+    Request,
+    Response,
+    bad_request,
+    json_response,
+    not_found_path,
+)
 from winspect.sandbox.kubeapi.resources import ResourceType
+from winspect.sandbox.kubeapi.reviews import review
 from winspect.sandbox.kubeapi.selectors import (
     SelectorError,
     field_value,
@@ -30,72 +43,6 @@ from winspect.sandbox.kubeapi.selectors import (
     parse_label_selector,
 )
 from winspect.sandbox.kubeapi.store import Obj, ObjectStore
-
-KUBE_VERSION = {
-    "major": "1",
-    "minor": "29",
-    "gitVersion": "v1.29.4",
-    "gitCommit": "55019c83b0fd51ef4ced8c29eec2c4847f896e74",
-    "gitTreeState": "clean",
-    "buildDate": "2024-04-16T15:03:53Z",
-    "goVersion": "go1.21.9",
-    "compiler": "gc",
-    "platform": "linux/amd64",
-}
-JSON = "application/json"
-METHOD_VERBS = {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
-
-
-@dataclass
-class Response:
-    code: int
-    body: bytes = b""
-    content_type: str = JSON
-    # A watch: chunks written as they come, after the headers.
-    stream: Iterator[bytes] | None = None
-    headers: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass
-class Request:
-    method: str
-    target: str  # path and query as sent
-    headers: Mapping[str, str]  # lower-case names
-    body: bytes = b""
-
-
-class ApiError(Exception):
-    """A failure answered with a Status object."""
-
-    def __init__(self, code: int, reason: str, message: str, details: dict[str, Any] | None = None) -> None:
-        super().__init__(message)
-        self.code, self.reason, self.message, self.details = code, reason, message, details
-
-    def status(self) -> Obj:
-        out: Obj = {
-            "kind": "Status",
-            "apiVersion": "v1",
-            "metadata": {},
-            "status": "Failure",
-            "message": self.message,
-            "reason": self.reason,
-        }
-        if self.details is not None:
-            out["details"] = self.details
-        out["code"] = self.code
-        return out
-
-
-def _json(code: int, obj: Any) -> Response:
-    return Response(code, json.dumps(obj, separators=(",", ":")).encode())
-
-
-def _not_found_path() -> ApiError:
-    return ApiError(404, "NotFound", "the server could not find the requested resource", {})
-
-
-def _bad_request(message: str) -> ApiError:
-    return ApiError(400, "BadRequest", message)
 
 
 @dataclass(frozen=True)
@@ -124,7 +71,7 @@ class ApiHandler:
             user = self._authenticate(req)
             return self._dispatch(req, user), user
         except ApiError as e:
-            return _json(e.code, e.status()), user
+            return json_response(e.code, e.status()), user
 
     def _authenticate(self, req: Request) -> UserInfo:
         auth = req.headers.get("authorization", "")
@@ -163,58 +110,7 @@ class ApiHandler:
             raise ApiError(
                 405, "MethodNotAllowed", "the server does not allow this method on the requested resource"
             )
-        return self._non_resource(parts)
-
-    def _non_resource(self, parts: list[str]) -> Response:
-        if parts in (["healthz"], ["livez"], ["readyz"]):
-            return Response(200, b"ok", "text/plain; charset=utf-8")
-        if parts == ["version"]:
-            return _json(200, KUBE_VERSION)
-        if parts == ["api"]:
-            return _json(
-                200,
-                {
-                    "kind": "APIVersions",
-                    "versions": ["v1"],
-                    "serverAddressByClientCIDRs": [
-                        {"clientCIDR": "0.0.0.0/0", "serverAddress": self.server_address}
-                    ],
-                },
-            )
-        if parts == ["api", "v1"]:
-            return _json(200, self._resource_list("", "v1"))
-        groups = resources.groups()
-        if parts == ["apis"]:
-            return _json(
-                200,
-                {
-                    "kind": "APIGroupList",
-                    "apiVersion": "v1",
-                    "groups": [self._group(g) for g in sorted(groups)],
-                },
-            )
-        if len(parts) == 2 and parts[0] == "apis" and parts[1] in groups:
-            return _json(200, {"kind": "APIGroup", "apiVersion": "v1", **self._group(parts[1])})
-        if len(parts) == 3 and parts[0] == "apis" and parts[1] in groups and parts[2] == "v1":
-            return _json(200, self._resource_list(parts[1], "v1"))
-        raise _not_found_path()
-
-    @staticmethod
-    def _group(name: str) -> Obj:
-        gv = {"groupVersion": f"{name}/v1", "version": "v1"}
-        return {"name": name, "versions": [gv], "preferredVersion": gv}
-
-    @staticmethod
-    def _resource_list(group: str, version: str) -> Obj:
-        types = [rt for rt in resources.ALL_TYPES if (rt.group, rt.version) == (group, version)]
-        out: Obj = {
-            "kind": "APIResourceList",
-            "groupVersion": f"{group}/{version}" if group else version,
-            "resources": [rt.discovery() for rt in types],
-        }
-        if group:
-            out["apiVersion"] = "v1"
-        return out
+        return non_resource(parts, self.server_address)
 
     @staticmethod
     def _route(group: str, version: str, rest: list[str]) -> tuple[str, str, str, str]:
@@ -228,7 +124,7 @@ class ApiHandler:
         else:
             ns = ""
         if len(rest) > 3:
-            raise _not_found_path()
+            raise not_found_path()
         plural, name, sub = [*rest, "", ""][:3]
         return plural, ns, name, sub
 
@@ -253,13 +149,13 @@ class ApiHandler:
             or (ns and not rt.namespaced)
             or sub not in ("", "status")
         ):
-            raise _not_found_path()
+            raise not_found_path()
         if verb not in rt.verbs:
             raise ApiError(
                 405, "MethodNotAllowed", "the server does not allow this method on the requested resource"
             )
         if rt in resources.REVIEWS:
-            return self._review(rt, req)
+            return review(self.policy, rt, req)
         route = _Route(rt, ns, name, sub)
         fmt = negotiate(req.headers.get("accept", ""))
         if name:
@@ -276,7 +172,7 @@ class ApiHandler:
             raise ApiError(404, "NotFound", f'{rt.plural} "{route.name}" not found', details)
         kind, version = fmt
         if kind == "table":
-            return _json(
+            return json_response(
                 200,
                 tables.to_table(
                     rt,
@@ -287,7 +183,7 @@ class ApiHandler:
                 ),
             )
         if kind == "partial":
-            return _json(
+            return json_response(
                 200,
                 {
                     "kind": "PartialObjectMetadata",
@@ -295,7 +191,7 @@ class ApiHandler:
                     "metadata": obj["metadata"],
                 },
             )
-        return _json(200, {"kind": rt.kind, "apiVersion": rt.api_version, **obj})
+        return json_response(200, {"kind": rt.kind, "apiVersion": rt.api_version, **obj})
 
     def _select(self, route: _Route, query: dict[str, str]) -> tuple[list[Obj], str]:
         rt = route.rt
@@ -303,7 +199,7 @@ class ApiHandler:
             labels = parse_label_selector(query.get("labelSelector"))
             fields = parse_field_selector(query.get("fieldSelector"), rt.supports_field)
         except SelectorError as e:
-            raise _bad_request(str(e)) from None
+            raise bad_request(str(e)) from None
         items, rv = self.store.list(rt, route.namespace)
         keys = [r.key for r in fields.requirements]
         return [
@@ -323,7 +219,7 @@ class ApiHandler:
         try:
             limit = int(query.get("limit") or 0)
         except ValueError:
-            raise _bad_request(f"limit: Invalid value: {query['limit']!r}: must be an integer") from None
+            raise bad_request(f"limit: Invalid value: {query['limit']!r}: must be an integer") from None
         if start:
             items = items[start:]
         if 0 < limit < len(items):
@@ -332,11 +228,11 @@ class ApiHandler:
             items = items[:limit]
         kind, version = fmt
         if kind == "table":
-            return _json(
+            return json_response(
                 200, tables.to_table(rt, items, meta, version, query.get("includeObject", "Metadata"))
             )
         if kind == "partial":
-            return _json(
+            return json_response(
                 200,
                 {
                     "kind": "PartialObjectMetadataList",
@@ -353,7 +249,7 @@ class ApiHandler:
                 },
             )
         # Like the real server, list items carry neither kind nor apiVersion.
-        return _json(
+        return json_response(
             200, {"kind": rt.list_kind, "apiVersion": rt.api_version, "metadata": meta, "items": items}
         )
 
@@ -362,7 +258,7 @@ class ApiHandler:
         try:
             timeout = float(query.get("timeoutSeconds") or 1800)
         except ValueError:
-            raise _bad_request("timeoutSeconds: must be an integer") from None
+            raise bad_request("timeoutSeconds: must be an integer") from None
 
         def events() -> Iterator[bytes]:
             for obj in items:
@@ -371,81 +267,6 @@ class ApiHandler:
             self.stopping.wait(timeout)
 
         return Response(200, stream=events())
-
-    # ------------------------------------------------------------ reviews
-
-    def _review(self, rt: ResourceType, req: Request) -> Response:
-        try:
-            body = json.loads(req.body or b"{}")
-            spec = body["spec"]
-            assert isinstance(spec, dict)
-        except (ValueError, KeyError, AssertionError):
-            raise _bad_request(f"the body of the request was not a valid {rt.kind}") from None
-        if rt is resources.TOKEN_REVIEW:
-            user = self.policy.authenticate(str(spec.get("token", "")))
-            status: Obj = (
-                {
-                    "authenticated": True,
-                    "user": {"username": user.username, "uid": user.uid, "groups": list(user.groups)},
-                }
-                if user
-                else {"user": {}}
-            )
-            if user and spec.get("audiences"):
-                status["audiences"] = list(spec["audiences"])
-        else:
-            status = self._access_review(spec)
-        meta = body.get("metadata") or {}
-        return _json(
-            201,
-            {
-                "kind": rt.kind,
-                "apiVersion": rt.api_version,
-                "metadata": {"creationTimestamp": None, **meta},
-                "spec": spec,
-                "status": status,
-            },
-        )
-
-    def _access_review(self, spec: Obj) -> Obj:
-        ra, nra = spec.get("resourceAttributes"), spec.get("nonResourceAttributes")
-        if not isinstance(ra, (dict, type(None))) or not isinstance(nra, (dict, type(None))):
-            raise _bad_request("the body of the request was not a valid SubjectAccessReview")
-        if bool(ra) == bool(nra):
-            raise ApiError(
-                422,
-                "Invalid",
-                'SubjectAccessReview.authorization.k8s.io "" is invalid: '
-                'spec.resourceAttributes: Invalid value: "null": exactly one of '
-                "nonResourceAttributes or resourceAttributes must be specified",
-                {"group": "authorization.k8s.io", "kind": "SubjectAccessReview"},
-            )
-        if not spec.get("user") and not spec.get("groups"):
-            raise ApiError(
-                422,
-                "Invalid",
-                'SubjectAccessReview.authorization.k8s.io "" is invalid: '
-                'spec.user: Invalid value: "": at least one of user or group must be specified',
-                {"group": "authorization.k8s.io", "kind": "SubjectAccessReview"},
-            )
-        subject = UserInfo(
-            str(spec.get("user", "")), str(spec.get("uid", "")), tuple(spec.get("groups") or ())
-        )
-        attrs: ResourceAttributes | NonResourceAttributes
-        if ra:
-            attrs = ResourceAttributes(
-                str(ra.get("verb", "")),
-                str(ra.get("resource", "")),
-                str(ra.get("group", "")),
-                str(ra.get("namespace", "")),
-                str(ra.get("name", "")),
-                str(ra.get("subresource", "")),
-            )
-        else:
-            assert nra is not None
-            attrs = NonResourceAttributes(str(nra.get("verb", "")), str(nra.get("path", "")))
-        decision = self.policy.authorize(subject, attrs)
-        return {"allowed": decision.allowed, **({"reason": decision.reason} if decision.reason else {})}
 
 
 def negotiate(accept: str) -> tuple[str, str]:
@@ -483,4 +304,4 @@ def _decode_continue(token: str) -> int:
             raise ValueError
         return offset
     except (ValueError, KeyError, TypeError, binascii.Error):
-        raise _bad_request(f"continue key is not valid: {token!r}") from None
+        raise bad_request(f"continue key is not valid: {token!r}") from None

@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from winspect.sandbox.kubeapi.auth import Policy
-from winspect.sandbox.kubeapi.handler import ApiHandler, Request, Response
+from winspect.sandbox.kubeapi.handler import ApiHandler
+from winspect.sandbox.kubeapi.messages import Request, Response
 from winspect.sandbox.kubeapi.store import ObjectStore
 
 log = logging.getLogger("winspect.sandbox.kubeapi")

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from support.processes import track
 from winspect.emulator.state import pktmon_status
 from winspect.emulator.store import ENV_STATE
 
@@ -36,8 +37,8 @@ class EmuNode:
         )
 
     def popen(self, tool: str, *args: str, stdout: Any) -> subprocess.Popen[str]:
-        return subprocess.Popen(
-            [str(self.tools[tool]), *args], stdout=stdout, stderr=subprocess.PIPE, text=True
+        return track(
+            subprocess.Popen([str(self.tools[tool]), *args], stdout=stdout, stderr=subprocess.PIPE, text=True)
         )
 
     def json(self, name: str) -> Any:

@@ -17,9 +17,10 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from deploy_support import REPO
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
+
+from support.deploy import REPO
 
 SCRIPT = REPO / "scripts" / "build_image_context.py"
 AMD64 = 0x8664

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from typing import Any
 import yaml
 from click.testing import CliRunner, Result
 
+from support.processes import end_process, kill_under
 from winspect.cli.main import cli
 
 Obj = dict[str, Any]
@@ -239,17 +241,53 @@ class EmuNode:
                 self.kube = None
 
     def _stop_server(self, kill: bool) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            if kill:  # a node with a hung tool: no need to wait for its shutdown
-                self.proc.kill()
-                self.proc.wait(10)
-                return
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        if self.proc is not None:
+            # kill: a node with a hung tool, no need to wait for its shutdown. Either way the tools
+            # it ran go too (a killed server leaves its `pktmon start` running), and so does
+            # whatever still runs from the node's directory (the detached file-mode logger).
+            end_process(self.proc, timeout=0 if kill else 15)
+        kill_under(self.state.parent)
+
+
+STOP_AND_REMOVE = [["pktmon", "stop"], ["pktmon", "filter", "remove"]]
+
+
+def capture_calls(
+    *start: str,
+    filters: list[list[str]] | None = None,
+    before: list[list[str]] | None = None,
+    after_start: list[list[str]] | None = None,
+) -> list[list[str]]:
+    """The tool calls of one capture on a node, in order: `before` (e.g. the pod lookup), the
+    component list, the clean start (stop, remove filters), `pktmon filter add winspect-N ARGS` for
+    each of `filters`, `pktmon start --capture --log-mode real-time START`, `after_start` (e.g. the
+    final counters) and the cleanup."""
+    return [
+        *(before or []),
+        ["pktmon", "list", "--include-hidden"],
+        *STOP_AND_REMOVE,
+        *[["pktmon", "filter", "add", f"winspect-{i}", *args] for i, args in enumerate(filters or [], 1)],
+        ["pktmon", "start", "--capture", "--log-mode", "real-time", *start],
+        *(after_start or []),
+        *STOP_AND_REMOVE,
+    ]
+
+
+def calls_from(node: EmuNode) -> Callable[[], list[list[str]]]:
+    """The node's tool calls from now on (its server runs some of its own when it starts)."""
+    from winspect.emulator.state import read_calls
+
+    before = len(read_calls(node.state))
+    return lambda: read_calls(node.state)[before:]
+
+
+def vnic_component(state: Path, mac: str) -> int:
+    """The pktmon component id of the pod vNIC with this MAC on an emulated node."""
+    import json
+
+    components = json.loads((state / "components.json").read_text())
+    (cid,) = [c["id"] for c in components if c["role"] == "pod_vnic" and c["mac"].upper() == mac.upper()]
+    return int(cid)
 
 
 def emulated_cluster(

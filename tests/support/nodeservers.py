@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from support.processes import end_processes, kill_under
+
 NODE_PORT = 50051
 
 
@@ -68,11 +70,7 @@ def start_node_servers(model: Any, root: Path, servers: dict[str, NodeServer], s
 
 
 def stop_node_servers(servers: dict[str, NodeServer]) -> None:
+    """Stop the servers, the tools they still run, and anything else running from their nodes' dirs."""
+    end_processes(server.proc for server in servers.values())
     for server in servers.values():
-        server.proc.terminate()
-    for server in servers.values():
-        try:
-            server.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.proc.kill()
-            server.proc.wait()
+        kill_under(server.state_dir.parent)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from support.processes import track
 from winspect.sandbox.runtime import Sandbox
 
 WINSPECT = [sys.executable, "-m", "winspect.cli"]
@@ -56,13 +57,15 @@ class E2E:
 
     def start(self, *args: str) -> subprocess.Popen[str]:
         """A winspect command in the background, in its own process group (so Ctrl+C can be sent to it)."""
-        return subprocess.Popen(
-            [*WINSPECT, *args],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=self.env,
-            start_new_session=True,
+        return track(
+            subprocess.Popen(
+                [*WINSPECT, *args],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                env=self.env,
+                start_new_session=True,
+            )
         )
 
     @staticmethod
@@ -71,6 +74,16 @@ class E2E:
         os.killpg(proc.pid, signal.SIGINT)
         out, err = proc.communicate(timeout=timeout)
         return Result(proc.returncode, out, err)
+
+    # ------------------------------------------------------------ the nodes' tools
+
+    def tool_calls(self, node: str) -> Callable[[], list[list[str]]]:
+        """The argv of every tool the node's server runs from now on (the emulated tools log them)."""
+        from winspect.emulator.state import read_calls
+
+        state = Path(next(n["state_dir"] for n in self.sandbox.nodes if n["name"] == node))
+        before = len(read_calls(state))
+        return lambda: read_calls(state)[before:]
 
     # ------------------------------------------------------------ cluster facts (from the API)
 
@@ -106,6 +119,11 @@ class E2E:
             ):
                 return p
         raise AssertionError(f"no running pod {name_prefix}* on {node} in {namespace}")
+
+
+def filters_added(calls: list[list[str]]) -> list[list[str]]:
+    """The arguments of each `pktmon filter add` among `calls`, after `add`."""
+    return [c[3:] for c in calls if c[:3] == ["pktmon", "filter", "add"]]
 
 
 def wait_until(what: str, check: Callable[[], Any], timeout: float = 30.0) -> Any:

@@ -141,7 +141,7 @@ def test_interrupted_capture_summary_has_exactly_the_documented_keys(e2e: E2E) -
 
 
 def _wait_for_capture(e2e: E2E, node: str) -> None:
-    from e2e_support import wait_until
+    from support.e2e import wait_until
 
     def running() -> bool:
         doc = e2e.run("counter", "--nodes", node, "-o", "json").json()

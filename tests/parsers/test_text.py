@@ -1,10 +1,11 @@
-"""The text helpers every parser shares: line splitting and the one MAC form."""
+"""The one MAC form (winspect.node.mac: parsers and server) and the parsers' line splitting."""
 
 from __future__ import annotations
 
 import pytest
 
-from winspect.node.windows.parsers.text import normalise_mac, text_lines
+from winspect.node.mac import normalise_mac
+from winspect.node.windows.parsers.text import text_lines
 
 
 @pytest.mark.parametrize(

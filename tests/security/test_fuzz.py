@@ -29,7 +29,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from support.security import ADMIN, NOBODY, SecureNode
 
-from winspect.node.windows.parsers.text import normalise_mac
+from winspect.node.mac import normalise_mac
 from winspect.v1 import winspect_pb2 as pb
 
 SERVICE = "/winspect.v1.NodeInspector/"

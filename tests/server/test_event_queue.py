@@ -3,7 +3,7 @@ frame bytes, never blocking the reader, every dropped packet counted."""
 
 from __future__ import annotations
 
-from winspect.server.capture import EventQueue
+from winspect.server.capture_queue import EventQueue
 from winspect.v1 import winspect_pb2 as pb
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from winspect.node.types import HnsKind, PacketKind, PktmonFilter
+from winspect.node.types import HnsKind, PacketKind
 from winspect.server import validation
 from winspect.server.errors import InvalidArgument
 from winspect.v1 import winspect_pb2 as pb
@@ -28,7 +28,7 @@ def _error(req: pb.CaptureRequest) -> str:
 )
 def test_ips_and_cidrs_are_canonical(value: str, expected: str) -> None:
     plan = validation.capture(pb.CaptureRequest(ips=[value]))
-    assert plan.filters == [PktmonFilter(ip=expected)]
+    assert plan.spec.ips == (expected,)
 
 
 @pytest.mark.parametrize(
@@ -46,7 +46,7 @@ def test_bad_ips_are_refused_naming_the_field(value: str) -> None:
     [("00-15-5d-2a-d5-dd", "00-15-5D-2A-D5-DD"), ("00:15:5D:2A:D5:DD", "00-15-5D-2A-D5-DD")],
 )
 def test_macs_are_normalised(value: str, expected: str) -> None:
-    assert validation.capture(pb.CaptureRequest(macs=[value])).filters == [PktmonFilter(mac=expected)]
+    assert validation.capture(pb.CaptureRequest(macs=[value])).spec.macs == (expected,)
 
 
 @pytest.mark.parametrize(
@@ -70,10 +70,7 @@ def test_protocols_and_tcp_flags() -> None:
             pb.ProtocolFilter(protocol=pb.PROTOCOL_ICMPV6),
         ]
     )
-    assert validation.capture(req).filters == [
-        PktmonFilter(protocol="TCP", tcp_flags=("SYN", "ACK")),
-        PktmonFilter(protocol="ICMPv6"),
-    ]
+    assert validation.capture(req).spec.protocols == (("TCP", ("SYN", "ACK")), ("ICMPv6", ()))
 
 
 def test_unknown_enum_values_are_refused() -> None:
@@ -104,7 +101,7 @@ def test_pods_need_a_valid_ip_and_kubernetes_names() -> None:
     ok = validation.capture(
         pb.CaptureRequest(pods=[pb.PodRef(namespace="default", name="web-1", ip="10.224.0.71")])
     )
-    assert [(p.namespace, p.name, p.ip) for p in ok.pods] == [("default", "web-1", "10.224.0.71")]
+    assert [(p.namespace, p.name, p.ip) for p in ok.spec.pods] == [("default", "web-1", "10.224.0.71")]
     assert _error(pb.CaptureRequest(pods=[pb.PodRef(name="web")])).startswith(
         "pods[0].ip: a pod needs its IP"
     )
@@ -127,12 +124,10 @@ def test_bounds_on_duration_pkt_size_lists_and_requester() -> None:
 
 def test_defaults_and_duplicates() -> None:
     plan = validation.capture(pb.CaptureRequest(ips=["10.0.0.1", "10.0.0.1"], ports=[80, 80]))
-    assert plan.filters == [PktmonFilter(ip="10.0.0.1", port=80)]
-    assert plan.start.kind is PacketKind.ALL
+    assert (plan.spec.ips, plan.spec.ports) == (("10.0.0.1",), (80,))
+    assert plan.spec.kind is PacketKind.ALL
     assert plan.requester == "unknown"
-    assert (
-        validation.capture(pb.CaptureRequest(packet_type=pb.PACKET_TYPE_DROP)).start.kind is PacketKind.DROP
-    )
+    assert validation.capture(pb.CaptureRequest(packet_type=pb.PACKET_TYPE_DROP)).spec.kind is PacketKind.DROP
 
 
 def test_hns_types() -> None:

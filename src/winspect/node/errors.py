@@ -1,14 +1,15 @@
 """Errors a node backend raises; the server maps each to a gRPC status code.
 
-| error            | meaning                                            | status              |
-|------------------|----------------------------------------------------|---------------------|
-| ToolUnavailable  | the node lacks the tool this operation needs       | UNIMPLEMENTED       |
-| ToolFailed       | the tool exited non-zero (carries its own output)  | UNAVAILABLE         |
-| ToolTimeout      | the tool did not finish within its timeout         | UNAVAILABLE         |
-| ToolCancelled    | its caller gave up on the tool (it was killed)     | UNAVAILABLE         |
-| ToolOutputError  | the tool's output could not be understood          | UNAVAILABLE         |
-| TargetNotFound   | a pod has no HNS endpoint / component on this node | NOT_FOUND           |
-| NodeStateError   | the node is not in a state to do it                | FAILED_PRECONDITION |
+| error              | meaning                                            | status              |
+|--------------------|----------------------------------------------------|---------------------|
+| ToolUnavailable    | the node lacks the tool this operation needs       | UNIMPLEMENTED       |
+| ToolFailed         | the tool exited non-zero (carries its own output)  | UNAVAILABLE         |
+| ToolTimeout        | the tool did not finish within its timeout         | UNAVAILABLE         |
+| ToolCancelled      | its caller gave up on the tool (it was killed)     | UNAVAILABLE         |
+| ToolOutputError    | the tool's output could not be understood          | UNAVAILABLE         |
+| TargetNotFound     | a pod has no HNS endpoint / component on this node | NOT_FOUND           |
+| NodeStateError     | the node is not in a state to do it                | FAILED_PRECONDITION |
+| UnsupportedRequest | the tool cannot do what was asked (too many filters) | INVALID_ARGUMENT  |
 """
 
 from __future__ import annotations
@@ -78,3 +79,7 @@ class TargetNotFound(NodeError):
 
 class NodeStateError(NodeError):
     """The node is not in a state to do what was asked."""
+
+
+class UnsupportedRequest(NodeError):
+    """A valid request the node's tool cannot run as asked (checked before anything runs)."""

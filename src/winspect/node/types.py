@@ -2,15 +2,14 @@
 
 They live on the node side so a backend never imports the server (imports
 go server -> node only). Every value here has already been validated by
-the server; the pktmon command-line forms are rendered here so the server
-can show them (CaptureInfo) exactly as the backend runs them.
+the server and is platform-neutral: how a tool is told (argv) is the
+backend's business.
 """
 
 from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import Protocol
 
 from winspect.v1 import winspect_pb2 as pb
 
@@ -48,76 +47,11 @@ class HnsKind(enum.Enum):
 
 
 class PacketKind(enum.Enum):
-    """pktmon --type values."""
+    """Which packets a capture reports: all, flows, or drops."""
 
     ALL = "all"
     FLOW = "flow"
     DROP = "drop"
-
-
-@dataclass(frozen=True)
-class PktmonFilter:
-    """One pktmon filter: at most one value of each kind (AND within a filter).
-
-    `ip` is an address or a CIDR, `mac` is normalised (dash form), `protocol`
-    one of TCP, UDP, ICMP, ICMPv6, `tcp_flags` only with TCP.
-    """
-
-    ip: str | None = None
-    mac: str | None = None
-    port: int | None = None
-    protocol: str | None = None
-    tcp_flags: tuple[str, ...] = ()
-
-    def args(self) -> list[str]:
-        """The `pktmon filter add <name>` arguments after the name."""
-        argv: list[str] = []
-        if self.mac is not None:
-            argv += ["-m", self.mac]
-        if self.ip is not None:
-            argv += ["-i", self.ip]
-        if self.port is not None:
-            argv += ["-p", str(self.port)]
-        if self.protocol is not None:
-            # TCP flags must follow `-t TCP`, so the protocol goes last.
-            argv += ["-t", self.protocol, *self.tcp_flags]
-        return argv
-
-
-@dataclass(frozen=True)
-class CaptureStart:
-    """The `pktmon start` of one capture.
-
-    Real-time (packets as text on pktmon's stdout), or with `frames` (raw
-    packet bytes wanted) multi-file logging into `file_name` (numbered
-    files of `file_size_mb` megabytes), converted file by file with
-    `pktmon etl2txt --hex` (winspect.node.windows.file_capture).
-    """
-
-    kind: PacketKind = PacketKind.ALL
-    component_ids: tuple[int, ...] = ()
-    counters_only: bool = False
-    pkt_size: int = 0
-    frames: bool = False
-    file_name: str = ""  # set by the backend (a private directory) when frames
-    file_size_mb: int = 1
-
-    def args(self) -> list[str]:
-        """The arguments after `pktmon`."""
-        if self.frames:
-            argv = ["start", "--capture", "--log-mode", "multi-file"]
-            argv += ["--file-name", self.file_name or "<private directory>\\capture.etl"]
-            argv += ["--file-size", str(self.file_size_mb)]
-        else:
-            argv = ["start", "--capture", "--log-mode", "real-time"]
-        if self.component_ids:
-            argv += ["--comp", ",".join(str(i) for i in self.component_ids)]
-        argv += ["--type", self.kind.value]
-        if self.counters_only:
-            argv.append("--counters-only")
-        else:
-            argv += ["--pkt-size", str(self.pkt_size)]
-        return argv
 
 
 @dataclass(frozen=True)
@@ -133,6 +67,28 @@ class PodTarget:
         return f"{name} ({self.ip})"
 
 
+@dataclass(frozen=True)
+class CaptureSpec:
+    """A validated capture request, in canonical forms, for the backend to run.
+
+    The lists mean "any of these" (OR within a list, AND across lists); an
+    empty list does not restrict. `ips` holds addresses or CIDRs, `macs` the
+    dash form (`00-15-5D-2A-D5-DD`), `protocols` (name, TCP flags) pairs with
+    names TCP, UDP, ICMP, ICMPv6 and flags only with TCP. `frames`: packets
+    carry their raw bytes (pcapng export).
+    """
+
+    ips: tuple[str, ...] = ()
+    macs: tuple[str, ...] = ()
+    ports: tuple[int, ...] = ()
+    protocols: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    pods: tuple[PodTarget, ...] = ()
+    kind: PacketKind = PacketKind.ALL
+    counters_only: bool = False
+    pkt_size: int = 0  # bytes of each packet to keep; 0 = all
+    frames: bool = False
+
+
 @dataclass
 class CountersResult:
     """pktmon counters as rows, or the raw text when it could not be parsed."""
@@ -143,35 +99,40 @@ class CountersResult:
 
 @dataclass(frozen=True)
 class LogBacklog:
-    """How far a file-mode capture's conversion has come (all zero for a real-time capture)."""
+    """How far converting a capture's log has come (all zero for a capture streamed live)."""
 
-    converted: int = 0  # bytes of pktmon log converted so far
-    pending: int = 0  # bytes of pktmon log waiting to be converted
+    converted: int = 0  # bytes of the tool's log converted so far
+    pending: int = 0  # bytes of the tool's log waiting to be converted
     output: int = 0  # bytes of text handed to the reader so far (grows while converting)
 
 
-class CaptureProcess(Protocol):
-    """A running capture: its output stream and its process (or the file converter)."""
+@dataclass(frozen=True, slots=True)
+class PacketBatch:
+    """Packets for one streamed message: `event.packets` filled, with its packet and frame-byte count."""
 
-    @property
-    def argv(self) -> list[str]: ...
+    event: pb.CaptureEvent
+    packets: int
+    frame_bytes: int = 0
 
-    def read(self) -> bytes:
-        """The next output bytes (blocks until some arrive); b"" at the end."""
-        ...
 
-    def wait(self, timeout: float) -> int | None:
-        """Waits for the process to end; its exit code, or None if still running."""
-        ...
+@dataclass(frozen=True)
+class CaptureDescription:
+    """What a capture runs on the node, as CaptureInfo shows it."""
 
-    def kill(self) -> None:
-        """Kills the process (when `pktmon stop` did not end it)."""
-        ...
+    tool_filters: list[str]  # each filter as the tool is given it
+    tool_args: list[str]  # the capture tool's arguments
+    components: list[pb.CaptureComponent]
 
-    def close(self) -> None:
-        """Releases the output pipe."""
-        ...
 
-    def backlog(self) -> LogBacklog:
-        """With file logging: the log converted and still to convert (progress after a stop)."""
-        ...
+@dataclass(frozen=True)
+class CaptureStopped:
+    """The outcome of stopping a capture.
+
+    `clean`: nothing of the capture is left on the node. `draining`: the
+    capture's output goes on with what was recorded before the stop (its
+    log files) and ends by itself. `problems`: what went wrong, for the user.
+    """
+
+    clean: bool
+    draining: bool = False
+    problems: list[str] = field(default_factory=list)

@@ -45,7 +45,8 @@ from winspect.server.auth_cache import DEFAULT_NEGATIVE_TTL, DEFAULT_TTL, Review
 from winspect.server.auth_interceptor import SecurityInterceptor
 from winspect.server.auth_kube import DEFAULT_REVIEW_TIMEOUT, KubeReviewer
 from winspect.server.backend import NodeBackend
-from winspect.server.capture import DEFAULT_MAX_QUEUED_PACKETS, CaptureManager
+from winspect.server.capture import CaptureManager
+from winspect.server.capture_queue import DEFAULT_MAX_QUEUED_PACKETS
 from winspect.server.limits import Limits
 from winspect.server.service import NodeInspectorService
 from winspect.server.tls import TlsError, load_server_tls

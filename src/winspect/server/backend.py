@@ -1,51 +1,100 @@
 """The node-backend interface the server core talks to.
 
-The server core validates requests, expands filters and owns the capture
-session; a backend runs the node's tools. `winspect.node.windows.backend.
+The server core validates requests, owns the node's one capture slot, the
+queue to the client, timers, limits and auth, and decides how a capture
+ends; a backend runs the node's tools. `winspect.node.windows.backend.
 WindowsBackend` is the implementation for Windows nodes (pktmon, vfpctrl,
-hnsdiag). Backends raise `winspect.node.errors` exceptions; the server maps
-them to gRPC status codes.
+hnsdiag); the server's wiring (`server/app.py`, `server/main.py`) is the
+one place that names it. Backends raise `winspect.node.errors` exceptions;
+the server maps them to gRPC status codes. The values crossing the seam
+live in `winspect.node.types`.
 
-Capture order the server follows (each call is one tool invocation on
-Windows): `capture_prepare(pods, describe)`, `capture_stop()`,
-`capture_remove_filters()`, `capture_add_filter(...)` per filter,
-`capture_start(...)`; at the end `counters(...)` (counters-only),
-`capture_stop()`, `capture_remove_filters()`. With `CaptureStart.frames`
-(raw packet bytes wanted) the "process" `capture_start` returns yields
-`pktmon etl2txt --hex` text instead of real-time text, and ends after
-`capture_stop()` once the last log file is converted.
+A capture, as the server drives it:
+
+    handle = backend.capture(spec, node)  # nothing runs; refuses what the tool cannot do
+    handle.prepare()                      # reads the node (pods -> components); changes nothing
+    handle.start()                        # starts capturing; after a failure, stop() cleans
+    reader thread: for batch in handle.batches(): queue it   (ends when the output ends)
+    handle.check_started()                # raises when the tool failed at start
+    ...
+    stopped = handle.stop()               # the node is clean; stopped.draining: batches() goes on
+    handle.wait_ended(s) / backlog() / abandon()   # while draining
+    handle.close()                        # once the reader is done
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator
 from typing import Protocol
 
 from winspect.node.types import (
-    CaptureProcess,
-    CaptureStart,
+    CaptureDescription,
+    CaptureSpec,
+    CaptureStopped,
     CountersResult,
     HnsKind,
+    LogBacklog,
     Operation,
     OperationAvailability,
-    PktmonFilter,
+    PacketBatch,
     PlatformInfo,
     PodTarget,
 )
 from winspect.v1 import winspect_pb2 as pb
 
 
-class CapturePreparation(Protocol):
-    """Component ids of the requested pods, and every component's name."""
+class CaptureHandle(Protocol):
+    """One capture on the node, from `prepare` to `close` (see the module docstring for the order)."""
 
     @property
-    def component_ids(self) -> list[int]: ...
+    def tool(self) -> str:
+        """The capture tool's name, for messages (`pktmon`)."""
+        ...
 
-    @property
-    def component_names(self) -> dict[int, str]: ...
+    def description(self) -> CaptureDescription:
+        """The tool's filters and arguments as run (or as they will run), the components seen."""
+        ...
 
-    @property
-    def components(self) -> list[pb.CaptureComponent]: ...
+    def prepare(self) -> None:
+        """Finds what the capture needs on the node (TargetNotFound when a pod is not here)."""
+        ...
+
+    def start(self) -> None:
+        """Starts capturing; raises NodeError, after which `stop` cleans what was done."""
+        ...
+
+    def batches(self) -> Iterator[PacketBatch]:
+        """Packet batches as the tool reports them (blocking), until the capture's output ends:
+        after `stop` (draining: once what was recorded is sent, or `abandon`), or on its own."""
+        ...
+
+    def check_started(self) -> None:
+        """After `start`, with `batches` being read: raises NodeError when the tool failed at start."""
+        ...
+
+    def exit_message(self) -> str:
+        """Why the output ended although nobody stopped the capture."""
+        ...
+
+    def stop(self) -> CaptureStopped:
+        """Stops capturing and cleans the node (also after a failed `start`)."""
+        ...
+
+    def backlog(self) -> LogBacklog:
+        """While draining: the log sent and still to send."""
+        ...
+
+    def wait_ended(self, timeout: float) -> bool:
+        """Whether the output has ended, waiting up to `timeout` seconds."""
+        ...
+
+    def abandon(self) -> None:
+        """Gives up the rest of a drain (what is left is not sent); the output then ends."""
+        ...
+
+    def close(self) -> None:
+        """Releases what the capture holds, once `batches` has ended."""
+        ...
 
 
 class NodeBackend(Protocol):
@@ -63,26 +112,14 @@ class NodeBackend(Protocol):
         """Raises ToolUnavailable when `operation` cannot run here."""
         ...
 
-    def capture_prepare(self, pods: Sequence[PodTarget], describe: bool = False) -> CapturePreparation:
-        """Finds the pods' capture components (TargetNotFound when a pod is not here);
-        `describe`: also every component with its HNS endpoint (for CaptureInfo.components)."""
+    def capture(self, spec: CaptureSpec, node_name: str) -> CaptureHandle:
+        """A capture of `spec` whose packets name `node_name`; nothing runs yet. Raises
+        UnsupportedRequest when the node's tool cannot capture what `spec` asks."""
         ...
 
-    def capture_stop(self) -> bool:
-        """Stops the node's capture session; False when none was running."""
-        ...
-
-    def capture_remove_filters(self) -> None:
-        """Removes every capture filter."""
-        ...
-
-    def capture_add_filter(self, name: str, spec: PktmonFilter) -> None:
-        """Adds one capture filter."""
-        ...
-
-    def capture_start(self, start: CaptureStart) -> CaptureProcess:
-        """Starts a capture whose output (real-time text, or etl2txt text with `start.frames`)
-        is read from the returned process."""
+    def clean_capture(self) -> bool:
+        """Ends whatever capture runs on the node and removes its filters (a crashed server's
+        leftovers); False when none was running."""
         ...
 
     def counters(self, include_hidden: bool) -> CountersResult:

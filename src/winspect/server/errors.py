@@ -12,6 +12,7 @@ from winspect.node.errors import (
     ToolOutputError,
     ToolTimeout,
     ToolUnavailable,
+    UnsupportedRequest,
 )
 
 
@@ -38,6 +39,8 @@ def status_of(exc: NodeError) -> tuple[grpc.StatusCode, str]:
     """gRPC code and message for a node backend error."""
     if isinstance(exc, ToolUnavailable):
         return grpc.StatusCode.UNIMPLEMENTED, f"not available on this node: {exc.reason}"
+    if isinstance(exc, UnsupportedRequest):
+        return grpc.StatusCode.INVALID_ARGUMENT, str(exc)
     if isinstance(exc, TargetNotFound):
         return grpc.StatusCode.NOT_FOUND, str(exc)
     if isinstance(exc, NodeStateError):

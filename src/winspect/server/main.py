@@ -182,8 +182,7 @@ def cleanup(tools_dir: str | None, tool_timeout: float) -> int:
     backend = windows_backend(tools_dir, tool_timeout)
     try:
         backend.require(Operation.CAPTURE)
-        was_running = backend.capture_stop()
-        backend.capture_remove_filters()
+        was_running = backend.clean_capture()
     except NodeError as exc:
         print(f"winspectserv: cleanup failed: {exc}", file=sys.stderr)
         return 1

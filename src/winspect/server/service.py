@@ -130,8 +130,9 @@ class NodeInspectorService(pb_grpc.NodeInspectorServicer):
         requester = request.requester if request.requester.isprintable() else repr(request.requester)
         try:
             plan = validation.capture(request)
+            handle = self._backend.capture(plan.spec, self._node)  # the tool's own limits, nothing runs
             self._backend.require(Operation.CAPTURE)
-            session = self._captures.begin(plan, context.peer())
+            session = self._captures.begin(plan, handle, context.peer())
         except Exception as exc:
             failure = _classify(exc)
             self._log("Capture", context, requester[:256], failure.code.name, started, error=failure.message)

@@ -17,10 +17,9 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from winspect.contract import MAX_CAPTURE_SECONDS, MAX_PKT_SIZE
-from winspect.node.types import CaptureStart, HnsKind, PacketKind, PktmonFilter, PodTarget
-from winspect.node.windows.parsers.text import normalise_mac
+from winspect.node.mac import normalise_mac
+from winspect.node.types import CaptureSpec, HnsKind, PacketKind, PodTarget
 from winspect.server.errors import InvalidArgument
-from winspect.server.filters import expand_filters
 from winspect.v1 import winspect_pb2 as pb
 
 MAX_LIST = 64
@@ -180,11 +179,9 @@ def requester(value: str) -> str:
 
 @dataclass(frozen=True)
 class CapturePlan:
-    """A validated capture request."""
+    """A validated capture request: what to capture (for the backend), for how long, for whom."""
 
-    filters: list[PktmonFilter]
-    start: CaptureStart  # component ids are filled in once the pods are resolved
-    pods: list[PodTarget]
+    spec: CaptureSpec
     duration_seconds: int
     requester: str
 
@@ -217,13 +214,18 @@ def capture(req: pb.CaptureRequest) -> CapturePlan:
             "frames: packet bytes cannot be sent with counters_only (no packets are logged)"
         )
     who = requester(req.requester)
-    filters = expand_filters(ips, macs, ports, protocols)
     return CapturePlan(
-        filters=filters,
-        start=CaptureStart(
-            kind=kind, counters_only=req.counters_only, pkt_size=req.pkt_size, frames=req.frames
+        spec=CaptureSpec(
+            ips=tuple(ips),
+            macs=tuple(macs),
+            ports=tuple(ports),
+            protocols=tuple(protocols),
+            pods=tuple(pods),
+            kind=kind,
+            counters_only=req.counters_only,
+            pkt_size=req.pkt_size,
+            frames=req.frames,
         ),
-        pods=pods,
         duration_seconds=req.duration_seconds,
         requester=who,
     )

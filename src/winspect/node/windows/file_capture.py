@@ -12,7 +12,7 @@ current one reaches 1 MB). A file is complete once the next one exists; the
 last one once `pktmon stop` has returned. Each complete file is converted
 with `pktmon etl2txt <file> --out <file>.txt --hex`, which keeps what
 etl2pcap loses (component, direction, drop reason and location, group id),
-its text is handed to the capture session (parsed by
+its text is handed to the capture (parsed by
 parsers.pktmon_etl2txt), and both files are deleted.
 
 Latency and limits:
@@ -22,7 +22,7 @@ Latency and limits:
   run time; the rest arrives when the capture stops;
 - the files left at `pktmon stop` are converted after it, while the
   session keeps streaming (the node is already clean: pktmon stopped, its
-  filters removed); `backlog` says how far that has come, and the session
+  filters removed); `backlog` says how far that has come, and the server
   abandons the rest (`kill`) when it stalls or its client goes away;
 - disk: the files wait in a private temporary directory until converted
   (bounded by how far conversion falls behind), removed by `close`;
@@ -30,7 +30,8 @@ Latency and limits:
   `pktmon status` every STATUS_SECONDS.
 
 This object plays the part of the real-time capture's process for the
-session (winspect.node.types.CaptureProcess): `read` returns etl2txt text.
+capture (winspect.node.windows.capture.CaptureProcess): `read` returns
+etl2txt text.
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ FILE_STEM = "capture"
 POLL_SECONDS = 0.25
 STATUS_SECONDS = 2.0
 CONVERT_TIMEOUT = 120.0
-# Chunks of text waiting for the session's reader (READ_SIZE each): past this, conversion waits.
+# Chunks of text waiting for the capture's reader (READ_SIZE each): past this, conversion waits.
 MAX_QUEUED_CHUNKS = 64
 _NOT_RUNNING = "not running"
 _EXIT_EXTERNAL_STOP = 1

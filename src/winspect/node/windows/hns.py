@@ -13,9 +13,9 @@ from collections.abc import Iterator
 from typing import Any
 
 from winspect.node.errors import TargetNotFound, ToolOutputError
+from winspect.node.mac import normalise_mac
 from winspect.node.types import HnsKind, PodTarget
 from winspect.node.windows.parsers.hnsdiag import HnsDocument, parse_hns_objects
-from winspect.node.windows.parsers.text import normalise_mac
 from winspect.node.windows.runner import ToolRunner
 
 TOOL = "hnsdiag"

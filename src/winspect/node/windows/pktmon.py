@@ -3,17 +3,61 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 from winspect.node.errors import ToolFailed, ToolOutputError
-from winspect.node.types import CaptureStart, CountersResult, PktmonFilter
+from winspect.node.types import CaptureSpec, CountersResult, PacketKind
 from winspect.node.windows.parsers.pktmon_counters import parse_counters_json, parse_counters_text
 from winspect.node.windows.parsers.pktmon_list import Component, parse_components
+from winspect.node.windows.pktmon_filters import PktmonFilter
 from winspect.node.windows.runner import StreamingProcess, ToolRunner
 from winspect.v1 import winspect_pb2 as pb
 
 log = logging.getLogger("winspect.node.pktmon")
 
 TOOL = "pktmon"
+
+
+@dataclass(frozen=True)
+class PktmonStart:
+    """The `pktmon start` of one capture.
+
+    Real-time (packets as text on pktmon's stdout), or with `frames` (raw
+    packet bytes wanted) multi-file logging into `file_name` (numbered
+    files of `file_size_mb` megabytes), converted file by file with
+    `pktmon etl2txt --hex` (winspect.node.windows.file_capture).
+    """
+
+    kind: PacketKind = PacketKind.ALL
+    component_ids: tuple[int, ...] = ()
+    counters_only: bool = False
+    pkt_size: int = 0
+    frames: bool = False
+    file_name: str = ""  # set by the backend (a private directory) when frames
+    file_size_mb: int = 1
+
+    @classmethod
+    def of(cls, spec: CaptureSpec) -> PktmonStart:
+        return cls(
+            kind=spec.kind, counters_only=spec.counters_only, pkt_size=spec.pkt_size, frames=spec.frames
+        )
+
+    def args(self) -> list[str]:
+        """The arguments after `pktmon`."""
+        if self.frames:
+            argv = ["start", "--capture", "--log-mode", "multi-file"]
+            argv += ["--file-name", self.file_name or "<private directory>\\capture.etl"]
+            argv += ["--file-size", str(self.file_size_mb)]
+        else:
+            argv = ["start", "--capture", "--log-mode", "real-time"]
+        if self.component_ids:
+            argv += ["--comp", ",".join(str(i) for i in self.component_ids)]
+        argv += ["--type", self.kind.value]
+        if self.counters_only:
+            argv.append("--counters-only")
+        else:
+            argv += ["--pkt-size", str(self.pkt_size)]
+        return argv
 
 
 class Pktmon:
@@ -41,11 +85,11 @@ class Pktmon:
         args = ["list", "--include-hidden"] if include_hidden else ["list"]
         return parse_components(self._runner.run(TOOL, args).stdout)
 
-    def start(self, spec: CaptureStart) -> StreamingProcess:
+    def start(self, spec: PktmonStart) -> StreamingProcess:
         """A real-time `pktmon start`, its output streaming."""
         return self._runner.start(TOOL, spec.args())
 
-    def start_logging(self, spec: CaptureStart) -> None:
+    def start_logging(self, spec: PktmonStart) -> None:
         """A file-mode `pktmon start` (returns once logging runs)."""
         self._runner.run(TOOL, spec.args())
 

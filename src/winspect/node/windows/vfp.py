@@ -23,6 +23,7 @@ import ipaddress
 import re
 
 from winspect.node.errors import ToolFailed, ToolOutputError
+from winspect.node.mac import normalise_mac
 from winspect.node.types import HnsKind, PodTarget
 from winspect.node.windows.hns import (
     Hnsdiag,
@@ -34,7 +35,6 @@ from winspect.node.windows.hns import (
     walk_allocators,
 )
 from winspect.node.windows.parsers.hnsdiag import HnsDocument
-from winspect.node.windows.parsers.text import normalise_mac
 from winspect.node.windows.parsers.vfpctrl import (
     VmSwitchPort,
     parse_port_counters,

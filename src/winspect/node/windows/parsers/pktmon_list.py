@@ -21,7 +21,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from winspect.node.windows.parsers.text import normalise_mac, text_lines
+from winspect.node.mac import normalise_mac
+from winspect.node.windows.parsers.text import text_lines
 
 _ROW_WITH_MAC = re.compile(
     r"\s*(\d+)\s+([0-9A-Fa-f]{2}(?:-[0-9A-Fa-f]{2}){5}|[0-9A-Fa-f]{2}(?::[0-9A-Fa-f]{2}){5})(?:\s+(.*?))?\s*$"

@@ -1,4 +1,4 @@
-"""Text helpers shared by the node tool parsers: line splitting and MAC form.
+"""Text helpers shared by the node tool parsers: line splitting.
 
 The real tools print CRLF or LF, extra blank lines and trailing spaces; every
 parser reads its input through `text_lines`, which removes the line endings
@@ -7,24 +7,7 @@ and trailing whitespace (leading indentation is kept: some formats use it).
 
 from __future__ import annotations
 
-import re
-
-_MAC = re.compile(r"^[0-9A-Fa-f]{2}([-:]?)[0-9A-Fa-f]{2}(?:\1[0-9A-Fa-f]{2}){4}$")
-
 
 def text_lines(text: str) -> list[str]:
     """Lines without line endings (CRLF, LF or CR) or trailing whitespace."""
     return [line.rstrip() for line in text.splitlines()]
-
-
-def normalise_mac(mac: str) -> str:
-    """`0e:2a:0A-2a-D5-dd` forms -> `0E-2A-0A-2A-D5-DD` (pktmon's form).
-
-    Raises ValueError when `mac` is not six hex octets separated uniformly by
-    `-`, `:` or nothing.
-    """
-    value = mac.strip()
-    if not _MAC.match(value):
-        raise ValueError(f"not a MAC address: {mac!r}")
-    digits = value.replace("-", "").replace(":", "").upper()
-    return "-".join(digits[i : i + 2] for i in range(0, 12, 2))

@@ -24,7 +24,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from winspect.node.windows.parsers.text import normalise_mac, text_lines
+from winspect.node.mac import normalise_mac
+from winspect.node.windows.parsers.text import text_lines
 from winspect.v1 import winspect_pb2 as pb
 
 _KEY_VALUE = re.compile(r"\s*([^:]+?)\s*:\s?(.*?)\s*$")

@@ -1,4 +1,4 @@
-"""pktmon filter expansion: request lists -> single-value pktmon filters.
+"""pktmon filters: a capture's lists -> single-value pktmon filters, and their argv.
 
 pktmon semantics (reference section 1.1): a filter holds at most two values
 of a kind and a packet must match both; all parameters of a filter must
@@ -6,22 +6,53 @@ match (AND); a packet is reported when it matches any filter (OR); a host
 takes at most 32 filters. A request's lists mean "any of these" (OR within
 a list, AND across lists), which pktmon can only express as the cross
 product of single-value filters: `ips {a,b,c} x ports {80,443} x TCP` is 6
-filters. A request needing more than 32 is refused, never truncated.
+filters. A request needing more than 32 is refused (UnsupportedRequest,
+INVALID_ARGUMENT for the client), never truncated.
 """
 
 from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TypeVar
 
-from winspect.node.types import PktmonFilter
-from winspect.server.errors import InvalidArgument
+from winspect.node.errors import UnsupportedRequest
+from winspect.node.types import CaptureSpec
 
 T = TypeVar("T")
 
 MAX_FILTERS = 32
 FILTER_NAME_PREFIX = "winspect-"
+
+
+@dataclass(frozen=True)
+class PktmonFilter:
+    """One pktmon filter: at most one value of each kind (AND within a filter).
+
+    `ip` is an address or a CIDR, `mac` is normalised (dash form), `protocol`
+    one of TCP, UDP, ICMP, ICMPv6, `tcp_flags` only with TCP.
+    """
+
+    ip: str | None = None
+    mac: str | None = None
+    port: int | None = None
+    protocol: str | None = None
+    tcp_flags: tuple[str, ...] = ()
+
+    def args(self) -> list[str]:
+        """The `pktmon filter add <name>` arguments after the name."""
+        argv: list[str] = []
+        if self.mac is not None:
+            argv += ["-m", self.mac]
+        if self.ip is not None:
+            argv += ["-i", self.ip]
+        if self.port is not None:
+            argv += ["-p", str(self.port)]
+        if self.protocol is not None:
+            # TCP flags must follow `-t TCP`, so the protocol goes last.
+            argv += ["-t", self.protocol, *self.tcp_flags]
+        return argv
 
 
 def filter_count(*lists: Sequence[object]) -> int:
@@ -40,7 +71,7 @@ def expand_filters(
 ) -> list[PktmonFilter]:
     """The cross product of the (validated, de-duplicated) lists; [] when all are empty.
 
-    Raises InvalidArgument when more than MAX_FILTERS filters would be needed.
+    Raises UnsupportedRequest when more than MAX_FILTERS filters would be needed.
     """
     if not (ips or macs or ports or protocols):
         return []
@@ -51,7 +82,7 @@ def expand_filters(
             for values, label in ((ips, "IPs"), (macs, "MACs"), (ports, "ports"), (protocols, "protocols"))
             if len(values) > 1
         ]
-        raise InvalidArgument(
+        raise UnsupportedRequest(
             f"these filters need {needed} pktmon filters ({' x '.join(parts)}; pktmon matches at most one "
             f"value of each kind per filter, so every combination is a filter), but pktmon allows at most "
             f"{MAX_FILTERS}: use fewer values, or a CIDR instead of single IPs"
@@ -74,6 +105,11 @@ def expand_filters(
 
 def _or_none(values: Sequence[T]) -> Sequence[T | None]:
     return values if values else [None]
+
+
+def spec_filters(spec: CaptureSpec) -> list[PktmonFilter]:
+    """The pktmon filters of a capture."""
+    return expand_filters(spec.ips, spec.macs, spec.ports, spec.protocols)
 
 
 def filter_names(count: int) -> list[str]:

@@ -1,13 +1,18 @@
-"""pktmon filter expansion: cross product of single-value filters, the 32 limit."""
+"""pktmon's argv for a capture: filter expansion (cross product of single-value filters, the 32
+limit), filter and start arguments."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from winspect.node.types import CaptureStart, PacketKind, PktmonFilter
+from winspect.node.errors import UnsupportedRequest
+from winspect.node.types import CaptureSpec, PacketKind
+from winspect.node.windows.backend import WindowsBackend
+from winspect.node.windows.pktmon import PktmonStart
+from winspect.node.windows.pktmon_filters import MAX_FILTERS, PktmonFilter, expand_filters, spec_filters
 from winspect.server import validation
-from winspect.server.errors import InvalidArgument
-from winspect.server.filters import MAX_FILTERS, expand_filters
 from winspect.v1 import winspect_pb2 as pb
 
 
@@ -41,28 +46,34 @@ def test_exactly_the_limit_is_accepted() -> None:
 
 def test_over_the_limit_says_how_many_and_the_limit() -> None:
     ips = [f"10.0.0.{i}" for i in range(1, 4)]
-    with pytest.raises(InvalidArgument) as info:
+    with pytest.raises(UnsupportedRequest) as info:
         expand_filters(ips, [], list(range(1, 7)), [("TCP", ()), ("UDP", ())])
-    message = info.value.message
+    message = str(info.value)
     assert message.startswith("these filters need 36 pktmon filters (3 IPs x 6 ports x 2 protocols;")
     assert "pktmon allows at most 32" in message
 
 
-def test_request_over_the_limit_is_invalid_argument() -> None:
-    req = pb.CaptureRequest(ips=[f"10.1.0.{i}" for i in range(1, 12)], ports=[1, 2, 3])
-    with pytest.raises(InvalidArgument, match="need 33 pktmon filters"):
-        validation.capture(req)
+def test_a_capture_over_the_limit_is_refused_before_anything_runs(tmp_path: Path) -> None:
+    backend = WindowsBackend(tools_dir=tmp_path, env={})  # no tools: nothing could run
+    spec = CaptureSpec(ips=tuple(f"10.1.0.{i}" for i in range(1, 12)), ports=(1, 2, 3))
+    with pytest.raises(UnsupportedRequest, match="need 33 pktmon filters"):
+        backend.capture(spec, "node-1")
+
+
+def test_a_validated_request_becomes_these_filters() -> None:
+    plan = validation.capture(pb.CaptureRequest(ips=["10.0.0.1", "10.0.0.1"], ports=[80, 80]))
+    assert spec_filters(plan.spec) == [PktmonFilter(ip="10.0.0.1", port=80)]
 
 
 def test_start_args() -> None:
-    assert CaptureStart().args() == [
+    assert PktmonStart().args() == [
         "start", "--capture", "--log-mode", "real-time", "--type", "all", "--pkt-size", "0",
     ]  # fmt: skip
-    assert CaptureStart(kind=PacketKind.DROP, component_ids=(12, 104), counters_only=True).args() == [
+    assert PktmonStart(kind=PacketKind.DROP, component_ids=(12, 104), counters_only=True).args() == [
         "start", "--capture", "--log-mode", "real-time", "--comp", "12,104",
         "--type", "drop", "--counters-only",
     ]  # fmt: skip
-    assert CaptureStart(kind=PacketKind.FLOW, pkt_size=256).args()[-4:] == [
+    assert PktmonStart(kind=PacketKind.FLOW, pkt_size=256).args()[-4:] == [
         "--type",
         "flow",
         "--pkt-size",

@@ -1,0 +1,312 @@
+"""A pktmon capture: the order of pktmon calls, reading its output and parsing it into packets.
+
+pktmon is host-global: one session and one set of filters per node. The
+server core owns the capture's life (one per node, timers, the queue to the
+client, how it ends); this handle runs it on the node, in this order (each
+line one tool run):
+
+- `prepare`: `hnsdiag list endpoints -d` (with pods, or with frames), `pktmon
+  list --include-hidden` (winspect.node.windows.capture_prep); changes nothing;
+- `start`: `pktmon stop` (a stale session, if any), `pktmon filter remove`,
+  `pktmon filter add winspect-N ...` per filter, `pktmon start ...`;
+- `stop`: `pktmon stop`, then (real-time) waiting for pktmon to exit, killing
+  it and `pktmon stop` again if it does not, and `pktmon filter remove`.
+
+Real-time captures read pktmon's two-line records from its stdout
+(parsers.pktmon_realtime). With frames (raw packet bytes wanted) pktmon logs
+to numbered files in a private directory, each converted with `pktmon etl2txt
+--hex` (winspect.node.windows.file_capture, parsers.pktmon_etl2txt); the files
+left at `pktmon stop` are converted after it, while the node is already
+clean: the output drains, and `backlog` says how far it has come.
+"""
+
+from __future__ import annotations
+
+import codecs
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import datetime
+from pathlib import Path
+from threading import Event
+from typing import Protocol
+
+from winspect.node.errors import NodeError, ToolFailed
+from winspect.node.types import CaptureDescription, CaptureSpec, CaptureStopped, LogBacklog, PacketBatch
+from winspect.node.windows.capture_prep import prepare_capture
+from winspect.node.windows.file_capture import FILE_STEM, FileCapture
+from winspect.node.windows.hns import Hnsdiag
+from winspect.node.windows.parsers.pktmon_etl2txt import Etl2txtParser
+from winspect.node.windows.parsers.pktmon_realtime import RealtimeParser, TimeOfDayResolver
+from winspect.node.windows.pktmon import Pktmon, PktmonStart
+from winspect.node.windows.pktmon_filters import filter_names, spec_filters
+from winspect.node.windows.runner import READ_SIZE, ToolRunner
+from winspect.v1 import winspect_pb2 as pb
+
+# How long `check_started` waits for pktmon's first output, to report a start failure as an error.
+START_CHECK_SECONDS = 2.0
+# How long pktmon gets to exit after `pktmon stop` before it is killed.
+EXIT_WAIT_SECONDS = 10.0
+# Packets per streamed batch at most (about 0.4 KB each: well under gRPC's 4 MB message limit).
+MAX_BATCH_PACKETS = 2048
+# Frame bytes per streamed batch at most, with raw frames (gRPC's default message limit is 4 MiB).
+MAX_BATCH_FRAME_BYTES = 1 << 20
+_HEAD_CHARS = 4000
+
+
+class CaptureProcess(Protocol):
+    """A running pktmon capture: its output stream and its process (or the file converter)."""
+
+    @property
+    def argv(self) -> list[str]: ...
+
+    def read(self) -> bytes:
+        """The next output bytes (blocks until some arrive); b"" at the end."""
+        ...
+
+    def wait(self, timeout: float) -> int | None:
+        """Waits for the process to end; its exit code, or None if still running."""
+        ...
+
+    def kill(self) -> None:
+        """Kills the process (when `pktmon stop` did not end it)."""
+        ...
+
+    def close(self) -> None:
+        """Releases the output pipe."""
+        ...
+
+    def backlog(self) -> LogBacklog:
+        """With file logging: the log converted and still to convert (progress after a stop)."""
+        ...
+
+
+class PktmonCapture:
+    """One pktmon capture (winspect.server.backend.CaptureHandle). Nothing runs until `prepare`.
+
+    Raises UnsupportedRequest at once when the capture's filters need more than pktmon allows.
+    """
+
+    tool = "pktmon"
+
+    def __init__(
+        self, runner: ToolRunner, pktmon: Pktmon, hns: Hnsdiag, spec: CaptureSpec, node_name: str
+    ) -> None:
+        self._runner = runner
+        self._pktmon = pktmon
+        self._hns = hns
+        self._spec = spec
+        self._node = node_name
+        self._filters = spec_filters(spec)
+        self._names = filter_names(len(self._filters))
+        self._start = PktmonStart.of(spec)
+        self._components: list[pb.CaptureComponent] = []
+        self._component_names: dict[int, str] = {}
+        self._process: CaptureProcess | None = None
+        self._file_capture: FileCapture | None = None
+        self._first_output = Event()
+        self._output_done = Event()
+        self._head = ""
+        self._exit_code: int | None = None
+
+    def description(self) -> CaptureDescription:
+        process = self._process
+        return CaptureDescription(
+            tool_filters=[
+                " ".join([name, *f.args()]) for name, f in zip(self._names, self._filters, strict=True)
+            ],
+            # With frames the log file's name is picked at start: show what ran.
+            tool_args=process.argv[1:] if self._start.frames and process is not None else self._start.args(),
+            components=self._components,
+        )
+
+    # ------------------------------------------------------------ start
+
+    def prepare(self) -> None:
+        """Finds the pods' components (TargetNotFound when a pod is not here); changes nothing."""
+        prep = prepare_capture(
+            self._runner, self._hns, self._pktmon, self._spec.pods, describe=self._start.frames
+        )
+        self._start = replace(self._start, component_ids=tuple(prep.component_ids))
+        self._components = list(prep.components)
+        self._component_names = prep.component_names
+
+    def start(self) -> None:
+        """Stops a stale session, replaces the filters and starts pktmon; after a failure `stop` cleans."""
+        self._pktmon.stop()  # a stale session, if any
+        self._pktmon.remove_filters()
+        for name, spec in zip(self._names, self._filters, strict=True):
+            self._pktmon.add_filter(name, spec)
+        if not self._start.frames:
+            self._process = self._pktmon.start(self._start)
+            return
+        directory = Path(tempfile.mkdtemp(prefix="winspect-pktmon-"))
+        start = replace(self._start, file_name=str(directory / f"{FILE_STEM}.etl"))
+        try:
+            self._pktmon.start_logging(start)
+        except BaseException:
+            shutil.rmtree(directory, ignore_errors=True)
+            raise
+        self._file_capture = FileCapture(self._runner, directory, ["pktmon", *start.args()])
+        self._process = self._file_capture
+
+    def check_started(self) -> None:
+        """With `batches` being read: raises ToolFailed when pktmon exited with an error at start."""
+        process = self._process
+        if process is None:
+            return
+        if not self._start.frames:  # file logging: pktmon start has returned, output comes later
+            self._first_output.wait(START_CHECK_SECONDS)
+        code = process.wait(0.1) if self._first_output.is_set() else None
+        if code is not None and code != 0:
+            self._output_done.wait(EXIT_WAIT_SECONDS)  # all of its output, for the message
+            raise ToolFailed(process.argv, code, self._head)
+
+    # ------------------------------------------------------------ output
+
+    def batches(self) -> Iterator[PacketBatch]:
+        """Packet batches as pktmon reports them, until its output ends."""
+        process = self._process
+        assert process is not None, "batches() before start()"
+        try:
+            if self._start.frames:
+                yield from self._frame_batches(process)
+            else:
+                yield from self._realtime_batches(process)
+        finally:
+            self._first_output.set()
+            self._exit_code = process.wait(EXIT_WAIT_SECONDS)
+            self._output_done.set()
+
+    def _realtime_batches(self, process: CaptureProcess) -> Iterator[PacketBatch]:
+        """A real-time capture: pktmon's text as it comes."""
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        parser = RealtimeParser(
+            self._node, TimeOfDayResolver(datetime.now().astimezone()), self._component_names
+        )
+        counters_only = self._start.counters_only
+        event = pb.CaptureEvent()
+        batched = 0
+        while True:
+            data = process.read()
+            if not data:
+                break
+            text = decoder.decode(data)
+            if len(self._head) < _HEAD_CHARS:
+                self._head += text[: _HEAD_CHARS - len(self._head)]
+            self._first_output.set()
+            if counters_only:
+                continue
+            batched += parser.feed(text, event.packets.packets)
+            # A full read means pktmon has more waiting: keep filling this batch
+            # (fewer, larger messages); a short read means we are caught up: send.
+            if batched and (batched >= MAX_BATCH_PACKETS or len(data) < READ_SIZE):
+                yield PacketBatch(event, batched)
+                event = pb.CaptureEvent()
+                batched = 0
+        if not counters_only:
+            batched += parser.feed(decoder.decode(b"", final=True), event.packets.packets)
+            batched += parser.finish(event.packets.packets)
+        if batched:
+            yield PacketBatch(event, batched)
+
+    def _frame_batches(self, process: CaptureProcess) -> Iterator[PacketBatch]:
+        """A file-mode capture: etl2txt text, packets with their bytes."""
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        parser = Etl2txtParser(
+            self._node, TimeOfDayResolver(datetime.now().astimezone()), self._component_names
+        )
+        event = pb.CaptureEvent()
+        batch = event.packets.packets
+        batched = frame_bytes = 0
+        while True:
+            data = process.read()
+            text = decoder.decode(data, final=not data)
+            self._first_output.set()
+            added = parser.feed(text, batch) if data else parser.feed(text, batch) + parser.finish(batch)
+            if added:
+                frame_bytes += sum(len(p.frame) for p in batch[batched:])
+                batched += added
+            # Packets may carry up to 64 KiB each: bound the message by bytes too.
+            if batched and (
+                not data
+                or batched >= MAX_BATCH_PACKETS
+                or frame_bytes >= MAX_BATCH_FRAME_BYTES
+                or len(data) < READ_SIZE
+            ):
+                yield PacketBatch(event, batched, frame_bytes)
+                event = pb.CaptureEvent()
+                batch = event.packets.packets
+                batched = frame_bytes = 0
+            if not data:
+                return
+
+    def exit_message(self) -> str:
+        """Why the output ended although nobody stopped the capture."""
+        if self._start.frames:
+            return (
+                "pktmon's file logging ended without winspect stopping it (another `pktmon stop` "
+                "or `pktmon unload` on the node, or its log files could not be converted: see the "
+                "server log)"
+            )
+        output = self._head.strip()
+        detail = f"; its output began with: {output[:1000]}" if output else ""
+        return f"pktmon exited on its own with exit code {self._exit_code}{detail}"
+
+    # ------------------------------------------------------------ end
+
+    def stop(self) -> CaptureStopped:
+        """`pktmon stop` and `pktmon filter remove`; with frames the log files left then drain."""
+        problems: list[str] = []
+        stop_ok = self._stop(problems)
+        process = self._process
+        if self._start.frames and stop_ok and process is not None:
+            # pktmon has stopped: once its filters are gone the node is clean, and
+            # converting the files left in our private directory changes nothing on it.
+            return CaptureStopped(clean=self._remove_filters(problems), draining=True, problems=problems)
+        patience = EXIT_WAIT_SECONDS if stop_ok else 1.0  # no point waiting after a failed stop
+        if process is not None and process.wait(patience) is None:
+            if self._start.frames:
+                problems.append("pktmon's log files could not be converted after a failed `pktmon stop`")
+            else:
+                problems.append("pktmon did not exit after `pktmon stop`; it was killed")
+            process.kill()
+            stop_ok = self._stop(problems)  # the session can outlive its process: stop it again
+        remove_ok = self._remove_filters(problems)
+        return CaptureStopped(clean=stop_ok and remove_ok, problems=problems)
+
+    def _stop(self, problems: list[str]) -> bool:
+        try:
+            self._pktmon.stop()
+        except NodeError as exc:
+            problems.append(str(exc))
+            return False
+        if self._file_capture is not None:  # convert what is left, then end the output
+            self._file_capture.stopped()
+        return True
+
+    def _remove_filters(self, problems: list[str]) -> bool:
+        try:
+            self._pktmon.remove_filters()
+            return True
+        except NodeError as exc:
+            problems.append(str(exc))
+            return False
+
+    def backlog(self) -> LogBacklog:
+        return self._process.backlog() if self._process is not None else LogBacklog()
+
+    def wait_ended(self, timeout: float) -> bool:
+        """Whether the output has ended (waiting up to `timeout`)."""
+        return self._process is None or self._process.wait(timeout) is not None
+
+    def abandon(self) -> None:
+        """Stops converting the log files left at `pktmon stop` (their packets are lost)."""
+        if self._process is not None:
+            self._process.kill()
+
+    def close(self) -> None:
+        """Releases pktmon's output (and removes the private log directory)."""
+        if self._process is not None:
+            self._process.close()

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Protocol
+
 EXIT_OK = 0
 EXIT_NODE_FAILED = 1
 EXIT_USAGE = 2
@@ -30,3 +33,19 @@ class ConfigError(WinspectError):
 
 class KubeApiError(WinspectError):
     """The Kubernetes API server could not be reached or refused the request."""
+
+
+class NodeFailureCode(Protocol):
+    """A node's failure (client.fanout.NodeFailure), as far as the exit code goes."""
+
+    @property
+    def code(self) -> str: ...
+
+
+def exit_code(errors: Sequence[NodeFailureCode], ok_count: int) -> int:
+    """0 all nodes fine; 1 some failed; 2 when every node refused the request as invalid."""
+    if not errors:
+        return EXIT_OK
+    if ok_count == 0 and all(e.code == "INVALID_ARGUMENT" for e in errors):
+        return EXIT_USAGE
+    return EXIT_NODE_FAILED

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from winspect.cli.capture import node_failed, summary_line
-from winspect.client.capture import NodeCapture
+from winspect.client.capture_outcome import NodeCapture
 from winspect.client.fanout import NodeFailure
 from winspect.client.filters import TargetSpec
+from winspect.client.render.capture import summary_line
 from winspect.v1 import winspect_pb2 as pb
 
 
@@ -35,9 +35,9 @@ def test_pktmon_exiting_is_a_failure() -> None:
         reason=pb.END_REASON_TOOL_EXITED, message="pktmon exited with 87", cleaned_up=False
     )
     n = node(ended=ended)
-    assert node_failed(n)
+    assert n.failed
     assert summary_line(n) == (
         "win1: 0 packets received, capture pktmon exited: pktmon exited with 87, "
         "node NOT cleaned up (pktmon may still run there)"
     )
-    assert not node_failed(node(ended=pb.CaptureEnded(reason=pb.END_REASON_STOPPED)))
+    assert not node(ended=pb.CaptureEnded(reason=pb.END_REASON_STOPPED)).failed

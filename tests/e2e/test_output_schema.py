@@ -123,10 +123,13 @@ def test_capture_lines_have_exactly_the_documented_keys(e2e: E2E, tmp_path: Path
 
 def test_interrupted_capture_summary_has_exactly_the_documented_keys(e2e: E2E) -> None:
     node = e2e.windows_nodes()[1]
-    proc = e2e.start("capture", "nodes", node, "--counters-only", "-o", "json")
-    assert proc.stdout is not None
+    proc = e2e.start("capture", "nodes", node, "--counters-only", "-o", "json", "-v")
+    assert proc.stderr is not None
     try:
-        _wait_for_capture(e2e, node)
+        # -v: the client says when the node's capture has started (it knows the session to stop)
+        for line in proc.stderr:
+            if f"{node}: capture started (session " in line:
+                break
     finally:
         result = E2E.interrupt(proc)
     assert result.code == 130, result.err

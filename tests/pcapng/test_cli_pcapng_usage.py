@@ -42,12 +42,12 @@ def test_unwritable_file_is_refused_before_capturing(tmp_path: Path) -> None:
 def test_a_node_that_sends_no_bytes_is_named(capsys: pytest.CaptureFixture[str]) -> None:
     import io
 
-    from winspect.cli.capture import StreamSink
+    from winspect.cli.output import Output
     from winspect.client.pcapng_export import PcapngExport
-    from winspect.client.settings import Settings
+    from winspect.client.render.capture import CapturePrinter
     from winspect.v1 import winspect_pb2 as pb
 
-    sink = StreamSink(Settings(), ["win-1"], export=PcapngExport(io.BytesIO(), ["win-1"]), quiet=True)
+    sink = CapturePrinter(Output(), ["win-1"], export=PcapngExport(io.BytesIO(), ["win-1"]), quiet=True)
     sink.started("win-1", pb.CaptureInfo(frames=True))
     assert capsys.readouterr().err == ""
     sink.started("win-1", pb.CaptureInfo())  # a server that ignored CaptureRequest.frames

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import functools
-import os
-import sys
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from winspect.errors import EXIT_INTERRUPTED, EXIT_NODE_FAILED, EXIT_OK, EXIT_USAGE, WinspectError
+from winspect.cli.output import err as err  # every command reports through it
+from winspect.cli.output import reader_gone
+from winspect.errors import EXIT_INTERRUPTED, EXIT_OK, WinspectError, exit_code
 
 if TYPE_CHECKING:
     from winspect.client.fanout import Connection, NodeFailure, NodeResult
@@ -21,22 +21,8 @@ T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def err(message: str) -> None:
-    """One line on stderr, prefixed so it stands apart from data."""
-    click.echo(f"winspect: {message}", err=True)
-
-
 def node_error(error: NodeFailure) -> None:
     err(f"{error.node}: {error.message}")
-
-
-def silence_stdout() -> None:
-    # stdout is gone (a closed pipe): point it at devnull so the exit flush does not fail.
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-    except (OSError, ValueError):
-        pass
 
 
 def handles_errors(f: F) -> F:
@@ -54,20 +40,10 @@ def handles_errors(f: F) -> F:
             err("interrupted")
             ctx.exit(EXIT_INTERRUPTED)
         except BrokenPipeError:
-            silence_stdout()
-            ctx.exit(EXIT_OK)
+            ctx.exit(reader_gone())
         ctx.exit(code or EXIT_OK)
 
     return wrapper  # type: ignore[return-value]
-
-
-def exit_code(errors: Sequence[NodeFailure], ok_count: int) -> int:
-    """0 all nodes fine; 1 some failed; 2 when every node refused the request as invalid."""
-    if not errors:
-        return EXIT_OK
-    if ok_count == 0 and all(e.code == "INVALID_ARGUMENT" for e in errors):
-        return EXIT_USAGE
-    return EXIT_NODE_FAILED
 
 
 def fan_out(

@@ -29,8 +29,9 @@ from typing import Any, Protocol
 import grpc
 import grpc.aio
 
+from winspect.client.capture_outcome import CaptureOutcome, NodeCapture
 from winspect.client.discovery import PodOnNode
-from winspect.client.fanout import Connection, NodeFailed, NodeFailure
+from winspect.client.fanout import MAX_CONCURRENT_NODES, Connection, NodeFailure, NodeFailed, NodeSlots
 from winspect.client.filters import ProtocolSpec, TargetSpec
 from winspect.client.security import ChannelSecurity
 from winspect.v1 import winspect_pb2 as pb
@@ -94,72 +95,14 @@ def build_request(options: CaptureOptions, pods: Sequence[PodOnNode], who: str) 
 
 
 class CaptureSink(Protocol):
-    """Where a capture's events go (the CLI's renderers)."""
+    """Where a capture's events go (the printer, client.render.capture)."""
 
-    def started(self, node: str, info: Any) -> None: ...
-    def packets(self, node: str, packets: Any) -> None: ...
-    def stats(self, node: str, stats: Any) -> None: ...
-    def draining(self, node: str, stats: Any) -> None: ...
-    def ended(self, node: str, ended: Any) -> None: ...
+    def started(self, node: str, info: pb.CaptureInfo) -> None: ...
+    def packets(self, node: str, packets: Sequence[pb.Packet]) -> None: ...
+    def stats(self, node: str, stats: pb.CaptureStats) -> None: ...
+    def draining(self, node: str, stats: pb.CaptureStats) -> None: ...
+    def ended(self, node: str, ended: pb.CaptureEnded) -> None: ...
     def error(self, node: str, error: NodeFailure) -> None: ...
-
-
-@dataclass
-class NodeCapture:
-    """What happened on one node."""
-
-    target: TargetSpec
-    request: pb.CaptureRequest
-    conn: Connection | None = None
-    session_id: str = ""
-    started: bool = False
-    packets: int = 0
-    packets_lost: int = 0
-    ended: Any = None  # pb.CaptureEnded
-    error: NodeFailure | None = None
-    stop_response: Any = None  # pb.StopCaptureResponse
-    stop_error: NodeFailure | None = None
-    cancelled: bool = False  # the stream was cancelled by the client
-    idle_confirmed: bool = False  # after a cancel, NodeInfo reported no capture running
-    draining: Any = None  # pb.CaptureStats: the node's last report while sending its last log files
-    last_event: float = 0.0  # loop time of the last event from the node
-    abandoned: bool = False  # the client cut the stream while the node was still sending
-    stop_pending: bool = False  # its StopCapture is on its way
-
-    @property
-    def unsent(self) -> tuple[int, int]:
-        """(log bytes, estimated packets) the node did not send: its drain abandoned by either side."""
-        if self.ended is not None and self.ended.log_bytes_unsent:
-            return self.ended.log_bytes_unsent, self.ended.packets_unsent_estimate
-        if self.abandoned and self.draining is not None:
-            return self.draining.log_bytes_pending, self.draining.packets_pending_estimate
-        return 0, 0
-
-    @property
-    def name(self) -> str:
-        return self.target.name
-
-    @property
-    def cleaned_up(self) -> bool | None:
-        """Whether the node confirmed its cleanup; None when it did not say."""
-        if self.ended is not None:
-            return bool(self.ended.cleaned_up)
-        if self.stop_response is not None:
-            return bool(self.stop_response.cleaned_up)
-        if self.idle_confirmed:
-            return True
-        return None
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None
-
-
-@dataclass
-class CaptureOutcome:
-    nodes: list[NodeCapture]
-    interrupted: bool = False
-    output_closed: bool = False
 
 
 class CaptureRun:
@@ -171,11 +114,13 @@ class CaptureRun:
         *,
         timeout: float,
         connect_timeout: float,
+        limit: int = MAX_CONCURRENT_NODES,
     ) -> None:
         self.nodes = [NodeCapture(t, request_for(t)) for t in targets]
         self.sink = sink
         self.timeout = timeout
         self.connect_timeout = connect_timeout
+        self.limit = limit
         self.stop_event = asyncio.Event()
         self.abandon_event = asyncio.Event()  # a second interrupt: stop waiting for draining nodes
         self.output_closed = False
@@ -186,58 +131,25 @@ class CaptureRun:
             self.abandon_event.set()
         self.stop_event.set()
 
-    async def _node(self, node: NodeCapture) -> None:
+    def output_gone(self) -> None:
+        """The reader of the output has gone (`winspect capture ... | head`): stop everywhere, quietly."""
+        self.output_closed = True
+        self.request_stop()
+
+    async def _node(self, node: NodeCapture, slots: NodeSlots) -> None:
         conn = node.conn
         assert conn is not None
+        slot = await slots.take()
+        loop = asyncio.get_running_loop()
+        # The slot bounds nodes being connected and started at once: it is released when the
+        # stream has started, and after connect + call timeout at the latest (a node that is
+        # slow to start must not keep the others waiting for ever).
+        loop.call_later(self.connect_timeout + self.timeout, slot.release)
         try:
+            if node.cancelled or self.stop_event.is_set():  # stopped while waiting for a slot
+                return
             await conn.connect(self.connect_timeout)
-            loop = asyncio.get_running_loop()
-            duration = node.request.duration_seconds
-            frames = node.request.frames
-            # A fixed-length capture must end by itself; past this the node is stuck. With
-            # frames the node sends its last log files after the end for as long as that
-            # takes, reporting every second: then only its silence means it is stuck.
-            deadline = duration + self.timeout if duration and not frames else None
-            expected_end = loop.time() + duration + self.timeout if duration and frames else None
-            call = conn.stub.Capture(node.request, timeout=deadline)
-            self._calls[node.name] = call
-            node.last_event = loop.time()
-            while True:
-                if expected_end is None:
-                    event = await call.read()
-                else:
-                    wait = max(expected_end, node.last_event + self.timeout) - loop.time()
-                    try:
-                        event = await asyncio.wait_for(call.read(), max(0.1, wait))
-                    except asyncio.TimeoutError:
-                        self._cut_off(
-                            node, f"no word from the node for {self.timeout:g}s after the capture's end"
-                        )
-                        return
-                if event is grpc.aio.EOF:  # type: ignore[attr-defined]
-                    break
-                node.last_event = loop.time()
-                kind = event.WhichOneof("event")
-                if kind == "packets":
-                    batch = event.packets.packets
-                    node.packets += len(batch)
-                    self.sink.packets(node.name, batch)
-                elif kind == "stats":
-                    if event.stats.draining:
-                        if node.draining is None:
-                            self.sink.draining(node.name, event.stats)
-                        node.draining = event.stats
-                    if event.stats.packets_lost > node.packets_lost:
-                        node.packets_lost = event.stats.packets_lost
-                        self.sink.stats(node.name, event.stats)
-                elif kind == "started":
-                    node.started = True
-                    node.session_id = event.started.session_id
-                    self.sink.started(node.name, event.started)
-                elif kind == "ended":
-                    node.ended = event.ended
-                    node.packets_lost = max(node.packets_lost, event.ended.packets_lost)
-                    self.sink.ended(node.name, event.ended)
+            await self._read(node, conn, slot.release)
         except (grpc.aio.AioRpcError, NodeFailed) as exc:
             if (
                 node.cancelled
@@ -247,10 +159,63 @@ class CaptureRun:
                 return
             node.error = conn.error(exc, self.timeout)
             self.sink.error(node.name, node.error)
-        except BrokenPipeError:
-            # stdout closed (`winspect capture ... | head`): stop everywhere, quietly.
-            self.output_closed = True
-            self.stop_event.set()
+        finally:
+            slot.release()
+
+    async def _read(self, node: NodeCapture, conn: Connection, on_started: Callable[[], None]) -> None:
+        """Opens the node's Capture stream and hands its events to the sink until it ends."""
+        loop = asyncio.get_running_loop()
+        duration = node.request.duration_seconds
+        frames = node.request.frames
+        # A fixed-length capture must end by itself; past this the node is stuck. With
+        # frames the node sends its last log files after the end for as long as that
+        # takes, reporting every second: then only its silence means it is stuck.
+        deadline = duration + self.timeout if duration and not frames else None
+        expected_end = loop.time() + duration + self.timeout if duration and frames else None
+        call = conn.stub.Capture(node.request, timeout=deadline)
+        self._calls[node.name] = call
+        node.last_event = loop.time()
+        while True:
+            if expected_end is None:
+                event = await call.read()
+            else:
+                wait = max(expected_end, node.last_event + self.timeout) - loop.time()
+                try:
+                    event = await asyncio.wait_for(call.read(), max(0.1, wait))
+                except asyncio.TimeoutError:
+                    self._cut_off(
+                        node, f"no word from the node for {self.timeout:g}s after the capture's end"
+                    )
+                    return
+            if event is grpc.aio.EOF:  # type: ignore[attr-defined]
+                return
+            node.last_event = loop.time()
+            if event.WhichOneof("event") == "started":
+                on_started()
+            self._event(node, event)
+
+    def _event(self, node: NodeCapture, event: pb.CaptureEvent) -> None:
+        kind = event.WhichOneof("event")
+        if kind == "packets":
+            batch = event.packets.packets
+            node.packets += len(batch)
+            self.sink.packets(node.name, batch)
+        elif kind == "stats":
+            if event.stats.draining:
+                if node.draining is None:
+                    self.sink.draining(node.name, event.stats)
+                node.draining = event.stats
+            if event.stats.packets_lost > node.packets_lost:
+                node.packets_lost = event.stats.packets_lost
+                self.sink.stats(node.name, event.stats)
+        elif kind == "started":
+            node.started = True
+            node.session_id = event.started.session_id
+            self.sink.started(node.name, event.started)
+        elif kind == "ended":
+            node.ended = event.ended
+            node.packets_lost = max(node.packets_lost, event.ended.packets_lost)
+            self.sink.ended(node.name, event.ended)
 
     async def _stop(self, node: NodeCapture) -> None:
         conn = node.conn
@@ -294,8 +259,9 @@ class CaptureRun:
     async def run(self, security: ChannelSecurity) -> CaptureOutcome:
         for node in self.nodes:
             node.conn = Connection(node.target, security)
+        slots = NodeSlots(self.limit)
         tasks: dict[asyncio.Future[Any], NodeCapture] = {
-            asyncio.ensure_future(self._node(n)): n for n in self.nodes
+            asyncio.ensure_future(self._node(n, slots)): n for n in self.nodes
         }
         stopper: asyncio.Future[Any] = asyncio.ensure_future(self.stop_event.wait())
         interrupted = False

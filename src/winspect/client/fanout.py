@@ -247,11 +247,40 @@ def describe_error(
     return NodeFailure(node, address, type(exc).__name__, str(exc) or type(exc).__name__)
 
 
-# Unary calls in flight at once. Each holds a connection (a socket) until its node answers;
-# thousands at once would run into a common open-files limit (1,024; 256 on macOS). Channels
-# are created up front (they open nothing until they connect); a node beyond the first
-# MAX_CONCURRENT_NODES connects when an earlier one is done, and its deadline starts then.
+# Nodes being called at once, by every command: a unary call holds its slot until its node
+# has answered, a capture until its node's stream has started (CaptureInfo) or failed. Each
+# connection is a socket; thousands opening at once would run into a common open-files limit
+# (1,024; 256 on macOS) and a burst of TLS handshakes. Channels are created up front (they open
+# nothing until they connect); a node beyond the first MAX_CONCURRENT_NODES connects when an
+# earlier one is done (or, for a capture, has started), and its deadline starts then. A capture
+# releases its slot once started because it lasts as long as the user wants: holding the slot
+# would keep the nodes beyond the bound from ever capturing, and every node must capture.
 MAX_CONCURRENT_NODES = 128
+
+
+class NodeSlot:
+    """One node's place among the nodes being called at once; release() is idempotent."""
+
+    def __init__(self, gate: asyncio.Semaphore) -> None:
+        self._gate = gate
+        self._held = True
+
+    def release(self) -> None:
+        if self._held:
+            self._held = False
+            self._gate.release()
+
+
+class NodeSlots:
+    """At most `limit` nodes being called at once (see MAX_CONCURRENT_NODES)."""
+
+    def __init__(self, limit: int = MAX_CONCURRENT_NODES) -> None:
+        self._gate = asyncio.Semaphore(max(1, limit))
+
+    async def take(self) -> NodeSlot:
+        """Waits for a free slot; the caller releases it (in a finally)."""
+        await self._gate.acquire()
+        return NodeSlot(self._gate)
 
 
 async def call_all(
@@ -269,18 +298,21 @@ async def call_all(
     (plus a margin) also bounds it here.
     """
     connections = [Connection(t, security) for t in targets]
-    gate = asyncio.Semaphore(max(1, limit))
+    slots = NodeSlots(limit)
 
     async def one(conn: Connection) -> NodeResult[T]:
-        async with gate:
+        slot = await slots.take()
+        try:
+            await conn.connect(connect_timeout)
+            value = await asyncio.wait_for(call(conn), timeout + connect_timeout + 1)
+            return NodeResult(conn.name, conn.address, value=value)
+        except (grpc.aio.AioRpcError, NodeFailed, asyncio.TimeoutError) as exc:
+            return NodeResult(conn.name, conn.address, error=conn.error(exc, timeout))
+        finally:
             try:
-                await conn.connect(connect_timeout)
-                value = await asyncio.wait_for(call(conn), timeout + connect_timeout + 1)
-                return NodeResult(conn.name, conn.address, value=value)
-            except (grpc.aio.AioRpcError, NodeFailed, asyncio.TimeoutError) as exc:
-                return NodeResult(conn.name, conn.address, error=conn.error(exc, timeout))
-            finally:
                 await conn.close()  # free the socket for the next node
+            finally:
+                slot.release()
 
     try:
         return list(await asyncio.gather(*(one(c) for c in connections)))

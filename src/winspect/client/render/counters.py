@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from winspect.client.render.table import format_table
+from winspect.v1 import winspect_pb2 as pb
 
 
-def counters_table(resp: Any, *, wide: bool = False) -> str:
+def counters_table(resp: pb.CountersResponse, *, wide: bool = False) -> str:
     """Rx and Tx side by side, as pktmon shows them; raw text when the node could not parse it."""
     if not resp.rows:
         return resp.raw_text.rstrip() if resp.raw_text else "(no counters yet)"
@@ -15,10 +14,10 @@ def counters_table(resp: Any, *, wide: bool = False) -> str:
     for r in resp.rows:
         key = (r.group, r.component_id, r.component_name, r.counter_type)
         cell = merged.setdefault(key, [0, 0, 0, 0])
-        if r.direction == 1:  # RX
+        if r.direction == pb.DIRECTION_RX:
             cell[0] += r.packets
             cell[1] += r.bytes
-        elif r.direction == 2:  # TX
+        elif r.direction == pb.DIRECTION_TX:
             cell[2] += r.packets
             cell[3] += r.bytes
     headers = ["GROUP", "ID", "COMPONENT", "COUNTER", "RX PACKETS", "RX BYTES", "TX PACKETS", "TX BYTES"]
@@ -29,7 +28,7 @@ def counters_table(resp: Any, *, wide: bool = False) -> str:
     return format_table(headers, rows)
 
 
-def capture_line(resp: Any) -> str:
+def capture_line(resp: pb.CountersResponse) -> str:
     """Who runs the capture and since when (for the counter header)."""
     info = resp.capture
     parts = []

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
+
+from google.protobuf.internal.enum_type_wrapper import EnumTypeWrapper
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from winspect.client.render.packets import DIRECTIONS, TimeFormatter
 from winspect.v1 import winspect_pb2 as pb
@@ -14,7 +17,7 @@ SCHEMA_VERSION = 1
 _TIMES = TimeFormatter()
 
 
-def enum_name(enum: Any, value: int, prefix: str) -> str | None:
+def enum_name(enum: EnumTypeWrapper, value: int, prefix: str) -> str | None:
     """OPERATION_CAPTURE -> "capture"; 0 (UNSPECIFIED) -> None."""
     if value == 0:
         return None
@@ -25,11 +28,11 @@ def enum_name(enum: Any, value: int, prefix: str) -> str | None:
     return name[len(prefix) :].lower() if name.startswith(prefix) else name.lower()
 
 
-def timestamp(ts: Any) -> str | None:
+def timestamp(ts: Timestamp) -> str | None:
     return _TIMES.rfc3339(ts.seconds, ts.nanos)
 
 
-def capture_info_to_dict(info: Any) -> dict[str, Any]:
+def capture_info_to_dict(info: pb.CaptureInfo) -> dict[str, Any]:
     return {
         "session_id": info.session_id,
         "started_at": timestamp(info.started_at),
@@ -40,7 +43,7 @@ def capture_info_to_dict(info: Any) -> dict[str, Any]:
     }
 
 
-def counters_to_dict(resp: Any) -> dict[str, Any]:
+def counters_to_dict(resp: pb.CountersResponse) -> dict[str, Any]:
     return {
         "capture_running": resp.capture_running,
         "capture": capture_info_to_dict(resp.capture) if resp.HasField("capture") else None,
@@ -60,12 +63,15 @@ def counters_to_dict(resp: Any) -> dict[str, Any]:
     }
 
 
-def vfp_to_dict(resp: Any, pod: Mapping[str, str] | None = None) -> dict[str, Any]:
+_VFP_DIRECTIONS = {pb.DIRECTION_RX: "in", pb.DIRECTION_TX: "out"}
+
+
+def vfp_to_dict(resp: pb.VfpCountersResponse, pod: Mapping[str, str] | None = None) -> dict[str, Any]:
     ports = []
     for port in resp.ports:
         counters: dict[str, dict[str, int]] = {}
         for d in port.directions:
-            key = {1: "in", 2: "out"}.get(d.direction, "unspecified")
+            key = _VFP_DIRECTIONS.get(d.direction, "unspecified")
             counters.setdefault(key, {}).update({c.name: c.value for c in d.counters})
         ports.append(
             {
@@ -78,7 +84,7 @@ def vfp_to_dict(resp: Any, pod: Mapping[str, str] | None = None) -> dict[str, An
     return {"pod": dict(pod) if pod else None, "ports": ports}
 
 
-def hns_object(obj: Any) -> Any:
+def hns_object(obj: pb.HnsObject) -> Any:
     """The object's JSON parsed; when it does not parse, the text under "unparsed"."""
     try:
         return json.loads(obj.json)
@@ -86,7 +92,7 @@ def hns_object(obj: Any) -> Any:
         return {"ID": obj.id, "unparsed": obj.json}
 
 
-def hns_objects(objects: Any) -> list[Any]:
+def hns_objects(objects: Iterable[pb.HnsObject]) -> list[Any]:
     """hns_object of each, parsed as one JSON array when they are all valid (one parser call
     for a node's hundreds of objects instead of one each)."""
     texts = [o.json for o in objects]
@@ -101,7 +107,7 @@ def hns_objects(objects: Any) -> list[Any]:
     return [hns_object(o) for o in objects]
 
 
-def hns_to_dict(resp: Any) -> dict[str, Any]:
+def hns_to_dict(resp: pb.HnsResponse) -> dict[str, Any]:
     out: dict[str, Any] = {}
     summaries: dict[str, str] = {}
     for section in resp.sections:
@@ -113,7 +119,7 @@ def hns_to_dict(resp: Any) -> dict[str, Any]:
     return out
 
 
-def node_info_to_dict(resp: Any) -> dict[str, Any]:
+def node_info_to_dict(resp: pb.NodeInfoResponse) -> dict[str, Any]:
     return {
         "hostname": resp.hostname,
         "os": resp.os,
@@ -131,7 +137,7 @@ def node_info_to_dict(resp: Any) -> dict[str, Any]:
     }
 
 
-def ended_to_dict(ended: Any) -> dict[str, Any]:
+def ended_to_dict(ended: pb.CaptureEnded) -> dict[str, Any]:
     return {
         "reason": enum_name(pb.EndReason, ended.reason, "END_REASON_"),
         "message": ended.message or None,

@@ -278,7 +278,7 @@ TABLES = {
 }
 
 
-def hns_text(resp: Any, *, wide: bool = False) -> str:
+def hns_text(resp: pb.HnsResponse, *, wide: bool = False) -> str:
     """Every section of an HnsResponse as a titled table."""
     sections: dict[str, list[Any]] = {}
     order: list[str] = []
@@ -298,7 +298,7 @@ def hns_text(resp: Any, *, wide: bool = False) -> str:
     return "\n\n".join(blocks)
 
 
-def hns_raw_json(resp: Any) -> str:
+def hns_raw_json(resp: pb.HnsResponse) -> str:
     """The objects' JSON documents as the node printed them (hnsdiag -d)."""
     parts = []
     for section in resp.sections:

@@ -1,0 +1,168 @@
+"""Where a command's output goes (stdout, stderr, a pcapng file) and the one rule for a reader that has gone.
+
+When the reader of stdout (or stderr) goes away (`winspect capture ... | head`),
+the next write raises BrokenPipeError. The rule, the same for every command:
+print nothing more, stop quietly (a capture stops on every node) and exit 0,
+with stdout pointed at devnull so that the interpreter's final flush does not
+fail. Commands that print once get it from `handles_errors` (cli.common);
+a capture writes as packets arrive, so its writes go through `Output`, which
+notices the first broken write, drops the later writes to that stream (the
+others still print while the nodes stop) and tells the capture to stop.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from typing import IO, Any
+
+import click
+
+from winspect.errors import EXIT_OK, UsageError
+
+STDOUT = "<stdout>"
+STDERR = "<stderr>"
+
+
+def err(message: str) -> None:
+    """One line on stderr, prefixed so it stands apart from data."""
+    click.echo(f"winspect: {message}", err=True)
+
+
+def reader_gone() -> int:
+    """The reader of stdout has gone: stdout to devnull (the exit flush must not fail); exit 0."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    return EXIT_OK
+
+
+def _write_fd(fd: int, data: bytes) -> None:
+    """os.write until all is written: a signal (Ctrl+C) arriving while a write to a full pipe
+    blocks could make a buffered stream drop the rest of that write, cutting a JSON line in
+    two; os.write returns what it wrote and the loop writes the rest."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+class _TextOut:
+    """Packet text to a stream: straight to its file descriptor where it has one."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self.stream = stream
+        self.fd: int | None = None
+        if sys.platform == "win32":  # the console needs the text stream's encoding handling
+            return
+        try:
+            stream.flush()
+            self.fd = stream.fileno()
+        except (AttributeError, OSError, ValueError):  # not a real file (tests capturing output)
+            pass
+
+    def write(self, text: str) -> None:
+        if self.fd is not None:
+            _write_fd(self.fd, text.encode("utf-8"))
+        else:
+            self.stream.write(text)
+            self.stream.flush()
+
+
+class PcapngFile:
+    """Where the pcapng goes: a file, or stdout for '-' (written through its output)."""
+
+    def __init__(self, path: str, output: Output) -> None:
+        self.path = path
+        self._output = output
+        self._file: IO[bytes] | None = None
+        self._fd: int | None = None
+        if path == "-":
+            if sys.platform == "win32":
+                self._file = sys.stdout.buffer
+            else:
+                sys.stdout.flush()
+                self._fd = sys.stdout.fileno()
+            return
+        try:
+            self._file = open(path, "wb")  # noqa: SIM115 - closed by close()
+        except OSError as exc:
+            raise UsageError(f"cannot write the pcapng file {path}: {exc.strerror or exc}") from None
+
+    def write(self, data: bytes) -> None:
+        if self._fd is not None:
+            self._output.guarded(STDOUT, _write_fd, self._fd, data)
+        elif self._file is not None:
+            self._output.guarded(self.path, self._file.write, data)
+
+    def flush(self) -> None:
+        if self._file is not None:
+            self._output.guarded(STDOUT if self.path == "-" else self.path, self._file.flush)
+
+    def close(self) -> None:
+        if self._file is not None and self.path != "-":
+            self._file.close()
+
+
+class Output:
+    """A capture's stdout and stderr: packet lines, messages, the summary, the pcapng file.
+
+    With `pcapng_to_stdout` the pcapng takes stdout and everything else goes to
+    stderr. After a write finds its reader gone, `closed` is set, the callback
+    given to `when_closed` runs once and later writes to that stream do nothing.
+    """
+
+    def __init__(self, *, pcapng_to_stdout: bool = False) -> None:
+        self.pcapng_to_stdout = pcapng_to_stdout
+        self._on_closed: Callable[[], None] | None = None
+        self._gone: set[str] = set()  # the streams whose reader has gone
+        self._text_stream = STDERR if pcapng_to_stdout else STDOUT
+        self._text = _TextOut(sys.stderr if pcapng_to_stdout else sys.stdout)
+
+    @property
+    def closed(self) -> bool:
+        """Whether a reader has gone (the capture then stops, quietly)."""
+        return bool(self._gone)
+
+    def when_closed(self, callback: Callable[[], None] | None) -> None:
+        self._on_closed = callback
+
+    def guarded(self, stream: str, write: Callable[..., Any], *args: Any) -> None:
+        """write(*args) to `stream`, unless its reader has gone; the first BrokenPipeError closes it."""
+        if stream in self._gone:
+            return
+        try:
+            write(*args)
+        except BrokenPipeError:
+            first = not self._gone
+            self._gone.add(stream)
+            if first and self._on_closed is not None:
+                self._on_closed()
+
+    def packets(self, text: str) -> None:
+        """Packet lines (stdout, or stderr when stdout carries the pcapng)."""
+        self.guarded(self._text_stream, self._text.write, text)
+
+    def message(self, text: str) -> None:
+        """One `winspect: ` line on stderr."""
+        self.guarded(STDERR, err, text)
+
+    def echo(self, text: str, *, err: bool = False) -> None:
+        self.guarded(STDERR if err else STDOUT, lambda: click.echo(text, err=err))
+
+    def data(self, text: str) -> None:
+        """JSON lines of the summary: stdout, or stderr when stdout carries the pcapng."""
+        if self.pcapng_to_stdout:
+            self.guarded(STDERR, _write_flush, sys.stderr, text)
+        else:
+            self.guarded(STDOUT, _write_flush, sys.stdout, text)
+
+    def pcapng(self, path: str) -> PcapngFile:
+        return PcapngFile(path, self)
+
+
+def _write_flush(stream: IO[str], text: str) -> None:
+    stream.write(text)
+    stream.flush()

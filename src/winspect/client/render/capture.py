@@ -1,0 +1,231 @@
+"""A capture for the user: packets as they arrive, progress and errors, the per-node summary.
+
+The printer writes through a Console (the CLI's output object, which owns
+stdout, stderr and what happens when their reader has gone): packet lines
+as text or JSON lines, one-line messages on stderr, and at the end the
+summary (text on stderr, or one JSON line per node).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Protocol
+
+from winspect.client.capture_outcome import FAILED_END_REASONS
+from winspect.client.render.color import Palette
+from winspect.client.render.counters import counters_table
+from winspect.client.render.documents import counters_to_dict, ended_to_dict
+from winspect.client.render.packets import (
+    TextPacketFormatter,
+    TimeFormatter,
+    encode_json,
+    packets_to_json_lines,
+)
+from winspect.v1 import winspect_pb2 as pb
+
+if TYPE_CHECKING:
+    from winspect.client.capture_outcome import CaptureOutcome, NodeCapture
+    from winspect.client.fanout import NodeFailure
+    from winspect.client.pcapng_export import ExportStats, PcapngExport
+
+END_REASONS = {
+    pb.END_REASON_DURATION: "duration elapsed",
+    pb.END_REASON_STOPPED: "stopped",
+    pb.END_REASON_CANCELLED: "cancelled",
+    pb.END_REASON_SERVER_SHUTDOWN: "server shut down",
+    pb.END_REASON_TOOL_EXITED: "pktmon exited",
+}
+
+
+class Console(Protocol):
+    """Where the printer writes."""
+
+    def packets(self, text: str) -> None:
+        """Packet lines."""
+
+    def message(self, text: str) -> None:
+        """One line for the user on stderr (prefixed `winspect: `)."""
+
+    def echo(self, text: str, *, err: bool = False) -> None:
+        """A line of the text summary (stdout, or stderr with err)."""
+
+    def data(self, text: str) -> None:
+        """JSON lines of the summary."""
+
+
+class CapturePrinter:
+    """Prints packets as they come and hands them to the pcapng export; progress and errors
+    go to stderr. A CaptureSink (client.capture)."""
+
+    def __init__(
+        self,
+        console: Console,
+        node_names: list[str],
+        *,
+        output: str = "text",
+        color: bool = False,
+        verbose: int = 0,
+        export: PcapngExport | None = None,
+        quiet: bool = False,
+    ) -> None:
+        self.console = console
+        self.json = output == "json"
+        self.verbose = verbose
+        self.export = export
+        self.quiet = quiet
+        self.times = TimeFormatter()
+        self.text = TextPacketFormatter(Palette(color), max(len(n) for n in node_names), output == "wide")
+
+    def started(self, node: str, info: pb.CaptureInfo) -> None:
+        if self.export is not None:
+            self.export.started(node, info)
+            if not info.frames:
+                self.console.message(
+                    f"{node}: warning: this winspectserv sends no packet bytes (too old?): "
+                    "its packets are not in the pcapng file"
+                )
+        if self.verbose:
+            filters = "; ".join(info.pktmon_filters) or "none"
+            self.console.message(f"{node}: capture started (session {info.session_id}, filters: {filters})")
+
+    def packets(self, node: str, packets: Sequence[pb.Packet]) -> None:
+        if self.export is not None:
+            self.export.packets(node, packets)
+        if self.quiet:
+            return
+        if self.json:
+            self.console.packets(packets_to_json_lines(packets, node, self.times))
+        else:
+            self.console.packets(self.text.lines(packets, node))
+
+    def stats(self, node: str, stats: pb.CaptureStats) -> None:
+        self.console.message(
+            f"{node}: warning: the node could not keep up and dropped {stats.packets_lost} packets so far "
+            "(narrow the capture with filters)"
+        )
+
+    def draining(self, node: str, stats: pb.CaptureStats) -> None:
+        self.console.message(
+            f"{node}: pktmon stopped, node clean; still sending the packets of its last log files "
+            f"({_left(stats.log_bytes_pending, stats.packets_pending_estimate)} left; Ctrl+C abandons them)"
+        )
+
+    def ended(self, node: str, ended: pb.CaptureEnded) -> None:
+        if self.export is not None:
+            self.export.node_done(node)
+        if self.verbose:
+            self.console.message(f"{node}: capture ended ({ended.message or 'no message'})")
+
+    def error(self, node: str, error: NodeFailure) -> None:
+        if self.export is not None:
+            self.export.node_done(node)
+        self.console.message(f"{error.node}: {error.message}")
+
+
+def _left(log_bytes: int, packets: int) -> str:
+    size = f"{log_bytes / 1e6:.1f} MB" if log_bytes >= 100_000 else f"{log_bytes} bytes"
+    return f"about {packets} packets, {size} of log" if packets else f"{size} of log"
+
+
+def summary_line(n: NodeCapture) -> str:
+    if n.error is not None:
+        return f"{n.name}: failed: {n.error.message}"
+    parts = [f"{n.packets} packets received"]
+    if n.packets_lost:
+        parts.append(f"{n.packets_lost} LOST by the node (it could not keep up)")
+    unsent_bytes, unsent_packets = n.unsent
+    if unsent_bytes:
+        who = "abandoned at your request" if n.abandoned and n.error is None else "abandoned"
+        parts.append(f"{_left(unsent_bytes, unsent_packets)} NOT received (sending its last log files {who})")
+    if n.ended is not None:
+        reason = END_REASONS.get(n.ended.reason, "ended")
+        bad = n.ended.message and n.ended.reason in FAILED_END_REASONS
+        parts.append(f"capture {reason}" + (f": {n.ended.message}" if bad else ""))
+    elif n.stop_error is not None:
+        parts.append(f"stop not confirmed: {n.stop_error.message}")
+    elif n.cancelled and n.idle_confirmed:
+        parts.append("capture cancelled before it started")
+    elif n.cancelled:
+        parts.append("stream cancelled (no confirmation from the node)")
+    cleaned = n.cleaned_up
+    if cleaned is True:
+        parts.append("node cleaned up")
+    elif cleaned is False:
+        parts.append("node NOT cleaned up (pktmon may still run there)")
+    return f"{n.name}: " + ", ".join(parts)
+
+
+def export_line(path: str, stats: ExportStats) -> str:
+    where = "stdout" if path == "-" else path
+    line = f"pcapng: {stats.written} packets written to {where} ({stats.interfaces} interfaces)"
+    if stats.without_bytes:
+        line += f", {stats.without_bytes} without packet bytes left out"
+    if stats.late:
+        line += f", {stats.late} written out of time order (beyond the reorder buffer)"
+    return line
+
+
+def export_dict(path: str, stats: ExportStats) -> dict[str, Any]:
+    return {
+        "type": "pcapng",
+        "file": None if path == "-" else path,
+        "stdout": path == "-",
+        "packets_written": stats.written,
+        "interfaces": stats.interfaces,
+        "packets_without_bytes": stats.without_bytes,
+        "packets_out_of_order": stats.late,
+    }
+
+
+def summary_dict(n: NodeCapture, interrupted: bool) -> dict[str, Any]:
+    """One node's summary as the JSON object documented in docs/output-schema.md."""
+    unsent_bytes, unsent_packets = n.unsent
+    return {
+        "type": "summary",
+        "node": n.name,
+        "address": n.target.address if n.target.host else None,
+        "packets_received": n.packets,
+        "packets_lost": n.packets_lost,
+        # With -w: what the node had left to send when its drain was abandoned.
+        "unsent": {"log_bytes": unsent_bytes, "packets_estimate": unsent_packets} if unsent_bytes else None,
+        "interrupted": interrupted,
+        "ended": ended_to_dict(n.ended) if n.ended is not None else None,
+        "stopped": {"was_running": n.stop_response.was_running, "cleaned_up": n.stop_response.cleaned_up}
+        if n.stop_response is not None
+        else None,
+        "counters": counters_to_dict(n.ended.counters)
+        if n.ended is not None and n.ended.HasField("counters")
+        else None,
+        "error": n.error.to_dict() if n.error is not None else None,
+    }
+
+
+def print_summary(
+    console: Console,
+    outcome: CaptureOutcome,
+    *,
+    output: str = "text",
+    counters_only: bool = False,
+    export: tuple[str, ExportStats] | None = None,
+) -> None:
+    """The per-node summary: text on stderr (final counters on stdout), or JSON lines."""
+    if output == "json":
+        lines = [encode_json(summary_dict(n, outcome.interrupted)) for n in outcome.nodes]
+        if export is not None:
+            lines.append(encode_json(export_dict(*export)))
+        console.data("\n".join(lines) + "\n")
+        return
+    if counters_only:
+        blocks = []
+        for n in outcome.nodes:
+            if n.ended is not None and n.ended.HasField("counters"):
+                blocks.append(f"Node {n.name}\n{counters_table(n.ended.counters, wide=output == 'wide')}")
+            elif n.error is None:
+                blocks.append(f"Node {n.name}\n(no final counters received)")
+        if blocks:
+            console.echo("\n\n".join(blocks))
+    console.echo("Summary:", err=True)
+    for n in outcome.nodes:
+        console.echo("  " + summary_line(n), err=True)
+    if export is not None:
+        console.echo("  " + export_line(*export), err=True)

@@ -19,10 +19,10 @@ from concurrent import futures
 import grpc
 import pytest
 
-from winspect.client.security import INSECURE
 from winspect.client.capture import CaptureRun
 from winspect.client.fanout import NodeFailure
 from winspect.client.filters import TargetSpec
+from winspect.client.security import INSECURE
 from winspect.v1 import winspect_pb2 as pb
 
 NODES = 6

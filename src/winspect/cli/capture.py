@@ -190,8 +190,8 @@ def check_flags(
 
 def parse_pkt_size(value: str | None) -> int:
     """--pkt-size: bytes per packet, 0 = the whole packet."""
-    from winspect.errors import UsageError
     from winspect.contract import MAX_PKT_SIZE
+    from winspect.errors import UsageError
 
     if value is None:
         return 0

@@ -31,7 +31,7 @@ import grpc.aio
 
 from winspect.client.capture_outcome import CaptureOutcome, NodeCapture
 from winspect.client.discovery import PodOnNode
-from winspect.client.fanout import MAX_CONCURRENT_NODES, Connection, NodeFailure, NodeFailed, NodeSlots
+from winspect.client.fanout import MAX_CONCURRENT_NODES, Connection, NodeFailed, NodeFailure, NodeSlots
 from winspect.client.filters import ProtocolSpec, TargetSpec
 from winspect.client.security import ChannelSecurity
 from winspect.v1 import winspect_pb2 as pb

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from winspect.errors import EXIT_INTERRUPTED, EXIT_NODE_FAILED, exit_code
 from winspect.client.fanout import Connection, NodeFailure
 from winspect.client.filters import TargetSpec
+from winspect.errors import EXIT_INTERRUPTED, EXIT_NODE_FAILED, exit_code
 from winspect.v1 import winspect_pb2 as pb
 
 # How a capture that ended on its own ended badly: the node failed without a gRPC error.

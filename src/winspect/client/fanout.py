@@ -247,6 +247,12 @@ def describe_error(
     return NodeFailure(node, address, type(exc).__name__, str(exc) or type(exc).__name__)
 
 
+def unreadable(node: str, address: str, exc: BaseException) -> NodeFailure:
+    """A node whose answer could not be decoded or rendered (malformed, nested too deep)."""
+    why = "nested too deep" if isinstance(exc, RecursionError) else f"{type(exc).__name__}: {exc}"
+    return NodeFailure(node, address, "BAD_ANSWER", f"cannot read the answer of {address}: {why}")
+
+
 # Nodes being called at once, by every command: a unary call holds its slot until its node
 # has answered, a capture until its node's stream has started (CaptureInfo) or failed. Each
 # connection is a socket; thousands opening at once would run into a common open-files limit
@@ -308,6 +314,8 @@ async def call_all(
             return NodeResult(conn.name, conn.address, value=value)
         except (grpc.aio.AioRpcError, NodeFailed, asyncio.TimeoutError) as exc:
             return NodeResult(conn.name, conn.address, error=conn.error(exc, timeout))
+        except Exception as exc:  # its answer could not be decoded or prepared: this node's error only
+            return NodeResult(conn.name, conn.address, error=unreadable(conn.name, conn.address, exc))
         finally:
             try:
                 await conn.close()  # free the socket for the next node

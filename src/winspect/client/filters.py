@@ -18,9 +18,9 @@ TCP_FLAGS = ("FIN", "SYN", "RST", "PSH", "ACK", "URG", "ECE", "CWR")
 PROTOCOLS = ("TCP", "UDP", "ICMP", "ICMPv6")
 PACKET_TYPES = ("all", "flow", "drop")
 
-_MAC_RE = re.compile(r"^[0-9A-Fa-f]{2}([-:])(?:[0-9A-Fa-f]{2}\1){4}[0-9A-Fa-f]{2}$")
-_DURATION_RE = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h)?$")
-_NAME_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$")
+_MAC_RE = re.compile(r"^[0-9A-Fa-f]{2}([-:])(?:[0-9A-Fa-f]{2}\1){4}[0-9A-Fa-f]{2}\Z")
+_DURATION_RE = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h)?\Z")
+_NAME_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?\Z")
 
 
 def split_list(values: Iterable[str]) -> list[str]:
@@ -203,7 +203,7 @@ def parse_target(value: str, default_port: int) -> TargetSpec:
         raise UsageError(
             f"invalid port {port_text!r} in --target {value!r}: expected a number from 1 to 65535"
         )
-    if not host or not re.match(r"^[A-Za-z0-9.:_%-]+$", host):
+    if not host or not re.fullmatch(r"[A-Za-z0-9.:_%-]+", host):
         raise UsageError(f"invalid host {host!r} in --target {value!r}: {usage}")
     return TargetSpec(name, host, int(port_text) if port_text else default_port)
 

@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 from winspect.client.discovery import NO_INTERNAL_IP, PodOnNode, close_matches, resolve_nodes, resolve_pods
 from winspect.client.fanout import NodeFailure
 from winspect.client.filters import PodSpec, TargetSpec
+from winspect.client.render.safe import printable
 from winspect.client.security import CommandSecurity
 from winspect.client.settings import Settings
 from winspect.errors import UsageError
@@ -34,8 +35,8 @@ class Plan:
 
 
 def _log(settings: Settings, message: str) -> None:
-    if settings.verbose:
-        print(f"winspect: {message}", file=sys.stderr)
+    if settings.verbose:  # names pods and nodes as the cluster has them: escaped
+        print(f"winspect: {printable(message, newlines=True)}", file=sys.stderr)
 
 
 @contextmanager

@@ -26,9 +26,9 @@ MAX_LIST = 64
 MAX_PODS = 16
 MAX_TEXT = 256
 
-_IP_CHARS = re.compile(r"^[0-9A-Fa-f:./]{2,64}$")
-_K8S_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
-_SESSION_ID = re.compile(r"^[0-9a-f]{1,64}$")
+_IP_CHARS = re.compile(r"^[0-9A-Fa-f:./]{2,64}\Z")
+_K8S_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?\Z")
+_SESSION_ID = re.compile(r"^[0-9a-f]{1,64}\Z")
 
 PROTOCOL_NAMES = {
     pb.PROTOCOL_TCP: "TCP",

@@ -419,3 +419,31 @@ def test_encapsulated_packet_json_has_the_outer_tunnel() -> None:
         "dst_ip": "10.240.0.5", "src_port": None, "dst_port": 4789, "summary": None,
     }  # fmt: skip
     assert packet_to_dict(tcp_packet(), "win1", TimeFormatter())["outer"] is None
+
+
+def test_printable_escapes_terminal_controls_and_keeps_text() -> None:
+    from winspect.client.render.safe import printable
+
+    hostile = "net\x1b]0;title\x07\x1b[2J\r\u202eevil\x1b]52;c;aGk=\x07\x9b\x7f\u2066x\u2069\tend"
+    assert printable(hostile) == (
+        "net\\x1b]0;title\\x07\\x1b[2J\\x0d\\u202eevil\\x1b]52;c;aGk=\\x07\\x9b\\x7f\\u2066x\\u2069\\x09end"
+    )
+    assert printable("a\nb\x1bc", newlines=True) == "a\nb\\x1bc"
+    assert printable("a\nb") == "a\\x0ab"
+    assert printable("vEthernet (nat) 10.0.0.1 — ünïcode") == "vEthernet (nat) 10.0.0.1 — ünïcode"
+
+
+def test_json_output_escapes_what_the_encoder_leaves_raw_and_reads_back_the_same() -> None:
+    from winspect.client.render.documents import dumps
+
+    hostile = "net\x7f\x9b2J\u202eevil\u2066\u2028ok — ü"
+    raw_chars = ("\x7f", "\x9b", "\u202e", "\u2066", "\u2028")
+    doc = dumps({"name": hostile})
+    assert not any(c in doc for c in raw_chars)
+    assert '"net\\u007f\\u009b2J\\u202eevil\\u2066\\u2028ok — ü"' in doc
+    assert json.loads(doc) == {"name": hostile}
+    packet = pb.Packet(summary=hostile, component_name=hostile)
+    line = packets_to_json_lines([packet], "win\u202e1", TimeFormatter())
+    assert not any(c in line for c in raw_chars)
+    parsed = json.loads(line)
+    assert (parsed["summary"], parsed["component"], parsed["node"]) == (hostile, hostile, "win\u202e1")

@@ -10,10 +10,10 @@ import click
 
 from winspect.cli.output import err as err  # every command reports through it
 from winspect.cli.output import reader_gone
-from winspect.client.errors import EXIT_INTERRUPTED, EXIT_OK, WinspectError, exit_code
+from winspect.errors import EXIT_INTERRUPTED, EXIT_OK, WinspectError, exit_code
 
 if TYPE_CHECKING:
-    from winspect.client.fanout import Connection, NodeError, NodeResult
+    from winspect.client.fanout import Connection, NodeFailure, NodeResult
     from winspect.client.settings import Settings
     from winspect.client.targets import Plan
 
@@ -21,7 +21,7 @@ T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def node_error(error: NodeError) -> None:
+def node_error(error: NodeFailure) -> None:
     err(f"{error.node}: {error.message}")
 
 
@@ -69,9 +69,17 @@ def fan_out(
         async def call(conn: Connection) -> Any:
             return prepare_answer(conn.name, await unprepared(conn))
 
-    results = asyncio.run(
-        call_all(plan.targets, call, timeout=settings.timeout, connect_timeout=settings.connect_timeout)
-    )
+    results: list[NodeResult[T]] = []
+    if plan.targets:
+        results = asyncio.run(
+            call_all(
+                plan.targets,
+                call,
+                security=plan.security.get(),
+                timeout=settings.timeout,
+                connect_timeout=settings.connect_timeout,
+            )
+        )
     failed: list[NodeResult[T]] = [NodeResult(e.node, e.address, error=e) for e in plan.failed]
     return results + failed
 
@@ -86,28 +94,50 @@ def print_results(
     extra: dict[str, Any] | None = None,
 ) -> int:
     """Per-node text blocks (errors on stderr), or one JSON document; returns the exit code."""
+    from winspect.client.fanout import unreadable
     from winspect.client.render.color import BOLD, Palette
+    from winspect.client.render.safe import printable
 
+    # Each node's answer is rendered alone: one that cannot be (malformed, nested too deep)
+    # becomes that node's error, and the others still print.
+    render = to_json if settings.output == "json" else text
     errors = [r.error for r in results if r.error is not None]
-    ok = [r for r in results if r.error is None]
-    for e in errors:
-        node_error(e)
+    done: list[tuple[NodeResult[T], Any]] = []
+    for r in results:
+        if r.error is None:
+            try:
+                done.append((r, render(r.node, r.value)))  # type: ignore[arg-type]
+            except Exception as exc:
+                errors.append(unreadable(r.node, r.address, exc))
     if settings.output == "json":
         from winspect.client.render.documents import document, dumps
 
-        doc = document(
-            command,
-            {r.node: to_json(r.node, r.value) for r in ok},  # type: ignore[arg-type]
-            {e.node: e.to_dict() for e in errors},
-            **(extra or {}),
-        )
-        click.echo(dumps(doc))
-    else:
-        color = Palette(settings.color)
-        blocks = []
-        for r in ok:
-            body = text(r.node, r.value)  # type: ignore[arg-type]
-            blocks.append(f"{color('Node ' + r.node, BOLD)} ({r.address})\n{body}")
-        if blocks:
-            click.echo("\n\n".join(blocks))
-    return exit_code(errors, len(ok))
+        encoded = {r.node: value for r, value in done}
+
+        def as_json() -> str:
+            return dumps(document(command, encoded, {e.node: e.to_dict() for e in errors}, **(extra or {})))
+
+        try:
+            text_doc = as_json()
+        except Exception:  # some node's answer is nested too deep to encode: find which, alone
+            for r, value in done:
+                try:
+                    dumps(value)
+                except Exception as exc:
+                    del encoded[r.node]
+                    errors.append(unreadable(r.node, r.address, exc))
+            text_doc = as_json()
+        for e in errors:
+            node_error(e)
+        click.echo(text_doc)
+        return exit_code(errors, len(encoded))
+    for e in errors:
+        node_error(e)
+    color = Palette(settings.color)
+    blocks = []
+    for r, body in done:
+        title = printable(f"Node {r.node}")
+        blocks.append(f"{color(title, BOLD)} ({printable(r.address)})\n{printable(body, newlines=True)}")
+    if blocks:
+        click.echo("\n\n".join(blocks))
+    return exit_code(errors, len(done))

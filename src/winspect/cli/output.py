@@ -19,15 +19,17 @@ from typing import IO, Any
 
 import click
 
-from winspect.client.errors import EXIT_OK, UsageError
+from winspect.client.render.safe import printable
+from winspect.errors import EXIT_OK, UsageError
 
 STDOUT = "<stdout>"
 STDERR = "<stderr>"
 
 
 def err(message: str) -> None:
-    """One line on stderr, prefixed so it stands apart from data."""
-    click.echo(f"winspect: {message}", err=True)
+    """One line on stderr, prefixed so it stands apart from data; control characters as escapes
+    (messages quote nodes, tools and the cluster)."""
+    click.echo(f"winspect: {printable(message, newlines=True)}", err=True)
 
 
 def reader_gone() -> int:
@@ -87,7 +89,9 @@ class PcapngFile:
                 self._fd = sys.stdout.fileno()
             return
         try:
-            self._file = open(path, "wb")  # noqa: SIM115 - closed by close()
+            # Packet contents: readable by the user only (0600 when the file is created).
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0), 0o600)
+            self._file = os.fdopen(fd, "wb")
         except OSError as exc:
             raise UsageError(f"cannot write the pcapng file {path}: {exc.strerror or exc}") from None
 
@@ -150,7 +154,9 @@ class Output:
         self.guarded(STDERR, err, text)
 
     def echo(self, text: str, *, err: bool = False) -> None:
-        self.guarded(STDERR if err else STDOUT, lambda: click.echo(text, err=err))
+        """Summary text (it names what nodes said): control characters as escapes."""
+        safe = printable(text, newlines=True)
+        self.guarded(STDERR if err else STDOUT, lambda: click.echo(safe, err=err))
 
     def data(self, text: str) -> None:
         """JSON lines of the summary: stdout, or stderr when stdout carries the pcapng."""

@@ -30,12 +30,13 @@ import grpc
 import grpc.aio
 
 from winspect.client.capture_outcome import CaptureOutcome, NodeCapture
-from winspect.client.discovery import PodTarget
-from winspect.client.fanout import MAX_CONCURRENT_NODES, Connection, NodeError, NodeFailure, NodeSlots
+from winspect.client.discovery import PodOnNode
+from winspect.client.fanout import MAX_CONCURRENT_NODES, Connection, NodeFailed, NodeFailure, NodeSlots
 from winspect.client.filters import ProtocolSpec, TargetSpec
+from winspect.client.security import ChannelSecurity
 from winspect.v1 import winspect_pb2 as pb
 
-# Total time allowed for stopping after an interrupt (the issue: exit within 5 s).
+# Total time allowed for stopping after an interrupt (winspect exits within 5 s of Ctrl+C).
 STOP_BUDGET = 4.0
 STOP_CALL_TIMEOUT = 2.0
 # A draining node reports every second; this long without a word, it is given up.
@@ -71,7 +72,7 @@ class CaptureOptions:
     frames: bool = False  # ask for each packet's raw bytes (pcapng export)
 
 
-def build_request(options: CaptureOptions, pods: Sequence[PodTarget], who: str) -> pb.CaptureRequest:
+def build_request(options: CaptureOptions, pods: Sequence[PodOnNode], who: str) -> pb.CaptureRequest:
     return pb.CaptureRequest(
         ips=options.ips,
         macs=options.macs,
@@ -102,7 +103,7 @@ class CaptureSink(Protocol):
     def draining(self, node: str, stats: pb.CaptureStats) -> None: ...
     def notice(self, node: str, notice: pb.CaptureNotice) -> None: ...
     def ended(self, node: str, ended: pb.CaptureEnded) -> None: ...
-    def error(self, node: str, error: NodeError) -> None: ...
+    def error(self, node: str, error: NodeFailure) -> None: ...
 
 
 class CaptureRun:
@@ -150,7 +151,7 @@ class CaptureRun:
                 return
             await conn.connect(self.connect_timeout)
             await self._read(node, conn, slot.release)
-        except (grpc.aio.AioRpcError, NodeFailure) as exc:
+        except (grpc.aio.AioRpcError, NodeFailed) as exc:
             if (
                 node.cancelled
                 and isinstance(exc, grpc.aio.AioRpcError)
@@ -232,8 +233,8 @@ class CaptureRun:
                     pb.StopCaptureRequest(session_id=node.session_id, requester=node.request.requester),
                     timeout=timeout,
                 )
-            except (grpc.aio.AioRpcError, NodeFailure) as exc:
-                node.stop_error = exc.error if isinstance(exc, NodeFailure) else conn.error(exc, timeout)
+            except (grpc.aio.AioRpcError, NodeFailed) as exc:
+                node.stop_error = exc.error if isinstance(exc, NodeFailed) else conn.error(exc, timeout)
             finally:
                 node.stop_pending = False
 
@@ -255,12 +256,12 @@ class CaptureRun:
                 f"({node.draining.log_bytes_pending} bytes of pktmon log) not received"
             )
         target = node.target
-        node.error = NodeError(target.name, target.address, "DEADLINE_EXCEEDED", f"{why}{unsent}")
+        node.error = NodeFailure(target.name, target.address, "DEADLINE_EXCEEDED", f"{why}{unsent}")
         self.sink.error(node.name, node.error)
 
-    async def run(self) -> CaptureOutcome:
+    async def run(self, security: ChannelSecurity) -> CaptureOutcome:
         for node in self.nodes:
-            node.conn = Connection(node.target)
+            node.conn = Connection(node.target, security)
         slots = NodeSlots(self.limit)
         tasks: dict[asyncio.Future[Any], NodeCapture] = {
             asyncio.ensure_future(self._node(n, slots)): n for n in self.nodes
@@ -377,7 +378,7 @@ class CaptureRun:
                 if not info.HasField("capture"):
                     node.idle_confirmed = True
                     return
-            except (grpc.aio.AioRpcError, NodeFailure):
+            except (grpc.aio.AioRpcError, NodeFailed):
                 pass
             await asyncio.sleep(0.2)
 

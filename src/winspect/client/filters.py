@@ -12,16 +12,15 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from winspect.client.errors import UsageError
+from winspect.errors import UsageError
 
 TCP_FLAGS = ("FIN", "SYN", "RST", "PSH", "ACK", "URG", "ECE", "CWR")
 PROTOCOLS = ("TCP", "UDP", "ICMP", "ICMPv6")
 PACKET_TYPES = ("all", "flow", "drop")
-DEFAULT_PORT = 50051
 
-_MAC_RE = re.compile(r"^[0-9A-Fa-f]{2}([-:])(?:[0-9A-Fa-f]{2}\1){4}[0-9A-Fa-f]{2}$")
-_DURATION_RE = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h)?$")
-_NAME_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$")
+_MAC_RE = re.compile(r"^[0-9A-Fa-f]{2}([-:])(?:[0-9A-Fa-f]{2}\1){4}[0-9A-Fa-f]{2}\Z")
+_DURATION_RE = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h)?\Z")
+_NAME_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?\Z")
 
 
 def split_list(values: Iterable[str]) -> list[str]:
@@ -204,7 +203,7 @@ def parse_target(value: str, default_port: int) -> TargetSpec:
         raise UsageError(
             f"invalid port {port_text!r} in --target {value!r}: expected a number from 1 to 65535"
         )
-    if not host or not re.match(r"^[A-Za-z0-9.:_%-]+$", host):
+    if not host or not re.fullmatch(r"[A-Za-z0-9.:_%-]+", host):
         raise UsageError(f"invalid host {host!r} in --target {value!r}: {usage}")
     return TargetSpec(name, host, int(port_text) if port_text else default_port)
 
@@ -229,9 +228,6 @@ class PodSpec:
     name: str
     namespace: str | None = None
     ip: str | None = None
-
-    def display(self) -> str:
-        return f"{self.namespace}/{self.name}" if self.namespace else self.name
 
 
 def parse_pods(values: Iterable[str], flag: str, *, allow_ip: bool) -> list[PodSpec]:

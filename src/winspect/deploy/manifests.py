@@ -15,12 +15,12 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
-from winspect.client.errors import UsageError
-from winspect.deploy.names import (
+from winspect.contract import DEFAULT_PORT
+from winspect.errors import UsageError
+from winspect.kube.names import (
     CONTAINER,
     DAEMONSET,
     DEFAULT_IMAGE,
-    DEFAULT_PORT,
     MANAGED_LABEL,
     NAMESPACE,
     PORT_ENV,
@@ -54,7 +54,7 @@ _DOMAIN = rf"{_HOST_PART}(?:\.{_HOST_PART})*(?::\d+)?"
 _PATH = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
 _TAG = r"[\w][\w.-]{0,127}"
 _DIGEST = r"[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}"
-_IMAGE_RE = re.compile(rf"^(?:{_DOMAIN}/)?{_PATH}(?:/{_PATH})*(?::{_TAG})?(?:@{_DIGEST})?$")
+_IMAGE_RE = re.compile(rf"^(?:{_DOMAIN}/)?{_PATH}(?:/{_PATH})*(?::{_TAG})?(?:@{_DIGEST})?\Z")
 
 _IMAGE_LINE_RE = re.compile(r"^(\s*image:\s*)\S+[ \t]*$", re.MULTILINE)
 _PORT_LINE_RE = re.compile(r"^(\s*(?:containerPort|hostPort|port):\s*)(\d+)[ \t]*$", re.MULTILINE)

@@ -31,7 +31,7 @@ USAGE = """hnsdiag (emulated): Host Networking Service diagnostics.
   hnsdiag list all|endpoints|loadbalancers|namespaces|networks [ids...] [-d[f][l]]
 
     -d   print each object's JSON (f: full, l: latest schema)"""
-_DETAIL_RE = re.compile(r"^-d[fl]{0,2}$", re.IGNORECASE)
+_DETAIL_RE = re.compile(r"^-d[fl]{0,2}\Z", re.IGNORECASE)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -70,7 +70,8 @@ class _Rand:
         return "".join(self.rng.choice("0123456789abcdef") for _ in range(n))
 
 
-def normalise_mac(mac: str) -> str:
+def upper_dashed_mac(mac: str) -> str:
+    """`0e:2a:...` -> `0E-2A-...`, the form HNS prints (the model's MACs are well formed)."""
     return mac.replace(":", "-").upper()
 
 
@@ -267,7 +268,7 @@ class _NodeNetworkBuilder:
         nic_guid = self.r.guid().upper()
         container_id = self.r.hexid(64)
         ns_id = self.r.guid()
-        mac = normalise_mac(pod.mac)
+        mac = upper_dashed_mac(pod.mac)
         shown_mac = _mixed_case(mac) if k % 2 == 1 else mac
         self.hns.endpoints.append(
             self._local_endpoint(k, pod, ep_id, port_guid, nic_guid, container_id, ns_id, shown_mac)
@@ -490,7 +491,7 @@ class _NodeNetworkBuilder:
                 name=pod.name,
                 app=pod.app,
                 ip=pod.ip,
-                mac=normalise_mac(pod.mac) if pod.mac else conjure_mac(pod.ip).upper(),
+                mac=upper_dashed_mac(pod.mac) if pod.mac else conjure_mac(pod.ip).upper(),
                 node_ip=owner.internal_ip if owner else "",
                 listen=[pod.container_port] if pod.container_port else [],
                 acl_in=_policy_rules(owner, self.web_ips) if (owner and pod.network_policy_deny) else None,

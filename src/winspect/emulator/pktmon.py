@@ -86,7 +86,9 @@ _STOP_WAIT_S = 5.0
 _FILTERS_BUSY = "packet filters cannot be changed while Packet Monitor is running; run 'pktmon stop' first."
 
 
-class UsageError(Exception):
+class ArgvError(Exception):
+    """A command line pktmon refuses, with the Windows error code it exits with."""
+
     def __init__(self, message: str, code: int = ERROR_INVALID_PARAMETER) -> None:
         super().__init__(message)
         self.code = code
@@ -124,8 +126,8 @@ def main(argv: list[str] | None = None) -> int:
         return fail(f"Error: unknown command '{args[0]}'.\n\n{USAGE}")
     try:
         return handler(state_dir, rest)
-    except (UsageError, FilterError, LogFileError) as e:
-        code = e.code if isinstance(e, (UsageError, LogFileError)) else ERROR_INVALID_PARAMETER
+    except (ArgvError, FilterError, LogFileError) as e:
+        code = e.code if isinstance(e, (ArgvError, LogFileError)) else ERROR_INVALID_PARAMETER
         return fail(f"Error: {e}", code)
     except BrokenPipeError:
         return pipe_closed()
@@ -145,11 +147,11 @@ def _parse_options(
         entry = spec.get(opt.lower())
         if entry is None:
             if opt.startswith("-"):
-                raise UsageError(f"unknown parameter '{opt}' for 'pktmon {command}'.")
-            raise UsageError(f"unexpected value '{opt}' for 'pktmon {command}'.")
+                raise ArgvError(f"unknown parameter '{opt}' for 'pktmon {command}'.")
+            raise ArgvError(f"unexpected value '{opt}' for 'pktmon {command}'.")
         key, arity = entry
         if key in out:
-            raise UsageError(f"parameter '{opt}' is specified more than once.")
+            raise ArgvError(f"parameter '{opt}' is specified more than once.")
         i += 1
         if arity == "0":
             out[key] = True
@@ -161,7 +163,7 @@ def _parse_options(
             if arity == "1":
                 break
         if not vals:
-            raise UsageError(f"parameter '{opt}' requires a value.")
+            raise ArgvError(f"parameter '{opt}' requires a value.")
         out[key] = vals
     return out
 
@@ -177,7 +179,7 @@ def _choice(value: str | None, allowed: tuple[str, ...], what: str, default: str
     if value is None:
         return default
     if value.lower() not in allowed:
-        raise UsageError(f"invalid {what} '{value}': use {', '.join(allowed)}.")
+        raise ArgvError(f"invalid {what} '{value}': use {', '.join(allowed)}.")
     return value.lower()
 
 
@@ -186,11 +188,11 @@ def _choice(value: str | None, allowed: tuple[str, ...], what: str, default: str
 
 def _cmd_filter(state_dir: Path, rest: list[str]) -> int:
     if not rest:
-        raise UsageError("'pktmon filter' needs one of: list, add, remove.")
+        raise ArgvError("'pktmon filter' needs one of: list, add, remove.")
     sub, args = rest[0].lower(), rest[1:]
     if sub == "list":
         if args:
-            raise UsageError(f"unexpected value '{args[0]}' for 'pktmon filter list'.")
+            raise ArgvError(f"unexpected value '{args[0]}' for 'pktmon filter list'.")
         st = store.read_json(state_dir, store.PKTMON_FILE)
         print(render_filter_list_current([PacketFilter.from_dict(f) for f in st["filters"]]))
         return 0
@@ -199,29 +201,29 @@ def _cmd_filter(state_dir: Path, rest: list[str]) -> int:
         with store.locked(state_dir):
             st = store.read_json(state_dir, store.PKTMON_FILE)
             if st["running"]:
-                raise UsageError(
+                raise ArgvError(
                     _FILTERS_BUSY,
                     ERROR_BUSY,
                 )
             if len(st["filters"]) >= MAX_FILTERS:
-                raise UsageError(f"the maximum number of packet filters ({MAX_FILTERS}) is already active.")
+                raise ArgvError(f"the maximum number of packet filters ({MAX_FILTERS}) is already active.")
             st["filters"].append(new.to_dict())
             store.write_json(state_dir, store.PKTMON_FILE, st)
         return 0
     if sub == "remove":
         if args:
-            raise UsageError(f"unexpected value '{args[0]}' for 'pktmon filter remove'.")
+            raise ArgvError(f"unexpected value '{args[0]}' for 'pktmon filter remove'.")
         with store.locked(state_dir):
             st = store.read_json(state_dir, store.PKTMON_FILE)
             if st["running"]:
-                raise UsageError(
+                raise ArgvError(
                     _FILTERS_BUSY,
                     ERROR_BUSY,
                 )
             st["filters"] = []
             store.write_json(state_dir, store.PKTMON_FILE, st)
         return 0
-    raise UsageError(f"unknown filter command '{rest[0]}': use list, add or remove.")
+    raise ArgvError(f"unknown filter command '{rest[0]}': use list, add or remove.")
 
 
 # ---------------------------------------------------------------- start
@@ -251,7 +253,7 @@ _START_SPEC = {
 def _parse_start(args: list[str], components: list[dict[str, Any]]) -> dict[str, Any]:
     opts = _parse_options(args, _START_SPEC, "start")
     if opts.get("trace") or opts.get("provider"):
-        raise UsageError(
+        raise ArgvError(
             "event tracing (--trace, --provider) is not supported by the emulator.", ERROR_NOT_SUPPORTED
         )
     counters_only = bool(opts.get("counters_only"))
@@ -276,7 +278,7 @@ def _start_sizes(opts: dict[str, Any]) -> tuple[int, int, int]:
     if "pkt_size" in opts:
         raw = _one(opts, "pkt_size") or ""
         if not raw.isdigit() or int(raw) > 65535:
-            raise UsageError(f"invalid packet size '{raw}': use a number of bytes from 0 to 65535 (0 = all).")
+            raise ArgvError(f"invalid packet size '{raw}': use a number of bytes from 0 to 65535 (0 = all).")
         pkt_size = int(raw)
     flags = 0x012
     if "flags" in opts:
@@ -284,12 +286,12 @@ def _start_sizes(opts: dict[str, Any]) -> tuple[int, int, int]:
         try:
             flags = int(raw, 16)
         except ValueError:
-            raise UsageError(f"invalid flags '{raw}': use a hexadecimal mask such as 0x012.") from None
+            raise ArgvError(f"invalid flags '{raw}': use a hexadecimal mask such as 0x012.") from None
     file_size = 512
     if "file_size" in opts:
         raw = _one(opts, "file_size") or ""
         if not raw.isdigit() or int(raw) == 0:
-            raise UsageError(f"invalid file size '{raw}': use a number of megabytes.")
+            raise ArgvError(f"invalid file size '{raw}': use a number of megabytes.")
         file_size = int(raw)
     return pkt_size, flags, file_size
 
@@ -300,11 +302,11 @@ def _start_log(opts: dict[str, Any]) -> tuple[str, str | None]:
         _one(opts, "log_mode"), ("circular", "multi-file", "real-time", "memory"), "log mode", "circular"
     )
     if mode == "real-time" and "file_name" in opts:
-        raise UsageError(
+        raise ArgvError(
             "real-time logging does not write a log file: drop --file-name or the real-time mode."
         )
     if mode not in ("real-time", "multi-file"):
-        raise UsageError(
+        raise ArgvError(
             f"log mode '{mode}' is not supported by the emulator; "
             "use --log-mode real-time (-m real-time) or multi-file.",
             ERROR_NOT_SUPPORTED,
@@ -316,7 +318,7 @@ def _start_log(opts: dict[str, Any]) -> tuple[str, str | None]:
         path = path.with_suffix(".etl")
     path = path.absolute()
     if not path.parent.is_dir():
-        raise UsageError(f"the system cannot find the path specified: {path.parent}", ERROR_PATH_NOT_FOUND)
+        raise ArgvError(f"the system cannot find the path specified: {path.parent}", ERROR_PATH_NOT_FOUND)
     return mode, str(path)
 
 
@@ -333,12 +335,12 @@ def _start_components(opts: dict[str, Any], components: list[dict[str, Any]]) ->
     ids = []
     for t in tokens:
         if not t.isdigit():
-            raise UsageError(f"invalid component '{t}': use all, nics or component ids from 'pktmon list'.")
+            raise ArgvError(f"invalid component '{t}': use all, nics or component ids from 'pktmon list'.")
         if int(t) not in known:
-            raise UsageError(f"component {t} not found; see 'pktmon list --all --include-hidden'.")
+            raise ArgvError(f"component {t} not found; see 'pktmon list --all --include-hidden'.")
         ids.append(int(t))
     if not ids:
-        raise UsageError("parameter '--comp' requires a value.")
+        raise ArgvError("parameter '--comp' requires a value.")
     return sorted(set(ids))
 
 
@@ -349,7 +351,7 @@ def _cmd_start(state_dir: Path, rest: list[str]) -> int:
         st = store.read_json(state_dir, store.PKTMON_FILE)
         if st["running"]:
             # Also when the capturing process was killed: the session stays until `pktmon stop`.
-            raise UsageError(
+            raise ArgvError(
                 "Packet Monitor is already running; stop the running session with 'pktmon stop' first.",
                 ERROR_BUSY,
             )
@@ -727,7 +729,7 @@ def _request_stop(state_dir: Path) -> bool:
 
 def _cmd_stop(state_dir: Path, rest: list[str]) -> int:
     if rest:
-        raise UsageError(f"unexpected value '{rest[0]}' for 'pktmon stop'.")
+        raise ArgvError(f"unexpected value '{rest[0]}' for 'pktmon stop'.")
     if not _request_stop(state_dir):
         print(NOT_RUNNING)
     return 0
@@ -765,9 +767,9 @@ def _cmd_counters(state_dir: Path, rest: list[str]) -> int:
     if "refresh_rate" in opts:
         raw = _one(opts, "refresh_rate") or ""
         if not raw.isdigit() or not 1 <= int(raw) <= 30:
-            raise UsageError(f"invalid refresh rate '{raw}': use a number from 1 to 30.")
+            raise ArgvError(f"invalid refresh rate '{raw}': use a number from 1 to 30.")
     if opts.get("live"):
-        raise UsageError("--live is not supported by the emulator.", ERROR_NOT_SUPPORTED)
+        raise ArgvError("--live is not supported by the emulator.", ERROR_NOT_SUPPORTED)
     components = store.read_json(state_dir, store.COMPONENTS_FILE)
     counters = store.read_json(state_dir, store.PKTMON_COUNTERS_FILE, None)
     zero = bool(opts.get("zero"))
@@ -838,13 +840,13 @@ _ETL2TXT_SPEC = {
 def _cmd_etl2txt(state_dir: Path, rest: list[str]) -> int:
     """`pktmon etl2txt <file> [--out <name>] [--hex] [--timestamp-only] [--stats-only] ...`."""
     if not rest or rest[0].startswith("-"):
-        raise UsageError(
+        raise ArgvError(
             "'pktmon etl2txt' needs the log file to convert: pktmon etl2txt <file> [--out <name>]."
         )
     source, opts = Path(rest[0]), _parse_options(rest[1:], _ETL2TXT_SPEC, "etl2txt")
     for key in ("metadata", "brief", "verbose", "no_ethernet", "vxlan"):
         if key in opts:
-            raise UsageError(
+            raise ArgvError(
                 f"etl2txt option --{key.replace('_', '-')} is not supported by the emulator.",
                 ERROR_NOT_SUPPORTED,
             )
@@ -885,7 +887,7 @@ def _cmd_reset(state_dir: Path, rest: list[str]) -> int:
 
 def _cmd_unload(state_dir: Path, rest: list[str]) -> int:
     if rest:
-        raise UsageError(f"unexpected value '{rest[0]}' for 'pktmon unload'.")
+        raise ArgvError(f"unexpected value '{rest[0]}' for 'pktmon unload'.")
     _request_stop(state_dir)
     with store.locked(state_dir):
         st = store.read_json(state_dir, store.PKTMON_FILE)

@@ -51,7 +51,7 @@ _JSON_COUNTER_KEYS = {
     "TCP Connections Expired to Time Wait": "TcpConnectionsTimeWaitExpired",
     "Dropped ACL packets": "DroppedAcl",
 }
-_GUID_RE = re.compile(r"^\{?[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}\}?$")
+_GUID_RE = re.compile(r"^\{?[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}\}?\Z")
 _VERBS = ("list-vmswitch-port", "get-port-counter", "get-port-state", "list-layer", "list-rule")
 USAGE = """vfpctrl (emulated): Virtual Filtering Platform control.
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-_MAC = re.compile(r"^[0-9A-Fa-f]{2}([-:]?)[0-9A-Fa-f]{2}(?:\1[0-9A-Fa-f]{2}){4}$")
+_MAC = re.compile(r"^[0-9A-Fa-f]{2}([-:]?)[0-9A-Fa-f]{2}(?:\1[0-9A-Fa-f]{2}){4}\Z")
 
 
 def normalise_mac(mac: str) -> str:

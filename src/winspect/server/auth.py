@@ -48,7 +48,7 @@ DENIED_USER_KEY = "winspect-denied-user"
 SUGGESTED_ROLE_KEY = "winspect-suggested-role"
 # Longest bearer token accepted (OIDC and Azure AD tokens are a few KB).
 MAX_TOKEN_BYTES = 16 * 1024
-_TOKEN_CHARS = re.compile(r"^[\x21-\x7e]+$")
+_TOKEN_CHARS = re.compile(r"^[\x21-\x7e]+\Z")
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from winspect.v1 import winspect_pb2 as pb
 
 if TYPE_CHECKING:
     from winspect.client.capture_outcome import CaptureOutcome, NodeCapture
-    from winspect.client.fanout import NodeError
+    from winspect.client.fanout import NodeFailure
     from winspect.client.pcapng_export import ExportStats, PcapngExport
 
 END_REASONS = {
@@ -125,7 +125,7 @@ class CapturePrinter:
         if self.verbose:
             self.console.message(f"{node}: capture ended ({ended.message or 'no message'})")
 
-    def error(self, node: str, error: NodeError) -> None:
+    def error(self, node: str, error: NodeFailure) -> None:
         if self.export is not None:
             self.export.node_done(node)
         self.console.message(f"{error.node}: {error.message}")

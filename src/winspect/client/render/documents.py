@@ -10,6 +10,7 @@ from google.protobuf.internal.enum_type_wrapper import EnumTypeWrapper
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from winspect.client.render.packets import DIRECTIONS, TimeFormatter
+from winspect.client.render.safe import json_printable
 from winspect.v1 import winspect_pb2 as pb
 
 SCHEMA_VERSION = 1
@@ -165,4 +166,4 @@ def document(
 
 
 def dumps(doc: Any) -> str:
-    return json.dumps(doc, indent=2, ensure_ascii=False)
+    return json_printable(json.dumps(doc, indent=2, ensure_ascii=False))

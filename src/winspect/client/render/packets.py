@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from json.encoder import encode_basestring as _q  # type: ignore[attr-defined]  # C: quotes and escapes
 from typing import Any
 
 from winspect.client.render.color import BOLD_RED, DIM, Palette
+from winspect.client.render.safe import json_printable, printable
 from winspect.v1 import winspect_pb2 as pb
 
 DIRECTIONS: dict[int, str | None] = {
@@ -29,7 +30,12 @@ PACKET_TYPES: dict[int, str | None] = {
 _TEXT_DIRECTIONS = {pb.DIRECTION_UNSPECIFIED: "--", pb.DIRECTION_RX: "Rx", pb.DIRECTION_TX: "Tx"}
 _DROP = pb.PACKET_TYPE_DROP
 
-encode_json: Callable[[Any], str] = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+_encode_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
+def encode_json(value: Any) -> str:
+    """One compact JSON line, safe to print (see `json_printable`)."""
+    return json_printable(_encode_json(value))
 
 
 class TimeFormatter:
@@ -163,7 +169,7 @@ def packets_to_json_lines(packets: Sequence[pb.Packet], node: str, times: TimeFo
     if not packets:
         return ""
     node_json = _q(node)
-    return "\n".join([packet_json_line(p, node_json, times) for p in packets]) + "\n"
+    return json_printable("\n".join([packet_json_line(p, node_json, times) for p in packets]) + "\n")
 
 
 def _endpoint(ip: str, port: int | None) -> str:
@@ -186,7 +192,7 @@ class TextPacketFormatter:
         clock = self.times.clock(ts.seconds, ts.nanos)
         color = self.palette
         if p.raw and not (p.src_ip or p.src_mac or p.summary):
-            return f"{clock} {node:<{self.node_width}} {color(p.raw, DIM)}"
+            return f"{clock} {node:<{self.node_width}} {color(printable(p.raw), DIM)}"
         has = p.HasField
         comp = p.component_name or ""
         comp = f"{p.component_id}:{comp[:24]}" if comp else str(p.component_id)
@@ -205,6 +211,8 @@ class TextPacketFormatter:
         ]
         if p.tcp_flags:
             parts.append(f"[{p.tcp_flags}]")
+        # Every text field above came from the node: escape before the colours are added.
+        parts = [printable(" ".join(parts))]
         if has("length"):
             parts.append(f"len {p.length}")
         if self.wide:
@@ -216,11 +224,11 @@ class TextPacketFormatter:
             if p.src_mac or p.dst_mac:
                 extra += f" mac {p.src_mac or '?'} > {p.dst_mac or '?'}"
             extra += f" size {p.original_size}/{p.logged_size}"
-            parts.append(color(extra, DIM))
+            parts.append(color(printable(extra), DIM))
         if p.type == _DROP:
             reason = p.drop_reason or "unknown reason"
             where = f" at {p.drop_location}" if self.wide and p.drop_location else ""
-            parts.append(color(f"DROP: {reason}{where}", BOLD_RED))
+            parts.append(color(printable(f"DROP: {reason}{where}"), BOLD_RED))
         return " ".join(parts)
 
     def lines(self, packets: Sequence[pb.Packet], node: str) -> str:

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from winspect.client.render.safe import printable
+
 
 def format_table(headers: Sequence[str], rows: Sequence[Sequence[object]], *, indent: str = "") -> str:
-    """The table as text (no trailing newline); None cells print as '-'."""
-    cells = [[v if type(v) is str and v else _cell(v) for v in row] for row in rows]
+    """The table as text (no trailing newline); None cells print as '-'; control characters of
+    cells as escapes (their text comes from nodes)."""
+    cells = [[printable(v) if type(v) is str and v else _cell(v) for v in row] for row in rows]
     columns = list(zip(*rows, strict=True)) if rows else [() for _ in headers]
     numeric = [_numeric(column) for column in columns]
     widths = [max(map(len, column)) for column in zip(headers, *cells, strict=True)]
@@ -31,4 +34,4 @@ def _cell(value: object) -> str:
         return "-"
     if isinstance(value, bool):
         return "yes" if value else "no"
-    return str(value)
+    return printable(str(value))

@@ -45,7 +45,7 @@ from winspect.node.windows.runner import ToolResult, ToolRunner
 from winspect.v1 import winspect_pb2 as pb
 
 TOOL = "vfpctrl"
-_GUID = re.compile(r"^\{?[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}\}?$")
+_GUID = re.compile(r"^\{?[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}\}?\Z")
 
 
 class Vfpctrl:

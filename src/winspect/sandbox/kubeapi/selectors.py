@@ -14,8 +14,8 @@ from typing import Any
 
 _NAME = r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?"
 _PREFIX = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*"
-_KEY_RE = re.compile(rf"^({_PREFIX}/)?{_NAME}$")
-_VALUE_RE = re.compile(rf"^({_NAME})?$")
+_KEY_RE = re.compile(rf"^({_PREFIX}/)?{_NAME}\Z")
+_VALUE_RE = re.compile(rf"^({_NAME})?\Z")
 
 
 class SelectorError(ValueError):
@@ -155,7 +155,7 @@ def parse_label_selector(text: str | None) -> Selector:
 # ---------------------------------------------------------------- fields
 
 
-_FIELD_TERM_RE = re.compile(r"^([^=!]+)(!=|==|=)(.*)$")
+_FIELD_TERM_RE = re.compile(r"^([^=!]+)(!=|==|=)(.*)\Z")
 
 
 def parse_field_selector(text: str | None, supported: Callable[[str], bool]) -> Selector:

@@ -60,7 +60,7 @@ def _labels(node: Node) -> dict[str, str]:
 
 def _spec(node: Node, index: int) -> Obj:
     # AKS names end in the scale set instance id, base 36: aksnpwin00000a is instance 10 of aksnpwin.
-    m = re.match(r"^(.*?)([0-9a-z]{6})$", node.name)
+    m = re.fullmatch(r"(.*?)([0-9a-z]{6})", node.name)
     vmss, instance = (m.group(1), int(m.group(2), 36)) if m else (node.name, index)
     spec: Obj = {
         "podCIDR": node.pod_cidr,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from winspect.client.capture_outcome import NodeCapture
-from winspect.client.fanout import NodeError
+from winspect.client.fanout import NodeFailure
 from winspect.client.filters import TargetSpec
 from winspect.client.render.capture import summary_line
 from winspect.v1 import winspect_pb2 as pb
@@ -23,7 +23,7 @@ def test_loss_reported_by_the_server_is_shown() -> None:
 
 
 def test_stop_without_confirmation() -> None:
-    stop_error = NodeError("win1", "10.0.0.4:50051", "DEADLINE_EXCEEDED", "no answer from 10.0.0.4:50051")
+    stop_error = NodeFailure("win1", "10.0.0.4:50051", "DEADLINE_EXCEEDED", "no answer from 10.0.0.4:50051")
     line = summary_line(node(packets=5, stop_error=stop_error, session_id="s"))
     assert line == "win1: 5 packets received, stop not confirmed: no answer from 10.0.0.4:50051"
     line = summary_line(node(cancelled=True))

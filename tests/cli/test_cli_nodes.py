@@ -50,6 +50,7 @@ PACKET_KEYS = {
     "node",
     "original_size",
     "packet_number",
+    "outer",
     "protocol",
     "raw",
     "src_ip",

@@ -14,10 +14,10 @@ from concurrent import futures
 import grpc
 import pytest
 
-from winspect.client import security
 from winspect.client.fanout import NodeResult, call_all
 from winspect.client.filters import TargetSpec
-from winspect.deploy.certs import make_server_tls
+from winspect.client.security import ChannelSecurity
+from winspect.deploy.pki import make_server_tls
 from winspect.v1 import winspect_pb2 as pb
 
 
@@ -65,10 +65,11 @@ def _server(host: str, recorder: Recorder, tls: tuple[bytes, bytes] | None) -> t
 def pki() -> Iterator[tuple[bytes, bytes, bytes]]:
     made = make_server_tls()
     yield made.ca_pem, made.key_pem, made.cert_pem
-    security.use(security.INSECURE)
 
 
-def _call(targets: list[TargetSpec], times: int = 1) -> list[NodeResult[pb.CountersResponse]]:
+def _call(
+    targets: list[TargetSpec], security: ChannelSecurity, times: int = 1
+) -> list[NodeResult[pb.CountersResponse]]:
     async def call(conn: object) -> pb.CountersResponse:
         answer: pb.CountersResponse | None = None
         for _ in range(times):
@@ -76,7 +77,7 @@ def _call(targets: list[TargetSpec], times: int = 1) -> list[NodeResult[pb.Count
         assert answer is not None
         return answer
 
-    return asyncio.run(call_all(targets, call, timeout=10, connect_timeout=5))
+    return asyncio.run(call_all(targets, call, security=security, timeout=10, connect_timeout=5))
 
 
 def test_every_call_carries_the_current_token_over_tls(
@@ -87,8 +88,8 @@ def test_every_call_carries_the_current_token_over_tls(
     server, port = _server(loopback_hosts[0], recorder, (key, cert))
     try:
         tokens = Tokens()
-        security.use(security.ChannelSecurity(root_certificates=ca, tokens=tokens))
-        (result,) = _call([TargetSpec("win1", loopback_hosts[0], port)], times=2)
+        secure = ChannelSecurity(root_certificates=ca, tokens=tokens)
+        (result,) = _call([TargetSpec("win1", loopback_hosts[0], port)], secure, times=2)
         assert result.error is None, result.error
         # Fetched for each call: a renewed token is used from the next call on.
         assert recorder.seen == ["Bearer token-1", "Bearer token-2"]
@@ -100,8 +101,8 @@ def test_no_token_on_an_insecure_channel(loopback_hosts: list[str]) -> None:
     recorder = Recorder()
     server, port = _server(loopback_hosts[0], recorder, None)
     try:
-        security.use(security.ChannelSecurity(insecure=True, tokens=Tokens()))
-        (result,) = _call([TargetSpec("win1", loopback_hosts[0], port)])
+        insecure = ChannelSecurity(insecure=True, tokens=Tokens())
+        (result,) = _call([TargetSpec("win1", loopback_hosts[0], port)], insecure)
         assert result.error is None, result.error
         assert recorder.seen == [None]
     finally:
@@ -115,9 +116,9 @@ def test_a_token_that_cannot_be_had_fails_each_node_with_the_reason(
     recorder = Recorder()
     server, port = _server(loopback_hosts[0], recorder, (key, cert))
     try:
-        security.use(security.ChannelSecurity(root_certificates=ca, tokens=BrokenTokens()))
+        secure = ChannelSecurity(root_certificates=ca, tokens=BrokenTokens())
         results = _call(
-            [TargetSpec("win1", loopback_hosts[0], port), TargetSpec("win2", loopback_hosts[0], port)]
+            [TargetSpec("win1", loopback_hosts[0], port), TargetSpec("win2", loopback_hosts[0], port)], secure
         )
         assert [(r.node, r.error.code if r.error else None) for r in results] == [
             ("win1", "UNAUTHENTICATED"),

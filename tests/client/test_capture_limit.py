@@ -19,10 +19,10 @@ from concurrent import futures
 import grpc
 import pytest
 
-from winspect.client import security
 from winspect.client.capture import CaptureRun
-from winspect.client.fanout import NodeError
+from winspect.client.fanout import NodeFailure
 from winspect.client.filters import TargetSpec
+from winspect.client.security import INSECURE
 from winspect.v1 import winspect_pb2 as pb
 
 NODES = 6
@@ -67,7 +67,7 @@ class Recorder:
     def __init__(self) -> None:
         self.nodes_started: list[str] = []
         self.packet_counts: dict[str, int] = {}
-        self.errors: list[NodeError] = []
+        self.errors: list[NodeFailure] = []
 
     def started(self, node: str, info: pb.CaptureInfo) -> None:
         self.nodes_started.append(node)
@@ -84,7 +84,7 @@ class Recorder:
     def ended(self, node: str, ended: pb.CaptureEnded) -> None:
         pass
 
-    def error(self, node: str, error: NodeError) -> None:
+    def error(self, node: str, error: NodeFailure) -> None:
         self.errors.append(error)
 
 
@@ -103,7 +103,6 @@ def servers(loopback_hosts: list[str]) -> Iterator[tuple[list[TargetSpec], Nodes
         server.start()
         started.append(server)
         targets.append(TargetSpec(f"win{i}", host, port))
-    security.use(security.INSECURE)
     try:
         yield targets, state
     finally:
@@ -126,7 +125,7 @@ def test_at_most_limit_nodes_start_at_once_and_every_node_captures(
         limit=LIMIT,
     )
 
-    outcome = asyncio.run(run.run())
+    outcome = asyncio.run(run.run(INSECURE))
 
     assert sink.errors == []
     assert sorted(sink.nodes_started) == sorted(t.name for t in targets)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from winspect.client.errors import EXIT_USAGE, UsageError
 from winspect.client.filters import (
     ProtocolSpec,
     TargetSpec,
@@ -20,6 +19,7 @@ from winspect.client.filters import (
     parse_targets,
     split_list,
 )
+from winspect.errors import EXIT_USAGE, UsageError
 
 
 def test_lists_are_comma_separated_and_flags_repeat() -> None:

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 import yaml
 
-from winspect.client.errors import ConfigError, UsageError
-from winspect.client.kubeconfig import kubeconfig_files, merge_kubeconfigs, resolve_config
+from winspect.errors import ConfigError, UsageError
+from winspect.kube.kubeconfig import kubeconfig_files, merge_kubeconfigs, resolve_config
 
 
 def write(path: Path, doc: dict[str, Any]) -> Path:

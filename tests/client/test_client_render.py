@@ -122,8 +122,12 @@ def test_fast_json_lines_equal_the_documented_dict() -> None:
     odd.component_name = 'Container NIC "x"'
     odd.raw = "raw"
     bare = pb.Packet()
+    tunnelled = tcp_packet()
+    tunnelled.outer.CopyFrom(
+        pb.Encapsulation(kind="VXLAN", vni=4096, src_ip="10.240.0.4", dst_ip="10.240.0.5", dst_port=4789)
+    )
     times = TimeFormatter()
-    for p in (tcp_packet(), drop_packet(), odd, bare):
+    for p in (tcp_packet(), drop_packet(), odd, bare, tunnelled):
         line = packets_to_json_lines([p], 'node "1"', times)
         assert json.loads(line) == packet_to_dict(p, 'node "1"', times)
 
@@ -401,6 +405,20 @@ def test_document_shape() -> None:
         "results": {"win1": {"a": 1}},
         "errors": {"win2": {"address": "x:1", "code": "UNAVAILABLE", "message": "m"}},
     }
+
+
+def test_encapsulated_packet_json_has_the_outer_tunnel() -> None:
+    p = tcp_packet()
+    p.outer.CopyFrom(
+        pb.Encapsulation(kind="VXLAN", vni=4096, src_ip="10.240.0.4", dst_ip="10.240.0.5", dst_port=4789)
+    )
+    d = packet_to_dict(p, "win1", TimeFormatter())
+    assert d["src_ip"] == p.src_ip  # the inner packet first
+    assert d["outer"] == {
+        "kind": "VXLAN", "vni": 4096, "src_mac": None, "dst_mac": None, "src_ip": "10.240.0.4",
+        "dst_ip": "10.240.0.5", "src_port": None, "dst_port": 4789, "summary": None,
+    }  # fmt: skip
+    assert packet_to_dict(tcp_packet(), "win1", TimeFormatter())["outer"] is None
 
 
 def test_printable_escapes_terminal_controls_and_keeps_text() -> None:

@@ -17,9 +17,9 @@ from concurrent import futures
 import grpc
 import pytest
 
-from winspect.client import security
 from winspect.client.fanout import call_all
 from winspect.client.filters import TargetSpec
+from winspect.client.security import INSECURE
 from winspect.v1 import winspect_pb2 as pb
 
 NODES = 6
@@ -64,7 +64,6 @@ def servers(loopback_hosts: list[str]) -> Iterator[tuple[list[TargetSpec], InFli
         server.start()
         started.append(server)
         targets.append(TargetSpec(f"win{i}", host, port))
-    security.use(security.INSECURE)
     try:
         yield targets, state
     finally:
@@ -80,7 +79,9 @@ def test_at_most_limit_nodes_at_once_and_every_node_answers(
     async def call(conn: object) -> pb.CountersResponse:
         return await conn.stub.GetCounters(pb.CountersRequest(), timeout=10)  # type: ignore[attr-defined,no-any-return]
 
-    results = asyncio.run(call_all(targets, call, timeout=10, connect_timeout=5, limit=LIMIT))
+    results = asyncio.run(
+        call_all(targets, call, security=INSECURE, timeout=10, connect_timeout=5, limit=LIMIT)
+    )
 
     assert [r.node for r in results] == [t.name for t in targets]
     assert [r.error for r in results] == [None] * NODES

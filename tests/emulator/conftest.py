@@ -31,9 +31,18 @@ def cluster() -> Cluster:
 def make_node(tmp_path: Path, cluster: Cluster) -> Callable[..., EmuNode]:
     counter = iter(range(1000))
 
-    def make(name: str = NODE, *, traffic_rate: float = 0.0, max_packets: int | None = 1500) -> EmuNode:
+    def make(
+        name: str = NODE, *, traffic_rate: float = 0.0, max_packets: int | None = 1500, time_zone: str = "UTC"
+    ) -> EmuNode:
         root = tmp_path / f"{name}-{next(counter)}"
-        create_node_state(cluster, name, root / "state", traffic_rate=traffic_rate, max_packets=max_packets)
+        create_node_state(
+            cluster,
+            name,
+            root / "state",
+            traffic_rate=traffic_rate,
+            max_packets=max_packets,
+            time_zone=time_zone,
+        )
         tools = install_tools(root / "tools", root / "state", python=sys.executable)
         return EmuNode(name, root / "state", tools)
 

@@ -25,7 +25,7 @@ def parse_blocks(out: str) -> list[dict[str, str]]:
                 blocks.append(cur)
                 cur = {}
             continue
-        m = re.match(r"^\s+(.+?)\s*:\s?(.*)$", line)
+        m = re.match(r"^\s*(.+?)\s*:\s?(.*)$", line)
         if m:
             cur[m.group(1)] = m.group(2)
         else:
@@ -38,9 +38,13 @@ def parse_blocks(out: str) -> list[dict[str, str]]:
 def test_list_vmswitch_port_shows_every_port(call: Call, node: EmuNode) -> None:
     code, out = call("vfpctrl", "/list-vmswitch-port")
     assert code == 0
+    assert out.count("\n") == out.count("\r\n")  # CRLF line ends
+    out = out.replace("\r\n", "\n")
     assert out.endswith("\n\nCommand list-vmswitch-port succeeded!\n")
     blocks = parse_blocks(out)
     ports = node.json("vfp_ports.json")
+    # `Port name` starts the line, and a blank line comes before each port after the first.
+    assert out.count("\n\nPort name             : ") == len(ports)
     assert [b["Port name"] for b in blocks] == [p["port_name"] for p in ports]
     for b in blocks:
         assert "Port is Initialized." in b and "NIC is Connected." in b
@@ -65,11 +69,14 @@ def _pod_port(node: EmuNode, deny: bool) -> str:
 def test_port_counters_in_and_out(call: Call, node: EmuNode) -> None:
     port = _pod_port(node, deny=True)
     code, out = call("vfpctrl", "/port", port, "/get-port-counter")
+    out = out.replace("\r\n", "\n")
     assert code == 0 and out.endswith("\nCommand get-port-counter succeeded!\n")
     body = out.split("===========\n\n", 1)[1]
     out_part, in_part = body.split("\n\n  Direction - IN\n")
     assert out_part.startswith("  Direction - OUT\n")
-    values_in = dict(re.findall(r"^ {6}(.+?) : (\d+)$", in_part, re.M))
+    values_in = dict(re.findall(r"^ {6}([^:]+?) : (\d+)$", in_part, re.M))
+    # drop statistics: two colons
+    assert f"      Dropped packets : ACL : {values_in['Dropped ACL packets']}" in in_part
     for key in ("Total packets", "Total bytes", "SYN packets", "RST packets", "Dropped ACL packets"):
         assert key in values_in
     assert int(values_in["Dropped ACL packets"]) > 0  # the pod behind the policy
@@ -107,7 +114,7 @@ def test_acl_rules_of_the_policy_pod_deny_inbound(call: Call, node: EmuNode) -> 
 def test_port_state_and_layers(call: Call, node: EmuNode) -> None:
     port = _pod_port(node, deny=False)
     code, out = call("vfpctrl", "/port", port, "/get-port-state")
-    assert code == 0 and "Enabled : TRUE" in out and out.endswith("Command get-port-state succeeded!\n")
+    assert code == 0 and "Enabled : TRUE" in out and out.endswith("Command get-port-state succeeded!\r\n")
     code, out = call("vfpctrl", "/port", port, "/list-layer")
     assert code == 0 and "LAYER : ACL_ENDPOINT_LAYER" in out
 

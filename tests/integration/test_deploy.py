@@ -36,8 +36,8 @@ from support.runcli import run_winspect
 from winspect.cli.main import cli
 from winspect.deploy import install as install_module
 from winspect.deploy import manifests as manifests_module
-from winspect.deploy.certs import certificate_info, signed_by
-from winspect.deploy.lookup import installed_port
+from winspect.deploy.pki import certificate_info, signed_by
+from winspect.kube.installed import installed_port
 
 pytestmark = pytest.mark.kube
 

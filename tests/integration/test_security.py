@@ -35,8 +35,8 @@ import pytest
 from support.kubecluster import ADMIN, NOBODY, VIEWER, ApiError, KubeCluster, Rest, write_yaml
 from support.runcli import Result, run_winspect
 
-from winspect.deploy.certs import make_server_tls
 from winspect.deploy.manifests import render
+from winspect.deploy.pki import make_server_tls
 from winspect.emulator.install import install_tools
 from winspect.emulator.state import create_node_state, pktmon_status, read_calls
 from winspect.node.windows.pktmon_probe import PROBES
@@ -449,10 +449,10 @@ def test_a_plain_text_client_is_refused(secured: Secured, tmp_path: Path) -> Non
 
 
 def test_token_request_path_for_client_certificate_users(secured: Secured, tmp_path: Path) -> None:
-    from winspect.client.discovery import Cluster
-    from winspect.client.errors import KubeApiError
-    from winspect.client.kubeconfig import resolve_config
     from winspect.client.security import ServiceAccountTokens
+    from winspect.errors import KubeApiError
+    from winspect.kube.cluster import Cluster
+    from winspect.kube.kubeconfig import resolve_config
 
     def tokens_as(role: str) -> ServiceAccountTokens:
         resolved = resolve_config(str(secured.kubeconfig(tmp_path, role)), None, None)

@@ -76,3 +76,21 @@ def test_text_counts_with_thousands_separators() -> None:
 def test_text_without_counter_cells_is_not_parsed() -> None:
     assert parse_counters_text("Packet Monitor is not running.\n") is None
     assert parse_counters_text(reference("pktmon_status_idle.txt")) is None
+
+
+def test_text_with_grouped_numbers_and_headings_without_colon() -> None:
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "fixtures" / "current_output" / "pktmon_counters_text.txt"
+    rows = parse_counters_text(path.read_bytes().decode())
+    assert rows is not None
+    got = [(r.group, r.component_id, r.counter_type, r.direction, r.packets, r.bytes) for r in rows]
+    assert got == [
+        ("Intel(R) Ethernet Connection (2) I219-V #2", 9, "Flow", pb.DIRECTION_RX, 1208, 147232),
+        ("Intel(R) Ethernet Connection (2) I219-V #2", 9, "Flow", pb.DIRECTION_TX, 980, 1151220),
+        ("Intel(R) Ethernet Connection (2) I219-V #2", 104, "Flow", pb.DIRECTION_RX, 12, 1020),
+        ("Intel(R) Ethernet Connection (2) I219-V #2", 104, "Flow", pb.DIRECTION_TX, 7, 560),
+        ("Virtual Switch 1", 31, "Drop", pb.DIRECTION_RX, 3, 402),
+        ("Virtual Switch 1", 31, "Drop", pb.DIRECTION_TX, 0, 0),
+    ]
+    assert rows[0].component_name == "Intel(R) Ethernet Connection (2) I219-V #2"

@@ -9,7 +9,7 @@ from support.reference_samples import VARIANT_IDS, reference, variants
 
 from winspect.node.windows.parsers.pktmon_filter_list import FilterRow, parse_filter_list
 
-CURRENT = Path(__file__).resolve().parent.parent / "fixtures" / "pktmon_current"
+CURRENT = Path(__file__).resolve().parent.parent / "fixtures" / "current_output"
 SYN_443 = FilterRow(
     1,
     "IP-TCP-SYN-443",

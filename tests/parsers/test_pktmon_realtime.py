@@ -131,7 +131,7 @@ def test_header_fields_found_by_name_in_another_order() -> None:
         (
             "00-15-5D-00-00-01 > FF-FF-FF-FF-FF-FF, ethertype ARP (0x0806), length 42: "
             "Request who-has 10.0.0.1 tell 10.0.0.2, length 28",
-            ("", None, "", None, "ARP", None, ""),
+            ("10.0.0.2", None, "10.0.0.1", None, "ARP", None, ""),
         ),
         (
             "00-15-5D-00-00-01 > 00-15-5D-00-00-02, ethertype IPv4 (0x0800), length 54: "

@@ -73,3 +73,38 @@ def test_unknown_counter_keys_are_kept() -> None:
 
 def test_error_output() -> None:
     assert vfp_error("\r\nERROR: failed to find port abc\r\n") == "ERROR: failed to find port abc"
+
+
+def _current(name: str) -> str:
+    from pathlib import Path
+
+    return (
+        (Path(__file__).resolve().parent.parent / "fixtures" / "current_output" / name).read_bytes().decode()
+    )
+
+
+def test_ports_at_the_start_of_the_line_with_crlf_and_a_blank_line_between_them() -> None:
+    text = _current("vfpctrl_list_vmswitch_port.txt")
+    assert "\r\n\r\nPort name" in text
+    ports = parse_vmswitch_ports(text)
+    assert [(p.name, p.port_type, p.mac) for p in ports] == [
+        ("4FD72AB0-2C35-4AE7-AC9A-F893495BD5EF", "Internal", "00-0D-3A-12-34-56"),
+        ("9A1E0C44-7B0D-4E55-8F3A-1C2B3D4E5F60", "External", "00-0D-3A-AB-CD-EF"),
+    ]
+    assert all(
+        p.sentences == ["Port is Initialized.", "MAC Learning is Disabled.", "NIC is Connected."]
+        for p in ports
+    )
+
+
+def test_drop_statistics_with_two_colons_and_grouped_numbers() -> None:
+    out_dir, in_dir = parse_port_counters(_current("vfpctrl_get_port_counter_drops.txt"))
+    assert out_dir.direction == pb.DIRECTION_TX and in_dir.direction == pb.DIRECTION_RX
+    assert [(c.name, c.value) for c in in_dir.counters] == [
+        ("Total packets", 1500),
+        ("Total bytes", 201000),
+        ("Dropped ACL packets", 3),
+        ("Dropped packets: ACL", 3),
+        ("Dropped packets: Invalid packet", 0),
+    ]
+    assert ("Dropped packets: Invalid packet", 2) in [(c.name, c.value) for c in out_dir.counters]

@@ -13,7 +13,7 @@ import pytest
 import yaml
 from support.security import ADMIN, NOBODY, VIEWER, SecureNode, run_cli
 
-from winspect.deploy.certs import make_server_tls
+from winspect.deploy.pki import make_server_tls
 
 
 def test_admin_captures_through_tls_with_the_ca_from_the_cluster(node: SecureNode) -> None:

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from winspect.deploy.certificates import configmap_object, renewal_reason, secret_object
-from winspect.deploy.certs import make_server_tls
 from winspect.deploy.manifests import render
+from winspect.deploy.pki import make_server_tls
+from winspect.deploy.tls_objects import configmap_object, renewal_reason, secret_object
 from winspect.sandbox.kubeapi.auth import (
     NOBODY_USER,
     SERVER_USER,
@@ -137,6 +137,6 @@ def test_install_keeps_good_certificates_and_renews_others() -> None:
 
 
 def tls_expiry(secret: dict[str, str]) -> datetime.datetime:
-    from winspect.deploy.certs import certificate_info
+    from winspect.deploy.pki import certificate_info
 
     return certificate_info(base64.b64decode(secret["tls.crt"])).not_after

@@ -12,7 +12,7 @@ import yaml
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from support.security import ADMIN, NOBODY, VIEWER, SecureNode, code_of, hns_request, wait_until
 
-from winspect.deploy.certs import make_server_tls
+from winspect.deploy.pki import make_server_tls
 from winspect.server.auth import DENIED_USER_KEY, SUGGESTED_ROLE_KEY
 from winspect.v1 import winspect_pb2 as pb
 

@@ -29,6 +29,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from winspect.incluster import SERVICE_ACCOUNT_DIR
 from winspect.sandbox.kubeapi.auth import VIEWER_USER
 from winspect.sandbox.kubeapi.tls import make_tls
 from winspect.sandbox.security import LocalApi, start_local_api
@@ -453,7 +454,7 @@ def test_missing_token_file_stops_the_start(fake: FakeApi, tmp_path: Path) -> No
 
 
 def _service_account(root: Path, ca_pem: bytes, token: str) -> Path:
-    sa = root / auth_kube_config.SERVICE_ACCOUNT_DIR.lstrip("/")
+    sa = root / SERVICE_ACCOUNT_DIR.lstrip("/")
     sa.mkdir(parents=True)
     (sa / "token").write_text(token)
     (sa / "ca.crt").write_bytes(ca_pem)
@@ -465,7 +466,7 @@ def test_in_cluster_service_account_under_the_sandbox_mount_point(
     fake: FakeApi, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # HostProcess containers of containerd before 1.7 mount it under %CONTAINER_SANDBOX_MOUNT_POINT%.
-    assert not Path(auth_kube_config.SERVICE_ACCOUNT_DIR, "token").exists()
+    assert not Path(SERVICE_ACCOUNT_DIR, "token").exists()
     sa = _service_account(tmp_path / "mount", fake.ca_pem, "sa-token-1")
     monkeypatch.setenv(auth_kube_config.SANDBOX_MOUNT_ENV, str(tmp_path / "mount"))
     monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "127.0.0.1")

@@ -65,6 +65,7 @@ def test_duration_capture_exact_argv_and_typed_packets(node: EmulatedNode) -> No
     assert node.calls() == [
         ["pktmon", "list", "--include-hidden"],
         *SURVEY,
+        ["hnsdiag", "list", "networks", "-d"],  # an overlay network would need -e on every filter
         *[["pktmon", "filter", "add", f"winspect-{sid}-{i}", *f] for i, f in enumerate(filters, 1)],
         _start_args("--type", "all", "--pkt-size", "0"),
         *STOP_AND_REMOVE,
@@ -387,6 +388,7 @@ def test_stop_capture_during_setup_still_cleans(node: EmulatedNode) -> None:
     assert node.calls() == [
         ["pktmon", "list", "--include-hidden"],
         *SURVEY,
+        ["hnsdiag", "list", "networks", "-d"],
         ["pktmon", "filter", "add", f"winspect-{sid}-1", "-p", "80"],
         _start_args("--type", "all", "--pkt-size", "0"),
         *STOP_AND_REMOVE,

@@ -37,6 +37,12 @@ def _counters(port: pb.VfpPortCounters) -> dict[str, dict[str, int]]:
     return {names[d.direction]: {c.name: c.value for c in d.counters} for d in port.directions}
 
 
+def _printed(stored: dict[str, dict[str, int]]) -> dict[str, dict[str, int]]:
+    """The stored counters as vfpctrl prints them: with the drop statistics line
+    `Dropped packets : ACL : N` (two colons), read as the counter `Dropped packets: ACL`."""
+    return {d: {**c, "Dropped packets: ACL": c["Dropped ACL packets"]} for d, c in stored.items()}
+
+
 def _hns(node: EmulatedNode) -> dict[str, list[dict[str, object]]]:
     data: dict[str, list[dict[str, object]]] = json.loads((node.state_dir / "hns.json").read_text())
     return data
@@ -94,7 +100,7 @@ def test_vfp_counters_of_a_pod(node: EmulatedNode) -> None:
     (port,) = reply.ports
     assert port.role == pb.VFP_PORT_ROLE_POD
     assert port.port_guid == guid
-    assert _counters(port) == read_vfp_counters(node.state_dir)[guid]
+    assert _counters(port) == _printed(read_vfp_counters(node.state_dir)[guid])
     assert node.calls() == [
         ["hnsdiag", "list", "endpoints", "-d"],
         ["vfpctrl", "/port", guid, "/get-port-counter"],
@@ -116,7 +122,7 @@ def test_vfp_counters_detailed_adds_host_vnic_and_external_port(node: EmulatedNo
     assert [p.port_guid for p in reply.ports[1:]] == [host, external]
     assert reply.ports[2].friendly_name == "ExternalPort"
     vfp = read_vfp_counters(node.state_dir)
-    assert [_counters(p) for p in reply.ports[1:]] == [vfp[host], vfp[external]]
+    assert [_counters(p) for p in reply.ports[1:]] == [_printed(vfp[host]), _printed(vfp[external])]
     assert node.calls()[1:3] == [
         ["vfpctrl", "/port", reply.ports[0].port_guid, "/get-port-counter"],
         ["hnsdiag", "list", "networks", "-d"],

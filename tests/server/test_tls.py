@@ -22,7 +22,7 @@ from cryptography.x509.oid import NameOID
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from winspect.deploy.certs import SERVER_NAMES, make_server_tls
+from winspect.deploy.pki import SERVER_NAMES, make_server_tls
 from winspect.server.tls import TlsError, load_server_tls, read_certificate
 
 UTC = datetime.timezone.utc

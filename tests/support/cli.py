@@ -275,14 +275,15 @@ def capture_calls(
     after_start: list[list[str]] | None = None,
 ) -> list[list[str]]:
     """The tool calls of one capture on a node, in order: `before` (e.g. the pod lookup), the
-    component list, the survey of who holds pktmon (status, filter list), `pktmon filter add
-    winspect-<session>-N ARGS` for each of `filters`, `pktmon start --capture --log-mode real-time
-    START`, `after_start` (e.g. the final counters) and the cleanup (stop, the filter check, and
-    with filters their removal)."""
+    component list, the survey of who holds pktmon (status, filter list), with filters the HNS
+    networks (is one an overlay?) and `pktmon filter add winspect-<session>-N ARGS` for each of
+    `filters`, `pktmon start --capture --log-mode real-time START`, `after_start` (e.g. the final
+    counters) and the cleanup (stop, the filter check, and with filters their removal)."""
     return [
         *(before or []),
         ["pktmon", "list", "--include-hidden"],
         *SURVEY,
+        *([["hnsdiag", "list", "networks", "-d"]] if filters else []),  # an overlay network needs -e
         *[
             ["pktmon", "filter", "add", f"winspect-{session}-{i}", *args]
             for i, args in enumerate(filters or [], 1)

@@ -151,3 +151,18 @@ def wait_until(what: str, check: Callable[[], Any], timeout: float = 30.0) -> An
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.2)
+
+
+def tshark_fields(path: Path, *fields: str, display_filter: str | None = None) -> list[list[str]]:
+    """Real tshark's FIELDS (tab separated) of every packet in a pcapng file."""
+    import shutil
+
+    tshark = shutil.which("tshark")
+    assert tshark is not None, "tshark is not installed (apt install tshark)"
+    argv = [tshark, "-r", str(path), "-T", "fields", "-E", "separator=\t"]
+    argv += ["-Y", display_filter] if display_filter else []
+    for name in fields:
+        argv += ["-e", name]
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 0, proc.stderr
+    return [line.split("\t") for line in proc.stdout.splitlines() if line]

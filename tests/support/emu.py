@@ -63,10 +63,10 @@ HEADER_RE = re.compile(
     r", OriginalSize (?P<orig>\d+), LoggedSize (?P<logged>\d+)$"
 )
 ETH_RE = re.compile(
-    r"^ {8}(?:Drop: )?(?P<smac>[0-9A-F-]{17}) > (?P<dmac>[0-9A-F-]{17}), ethertype IPv4 \(0x0800\), "
+    r"^\t(?:Drop: )?(?P<smac>[0-9A-F-]{17}) > (?P<dmac>[0-9A-F-]{17}), ethertype IPv4 \(0x0800\), "
     r"length (?P<len>\d+): (?P<l3>.*)$"
 )
-IP_RE = re.compile(r"^ {8}(?:Drop: )?ip: (?P<l3>.*)$")
+IP_RE = re.compile(r"^\t(?:Drop: )?ip: (?P<l3>.*)$")
 _IP = r"\d+\.\d+\.\d+\.\d+"
 L4_RE = re.compile(rf"^(?P<src>{_IP})\.(?P<sport>\d+) > (?P<dst>{_IP})\.(?P<dport>\d+): (?P<rest>.*)$")
 ICMP_RE = re.compile(rf"^(?P<src>{_IP}) > (?P<dst>{_IP}): ICMP (?P<rest>.*)$")
@@ -104,8 +104,10 @@ class Pkt:
 
 def parse_capture(text: str) -> list[Pkt]:
     lines = text.splitlines()
-    assert lines[:3] == ["Active measurement started.", "Processing...", ""], lines[:3]
-    body = lines[3:]
+    assert lines[0] == "Collected Data:" and "Packet Filters:" in lines, lines[:12]
+    end = lines.index("Processing...")
+    assert lines[end + 1] == "", lines[end : end + 2]
+    body = lines[end + 2 :]
     assert len(body) % 2 == 0, "every record is two lines"
     out = []
     for head, summ in zip(body[0::2], body[1::2], strict=True):
@@ -114,12 +116,12 @@ def parse_capture(text: str) -> list[Pkt]:
         e = ETH_RE.match(summ) or IP_RE.match(summ)
         assert e, f"bad summary line: {summ!r}"
         if m["drop"]:
-            assert summ.startswith("        Drop: ")
+            assert summ.startswith("\tDrop: ")
         l3 = e["l3"]
         l4 = L4_RE.match(l3)
         if l4:
             rest = l4["rest"]
-            proto = "UDP" if rest.startswith("UDP,") else "TCP"
+            proto = "TCP" if rest.startswith("Flags [") else "UDP"
             fl = re.search(r"Flags \[([^\]]*)\]", rest)
             pkt = Pkt(
                 m.groupdict(),

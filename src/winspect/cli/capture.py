@@ -36,7 +36,6 @@ Without -d the capture runs until Ctrl+C, which stops it on every node.
 """
 
 SCOPES = ("nodes", "pods", "all")
-MAX_PKT_SIZE = 65535
 
 
 @command("capture", examples=EXAMPLES)
@@ -184,7 +183,7 @@ def check_flags(
     scope: str, names: tuple[str, ...], *, write: str | None, counters_only: bool, all_namespaces: bool
 ) -> None:
     """Flags that do not go together, and names that the scope needs or refuses."""
-    from winspect.client.errors import UsageError
+    from winspect.errors import UsageError
 
     if write is not None and counters_only:
         raise UsageError("-w/--write needs packets: it cannot be combined with --counters-only")
@@ -201,7 +200,8 @@ def check_flags(
 
 def parse_pkt_size(value: str | None) -> int:
     """--pkt-size: bytes per packet, 0 = the whole packet."""
-    from winspect.client.errors import UsageError
+    from winspect.contract import MAX_PKT_SIZE
+    from winspect.errors import UsageError
 
     if value is None:
         return 0
@@ -268,7 +268,7 @@ def run(
             connect_timeout=settings.connect_timeout,
         )
         output.when_closed(runner.output_gone)
-        outcome = asyncio.run(run_capture(runner, pcapng, live=write == "-"))
+        outcome = asyncio.run(run_capture(runner, plan.security, pcapng, live=write == "-"))
         output.when_closed(None)
     outcome.add_failed(plan.failed)
     if outcome.output_closed or output.closed:

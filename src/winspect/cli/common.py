@@ -10,10 +10,10 @@ import click
 
 from winspect.cli.output import err as err  # every command reports through it
 from winspect.cli.output import reader_gone
-from winspect.client.errors import EXIT_INTERRUPTED, EXIT_OK, WinspectError, exit_code
+from winspect.errors import EXIT_INTERRUPTED, EXIT_OK, WinspectError, exit_code
 
 if TYPE_CHECKING:
-    from winspect.client.fanout import Connection, NodeError, NodeResult
+    from winspect.client.fanout import Connection, NodeFailure, NodeResult
     from winspect.client.settings import Settings
     from winspect.client.targets import Plan
 
@@ -21,7 +21,7 @@ T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def node_error(error: NodeError) -> None:
+def node_error(error: NodeFailure) -> None:
     err(f"{error.node}: {error.message}")
 
 
@@ -69,9 +69,17 @@ def fan_out(
         async def call(conn: Connection) -> Any:
             return prepare_answer(conn.name, await unprepared(conn))
 
-    results = asyncio.run(
-        call_all(plan.targets, call, timeout=settings.timeout, connect_timeout=settings.connect_timeout)
-    )
+    results: list[NodeResult[T]] = []
+    if plan.targets:
+        results = asyncio.run(
+            call_all(
+                plan.targets,
+                call,
+                security=plan.security.get(),
+                timeout=settings.timeout,
+                connect_timeout=settings.connect_timeout,
+            )
+        )
     failed: list[NodeResult[T]] = [NodeResult(e.node, e.address, error=e) for e in plan.failed]
     return results + failed
 

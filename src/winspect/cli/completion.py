@@ -85,9 +85,8 @@ def completion(shell: str) -> None:
     """Print the shell completion script for bash, zsh, fish or PowerShell."""
     from click.shell_completion import get_completion_class
 
-    from winspect.cli.main import cli
-
     register()
     cls = get_completion_class(shell.lower())
     assert cls is not None
-    click.echo(cls(cli, {}, "winspect", COMPLETE_VAR).source())
+    root = click.get_current_context().find_root().command  # the `winspect` group
+    click.echo(cls(root, {}, "winspect", COMPLETE_VAR).source())

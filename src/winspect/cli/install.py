@@ -10,10 +10,10 @@ from winspect.cli.common import err, handles_errors
 from winspect.cli.options import command, namespace_given, settings_from
 
 if TYPE_CHECKING:
-    from winspect.client.discovery import Cluster
     from winspect.client.settings import Settings
     from winspect.deploy.install import ObjectResult
     from winspect.deploy.readiness import Rollout
+    from winspect.kube.cluster import Cluster
 
 DEFAULT_WAIT = "5m"
 
@@ -36,8 +36,8 @@ winspect --context prod uninstall -o json
 
 
 def _check_scope(ctx: click.Context, settings: Settings, what: str) -> None:
-    from winspect.client.errors import UsageError
     from winspect.deploy.manifests import NAMESPACE
+    from winspect.errors import UsageError
 
     if namespace_given(ctx):
         raise UsageError(
@@ -48,8 +48,8 @@ def _check_scope(ctx: click.Context, settings: Settings, what: str) -> None:
 
 
 def _cluster(settings: Settings) -> Cluster:
-    from winspect.client.discovery import Cluster
-    from winspect.client.kubeconfig import resolve_config
+    from winspect.kube.cluster import Cluster
+    from winspect.kube.kubeconfig import resolve_config
 
     resolved = resolve_config(settings.kubeconfig, settings.context, None)
     if settings.verbose:
@@ -114,11 +114,11 @@ def install(image: str | None, dry_run: bool, wait_timeout: str) -> int:
     need a binding to winspect-viewer or winspect-capture (docs/security.md):
     kubectl create clusterrolebinding winspect-viewer-alice --clusterrole=winspect-viewer --user=alice
     """
-    from winspect.client.errors import EXIT_NODE_FAILED
     from winspect.client.filters import parse_seconds
     from winspect.client.render.documents import document, dumps
     from winspect.deploy.install import Deployer
     from winspect.deploy.manifests import DEFAULT_IMAGE, NAMESPACE, render
+    from winspect.errors import EXIT_NODE_FAILED
 
     ctx = click.get_current_context()
     settings = settings_from(ctx)
@@ -226,11 +226,11 @@ def rotate_certs(wait_timeout: str) -> int:
     create the certificates once when winspect was deployed from deploy/base
     (kustomize) rather than with `winspect install`.
     """
-    from winspect.client.errors import EXIT_NODE_FAILED
     from winspect.client.filters import parse_seconds
     from winspect.client.render.documents import document, dumps
     from winspect.deploy.install import Deployer
     from winspect.deploy.manifests import NAMESPACE
+    from winspect.errors import EXIT_NODE_FAILED
 
     ctx = click.get_current_context()
     settings = settings_from(ctx)

@@ -33,9 +33,9 @@ def _names(ctx: click.Context, lister: Callable[..., list[str]]) -> list[str]:
 
 
 def _node_names(settings: object) -> list[str]:
-    from winspect.client.discovery import Cluster
-    from winspect.client.kubeconfig import resolve_config
     from winspect.client.settings import Settings
+    from winspect.kube.cluster import Cluster
+    from winspect.kube.kubeconfig import resolve_config
 
     assert isinstance(settings, Settings)
     if settings.targets:
@@ -50,9 +50,9 @@ def _node_names(settings: object) -> list[str]:
 
 
 def _pod_names(settings: object) -> list[str]:
-    from winspect.client.discovery import Cluster
-    from winspect.client.kubeconfig import resolve_config
     from winspect.client.settings import Settings
+    from winspect.kube.cluster import Cluster
+    from winspect.kube.kubeconfig import resolve_config
 
     assert isinstance(settings, Settings)
     if settings.targets:

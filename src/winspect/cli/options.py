@@ -110,10 +110,11 @@ def global_options(f: F) -> F:
 
 def settings_from(ctx: click.Context) -> Settings:
     """The run's settings from the global options given anywhere on the command line."""
-    from winspect.client.errors import UsageError
-    from winspect.client.filters import DEFAULT_PORT, parse_seconds, parse_targets
+    from winspect.client.filters import parse_seconds, parse_targets
     from winspect.client.render.color import use_color
     from winspect.client.settings import DEFAULT_TIMEOUT, Settings
+    from winspect.contract import DEFAULT_PORT
+    from winspect.errors import UsageError
 
     given: dict[str, Any] = ctx.meta.get(_META_KEY, {})
     port = given.get("port") or DEFAULT_PORT
@@ -142,9 +143,6 @@ def settings_from(ctx: click.Context) -> Settings:
         )
     if settings.insecure and settings.ca_file:
         raise UsageError("--insecure connects in plain text: it cannot be combined with --ca-file")
-    from winspect.client import security
-
-    security.configure(settings)
     return settings
 
 

@@ -19,8 +19,8 @@ from typing import IO, Any
 
 import click
 
-from winspect.client.errors import EXIT_OK, UsageError
 from winspect.client.render.safe import printable
+from winspect.errors import EXIT_OK, UsageError
 
 STDOUT = "<stdout>"
 STDERR = "<stderr>"

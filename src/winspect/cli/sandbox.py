@@ -59,6 +59,14 @@ def _node_options(f: Any) -> Any:
         help="Linux nodes (they host the system pods and run no winspect server).",
     )(f)
     f = click.option(
+        "--network",
+        type=click.Choice(["l2bridge", "overlay"]),
+        default="l2bridge",
+        show_default=True,
+        help="Pod network of the Windows nodes: l2bridge, or overlay (VXLAN between the nodes, "
+        "as Flannel or Calico VXLAN).",
+    )(f)
+    f = click.option(
         "--windows-nodes",
         type=click.IntRange(1, 200),
         default=3,
@@ -86,6 +94,12 @@ def _usage(sb: Any, root: Path, default: bool) -> str:
         + (f"..{nodes[-1]['address']}" if len(nodes) > 1 else "")
         + f", Kubernetes API at {sb.api_url} ({sb.state.get('startup_seconds', '?')}s)",
         f"kubeconfig: {sb.kubeconfig}",
+        *(["pod network: overlay (VXLAN between the nodes)"] if sb.state.get("network") == "overlay" else []),
+        *[
+            f"{n['name']} runs in time zone {n['time_zone']} (pktmon prints local time there)"
+            for n in nodes
+            if n.get("time_zone", "UTC") != "UTC"
+        ],
         "",
         "Use it:",
         f"  export KUBECONFIG={sb.kubeconfig}",
@@ -134,6 +148,7 @@ def up(
     windows_nodes: int,
     linux_nodes: int,
     seed: int,
+    network: str,
     flavours: tuple[str, ...],
     defender_filters: tuple[str, ...],
     foreign_sessions: tuple[str, ...],
@@ -156,6 +171,7 @@ def up(
             seed,
             progress=lambda m: click.echo(m, err=True),
             node_options=options,
+            network=network,
         )
     except runtime.SandboxError as e:
         _fail(str(e))
@@ -230,7 +246,7 @@ def down(directory: Path | None) -> None:
 @sandbox.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
 @_node_options
 @click.argument("args", nargs=-1, type=click.UNPROCESSED, required=True)
-def run(windows_nodes: int, linux_nodes: int, seed: int, args: tuple[str, ...]) -> None:
+def run(windows_nodes: int, linux_nodes: int, seed: int, network: str, args: tuple[str, ...]) -> None:
     """Run one winspect command against a fresh sandbox, then remove it.
 
     \b
@@ -246,7 +262,12 @@ def run(windows_nodes: int, linux_nodes: int, seed: int, args: tuple[str, ...]) 
         _fail("give the winspect command to run after --, for example: winspect sandbox run -- hns all", 2)
     try:
         code = runtime.run(
-            argv, windows_nodes, linux_nodes, seed, progress=lambda m: click.echo(f"sandbox: {m}", err=True)
+            argv,
+            windows_nodes,
+            linux_nodes,
+            seed,
+            progress=lambda m: click.echo(f"sandbox: {m}", err=True),
+            network=network,
         )
     except runtime.SandboxError as e:
         _fail(str(e))

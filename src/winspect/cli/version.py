@@ -34,10 +34,10 @@ winspect version --nodes win1 -o json
 def version(client_only: bool, nodes: tuple[str, ...]) -> int:
     """The winspect client version and, when reachable, the node servers' (NodeInfo)."""
     from winspect import __version__
-    from winspect.client.errors import WinspectError
     from winspect.client.filters import parse_names
     from winspect.client.render.documents import document, dumps, node_info_to_dict
     from winspect.client.targets import plan_nodes
+    from winspect.errors import WinspectError
     from winspect.v1 import winspect_pb2 as pb
 
     settings = settings_from(click.get_current_context())

@@ -43,11 +43,11 @@ def vfp_counter(pod: str, detailed: bool, all_namespaces: bool) -> int:
     pod's VFP port through its HNS endpoint and reads its counters, IN and
     OUT.
     """
-    from winspect.client.errors import UsageError
     from winspect.client.filters import parse_pods
     from winspect.client.render.documents import vfp_to_dict
     from winspect.client.render.vfp import vfp_tables
     from winspect.client.targets import plan_pods
+    from winspect.errors import UsageError
     from winspect.v1 import winspect_pb2 as pb
 
     settings = settings_from(click.get_current_context())

@@ -30,12 +30,13 @@ import grpc
 import grpc.aio
 
 from winspect.client.capture_outcome import CaptureOutcome, NodeCapture
-from winspect.client.discovery import PodTarget
-from winspect.client.fanout import MAX_CONCURRENT_NODES, Connection, NodeError, NodeFailure, NodeSlots
+from winspect.client.discovery import PodOnNode
+from winspect.client.fanout import MAX_CONCURRENT_NODES, Connection, NodeFailed, NodeFailure, NodeSlots
 from winspect.client.filters import ProtocolSpec, TargetSpec
+from winspect.client.security import ChannelSecurity
 from winspect.v1 import winspect_pb2 as pb
 
-# Total time allowed for stopping after an interrupt (the issue: exit within 5 s).
+# Total time allowed for stopping after an interrupt (winspect exits within 5 s of Ctrl+C).
 STOP_BUDGET = 4.0
 STOP_CALL_TIMEOUT = 2.0
 # A draining node reports every second; this long without a word, it is given up.
@@ -72,7 +73,7 @@ class CaptureOptions:
     take_over: bool = False  # stop/replace another pktmon user's session and filters (re-added after)
 
 
-def build_request(options: CaptureOptions, pods: Sequence[PodTarget], who: str) -> pb.CaptureRequest:
+def build_request(options: CaptureOptions, pods: Sequence[PodOnNode], who: str) -> pb.CaptureRequest:
     return pb.CaptureRequest(
         ips=options.ips,
         macs=options.macs,
@@ -102,8 +103,9 @@ class CaptureSink(Protocol):
     def packets(self, node: str, packets: Sequence[pb.Packet]) -> None: ...
     def stats(self, node: str, stats: pb.CaptureStats) -> None: ...
     def draining(self, node: str, stats: pb.CaptureStats) -> None: ...
+    def notice(self, node: str, notice: pb.CaptureNotice) -> None: ...
     def ended(self, node: str, ended: pb.CaptureEnded) -> None: ...
-    def error(self, node: str, error: NodeError) -> None: ...
+    def error(self, node: str, error: NodeFailure) -> None: ...
 
 
 class CaptureRun:
@@ -151,7 +153,7 @@ class CaptureRun:
                 return
             await conn.connect(self.connect_timeout)
             await self._read(node, conn, slot.release)
-        except (grpc.aio.AioRpcError, NodeFailure) as exc:
+        except (grpc.aio.AioRpcError, NodeFailed) as exc:
             if (
                 node.cancelled
                 and isinstance(exc, grpc.aio.AioRpcError)
@@ -213,6 +215,8 @@ class CaptureRun:
             node.started = True
             node.session_id = event.started.session_id
             self.sink.started(node.name, event.started)
+        elif kind == "notice":
+            self.sink.notice(node.name, event.notice)
         elif kind == "ended":
             node.ended = event.ended
             node.packets_lost = max(node.packets_lost, event.ended.packets_lost)
@@ -231,8 +235,8 @@ class CaptureRun:
                     pb.StopCaptureRequest(session_id=node.session_id, requester=node.request.requester),
                     timeout=timeout,
                 )
-            except (grpc.aio.AioRpcError, NodeFailure) as exc:
-                node.stop_error = exc.error if isinstance(exc, NodeFailure) else conn.error(exc, timeout)
+            except (grpc.aio.AioRpcError, NodeFailed) as exc:
+                node.stop_error = exc.error if isinstance(exc, NodeFailed) else conn.error(exc, timeout)
             finally:
                 node.stop_pending = False
 
@@ -254,12 +258,12 @@ class CaptureRun:
                 f"({node.draining.log_bytes_pending} bytes of pktmon log) not received"
             )
         target = node.target
-        node.error = NodeError(target.name, target.address, "DEADLINE_EXCEEDED", f"{why}{unsent}")
+        node.error = NodeFailure(target.name, target.address, "DEADLINE_EXCEEDED", f"{why}{unsent}")
         self.sink.error(node.name, node.error)
 
-    async def run(self) -> CaptureOutcome:
+    async def run(self, security: ChannelSecurity) -> CaptureOutcome:
         for node in self.nodes:
-            node.conn = Connection(node.target)
+            node.conn = Connection(node.target, security)
         slots = NodeSlots(self.limit)
         tasks: dict[asyncio.Future[Any], NodeCapture] = {
             asyncio.ensure_future(self._node(n, slots)): n for n in self.nodes
@@ -376,7 +380,7 @@ class CaptureRun:
                 if not info.HasField("capture"):
                     node.idle_confirmed = True
                     return
-            except (grpc.aio.AioRpcError, NodeFailure):
+            except (grpc.aio.AioRpcError, NodeFailed):
                 pass
             await asyncio.sleep(0.2)
 

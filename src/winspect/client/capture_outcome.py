@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from winspect.client.errors import EXIT_INTERRUPTED, EXIT_NODE_FAILED, exit_code
-from winspect.client.fanout import Connection, NodeError
+from winspect.client.fanout import Connection, NodeFailure
 from winspect.client.filters import TargetSpec
+from winspect.errors import EXIT_INTERRUPTED, EXIT_NODE_FAILED, exit_code
 from winspect.v1 import winspect_pb2 as pb
 
 # How a capture that ended on its own ended badly: the node failed without a gRPC error.
@@ -26,9 +26,9 @@ class NodeCapture:
     packets: int = 0
     packets_lost: int = 0
     ended: pb.CaptureEnded | None = None
-    error: NodeError | None = None
+    error: NodeFailure | None = None
     stop_response: pb.StopCaptureResponse | None = None
-    stop_error: NodeError | None = None
+    stop_error: NodeFailure | None = None
     cancelled: bool = False  # the stream was cancelled by the client
     idle_confirmed: bool = False  # after a cancel, NodeInfo reported no capture running
     draining: pb.CaptureStats | None = None  # the node's last report while sending its last log files
@@ -78,7 +78,7 @@ class CaptureOutcome:
     interrupted: bool = False
     output_closed: bool = False
 
-    def add_failed(self, errors: Sequence[NodeError]) -> None:
+    def add_failed(self, errors: Sequence[NodeFailure]) -> None:
         """Nodes that failed before their capture could start (not found, no address)."""
         self.nodes += [NodeCapture(TargetSpec(e.node, "", 0), pb.CaptureRequest(), error=e) for e in errors]
 

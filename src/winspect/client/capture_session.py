@@ -13,6 +13,7 @@ from winspect.client.capture_outcome import CaptureOutcome
 from winspect.client.pcapng_export import KnownPod, PcapngExport, cluster_pods
 
 if TYPE_CHECKING:
+    from winspect.client.security import CommandSecurity
     from winspect.client.settings import Settings
     from winspect.client.targets import Plan
 
@@ -65,10 +66,14 @@ def start_export(
 
 
 async def run_capture(
-    runner: CaptureRun, pcapng: tuple[PcapngOut, PcapngExport] | None, *, live: bool
+    runner: CaptureRun,
+    security: CommandSecurity,
+    pcapng: tuple[PcapngOut, PcapngExport] | None,
+    *,
+    live: bool,
 ) -> CaptureOutcome:
-    """runner.run() with SIGINT/SIGTERM stopping it; the export is complete and its output
-    closed when this returns."""
+    """runner.run() with SIGINT/SIGTERM stopping it (the channel security is resolved under
+    them); the export is complete and its output closed when this returns."""
     export = pcapng[1] if pcapng is not None else None
     restore = install_stop_handlers(asyncio.get_running_loop(), runner.request_stop)
 
@@ -80,7 +85,7 @@ async def run_capture(
 
     ticker = asyncio.ensure_future(release_held(export)) if export is not None and live else None
     try:
-        return await runner.run()
+        return await runner.run(security.get())
     finally:
         if ticker is not None:
             ticker.cancel()

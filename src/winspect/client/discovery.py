@@ -1,50 +1,24 @@
-"""Kubernetes discovery with lightkube: Windows nodes and the pods the user names.
+"""Which nodes and pods the user names, found through Kubernetes.
 
 Windows nodes are those labelled kubernetes.io/os=windows; they are dialled
-at their InternalIP. Every failure of the API server (unreachable, refusing,
-401, 403) becomes a one-line KubeApiError, every bad name a UsageError that
-lists close matches.
+at their InternalIP. Every bad name is a UsageError that lists close matches.
 """
 
 from __future__ import annotations
 
-import contextlib
 import difflib
-import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
 
-from winspect.client.errors import ConfigError, KubeApiError, UsageError
 from winspect.client.filters import PodSpec, TargetSpec
-from winspect.client.kubeconfig import ResolvedConfig
-
-if TYPE_CHECKING:
-    from lightkube import Client
-
-OS_LABEL = "kubernetes.io/os"
-T = TypeVar("T")
+from winspect.errors import UsageError
+from winspect.kube.cluster import OS_LABEL, Cluster, PodInfo
 
 
 @dataclass(frozen=True)
-class NodeInfo:
-    name: str
-    os: str  # the kubernetes.io/os label ("windows", "linux", "" when unlabelled)
-    internal_ip: str | None
-
-
-@dataclass(frozen=True)
-class PodInfo:
-    namespace: str
-    name: str
-    node: str | None
-    ip: str | None
-    phase: str
-
-
-@dataclass(frozen=True)
-class PodTarget:
-    """A resolved pod, sent to its node's server as a PodRef."""
+class PodOnNode:
+    """A pod a command names, with its IP and the node hosting it ("" with --target: every node);
+    sent to its node's server as a PodRef."""
 
     namespace: str
     name: str
@@ -75,287 +49,83 @@ def _did_you_mean(name: str, candidates: Iterable[str]) -> str:
     return f"; did you mean {', '.join(matches)}?" if matches else ""
 
 
-_decoders_lock = threading.Lock()
-_decoders_built = False
+def resolve_nodes(cluster: Cluster, names: list[str] | None, port: int) -> tuple[list[TargetSpec], list[str]]:
+    """Targets for the named Windows nodes (all of them when names is None), and the
+    names of those that have no InternalIP to dial (each reported as a failed node)."""
+    nodes = {n.name: n for n in cluster.nodes()}
+    windows = [n.name for n in nodes.values() if n.os == "windows"]
+    if names is None:
+        if not windows:
+            raise UsageError(
+                f"no Windows nodes in the cluster {cluster.resolved.server}: no node has the label "
+                f"{OS_LABEL}=windows"
+            )
+        names = windows
+    targets: list[TargetSpec] = []
+    no_address: list[str] = []
+    for name in names:
+        node = nodes.get(name)
+        if node is None:
+            raise UsageError(f"node {name!r} not found{_did_you_mean(name, windows)}")
+        if node.os != "windows":
+            raise UsageError(
+                f"node {name!r} is not a Windows node ({OS_LABEL}={node.os or '<unset>'}); "
+                "winspect inspects Windows nodes only"
+            )
+        if node.internal_ip:
+            targets.append(TargetSpec(node.name, node.internal_ip, port))
+        else:
+            no_address.append(node.name)
+    return targets, no_address
 
+def resolve_pods(
+    cluster: Cluster, specs: list[PodSpec], all_namespaces: bool, port: int
+) -> tuple[list[PodOnNode], list[TargetSpec], list[str]]:
+    """The pods (with IPs), the targets of the Windows nodes that host them, and the
+    names of those nodes that have no InternalIP."""
+    listed: dict[str | None, list[PodInfo]] = {}
 
-def _build_decoders() -> None:
-    """Builds the decoders of the API objects winspect reads, once, before any request.
+    def pods_in(ns: str | None) -> list[PodInfo]:
+        if ns not in listed:
+            listed[ns] = cluster.pods(ns)
+        return listed[ns]
 
-    msgspec (under lightkube) builds a type's decoder on its first decode, and that build
-    is not thread-safe: the node (or pod) list, the DaemonSet and winspect's CA ConfigMap
-    are read in three threads at once (winspect.client.targets), and their first decodes
-    at the same moment crashed the client with SIGSEGV (seen once in CI; the node server
-    had the same crash with its reviews). The builds cost the same here, about 12 ms,
-    only in order; whichever thread makes a client first builds, the others wait.
-    """
-    global _decoders_built
-    with _decoders_lock:
-        if _decoders_built:
-            return
-        from lightkube.core.decoders import decode_list, decode_object, decode_status
-        from lightkube.resources.apps_v1 import DaemonSet
-        from lightkube.resources.core_v1 import ConfigMap, Node, Pod, ServiceAccount
+    nodes = {n.name: n for n in cluster.nodes()}
+    resolved: list[PodOnNode] = []
+    for spec in specs:
+        ns = spec.namespace or (None if all_namespaces else cluster.namespace)
+        candidates = pods_in(ns)
+        matches = [p for p in candidates if p.name == spec.name]
+        where = f"namespace {ns!r}" if ns else "any namespace"
+        if not matches:
+            names = [p.name for p in candidates]
+            hint = _did_you_mean(spec.name, names)
+            if not hint and ns and not all_namespaces:
+                hint = " (use -n NAMESPACE, NAMESPACE/POD, or -A to search all namespaces)"
+            raise UsageError(f"pod {spec.name!r} not found in {where}{hint}")
+        if len(matches) > 1:
+            spaces = ", ".join(f"{p.namespace}/{p.name}" for p in matches)
+            raise UsageError(
+                f"pod name {spec.name!r} is in several namespaces ({spaces}): write NAMESPACE/POD"
+            )
+        pod = matches[0]
+        label = f"{pod.namespace}/{pod.name}"
+        if not pod.node:
+            raise UsageError(f"pod {label} is not scheduled on a node yet (phase {pod.phase})")
+        node = nodes.get(pod.node)
+        if node is None:
+            raise UsageError(
+                f"pod {label} runs on node {pod.node!r}, which is not in the cluster's node list"
+            )
+        if node.os != "windows":
+            raise UsageError(
+                f"pod {label} runs on the {node.os or 'non-Windows'} node {pod.node!r}; "
+                "winspect inspects pods on Windows nodes only"
+            )
+        if not pod.ip:
+            raise UsageError(f"pod {label} has no IP yet (phase {pod.phase}); wait until it is running")
+        if not any(p.namespace == pod.namespace and p.name == pod.name for p in resolved):
+            resolved.append(PodOnNode(pod.namespace, pod.name, pod.ip, pod.node))
+    targets, no_address = resolve_nodes(cluster, list(dict.fromkeys(p.node for p in resolved)), port)
+    return resolved, targets, no_address
 
-        for listed in (Node, Pod):
-            decode_list(b'{"items":[]}', listed)
-        for single in (DaemonSet, ConfigMap, ServiceAccount.Token):
-            with contextlib.suppress(ValueError):  # msgspec's ValidationError: built before the check
-                decode_object(b"{}", single)
-        decode_status(b"{}")
-        _decoders_built = True
-
-
-class Cluster:
-    """One Kubernetes API server, reached through a resolved kubeconfig."""
-
-    def __init__(self, resolved: ResolvedConfig, timeout: float) -> None:
-        self.resolved = resolved
-        self.timeout = timeout
-        self._client: Client | None = None
-        self._nodes: list[NodeInfo] | None = None
-        # Requests may run in two threads at once (winspect.client.targets): one client for both.
-        self._client_lock = threading.Lock()
-
-    @property
-    def namespace(self) -> str:
-        return self.resolved.namespace
-
-    def _lightkube(self) -> Client:
-        with self._client_lock:
-            return self._make_client()
-
-    def _make_client(self) -> Client:
-        if self._client is None:
-            _build_decoders()
-            import httpx2
-            from lightkube import Client
-            from lightkube.core.exceptions import ConfigError as LightkubeConfigError
-
-            try:
-                self._client = Client(
-                    self.resolved.config, namespace=self.namespace, timeout=httpx2.Timeout(self.timeout)
-                )
-            except (LightkubeConfigError, OSError, ValueError) as exc:
-                problem = describe_config_problem(exc)
-                missing = self._missing_files()
-                if missing:
-                    problem = f"cannot read {', '.join(missing)} ({problem})"
-                raise ConfigError(f"kubeconfig {self.resolved.source}: {problem}") from None
-        return self._client
-
-    def _missing_files(self) -> list[str]:
-        """Certificate, key and token files the configuration names that do not exist."""
-        from pathlib import Path
-
-        config = self.resolved.config
-        user, cluster = config.user, config.cluster
-        names = [cluster.certificate_auth]
-        if user is not None:
-            names += [user.client_cert, user.client_key, user.token_file]
-        return [str(config.abs_file(n)) for n in names if n and not Path(config.abs_file(n)).exists()]
-
-    def _call(self, what: str, fn: Callable[[], T]) -> T:
-        """Run one API request, turning every failure into a one-line error."""
-        import httpx2
-        from lightkube import ApiError
-        from lightkube.core.exceptions import ConfigError as LightkubeConfigError
-
-        server = self.resolved.server
-        user = self.resolved.user_name or "(no user)"
-        try:
-            return fn()
-        except ApiError as exc:
-            code = exc.status.code or exc.response.status_code
-            message = (exc.status.message or "").strip()
-            if code == 401:
-                raise KubeApiError(
-                    f"the Kubernetes API server {server} rejected the credentials of user {user!r} "
-                    "(401 Unauthorized): the token or client certificate is invalid or expired; "
-                    "refresh your kubeconfig credentials"
-                ) from None
-            if code == 403:
-                raise KubeApiError(
-                    f"forbidden by RBAC: user {user!r} may not {what} (403 Forbidden: {message}); "
-                    "winspect needs list on nodes and pods"
-                ) from None
-            raise KubeApiError(
-                f"the Kubernetes API server {server} refused to {what}: {code} {message}"
-            ) from None
-        except httpx2.TimeoutException:
-            raise KubeApiError(
-                f"the Kubernetes API server {server} did not answer within {self.timeout:g}s (--timeout)"
-            ) from None
-        except httpx2.ConnectError as exc:
-            raise KubeApiError(
-                f"cannot reach the Kubernetes API server {server}: {describe_connect_error(exc)}"
-            ) from None
-        except httpx2.TransportError as exc:
-            raise KubeApiError(f"connection to the Kubernetes API server {server} failed: {exc}") from None
-        except LightkubeConfigError as exc:
-            raise ConfigError(
-                f"credentials of user {user!r} cannot be used: {describe_config_problem(exc)}"
-            ) from None
-        except OSError as exc:  # exec credential plugin missing, certificate files unreadable...
-            raise ConfigError(
-                f"credentials of user {user!r} cannot be used: {describe_config_problem(exc)}"
-            ) from None
-
-    # ------------------------------------------------------------- raw lists
-
-    def nodes(self) -> list[NodeInfo]:
-        if self._nodes is None:
-            from lightkube.resources.core_v1 import Node
-
-            raw = self._call("list nodes", lambda: list(self._lightkube().list(Node)))
-            self._nodes = [_node_info(n) for n in raw]
-        return self._nodes
-
-    def pods(self, namespace: str | None) -> list[PodInfo]:
-        """Pods of one namespace, or of all namespaces when namespace is None."""
-        from lightkube.resources.core_v1 import Pod
-
-        where = f"list pods in namespace {namespace!r}" if namespace else "list pods in all namespaces"
-        ns = namespace if namespace is not None else "*"
-        raw = self._call(where, lambda: list(self._lightkube().list(Pod, namespace=ns)))
-        return [_pod_info(p) for p in raw]
-
-    # ------------------------------------------------------------- resolution
-
-    def windows_nodes(self) -> list[NodeInfo]:
-        return [n for n in self.nodes() if n.os == "windows"]
-
-    def resolve_nodes(self, names: list[str] | None, port: int) -> tuple[list[TargetSpec], list[str]]:
-        """Targets for the named Windows nodes (all of them when names is None), and the
-        names of those that have no InternalIP to dial (each reported as a failed node)."""
-        nodes = {n.name: n for n in self.nodes()}
-        windows = [n.name for n in nodes.values() if n.os == "windows"]
-        if names is None:
-            if not windows:
-                raise UsageError(
-                    f"no Windows nodes in the cluster {self.resolved.server}: no node has the label "
-                    f"{OS_LABEL}=windows"
-                )
-            names = windows
-        targets: list[TargetSpec] = []
-        no_address: list[str] = []
-        for name in names:
-            node = nodes.get(name)
-            if node is None:
-                raise UsageError(f"node {name!r} not found{_did_you_mean(name, windows)}")
-            if node.os != "windows":
-                raise UsageError(
-                    f"node {name!r} is not a Windows node ({OS_LABEL}={node.os or '<unset>'}); "
-                    "winspect inspects Windows nodes only"
-                )
-            if node.internal_ip:
-                targets.append(TargetSpec(node.name, node.internal_ip, port))
-            else:
-                no_address.append(node.name)
-        return targets, no_address
-
-    def resolve_pods(
-        self, specs: list[PodSpec], all_namespaces: bool, port: int
-    ) -> tuple[list[PodTarget], list[TargetSpec], list[str]]:
-        """The pods (with IPs), the targets of the Windows nodes that host them, and the
-        names of those nodes that have no InternalIP."""
-        listed: dict[str | None, list[PodInfo]] = {}
-
-        def pods_in(ns: str | None) -> list[PodInfo]:
-            if ns not in listed:
-                listed[ns] = self.pods(ns)
-            return listed[ns]
-
-        nodes = {n.name: n for n in self.nodes()}
-        resolved: list[PodTarget] = []
-        for spec in specs:
-            ns = spec.namespace or (None if all_namespaces else self.namespace)
-            candidates = pods_in(ns)
-            matches = [p for p in candidates if p.name == spec.name]
-            where = f"namespace {ns!r}" if ns else "any namespace"
-            if not matches:
-                names = [p.name for p in candidates]
-                hint = _did_you_mean(spec.name, names)
-                if not hint and ns and not all_namespaces:
-                    hint = " (use -n NAMESPACE, NAMESPACE/POD, or -A to search all namespaces)"
-                raise UsageError(f"pod {spec.name!r} not found in {where}{hint}")
-            if len(matches) > 1:
-                spaces = ", ".join(f"{p.namespace}/{p.name}" for p in matches)
-                raise UsageError(
-                    f"pod name {spec.name!r} is in several namespaces ({spaces}): write NAMESPACE/POD"
-                )
-            pod = matches[0]
-            label = f"{pod.namespace}/{pod.name}"
-            if not pod.node:
-                raise UsageError(f"pod {label} is not scheduled on a node yet (phase {pod.phase})")
-            node = nodes.get(pod.node)
-            if node is None:
-                raise UsageError(
-                    f"pod {label} runs on node {pod.node!r}, which is not in the cluster's node list"
-                )
-            if node.os != "windows":
-                raise UsageError(
-                    f"pod {label} runs on the {node.os or 'non-Windows'} node {pod.node!r}; "
-                    "winspect inspects pods on Windows nodes only"
-                )
-            if not pod.ip:
-                raise UsageError(f"pod {label} has no IP yet (phase {pod.phase}); wait until it is running")
-            if not any(p.namespace == pod.namespace and p.name == pod.name for p in resolved):
-                resolved.append(PodTarget(pod.namespace, pod.name, pod.ip, pod.node))
-        targets, no_address = self.resolve_nodes(list(dict.fromkeys(p.node for p in resolved)), port)
-        return resolved, targets, no_address
-
-    def call(self, what: str, fn: Callable[[Client], T]) -> T:
-        """One API request with this cluster's client, failures as one-line errors."""
-        return self._call(what, lambda: fn(self._lightkube()))
-
-    def close(self) -> None:
-        if self._client is not None:
-            self._client.close()
-
-
-def _node_info(node: Any) -> NodeInfo:
-    labels = (node.metadata.labels or {}) if node.metadata else {}
-    internal_ip = None
-    addresses = (node.status.addresses or []) if node.status else []
-    for address in addresses:
-        if address.type == "InternalIP" and address.address:
-            internal_ip = address.address
-            break
-    return NodeInfo(node.metadata.name, labels.get(OS_LABEL, ""), internal_ip)
-
-
-def _pod_info(pod: Any) -> PodInfo:
-    status = pod.status
-    return PodInfo(
-        namespace=pod.metadata.namespace or "",
-        name=pod.metadata.name,
-        node=pod.spec.nodeName if pod.spec else None,
-        ip=(status.podIP if status else None) or None,
-        phase=(status.phase if status else None) or "Unknown",
-    )
-
-
-def describe_connect_error(exc: BaseException) -> str:
-    text = str(exc) or type(exc).__name__
-    lowered = text.lower()
-    if "certificate verify failed" in lowered or "certificate_verify_failed" in lowered:
-        return f"TLS verification of the server certificate failed ({text}); check certificate-authority"
-    if "refused" in lowered:
-        return "connection refused (is the API server running and the address right?)"
-    if (
-        "name or service not known" in lowered
-        or "nodename nor servname" in lowered
-        or "getaddrinfo" in lowered
-    ):
-        return f"the host name does not resolve ({text})"
-    return text
-
-
-def describe_config_problem(exc: BaseException) -> str:
-    if isinstance(exc, FileNotFoundError) and exc.filename:
-        return f"{exc.strerror}: {exc.filename}"
-    if isinstance(exc, OSError) and exc.strerror:
-        return f"{exc.strerror}" + (f": {exc.filename}" if exc.filename else "")
-    text = str(exc).strip().replace("\n", " ")
-    return text or type(exc).__name__

@@ -1,7 +1,7 @@
 """Concurrent gRPC calls to every target node (grpc.aio), one channel per node.
 
 Each node gets its own connect timeout and call deadline; a node that
-fails yields a NodeError (with a one-line message) and never disturbs the
+fails yields a NodeFailure (with a one-line message) and never disturbs the
 others. Channels are TLS with a bearer token unless --insecure
 (winspect.client.security); TLS, authentication and RBAC failures are
 explained, a refusal by RBAC with the command a cluster admin would run.
@@ -17,9 +17,8 @@ from typing import Any, Generic, TypeVar
 import grpc
 import grpc.aio
 
-from winspect.client import security
 from winspect.client.filters import TargetSpec
-from winspect.client.security import open_channel
+from winspect.client.security import ChannelSecurity, bearer_metadata, binding_slug, open_channel
 from winspect.v1 import winspect_pb2_grpc
 
 T = TypeVar("T")
@@ -37,7 +36,7 @@ CHANNEL_OPTIONS: list[tuple[str, Any]] = [
 
 
 @dataclass(frozen=True)
-class NodeError:
+class NodeFailure:
     """Why one node failed: a short code and a one-line message for the user."""
 
     node: str
@@ -49,8 +48,10 @@ class NodeError:
         return {"address": self.address, "code": self.code, "message": self.message}
 
 
-class NodeFailure(Exception):
-    def __init__(self, error: NodeError) -> None:
+class NodeFailed(Exception):
+    """Raised inside a node's call when it cannot go on; carries the node's NodeFailure."""
+
+    def __init__(self, error: NodeFailure) -> None:
         super().__init__(error.message)
         self.error = error
 
@@ -60,13 +61,13 @@ class NodeResult(Generic[T]):
     node: str
     address: str
     value: T | None = None
-    error: NodeError | None = None
+    error: NodeFailure | None = None
 
 
 class _AuthorizedStub:
     """The NodeInspector stub of a connection, adding the user's bearer token to every call
     (winspect.client.security.bearer_metadata); a token that cannot be had fails the call
-    with NodeFailure."""
+    with NodeFailed."""
 
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
@@ -78,10 +79,10 @@ class _AuthorizedStub:
 
         def call(request: Any, **kwargs: Any) -> Any:
             try:
-                auth = security.bearer_metadata(conn.security)
+                auth = bearer_metadata(conn.security)
             except Exception as exc:  # a TokenRequest renewal failed: this call cannot be made
-                raise NodeFailure(
-                    NodeError(
+                raise NodeFailed(
+                    NodeFailure(
                         conn.name, conn.address, "UNAUTHENTICATED", f"no token to call the node with: {exc}"
                     )
                 ) from None
@@ -94,18 +95,18 @@ class _AuthorizedStub:
 class Connection:
     """One channel to a node server, reused for every call of a command."""
 
-    def __init__(self, target: TargetSpec) -> None:
+    def __init__(self, target: TargetSpec, security: ChannelSecurity) -> None:
         self.target = target
         self.name = target.name
         self.address = target.address
-        self.security = security.current()
+        self.security = security
         self.channel = open_channel(self.address, self.security, CHANNEL_OPTIONS)
         self.stub = _AuthorizedStub(self)
 
     async def connect(self, timeout: float) -> None:
         """Wait until the channel is ready, or has failed (the next call then fails fast).
 
-        Raises NodeFailure when the node neither accepts nor refuses within
+        Raises NodeFailed when the node neither accepts nor refuses within
         `timeout` (a host that is down or a packet filter that drops).
         """
         loop = asyncio.get_running_loop()
@@ -121,8 +122,8 @@ class Connection:
                 break
             state = self.channel.get_state(try_to_connect=True)
         if state not in (grpc.ChannelConnectivity.READY, grpc.ChannelConnectivity.TRANSIENT_FAILURE):
-            raise NodeFailure(
-                NodeError(
+            raise NodeFailed(
+                NodeFailure(
                     self.name,
                     self.address,
                     "CONNECT_TIMEOUT",
@@ -130,17 +131,16 @@ class Connection:
                 )
             )
 
-    def error(self, exc: BaseException, timeout: float | None = None) -> NodeError:
-        return describe_error(self.name, self.address, exc, timeout)
+    def error(self, exc: BaseException, timeout: float | None = None) -> NodeFailure:
+        return describe_error(self.name, self.address, self.security, exc, timeout)
 
     async def close(self) -> None:
         await self.channel.close(grace=None)
 
 
-def _tls_problem(address: str, lowered: str) -> str | None:
+def _tls_problem(address: str, lowered: str, sec: ChannelSecurity) -> str | None:
     """What went wrong in a failed TLS handshake, or None when it was not one."""
-    sec = security.peek()
-    ca = f" ({sec.ca_source})" if sec is not None and sec.ca_source else ""
+    ca = f" ({sec.ca_source})" if sec.ca_source else ""
     if "certificate_verify_failed" in lowered or "certificate verify failed" in lowered:
         if "expired" in lowered:
             return (
@@ -152,7 +152,7 @@ def _tls_problem(address: str, lowered: str) -> str | None:
             "is not winspectserv"
         )
     if "hostname verification" in lowered or "no match found for server name" in lowered:
-        name = sec.server_name if sec is not None else "winspectserv.winspect-system.svc"
+        name = sec.server_name
         return f"the TLS certificate of {address} does not name {name}: it is not a winspectserv certificate"
     if "wrong_version_number" in lowered or "tls handshake failed" in lowered:
         return (
@@ -178,15 +178,17 @@ def _denied(details: str, exc: grpc.aio.AioRpcError) -> str:
     else:
         subject = f"--user={user}"
     command = (
-        f"kubectl create clusterrolebinding {role}-{security.binding_slug(user)} "
+        f"kubectl create clusterrolebinding {role}-{binding_slug(user)} "
         f"--clusterrole={role} {subject}"
     )
     return f"{message}; a cluster admin can grant it with: {command}"
 
 
-def describe_error(node: str, address: str, exc: BaseException, timeout: float | None = None) -> NodeError:
+def describe_error(
+    node: str, address: str, sec: ChannelSecurity, exc: BaseException, timeout: float | None = None
+) -> NodeFailure:
     """A one-line explanation of a failed call."""
-    if isinstance(exc, NodeFailure):
+    if isinstance(exc, NodeFailed):
         return exc.error
     if isinstance(exc, grpc.aio.AioRpcError):
         code = exc.code()
@@ -194,23 +196,19 @@ def describe_error(node: str, address: str, exc: BaseException, timeout: float |
         name = code.name if code is not None else "UNKNOWN"
         lowered = details.lower()
         if code == grpc.StatusCode.PERMISSION_DENIED:
-            return NodeError(node, address, name, _denied(details, exc))
-        if code == grpc.StatusCode.UNAVAILABLE and details.startswith(
-            "winspectserv cannot check credentials"
-        ):
-            return NodeError(node, address, name, " ".join(details.split()))
-        tls = _tls_problem(address, lowered) if code == grpc.StatusCode.UNAVAILABLE else None
+            return NodeFailure(node, address, name, _denied(details, exc))
+        if code == grpc.StatusCode.UNAVAILABLE and details.startswith(CREDENTIALS_UNCHECKED):
+            return NodeFailure(node, address, name, " ".join(details.split()))
+        tls = _tls_problem(address, lowered, sec) if code == grpc.StatusCode.UNAVAILABLE else None
         if tls is not None:
-            return NodeError(node, address, "TLS_HANDSHAKE_FAILED", tls)
-        sec = security.peek()
+            return NodeFailure(node, address, "TLS_HANDSHAKE_FAILED", tls)
         if (
             code == grpc.StatusCode.UNAVAILABLE
-            and sec is not None
             and sec.insecure
             and "socket closed" in lowered
             and "failed to connect" in lowered
         ):
-            return NodeError(
+            return NodeFailure(
                 node,
                 address,
                 name,
@@ -224,33 +222,35 @@ def describe_error(node: str, address: str, exc: BaseException, timeout: float |
                 reason = "connection refused (is winspectserv running there, on this port?)"
             else:
                 reason = details.splitlines()[0] if details else "unavailable"
-            return NodeError(node, address, name, f"cannot connect to {address}: {reason}")
+            return NodeFailure(node, address, name, f"cannot connect to {address}: {reason}")
         if code == grpc.StatusCode.UNAVAILABLE and (
             "socket closed" in lowered or "connection reset" in lowered or "goaway" in lowered
         ):
-            return NodeError(node, address, name, f"connection to {address} lost: {details}")
+            return NodeFailure(node, address, name, f"connection to {address} lost: {details}")
         if code == grpc.StatusCode.DEADLINE_EXCEEDED:
             after = f" within {timeout:g}s (--timeout)" if timeout else ""
-            return NodeError(node, address, name, f"no answer from {address}{after}; the node may be hanging")
+            return NodeFailure(
+                node, address, name, f"no answer from {address}{after}; the node may be hanging"
+            )
         if code == grpc.StatusCode.UNIMPLEMENTED and "method not found" in lowered:
-            return NodeError(
+            return NodeFailure(
                 node,
                 address,
                 name,
                 f"the server at {address} does not implement this winspect.v1 call (older?)",
             )
         message = " ".join(details.split()) if details else name.lower()
-        return NodeError(node, address, name, message)
+        return NodeFailure(node, address, name, message)
     if isinstance(exc, asyncio.TimeoutError):
         after = f" within {timeout:g}s (--timeout)" if timeout else ""
-        return NodeError(node, address, "DEADLINE_EXCEEDED", f"no answer from {address}{after}")
-    return NodeError(node, address, type(exc).__name__, str(exc) or type(exc).__name__)
+        return NodeFailure(node, address, "DEADLINE_EXCEEDED", f"no answer from {address}{after}")
+    return NodeFailure(node, address, type(exc).__name__, str(exc) or type(exc).__name__)
 
 
-def unreadable(node: str, address: str, exc: BaseException) -> NodeError:
+def unreadable(node: str, address: str, exc: BaseException) -> NodeFailure:
     """A node whose answer could not be decoded or rendered (malformed, nested too deep)."""
     why = "nested too deep" if isinstance(exc, RecursionError) else f"{type(exc).__name__}: {exc}"
-    return NodeError(node, address, "BAD_ANSWER", f"cannot read the answer of {address}: {why}")
+    return NodeFailure(node, address, "BAD_ANSWER", f"cannot read the answer of {address}: {why}")
 
 
 # Nodes being called at once, by every command: a unary call holds its slot until its node
@@ -293,6 +293,7 @@ async def call_all(
     targets: Sequence[TargetSpec],
     call: Callable[[Connection], Awaitable[T]],
     *,
+    security: ChannelSecurity,
     timeout: float,
     connect_timeout: float,
     limit: int = MAX_CONCURRENT_NODES,
@@ -302,7 +303,7 @@ async def call_all(
     `call` should pass `timeout=` to its RPCs; a guard of the same length
     (plus a margin) also bounds it here.
     """
-    connections = [Connection(t) for t in targets]
+    connections = [Connection(t, security) for t in targets]
     slots = NodeSlots(limit)
 
     async def one(conn: Connection) -> NodeResult[T]:
@@ -311,7 +312,7 @@ async def call_all(
             await conn.connect(connect_timeout)
             value = await asyncio.wait_for(call(conn), timeout + connect_timeout + 1)
             return NodeResult(conn.name, conn.address, value=value)
-        except (grpc.aio.AioRpcError, NodeFailure, asyncio.TimeoutError) as exc:
+        except (grpc.aio.AioRpcError, NodeFailed, asyncio.TimeoutError) as exc:
             return NodeResult(conn.name, conn.address, error=conn.error(exc, timeout))
         except Exception as exc:  # its answer could not be decoded or prepared: this node's error only
             return NodeResult(conn.name, conn.address, error=unreadable(conn.name, conn.address, exc))

@@ -12,12 +12,11 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from winspect.client.errors import UsageError
+from winspect.errors import UsageError
 
 TCP_FLAGS = ("FIN", "SYN", "RST", "PSH", "ACK", "URG", "ECE", "CWR")
 PROTOCOLS = ("TCP", "UDP", "ICMP", "ICMPv6")
 PACKET_TYPES = ("all", "flow", "drop")
-DEFAULT_PORT = 50051
 
 _MAC_RE = re.compile(r"^[0-9A-Fa-f]{2}([-:])(?:[0-9A-Fa-f]{2}\1){4}[0-9A-Fa-f]{2}\Z")
 _DURATION_RE = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h)?\Z")
@@ -229,9 +228,6 @@ class PodSpec:
     name: str
     namespace: str | None = None
     ip: str | None = None
-
-    def display(self) -> str:
-        return f"{self.namespace}/{self.name}" if self.namespace else self.name
 
 
 def parse_pods(values: Iterable[str], flag: str, *, allow_ip: bool) -> list[PodSpec]:

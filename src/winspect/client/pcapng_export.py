@@ -255,9 +255,9 @@ def interface_names(
 
 def cluster_pods(settings: Settings, nodes: list[str], warn: Callable[[str], None]) -> list[KnownPod]:
     """The pods with an IP on `nodes`, from Kubernetes (one list call); [] with a warning on failure."""
-    from winspect.client.discovery import Cluster
-    from winspect.client.errors import WinspectError
-    from winspect.client.kubeconfig import resolve_config
+    from winspect.errors import WinspectError
+    from winspect.kube.cluster import Cluster
+    from winspect.kube.kubeconfig import resolve_config
 
     wanted = set(nodes)
     try:

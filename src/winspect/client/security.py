@@ -13,9 +13,8 @@
 - `--insecure`: plain text and no credentials, with a warning every time
   (local development and `--target` use only).
 
-`configure(settings)` is called once per command; the first `Connection`
-resolves it (`current()`), so commands that never dial a node never read
-credentials.
+A command's `CommandSecurity` is resolved when its first node is dialled,
+so commands that never dial a node never read credentials.
 """
 
 from __future__ import annotations
@@ -23,12 +22,12 @@ from __future__ import annotations
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from winspect.client.errors import ConfigError, KubeApiError, UsageError
-from winspect.deploy.names import (
+from winspect.errors import ConfigError, KubeApiError, UsageError
+from winspect.kube.names import (
     CA_CONFIGMAP,
     CA_KEY,
     CLIENT_SERVICE_ACCOUNT,
@@ -40,9 +39,9 @@ from winspect.deploy.names import (
 if TYPE_CHECKING:
     import grpc.aio
 
-    from winspect.client.discovery import Cluster
-    from winspect.client.kubeconfig import ResolvedConfig
     from winspect.client.settings import Settings
+    from winspect.kube.cluster import Cluster
+    from winspect.kube.kubeconfig import ResolvedConfig
 
 # Lifetime asked for a TokenRequest token, and how long before its end a new one is fetched.
 SERVICE_ACCOUNT_TOKEN_SECONDS = 3600
@@ -108,7 +107,7 @@ class ServiceAccountTokens:
                 metadata=ObjectMeta(), spec=TokenRequestSpec(audiences=[], expirationSeconds=self._lifetime)
             )
             try:
-                result = self._cluster._lightkube().create(body, self._account, namespace=self._namespace)
+                result = self._cluster.lightkube().create(body, self._account, namespace=self._namespace)
             except ApiError as exc:
                 code = exc.status.code or exc.response.status_code
                 if code == 404:
@@ -138,7 +137,7 @@ class ServiceAccountTokens:
                 seconds = int(min(seconds, max(0.0, left)))
             return str(status.token), seconds
 
-        return self._cluster._call(what, request)
+        return self._cluster.request(what, request)
 
 
 @dataclass(frozen=True)
@@ -155,41 +154,22 @@ class ChannelSecurity:
 
 INSECURE = ChannelSecurity(insecure=True)
 
-_lock = threading.Lock()
-_resolver: Callable[[], ChannelSecurity] | None = None
-_resolved: ChannelSecurity | None = None
 
+class CommandSecurity:
+    """The channel security of one command's node connections, resolved from its settings on the
+    first `get()` and kept; a failure is raised to that caller, and the next `get()` tries again."""
 
-def configure(settings: Settings) -> None:
-    """Use `settings` for the channels of this command (resolved when the first node is dialled)."""
-    global _resolver, _resolved
-    with _lock:
-        _resolver = lambda: resolve(settings)  # noqa: E731
-        _resolved = None
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._lock = threading.Lock()
+        self._resolved: ChannelSecurity | None = None
 
-
-def use(security: ChannelSecurity) -> None:
-    """Use `security` as it is (callers that resolved it themselves)."""
-    global _resolver, _resolved
-    with _lock:
-        _resolver = None
-        _resolved = security
-
-
-def current() -> ChannelSecurity:
-    """The security of this command's channels; WinspectError when the credentials cannot be had."""
-    global _resolved
-    with _lock:
-        if _resolved is None:
-            if _resolver is None:
-                raise ConfigError("internal error: no channel security configured for node connections")
-            _resolved = _resolver()
-        return _resolved
-
-
-def peek() -> ChannelSecurity | None:
-    """The resolved security, if any (for error messages)."""
-    return _resolved
+    def get(self) -> ChannelSecurity:
+        """The security of this command's channels; WinspectError when the credentials cannot be had."""
+        with self._lock:
+            if self._resolved is None:
+                self._resolved = resolve(self._settings)
+            return self._resolved
 
 
 def _say(settings: Settings, message: str) -> None:
@@ -201,8 +181,8 @@ def resolve(settings: Settings) -> ChannelSecurity:
     if settings.insecure:
         _say(settings, INSECURE_WARNING)
         return INSECURE
-    from winspect.client.discovery import Cluster
-    from winspect.client.kubeconfig import resolve_config
+    from winspect.kube.cluster import Cluster
+    from winspect.kube.kubeconfig import resolve_config
 
     try:
         resolved = resolve_config(settings.kubeconfig, settings.context, settings.namespace)
@@ -261,7 +241,7 @@ def fetch_ca(cluster: Cluster) -> tuple[bytes, str]:
 
     def get() -> Any:
         try:
-            return cluster._lightkube().get(ConfigMap, CA_CONFIGMAP, namespace=NAMESPACE)
+            return cluster.lightkube().get(ConfigMap, CA_CONFIGMAP, namespace=NAMESPACE)
         except ApiError as exc:
             code = exc.status.code or exc.response.status_code
             if code == 404:
@@ -279,7 +259,7 @@ def fetch_ca(cluster: Cluster) -> tuple[bytes, str]:
                 ) from None
             raise
 
-    cm = cluster._call(f"read {where}", get)
+    cm = cluster.request(f"read {where}", get)
     data = dict(cm.data or {})
     pem = data.get(CA_KEY, "")
     if not pem:
@@ -331,7 +311,7 @@ def token_source(resolved: ResolvedConfig, cluster: Cluster) -> TokenSource:
     from lightkube.config.client_adapter import user_auth
     from lightkube.core.exceptions import ConfigError as LightkubeConfigError
 
-    from winspect.client.discovery import describe_config_problem
+    from winspect.kube.cluster import describe_config_problem
 
     user = resolved.config.user
     name = resolved.user_name or "(no user)"

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from winspect.client.filters import DEFAULT_PORT, TargetSpec
+from winspect.client.filters import TargetSpec
+from winspect.contract import DEFAULT_PORT
 
 DEFAULT_TIMEOUT = 30.0
 # A node that does not accept a connection within this many seconds is reported as down.

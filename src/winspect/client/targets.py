@@ -9,12 +9,14 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from winspect.client.discovery import NO_INTERNAL_IP, Cluster, PodTarget, close_matches
-from winspect.client.errors import UsageError
-from winspect.client.fanout import NodeError
+from winspect.client.discovery import NO_INTERNAL_IP, PodOnNode, close_matches, resolve_nodes, resolve_pods
+from winspect.client.fanout import NodeFailure
 from winspect.client.filters import PodSpec, TargetSpec
 from winspect.client.render.safe import printable
+from winspect.client.security import CommandSecurity
 from winspect.client.settings import Settings
+from winspect.errors import UsageError
+from winspect.kube.cluster import Cluster
 
 
 @dataclass
@@ -22,11 +24,12 @@ class Plan:
     """The nodes to contact and, for pod commands, the pods on them."""
 
     targets: list[TargetSpec]
-    pods: list[PodTarget] = field(default_factory=list)
+    security: CommandSecurity  # how to reach their servers
+    pods: list[PodOnNode] = field(default_factory=list)
     # Nodes that cannot be contacted at all (no InternalIP): reported as failed nodes.
-    failed: list[NodeError] = field(default_factory=list)
+    failed: list[NodeFailure] = field(default_factory=list)
 
-    def pods_on(self, node: str) -> list[PodTarget]:
+    def pods_on(self, node: str) -> list[PodOnNode]:
         """The pods of one node; with --target (node unknown) every pod goes to every node."""
         return [p for p in self.pods if p.node in (node, "")]
 
@@ -38,7 +41,7 @@ def _log(settings: Settings, message: str) -> None:
 
 @contextmanager
 def _cluster(settings: Settings) -> Iterator[Cluster]:
-    from winspect.client.kubeconfig import resolve_config
+    from winspect.kube.kubeconfig import resolve_config
 
     resolved = resolve_config(settings.kubeconfig, settings.context, settings.namespace)
     _log(
@@ -71,7 +74,7 @@ def _node_port(settings: Settings, cluster: Cluster) -> int:
     """--port, else the port of the installed winspectserv DaemonSet, else the default."""
     if settings.port_given:
         return settings.port
-    from winspect.deploy.lookup import installed_port
+    from winspect.kube.installed import installed_port
 
     port = cluster.call("read DaemonSet winspect-system/winspectserv", installed_port)
     if port is not None and port != settings.port:
@@ -82,7 +85,7 @@ def _node_port(settings: Settings, cluster: Cluster) -> int:
 T = TypeVar("T")
 
 
-def _prefetch_security(settings: Settings) -> None:
+def _prefetch_security(settings: Settings, security: CommandSecurity) -> None:
     """Start resolving the node connections' security (winspect's CA from the cluster, the
     token source) in the background: its API requests then overlap discovery's instead of
     following them. A failure is left for the first connection, which resolves again and
@@ -90,11 +93,10 @@ def _prefetch_security(settings: Settings) -> None:
     """
     if settings.verbose or settings.insecure:
         return
-    from winspect.client import security
 
     def resolve() -> None:
         with suppress(Exception):  # reported when the first node is dialled
-            security.current()
+            security.get()
 
     threading.Thread(target=resolve, name="winspect-security", daemon=True).start()
 
@@ -124,31 +126,33 @@ def _with_node_port(settings: Settings, cluster: Cluster, work: Callable[[], T])
 
 def plan_nodes(settings: Settings, names: list[str] | None) -> Plan:
     """The named Windows nodes, or all of them when names is None."""
+    security = CommandSecurity(settings)
     if settings.targets:
-        return Plan(_pick_targets(settings, names))
-    _prefetch_security(settings)
+        return Plan(_pick_targets(settings, names), security)
+    _prefetch_security(settings, security)
     with _cluster(settings) as cluster:
         port, _ = _with_node_port(settings, cluster, cluster.nodes)
-        targets, no_address = cluster.resolve_nodes(names, port)
+        targets, no_address = resolve_nodes(cluster, names, port)
     for t in targets:
         _log(settings, f"node {t.name} at {t.address}")
-    return Plan(targets, failed=_no_address(no_address))
+    return Plan(targets, security, failed=_no_address(no_address))
 
 
-def _no_address(names: list[str]) -> list[NodeError]:
-    return [NodeError(name, "", "NO_INTERNAL_IP", NO_INTERNAL_IP) for name in names]
+def _no_address(names: list[str]) -> list[NodeFailure]:
+    return [NodeFailure(name, "", "NO_INTERNAL_IP", NO_INTERNAL_IP) for name in names]
 
 
 def plan_pods(settings: Settings, specs: list[PodSpec], all_namespaces: bool) -> Plan:
     """The pods and the Windows nodes hosting them (only those nodes)."""
+    security = CommandSecurity(settings)
     if settings.targets:
         namespace = settings.namespace or "default"
-        pods = [PodTarget(s.namespace or namespace, s.name, s.ip or "", "") for s in specs]
-        return Plan(list(settings.targets), pods)
-    _prefetch_security(settings)
+        pods = [PodOnNode(s.namespace or namespace, s.name, s.ip or "", "") for s in specs]
+        return Plan(list(settings.targets), security, pods)
+    _prefetch_security(settings, security)
     with _cluster(settings) as cluster:
         port, _ = _with_node_port(settings, cluster, cluster.nodes)
-        pods, targets, no_address = cluster.resolve_pods(specs, all_namespaces, port)
+        pods, targets, no_address = resolve_pods(cluster, specs, all_namespaces, port)
     for p in pods:
         _log(settings, f"pod {p.namespace}/{p.name} ({p.ip}) on node {p.node}")
-    return Plan(targets, pods, failed=_no_address(no_address))
+    return Plan(targets, security, pods, failed=_no_address(no_address))

@@ -14,20 +14,20 @@ from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from winspect.client.errors import KubeApiError
-from winspect.deploy.certificates import (
+from winspect.deploy.manifests import DAEMONSET, MANAGED_LABEL, NAMESPACE, Manifests
+from winspect.deploy.readiness import Rollout, rollout
+from winspect.deploy.tls_objects import (
     FINGERPRINT_ANNOTATION,
     configmap_object,
     fingerprint,
     renewal_reason,
     secret_object,
 )
-from winspect.deploy.manifests import DAEMONSET, MANAGED_LABEL, NAMESPACE, Manifests
-from winspect.deploy.names import CA_CONFIGMAP, TLS_SECRET
-from winspect.deploy.readiness import Rollout, rollout
+from winspect.errors import KubeApiError
+from winspect.kube.names import CA_CONFIGMAP, TLS_SECRET
 
 if TYPE_CHECKING:
-    from winspect.client.discovery import Cluster
+    from winspect.kube.cluster import Cluster
 
 T = TypeVar("T")
 
@@ -140,10 +140,10 @@ class Deployer:
                     ) from None
                 raise
 
-        return self.cluster._call(what, run)
+        return self.cluster.request(what, run)
 
     def _lightkube(self) -> Any:
-        return self.cluster._lightkube()
+        return self.cluster.lightkube()
 
     def server_version(self) -> dict[str, Any]:
         """The API server's /version document."""
@@ -240,7 +240,7 @@ class Deployer:
         restart its pods (an annotation of the pod template changes) so they serve them."""
         from lightkube.resources.core_v1 import ConfigMap, Secret
 
-        from winspect.deploy.certs import make_server_tls
+        from winspect.deploy.pki import make_server_tls
 
         rights = INSTALL_RIGHTS if not rotate else ROTATE_RIGHTS
         secret = self._get_data(Secret, TLS_SECRET, rights)

@@ -15,12 +15,12 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
-from winspect.client.errors import UsageError
-from winspect.deploy.names import (
+from winspect.contract import DEFAULT_PORT
+from winspect.errors import UsageError
+from winspect.kube.names import (
     CONTAINER,
     DAEMONSET,
     DEFAULT_IMAGE,
-    DEFAULT_PORT,
     MANAGED_LABEL,
     NAMESPACE,
     PORT_ENV,

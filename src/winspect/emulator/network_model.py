@@ -212,9 +212,11 @@ class Topology:
     dns_ip: str
     closed_host_udp_port: int
     closed_pod_tcp_port: int
+    vxlan_vni: int | None = None  # overlay network: traffic between nodes is VXLAN with this VNI
 
     def to_json(self) -> dict[str, Any]:
         return {
+            "vxlan_vni": self.vxlan_vni,
             "node": asdict(self.node),
             "components": self.components,
             "ports": self.ports,

@@ -70,7 +70,8 @@ class _Rand:
         return "".join(self.rng.choice("0123456789abcdef") for _ in range(n))
 
 
-def normalise_mac(mac: str) -> str:
+def upper_dashed_mac(mac: str) -> str:
+    """`0e:2a:...` -> `0E-2A-...`, the form HNS prints (the model's MACs are well formed)."""
     return mac.replace(":", "-").upper()
 
 
@@ -108,19 +109,27 @@ def _health(update_time: int) -> dict[str, int]:
     return {"LastErrorCode": 0, "LastUpdateTime": update_time}
 
 
-def build_node_network(cluster: Cluster, node_name: str) -> NodeNetwork:
+NETWORK_TYPES = {"l2bridge": "L2Bridge", "overlay": "Overlay"}
+VXLAN_VNI = 4096  # the VNI Flannel's and Calico's VXLAN use by default
+
+
+def build_node_network(cluster: Cluster, node_name: str, network: str = "l2bridge") -> NodeNetwork:
+    """`network`: `l2bridge` (Azure CNI) or `overlay` (VXLAN between the nodes)."""
     node = cluster.node(node_name)
     if not node.is_windows:
         raise ValueError(f"node {node_name} runs {node.os}; only Windows nodes have HNS, pktmon and VFP")
-    return _NodeNetworkBuilder(cluster, node).build()
+    if network not in NETWORK_TYPES:
+        raise ValueError(f"unknown network {network!r}: one of {', '.join(NETWORK_TYPES)}")
+    return _NodeNetworkBuilder(cluster, node, NETWORK_TYPES[network]).build()
 
 
 class _NodeNetworkBuilder:
     """Builds one node's network in named steps that share the node's random generator."""
 
-    def __init__(self, cluster: Cluster, node: Node) -> None:
+    def __init__(self, cluster: Cluster, node: Node, network_type: str = "L2Bridge") -> None:
         self.cluster = cluster
         self.node = node
+        self.network_type = network_type
         self.r = _Rand(cluster.seed, node.name)
         self.local_pods = [
             p for p in cluster.pods_on(node.name) if p.phase == "Running" and not p.host_network and p.ip
@@ -181,6 +190,7 @@ class _NodeNetworkBuilder:
             dns_ip=KUBE_DNS_IP,
             closed_host_udp_port=CLOSED_HOST_UDP_PORT,
             closed_pod_tcp_port=CLOSED_POD_TCP_PORT,
+            vxlan_vni=VXLAN_VNI if self.network_type == "Overlay" else None,
         )
         return NodeNetwork(
             hns=self.hns, components=self.components, vfp_ports=self.vfp_ports, topology=topology
@@ -258,7 +268,7 @@ class _NodeNetworkBuilder:
         nic_guid = self.r.guid().upper()
         container_id = self.r.hexid(64)
         ns_id = self.r.guid()
-        mac = normalise_mac(pod.mac)
+        mac = upper_dashed_mac(pod.mac)
         shown_mac = _mixed_case(mac) if k % 2 == 1 else mac
         self.hns.endpoints.append(
             self._local_endpoint(k, pod, ep_id, port_guid, nic_guid, container_id, ns_id, shown_mac)
@@ -400,7 +410,7 @@ class _NodeNetworkBuilder:
             },
             "SharedContainers": [container_id],
             "State": 3,
-            "Type": "L2Bridge",
+            "Type": self.network_type,
             "Version": HNS_VERSION,
             "VirtualNetwork": self.network_id,
             "VirtualNetworkName": NETWORK_NAME,
@@ -458,7 +468,7 @@ class _NodeNetworkBuilder:
             "PrefixLength": ipaddress.ip_network(POD_SUBNET).prefixlen,
             "SharedContainers": [],
             "State": 1,
-            "Type": "L2Bridge",
+            "Type": self.network_type,
             "Version": HNS_VERSION,
             "VirtualNetwork": self.network_id,
             "VirtualNetworkName": NETWORK_NAME,
@@ -481,7 +491,7 @@ class _NodeNetworkBuilder:
                 name=pod.name,
                 app=pod.app,
                 ip=pod.ip,
-                mac=normalise_mac(pod.mac) if pod.mac else conjure_mac(pod.ip).upper(),
+                mac=upper_dashed_mac(pod.mac) if pod.mac else conjure_mac(pod.ip).upper(),
                 node_ip=owner.internal_ip if owner else "",
                 listen=[pod.container_port] if pod.container_port else [],
                 acl_in=_policy_rules(owner, self.web_ips) if (owner and pod.network_policy_deny) else None,
@@ -540,7 +550,7 @@ class _NodeNetworkBuilder:
             ],
             "SwitchGuid": self.switch_id,
             "TotalEndpoints": len(self.local_pods),
-            "Type": "L2Bridge",
+            "Type": self.network_type,
             "Version": HNS_VERSION,
         }
 

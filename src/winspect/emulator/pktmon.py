@@ -15,6 +15,7 @@ format (JSON lines), not ETW: only the emulated `etl2txt` reads them.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import random
 import signal
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from winspect.emulator import store
+from winspect.emulator.clock import NodeClock
 from winspect.emulator.node_options import pktmon_flavour
 from winspect.emulator.pktmon_filters import (
     MAX_FILTERS,
@@ -35,6 +37,7 @@ from winspect.emulator.pktmon_filters import (
     render_filter_list,
     render_filter_list_current,
 )
+from winspect.emulator.pktmon_language import JAPANESE, translate_banner, translate_record
 from winspect.emulator.pktmon_logfile import (
     DEFAULT_FILE_NAME,
     LogFileError,
@@ -46,6 +49,7 @@ from winspect.emulator.pktmon_text import (
     render_counters_json,
     render_list,
     render_list_json,
+    render_start_banner,
     render_status,
 )
 from winspect.emulator.protocols import TCP_FLAG_BITS
@@ -84,7 +88,9 @@ _STOP_WAIT_S = 5.0
 _FILTERS_BUSY = "packet filters cannot be changed while Packet Monitor is running; run 'pktmon stop' first."
 
 
-class UsageError(Exception):
+class ArgvError(Exception):
+    """A command line pktmon refuses, with the Windows error code it exits with."""
+
     def __init__(self, message: str, code: int = ERROR_INVALID_PARAMETER) -> None:
         super().__init__(message)
         self.code = code
@@ -99,8 +105,8 @@ def main(argv: list[str] | None = None) -> int:
     if pktmon_flavour(store.read_json(state_dir, store.PKTMON_FILE)) == "old":
         try:
             return old_main(state_dir, args, _old_filter_or_reset)
-        except (UsageError, FilterError) as e:
-            return fail(f"Error: {e}", e.code if isinstance(e, UsageError) else ERROR_INVALID_PARAMETER)
+        except (ArgvError, FilterError) as e:
+            return fail(f"Error: {e}", e.code if isinstance(e, ArgvError) else ERROR_INVALID_PARAMETER)
     if not args or args[0].lower() in ("help", "-h", "--help", "/?"):
         print(USAGE)
         return 0
@@ -128,8 +134,8 @@ def main(argv: list[str] | None = None) -> int:
         return fail(f"Error: unknown command '{args[0]}'.\n\n{USAGE}")
     try:
         return handler(state_dir, rest)
-    except (UsageError, FilterError, LogFileError) as e:
-        code = e.code if isinstance(e, (UsageError, LogFileError)) else ERROR_INVALID_PARAMETER
+    except (ArgvError, FilterError, LogFileError) as e:
+        code = e.code if isinstance(e, (ArgvError, LogFileError)) else ERROR_INVALID_PARAMETER
         return fail(f"Error: {e}", code)
     except BrokenPipeError:
         return pipe_closed()
@@ -155,11 +161,11 @@ def _parse_options(
         entry = spec.get(opt.lower())
         if entry is None:
             if opt.startswith("-"):
-                raise UsageError(f"unknown parameter '{opt}' for 'pktmon {command}'.")
-            raise UsageError(f"unexpected value '{opt}' for 'pktmon {command}'.")
+                raise ArgvError(f"unknown parameter '{opt}' for 'pktmon {command}'.")
+            raise ArgvError(f"unexpected value '{opt}' for 'pktmon {command}'.")
         key, arity = entry
         if key in out:
-            raise UsageError(f"parameter '{opt}' is specified more than once.")
+            raise ArgvError(f"parameter '{opt}' is specified more than once.")
         i += 1
         if arity == "0":
             out[key] = True
@@ -171,7 +177,7 @@ def _parse_options(
             if arity == "1":
                 break
         if not vals:
-            raise UsageError(f"parameter '{opt}' requires a value.")
+            raise ArgvError(f"parameter '{opt}' requires a value.")
         out[key] = vals
     return out
 
@@ -187,7 +193,7 @@ def _choice(value: str | None, allowed: tuple[str, ...], what: str, default: str
     if value is None:
         return default
     if value.lower() not in allowed:
-        raise UsageError(f"invalid {what} '{value}': use {', '.join(allowed)}.")
+        raise ArgvError(f"invalid {what} '{value}': use {', '.join(allowed)}.")
     return value.lower()
 
 
@@ -196,11 +202,11 @@ def _choice(value: str | None, allowed: tuple[str, ...], what: str, default: str
 
 def _cmd_filter(state_dir: Path, rest: list[str]) -> int:
     if not rest:
-        raise UsageError("'pktmon filter' needs one of: list, add, remove.")
+        raise ArgvError("'pktmon filter' needs one of: list, add, remove.")
     sub, args = rest[0].lower(), rest[1:]
     if sub == "list":
         if args:
-            raise UsageError(f"unexpected value '{args[0]}' for 'pktmon filter list'.")
+            raise ArgvError(f"unexpected value '{args[0]}' for 'pktmon filter list'.")
         st = store.read_json(state_dir, store.PKTMON_FILE)
         print(render_filter_list_current([PacketFilter.from_dict(f) for f in st["filters"]]))
         return 0
@@ -209,29 +215,29 @@ def _cmd_filter(state_dir: Path, rest: list[str]) -> int:
         with store.locked(state_dir):
             st = store.read_json(state_dir, store.PKTMON_FILE)
             if st["running"]:
-                raise UsageError(
+                raise ArgvError(
                     _FILTERS_BUSY,
                     ERROR_BUSY,
                 )
             if len(st["filters"]) >= MAX_FILTERS:
-                raise UsageError(f"the maximum number of packet filters ({MAX_FILTERS}) is already active.")
+                raise ArgvError(f"the maximum number of packet filters ({MAX_FILTERS}) is already active.")
             st["filters"].append(new.to_dict())
             store.write_json(state_dir, store.PKTMON_FILE, st)
         return 0
     if sub == "remove":
         if args:
-            raise UsageError(f"unexpected value '{args[0]}' for 'pktmon filter remove'.")
+            raise ArgvError(f"unexpected value '{args[0]}' for 'pktmon filter remove'.")
         with store.locked(state_dir):
             st = store.read_json(state_dir, store.PKTMON_FILE)
             if st["running"]:
-                raise UsageError(
+                raise ArgvError(
                     _FILTERS_BUSY,
                     ERROR_BUSY,
                 )
             st["filters"] = []
             store.write_json(state_dir, store.PKTMON_FILE, st)
         return 0
-    raise UsageError(f"unknown filter command '{rest[0]}': use list, add or remove.")
+    raise ArgvError(f"unknown filter command '{rest[0]}': use list, add or remove.")
 
 
 # ---------------------------------------------------------------- start
@@ -261,7 +267,7 @@ _START_SPEC = {
 def _parse_start(args: list[str], components: list[dict[str, Any]]) -> dict[str, Any]:
     opts = _parse_options(args, _START_SPEC, "start")
     if opts.get("trace") or opts.get("provider"):
-        raise UsageError(
+        raise ArgvError(
             "event tracing (--trace, --provider) is not supported by the emulator.", ERROR_NOT_SUPPORTED
         )
     counters_only = bool(opts.get("counters_only"))
@@ -286,7 +292,7 @@ def _start_sizes(opts: dict[str, Any]) -> tuple[int, int, int]:
     if "pkt_size" in opts:
         raw = _one(opts, "pkt_size") or ""
         if not raw.isdigit() or int(raw) > 65535:
-            raise UsageError(f"invalid packet size '{raw}': use a number of bytes from 0 to 65535 (0 = all).")
+            raise ArgvError(f"invalid packet size '{raw}': use a number of bytes from 0 to 65535 (0 = all).")
         pkt_size = int(raw)
     flags = 0x012
     if "flags" in opts:
@@ -294,12 +300,12 @@ def _start_sizes(opts: dict[str, Any]) -> tuple[int, int, int]:
         try:
             flags = int(raw, 16)
         except ValueError:
-            raise UsageError(f"invalid flags '{raw}': use a hexadecimal mask such as 0x012.") from None
+            raise ArgvError(f"invalid flags '{raw}': use a hexadecimal mask such as 0x012.") from None
     file_size = 512
     if "file_size" in opts:
         raw = _one(opts, "file_size") or ""
         if not raw.isdigit() or int(raw) == 0:
-            raise UsageError(f"invalid file size '{raw}': use a number of megabytes.")
+            raise ArgvError(f"invalid file size '{raw}': use a number of megabytes.")
         file_size = int(raw)
     return pkt_size, flags, file_size
 
@@ -310,11 +316,11 @@ def _start_log(opts: dict[str, Any]) -> tuple[str, str | None]:
         _one(opts, "log_mode"), ("circular", "multi-file", "real-time", "memory"), "log mode", "circular"
     )
     if mode == "real-time" and "file_name" in opts:
-        raise UsageError(
+        raise ArgvError(
             "real-time logging does not write a log file: drop --file-name or the real-time mode."
         )
     if mode not in ("real-time", "multi-file"):
-        raise UsageError(
+        raise ArgvError(
             f"log mode '{mode}' is not supported by the emulator; "
             "use --log-mode real-time (-m real-time) or multi-file.",
             ERROR_NOT_SUPPORTED,
@@ -326,7 +332,7 @@ def _start_log(opts: dict[str, Any]) -> tuple[str, str | None]:
         path = path.with_suffix(".etl")
     path = path.absolute()
     if not path.parent.is_dir():
-        raise UsageError(f"the system cannot find the path specified: {path.parent}", ERROR_PATH_NOT_FOUND)
+        raise ArgvError(f"the system cannot find the path specified: {path.parent}", ERROR_PATH_NOT_FOUND)
     return mode, str(path)
 
 
@@ -343,12 +349,12 @@ def _start_components(opts: dict[str, Any], components: list[dict[str, Any]]) ->
     ids = []
     for t in tokens:
         if not t.isdigit():
-            raise UsageError(f"invalid component '{t}': use all, nics or component ids from 'pktmon list'.")
+            raise ArgvError(f"invalid component '{t}': use all, nics or component ids from 'pktmon list'.")
         if int(t) not in known:
-            raise UsageError(f"component {t} not found; see 'pktmon list --all --include-hidden'.")
+            raise ArgvError(f"component {t} not found; see 'pktmon list --all --include-hidden'.")
         ids.append(int(t))
     if not ids:
-        raise UsageError("parameter '--comp' requires a value.")
+        raise ArgvError("parameter '--comp' requires a value.")
     return sorted(set(ids))
 
 
@@ -359,7 +365,7 @@ def _cmd_start(state_dir: Path, rest: list[str]) -> int:
         st = store.read_json(state_dir, store.PKTMON_FILE)
         if st["running"]:
             # Also when the capturing process was killed: the session stays until `pktmon stop`.
-            raise UsageError(
+            raise ArgvError(
                 "Packet Monitor is already running; stop the running session with 'pktmon stop' first.",
                 ERROR_BUSY,
             )
@@ -445,10 +451,13 @@ def _session_alive(state_dir: Path) -> bool:
 
 
 class _TextOutput:
-    """Real-time mode: the records' text on stdout."""
+    """Real-time mode: the start banner, then the records' text on stdout."""
+
+    def __init__(self, banner: str) -> None:
+        self.banner = banner
 
     def begin(self) -> None:
-        sys.stdout.write("Active measurement started.\nProcessing...\n\n")
+        sys.stdout.write(self.banner + "\n")
         sys.stdout.flush()
 
     def write(self, records: list[str]) -> None:
@@ -500,13 +509,20 @@ class _Session:
         self.next_group = GROUP_ID_BASE + session["number"] * 1_000_000 + self.id_rng.randrange(1000)
         self._flushed_done = False
         self.output: Any
+        node = store.read_json(state_dir, store.NODE_FILE)
+        clock = NodeClock(node.get("time_zone") or "UTC")
         if self.opts["log_mode"] == "real-time":
-            self.render: Any = render_record
-            self.output = _TextOutput()
+            self.render: Any = functools.partial(render_record, clock=clock)
+            banner = render_start_banner(session, render_filter_list(filters))
+            if node.get("language") == JAPANESE:
+                record = self.render
+                self.render = lambda *args, **kwargs: translate_record(record(*args, **kwargs))
+                banner = translate_banner(banner)
+            self.output = _TextOutput(banner)
         else:
             from winspect.emulator.pktmon_logfile import LogWriter, log_record
 
-            self.render = log_record
+            self.render = functools.partial(log_record, clock=clock)
             self.output = LogWriter(
                 Path(self.opts["file_name"]),
                 int(self.opts["file_size"]) * int(traffic.get("log_megabyte", 1 << 20)),
@@ -727,7 +743,7 @@ def _request_stop(state_dir: Path) -> bool:
 
 def _cmd_stop(state_dir: Path, rest: list[str]) -> int:
     if rest:
-        raise UsageError(f"unexpected value '{rest[0]}' for 'pktmon stop'.")
+        raise ArgvError(f"unexpected value '{rest[0]}' for 'pktmon stop'.")
     if not _request_stop(state_dir):
         print(NOT_RUNNING)
     return 0
@@ -765,9 +781,9 @@ def _cmd_counters(state_dir: Path, rest: list[str]) -> int:
     if "refresh_rate" in opts:
         raw = _one(opts, "refresh_rate") or ""
         if not raw.isdigit() or not 1 <= int(raw) <= 30:
-            raise UsageError(f"invalid refresh rate '{raw}': use a number from 1 to 30.")
+            raise ArgvError(f"invalid refresh rate '{raw}': use a number from 1 to 30.")
     if opts.get("live"):
-        raise UsageError("--live is not supported by the emulator.", ERROR_NOT_SUPPORTED)
+        raise ArgvError("--live is not supported by the emulator.", ERROR_NOT_SUPPORTED)
     components = store.read_json(state_dir, store.COMPONENTS_FILE)
     counters = store.read_json(state_dir, store.PKTMON_COUNTERS_FILE, None)
     zero = bool(opts.get("zero"))
@@ -838,18 +854,22 @@ _ETL2TXT_SPEC = {
 def _cmd_etl2txt(state_dir: Path, rest: list[str]) -> int:
     """`pktmon etl2txt <file> [--out <name>] [--hex] [--timestamp-only] [--stats-only] ...`."""
     if not rest or rest[0].startswith("-"):
-        raise UsageError(
+        raise ArgvError(
             "'pktmon etl2txt' needs the log file to convert: pktmon etl2txt <file> [--out <name>]."
         )
     source, opts = Path(rest[0]), _parse_options(rest[1:], _ETL2TXT_SPEC, "etl2txt")
     for key in ("metadata", "brief", "verbose", "no_ethernet", "vxlan"):
         if key in opts:
-            raise UsageError(
+            raise ArgvError(
                 f"etl2txt option --{key.replace('_', '-')} is not supported by the emulator.",
                 ERROR_NOT_SUPPORTED,
             )
+    node = store.read_json(state_dir, store.NODE_FILE)
     text, counts = convert_to_text(
-        source, hex_dump=bool(opts.get("hex")), timestamp_only=bool(opts.get("timestamp_only"))
+        source,
+        hex_dump=bool(opts.get("hex")),
+        timestamp_only=bool(opts.get("timestamp_only")),
+        clock=NodeClock(node.get("time_zone") or "UTC"),
     )
     lines = [
         "Processing...",
@@ -881,7 +901,7 @@ def _cmd_reset(state_dir: Path, rest: list[str]) -> int:
 
 def _cmd_unload(state_dir: Path, rest: list[str]) -> int:
     if rest:
-        raise UsageError(f"unexpected value '{rest[0]}' for 'pktmon unload'.")
+        raise ArgvError(f"unexpected value '{rest[0]}' for 'pktmon unload'.")
     _request_stop(state_dir)
     with store.locked(state_dir):
         st = store.read_json(state_dir, store.PKTMON_FILE)

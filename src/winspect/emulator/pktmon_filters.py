@@ -225,6 +225,8 @@ class CompiledFilter:
 
     def matches(self, frame: Frame, frame_type: str) -> bool:
         f = self.f
+        if frame.vxlan is not None:  # -e: the inner packet; else the tunnel's
+            frame = frame.inner() if f.encap else frame.outer()
         if f.vlan is not None:
             return False  # the emulated traffic carries no 802.1Q tags
         if f.macs:

@@ -27,9 +27,10 @@ Times are the node clock in UTC, at pktmon's 100 ns resolution.
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from typing import Any
+
+from winspect.emulator.clock import UTC_CLOCK, NodeClock
 
 DEFAULT_FILE_NAME = "PktMon.etl"
 MAGIC = "#winspect-emulated-pktmon-log 1"
@@ -51,14 +52,19 @@ def numbered_name(path: Path, number: int) -> Path:
 
 
 def log_record(
-    rec: Any, group_id: int, wall_ns: int, *, filter_id: int | None, logged_size: int
+    rec: Any,
+    group_id: int,
+    wall_ns: int,
+    *,
+    filter_id: int | None,
+    logged_size: int,
+    clock: NodeClock = UTC_CLOCK,
 ) -> tuple[str, int]:
     """One record as a log-file line, and its size in the log."""
     from winspect.emulator.traffic import render_record
 
-    head, summary = render_record(rec, group_id, wall_ns, filter_id=filter_id, logged_size=logged_size).split(
-        "\n", 1
-    )
+    record = render_record(rec, group_id, wall_ns, filter_id=filter_id, logged_size=logged_size, clock=clock)
+    head, summary = record.split("\n", 1)
     data = rec.frame.to_bytes()
     if rec.frame_type == "IP":
         data = data[14:]
@@ -113,11 +119,6 @@ class LogWriter:
             self._file = None
 
 
-def _clock(wall_ns: int) -> str:
-    secs, frac = divmod(wall_ns, 1_000_000_000)
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(secs)) + f".{frac // 100 * 100:09d}"
-
-
 def hex_lines(data: bytes, indent: str = "        ") -> list[str]:
     """tcpdump -XX style: offset, 16 bytes as 8 groups of 4 hex digits, then the printable characters."""
     out = []
@@ -153,16 +154,18 @@ def read_records(path: Path) -> list[dict[str, Any]]:
     return records
 
 
-def convert_to_text(path: Path, *, hex_dump: bool, timestamp_only: bool) -> tuple[str, dict[str, int]]:
-    """`etl2txt` of one file: the text, and the counts its summary prints."""
+def convert_to_text(
+    path: Path, *, hex_dump: bool, timestamp_only: bool, clock: NodeClock = UTC_CLOCK
+) -> tuple[str, dict[str, int]]:
+    """`etl2txt` of one file: the text (the node's local time), and the counts its summary prints."""
     records = read_records(path)
     out: list[str] = []
     drops = 0
     for r in records:
-        stamp = _clock(int(r["t"]))
+        stamp = clock.date_time(int(r["t"]))
         prefix = f"{stamp} " if timestamp_only else f"[00]0000.0000::{stamp} [{PROVIDER}] "
         out.append(prefix + r["head"])
-        out.append("        " + r["summary"])
+        out.append("\t" + r["summary"])
         if hex_dump:
             out.extend(hex_lines(bytes.fromhex(r["data"])))
         if r["head"].startswith("Drop: "):

@@ -157,7 +157,31 @@ _CAPTURE_TYPES = {"all": "All packets", "flow": "Flow packets", "drop": "Dropped
 
 
 def render_status(session: dict[str, Any], filter_table: str) -> str:
-    """`pktmon status` while a session runs (COMPOSITE layout)."""
+    """`pktmon status` while a session runs, and the output of a file-mode `start`:
+    `Logger Parameters:` first, then the description blocks (COMPOSITE after the
+    reference's 6.2 description of the current command line)."""
+    opts = session["options"]
+    return "\n".join(
+        [
+            "Logger Parameters:",
+            "    Logger name:        PktMon",
+            *_logger_lines(opts),
+            f"    Packet size:        {opts['pkt_size'] or 'entire packet'}",
+            "",
+            _description(session, filter_table),
+        ]
+    )
+
+
+def render_start_banner(session: dict[str, Any], filter_table: str) -> str:
+    """What `pktmon start --capture -m real-time` prints before the first packet
+    (the reference's 6.2 shape): the description blocks, then `Processing...`."""
+    return f"{_description(session, filter_table)}\nProcessing...\n"
+
+
+def _description(session: dict[str, Any], filter_table: str) -> str:
+    """Collected Data / Capture Type / Monitored Components / Packet Filters; the
+    filter table (its rows start with a space) indented by 4 more: 5 in all."""
     opts = session["options"]
     comp = opts["comp"]
     if comp == "all":
@@ -181,11 +205,6 @@ def render_status(session: dict[str, Any], filter_table: str) -> str:
             "",
             "Packet Filters:",
             filters,
-            "",
-            "Logger Parameters:",
-            "    Logger name:        PktMon",
-            *_logger_lines(opts),
-            f"    Packet size:        {opts['pkt_size'] or 'entire packet'}",
         ]
     )
 

@@ -39,6 +39,8 @@ def create_node_state(
     *,
     traffic_rate: float = 200.0,
     max_packets: int | None = None,
+    time_zone: str = "UTC",
+    network: str = "l2bridge",
     defender_filters: bool = False,
     foreign_session: bool = False,
     pktmon_flavour: str = "current",
@@ -49,25 +51,35 @@ def create_node_state(
     (0 = as fast as possible). max_packets: records generated per capture
     (plus the remaining appearances of packets in flight), after which the
     capture stays running but quiet until stopped (None = endless).
+    time_zone: the node's zone (IANA name); pktmon prints local time in it.
+    network: `l2bridge`, or `overlay` (HNS network type Overlay; traffic between
+    nodes crosses the physical NIC VXLAN-encapsulated).
     Counters, session, filters, faults and the call log start empty, unless
     (winspect.emulator.node_options) `defender_filters` (Defender's 13
     `SenseNdr` filters), `foreign_session` (someone else's running session)
     or `pktmon_flavour` ("old": pktmon 10.0.17763.1's command line) say otherwise.
     """
+    from zoneinfo import ZoneInfo
+
     from winspect.emulator.node_network import build_node_network
     from winspect.emulator.node_options import add_defender_filters, set_pktmon_flavour, start_foreign_session
 
+    ZoneInfo(time_zone)  # an unknown zone fails here, not in the tools
     if traffic_rate < 0:
         raise ValueError("traffic_rate must be >= 0")
     if max_packets is not None and max_packets < 0:
         raise ValueError("max_packets must be >= 0")
     state_dir = Path(state_dir)
     state_dir.mkdir(parents=True, exist_ok=True)
-    net = build_node_network(cluster, node_name)
+    net = build_node_network(cluster, node_name, network)
     vfp_ports = net.vfp_ports_json()
     node = cluster.node(node_name)
     with store.locked(state_dir):
-        store.write_json(state_dir, store.NODE_FILE, {"node": asdict(node), "cluster_seed": cluster.seed})
+        store.write_json(
+            state_dir,
+            store.NODE_FILE,
+            {"node": asdict(node), "cluster_seed": cluster.seed, "time_zone": time_zone},
+        )
         store.write_json(state_dir, store.HNS_FILE, net.hns.to_json())
         store.write_json(state_dir, store.COMPONENTS_FILE, net.components_json())
         store.write_json(state_dir, store.VFP_PORTS_FILE, vfp_ports)
@@ -98,6 +110,17 @@ def set_traffic(state_dir: Path, *, rate: float, max_packets: int | None) -> Non
         t = store.read_json(state_dir, store.TRAFFIC_FILE)
         t.update(rate=float(rate), max_packets=max_packets)
         store.write_json(state_dir, store.TRAFFIC_FILE, t)
+
+
+def set_language(state_dir: Path, language: str) -> None:
+    """The language the node's pktmon prints its real-time text in: `en-US` or `ja-JP`."""
+    if language not in ("en-US", "ja-JP"):
+        raise ValueError(f"unsupported language {language!r}: en-US or ja-JP")
+    state_dir = Path(state_dir)
+    with store.locked(state_dir):
+        node = store.read_json(state_dir, store.NODE_FILE)
+        node["language"] = language
+        store.write_json(state_dir, store.NODE_FILE, node)
 
 
 def set_log_megabyte(state_dir: Path, size: int) -> None:

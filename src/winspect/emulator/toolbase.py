@@ -18,7 +18,6 @@ ERROR_INVALID_PARAMETER = 87
 ERROR_PATH_NOT_FOUND = 3
 ERROR_NOT_SUPPORTED = 50
 ERROR_BUSY = 170
-ERROR_NOT_FOUND = 1168
 
 
 def begin(tool: str, argv: list[str]) -> Path | int:

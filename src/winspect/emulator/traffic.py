@@ -20,11 +20,12 @@ from __future__ import annotations
 import heapq
 import random
 import struct
-import time
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
+from winspect.emulator.clock import UTC_CLOCK, NodeClock
 from winspect.emulator.protocols import (
     ACK,
     CWR,
@@ -58,10 +59,59 @@ DROP_NO_LISTENER = ("INET: transport endpoint was not found", "0xE000460A")
 OPTS_WINDOWS = ("mss 1460", "nop", "wscale 8", "nop", "nop", "sackOK")
 OPTS_LINUX = ("mss 1460", "nop", "nop", "sackOK", "nop", "wscale 7")
 
+# Names the emulated pods look up (the service names of a cluster and a few outside it).
+_DNS_NAMES = (
+    "kubernetes.default.svc.cluster.local",
+    "kube-dns.kube-system.svc.cluster.local",
+    "mcr.microsoft.com",
+    "login.microsoftonline.com",
+    "example.com",
+)
+
 DEFAULT_RATE = 200.0
 _MEAN_RECORDS_PER_FLOW = 30.0
 # pktmon group ids are large numbers (2^49 + a counter in the samples).
 GROUP_ID_BASE = 562949953421312
+
+
+@dataclass(frozen=True)
+class DnsMessage:
+    """A DNS query for an A record, or its answer (one A record) when `answer` is set."""
+
+    ident: int
+    name: str  # without the final dot
+    answer: str | None = None
+
+    def to_bytes(self) -> bytes:
+        flags = 0x8180 if self.answer is not None else 0x0100  # response + RD + RA, or query + RD
+        header = struct.pack("!HHHHHH", self.ident, flags, 1, 0 if self.answer is None else 1, 0, 0)
+        qname = b"".join(bytes([len(label)]) + label.encode() for label in self.name.split(".")) + b"\0"
+        body = header + qname + struct.pack("!HH", 1, 1)
+        if self.answer is not None:
+            body += struct.pack("!HHHIH", 0xC00C, 1, 1, 30, 4) + _ip_bytes(self.answer)
+        return body
+
+    def summary(self) -> str:
+        """As tcpdump prints it: `4711+ A? example.com. (29)`, `4711 1/0/0 A 10.0.0.5 (45)`."""
+        size = len(self.to_bytes())
+        if self.answer is None:
+            return f"{self.ident}+ A? {self.name}. ({size})"
+        return f"{self.ident} 1/0/0 A {self.answer} ({size})"
+
+
+VXLAN_PORT = 4789
+
+
+@dataclass(frozen=True)
+class Vxlan:
+    """The VXLAN tunnel around a frame between the nodes of an overlay network."""
+
+    src_mac: str
+    dst_mac: str
+    src_ip: str  # the sending node
+    dst_ip: str  # the receiving node
+    src_port: int
+    vni: int
 
 
 @dataclass(frozen=True)
@@ -87,6 +137,8 @@ class Frame:
     ttl: int = 128
     ip_id: int = 0
     ethertype: int = ETHERTYPE_IPV4
+    dns: DnsMessage | None = None  # the UDP payload is this DNS message
+    vxlan: Vxlan | None = None  # set: this frame travels inside a VXLAN tunnel (the fields above: inner)
 
     @property
     def l4_header_len(self) -> int:
@@ -96,17 +148,38 @@ class Frame:
 
     @property
     def ip_length(self) -> int:
+        if self.vxlan is not None:
+            return self.outer().ip_length
         return 20 + self.l4_header_len + self.payload_len
 
     @property
     def frame_length(self) -> int:
         return 14 + self.ip_length
 
+    def inner(self) -> Frame:
+        """The frame without its tunnel."""
+        return replace(self, vxlan=None)
+
+    def outer(self) -> Frame:
+        """The tunnel's UDP packet (its payload: the VXLAN header and the inner frame)."""
+        v = self.vxlan
+        assert v is not None
+        inner_length = self.inner().frame_length
+        return Frame(
+            v.src_mac, v.dst_mac, v.src_ip, v.dst_ip, PROTO_UDP, v.src_port, VXLAN_PORT,
+            payload_len=8 + inner_length, ttl=128, ip_id=self.ip_id,
+        )  # fmt: skip
+
     def to_bytes(self) -> bytes:
         """The frame's bytes (Ethernet II, IPv4, TCP/UDP/ICMP), checksums included."""
+        if self.vxlan is not None:
+            header = struct.pack("!II", 0x08000000, self.vxlan.vni << 8)
+            return self.outer()._to_bytes(header + self.inner().to_bytes())
+        return self._to_bytes(self.dns.to_bytes() if self.dns is not None else bytes(self.payload_len))
+
+    def _to_bytes(self, payload: bytes) -> bytes:
         eth = _mac_bytes(self.dst_mac) + _mac_bytes(self.src_mac) + struct.pack("!H", self.ethertype)
         src, dst = _ip_bytes(self.src_ip), _ip_bytes(self.dst_ip)
-        payload = bytes(self.payload_len)
         if self.ip_proto == PROTO_TCP:
             opts = _options_bytes(self.tcp_options)
             hlen = 20 + len(opts)
@@ -183,11 +256,9 @@ class Record:
 # ---------------------------------------------------------------- rendering
 
 
-def format_clock(wall_ns: int) -> str:
-    """HH:MM:SS.fffffffff of the node clock (UTC), 100 ns resolution as pktmon."""
-    secs, frac = divmod(wall_ns, 1_000_000_000)
-    t = time.gmtime(secs)
-    return f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}.{frac // 100 * 100:09d}"
+def format_clock(wall_ns: int, clock: NodeClock = UTC_CLOCK) -> str:
+    """HH:MM:SS.fffffffff of the node's local time, 100 ns resolution as pktmon."""
+    return clock.time_of_day(wall_ns)
 
 
 def tcp_flags_text(flags: int) -> str:
@@ -209,6 +280,8 @@ def ip_summary(f: Frame) -> str:
             parts.append(f"options [{','.join(f.tcp_options)}]")
         parts.append(f"length {f.payload_len}")
         return f"{f.src_ip}.{f.src_port} > {f.dst_ip}.{f.dst_port}: " + ", ".join(parts)
+    if f.ip_proto == PROTO_UDP and f.dns is not None:  # tcpdump decodes DNS: no `UDP` word
+        return f"{f.src_ip}.{f.src_port} > {f.dst_ip}.{f.dst_port}: {f.dns.summary()}"
     if f.ip_proto == PROTO_UDP:
         return f"{f.src_ip}.{f.src_port} > {f.dst_ip}.{f.dst_port}: UDP, length {f.payload_len}"
     kind = "echo request" if f.icmp_type == 8 else "echo reply"
@@ -218,6 +291,13 @@ def ip_summary(f: Frame) -> str:
 
 
 def summary(f: Frame, frame_type: str) -> str:
+    """pktmon's summary; for a tunnelled frame one line per layer, the outer (VXLAN) first."""
+    if f.vxlan is not None:
+        o = f.outer()
+        vni = f.vxlan.vni
+        tunnel = f"{o.src_ip}.{o.src_port} > {o.dst_ip}.{o.dst_port}: VXLAN, flags [I] (0x08), vni {vni}"
+        eth = f"{o.src_mac} > {o.dst_mac}, ethertype IPv4 (0x{o.ethertype:04x}), length {o.frame_length}"
+        return f"{eth}: {tunnel}\n\t{summary(f.inner(), frame_type)}"
     if frame_type == "IP":
         return f"ip: {ip_summary(f)}"
     eth = f"{f.src_mac} > {f.dst_mac}, ethertype IPv4 (0x{f.ethertype:04x}), length {f.frame_length}"
@@ -232,6 +312,7 @@ def render_record(
     filter_id: int | None,
     logged_size: int,
     packet_number: int = 1,
+    clock: NodeClock = UTC_CLOCK,
 ) -> str:
     """The two lines pktmon prints in real-time mode for one record (no newline at the end)."""
     head = [f"PktGroupId {group_id}", f"PktNumber {packet_number}", f"Appearance {rec.appearance}"]
@@ -240,17 +321,15 @@ def render_record(
     head.append(f"Component {rec.component}")
     if rec.drop_reason is None:
         head.append(f"Edge {rec.edge}")
-    if filter_id is not None:
-        head.append(f"Filter {filter_id}")
+    head.append(f"Filter {filter_id or 0}")  # 0: no filter set
     if rec.drop_reason is not None:
         head.append(f"DropReason {rec.drop_reason} ")
         head.append(f"DropLocation {rec.drop_location}")
     head.append(f"OriginalSize {rec.original_size}")
     head.append(f"LoggedSize {logged_size}")
     drop = "Drop: " if rec.drop_reason is not None else ""
-    return (
-        f"{format_clock(wall_ns)} {drop}{', '.join(head)}\n        {drop}{summary(rec.frame, rec.frame_type)}"
-    )
+    stamp = format_clock(wall_ns, clock)
+    return f"{stamp} {drop}{', '.join(head)}\n\t{drop}{summary(rec.frame, rec.frame_type)}"
 
 
 # ---------------------------------------------------------------- generation
@@ -282,6 +361,7 @@ class _Ep:
     acl_in: list[dict[str, Any]] | None = None
     ttl: int = 128
     linux: bool = False
+    node_ip: str = ""  # a remote pod's node (the far end of the VXLAN tunnel on overlay networks)
 
 
 class TrafficGenerator:
@@ -332,11 +412,14 @@ class TrafficGenerator:
                 acl_in=p.get("acl_in"),
                 ttl=128 if p["mac"].startswith("00-15-5D") else 64,
                 linux=not p["mac"].startswith("00-15-5D"),
+                node_ip=p.get("node_ip", ""),
             )
             for p in topology["remote_pods"]
         ]
         self.by_ip = {e.ip: e for e in self.local + self.remote}
         self.services = topology["services"]
+        # Overlay network: traffic between nodes crosses the physical NIC inside VXLAN.
+        self.vni: int | None = topology.get("vxlan_vni")
         self._packet = 0
         self._seq = 0
         self._heap: list[tuple[int, int, Record]] = []
@@ -455,24 +538,24 @@ class TrafficGenerator:
         backends = [self.by_ip[ip] for ip in (dns["backends"] if dns else []) if ip in self.by_ip]
         sport = self._ephemeral()
         for q in range(self.rng.choice((1, 2, 2))):
-            qlen = self.rng.randrange(34, 64)
+            query = DnsMessage(self.rng.randrange(1, 65536), self.rng.choice(_DNS_NAMES))
             t0 = t + q * self.rng.randrange(40_000, 200_000)
             if not backends:
                 # No DNS server anywhere: the query leaves the node and is never answered.
-                self._send(
-                    t0,
-                    client,
-                    None,
-                    self._frame(client, self.gw_mac, dns_ip, PROTO_UDP, sport, 53, plen=qlen),
-                )
+                self._send(t0, client, None, self._dns_frame(client, self.gw_mac, dns_ip, sport, 53, query))
                 continue
             server = self.rng.choice(backends)
-            req = self._frame(client, self.gw_mac, dns_ip, PROTO_UDP, sport, 53, plen=qlen)
+            req = self._dns_frame(client, self.gw_mac, dns_ip, sport, 53, query)
             self._send(t0, client, server, req, nat=(server.ip, 53))
-            resp = self._frame(
-                server, client.mac, client.ip, PROTO_UDP, 53, sport, plen=qlen + self.rng.randrange(16, 160)
-            )
+            answer = replace(query, answer=self.rng.choice(self.services)["vip"] if self.services else dns_ip)
+            resp = self._dns_frame(server, client.mac, client.ip, 53, sport, answer)
             self._send(t0 + self._rtt(client, server), server, client, resp, unnat=(dns_ip, 53))
+
+    def _dns_frame(
+        self, src: _Ep, dst_mac: str, dst_ip: str, sport: int, dport: int, msg: DnsMessage
+    ) -> Frame:
+        frame = self._frame(src, dst_mac, dst_ip, PROTO_UDP, sport, dport, plen=len(msg.to_bytes()))
+        return replace(frame, dns=msg)
 
     def _flow_icmp(self, t: int) -> None:
         client = self.rng.choice(self.local)
@@ -650,7 +733,13 @@ class TrafficGenerator:
             hops = hops[: drop_at + 1]
         self._packet += 1
         now = t
+        peer = dst if src.kind == "pod" else src
+        overlay = self.vni is not None and peer is not None and peer.kind == "remote"
+        tunnel_to = peer.node_ip if overlay and peer is not None else ""
         for i, hop in enumerate(hops):
+            frame = post if hop.post else pre
+            if tunnel_to and hop.component == self.c_nic:
+                frame = self._tunnel(frame, hop.direction, tunnel_to)
             rec = Record(
                 time_ns=now,
                 packet=self._packet,
@@ -659,7 +748,7 @@ class TrafficGenerator:
                 frame_type=hop.frame_type,
                 component=hop.component,
                 edge=hop.edge,
-                frame=post if hop.post else pre,
+                frame=frame,
                 vfp_port=hop.vfp_port,
                 vfp_dir=hop.vfp_dir,
                 conn_event=conn_event if hop.vfp_port else None,
@@ -670,6 +759,17 @@ class TrafficGenerator:
             self._seq += 1
             heapq.heappush(self._heap, (now, self._seq, rec))
             now += self.rng.randrange(2_000, 30_000)
+
+    def _tunnel(self, frame: Frame, direction: str, peer_node: str) -> Frame:
+        """The frame inside the VXLAN tunnel between this node and `peer_node`."""
+        assert self.vni is not None
+        flow = f"{frame.src_ip}:{frame.src_port}>{frame.dst_ip}:{frame.dst_port}/{frame.ip_proto}"
+        sport = 49152 + zlib.crc32(flow.encode()) % 16384  # the inner flow's hash, as VXLAN senders do
+        if direction == "Tx":
+            v = Vxlan(self.nic_mac, self.gw_mac, self.host.ip, peer_node, sport, self.vni)
+        else:
+            v = Vxlan(self.gw_mac, self.nic_mac, peer_node, self.host.ip, sport, self.vni)
+        return replace(frame, vxlan=v)
 
     def _path(
         self,

@@ -150,8 +150,10 @@ def _parse(args: list[str]) -> tuple[str, str | None, str | None, str | None] | 
 
 
 def _ok(verb: str, body: str, *, blank_before_end: bool = False) -> int:
+    """The output of a command that worked, with CRLF line ends (reference 6.5)."""
     sep = "\n\n" if blank_before_end else "\n"
-    print(f"{HEADER}\n\n{body}{sep}Command {verb} succeeded!")
+    text = f"{HEADER}\n\n{body}{sep}Command {verb} succeeded!\n"
+    sys.stdout.write(text.replace("\n", "\r\n"))
     return 0
 
 
@@ -174,7 +176,8 @@ def _find_layer(port: dict[str, Any], layer: str) -> list[dict[str, Any]] | None
 
 
 def _kv(key: str, value: Any) -> str:
-    return f"  {key:<22}: {value}".rstrip()
+    """A key line of a port block: at the start of the line (reference 6.5)."""
+    return f"{key:<22}: {value}".rstrip()
 
 
 def render_port(p: dict[str, Any]) -> str:
@@ -190,17 +193,21 @@ def render_port(p: dict[str, Any]) -> str:
             _kv("SR-IOV Weight", 0),
             _kv("SR-IOV Usage", 0),
             _kv("Port type", p["port_type"]),
-            "  Port is Initialized.",
-            "  MAC Learning is Disabled.",
+            "Port is Initialized.",
+            "MAC Learning is Disabled.",
             _kv("NIC name", p["nic_name"]),
             _kv("NIC Friendly name", p["nic_friendly_name"]),
             _kv("MTU", p["mtu"]),
             _kv("MAC address", p["mac"]),
             _kv("VM name", p.get("vm_name", "")),
             _kv("VM ID", p.get("vm_id", "")),
-            "  NIC is Connected.",
+            "NIC is Connected.",
         ]
     )
+
+
+# Reasons the drop statistics name, and the counter each one repeats.
+_DROP_STATISTICS = (("ACL", "Dropped ACL packets"),)
 
 
 def render_port_counters(counters: dict[str, dict[str, int]], names: tuple[str, ...] = COUNTER_NAMES) -> str:
@@ -209,6 +216,12 @@ def render_port_counters(counters: dict[str, dict[str, int]], names: tuple[str, 
         values = counters.get(direction, {})
         lines = [f"  Direction - {direction}"]
         lines += [f"      {name} : {int(values.get(name, 0))}" for name in names]
+        # Drop statistics: `{property} : {reason} : {value}` (reference 6.5; reasons COMPOSITE).
+        lines += [
+            f"      Dropped packets : {reason} : {int(values.get(source, 0))}"
+            for reason, source in _DROP_STATISTICS
+            if source in names
+        ]
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks)
 

@@ -109,7 +109,8 @@ class LogBacklog:
 
 @dataclass(frozen=True, slots=True)
 class PacketBatch:
-    """Packets for one streamed message: `event.packets` filled, with its packet and frame-byte count."""
+    """Packets for one streamed message: `event.packets` filled, with its packet and frame-byte count
+    (or a notice about the output, `event.notice`, with no packets)."""
 
     event: pb.CaptureEvent
     packets: int

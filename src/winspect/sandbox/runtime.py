@@ -78,6 +78,10 @@ class Sandbox:
 # ---------------------------------------------------------------- up
 
 
+# Pod networks a sandbox can emulate.
+NETWORKS = ("l2bridge", "overlay")
+
+
 def _check_dir(layout: Layout) -> bool:
     """Make sure `layout.root` can hold a new sandbox; returns whether we create the directory."""
     root = layout.root
@@ -107,12 +111,18 @@ def up(
     seed: int = 0,
     timeout: float | None = None,
     progress: Callable[[str], None] = lambda _: None,
+    network: str = "l2bridge",
     node_options: dict[int, dict[str, Any]] | None = None,
 ) -> Sandbox:
-    """Start a sandbox in `root` and return once every node answers health checks. `node_options`:
-    Windows node number (from 1) -> its emulated pktmon's options (winspect.sandbox.pktmon_options)."""
+    """Start a sandbox in `root` and return once every node answers health checks.
+
+    `network`: the pod network of the Windows nodes, `l2bridge` or `overlay` (VXLAN
+    between the nodes, as with Flannel or Calico VXLAN). `node_options`: Windows node
+    number (from 1) -> its emulated pktmon's options (winspect.sandbox.pktmon_options)."""
     if not 1 <= windows_nodes <= MAX_WINDOWS_NODES:
         raise SandboxError(f"--windows-nodes must be 1 to {MAX_WINDOWS_NODES}, not {windows_nodes}")
+    if network not in NETWORKS:
+        raise SandboxError(f"--network must be one of {', '.join(NETWORKS)}, not {network!r}")
     if not 0 <= linux_nodes <= MAX_LINUX_NODES:
         raise SandboxError(f"--linux-nodes must be 0 to {MAX_LINUX_NODES}, not {linux_nodes}")
     layout = Layout(root.expanduser().absolute())
@@ -129,6 +139,8 @@ def up(
         str(linux_nodes),
         "--seed",
         str(seed),
+        "--network",
+        network,
     ]
     if node_options:
         argv += ["--node-options", json.dumps(node_options)]
@@ -298,6 +310,7 @@ def run(
     linux_nodes: int = 1,
     seed: int = 0,
     progress: Callable[[str], None] = lambda _: None,
+    network: str = "l2bridge",
 ) -> int:
     """Bring up a fresh sandbox in a temp dir, run `winspect ARGS` against it, tear it down.
 
@@ -306,7 +319,7 @@ def run(
     """
     root = Path(tempfile.mkdtemp(prefix="winspect-sandbox-"))
     try:
-        sandbox = up(root / "sandbox", windows_nodes, linux_nodes, seed, progress=progress)
+        sandbox = up(root / "sandbox", windows_nodes, linux_nodes, seed, progress=progress, network=network)
         progress(f"sandbox ready; running: winspect {' '.join(args)}")
         env = {**os.environ, "KUBECONFIG": str(sandbox.kubeconfig)}
         child = subprocess.Popen(winspect_argv(args), env=env)

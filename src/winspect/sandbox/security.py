@@ -1,7 +1,7 @@
 """The sandbox's node servers run secure, as `winspect install` sets them up in a cluster.
 
 `prepare_node_security` makes winspect's CA and the servers' certificate
-(winspect.deploy.certs: the same code install uses), the kubeconfig the
+(winspect.deploy.pki: the same code install uses), the kubeconfig the
 servers check their callers with (the identity of the DaemonSet's
 ServiceAccount, allowed TokenReview and SubjectAccessReview by the
 sandbox's policy), and the objects the API serves for clients: namespace
@@ -19,8 +19,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from winspect.deploy.certs import make_server_tls
-from winspect.deploy.names import CA_CONFIGMAP, CA_KEY, MANAGED_LABEL, NAMESPACE, SERVER_NAME, SERVER_NAME_KEY
+from winspect.deploy.pki import make_server_tls
+from winspect.kube.names import CA_CONFIGMAP, CA_KEY, MANAGED_LABEL, NAMESPACE, SERVER_NAME, SERVER_NAME_KEY
 from winspect.sandbox.kubeapi.auth import Identity
 from winspect.sandbox.kubeapi.kubeconfig import write_kubeconfig
 

@@ -51,6 +51,23 @@ def process_groups(node_count: int) -> list[list[int]]:
     return [list(range(i, min(i + per, node_count))) for i in range(0, node_count, per)]
 
 
+# The zone of the nodes of the second server process (the second Windows node, up to
+# ONE_PROCESS_PER_NODE_UP_TO nodes): pktmon prints local time, so a sandbox shows
+# that nodes in different zones still give one time-ordered stream. Its rules have
+# DST. POSIX only: there TZ sets a process's zone (Windows needs its own names).
+OTHER_TIME_ZONE = "America/Los_Angeles"
+
+
+def node_time_zones(node_count: int) -> list[str]:
+    """The time zone of each Windows node, by index."""
+    zones = ["UTC"] * node_count
+    groups = process_groups(node_count)
+    if os.name != "nt" and len(groups) > 1:
+        for index in groups[1]:
+            zones[index] = OTHER_TIME_ZONE
+    return zones
+
+
 def winspectserv_argv() -> list[str]:
     """The installed winspectserv next to this Python, else the one on PATH."""
     scripts = Path(sys.executable).parent
@@ -101,6 +118,7 @@ class Supervisor:
     _stopped: threading.Event = field(default_factory=threading.Event)
     _replied: threading.Event = field(default_factory=threading.Event)
     _stop_by_control: bool = False
+    network: str = "l2bridge"  # the Windows nodes' pod network: l2bridge or overlay
 
     # ------------------------------------------------------------ state
 
@@ -161,10 +179,11 @@ class Supervisor:
         )
         windows = cluster.windows_nodes()
         nodes: list[dict[str, Any]] = []
-        for number, node in enumerate(windows, 1):
+        for number, (node, zone) in enumerate(zip(windows, node_time_zones(len(windows)), strict=True), 1):
             node_dir = self.layout.node_dir(node.name)
             state_dir, tools_dir = node_dir / "state", node_dir / "tools"
-            create_node_state(cluster, node.name, state_dir, **self.node_options.get(number, {}))
+            options = self.node_options.get(number, {})
+            create_node_state(cluster, node.name, state_dir, time_zone=zone, network=self.network, **options)
             install_tools(tools_dir, state_dir)
             nodes.append(
                 {
@@ -174,9 +193,11 @@ class Supervisor:
                     "state_dir": str(state_dir),
                     "tools_dir": str(tools_dir),
                     "server_state_dir": str(node_dir / "winspectserv"),
+                    "time_zone": zone,
                 }
             )
         self.state["nodes"] = nodes
+        self.state["network"] = self.network
         (self.layout.root / "cluster.json").write_text(json.dumps(cluster.to_dict(), indent=1))
         # The API first: the node servers check their callers through it.
         security = self._start_api(cluster)
@@ -248,7 +269,7 @@ class Supervisor:
                 argv = [sys.executable, "-m", "winspect.sandbox.nodehost", str(spec)]
                 logfile = self.layout.logs / f"nodehost-{names[0]}.log"
             proc = NodeProcess(names, argv, logfile)
-            proc.popen = procs.spawn(argv, logfile, detached=False)
+            proc.popen = procs.spawn(argv, logfile, detached=False, env=_node_environment(members[0]))
             proc.identity = procs.process_identity(proc.popen.pid)
             self.processes.append(proc)
 
@@ -370,6 +391,13 @@ class Supervisor:
         self._stopped.set()
 
 
+def _node_environment(node: dict[str, Any]) -> dict[str, str] | None:
+    """The environment of a node's server process: the node's time zone (TZ)."""
+    if node["time_zone"] == "UTC":
+        return None
+    return {**os.environ, "TZ": node["time_zone"]}
+
+
 def _contexts(identities: Any) -> list[str]:
     from winspect.sandbox.kubeapi.kubeconfig import context_name
 
@@ -399,6 +427,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--created-dir", action="store_true")
     parser.add_argument("--node-options", default="{}", help="JSON: Windows node number -> pktmon options")
+    parser.add_argument("--network", choices=("l2bridge", "overlay"), default="l2bridge")
     args = parser.parse_args(argv)
     layout = Layout(args.dir)
     layout.logs.mkdir(parents=True, exist_ok=True)
@@ -413,7 +442,15 @@ def main(argv: list[str] | None = None) -> int:
     api_logger.addHandler(kubeapi_log)
     api_logger.propagate = False
     options = {int(number): dict(opts) for number, opts in json.loads(args.node_options).items()}
-    sup = Supervisor(layout, args.windows_nodes, args.linux_nodes, args.seed, args.created_dir, options)
+    sup = Supervisor(
+        layout,
+        args.windows_nodes,
+        args.linux_nodes,
+        args.seed,
+        args.created_dir,
+        network=args.network,
+        node_options=options,
+    )
     _install_signal_handlers(sup.stop)
     return sup.run()
 

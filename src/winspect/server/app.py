@@ -34,6 +34,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from winspect.contract import DEFAULT_PORT
 from winspect.node.errors import NodeError, ToolUnavailable
 from winspect.node.types import Operation
 from winspect.node.windows.backend import WindowsBackend
@@ -54,7 +55,6 @@ from winspect.v1 import winspect_pb2_grpc as pb_grpc
 
 log = logging.getLogger("winspect.server")
 
-DEFAULT_PORT = 50051
 SERVICE_NAME: str = pb.DESCRIPTOR.services_by_name["NodeInspector"].full_name
 
 

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from winspect.incluster import SERVICE_ACCOUNT_DIR
 from winspect.server.auth_kube_credentials import (
     AuthSetupError,
     Credentials,
@@ -33,7 +34,6 @@ from winspect.server.auth_kube_credentials import (
     kubeconfig_file,
 )
 
-SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 SANDBOX_MOUNT_ENV = "CONTAINER_SANDBOX_MOUNT_POINT"
 
 

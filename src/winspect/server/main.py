@@ -25,10 +25,10 @@ import threading
 from collections.abc import Callable, Sequence
 from types import FrameType
 
+from winspect.contract import DEFAULT_PORT, MAX_CAPTURE_SECONDS
 from winspect.node.errors import NodeError
 from winspect.node.types import Operation
 from winspect.server.app import (
-    DEFAULT_PORT,
     DEFAULT_TOOL_TIMEOUT,
     TOOLS_DIR_ENV,
     ServerConfig,
@@ -152,7 +152,7 @@ def _add_security_options(security: argparse._ArgumentGroup) -> None:
 def _add_limit_options(limits: argparse._ArgumentGroup) -> None:
     limits.add_argument(
         "--max-capture-duration",
-        type=_count(0, 7 * 24 * 3600, "a number of seconds"),
+        type=_count(0, MAX_CAPTURE_SECONDS, "a number of seconds"),
         default=DEFAULT_MAX_CAPTURE_SECONDS,
         metavar="SECONDS",
         help=f"longest capture ({DEFAULT_MAX_CAPTURE_SECONDS}; 0: no limit)",

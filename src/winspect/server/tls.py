@@ -8,10 +8,10 @@ winspect-system/winspect-ca, so one certificate serves every node.
 
 Only the standard library checks them, on purpose: importing `cryptography`
 here cost every node server about 11 MB of resident memory for checks run
-once at start-up (issue 9; docs/performance.md). OpenSSL, through `ssl`,
+once at start-up (docs/performance.md). OpenSSL, through `ssl`,
 parses the certificates and checks that the key belongs to the first one;
 a small DER reader (`read_certificate`) takes the expiry, the DNS names and
-the subject out of it. The CLI side (winspect.deploy.certs) keeps using
+the subject out of it. The CLI side (winspect.deploy.pki) keeps using
 `cryptography` to make the certificates.
 """
 

@@ -16,6 +16,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
+from winspect.contract import MAX_CAPTURE_SECONDS, MAX_PKT_SIZE
 from winspect.node.mac import normalise_mac
 from winspect.node.types import CaptureSpec, HnsKind, PacketKind, PodTarget
 from winspect.server.errors import InvalidArgument
@@ -23,8 +24,6 @@ from winspect.v1 import winspect_pb2 as pb
 
 MAX_LIST = 64
 MAX_PODS = 16
-MAX_DURATION_SECONDS = 7 * 24 * 3600
-MAX_PKT_SIZE = 65535
 MAX_TEXT = 256
 
 _IP_CHARS = re.compile(r"^[0-9A-Fa-f:./]{2,64}\Z")
@@ -203,9 +202,9 @@ def capture(req: pb.CaptureRequest) -> CapturePlan:
         raise InvalidArgument(
             f"packet_type: {req.packet_type} is not a packet type (accepted: all, flow, drop)"
         )
-    if req.duration_seconds > MAX_DURATION_SECONDS:
+    if req.duration_seconds > MAX_CAPTURE_SECONDS:
         raise InvalidArgument(
-            f"duration_seconds: {req.duration_seconds} is too long (at most {MAX_DURATION_SECONDS}, "
+            f"duration_seconds: {req.duration_seconds} is too long (at most {MAX_CAPTURE_SECONDS}, "
             "0 = until stopped)"
         )
     if req.pkt_size > MAX_PKT_SIZE:

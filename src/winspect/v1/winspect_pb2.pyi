@@ -251,7 +251,7 @@ class CaptureComponent(_message.Message):
     def __init__(self, id: _Optional[int] = ..., name: _Optional[str] = ..., mac: _Optional[str] = ..., endpoint_id: _Optional[str] = ..., ips: _Optional[_Iterable[str]] = ..., pod: _Optional[_Union[PodRef, _Mapping]] = ...) -> None: ...
 
 class Packet(_message.Message):
-    __slots__ = ("node", "timestamp", "group_id", "packet_number", "appearance", "direction", "frame_type", "component_id", "component_name", "edge", "filter_id", "type", "drop_reason", "drop_location", "original_size", "logged_size", "src_mac", "dst_mac", "ethertype", "src_ip", "dst_ip", "ip_protocol", "protocol", "src_port", "dst_port", "tcp_flags", "length", "summary", "frame", "raw")
+    __slots__ = ("node", "timestamp", "group_id", "packet_number", "appearance", "direction", "frame_type", "component_id", "component_name", "edge", "filter_id", "type", "drop_reason", "drop_location", "original_size", "logged_size", "src_mac", "dst_mac", "ethertype", "src_ip", "dst_ip", "ip_protocol", "protocol", "src_port", "dst_port", "tcp_flags", "length", "summary", "frame", "raw", "outer")
     NODE_FIELD_NUMBER: _ClassVar[int]
     TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
     GROUP_ID_FIELD_NUMBER: _ClassVar[int]
@@ -282,6 +282,7 @@ class Packet(_message.Message):
     SUMMARY_FIELD_NUMBER: _ClassVar[int]
     FRAME_FIELD_NUMBER: _ClassVar[int]
     RAW_FIELD_NUMBER: _ClassVar[int]
+    OUTER_FIELD_NUMBER: _ClassVar[int]
     node: str
     timestamp: _timestamp_pb2.Timestamp
     group_id: int
@@ -312,7 +313,30 @@ class Packet(_message.Message):
     summary: str
     frame: bytes
     raw: str
-    def __init__(self, node: _Optional[str] = ..., timestamp: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., group_id: _Optional[int] = ..., packet_number: _Optional[int] = ..., appearance: _Optional[int] = ..., direction: _Optional[_Union[Direction, str]] = ..., frame_type: _Optional[str] = ..., component_id: _Optional[int] = ..., component_name: _Optional[str] = ..., edge: _Optional[int] = ..., filter_id: _Optional[int] = ..., type: _Optional[_Union[PacketType, str]] = ..., drop_reason: _Optional[str] = ..., drop_location: _Optional[str] = ..., original_size: _Optional[int] = ..., logged_size: _Optional[int] = ..., src_mac: _Optional[str] = ..., dst_mac: _Optional[str] = ..., ethertype: _Optional[int] = ..., src_ip: _Optional[str] = ..., dst_ip: _Optional[str] = ..., ip_protocol: _Optional[int] = ..., protocol: _Optional[str] = ..., src_port: _Optional[int] = ..., dst_port: _Optional[int] = ..., tcp_flags: _Optional[str] = ..., length: _Optional[int] = ..., summary: _Optional[str] = ..., frame: _Optional[bytes] = ..., raw: _Optional[str] = ...) -> None: ...
+    outer: Encapsulation
+    def __init__(self, node: _Optional[str] = ..., timestamp: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., group_id: _Optional[int] = ..., packet_number: _Optional[int] = ..., appearance: _Optional[int] = ..., direction: _Optional[_Union[Direction, str]] = ..., frame_type: _Optional[str] = ..., component_id: _Optional[int] = ..., component_name: _Optional[str] = ..., edge: _Optional[int] = ..., filter_id: _Optional[int] = ..., type: _Optional[_Union[PacketType, str]] = ..., drop_reason: _Optional[str] = ..., drop_location: _Optional[str] = ..., original_size: _Optional[int] = ..., logged_size: _Optional[int] = ..., src_mac: _Optional[str] = ..., dst_mac: _Optional[str] = ..., ethertype: _Optional[int] = ..., src_ip: _Optional[str] = ..., dst_ip: _Optional[str] = ..., ip_protocol: _Optional[int] = ..., protocol: _Optional[str] = ..., src_port: _Optional[int] = ..., dst_port: _Optional[int] = ..., tcp_flags: _Optional[str] = ..., length: _Optional[int] = ..., summary: _Optional[str] = ..., frame: _Optional[bytes] = ..., raw: _Optional[str] = ..., outer: _Optional[_Union[Encapsulation, _Mapping]] = ...) -> None: ...
+
+class Encapsulation(_message.Message):
+    __slots__ = ("kind", "vni", "src_mac", "dst_mac", "src_ip", "dst_ip", "src_port", "dst_port", "summary")
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    VNI_FIELD_NUMBER: _ClassVar[int]
+    SRC_MAC_FIELD_NUMBER: _ClassVar[int]
+    DST_MAC_FIELD_NUMBER: _ClassVar[int]
+    SRC_IP_FIELD_NUMBER: _ClassVar[int]
+    DST_IP_FIELD_NUMBER: _ClassVar[int]
+    SRC_PORT_FIELD_NUMBER: _ClassVar[int]
+    DST_PORT_FIELD_NUMBER: _ClassVar[int]
+    SUMMARY_FIELD_NUMBER: _ClassVar[int]
+    kind: str
+    vni: int
+    src_mac: str
+    dst_mac: str
+    src_ip: str
+    dst_ip: str
+    src_port: int
+    dst_port: int
+    summary: str
+    def __init__(self, kind: _Optional[str] = ..., vni: _Optional[int] = ..., src_mac: _Optional[str] = ..., dst_mac: _Optional[str] = ..., src_ip: _Optional[str] = ..., dst_ip: _Optional[str] = ..., src_port: _Optional[int] = ..., dst_port: _Optional[int] = ..., summary: _Optional[str] = ...) -> None: ...
 
 class PacketBatch(_message.Message):
     __slots__ = ("packets",)
@@ -354,17 +378,35 @@ class CaptureStats(_message.Message):
     packets_pending_estimate: int
     def __init__(self, packets: _Optional[int] = ..., packets_lost: _Optional[int] = ..., draining: _Optional[bool] = ..., log_bytes_pending: _Optional[int] = ..., packets_pending_estimate: _Optional[int] = ...) -> None: ...
 
+class CaptureNotice(_message.Message):
+    __slots__ = ("kind", "lines")
+    class Kind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        KIND_UNSPECIFIED: _ClassVar[CaptureNotice.Kind]
+        KIND_STATUS: _ClassVar[CaptureNotice.Kind]
+        KIND_WARNING: _ClassVar[CaptureNotice.Kind]
+    KIND_UNSPECIFIED: CaptureNotice.Kind
+    KIND_STATUS: CaptureNotice.Kind
+    KIND_WARNING: CaptureNotice.Kind
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    LINES_FIELD_NUMBER: _ClassVar[int]
+    kind: CaptureNotice.Kind
+    lines: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, kind: _Optional[_Union[CaptureNotice.Kind, str]] = ..., lines: _Optional[_Iterable[str]] = ...) -> None: ...
+
 class CaptureEvent(_message.Message):
-    __slots__ = ("started", "packets", "stats", "ended")
+    __slots__ = ("started", "packets", "stats", "ended", "notice")
     STARTED_FIELD_NUMBER: _ClassVar[int]
     PACKETS_FIELD_NUMBER: _ClassVar[int]
     STATS_FIELD_NUMBER: _ClassVar[int]
     ENDED_FIELD_NUMBER: _ClassVar[int]
+    NOTICE_FIELD_NUMBER: _ClassVar[int]
     started: CaptureInfo
     packets: PacketBatch
     stats: CaptureStats
     ended: CaptureEnded
-    def __init__(self, started: _Optional[_Union[CaptureInfo, _Mapping]] = ..., packets: _Optional[_Union[PacketBatch, _Mapping]] = ..., stats: _Optional[_Union[CaptureStats, _Mapping]] = ..., ended: _Optional[_Union[CaptureEnded, _Mapping]] = ...) -> None: ...
+    notice: CaptureNotice
+    def __init__(self, started: _Optional[_Union[CaptureInfo, _Mapping]] = ..., packets: _Optional[_Union[PacketBatch, _Mapping]] = ..., stats: _Optional[_Union[CaptureStats, _Mapping]] = ..., ended: _Optional[_Union[CaptureEnded, _Mapping]] = ..., notice: _Optional[_Union[CaptureNotice, _Mapping]] = ...) -> None: ...
 
 class StopCaptureRequest(_message.Message):
     __slots__ = ("session_id", "requester")

@@ -25,7 +25,7 @@ from winspect.v1 import winspect_pb2 as pb
 
 if TYPE_CHECKING:
     from winspect.client.capture_outcome import CaptureOutcome, NodeCapture
-    from winspect.client.fanout import NodeError
+    from winspect.client.fanout import NodeFailure
     from winspect.client.pcapng_export import ExportStats, PcapngExport
 
 END_REASONS = {
@@ -112,13 +112,22 @@ class CapturePrinter:
             f"({_left(stats.log_bytes_pending, stats.packets_pending_estimate)} left; Ctrl+C abandons them)"
         )
 
+    def notice(self, node: str, notice: pb.CaptureNotice) -> None:
+        """The node's warnings always; pktmon's own status lines with -v."""
+        if notice.kind == pb.CaptureNotice.KIND_WARNING:
+            for line in notice.lines:
+                self.console.message(f"{node}: warning: {line}")
+        elif self.verbose:
+            for line in notice.lines:
+                self.console.message(f"{node}: pktmon: {line}")
+
     def ended(self, node: str, ended: pb.CaptureEnded) -> None:
         if self.export is not None:
             self.export.node_done(node)
         if self.verbose:
             self.console.message(f"{node}: capture ended ({ended.message or 'no message'})")
 
-    def error(self, node: str, error: NodeError) -> None:
+    def error(self, node: str, error: NodeFailure) -> None:
         if self.export is not None:
             self.export.node_done(node)
         self.console.message(f"{error.node}: {error.message}")

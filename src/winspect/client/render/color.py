@@ -5,9 +5,7 @@ from __future__ import annotations
 import os
 from typing import TextIO
 
-RED = "\x1b[31m"
 BOLD_RED = "\x1b[1;31m"
-YELLOW = "\x1b[33m"
 DIM = "\x1b[2m"
 BOLD = "\x1b[1m"
 RESET = "\x1b[0m"

@@ -100,6 +100,23 @@ def packet_to_dict(p: pb.Packet, node: str, times: TimeFormatter) -> dict[str, A
         "logged_size": p.logged_size,
         "summary": p.summary or None,
         "raw": p.raw or None,
+        "outer": outer_to_dict(p.outer) if has("outer") else None,
+    }
+
+
+def outer_to_dict(outer: Any) -> dict[str, Any]:
+    """The tunnel layer of an encapsulated packet (VXLAN), as in docs/output-schema.md."""
+    has = outer.HasField
+    return {
+        "kind": outer.kind or None,
+        "vni": outer.vni if has("vni") else None,
+        "src_mac": outer.src_mac or None,
+        "dst_mac": outer.dst_mac or None,
+        "src_ip": outer.src_ip or None,
+        "dst_ip": outer.dst_ip or None,
+        "src_port": outer.src_port if has("src_port") else None,
+        "dst_port": outer.dst_port if has("dst_port") else None,
+        "summary": outer.summary or None,
     }
 
 
@@ -138,8 +155,13 @@ def packet_json_line(p: pb.Packet, node_json: str, times: TimeFormatter) -> str:
         f'"frame_type":{_q(p.frame_type) if p.frame_type else "null"},'
         f'"original_size":{p.original_size},"logged_size":{p.logged_size},'
         f'"summary":{_q(p.summary) if p.summary else "null"},'
-        f'"raw":{_q(p.raw) if p.raw else "null"}}}'
+        f'"raw":{_q(p.raw) if p.raw else "null"},'
+        f'"outer":{_outer_json(p) if has("outer") else "null"}}}'
     )
+
+
+def _outer_json(p: pb.Packet) -> str:
+    return json.dumps(outer_to_dict(p.outer), separators=(",", ":"), ensure_ascii=False)
 
 
 def packets_to_json_lines(packets: Sequence[pb.Packet], node: str, times: TimeFormatter) -> str:

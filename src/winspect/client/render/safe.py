@@ -43,4 +43,6 @@ def _json_escape(match: re.Match[str]) -> str:
 
 def json_printable(encoded: str) -> str:
     """JSON text (from an encoder that escapes C0) with DEL, C1 and bidi characters escaped too."""
+    if encoded.isascii() and "\x7f" not in encoded:  # the common case: O(1) flag check and a memchr
+        return encoded
     return _UNSAFE_JSON.sub(_json_escape, encoded)

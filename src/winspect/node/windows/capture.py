@@ -31,6 +31,7 @@ clean: the output drains, and `backlog` says how far it has come.
 from __future__ import annotations
 
 import codecs
+import logging
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -59,6 +60,8 @@ from winspect.node.windows.pktmon_owner import (
 )
 from winspect.node.windows.runner import READ_SIZE, ToolRunner
 from winspect.v1 import winspect_pb2 as pb
+
+log = logging.getLogger(__name__)
 
 # How long `check_started` waits for pktmon's first output, to report a start failure as an error.
 START_CHECK_SECONDS = 2.0
@@ -175,8 +178,10 @@ class PktmonCapture:
         self._record = record
         self._owner.claim(occupancy, record)
         record.filter_names = list(self._names)  # winspect's leftovers are gone
+        # On an overlay network (VXLAN) users mean the inner packet: -e on every filter.
+        inner = bool(self._filters) and self._hns.has_overlay_network()
         for name, spec in zip(self._names, self._filters, strict=True):
-            self._pktmon.add_filter(name, spec)
+            self._pktmon.add_filter(name, spec, inner=inner)
         if not self._start.frames:
             self._process = self._pktmon.start(self._start)
             return
@@ -238,6 +243,7 @@ class PktmonCapture:
             if counters_only:
                 continue
             batched += parser.feed(text, event.packets.packets)
+            yield from _notices(parser)
             # A full read means pktmon has more waiting: keep filling this batch
             # (fewer, larger messages); a short read means we are caught up: send.
             if batched and (batched >= MAX_BATCH_PACKETS or len(data) < READ_SIZE):
@@ -247,6 +253,7 @@ class PktmonCapture:
         if not counters_only:
             batched += parser.feed(decoder.decode(b"", final=True), event.packets.packets)
             batched += parser.finish(event.packets.packets)
+            yield from _notices(parser)
         if batched:
             yield PacketBatch(event, batched)
 
@@ -264,6 +271,7 @@ class PktmonCapture:
             text = decoder.decode(data, final=not data)
             self._first_output.set()
             added = parser.feed(text, batch) if data else parser.feed(text, batch) + parser.finish(batch)
+            yield from _notices(parser)
             if added:
                 frame_bytes += sum(len(p.frame) for p in batch[batched:])
                 batched += added
@@ -373,3 +381,13 @@ def _taken_over_text(occupancy: Occupancy, take_over: bool) -> str:
             + "; ".join(row_text(f) for f in foreign)
         )
     return "; ".join(parts)
+def _notices(parser: RealtimeParser | Etl2txtParser) -> Iterator[PacketBatch]:
+    """pktmon's status lines and the parser's warnings: logged, and sent as notices (no packets)."""
+    for kind, lines in (
+        (pb.CaptureNotice.KIND_STATUS, parser.take_status()),
+        (pb.CaptureNotice.KIND_WARNING, parser.take_warnings()),
+    ):
+        if lines:
+            log.log(logging.WARNING if kind == pb.CaptureNotice.KIND_WARNING else logging.INFO,
+                    "pktmon output", extra={"fields": {"notice": lines}})  # fmt: skip
+            yield PacketBatch(pb.CaptureEvent(notice=pb.CaptureNotice(kind=kind, lines=lines)), 0)

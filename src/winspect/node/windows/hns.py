@@ -9,14 +9,17 @@ names that `hnsdiag -d` prints (`IPAddress`, `IPv6Address`) and the v2 form
 from __future__ import annotations
 
 import ipaddress
+import logging
 from collections.abc import Iterator
 from typing import Any
 
-from winspect.node.errors import TargetNotFound, ToolOutputError
+from winspect.node.errors import NodeError, TargetNotFound, ToolOutputError
 from winspect.node.mac import normalise_mac
 from winspect.node.types import HnsKind, PodTarget
 from winspect.node.windows.parsers.hnsdiag import HnsDocument, parse_hns_objects
 from winspect.node.windows.runner import ToolRunner
+
+log = logging.getLogger(__name__)
 
 TOOL = "hnsdiag"
 
@@ -100,6 +103,16 @@ class Hnsdiag:
         """`hnsdiag list <kind> -d`: parsed objects and any text that was not JSON."""
         parsed = parse_hns_objects(self._runner.run(TOOL, ["list", kind.value, "-d"]).stdout)
         return parsed.documents, parsed.skipped
+
+    def has_overlay_network(self) -> bool:
+        """True when an HNS network of the node is an overlay (VXLAN: win-overlay, Flannel or
+        Calico VXLAN); without hnsdiag, or when it fails, False (logged)."""
+        try:
+            networks, _ = self.objects(HnsKind.NETWORKS)
+        except NodeError as exc:
+            log.info("no HNS networks; filters match outer packets", extra={"fields": {"error": str(exc)}})
+            return False
+        return any(str(doc.value.get("Type", "")).lower() == "overlay" for doc in networks)
 
     def summary(self, kind: HnsKind) -> str:
         """`hnsdiag list <kind>`: the human summary, as text."""

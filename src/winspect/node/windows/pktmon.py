@@ -102,8 +102,10 @@ class Pktmon:
         """`pktmon filter add <args>` (re-adding a filter taken over)."""
         self._runner.run(TOOL, ["filter", "add", *args])
 
-    def add_filter(self, name: str, spec: PktmonFilter) -> None:
-        self._runner.run(TOOL, ["filter", "add", name, *spec.args()])
+    def add_filter(self, name: str, spec: PktmonFilter, *, inner: bool = False) -> None:
+        """`pktmon filter add`; `inner`: with `-e`, matching the inner packet of VXLAN and
+        other encapsulations (overlay networks), which is the packet users mean."""
+        self._runner.run(TOOL, ["filter", "add", name, *spec.args(), *(["-e"] if inner else [])])
 
     def components(self, include_hidden: bool = False) -> list[Component]:
         """`pktmon list [--include-hidden]`, parsed."""

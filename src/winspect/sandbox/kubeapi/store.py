@@ -22,11 +22,6 @@ class ObjectStore:
         for obj in objects:
             self.put(obj)
 
-    @property
-    def resource_version(self) -> str:
-        with self._lock:
-            return str(self._rv)
-
     def put(self, obj: Obj) -> Obj:
         """Store `obj` (a dict with kind and metadata.name), replacing one of the same name."""
         rt = by_kind(obj["kind"])

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from cryptography import x509
 
-from winspect.deploy.certs import issue_server_tls
+from winspect.deploy.pki import issue_server_tls
 
 
 @dataclass(frozen=True)

@@ -17,8 +17,11 @@ Text (no `--json`): the table layout of current builds is NOT confirmed,
 so the fallback only relies on what any layout must show: rows with
 `Rx <packets> <bytes>` / `Tx <packets> <bytes>` cells, preceded by an
 optional component id, a name and the counter type; a row without a name
-continues the previous component; a line ending in `:` names the group.
-When nothing in the text looks like that, `parse_counters_text` returns
+continues the previous component. Numbers may be grouped with commas
+(`147,232`, reference 6.3). A group (adapter) name stands on a line of its
+own, with or without a trailing `:`; column headers (a line naming both
+`Packets` and `Bytes`), rulers and `key: value` lines are not groups. When
+nothing in the text looks like that, `parse_counters_text` returns
 None and the caller keeps the raw text. CRLF, blank lines and trailing
 spaces are accepted.
 """
@@ -32,8 +35,11 @@ from typing import Any
 from winspect.node.windows.parsers.text import text_lines
 from winspect.v1 import winspect_pb2 as pb
 
-# Counts may group thousands with commas (`147,232`, reference section 6.3).
-_CELL = re.compile(r"\b(Rx|Tx|Inbound|Outbound|In|Out)\s+(\d[\d,]*)\s+(\d[\d,]*)\b", re.IGNORECASE)
+_NUMBER = r"(\d{1,3}(?:,\d{3})+|\d+)"
+_CELL = re.compile(
+    r"\b(Rx|Tx|Inbound|Outbound|In|Out)\s+" + _NUMBER + r"\s+" + _NUMBER + r"(?![\d,])", re.IGNORECASE
+)
+_COLUMN_HEADER = re.compile(r"\bPackets\b.*\bBytes\b", re.IGNORECASE)
 _LEAD = re.compile(r"\s*(?:(\d+)\s+)?(.*?)\s*$")
 _DIRECTIONS = {
     "rx": pb.DIRECTION_RX,
@@ -112,9 +118,7 @@ def parse_counters_text(text: str) -> list[pb.CounterRow] | None:
     for line in text_lines(text):
         cells = list(_CELL.finditer(line))
         if not cells:
-            stripped = line.strip()
-            if stripped.endswith(":") and not stripped.startswith("-"):
-                group = stripped[:-1].strip()
+            group = _group_heading(line.strip(), group)
             continue
         lead = line[: cells[0].start()].rstrip().rstrip("|").rstrip()
         m = _LEAD.match(lead)
@@ -142,3 +146,14 @@ def parse_counters_text(text: str) -> list[pb.CounterRow] | None:
                 )
             )
     return rows or None
+
+
+def _group_heading(stripped: str, group: str) -> str:
+    """The group a line without counter cells names, else the current `group`."""
+    if not stripped or stripped.startswith("-") or _COLUMN_HEADER.search(stripped):
+        return group
+    if stripped.endswith(":"):
+        return stripped[:-1].strip()
+    if ":" in stripped or stripped.endswith("."):  # `Drop reason: ...`, a sentence
+        return group
+    return stripped

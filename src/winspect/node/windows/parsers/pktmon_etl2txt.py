@@ -15,19 +15,25 @@ tolerant (COMPOSITE). What it expects of each packet record:
 The header and summary are parsed by the real-time parser (one source of
 truth for the fields); this module adds the date (when printed) and the
 frame bytes. A dump whose offsets jump keeps the bytes before the jump.
-Lines with an ETW prefix but no packet (other events) are skipped; any other
-line becomes a packet with only `raw` set, as in real-time mode. Feed the
-text as it arrives (`feed`), then call `finish`.
+Lines with an ETW prefix but no packet (other events) are skipped; etl2txt's
+own status (`Processing...`, the closing summary) goes to `take_status`; any
+other line becomes a packet with only `raw` set, as in real-time mode. Feed
+the text as it arrives (`feed`), then call `finish`.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import date, datetime, tzinfo
 from typing import Any
 
-from winspect.node.windows.parsers.pktmon_realtime import PacketSink, RealtimeParser, TimeOfDayResolver
+from winspect.node.windows.parsers.pktmon_realtime import (
+    PacketSink,
+    RealtimeParser,
+    TimeOfDayResolver,
+    is_status_line,
+)
 from winspect.v1 import winspect_pb2 as pb
 
 _HEADER = re.compile(
@@ -62,6 +68,7 @@ class Etl2txtParser:
         component_names: Mapping[int, str] | None = None,
     ) -> None:
         self._inner = RealtimeParser(node, resolver, component_names)
+        self._resolver = resolver
         self._node = node
         self._rest = ""
         # The record being read: header line (as real-time prints it), date, summary, bytes.
@@ -82,6 +89,14 @@ class Etl2txtParser:
             count += self._line(line.rstrip("\r"), out)
         return count
 
+    def take_status(self) -> list[str]:
+        """etl2txt's status lines seen since the last call."""
+        return self._inner.take_status()
+
+    def take_warnings(self) -> list[str]:
+        """Warnings for the user raised since the last call."""
+        return self._inner.take_warnings()
+
     def finish(self, out: PacketSink) -> int:
         count = 0
         if self._rest:
@@ -92,7 +107,11 @@ class Etl2txtParser:
     # ------------------------------------------------------------ lines
 
     def _line(self, line: str, out: PacketSink) -> int:
-        if not line.strip():
+        stripped = line.strip()
+        if not stripped:
+            return 0
+        if is_status_line(stripped):
+            self._inner.status.append(stripped)
             return 0
         if line[0] in " \t":
             if self._header is None:
@@ -160,14 +179,13 @@ class Etl2txtParser:
         self._frame_broken = False
         return count
 
-    def _epoch(self, date: tuple[int, int, int], hms: str) -> int:
-        """Seconds since the epoch of a local date and time (the node's clock)."""
-        key = (*date, hms)
+    def _epoch(self, day: tuple[int, int, int], hms: str) -> int:
+        """Seconds since the epoch of a local date and time (the node's clock and time zone)."""
+        key = (*day, hms)
         cached = self._seconds_cache
         if cached is not None and cached[0] == key:
             return cached[1]
-        hour, minute, second = (int(x) for x in hms.split(":"))
-        seconds = int(datetime(date[0], date[1], date[2], hour, minute, min(second, 59)).timestamp())
+        seconds = self._resolver.seconds_on(date(*day), hms)
         self._seconds_cache = (key, seconds)
         return seconds
 
@@ -177,10 +195,11 @@ def parse_etl2txt(
     node: str,
     now: datetime,
     component_names: Mapping[int, str] | None = None,
+    tz: tzinfo | None = None,
 ) -> list[pb.Packet]:
-    """Parses a whole etl2txt output into packets (tests, offline use)."""
+    """Parses a whole etl2txt output into packets (tests, offline use); `tz` as for the resolver."""
     batch = pb.PacketBatch()
-    parser = Etl2txtParser(node, TimeOfDayResolver(now), component_names)
+    parser = Etl2txtParser(node, TimeOfDayResolver(now, tz), component_names)
     parser.feed(text, batch.packets)
     parser.finish(batch.packets)
     return list(batch.packets)

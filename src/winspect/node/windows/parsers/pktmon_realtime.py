@@ -16,11 +16,22 @@ and `DropLocation 0x...`, no `Edge`) are COMPOSITE. Hence two paths:
 - a tolerant path for header lines the fast regex refuses: `Key value`
   pairs separated by commas, found by name, in any order.
 
-Lines that are neither a header nor a summary (banners such as
-`Active measurement started.` are known and skipped) become packets with
-only `raw` set, so nothing the tool printed is lost. A header without a
-summary line still yields a packet. CRLF and LF, blank lines and trailing
-spaces are accepted.
+pktmon's own status text is not packets: the start banner of the current
+command line (`Collected Data:`, `Capture Type:`, `Monitored Components:`,
+`Packet Filters:` with its 5-space-indented filter table, `Logger
+Parameters:`, each title followed by indented lines, then `Processing...`),
+the old command line's `Active measurement started.`, and the closing
+summaries (`Packets total:` ..., `Total Events Processed` ...) are kept in
+`status` for the caller to log, never emitted. Other lines that are neither
+a header nor a summary become packets with only `raw` set, so nothing the
+tool printed is lost. A header without a summary line still yields a
+packet. CRLF and LF, blank lines, trailing spaces and TAB or space
+indentation of the summary are accepted.
+
+The summary is tcpdump's text, which names the protocol only sometimes:
+UDP payloads tcpdump decodes (DNS, DHCP, NTP, ...) carry no `UDP` word, and
+IPv6 extension headers and fragments change the layout; see
+`pktmon_summary.py`.
 
 pktmon prints only the time of day (local time, 9 fractional digits). The
 date comes from the node clock: `TimeOfDayResolver` picks, for each new
@@ -33,9 +44,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from datetime import date, datetime, time, timedelta, tzinfo
+from datetime import datetime, tzinfo
 from typing import Any, Protocol
 
+from winspect.node.windows.parsers.pktmon_header import FOREIGN_WARNING, foreign_header, tolerant_header
+from winspect.node.windows.parsers.pktmon_summary import decode_summary, encapsulation, is_encapsulated
+from winspect.node.windows.parsers.pktmon_time import TimeOfDayResolver as TimeOfDayResolver  # re-exported
 from winspect.v1 import winspect_pb2 as pb
 
 _HEADER_PATTERN = (
@@ -59,17 +73,30 @@ _HEADER = re.compile(_HEADER_PATTERN + r"$")
 _SUMMARY = re.compile(_SUMMARY_PATTERN)
 _NO_SUMMARY: tuple[None, ...] = (None,) * 12
 
-# Time of day at the start of a line, for the tolerant path.
-_TOLERANT_START = re.compile(r"\s*(\d{1,2}:\d\d:\d\d)(?:\.(\d{1,9}))?\s+(Drop:\s*)?(.*?)\s*$")
-_KEY_VALUE = re.compile(r"\s*([A-Za-z]+)\s*(.*?)\s*$")
-
-# Lines pktmon prints around the packets; not packets, not worth a raw entry.
+# Lines pktmon prints around the packets (start banners of both command lines,
+# closing summaries): status, not packets.
 _BANNERS = frozenset(
     {
         "Active measurement started.",
         "Processing...",
         "Press Ctrl+C to stop monitoring.",
     }
+)
+# Titles of the current start banner's blocks; the indented lines after one are
+# its body (the filter table under `Packet Filters:` included).
+_BLOCK_TITLES = frozenset(
+    {
+        "Collected Data:",
+        "Capture Type:",
+        "Monitored Components:",
+        "Packet Filters:",
+        "Logger Parameters:",
+    }
+)
+# Closing summaries (etl2pcap, etl2txt), matched on the line's start.
+_CLOSING = re.compile(
+    r"(?:Packets total:|Packet drop count:|Packets formatted:|Formatted file:|Files Processed:"
+    r"|Total Events +(?:Processed|Lost)\b)"
 )
 
 _DIRECTIONS = {"Tx": pb.DIRECTION_TX, "Rx": pb.DIRECTION_RX, "tx": pb.DIRECTION_TX, "rx": pb.DIRECTION_RX}
@@ -82,48 +109,15 @@ _FLOW = pb.PACKET_TYPE_FLOW
 _DROP = pb.PACKET_TYPE_DROP
 
 
+def is_status_line(stripped: str) -> bool:
+    """A line of pktmon's banners or closing summaries (without its indentation)."""
+    return stripped in _BANNERS or stripped in _BLOCK_TITLES or _CLOSING.match(stripped) is not None
+
+
 class PacketSink(Protocol):
     """Where packets go: a repeated `Packet` field such as `PacketBatch().packets`."""
 
     def add(self, **kwargs: Any) -> pb.Packet: ...
-
-
-class TimeOfDayResolver:
-    """Turns pktmon's `HH:MM:SS` into seconds since the epoch.
-
-    `now` is the node clock when the capture starts; `tz` the zone pktmon
-    prints in (None: the host's local time rules, DST included).
-    """
-
-    def __init__(self, now: datetime, tz: tzinfo | None = None) -> None:
-        self._tz = tz
-        if now.tzinfo is None:
-            now = now.astimezone() if tz is None else now.replace(tzinfo=tz)
-        self._reference = now.timestamp()
-        self._last_key = ""
-        self._last_seconds = 0
-
-    def seconds(self, hms: str) -> int:
-        """Epoch seconds of the `HH:MM:SS` closest to the previous result."""
-        if hms == self._last_key:
-            return self._last_seconds
-        hour, minute, second = (int(part) for part in hms.split(":"))
-        clock = time(hour, minute, min(second, 59))
-        reference = datetime.fromtimestamp(self._reference, self._tz)
-        best: float | None = None
-        for offset in (-1, 0, 1):
-            day: date = reference.date() + timedelta(days=offset)
-            naive = datetime.combine(day, clock)
-            aware = naive.astimezone() if self._tz is None else naive.replace(tzinfo=self._tz)
-            candidate = aware.timestamp()
-            if best is None or abs(candidate - self._reference) < abs(best - self._reference):
-                best = candidate
-        assert best is not None
-        result = int(best)
-        self._reference = best
-        self._last_key = hms
-        self._last_seconds = result
-        return result
 
 
 class RealtimeParser:
@@ -148,6 +142,28 @@ class RealtimeParser:
         self._last_seconds = 0
         # A header line whose summary line has not arrived yet.
         self._pending: tuple[str | None, ...] | None = None
+        # A header and its outer (tunnel) summary, waiting for the inner summary line.
+        self._outer: tuple[str | None, ...] | None = None
+        # Inside a banner block: indented lines are its body, not summaries.
+        self._in_block = False
+        # pktmon's status text (banners, closing summaries) not taken yet.
+        self.status: list[str] = []
+        # Warnings for the user (once each), not taken yet.
+        self.warnings: list[str] = []
+        # Lines nobody understood before the first packet: raw once a header in English
+        # shows the tool's language is read, status when the headers are in another one.
+        self._preamble: list[str] | None = []
+        self.foreign = False
+
+    def take_warnings(self) -> list[str]:
+        """The warnings raised since the last call."""
+        lines, self.warnings = self.warnings, []
+        return lines
+
+    def take_status(self) -> list[str]:
+        """The status lines seen since the last call."""
+        lines, self.status = self.status, []
+        return lines
 
     def feed(self, chunk: str, out: PacketSink) -> int:
         """Parses the complete lines of `chunk` into `out`; keeps the rest for later."""
@@ -161,12 +177,18 @@ class RealtimeParser:
         match = _RECORD.match
         emit = self._emit
         while pos < end:
-            if self._pending is None:
+            if self._pending is None and self._outer is None:
                 m = match(data, pos, end)
                 if m is not None:
-                    emit(out, m.groups())
-                    count += 1
+                    if self._preamble is not None:
+                        count += self._end_preamble(out, foreign=False)
+                    g = m.groups()
                     pos = m.end()
+                    if is_encapsulated(g[15]):  # the inner packet's line follows
+                        self._outer = (*g[:15], g[15].rstrip())  # type: ignore[union-attr]
+                        continue
+                    emit(out, g)
+                    count += 1
                     continue
             eol = data.index("\n", pos)
             count += self._line(data[pos:eol], out)
@@ -185,11 +207,22 @@ class RealtimeParser:
             count += self._line(rest, out)
         if self._pending is not None:
             count += self._flush_pending(out, None)
+        if self._outer is not None:
+            count += self._flush_outer(out, None)
+        if self._preamble is not None:
+            count += self._end_preamble(out, foreign=False)
         return count
 
     def _line(self, line: str, out: PacketSink) -> int:
         """Slow path: one line, when the two-line fast path did not match."""
         stripped = line.strip()
+        if self._outer is not None and stripped:
+            if line[0] in " \t":  # the inner packet of an encapsulated one
+                return self._flush_outer(out, stripped)
+            self._flush_outer(out, None)
+            return 1 + self._line(line, out)
+        if self._status_line(line, stripped):
+            return 0
         if not line or line[0] in " \t":  # a summary line (or a blank one)
             if not stripped:
                 return 0
@@ -199,18 +232,46 @@ class RealtimeParser:
         count = 0
         if self._pending is not None:
             count += self._flush_pending(out, None)
-        m = _HEADER.match(line)
-        if m is not None:
-            self._pending = m.groups()
-        elif stripped in _BANNERS:
-            pass
+        header = _HEADER.match(line)
+        fields = header.groups() if header is not None else tolerant_header(line)
+        if fields is not None:
+            if self._preamble is not None:
+                count += self._end_preamble(out, foreign=False)
+            self._pending = fields
+        elif (fields := foreign_header(line)) is not None:
+            if not self.foreign:
+                self.foreign = True
+                self.warnings.append(FOREIGN_WARNING)
+            if self._preamble is not None:
+                count += self._end_preamble(out, foreign=True)
+            self._pending = fields
         else:
-            tolerant = _tolerant_header(line)
-            if tolerant is not None:
-                self._pending = tolerant
-            else:
-                count += self._raw(out, stripped)
+            count += self._raw(out, stripped)
         return count
+
+    def _end_preamble(self, out: PacketSink, *, foreign: bool) -> int:
+        """The first packet's header came: the lines before it are raw, or status in another language."""
+        held, self._preamble = self._preamble or [], None
+        if foreign:
+            self.status.extend(held)
+            return 0
+        return sum(self._raw(out, line) for line in held)
+
+    def _status_line(self, line: str, stripped: str) -> bool:
+        """True for a line of pktmon's own status text (kept in `status`)."""
+        if not stripped:  # blank lines separate blocks, and do not end the banner
+            return False
+        if stripped in _BLOCK_TITLES:
+            self._in_block = True
+        elif self._in_block and line[0] in " \t":
+            pass
+        elif is_status_line(stripped):
+            self._in_block = False
+        else:
+            self._in_block = False
+            return False
+        self.status.append(stripped)
+        return True
 
     def _flush_pending(self, out: PacketSink, summary_line: str | None) -> int:
         header = self._pending
@@ -220,15 +281,39 @@ class RealtimeParser:
             self._emit(out, header + _NO_SUMMARY)
             return 1
         summary = summary_line.strip()
+        if self.foreign:  # a translated `Drop: ` before the tcpdump text
+            summary = summary[_foreign_prefix(summary) :]
+        if is_encapsulated(summary):  # the inner packet's line follows
+            self._outer = (*header, summary)
+            return 0
         m = _SUMMARY.match(summary)
         self._emit(out, (*header, summary, *(m.groups() if m is not None else _NO_SUMMARY[1:])))
         return 1
 
+    def _flush_outer(self, out: PacketSink, inner: str | None) -> int:
+        """An encapsulated packet: the inner summary's fields, the outer in `outer`."""
+        groups = self._outer
+        assert groups is not None
+        self._outer = None
+        header, outer = groups[:15], groups[15]
+        summary = outer if inner is None else inner
+        m = _SUMMARY.match(summary)  # type: ignore[arg-type]
+        packet = self._emit(out, (*header, summary, *(m.groups() if m is not None else _NO_SUMMARY[1:])))
+        if inner is not None:
+            packet.outer.CopyFrom(encapsulation(outer))  # type: ignore[arg-type]
+        return 1
+
     def _raw(self, out: PacketSink, line: str) -> int:
+        if self._preamble is not None:
+            self._preamble.append(line)
+            return 0
+        if self.foreign:  # pktmon's text in another language: not packets
+            self.status.append(line)
+            return 0
         out.add(node=self._node, raw=line)
         return 1
 
-    def _emit(self, out: PacketSink, g: tuple[str | None, ...]) -> None:
+    def _emit(self, out: PacketSink, g: tuple[str | None, ...]) -> pb.Packet:
         """Adds one packet from the 27 groups of `_RECORD` (header, summary, summary fields)."""
         (
             hms, frac, drop, gid, num, app, dirn, ftype, comp, edge, filt, reason, location, osize, lsize,
@@ -243,13 +328,18 @@ class RealtimeParser:
             length = small.get(flen) or int(flen)  # type: ignore[arg-type,call-overload]
             if ename != "IPv4" and ename != "IPv6":
                 protocol = ename  # type: ignore[assignment]
-        if src is not None:
-            if tcp is not None:
-                protocol = "TCP"
-                ip_protocol = 6
-            elif other is not None:
-                protocol = _SUMMARY_PROTOCOLS[other]
-                ip_protocol = _PROTOCOL_NUMBERS[protocol]
+        if src is not None and tcp is not None:
+            protocol = "TCP"
+            ip_protocol = 6
+        elif src is not None and other is not None:
+            protocol = _SUMMARY_PROTOCOLS[other]
+            ip_protocol = _PROTOCOL_NUMBERS[protocol]
+        elif summary is not None and (decoded := decode_summary(summary)) is not None:
+            protocol = decoded.protocol or protocol
+            ip_protocol = decoded.ip_protocol
+            src, dst = decoded.src_ip or None, decoded.dst_ip or None
+            sport = None if decoded.src_port is None else str(decoded.src_port)
+            dport = None if decoded.dst_port is None else str(decoded.dst_port)
         if summary is not None and summary[-1:] in (" ", "\t"):
             summary = summary.rstrip()
         if hms == self._last_hms:
@@ -257,7 +347,7 @@ class RealtimeParser:
         else:
             seconds = self._last_seconds = self._resolver.seconds(hms)  # type: ignore[arg-type]
             self._last_hms = hms  # type: ignore[assignment]
-        out.add(
+        return out.add(
             node=self._node,
             timestamp={
                 "seconds": seconds,
@@ -292,70 +382,13 @@ class RealtimeParser:
         )
 
 
-def _tolerant_header(line: str) -> tuple[str | None, ...] | None:
-    """Header by key name (`Key value` items separated by commas, any order)."""
-    m = _TOLERANT_START.match(line)
-    if m is None:
-        return None
-    hms, frac, drop, body = m.groups()
-    if "PktGroupId" not in body:
-        return None
-    if len(hms) == 7:
-        hms = "0" + hms
-    values: dict[str, str] = {}
-    last_key = ""
-    for item in body.split(","):
-        kv = _KEY_VALUE.match(item)
-        key, value = kv.groups() if kv is not None else ("", item.strip())
-        if key in _TOLERANT_KEYS:
-            values[key] = value
-            last_key = key
-        elif last_key == "DropReason":  # free text: may hold a comma
-            values[last_key] = f"{values[last_key]},{item}".strip()
-        else:  # a key this parser does not know: ignored
-            last_key = ""
-    if "Component" not in values or not values["Component"].isdigit():
-        return None
-
-    def number(key: str) -> str | None:
-        value = values.get(key)
-        return value if value is not None and value.isdigit() else None
-
-    return (
-        hms,
-        frac or "0",
-        "Drop: " if drop or "DropReason" in values else None,
-        number("PktGroupId") or "0",
-        number("PktNumber") or "0",
-        number("Appearance") or "0",
-        values.get("Direction", ""),
-        values.get("Type", ""),
-        values["Component"],
-        number("Edge"),
-        number("Filter"),
-        values.get("DropReason"),
-        values.get("DropLocation"),
-        number("OriginalSize"),
-        number("LoggedSize"),
-    )
+_TCPDUMP_START = re.compile(r"[0-9A-Fa-f]{2}(?:[-:][0-9A-Fa-f]{2}){5} > |ip: ")
 
 
-_TOLERANT_KEYS = frozenset(
-    {
-        "PktGroupId",
-        "PktNumber",
-        "Appearance",
-        "Direction",
-        "Type",
-        "Component",
-        "Edge",
-        "Filter",
-        "DropReason",
-        "DropLocation",
-        "OriginalSize",
-        "LoggedSize",
-    }
-)
+def _foreign_prefix(summary: str) -> int:
+    """Where the tcpdump text of a summary starts (after a translated `Drop: `)."""
+    m = _TCPDUMP_START.search(summary)
+    return m.start() if m is not None and not summary.startswith("Drop: ") else 0
 
 
 def parse_realtime(

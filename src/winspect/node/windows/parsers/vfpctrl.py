@@ -11,7 +11,9 @@ So both parsers work by key name, never by position:
   `Port Friendly name`, `Port type`, `MAC address`, ...) fill named
   attributes; every key is kept in `fields`.
 - `/get-port-counter`: `Direction - OUT` / `Direction - IN` section lines,
-  each followed by `Key : integer` lines; unknown keys are kept.
+  each followed by `Key : integer` lines; unknown keys are kept. Drop
+  statistics carry two colons, `{property} : {reason} : {value}` (reference
+  6.5): their counter is named `{property}: {reason}`.
 
 The ` ITEM LIST` / `=====` banner and the `Command ... succeeded!` trailer
 are skipped. An output whose first non-blank line starts with `ERROR:` is
@@ -128,7 +130,10 @@ def parse_port_counters(text: str) -> list[pb.VfpDirectionCounters]:
         if m is None or current is None:
             continue
         key, value = m.groups()
-        number = _NUMBER.fullmatch(value.replace(",", ""))
+        reason, colon, rest = value.rpartition(" : ")
+        if colon:  # drop statistics: "{property} : {reason} : {value}"
+            key, value = f"{key}: {reason.strip()}", rest
+        number = _NUMBER.fullmatch(value.replace(",", "").strip())
         if number is None:
             continue
         current.counters.add(name=key, value=int(number.group(0)))

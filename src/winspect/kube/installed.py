@@ -1,13 +1,10 @@
-"""The port of the installed winspectserv DaemonSet, for the client when --port is not given.
-
-Imports nothing of winspect.client, so the client can import it.
-"""
+"""The port of the installed winspectserv DaemonSet, for the client when --port is not given."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from winspect.deploy.names import CONTAINER, DAEMONSET, NAMESPACE, PORT_NAME
+from winspect.kube.names import CONTAINER, DAEMONSET, NAMESPACE, PORT_NAME
 
 if TYPE_CHECKING:
     from lightkube import Client

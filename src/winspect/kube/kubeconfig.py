@@ -15,12 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from winspect.client.errors import ConfigError, UsageError
+from winspect.errors import ConfigError, UsageError
+from winspect.incluster import SERVICE_ACCOUNT_DIR
 
 if TYPE_CHECKING:
     from lightkube.config.kubeconfig import SingleConfig
 
-SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 DEFAULT_KUBECONFIG = "~/.kube/config"
 
 # Keys holding file paths, per section, that kubectl resolves relative to their file.

@@ -1,4 +1,4 @@
-"""Names and defaults of the installed objects (no imports: the client may use them freely)."""
+"""Names and defaults of winspect's objects in the cluster (the client, deploy and the sandbox share them)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ CONTAINER = "winspectserv"
 PORT_NAME = "grpc"
 PORT_ENV = "WINSPECT_PORT"
 DEFAULT_IMAGE = "ghcr.io/winspect/winspectserv:0.1.0"
-DEFAULT_PORT = 50051
 # Objects install owns carry this label; uninstall deletes the namespace only when it has it.
 MANAGED_LABEL = ("app.kubernetes.io/name", "winspect")
 
@@ -19,8 +18,6 @@ CA_CONFIGMAP = "winspect-ca"
 CA_KEY = "ca.crt"
 SERVER_NAME_KEY = "server-name"
 SERVER_NAME = "winspectserv.winspect-system.svc"
-# Mount point of the Secret in the DaemonSet's pods.
-TLS_MOUNT = "/var/run/secrets/winspect/tls"
 # ServiceAccount whose short-lived tokens client-certificate users request (TokenRequest).
 CLIENT_SERVICE_ACCOUNT = "winspect-client"
 API_GROUP = "winspect.io"

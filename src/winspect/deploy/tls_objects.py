@@ -8,7 +8,7 @@
 
 Install keeps them while they are consistent and valid for more than
 RENEW_BEFORE; otherwise, and on `winspect rotate-certs`, it makes a new CA
-and certificate (winspect.deploy.certs) and restarts the DaemonSet by
+and certificate (winspect.deploy.pki) and restarts the DaemonSet by
 changing an annotation of its pod template.
 """
 
@@ -18,8 +18,8 @@ import base64
 import datetime
 from typing import Any
 
-from winspect.deploy.certs import RENEW_BEFORE, ServerTls, certificate_info, signed_by
-from winspect.deploy.names import (
+from winspect.deploy.pki import RENEW_BEFORE, ServerTls, certificate_info, signed_by
+from winspect.kube.names import (
     CA_CONFIGMAP,
     CA_KEY,
     MANAGED_LABEL,

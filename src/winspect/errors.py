@@ -35,14 +35,14 @@ class KubeApiError(WinspectError):
     """The Kubernetes API server could not be reached or refused the request."""
 
 
-class NodeErrorCode(Protocol):
-    """A node's error (client.fanout.NodeError), as far as the exit code goes."""
+class NodeFailureCode(Protocol):
+    """A node's failure (client.fanout.NodeFailure), as far as the exit code goes."""
 
     @property
     def code(self) -> str: ...
 
 
-def exit_code(errors: Sequence[NodeErrorCode], ok_count: int) -> int:
+def exit_code(errors: Sequence[NodeFailureCode], ok_count: int) -> int:
     """0 all nodes fine; 1 some failed; 2 when every node refused the request as invalid."""
     if not errors:
         return EXIT_OK

@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from winspect.deploy.names import NAMESPACE, SERVER_NAME
+from winspect.kube.names import NAMESPACE, SERVER_NAME
 
 # Both live two years; install renews them when less than RENEW_BEFORE is left.
 VALIDITY = datetime.timedelta(days=730)

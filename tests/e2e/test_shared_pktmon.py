@@ -49,8 +49,8 @@ def test_capture_all_refuses_where_pktmon_is_not_winspect_s_and_the_others_go_on
     ) in result.err
     assert (
         f"{admin}: pktmon on node {admin} is in use by someone else: a pktmon session winspect did not start "
-        "is running (collected data Packet counters, packet capture; capture type All packets; monitored "
-        "components NICs only; logging mode Circular)"
+        "is running (logging mode Circular; collected data Packet counters, packet capture; capture type "
+        "All packets; monitored components NICs only)"
     ) in result.err
     assert f"{old}: not available on this node: a capture needs what pktmon (file version unknown) (old " in (
         result.err

@@ -29,8 +29,8 @@ from winspect.v1 import winspect_pb2 as pb
 
 SURVEY = [["pktmon", "status"], ["pktmon", "filter", "list"]]
 FOREIGN_SESSION_KIND = (
-    "collected data Packet counters, packet capture; capture type All packets; "
-    "monitored components NICs only; logging mode Circular"
+    "logging mode Circular; collected data Packet counters, packet capture; capture type All packets; "
+    "monitored components NICs only"
 )
 # The `filter add` arguments winspect re-adds each SenseNdr filter with, from `pktmon filter list`'s columns.
 DEFENDER_READD = [
@@ -135,6 +135,7 @@ def test_take_over_captures_then_restores_the_filters_exactly_and_audits(
         *SURVEY,
         ["pktmon", "stop"],
         ["pktmon", "filter", "remove"],
+        ["hnsdiag", "list", "networks", "-d"],  # an overlay network would need -e on every filter
         ["pktmon", "filter", "add", f"winspect-{sid}-1", "-t", "TCP"],
         ["pktmon", "start", "--capture", "--log-mode", "real-time", "--type", "all", "--pkt-size", "0"],
         ["pktmon", "stop"],
@@ -201,11 +202,12 @@ def test_own_crashed_session_is_cleaned_before_a_capture(plain: EmulatedNode) ->
     sid = events[0].started.session_id
     assert crashed != sid
     # The record proves the running session and the filter winspect-<crashed>-1 are winspect's.
-    assert plain.calls()[before:][:7] == [
+    assert plain.calls()[before:][:8] == [
         ["pktmon", "list", "--include-hidden"],
         *SURVEY,
         ["pktmon", "stop"],
         ["pktmon", "filter", "remove"],
+        ["hnsdiag", "list", "networks", "-d"],
         ["pktmon", "filter", "add", f"winspect-{sid}-1", "-p", "443"],
         ["pktmon", "start", "--capture", "--log-mode", "real-time", "--type", "all", "--pkt-size", "0"],
     ]

@@ -154,8 +154,8 @@ def test_cleanup_leaves_other_users_session_and_filters_alone(tmp_path: Path) ->
     assert proc.returncode == 0, proc.stderr
     assert (
         "winspectserv: cleanup: left alone: a pktmon session winspect did not start is running "
-        "(collected data Packet counters, packet capture; capture type All packets; monitored components "
-        "NICs only; logging mode Circular); 13 pktmon filter(s) winspect did not create: SenseNdr x13"
+        "(logging mode Circular; collected data Packet counters, packet capture; capture type All packets; "
+        "monitored components NICs only); 13 pktmon filter(s) winspect did not create: SenseNdr x13"
     ) in proc.stderr
     assert node.calls()[before:] == [
         *[["pktmon", *argv] for argv in PROBES],

@@ -1,7 +1,7 @@
 """A process hosting several emulated nodes' servers (large sandboxes).
 
 `python -m winspect.sandbox.nodehost SPEC.json`, where SPEC is a list of
-{"name", "host", "port", "tools_dir", "state_dir", "tls_cert", "tls_key", "kubeconfig"}
+{"name", "host", "port", "tools_dir", "tls_cert", "tls_key", "kubeconfig"}
 (or "insecure": true instead of the last three). Each node gets its own real
 winspectserv server (the server's Python API) on its own address and tools;
 they only share the process. Stops on SIGTERM / SIGINT (CTRL_BREAK on Windows).
@@ -42,7 +42,8 @@ def main(argv: list[str] | None = None) -> int:
                 port=int(node["port"]),
                 node_name=node["name"],
                 tools_dir=str(node["tools_dir"]),
-                state_dir=node.get("state_dir"),
+                # winspectserv's own state (its pktmon session record) next to the node's tools
+                state_dir=str(Path(node["tools_dir"]).parent / "winspectserv"),
                 tls_cert=node.get("tls_cert"),
                 tls_key=node.get("tls_key"),
                 kubeconfig=node.get("kubeconfig"),

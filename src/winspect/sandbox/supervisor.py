@@ -192,7 +192,6 @@ class Supervisor:
                     "port": NODE_PORT,
                     "state_dir": str(state_dir),
                     "tools_dir": str(tools_dir),
-                    "server_state_dir": str(node_dir / "winspectserv"),
                     "time_zone": zone,
                 }
             )
@@ -239,8 +238,7 @@ class Supervisor:
                     n["address"],
                     "--tools-dir",
                     n["tools_dir"],
-                    "--state-dir",
-                    n["server_state_dir"],
+                    *("--state-dir", str(self.layout.node_dir(n["name"]) / "winspectserv")),
                     "--node-name",
                     n["name"],
                     *security.server_args(),
@@ -257,7 +255,6 @@ class Supervisor:
                                 "host": n["address"],
                                 "port": n["port"],
                                 "tools_dir": n["tools_dir"],
-                                "state_dir": n["server_state_dir"],
                                 "tls_cert": str(security.cert_file),
                                 "tls_key": str(security.key_file),
                                 "kubeconfig": str(security.kubeconfig),
@@ -441,16 +438,10 @@ def main(argv: list[str] | None = None) -> int:
     api_logger = logging.getLogger("winspect.sandbox.kubeapi")
     api_logger.addHandler(kubeapi_log)
     api_logger.propagate = False
-    options = {int(number): dict(opts) for number, opts in json.loads(args.node_options).items()}
     sup = Supervisor(
-        layout,
-        args.windows_nodes,
-        args.linux_nodes,
-        args.seed,
-        args.created_dir,
-        network=args.network,
-        node_options=options,
+        layout, args.windows_nodes, args.linux_nodes, args.seed, args.created_dir, network=args.network
     )
+    sup.node_options = {int(number): dict(opts) for number, opts in json.loads(args.node_options).items()}
     _install_signal_handlers(sup.stop)
     return sup.run()
 

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from support.e2e import E2E, tshark_fields
 
-from winspect.emulator.state import read_calls
 from winspect.sandbox import runtime
 
 
@@ -47,12 +45,12 @@ def test_packets_between_nodes_show_inner_and_outer_addresses(overlay: E2E) -> N
 
 def test_filters_match_the_inner_packet_with_e(overlay: E2E) -> None:
     node = overlay.windows_nodes()[0]
-    state_dir = Path(next(n for n in overlay.sandbox.nodes if n["name"] == node)["state_dir"])
     first = overlay.run("capture", "nodes", node, "-d", "3", "-o", "json").packets()
     remote = next(p["dst_ip"] for p in first if p["outer"] is not None and p["direction"] == "tx")
+    calls = overlay.tool_calls(node)
     result = overlay.run("capture", "nodes", node, "-i", remote, "-d", "3", "-o", "json")
     assert result.code == 0, result.err
-    adds = [c for c in read_calls(state_dir) if c[:3] == ["pktmon", "filter", "add"]]
+    adds = [c for c in calls() if c[:3] == ["pktmon", "filter", "add"]]
     assert adds and all(c[-1] == "-e" for c in adds), adds
     packets = result.packets()
     assert packets and all(remote in (p["src_ip"], p["dst_ip"]) for p in packets)

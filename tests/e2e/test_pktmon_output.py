@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from support.e2e import E2E, tshark_fields, wait_until
@@ -40,8 +41,11 @@ def test_banner_with_filters_shows_the_filter_table_only_with_verbose(e2e: E2E) 
     assert all(p["raw"] is None and p["filter_id"] >= 1 for p in quiet.packets())
     verbose = e2e.run("capture", "nodes", node, "-t", "TCP", "-d", "1", "-v")
     assert verbose.code == 0, verbose.err
-    assert f"{node}: pktmon: # Name       Protocol" in verbose.err
-    assert f"{node}: pktmon: 1 winspect-1 TCP" in verbose.err
+    started = re.search(rf"{node}: capture started \(session ([0-9a-f]{{16}}),", verbose.err)
+    assert started, verbose.err
+    name = f"winspect-{started.group(1)}-1"  # the Name column is as wide as the filter's name
+    assert f"{node}: pktmon: # Name{' ' * (len(name) - 3)}Protocol" in verbose.err
+    assert f"{node}: pktmon: 1 {name} TCP" in verbose.err
 
 
 def test_dns_packets_are_udp_with_ports(e2e: E2E) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib
 import sys
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
@@ -94,3 +94,40 @@ def main(argv: list[str] | None = None) -> Any:
 
         register()
     return cli.main(args=argv if argv is not None else sys.argv[1:], prog_name="winspect")
+
+
+def run() -> NoReturn:
+    """The `winspect` executable: `main`, then `_leave` with its exit code."""
+    try:
+        main()
+        code = 0
+    except SystemExit as exc:
+        code = _exit_code(exc.code)
+    _leave(code)
+
+
+def _exit_code(code: object) -> int:
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code
+    print(code, file=sys.stderr)
+    return 1
+
+
+def _leave(code: int) -> NoReturn:
+    """Exit without the interpreter's finalisation, once everything printed is flushed.
+
+    A command may end while a background lookup (winspect's CA, the DaemonSet's port) is still
+    running in a daemon thread; finalisation then ends that thread inside gRPC's or httpx's
+    native code, which can abort the process ("FATAL: exception not rethrown", exit 134)
+    after the command's output was already right. Every file the CLI writes is closed by the
+    command itself, so nothing is lost by skipping finalisation.
+    """
+    import os
+    from contextlib import suppress
+
+    for stream in (sys.stdout, sys.stderr):
+        with suppress(OSError, ValueError):  # the reader is gone, or the stream was closed
+            stream.flush()
+    os._exit(code)

@@ -7,6 +7,7 @@ client.pcapng_export; cli.output owns stdout and stderr.
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING
 
 import click
@@ -15,9 +16,11 @@ from winspect.cli.common import handles_errors
 from winspect.cli.names import complete_capture_names
 from winspect.cli.options import command, settings_from
 from winspect.cli.output import Output, PcapngFile, reader_gone
+from winspect.client.render.color import use_color
 
 if TYPE_CHECKING:
     from winspect.client.capture import CaptureOptions
+    from winspect.client.names import Names
     from winspect.client.pcapng_export import PcapngExport
     from winspect.client.render.capture import CapturePrinter
     from winspect.client.settings import Settings
@@ -81,6 +84,13 @@ SCOPES = ("nodes", "pods", "all")
 )
 @click.option("-q", "--quiet", is_flag=True, help="Do not print the packets (with -w: only write the file).")
 @click.option(
+    "--per-component",
+    "per_component",
+    is_flag=True,
+    help="One line per component a packet crosses (pktmon's view), not one line per packet "
+    "with its path (-o wide implies it).",
+)
+@click.option(
     "--pkt-size",
     "pkt_size",
     metavar="BYTES",
@@ -107,6 +117,7 @@ def capture(
     all_namespaces: bool,
     write: str | None,
     quiet: bool,
+    per_component: bool,
     pkt_size: str | None,
     take_over: bool,
 ) -> int:
@@ -120,6 +131,12 @@ def capture(
     Filters: each list is ORed within itself and ANDed with the others
     (-i a,b -r 80 = packets of a or b, on port 80). Lists are comma
     separated; repeating a flag adds to the list.
+
+    Text shows one line per packet: its path through the node (vNIC(web-0)
+    → vSwitch → VFP → NIC) and, where it was dropped, ✗ and pktmon's reason;
+    pods and services by name. --per-component or -o wide: one line per
+    component it crossed; -o json: one object per component (same group_id).
+    The summary at the end counts the drops by node, reason and pod.
 
     With -w, the nodes log packets to rotating pktmon files and send each
     file's packets when it is full (1 MB of log) and the rest when the
@@ -140,7 +157,7 @@ def capture(
         plan = plan_pods(settings, pods, all_namespaces)
     else:
         plan = plan_nodes(settings, parse_names(names, "node", "capture nodes") if names else None)
-    return run(settings, plan, options, write=write, quiet=quiet, scope=scope)
+    return run(settings, plan, options, write=write, quiet=quiet, per_component=per_component)
 
 
 def parse_options(
@@ -231,52 +248,59 @@ def run(
     *,
     write: str | None = None,
     quiet: bool = False,
-    scope: str = "nodes",
+    per_component: bool = False,
 ) -> int:
     import asyncio
 
     from winspect.client.capture import CaptureRun, build_request, requester
     from winspect.client.capture_outcome import CaptureOutcome
     from winspect.client.capture_session import run_capture, start_export
+    from winspect.client.names import Names, plan_names
     from winspect.client.render.capture import print_summary
 
     output = Output(pcapng_to_stdout=write == "-")
     for e in plan.failed:
         output.message(f"{e.node}: {e.message}")
+    names = plan_names(settings, plan, output.message) if plan.targets else Names()
     pcapng: tuple[PcapngFile, PcapngExport] | None = None
     if write is not None and plan.targets:
         path = write
-        pcapng = start_export(
-            settings,
-            plan,
-            options,
-            lambda: output.pcapng(path),
-            live=path == "-",
-            scope=scope,
-            warn=output.message,
-        )
+        pcapng = start_export(plan, options, lambda: output.pcapng(path), live=path == "-", names=names)
     export = pcapng[1] if pcapng is not None else None
     outcome = CaptureOutcome([])
+    sink = printer(
+        settings, plan, output, export, write=write, quiet=quiet, names=names, per_component=per_component
+    )
     if plan.targets and not output.closed:
         output.message(announcement(plan, options, write))
         who = requester()
         runner = CaptureRun(
             plan.targets,
             lambda t: build_request(options, plan.pods_on(t.name), who),
-            printer(settings, plan, output, export, write=write, quiet=quiet),
+            sink,
             timeout=settings.timeout,
             connect_timeout=settings.connect_timeout,
         )
         output.when_closed(runner.output_gone)
-        outcome = asyncio.run(run_capture(runner, plan.security, pcapng, live=write == "-"))
+        outcome = asyncio.run(run_capture(runner, plan.security, pcapng))
         output.when_closed(None)
+        sink.finish()
     outcome.add_failed(plan.failed)
     if outcome.output_closed or output.closed:
         return reader_gone()
     if outcome.interrupted:
         output.message("interrupted: capture stopped on every node")
     stats = (write, export.stats) if export is not None and write is not None else None
-    print_summary(output, outcome, output=settings.output, counters_only=options.counters_only, export=stats)
+    print_summary(
+        output,
+        outcome,
+        output=settings.output,
+        counters_only=options.counters_only,
+        export=stats,
+        drops=sink.drops,
+        color=use_color(sys.stderr) if settings.output != "json" else False,
+        width=terminal_width(sys.stderr),
+    )
     return reader_gone() if output.closed else outcome.exit_code()
 
 
@@ -288,19 +312,37 @@ def printer(
     *,
     write: str | None,
     quiet: bool,
+    names: Names,
+    per_component: bool = False,
 ) -> CapturePrinter:
-    import sys
-
     from winspect.client.render.capture import CapturePrinter
-    from winspect.client.render.color import use_color
 
+    # With the pcapng on stdout, packet text goes to stderr.
+    text_stream = sys.stderr if write == "-" else sys.stdout
     return CapturePrinter(
         output,
         [t.name for t in plan.targets] or ["-"],
         output=settings.output,
-        # With the pcapng on stdout, packet text goes to stderr: colour if that is a terminal.
-        color=settings.output != "json" and use_color(sys.stderr) if write == "-" else settings.color,
+        color=settings.output != "json" and use_color(text_stream) if write == "-" else settings.color,
         verbose=settings.verbose,
         export=export,
         quiet=quiet,
+        names=names,
+        per_component=per_component,
+        header=_isatty(text_stream),
+        namespace=names.namespace,
     )
+
+
+def _isatty(stream: object) -> bool:
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty())
+
+
+def terminal_width(stream: object) -> int | None:
+    """The terminal's width in columns, or None when `stream` is not a terminal."""
+    if not _isatty(stream):
+        return None
+    import shutil
+
+    return shutil.get_terminal_size().columns

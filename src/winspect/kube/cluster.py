@@ -38,6 +38,7 @@ class PodInfo:
     node: str | None
     ip: str | None
     phase: str
+    host_network: bool = False  # its IP is the node's
 
 
 _decoders_lock = threading.Lock()
@@ -216,6 +217,7 @@ def _pod_info(pod: Any) -> PodInfo:
         node=pod.spec.nodeName if pod.spec else None,
         ip=(status.podIP if status else None) or None,
         phase=(status.phase if status else None) or "Unknown",
+        host_network=bool(pod.spec.hostNetwork) if pod.spec else False,
     )
 
 

@@ -257,8 +257,8 @@ def test_hns_endpoints_wide_adds_ids(e2e: E2E) -> None:
     node = e2e.windows_nodes()[0]
     text = e2e.run("hns", "endpoints", "--nodes", node).out.splitlines()[2].split()
     wide = e2e.run("hns", "endpoints", "--nodes", node, "-o", "wide").out.splitlines()[2].split()
-    assert text[:6] == wide[:6] == ["NAME", "IP", "MAC", "NETWORK", "STATE", "LOCATION"]
-    assert "ID" in wide[6:] and "ID" not in text
+    assert text[:7] == wide[:7] == ["NAME", "IP", "POD", "MAC", "NETWORK", "STATE", "LOCATION"]
+    assert "ID" in wide[7:] and "ID" not in text
 
 
 def test_hns_all_is_consistent_with_the_pods_in_the_api(e2e: E2E) -> None:

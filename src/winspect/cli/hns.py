@@ -21,6 +21,11 @@ winspect hns all -o json | jq '.results.win1.endpoints[].IPAddress'
 """
 
 
+def _verbose_warning(settings: Any) -> Any:
+    """Pod names are a help: a user who may not list pods is told only with -v."""
+    return (lambda message: err(f"warning: {message}")) if settings.verbose else (lambda _message: None)
+
+
 @command("hns", examples=EXAMPLES)
 @click.argument(
     "kind",
@@ -46,8 +51,9 @@ winspect hns all -o json | jq '.results.win1.endpoints[].IPAddress'
 def hns(kind: str, nodes: tuple[str, ...], raw_json: bool) -> int:
     """HNS (Host Networking Service) objects of Windows nodes.
 
-    Endpoints show IP, MAC, network, state and whether they are local or
-    remote; load balancers their VIPs, port mappings and backends;
+    Endpoints show IP, pod, MAC, network, state and whether they are local
+    or remote; load balancers their VIPs, port mappings and backends (by
+    pod where the endpoints are shown too: hns all);
     networks their type, subnets and management IP; namespaces their
     containers and endpoints.
     """
@@ -73,12 +79,17 @@ def hns(kind: str, nodes: tuple[str, ...], raw_json: bool) -> int:
         return await conn.stub.GetHns(request, timeout=settings.timeout)
 
     wide = settings.output == "wide"
+    pod_names = None
+    if settings.output != "json" and not raw_json and kind.lower() in ("all", "endpoints"):
+        from winspect.client.names import load_names
+
+        pod_names = load_names(settings, [t.name for t in plan.targets], [], _verbose_warning(settings))
 
     def prepare(_node: str, resp: Any) -> Any:
         """Each node's text or JSON object, made as its answer arrives."""
         if settings.output == "json":
             return hns_to_dict(resp)
-        return hns_raw_json(resp) if raw_json else hns_text(resp, wide=wide)
+        return hns_raw_json(resp) if raw_json else hns_text(resp, wide=wide, names=pod_names)
 
     results = fan_out(settings, plan, call, prepare)
     return print_results(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from winspect.client.names import Names
 from winspect.client.render.documents import enum_name, hns_objects
 from winspect.client.render.table import format_table
 from winspect.v1 import winspect_pb2 as pb
@@ -94,9 +95,10 @@ _UNSET = object()
 
 
 class HnsIndex:
-    """Names of networks and IPs of endpoints by ID, to show instead of GUIDs."""
+    """Names of networks, and IPs (or pods) of endpoints by ID, to show instead of GUIDs."""
 
-    def __init__(self, sections: dict[str, list[Any]]) -> None:
+    def __init__(self, sections: dict[str, list[Any]], names: Names | None = None) -> None:
+        self.names = names if names is not None else Names()
         self.networks = {
             str(_get(n, "ID")).lower(): _get(n, "Name") for n in sections.get("networks", []) if _get(n, "ID")
         }
@@ -120,8 +122,17 @@ class HnsIndex:
         return self.networks.get(str(ref).lower()) or _short(ref)
 
     def endpoint(self, ref: Any) -> str:
+        """A load balancer's backend: its pod, else its IPs, else its short ID."""
         ident = str(ref).rsplit("/", 1)[-1]
-        return self.endpoints.get(ident.lower()) or _short(ident)
+        ips = self.endpoints.get(ident.lower())
+        return (self.pods(ips) or ips) if ips else _short(ident)
+
+    def pods(self, ips: str | None) -> str | None:
+        """The pods (namespace/name) of comma-separated IPs, or None when none is known."""
+        if not ips:
+            return None
+        found = [p for p in (self.names.pod_by_ip.get(ip) for ip in ips.split(",")) if p]
+        return ",".join(dict.fromkeys(found)) or None
 
 
 def endpoint_ips(e: Any) -> str | None:
@@ -139,7 +150,7 @@ def endpoint_ips(e: Any) -> str | None:
 
 
 def endpoints_table(objects: list[Any], index: HnsIndex, wide: bool) -> str:
-    headers = ["NAME", "IP", "MAC", "NETWORK", "STATE", "LOCATION"]
+    headers = ["NAME", "IP", "POD", "MAC", "NETWORK", "STATE", "LOCATION"]
     if wide:
         headers += ["ID", "GATEWAY", "PORT GUID"]
     rows = []
@@ -152,9 +163,11 @@ def endpoints_table(objects: list[Any], index: HnsIndex, wide: bool) -> str:
         network = _present(f.get("virtualnetworkname")) or index.network(
             _present(f.get("virtualnetwork")) or _present(f.get("hostcomputenetwork"))
         )
+        ips = index.ips_of(e)
         row = [
             _present(f.get("name")),
-            index.ips_of(e),
+            ips,
+            index.pods(ips),
             _present(f.get("macaddress")),
             network,
             ENDPOINT_STATES.get(state, str(state)) if isinstance(state, int) else state,
@@ -278,8 +291,9 @@ TABLES = {
 }
 
 
-def hns_text(resp: pb.HnsResponse, *, wide: bool = False) -> str:
-    """Every section of an HnsResponse as a titled table."""
+def hns_text(resp: pb.HnsResponse, *, wide: bool = False, names: Names | None = None) -> str:
+    """Every section of an HnsResponse as a titled table; endpoints and load-balancer backends
+    named after their pods when `names` knows them."""
     sections: dict[str, list[Any]] = {}
     order: list[str] = []
     for section in resp.sections:
@@ -288,7 +302,7 @@ def hns_text(resp: pb.HnsResponse, *, wide: bool = False) -> str:
             order.append(kind)
         parsed = hns_objects(section.objects)
         sections.setdefault(kind, []).extend(_Lowered(o) if isinstance(o, dict) else o for o in parsed)
-    index = HnsIndex(sections)
+    index = HnsIndex(sections, names)
     blocks = []
     for kind in order:
         objects = sections[kind]

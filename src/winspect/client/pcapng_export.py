@@ -12,8 +12,8 @@ Each packet carries pktmon's metadata as its comment, in pktmon's own
 words (`Drop: ` first for drops, so `frame.comment contains "Drop"` finds
 them), its direction as epb_flags and its PktGroupId as epb_packetid.
 pktmon logs a packet once per component it crosses: every appearance after
-the first in the file ends its comment with `Repeat of frame N` (N the
-first's frame number), so Wireshark's display filter
+the first in the file says `Repeat of frame N` in its comment (N the
+first's frame number, just before `Node`), so Wireshark's display filter
 `!(frame.comment contains "Repeat of frame")` shows each packet once, and
 its TCP analysis does not take the repeats shown for retransmissions.
 Packets without bytes (lines pktmon printed that were not packets) are
@@ -191,8 +191,9 @@ class PcapngExport:
                     first_frames[group] = frame
                     if len(first_frames) > _REMEMBERED_GROUPS:
                         del first_frames[next(iter(first_frames))]
-                else:
-                    comment += f", {REPEAT_WORDS} {first}"
+                else:  # before the last field (`Node ...`), where readers expect the node
+                    head, _, tail = comment.rpartition(", Node ")
+                    comment = f"{head}, {REPEAT_WORDS} {first}, Node {tail}"
             frame += 1
             writer.write_packet(
                 interface,

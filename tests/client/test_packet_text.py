@@ -234,12 +234,15 @@ def test_drop_summary_by_node_reason_and_pod_in_text_and_json() -> None:
     other = appearance(100, 0, (4, "TCPIP"), T0, dst="10.224.0.99", drop=inet)
     other.src_ip = "10.224.0.99"
     tally.add("aksnpwin000000", [other])
-    assert tally.lines(["aksnpwin000000"], width=None) == [
-        "aksnpwin000000: VFP: ACL deny ×12 → web/iis-frontend-69b2ba90c-2d6b2",
-        "aksnpwin000000: INET: transport endpoint was not found ×1",
+    assert tally.lines(["aksnpwin000000", "quiet-node"], width=None) == [
+        "aksnpwin000000:",
+        "  VFP: ACL deny ×12 → web/iis-frontend-69b2ba90c-2d6b2",
+        "  INET: transport endpoint was not found ×1",
     ]
-    (fitted, _) = tally.lines(["aksnpwin000000"], width=60)
-    assert fitted == "aksnpwin000000: VFP: ACL deny ×12 → web/iis-frontend-69b2…" and len(fitted) + 2 == 60
+    (_, fitted, _) = tally.lines(["aksnpwin000000"], width=40)
+    assert fitted == "  VFP: ACL deny ×12 → web/iis-fronten…" and len(fitted) + 2 == 40
+    (_, shorter, _) = tally.lines(["aksnpwin000000"], namespace="web")
+    assert shorter == "  VFP: ACL deny ×12 → iis-frontend-69b2ba90c-2d6b2"
     assert tally.to_json("aksnpwin000000")[0] == {
         "reason": "VFP: ACL deny",
         "component": "VFP",
@@ -253,7 +256,7 @@ def test_summary_ends_with_the_drops_or_says_there_were_none() -> None:
     from winspect.client.filters import TargetSpec
 
     node = NodeCapture(TargetSpec("win1", "10.0.0.4", 50051), pb.CaptureRequest(), packets=3)
-    cases = (([], ["Drops: none"]), (["VFP: ACL deny"], ["Drops:", "  win1: VFP: ACL deny ×1"]))
+    cases = (([], ["Drops: none"]), (["VFP: ACL deny"], ["Drops:", "  win1:", "    VFP: ACL deny ×1"]))
     for tally_drops, expected in cases:
         tally = DropTally(Names())
         tally.add("win1", [appearance(1, 0, VFP, T0, drop=r) for r in tally_drops])

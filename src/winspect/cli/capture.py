@@ -300,6 +300,7 @@ def run(
         drops=sink.drops,
         color=use_color(sys.stderr) if settings.output != "json" else False,
         width=terminal_width(sys.stderr),
+        namespace=names.namespace,
     )
     return reader_gone() if output.closed else outcome.exit_code()
 

@@ -107,6 +107,14 @@ class Names:
                 self.service_by_ip.setdefault(ip, svc.label)
         self._described: dict[str, dict[int, Any]] = {}  # node -> component id -> CaptureComponent
         self._labels: dict[tuple[str, int], ComponentLabel] = {}
+        self._cache: dict[str, dict[str, str]] = {}
+
+    def json_cache(self, which: str, make: Callable[[dict[str, str]], dict[str, str]]) -> dict[str, str]:
+        """`make(pod_by_ip)` ("pods") or `make(service_by_ip)` ("services"), made once."""
+        cached = self._cache.get(which)
+        if cached is None:
+            cached = self._cache[which] = make(self.pod_by_ip if which == "pods" else self.service_by_ip)
+        return cached
 
     def __bool__(self) -> bool:
         return bool(self.pod_by_ip or self.service_by_ip or self._described)

@@ -271,6 +271,7 @@ def print_summary(
     drops: DropTally | None = None,
     color: bool = False,
     width: int | None = None,
+    namespace: str = "",
 ) -> None:
     """The per-node summary: text on stderr (final counters on stdout), or JSON lines; the
     drops by node, reason and pod (`width`: the terminal's, pod names are shortened to fit)."""
@@ -295,8 +296,11 @@ def print_summary(
     if export is not None:
         console.echo("  " + export_line(*export), err=True)
     if drops is not None and not counters_only:
-        rows = drops.lines([n.name for n in outcome.nodes], width)
+        rows = drops.lines([n.name for n in outcome.nodes], width, namespace)
         paint = Palette(color)
         console.echo("Drops:" + ("" if rows else " none"), err=True)
         for row in rows:
-            console.echo("  " + paint(printable(row), BOLD_RED), err=True, escaped=True)
+            text = printable(row)
+            if row.startswith(" "):  # a reason, under its node
+                text = paint(text, BOLD_RED)
+            console.echo("  " + text, err=True, escaped=True)

@@ -46,14 +46,22 @@ class DropTally:
     def to_json(self, node: str) -> list[dict[str, Any]]:
         return [{"reason": r, "component": c, "pod": pod, "packets": n} for r, c, pod, n in self.rows(node)]
 
-    def lines(self, nodes: Iterable[str], width: int | None = None) -> list[str]:
-        """`NODE: VFP: ACL deny ×12 → web/iis-frontend-…`, fitted to `width` by shortening the pod."""
+    def lines(self, nodes: Iterable[str], width: int | None = None, namespace: str = "") -> list[str]:
+        """Per node that dropped packets, `NODE:` then `  VFP: ACL deny ×12 → web/iis-frontend-0`;
+        pods of `namespace` by name alone; fitted to `width` (less the caller's indent of 2) by
+        shortening the pod's name: `web/iis-frontend-…`."""
         out = []
+        prefix = f"{namespace}/" if namespace else None
         for node in nodes:
-            for reason, _component, pod, n in self.rows(node):
-                line = f"{node}: {reason} ×{n}"
+            rows = self.rows(node)
+            if rows:
+                out.append(f"{node}:")
+            for reason, _component, pod, n in rows:
+                line = f"  {reason} ×{n}"
                 if pod is not None:
-                    room = None if width is None else width - len(line) - 5  # indent and " → "
+                    if prefix and pod.startswith(prefix):
+                        pod = pod[len(prefix) :]
+                    room = None if width is None else width - 2 - len(line) - 3  # indent, " → "
                     line += f" → {_fit(pod, room)}"
                 out.append(line)
         return out

@@ -131,9 +131,9 @@ _JSON_DIRECTIONS = {k: "null" if v is None else f'"{v}"' for k, v in DIRECTIONS.
 _JSON_TYPES = {k: "null" if v is None else f'"{v}"' for k, v in PACKET_TYPES.items()}
 
 
-def _name(names: dict[str, str], ip: str) -> str:
-    name = names.get(ip)
-    return "null" if name is None else _q(name)
+def _quoted(names: dict[str, str]) -> dict[str, str]:
+    """Each name as JSON text (the hot path then looks it up instead of quoting it each time)."""
+    return {ip: _q(name) for ip, name in names.items()}
 
 
 def packet_json_line(p: pb.Packet, node: str, node_json: str, times: TimeFormatter, names: Names) -> str:
@@ -142,7 +142,7 @@ def packet_json_line(p: pb.Packet, node: str, node_json: str, times: TimeFormatt
     has = p.HasField
     ts = p.timestamp
     stamp = times.rfc3339(ts.seconds, ts.nanos)
-    pods, services = names.pod_by_ip, names.service_by_ip
+    pods, services = names.json_cache("pods", _quoted), names.json_cache("services", _quoted)
     pod = names.component(node, p).pod
     return (
         f'{{"node":{node_json},"timestamp":{_q(stamp) if stamp else "null"},'
@@ -157,8 +157,8 @@ def packet_json_line(p: pb.Packet, node: str, node_json: str, times: TimeFormatt
         f'"ethertype":{p.ethertype if has("ethertype") else "null"},'
         f'"src_ip":{_q(p.src_ip) if p.src_ip else "null"},'
         f'"dst_ip":{_q(p.dst_ip) if p.dst_ip else "null"},'
-        f'"src_pod":{_name(pods, p.src_ip)},"dst_pod":{_name(pods, p.dst_ip)},'
-        f'"src_service":{_name(services, p.src_ip)},"dst_service":{_name(services, p.dst_ip)},'
+        f'"src_pod":{pods.get(p.src_ip, "null")},"dst_pod":{pods.get(p.dst_ip, "null")},'
+        f'"src_service":{services.get(p.src_ip, "null")},"dst_service":{services.get(p.dst_ip, "null")},'
         f'"protocol":{_q(p.protocol) if p.protocol else "null"},'
         f'"ip_protocol":{p.ip_protocol if has("ip_protocol") else "null"},'
         f'"src_port":{p.src_port if has("src_port") else "null"},'

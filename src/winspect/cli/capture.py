@@ -32,6 +32,7 @@ winspect capture nodes win1 --counters-only          # counters only, shown at t
 winspect capture pods web-0,web-1 -i 10.0.0.0/24     # only the pods' vNICs, on their nodes
 winspect capture pods shop/api-0 -t TCP_SYN -r 443   # SYNs to or from port 443
 winspect capture all --type drop                     # dropped packets on every Windows node
+winspect capture nodes win1 -d 5 --per-component     # every component a packet crosses, one line each
 winspect capture all -m 00-15-5D-2A-D5-DD -o json | jq .drop_reason
 winspect capture all -d 30 -w cluster.pcapng         # one pcapng for every node (Wireshark)
 winspect capture pods web-0 -w - | wireshark -k -i - # live into Wireshark (text on stderr)

@@ -96,11 +96,11 @@ class Names:
         self.namespace = namespace  # the kubeconfig's: text shows its pods and services by name alone
         self.pods = list(pods)
         self.pod_by_ip: dict[str, str] = {}
-        self._local: dict[str, dict[str, str]] = {}  # node -> ip -> pod, "" = any node
+        self._local: dict[str, dict[str, KnownPod]] = {}  # node -> ip -> pod, "" = any node
         for pod in self.pods:
             if pod.ip:
                 self.pod_by_ip.setdefault(pod.ip, pod.label)
-                self._local.setdefault(pod.node, {})[pod.ip] = pod.label
+                self._local.setdefault(pod.node, {})[pod.ip] = pod
         self.service_by_ip: dict[str, str] = {}
         for svc in services:
             for ip in svc.ips:
@@ -131,6 +131,9 @@ class Names:
         for c in components:
             described[c.id] = c
             self._labels.pop((node, c.id), None)
+            if c.endpoint_id:  # a container vNIC: its label (and pod, when known) for good
+                pod = self.component_pod(node, c)
+                self._labels[(node, c.id)] = ComponentLabel("vNIC", pod.label if pod else None)
 
     def described(self, node: str, component_id: int) -> Any | None:
         return self._described.get(node, {}).get(component_id)
@@ -140,10 +143,11 @@ class Names:
         if component.HasField("pod") and component.pod.name:
             pod = component.pod
             return KnownPod(pod.namespace, pod.name, pod.ip, node)
+        local, anywhere = self._local.get(node, {}), self._local.get("", {})
         for ip in component.ips:
-            for known in self.pods:
-                if known.ip == ip and known.node in (node, ""):
-                    return known
+            known = local.get(ip) or anywhere.get(ip)
+            if known is not None:
+                return known
         return None
 
     def component(self, node: str, p: Any) -> ComponentLabel:
@@ -152,18 +156,12 @@ class Names:
         label = self._labels.get(key)
         if label is not None:
             return label
+        # (a vNIC the node described has its label from `started`)
         described = self.described(node, p.component_id)
         name = p.component_name or (described.name if described is not None else "")
         short = short_component(name) or str(p.component_id)
-        if described is not None and described.endpoint_id:
-            short = "vNIC"
         if short != "vNIC":
             label = ComponentLabel(short)
-            self._labels[key] = label
-            return label
-        pod = self.component_pod(node, described) if described is not None else None
-        if pod is not None:
-            label = ComponentLabel("vNIC", pod.label)
             self._labels[key] = label
             return label
         guess, sure = self._vnic_pod(node, p)
@@ -176,8 +174,10 @@ class Names:
         """(pod, certain) of an undescribed vNIC, from the local pod among the packet's addresses."""
         local = self._local.get(node, {})
         anywhere = self._local.get("", {})
-        src = local.get(p.src_ip) or anywhere.get(p.src_ip) if p.src_ip else None
-        dst = local.get(p.dst_ip) or anywhere.get(p.dst_ip) if p.dst_ip else None
+        found_src = local.get(p.src_ip) or anywhere.get(p.src_ip) if p.src_ip else None
+        found_dst = local.get(p.dst_ip) or anywhere.get(p.dst_ip) if p.dst_ip else None
+        src = found_src.label if found_src else None
+        dst = found_dst.label if found_dst else None
         if src and dst and src != dst:
             # Two local pods talking: the vNIC sends its own pod's packets (Tx), receives the other's.
             return (

@@ -169,6 +169,9 @@ def test_hns_tables(shared_nodes: Cluster, kind: str, titles: list[str]) -> None
     if kind == "networks":
         assert "l2bridge" in result.stdout.lower()
     kinds = ["networks", "endpoints", "loadbalancers", "namespaces"] if kind == "all" else [kind]
+    if kind == "loadbalancers":  # the endpoints too: the backends are shown as their pods or IPs
+        kinds.append("endpoints")
+        assert "Endpoints (" not in result.stdout
     assert sorted(calls()) == sorted(["hnsdiag", "list", k, "-d"] for k in kinds)
 
 

@@ -222,3 +222,6 @@ def test_hns_endpoints_have_a_pod_column_and_backends_are_pods(e2e: E2E) -> None
     backends = [line.split()[3] for line in balancers]
     # every backend of the sandbox's services is a pod: named, never an ID or a bare IP
     assert backends and all("/" in item for b in backends for item in b.split(",")), backends
+    # the same in the load balancers' own view
+    alone = e2e.run("hns", "loadbalancers", "--nodes", node).out.splitlines()[3:]
+    assert [line.split()[3] for line in alone if line] == backends

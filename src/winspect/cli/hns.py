@@ -76,20 +76,31 @@ def hns(kind: str, nodes: tuple[str, ...], raw_json: bool) -> int:
     )
 
     async def call(conn: Any) -> Any:
-        return await conn.stub.GetHns(request, timeout=settings.timeout)
+        resp = await conn.stub.GetHns(request, timeout=settings.timeout)
+        if with_endpoints:
+            return resp, await conn.stub.GetHns(endpoints, timeout=settings.timeout)
+        return resp, None
 
     wide = settings.output == "wide"
+    tables = settings.output != "json" and not raw_json
     pod_names = None
-    if settings.output != "json" and not raw_json and kind.lower() in ("all", "endpoints"):
+    if tables and kind.lower() in ("all", "endpoints", "loadbalancers"):
         from winspect.client.names import load_names
 
-        pod_names = load_names(settings, [t.name for t in plan.targets], [], _verbose_warning(settings))
+        pod_names = load_names(
+            settings, [t.name for t in plan.targets], [], _verbose_warning(settings), services=False
+        )
+    # A load balancer's backends are endpoint IDs: its table shows their pods (or IPs) as `hns all`
+    # does, from the node's endpoints.
+    endpoints = pb.HnsRequest(type=pb.HNS_OBJECT_TYPE_ENDPOINTS, objects_only=True)
+    with_endpoints = tables and kind.lower() == "loadbalancers"
 
-    def prepare(_node: str, resp: Any) -> Any:
+    def prepare(_node: str, answer: Any) -> Any:
         """Each node's text or JSON object, made as its answer arrives."""
+        resp, context = answer
         if settings.output == "json":
             return hns_to_dict(resp)
-        return hns_raw_json(resp) if raw_json else hns_text(resp, wide=wide, names=pod_names)
+        return hns_raw_json(resp) if raw_json else hns_text(resp, wide=wide, names=pod_names, context=context)
 
     results = fan_out(settings, plan, call, prepare)
     return print_results(

@@ -199,6 +199,7 @@ def load_names(
     warn: Callable[[str], None],
     *,
     from_cluster: bool = True,
+    services: bool = True,
 ) -> Names:
     """Names of the pods (on `nodes` and elsewhere: remote peers too) and services, from
     Kubernetes; with a warning and only `pods` when the cluster cannot be read."""
@@ -210,7 +211,7 @@ def load_names(
     from winspect.kube.cluster import Cluster
     from winspect.kube.kubeconfig import resolve_config
 
-    services: list[KnownService] = []
+    found: list[KnownService] = []
     try:
         resolved = resolve_config(settings.kubeconfig, settings.context, settings.namespace)
         namespace = resolved.namespace or namespace
@@ -218,7 +219,7 @@ def load_names(
         try:
             listed = cluster.pods(None)
             try:
-                services = _services(cluster)
+                found = _services(cluster) if services else []
             except WinspectError as exc:  # a user may list pods but not services: pods still named
                 if settings.verbose:
                     warn(f"services get no names: {exc.message}")
@@ -233,7 +234,7 @@ def load_names(
         if p.ip and not p.host_network and (p.namespace, p.name) not in seen:
             # pods of other nodes name remote peers; only local ones name this node's vNICs
             known.append(KnownPod(p.namespace, p.name, p.ip, p.node if p.node in wanted else "-"))
-    return Names(known, services, namespace)
+    return Names(known, found, namespace)
 
 
 def _services(cluster: Any) -> list[KnownService]:

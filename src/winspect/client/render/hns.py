@@ -291,9 +291,7 @@ TABLES = {
 }
 
 
-def hns_text(resp: pb.HnsResponse, *, wide: bool = False, names: Names | None = None) -> str:
-    """Every section of an HnsResponse as a titled table; endpoints and load-balancer backends
-    named after their pods when `names` knows them."""
+def _sections(resp: pb.HnsResponse) -> tuple[dict[str, list[Any]], list[str]]:
     sections: dict[str, list[Any]] = {}
     order: list[str] = []
     for section in resp.sections:
@@ -302,7 +300,25 @@ def hns_text(resp: pb.HnsResponse, *, wide: bool = False, names: Names | None = 
             order.append(kind)
         parsed = hns_objects(section.objects)
         sections.setdefault(kind, []).extend(_Lowered(o) if isinstance(o, dict) else o for o in parsed)
-    index = HnsIndex(sections, names)
+    return sections, order
+
+
+def hns_text(
+    resp: pb.HnsResponse,
+    *,
+    wide: bool = False,
+    names: Names | None = None,
+    context: pb.HnsResponse | None = None,
+) -> str:
+    """Every section of an HnsResponse as a titled table; endpoints and load-balancer backends
+    named after their pods when `names` knows them. `context`: more of the node's objects
+    (its endpoints) that name what the tables refer to, not shown themselves."""
+    sections, order = _sections(resp)
+    known = dict(sections)
+    if context is not None:
+        for kind, objects in _sections(context)[0].items():
+            known.setdefault(kind, objects)
+    index = HnsIndex(known, names)
     blocks = []
     for kind in order:
         objects = sections[kind]

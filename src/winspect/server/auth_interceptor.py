@@ -4,7 +4,9 @@ For every NodeInspector call, before the service sees the request:
 
 1. a concurrent-call slot (RESOURCE_EXHAUSTED when all are taken);
 2. the caller's bearer token, reviewed (UNAUTHENTICATED when refused);
-3. the permission of the call on this node (PERMISSION_DENIED naming it);
+3. the permission of the call on this node (PERMISSION_DENIED naming it),
+   and for a call that names pods, the pods' ownership and the caller's
+   access to them (`auth_pods`);
 4. the capture limits (INVALID_ARGUMENT for a capture longer than allowed);
 
 then the service runs, a Capture stream watched by a `CaptureGuard`, and
@@ -30,6 +32,7 @@ import grpc
 
 from winspect.server.auth import ANONYMOUS_INSECURE, SERVICE_PREFIX, CallRefused, Guard
 from winspect.server.auth_audit import AuditRecord, request_fields
+from winspect.server.auth_pods import PodAccess
 from winspect.server.limits import CaptureGuard, ConcurrencyLimiter, Limits
 from winspect.v1 import winspect_pb2 as pb
 
@@ -73,9 +76,17 @@ def _outcome(context: grpc.ServicerContext, exc: BaseException) -> tuple[str, st
 
 
 class SecurityInterceptor(grpc.ServerInterceptor):  # type: ignore[misc,type-arg]
-    def __init__(self, node: str, guard: Guard | None, limits: Limits, stop_capture: StopCapture) -> None:
+    def __init__(
+        self,
+        node: str,
+        guard: Guard | None,
+        limits: Limits,
+        stop_capture: StopCapture,
+        pods: PodAccess | None = None,
+    ) -> None:
         self.node = node
         self.guard = guard
+        self.pods = pods
         self.limits = limits
         self.limiter = ConcurrencyLimiter(limits.max_concurrent_requests)
         self._stop_capture = stop_capture
@@ -116,6 +127,8 @@ class SecurityInterceptor(grpc.ServerInterceptor):  # type: ignore[misc,type-arg
                 grpc.StatusCode.INVALID_ARGUMENT,
                 f"the request is not a valid {request.message} message ({request.reason})",
             )
+        if self.pods is not None:
+            self.pods.check(record.caller, request, record)
         if name == "Capture":
             self.limits.check_capture(request)
 

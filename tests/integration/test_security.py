@@ -651,7 +651,7 @@ def test_pods_the_caller_may_get_are_served_with_the_verified_identity(
     victim, own = _pods_of(secured, node)
     viewer = secured.kubeconfig(tmp_path, VIEWER)
     r = run_winspect(
-        "-n", VIEWER_NAMESPACE, "vfp-counter", "--pod", own.name, "-o", "json",
+        "-n", VIEWER_NAMESPACE, "vfp-counter", "--pod", f"{own.name}={own.ip}", "-o", "json",
         *secured.targets(node), home=tmp_path, kubeconfig=viewer,
     )  # fmt: skip
     assert r.code == 0, str(r)

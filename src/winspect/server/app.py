@@ -36,10 +36,10 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from winspect.contract import DEFAULT_PORT
+from winspect.contract import DEFAULT_TOOL_TIMEOUT as DEFAULT_TOOL_TIMEOUT
 from winspect.node.errors import NodeError, ToolUnavailable
 from winspect.node.types import Operation
 from winspect.node.windows.backend import WindowsBackend
-from winspect.node.windows.runner import DEFAULT_TIMEOUT
 from winspect.node.windows.tools import TOOLS_DIR_ENV as TOOLS_DIR_ENV
 from winspect.server.auth import Guard
 from winspect.server.auth_cache import DEFAULT_NEGATIVE_TTL, DEFAULT_TTL, ReviewCache
@@ -61,7 +61,6 @@ SERVICE_NAME: str = pb.DESCRIPTOR.services_by_name["NodeInspector"].full_name
 
 
 # The one place the server chooses its node backend; winspectserv's options show its settings.
-DEFAULT_TOOL_TIMEOUT = DEFAULT_TIMEOUT
 
 
 def windows_backend(tools_dir: str | None, tool_timeout: float, state_dir: str | None = None) -> NodeBackend:

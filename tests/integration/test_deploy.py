@@ -297,7 +297,7 @@ def test_install_wait_report_and_uninstall(
         r.stderr.rstrip().splitlines()[-1]
         == f"winspect: winspectserv is ready on all 4 Windows nodes (port {PORT})"
     )
-    assert all(ln.split()[1] == "yes" for ln in r.stdout.splitlines()[14:])
+    assert all(ln.split()[1] == "yes" for ln in r.stdout.splitlines()[16:])
 
     r = winspect(admin, "install", "--port", str(PORT), "--wait-timeout", "0", "-o", "json")
     assert r.exit_code == 0, r.output

@@ -510,6 +510,19 @@ def test_interrupt_with_a_hanging_node(two_nodes: Cluster) -> None:
     assert_clean(a)
 
 
+def test_a_capture_that_does_not_end_names_its_real_deadline(two_nodes: Cluster) -> None:
+    a, b = two_nodes.nodes
+    set_fault(b.state, "pktmon", ["stop"], hang_seconds=20)
+    two_nodes.kill_on_stop = True
+    result = run_process("capture", "all", "-d", "1", "--timeout", "3", *two_nodes.targets(), timeout=60)
+    assert result.returncode == 1, result.stderr
+    assert (
+        f"winspect: {b.name}: the capture did not end within 4s (-d 1s and --timeout 3s after it)\n"
+    ) in result.stderr
+    assert f"  {b.name}: failed: the capture did not end within 4s" in result.stderr
+    assert_clean(a)
+
+
 def test_interrupt_with_a_node_that_never_started(two_nodes: Cluster, loopback_hosts: list[str]) -> None:
     a, _ = two_nodes.nodes
     down = loopback_hosts[9]

@@ -160,10 +160,25 @@ class CaptureRun:
                 and exc.code() == grpc.StatusCode.CANCELLED
             ):
                 return
-            node.error = conn.error(exc, self.timeout)
+            node.error = self._failure(node, conn, exc)
             self.sink.error(node.name, node.error)
         finally:
             slot.release()
+
+    def _failure(
+        self, node: NodeCapture, conn: Connection, exc: grpc.aio.AioRpcError | NodeFailed
+    ) -> NodeFailure:
+        duration = node.request.duration_seconds
+        deadline = isinstance(exc, grpc.aio.AioRpcError) and exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+        if deadline and duration:  # the stream's deadline: the duration and --timeout after it
+            return NodeFailure(
+                node.name,
+                node.target.address,
+                "DEADLINE_EXCEEDED",
+                f"the capture did not end within {duration + self.timeout:g}s (-d {duration}s and "
+                f"--timeout {self.timeout:g}s after it)",
+            )
+        return conn.error(exc, self.timeout)
 
     async def _read(self, node: NodeCapture, conn: Connection, on_started: Callable[[], None]) -> None:
         """Opens the node's Capture stream and hands its events to the sink until it ends."""

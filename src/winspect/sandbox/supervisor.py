@@ -279,6 +279,7 @@ class Supervisor:
         from winspect.sandbox.kubeapi.store import ObjectStore
         from winspect.sandbox.kubeapi.tls import make_tls
         from winspect.sandbox.objects import cluster_objects
+        from winspect.sandbox.objects.daemonsets import daemonset_objects
 
         tls = make_tls(
             ["127.0.0.1"],
@@ -298,7 +299,7 @@ class Supervisor:
         security = prepare_node_security(self.layout.pki / "nodes", self.api.url, tls.ca_pem, server)
         for obj in cluster_objects(cluster, ca_pem=tls.ca_pem, apiserver=f"{self.api.host}:{self.api.port}"):
             store.put(obj)
-        for obj in security.objects():
+        for obj in [*security.objects(), *daemonset_objects(cluster, NODE_PORT)]:
             store.put(obj)
         write_kubeconfig(self.layout.kubeconfig, self.api.url, tls.ca_pem, identities)
         self.state["users"] = [

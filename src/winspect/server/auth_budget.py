@@ -133,10 +133,14 @@ class ReviewBudget:
                 self._in_flight -= 1
 
     def _refusal(self, address: str, wait: float) -> CallRefused:
+        def rate(n: int) -> str:
+            return f"{n}/s" if n else "no limit"
+
         return CallRefused(
             grpc.StatusCode.RESOURCE_EXHAUSTED,
             f"too many calls with bearer tokens this node has not checked yet (from {address}, or from "
-            f"everyone): it sends the Kubernetes API server at most {self.per_address} TokenReviews a "
-            f"second for one address and {self.per_second} in all (winspectserv "
-            f"--max-token-reviews-per-address, --max-token-reviews); try again in {math.ceil(wait)} s",
+            f"everyone): it sends the Kubernetes API server TokenReviews for them at "
+            f"{rate(self.per_address)} for one address, {rate(self.per_second)} in all, "
+            f"{self.max_in_flight} at once (winspectserv --max-token-reviews-per-address, "
+            f"--max-token-reviews); try again in {math.ceil(wait)} s",
         )

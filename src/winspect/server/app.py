@@ -86,8 +86,8 @@ DEFAULT_REFUSED_TOKEN_TTL = 60.0
 
 # A client that vanishes without closing its connection (a laptop's lid shut, a network path gone)
 # sends no FIN or RST: the server pings a connection after this long without hearing from it and
-# closes it when the ping is not answered in time (TCP_USER_TIMEOUT too, for data never
-# acknowledged), which cancels its calls and ends its capture: within about a minute.
+# closes it when the ping is not answered in time, which cancels its calls and ends its capture:
+# within about a minute, where TCP alone would take many minutes.
 KEEPALIVE_SECONDS = 30.0
 KEEPALIVE_TIMEOUT_SECONDS = 20.0
 
@@ -251,8 +251,11 @@ def server_options(config: ServerConfig) -> list[tuple[str, int]]:
         ("grpc.max_metadata_size", 64 * 1024),  # room for long OIDC / Azure AD bearer tokens
         ("grpc.keepalive_time_ms", int(config.keepalive_seconds * 1000)),
         ("grpc.keepalive_timeout_ms", int(config.keepalive_timeout_seconds * 1000)),
+        # What this gRPC waits for the answer to a keepalive ping (60 s unless set).
+        ("grpc.http2.ping_timeout_ms", int(config.keepalive_timeout_seconds * 1000)),
         # Keep pinging a capture that sends nothing (no packet matches its filters).
         ("grpc.http2.max_pings_without_data", 0),
+        ("grpc.http2.min_sent_ping_interval_without_data_ms", int(config.keepalive_seconds * 1000)),
     ]
     if limits.max_concurrent_requests:
         # Per connection; the interceptor enforces the limit over all connections.

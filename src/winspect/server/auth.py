@@ -30,16 +30,13 @@ import hashlib
 import logging
 import re
 from collections.abc import Sequence
-from contextlib import nullcontext
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 import grpc
 
 from winspect.server.auth_cache import ReviewCache
-
-if TYPE_CHECKING:
-    from winspect.server.auth_budget import ReviewBudget
 
 log = logging.getLogger("winspect.server.auth")
 
@@ -136,6 +133,14 @@ class Reviewer(Protocol):
     def token_review(self, token: str) -> TokenResult: ...
 
     def access_review(self, caller: Caller, permission: Permission, node: str) -> bool: ...
+
+
+class ReviewBudget(Protocol):
+    """What reviews of tokens not known to be valid may cost (winspect.server.auth_budget.ReviewBudget)."""
+
+    def unknown_token(self, peer: str) -> AbstractContextManager[None]:
+        """Room for one review from `peer`; CallRefused when there is none."""
+        ...
 
 
 def _token_key(token: str) -> str:

@@ -195,10 +195,17 @@ AUTH_DELEGATOR = Rule(
 )
 # ClusterRole winspect-server-pods: the node servers establish which pod an IP belongs to.
 SERVER_PODS = Rule(verbs=frozenset({"list"}), resources=frozenset({"pods"}))
-# Role winspect-client-info (bound to system:authenticated): the CA ConfigMap (no resourceNames here).
+# Role winspect-client-info (bound to system:authenticated): the CA ConfigMap and the DaemonSet
+# (its port), with no resourceNames here.
 CLIENT_INFO = Rule(
     verbs=frozenset({"get"}),
     resources=frozenset({"configmaps"}),
+    namespaces=frozenset({WINSPECT_NAMESPACE}),
+)
+CLIENT_INFO_DAEMONSET = Rule(
+    verbs=frozenset({"get"}),
+    resources=frozenset({"daemonsets"}),
+    api_groups=frozenset({"apps"}),
     namespaces=frozenset({WINSPECT_NAMESPACE}),
 )
 
@@ -218,5 +225,5 @@ def sandbox_policy(identities: Iterable[Identity], server: Identity | None = Non
             ],
             SERVER_USER: [AUTH_DELEGATOR, SERVER_PODS],
         },
-        group_rules={MASTERS: [ALL], AUTHENTICATED: [DISCOVERY, CLIENT_INFO]},
+        group_rules={MASTERS: [ALL], AUTHENTICATED: [DISCOVERY, CLIENT_INFO, CLIENT_INFO_DAEMONSET]},
     )

@@ -2,17 +2,23 @@
 
 For every NodeInspector call, before the service sees the request:
 
-1. a concurrent-call slot (RESOURCE_EXHAUSTED when all are taken);
-2. the caller's bearer token, reviewed (UNAUTHENTICATED when refused);
-3. the permission of the call on this node (PERMISSION_DENIED naming it);
+1. the caller's bearer token, from the call's metadata, reviewed
+   (UNAUTHENTICATED when refused; RESOURCE_EXHAUSTED, without a review,
+   when strangers have used up the review budget of `auth_budget`);
+2. the permission of the call on this node (PERMISSION_DENIED naming it);
+3. the request body (INVALID_ARGUMENT when it is not the method's message),
+   and for a call that names pods, the pods' ownership and the caller's
+   access to them (`auth_pods`);
 4. the capture limits (INVALID_ARGUMENT for a capture longer than allowed);
+5. a concurrent-call slot (RESOURCE_EXHAUSTED when all are taken): only
+   authorised callers hold one, so strangers cannot take them all;
 
 then the service runs, a Capture stream watched by a `CaptureGuard`, and
 one audit line records the outcome. A request body that does not decode as
-the method's message is not refused by gRPC before these steps (which
-would answer INTERNAL with no audit line): it reaches them as
-`UNDECODABLE` and, once the caller is authenticated and authorised, is
-refused with INVALID_ARGUMENT. Anything refused never reaches the
+the method's message (bad UTF-8, truncated, groups nested too deep) is
+not refused by gRPC before these steps (which would answer INTERNAL with
+no audit line): it reaches them as an `_Undecodable` and, once the caller
+is authenticated and authorised, is refused with INVALID_ARGUMENT. Anything refused never reaches the
 service, so no request value of an unauthorised caller is even validated
 and no tool runs for it. The health and reflection services stay open
 (probes, grpcurl): they disclose nothing about the node.
@@ -30,6 +36,7 @@ import grpc
 
 from winspect.server.auth import ANONYMOUS_INSECURE, SERVICE_PREFIX, CallRefused, Guard
 from winspect.server.auth_audit import AuditRecord, request_fields
+from winspect.server.auth_pods import PodAccess
 from winspect.server.limits import CaptureGuard, ConcurrencyLimiter, Limits
 from winspect.v1 import winspect_pb2 as pb
 
@@ -73,9 +80,17 @@ def _outcome(context: grpc.ServicerContext, exc: BaseException) -> tuple[str, st
 
 
 class SecurityInterceptor(grpc.ServerInterceptor):  # type: ignore[misc,type-arg]
-    def __init__(self, node: str, guard: Guard | None, limits: Limits, stop_capture: StopCapture) -> None:
+    def __init__(
+        self,
+        node: str,
+        guard: Guard | None,
+        limits: Limits,
+        stop_capture: StopCapture,
+        pods: PodAccess | None = None,
+    ) -> None:
         self.node = node
         self.guard = guard
+        self.pods = pods
         self.limits = limits
         self.limiter = ConcurrencyLimiter(limits.max_concurrent_requests)
         self._stop_capture = stop_capture
@@ -109,15 +124,28 @@ class SecurityInterceptor(grpc.ServerInterceptor):  # type: ignore[misc,type-arg
         if self.guard is None:
             record.caller = ANONYMOUS_INSECURE
         else:
-            record.caller = self.guard.authenticate(context.invocation_metadata())
+            record.caller = self.guard.authenticate(context.invocation_metadata(), context.peer())
             record.permission = self.guard.authorize(record.caller, name)
         if isinstance(request, _Undecodable):
             raise CallRefused(
                 grpc.StatusCode.INVALID_ARGUMENT,
                 f"the request is not a valid {request.message} message ({request.reason})",
             )
+        if self.pods is not None:
+            self.pods.check(record.caller, request, record)
         if name == "Capture":
             self.limits.check_capture(request)
+        self.limiter.acquire()
+
+    def _admitted(self, name: str, request: Any, context: grpc.ServicerContext, record: AuditRecord) -> None:
+        """`_admit`, or the call refused and audited; a slot is held when it returns."""
+        try:
+            self._admit(name, request, context, record)
+        except CallRefused as refusal:
+            self._refuse(context, record, refusal)
+        except Exception as exc:
+            record.emit(*_outcome(context, exc))
+            raise
 
     def _refuse(self, context: grpc.ServicerContext, record: AuditRecord, refusal: CallRefused) -> NoReturn:
         record.emit(refusal.code.name, refusal.message)
@@ -135,12 +163,8 @@ class SecurityInterceptor(grpc.ServerInterceptor):  # type: ignore[misc,type-arg
     def _unary(self, name: str, inner: Callable[[Any, grpc.ServicerContext], Any]) -> Callable[..., Any]:
         def behavior(request: Any, context: grpc.ServicerContext) -> Any:
             record = self._record(name, request, context)
+            self._admitted(name, request, context, record)
             try:
-                self.limiter.acquire()
-            except CallRefused as refusal:
-                self._refuse(context, record, refusal)
-            try:
-                self._admit(name, request, context, record)
                 response = inner(request, context)
             except CallRefused as refusal:
                 self._refuse(context, record, refusal)
@@ -159,13 +183,9 @@ class SecurityInterceptor(grpc.ServerInterceptor):  # type: ignore[misc,type-arg
     ) -> Callable[..., Iterator[Any]]:
         def behavior(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
             record = self._record(name, request, context)
-            try:
-                self.limiter.acquire()
-            except CallRefused as refusal:
-                self._refuse(context, record, refusal)
+            self._admitted(name, request, context, record)
             watch: CaptureGuard | None = None
             try:
-                self._admit(name, request, context, record)
                 if name == "Capture":
                     watch = CaptureGuard(self.limits, request.duration_seconds, self._stop_capture)
                 for event in inner(request, context):

@@ -92,6 +92,16 @@ def pyc(source: str) -> str:
     return f"{folder}/__pycache__/{name[:-3]}.{sys.implementation.cache_tag}.pyc"
 
 
+def built_context(winspect_wheel: Path, tmp_path: Path) -> Path:
+    """A context made offline from the stub wheelhouse and embeddable zip; the script succeeded."""
+    house, _ = wheelhouse_for(winspect_wheel, tmp_path)
+    out = tmp_path / "image"
+    argv = ["--wheel", winspect_wheel, "--python-embed", make_embed(tmp_path), "--out", out]
+    proc = run_script(*argv, "--wheelhouse", house, "--offline")
+    assert proc.returncode == 0, proc.stderr
+    return out
+
+
 def listed(out: Path) -> dict[str, tuple[int, str]]:
     rows = {}
     for line in (out / "files.txt").read_text().splitlines():
@@ -140,20 +150,7 @@ def test_context_holds_exactly_python_winspect_and_its_windows_dependencies(
 
 
 def test_site_packages_are_precompiled_with_unchecked_hashes(winspect_wheel: Path, tmp_path: Path) -> None:
-    house, _ = wheelhouse_for(winspect_wheel, tmp_path)
-    out = tmp_path / "image"
-    proc = run_script(
-        "--wheel",
-        winspect_wheel,
-        "--python-embed",
-        make_embed(tmp_path),
-        "--out",
-        out,
-        "--wheelhouse",
-        house,
-        "--offline",
-    )
-    assert proc.returncode == 0, proc.stderr
+    out = built_context(winspect_wheel, tmp_path)
     sp = out / SITE
     main = sp / "winspect" / "server" / "__pycache__" / f"main.{sys.implementation.cache_tag}.pyc"
     header = main.read_bytes()[:16]
@@ -183,20 +180,7 @@ def test_precompiling_for_another_python_is_refused_before_anything_is_built(
 
 
 def test_pth_adds_site_packages_and_enables_site(winspect_wheel: Path, tmp_path: Path) -> None:
-    house, _ = wheelhouse_for(winspect_wheel, tmp_path)
-    out = tmp_path / "image"
-    proc = run_script(
-        "--wheel",
-        winspect_wheel,
-        "--python-embed",
-        make_embed(tmp_path),
-        "--out",
-        out,
-        "--wheelhouse",
-        house,
-        "--offline",
-    )
-    assert proc.returncode == 0, proc.stderr
+    out = built_context(winspect_wheel, tmp_path)
     raw = (out / "winspect" / "python311._pth").read_bytes()
     assert b"\r\n" in raw and b"\n" not in raw.replace(b"\r\n", b"")  # Windows line ends
     lines = [ln for ln in raw.decode().splitlines() if ln and not ln.startswith("#")]
@@ -204,20 +188,7 @@ def test_pth_adds_site_packages_and_enables_site(winspect_wheel: Path, tmp_path:
 
 
 def test_daemonset_command_and_prestop_name_files_of_the_image(winspect_wheel: Path, tmp_path: Path) -> None:
-    house, _ = wheelhouse_for(winspect_wheel, tmp_path)
-    out = tmp_path / "image"
-    proc = run_script(
-        "--wheel",
-        winspect_wheel,
-        "--python-embed",
-        make_embed(tmp_path),
-        "--out",
-        out,
-        "--wheelhouse",
-        house,
-        "--offline",
-    )
-    assert proc.returncode == 0, proc.stderr
+    out = built_context(winspect_wheel, tmp_path)
     ds = yaml.safe_load((DATA / "daemonset.yaml").read_text())
     container = ds["spec"]["template"]["spec"]["containers"][0]
     for argv in (container["command"], container["lifecycle"]["preStop"]["exec"]["command"]):

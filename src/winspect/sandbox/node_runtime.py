@@ -10,7 +10,7 @@ platform it is made for while the client and the API stay here:
      "windows": true, "drive": "Z:",
      "env": {"WINEPREFIX": "...", "WINEDEBUG": "-all"},
      "insecure": true, "pipe_output": true,
-     "after_stop": [["/usr/lib/wine/wineserver", "-k"]]}
+     "after_stop": [["/usr/lib/wine/wineserver", "-k"]], "start_timeout": 240}
 
 command: what runs the interpreter here. python: the interpreter as the node
 sees it (written into the tools' launchers). windows: tools are `.exe`
@@ -19,7 +19,8 @@ backslashes. env: added to the node processes' environment. insecure: the
 node servers run `--insecure` (the client then needs `--insecure`), for an
 interpreter that cannot serve TLS here. pipe_output: the servers write into
 a pipe the sandbox copies into their log (never a file). after_stop: commands
-run once the node processes have ended. Neither the server nor the client
+run once the node processes have ended. start_timeout: seconds the node
+servers may take to serve (an emulator such as Wine starts slowly). Neither the server nor the client
 knows which runtime a node has.
 """
 
@@ -55,6 +56,7 @@ class NodeRuntime:
     insecure: bool = False
     pipe_output: bool = False
     after_stop: tuple[tuple[str, ...], ...] = ()
+    start_timeout: float = 30.0  # seconds for the node servers to serve, plus 0.5 s per node
 
     @classmethod
     def load(cls, path: Path | None) -> NodeRuntime:
@@ -74,6 +76,7 @@ class NodeRuntime:
             insecure=bool(raw.get("insecure")),
             pipe_output=bool(raw.get("pipe_output")),
             after_stop=tuple(tuple(str(a) for a in c) for c in raw.get("after_stop", ())),
+            start_timeout=float(raw.get("start_timeout", 30.0)),
         )
 
     @property

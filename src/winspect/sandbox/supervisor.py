@@ -177,7 +177,7 @@ class Supervisor:
 
         late = wait_serving(
             targets,
-            timeout=30.0 + 0.5 * len(targets),
+            timeout=self.runtime.start_timeout + 0.5 * len(targets),
             abort=self._dead_child,
             tls=None if self.runtime.insecure else Tls(security.ca_pem, security.server_name),
         )

@@ -49,10 +49,16 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
 
 
 @pytest.fixture(scope="session")
-def lane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lane]:
+def prepared_python() -> Path:
+    """python.exe of the checked, cached Windows CPython (scripts/windows-python prepare)."""
     lane_enabled()
+    return windows_python()
+
+
+@pytest.fixture(scope="session")
+def lane(tmp_path_factory: pytest.TempPathFactory, prepared_python: Path) -> Iterator[Lane]:
     t0 = time.monotonic()
-    python = windows_python()
+    python = prepared_python
     prepared = time.monotonic()
     root = tmp_path_factory.mktemp("windows-lane")
     wine = boot(root / "prefix", python)

@@ -14,11 +14,14 @@ import re
 import signal
 from pathlib import Path
 
+import pytest
 from conftest import Lane
 from support.e2e import E2E, tshark_fields, wait_until
 from support.wine import REPO, win_path
 
 from winspect.emulator.state import pktmon_status, read_calls
+
+pytestmark = pytest.mark.timeout(600)  # the lane's start (Wine, the sandbox) counts in the first test
 
 
 def _state(lane: Lane) -> Path:

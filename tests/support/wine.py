@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 from support import processes
+from support.e2e import E2E, Result
 from support.machine import INSTALL_HINT, in_ci, unavailable
 
 REPO = Path(__file__).resolve().parents[2]
@@ -152,3 +153,22 @@ def boot(prefix: Path, python: Path) -> Wine:
             )
     wine.boot_seconds = time.monotonic() - t0
     return wine
+
+
+@dataclass
+class Lane:
+    e2e: E2E
+    wine: Wine
+    root: Path
+
+    @property
+    def node(self) -> str:
+        return self.e2e.windows_nodes()[0]
+
+    @property
+    def node_dirs(self) -> dict[str, str]:
+        return next(n for n in self.e2e.sandbox.nodes if n["name"] == self.node)
+
+    def run(self, *args: str, timeout: float = 120) -> Result:
+        """The real winspect against the sandbox, in plain text to the node (see above)."""
+        return self.e2e.run("--insecure", *args, timeout=timeout)

@@ -11,34 +11,13 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from support.e2e import E2E, Result
-from support.wine import Wine, boot, lane_enabled, windows_python
+from support.e2e import E2E
+from support.wine import Lane, boot, lane_enabled, windows_python
 
 from winspect.sandbox import runtime
-
-
-@dataclass
-class Lane:
-    e2e: E2E
-    wine: Wine
-    root: Path
-
-    @property
-    def node(self) -> str:
-        return self.e2e.windows_nodes()[0]
-
-    @property
-    def node_dirs(self) -> dict[str, str]:
-        return next(n for n in self.e2e.sandbox.nodes if n["name"] == self.node)
-
-    def run(self, *args: str, timeout: float = 120) -> Result:
-        """The real winspect against the sandbox, in plain text to the node (see above)."""
-        return self.e2e.run("--insecure", *args, timeout=timeout)
-
 
 DURATIONS: list[str] = []  # shown at the end of the run
 

@@ -15,9 +15,8 @@ import signal
 from pathlib import Path
 
 import pytest
-from conftest import Lane
 from support.e2e import E2E, tshark_fields, wait_until
-from support.wine import REPO, win_path
+from support.wine import REPO, Lane, win_path
 
 from winspect.emulator.state import pktmon_status, read_calls
 

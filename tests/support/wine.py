@@ -170,5 +170,5 @@ class Lane:
         return next(n for n in self.e2e.sandbox.nodes if n["name"] == self.node)
 
     def run(self, *args: str, timeout: float = 120) -> Result:
-        """The real winspect against the sandbox, in plain text to the node (see above)."""
+        """The real winspect against the sandbox, in plain text to the node (Wine lacks what TLS needs)."""
         return self.e2e.run("--insecure", *args, timeout=timeout)

@@ -175,11 +175,13 @@ class FileCapture:
                 for path in files if final else files[:-1]:
                     if self._abandon.is_set():
                         break
+                    if self._over_cap():
+                        code = _EXIT_CAP_REACHED
+                        break  # pktmon has stopped: list the files again, the last one included
                     self._convert(path)
                 if final:
                     break
-                if not self.cap_reached and self._dir_bytes() > self.max_log_bytes:
-                    self._reach_cap()
+                if self._over_cap():
                     code = _EXIT_CAP_REACHED
                     continue
                 if time.monotonic() >= next_status:
@@ -212,8 +214,11 @@ class FileCapture:
                     total += path.stat().st_size
         return total
 
-    def _reach_cap(self) -> None:
-        """Stops pktmon: the directory holds more log than allowed. What it logged is still sent."""
+    def _over_cap(self) -> bool:
+        """Whether the directory holds more than `max_log_bytes` while pktmon logs: then pktmon is
+        stopped (what it logged is still converted and sent)."""
+        if self._stopped.is_set() or self._dir_bytes() <= self.max_log_bytes:
+            return False
         self.cap_reached = True
         log.warning(
             "pktmon log directory full: stopping pktmon",
@@ -229,6 +234,7 @@ class FileCapture:
         except NodeError as exc:
             log.warning("pktmon stop at the log cap failed", extra={"fields": {"error": str(exc)}})
         self._stopped.set()
+        return True
 
     def _session_running(self) -> bool:
         try:

@@ -240,6 +240,32 @@ class CaptureRun:
             finally:
                 node.stop_pending = False
 
+    async def _stop_once_started(self, node: NodeCapture, deadline: float) -> None:
+        """StopCapture for a -w node as soon as it reports its session; if it does not by `deadline`
+        (or on a second interrupt), its stream is cancelled and the node reported: what it logged
+        meanwhile, if anything, was not received."""
+        loop = asyncio.get_running_loop()
+        node.stop_pending = True  # the client still waits for this node's last log files
+        try:
+            while not node.session_id and node.ended is None and node.error is None:
+                if loop.time() >= deadline or self.abandon_event.is_set():
+                    self._cancel(node)
+                    target = node.target
+                    node.error = NodeFailure(
+                        target.name,
+                        target.address,
+                        "CANCELLED",
+                        "interrupted before the node reported its capture started; packets it logged "
+                        "until it stopped, if any, were not received",
+                    )
+                    self.sink.error(node.name, node.error)
+                    return
+                await asyncio.sleep(0.05)
+        finally:
+            node.stop_pending = False
+        if node.session_id and node.ended is None and node.error is None:
+            await self._stop(node)
+
     def _cancel(self, node: NodeCapture) -> None:
         call = self._calls.get(node.name)
         node.cancelled = True
@@ -302,6 +328,11 @@ class CaptureRun:
         # runs there any more. Never a session-less StopCapture: it would stop whatever
         # capture runs on the node, possibly another client's.
         sessionless = [n for n in nodes if not n.session_id]
+        # A -w node whose stream is open but that has not said it started (a slow start) may
+        # already be logging packets: hanging up would make it throw its log files away unseen.
+        # Wait for its start, then stop it like the others and take its last files.
+        starting = [n for n in sessionless if n.request.frames and n.name in self._calls]
+        sessionless = [n for n in sessionless if n not in starting]
         for node in sessionless:
             self._cancel(node)
         # Interrupting a node that already stopped and is sending its last log files
@@ -311,7 +342,10 @@ class CaptureRun:
                 self._cancel(node)
         nodes = [n for n in nodes if not n.cancelled]
         confirms = [asyncio.ensure_future(self._confirm_idle(n, end)) for n in sessionless]
-        stops = [asyncio.ensure_future(self._stop(n)) for n in nodes]
+        stops = [asyncio.ensure_future(self._stop(n)) for n in nodes if n not in starting]
+        stops += [
+            asyncio.ensure_future(self._stop_once_started(n, loop.time() + self.timeout)) for n in starting
+        ]
         if stops:
             await asyncio.wait(stops, timeout=STOP_CALL_TIMEOUT + 0.5)
         # Give streams the rest of the budget to deliver CaptureEnded (final counters), and

@@ -65,9 +65,10 @@ from winspect.v1 import winspect_pb2 as pb
 
 log = logging.getLogger(__name__)
 
-# How long `check_started` waits for pktmon's first output (or `pktmon status` saying it runs), to
-# report a start failure as an error; and how often it asks `pktmon status` meanwhile.
-START_CHECK_SECONDS = 5.0
+# How long `check_started` waits for pktmon's first output, to report a start failure as an error;
+# then how long it asks `pktmon status` (every START_STATUS_SECONDS) whether a session runs.
+START_CHECK_SECONDS = 2.0
+START_STATUS_PATIENCE = 8.0
 START_STATUS_SECONDS = 0.5
 # How long pktmon gets to exit after `pktmon stop` before it is killed.
 EXIT_WAIT_SECONDS = 10.0
@@ -219,16 +220,18 @@ class PktmonCapture:
     def check_started(self) -> None:
         """With `batches` being read: raises ToolFailed when pktmon exited with an error at start.
 
-        Real time: pktmon is taken as started once it printed something and still runs, or once
-        `pktmon status` says a session runs. Nothing shows that pktmon flushes its lines when
-        its output is a pipe: if it writes in blocks, its first output may come late (or, on a
-        quiet node, only at the stop), and `status` is what tells a start from a failure.
+        Real time: pktmon is taken as started once it printed something and still runs, or, when
+        it printed nothing for START_CHECK_SECONDS, once `pktmon status` says a session runs.
+        Nothing shows that pktmon flushes its lines when its output is a pipe: if it writes in
+        blocks, its first output may come late (on a quiet node only at the stop), and then
+        `status` is what tells a start from a failure.
         """
         process = self._process
         if process is None:
             return
-        if not self._start.frames:  # file logging: pktmon start has returned, output comes later
-            deadline = time.monotonic() + START_CHECK_SECONDS
+        # With file logging `pktmon start` has returned: its output (converted files) comes later.
+        if not self._start.frames and not self._first_output.wait(START_CHECK_SECONDS):
+            deadline = time.monotonic() + START_STATUS_PATIENCE
             while not self._first_output.wait(START_STATUS_SECONDS):
                 if process.wait(0) is None and self._session_runs():
                     return

@@ -408,7 +408,7 @@ def test_ctrl_c_while_nodes_are_still_starting_loses_nothing(
 
     wait_until("pktmon started and stopped again on every node", stopped)
     generated = {name: pktmon_status(state)["generated"] for name, state in states.items()}
-    assert generated == {name: unpaced_traffic for name in states}  # the nodes did log packets
+    assert min(generated.values()) >= unpaced_traffic  # the nodes did log packets (whole flows)
     for name, d in summaries.items():
         assert d["error"] is None and d["unsent"] is None and d["packets_lost"] == 0, d
         assert d["packets_received"] == generated[name], d

@@ -7,7 +7,7 @@ Three measurements, each the median of `--runs` runs:
 - parser: a pre-generated real-time text (the emulated pktmon's own output,
   recorded once) fed straight to the server's parser, in 64 KiB chunks as
   the server reads them, into serialised packet batches: the parse cost alone;
-- replay: the same text printed by a minimal replay `pktmon` (bench only)
+- replay: the same text printed by a replay `pktmon` (bench/replay_pktmon.py's wrapper)
   -> a real winspectserv process -> gRPC over loopback -> this process as the
   client: the server + transport cost without the emulator's generation cost;
 - emulated: the emulated pktmon at traffic_rate=0 (as fast as it can) with
@@ -35,6 +35,7 @@ from datetime import datetime
 from pathlib import Path
 
 import grpc
+from replay_pktmon import WRAPPER
 
 from winspect.node.windows.parsers.pktmon_realtime import RealtimeParser, TimeOfDayResolver
 from winspect.v1 import winspect_pb2 as pb
@@ -119,39 +120,17 @@ def bench_parser(text: str) -> float:
     return count / (time.perf_counter() - started)
 
 
-_REPLAY = '''#!{python}
-"""Bench-only replay pktmon: `start` prints a recorded real-time output, then waits for `stop`."""
-import os, sys, time
-here = os.path.dirname(os.path.abspath(__file__))
-marker = os.path.join(here, "stopped")
-args = sys.argv[1:]
-if args[:1] == ["start"]:
-    if os.path.exists(marker):
-        os.remove(marker)
-    with open(os.path.join(here, "recorded.txt"), "rb") as f:
-        data = f.read()
-    # The banner first; the packets once the server has started streaming (so the
-    # client's clock starts with the data, not with a queue filled during start-up).
-    sys.stdout.write("Active measurement started.\\n")
-    sys.stdout.flush()
-    time.sleep(1.0)
-    sys.stdout.buffer.write(data)
-    sys.stdout.flush()
-    while not os.path.exists(marker):
-        time.sleep(0.02)
-elif args[:1] == ["stop"]:
-    open(marker, "w").close()
-elif args[:1] == ["counters"]:
-    print("[]")
-'''
-
-
 def replay_tools(root: Path, text: str) -> Path:
-    tools = root / "replay-tools"
-    tools.mkdir(parents=True, exist_ok=True)
-    (tools / "recorded.txt").write_text(text, encoding="utf-8")
+    """A tools dir whose pktmon replays `text` for a real-time start and hands every other call
+    (the server's start-up probe, stop, filters, counters) to an emulated pktmon without traffic."""
+    tools, _ = _emulated_node(root / "replay-node", 0)
+    body = text.encode("utf-8")
+    recording = root / "recorded.txt"
+    recording.write_bytes(body[body.find(b"\n\n") + 2 :])
+    emulated = tools / "pktmon.emulated"
+    (tools / "pktmon").rename(emulated)
     script = tools / "pktmon"
-    script.write_text(_REPLAY.format(python=sys.executable))
+    script.write_text(WRAPPER.format(python=sys.executable, emulated=str(emulated), recording=str(recording)))
     script.chmod(0o755)
     return tools
 

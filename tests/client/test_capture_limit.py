@@ -1,12 +1,12 @@
 """A capture on more nodes than the bound: at most `limit` nodes are starting at once, and every
 node captures, all of them at the same time.
 
-Real gRPC servers on loopback (one per node, plain text: the client uses
-winspect.client.security.INSECURE). Each node holds its stream's start (the
-CaptureInfo) for a second, or until more than LIMIT nodes are starting; once
-started it sends a packet only when every node's capture runs, then ends. With
-the bound, starts overlap LIMIT at a time; without it they would all start at
-once; a bound on whole captures would never let the nodes beyond LIMIT start.
+Real gRPC servers on loopback, one per node (support.fake_nodes). Each node
+holds its stream's start (the CaptureInfo) for a second, or until more than
+LIMIT nodes are starting; once started it sends a packet only when every node's
+capture runs, then ends. With the bound, starts overlap LIMIT at a time; without
+it they would all start at once; a bound on whole captures would never let the
+nodes beyond LIMIT start.
 """
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Iterator, Sequence
-from concurrent import futures
 
 import grpc
 import pytest
+from support.fake_nodes import Overlap, fake_node_servers
 
 from winspect.client.capture import CaptureRun
 from winspect.client.fanout import NodeFailure
@@ -30,25 +30,16 @@ LIMIT = 2
 
 
 class Nodes:
-    """Counts the captures starting and running across all the servers."""
+    """Captures of every server: each start passes through the overlap counter, then runs."""
 
     def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.starting = 0
-        self.most_starting = 0
+        self.starting = Overlap(LIMIT)
         self.running = 0
-        self.exceeded = threading.Event()
         self.all_running = threading.Event()
 
     def capture(self, request: bytes, context: grpc.ServicerContext) -> Iterator[bytes]:
-        with self.lock:
-            self.starting += 1
-            self.most_starting = max(self.most_starting, self.starting)
-            if self.starting > LIMIT:
-                self.exceeded.set()
-        self.exceeded.wait(1.0)
-        with self.lock:
-            self.starting -= 1
+        self.starting.pass_through()
+        with self.starting.lock:
             self.running += 1
             if self.running == NODES:
                 self.all_running.set()
@@ -91,24 +82,12 @@ class Recorder:
 @pytest.fixture
 def servers(loopback_hosts: list[str]) -> Iterator[tuple[list[TargetSpec], Nodes]]:
     state = Nodes()
-    handler = grpc.method_handlers_generic_handler(
-        "winspect.v1.NodeInspector", {"Capture": grpc.unary_stream_rpc_method_handler(state.capture)}
-    )
-    started = []
-    targets = []
-    for i, host in enumerate(loopback_hosts[:NODES]):
-        server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
-        server.add_generic_rpc_handlers((handler,))
-        port = server.add_insecure_port(f"{host}:0")
-        server.start()
-        started.append(server)
-        targets.append(TargetSpec(f"win{i}", host, port))
+    methods = {"Capture": grpc.unary_stream_rpc_method_handler(state.capture)}
     try:
-        yield targets, state
+        with fake_node_servers(loopback_hosts[:NODES], methods) as targets:
+            yield targets, state
     finally:
         state.all_running.set()
-        for server in started:
-            server.stop(None)
 
 
 def test_at_most_limit_nodes_start_at_once_and_every_node_captures(
@@ -132,5 +111,5 @@ def test_at_most_limit_nodes_start_at_once_and_every_node_captures(
     assert sink.packet_counts == {t.name: 1 for t in targets}
     assert [n.ended.reason if n.ended else None for n in outcome.nodes] == [pb.END_REASON_DURATION] * NODES
     assert state.running == NODES  # every capture ran at the same time, beyond the bound
-    assert state.most_starting == LIMIT
+    assert state.starting.most == LIMIT
     assert not outcome.interrupted and outcome.exit_code() == 0

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from support.e2e import E2E, WINSPECT, filters_added
 
+from winspect.emulator.node_options import DEFENDER_FILTER_ARGS
 from winspect.emulator.state import pktmon_status
 from winspect.sandbox import runtime
 
@@ -74,19 +75,8 @@ def test_take_over_captures_restores_defender_filters_and_is_audited(shared: E2E
     assert packets and {p["protocol"] for p in packets} == {"TCP"}
     assert filters_added(calls()) == [
         ["winspect-SESSION-1", "-t", "TCP"],
-        ["SenseNdr", "-t", "UDP"],
-        ["SenseNdr", "-t", "TCP"],
-        ["SenseNdr", "-d", "ARP"],
-        ["SenseNdr", "-d", "0x88CC"],
-        ["SenseNdr", "-t", "ICMP"],
-        ["SenseNdr", "-t", "ICMPv6"],
-        ["SenseNdr", "-m", "01-00-0C-CC-CC-CC"],
-        ["SenseNdr", "-d", "0x8035"],
-        ["SenseNdr", "-d", "0x8100"],
-        ["SenseNdr", "-d", "0x88A8"],
-        ["SenseNdr", "-d", "0x8863"],
-        ["SenseNdr", "-d", "0x8864"],
-        ["SenseNdr", "-d", "0x0842"],
+        # Defender's filters are put back with the arguments they were added with.
+        *DEFENDER_FILTER_ARGS,
     ]
     assert pktmon_status(state)["filters"] == filters_before
     logs = Path(shared.sandbox.kubeconfig).parent / "logs"

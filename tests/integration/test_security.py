@@ -20,7 +20,6 @@ import base64
 import copy
 import json
 import os
-import random
 import socket
 import subprocess
 import sys
@@ -33,6 +32,8 @@ from typing import Any
 import grpc
 import pytest
 from support.kubecluster import ADMIN, NOBODY, VIEWER, ApiError, KubeCluster, Rest, write_yaml
+from support.loopback import free_loopback_hosts
+from support.processes import end_process, end_processes
 from support.runcli import Result, run_winspect
 
 from winspect.deploy.manifests import render
@@ -49,21 +50,6 @@ pytestmark = pytest.mark.kube
 NS = "winspect-it-security"
 RBAC = "/apis/rbac.authorization.k8s.io/v1"
 PORT = 50051
-
-
-def _free_hosts(count: int) -> list[str]:
-    rng = random.SystemRandom()
-    hosts: list[str] = []
-    while len(hosts) < count:
-        host = f"127.{rng.randint(1, 254)}.{rng.randint(0, 255)}.{rng.randint(2, 254)}"
-        with socket.socket() as s:
-            try:
-                s.bind((host, PORT))
-            except OSError:
-                continue
-        if host not in hosts:
-            hosts.append(host)
-    return hosts
 
 
 # ---------------------------------------------------------------- the cluster side
@@ -146,13 +132,8 @@ class Node:
         return f"{self.host}:{PORT}"
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        if self.proc is not None:
+            end_process(self.proc)
 
     def audit(self) -> list[dict[str, Any]]:
         lines = [json.loads(ln) for ln in self.log.read_text().splitlines() if ln.startswith("{")]
@@ -261,7 +242,7 @@ def secured(real_kube: KubeCluster, tmp_path_factory: pytest.TempPathFactory) ->
     secured.tokens = {a: _token(rest, a) for a in ("winspectserv", "capturer", "idle", "unprivileged-server")}
     server_kubeconfig = secured.server_kubeconfig(secured.tokens["winspectserv"])
     try:
-        for name, host in zip(real_kube.reachable_windows_nodes()[:2], _free_hosts(2), strict=True):
+        for name, host in zip(real_kube.reachable_windows_nodes()[:2], free_loopback_hosts(2), strict=True):
             base = root / name
             node = Node(name, host, base / "state", base / "winspectserv.log")
             create_node_state(real_kube.model, name, node.state, max_packets=20)
@@ -270,8 +251,7 @@ def secured(real_kube: KubeCluster, tmp_path_factory: pytest.TempPathFactory) ->
             _start_server(node, base / "tools", secured.security_args(server_kubeconfig))
         yield secured
     finally:
-        for node in secured.nodes:
-            node.stop()
+        end_processes(node.proc for node in secured.nodes if node.proc is not None)
 
 
 def cli(secured: Secured, tmp_path: Path, kubeconfig: Path, *args: str) -> Result:
@@ -502,7 +482,7 @@ def test_server_fails_closed_when_the_api_server_is_unreachable(secured: Secured
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         dead = f"https://127.0.0.1:{s.getsockname()[1]}"  # closed again at once: nothing listens
-    node = Node("aksnpwin-dead", _free_hosts(1)[0], tmp_path / "state", tmp_path / "dead.log")
+    node = Node("aksnpwin-dead", free_loopback_hosts(1)[0], tmp_path / "state", tmp_path / "dead.log")
     create_node_state(secured.kube.model, secured.nodes[0].name, node.state)
     install_tools(tmp_path / "tools", node.state)
     kubeconfig = secured.server_kubeconfig(secured.tokens["winspectserv"], server=dead)
@@ -530,7 +510,7 @@ def test_server_fails_closed_when_the_api_server_is_unreachable(secured: Secured
 
 
 def test_server_without_the_review_binding_fails_closed(secured: Secured, tmp_path: Path) -> None:
-    node = Node("aksnpwin-unbound", _free_hosts(1)[0], tmp_path / "state", tmp_path / "unbound.log")
+    node = Node("aksnpwin-unbound", free_loopback_hosts(1)[0], tmp_path / "state", tmp_path / "unbound.log")
     create_node_state(secured.kube.model, secured.nodes[0].name, node.state)
     install_tools(tmp_path / "tools", node.state)
     kubeconfig = secured.server_kubeconfig(secured.tokens["unprivileged-server"])

@@ -2,38 +2,15 @@
 
 from __future__ import annotations
 
-import os
-import re
 import subprocess
 from pathlib import Path
 
-from support.machine import require_tool
-from support.sandbox import WINDOWS_ADDRESSES, Api
+from support.sandbox import WINDOWS_ADDRESSES, Api, table
+from support.sandbox import kubectl as run_kubectl
 
 
 def kubectl(api: Api, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    exe = require_tool("kubectl", "kubectl", also=("/usr/bin",))
-    env = {**os.environ, "HOME": str(tmp_path), "KUBECONFIG": ""}
-    return subprocess.run(
-        [exe, "--kubeconfig", str(api.kubeconfig), "--cache-dir", str(tmp_path / "cache"), *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=env,
-        check=False,
-    )
-
-
-def table(text: str) -> list[dict[str, str]]:
-    """Rows of kubectl's column output keyed by header (columns cut at the header's offsets)."""
-    lines = text.rstrip("\n").splitlines()
-    header = lines[0]
-    starts = [m.start() for m in re.finditer(r"(?:^|(?<=  ))\S", header)]
-    names = [header[s:e].strip() for s, e in zip(starts, [*starts[1:], None], strict=True)]
-    return [
-        {n: line[s:e].strip() for n, s, e in zip(names, starts, [*starts[1:], None], strict=True)}
-        for line in lines[1:]
-    ]
+    return run_kubectl(api.kubeconfig, tmp_path, *args)
 
 
 def test_kubectl_get_nodes_wide(api: Api, tmp_path: Path) -> None:

@@ -1,13 +1,16 @@
 """Property-based fuzzing of a running secure winspectserv (hypothesis): thousands of malformed and
 hostile requests (oversized lists, bad IPs and MACs, shell metacharacters, huge durations and
-sizes, unknown enum values, bad UTF-8, garbage bytes, oversized messages, forged or malformed
-tokens, callers without the permission). Every one gets a gRPC error, the server stays healthy, and
-no tool process starts for any of them (the emulated tools' invocation log is unchanged).
+sizes, unknown enum values, bad UTF-8, truncated messages, deeply nested groups, garbage bytes,
+oversized messages, forged or malformed tokens, callers without the permission). Every one gets a
+gRPC error, the server stays healthy, and no tool process starts for any of them (the emulated
+tools' invocation log is unchanged).
 
 Every answer is a deliberate refusal (REFUSALS), never an unhandled exception, the server logs
 no traceback, and every call leaves exactly one audit line. Bytes that are not the method's request
 message are refused like any other bad request: INVALID_ARGUMENT naming the message for an admin,
-after authentication and authorisation (so a stranger still gets UNAUTHENTICATED).
+after authentication and authorisation (so a stranger still gets UNAUTHENTICATED, or
+RESOURCE_EXHAUSTED once strangers have used up the node's TokenReviews). No answer is INTERNAL or
+UNKNOWN, and the audit lines' outcomes are exactly the answers' codes.
 
 The number of examples is fixed (no database, derandomized); the test has its own timeout, sized
 for a loaded 2-core machine (it takes about a minute on an idle one).
@@ -19,6 +22,7 @@ import ipaddress
 import logging
 import random
 import socket
+from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -42,6 +46,8 @@ REFUSALS = {
     grpc.StatusCode.PERMISSION_DENIED,
     grpc.StatusCode.FAILED_PRECONDITION,
 }
+# What a caller without a valid token gets, whatever the body: its body is not even looked at.
+STRANGER_REFUSALS = {"UNAUTHENTICATED", "RESOURCE_EXHAUSTED"}
 TOO_LARGE = "SERVER: Received message larger than max"
 REQUESTS: dict[str, Any] = {
     "Capture": pb.CaptureRequest,
@@ -184,7 +190,11 @@ def hostile_capture(draw: st.DrawFn) -> pb.CaptureRequest:
 @st.composite
 def hostile_call(draw: st.DrawFn) -> tuple[str, bytes]:
     """(method, serialized request) that must be refused even for a caller allowed everything."""
-    kind = draw(st.sampled_from(["capture", "vfp", "hns", "stop", "garbage", "utf8", "oversized"]))
+    kind = draw(
+        st.sampled_from(
+            ["capture", "vfp", "hns", "stop", "garbage", "utf8", "truncated", "nested", "oversized"]
+        )
+    )
     if kind == "capture":
         return "Capture", draw(hostile_capture()).SerializeToString()
     if kind == "vfp":
@@ -216,6 +226,15 @@ def hostile_call(draw: st.DrawFn) -> tuple[str, bytes]:
         if method in ("GetHns", "GetVfpCounters"):
             return "GetVfpCounters", bytes([0x0A, len(raw) + 2, 0x1A, len(raw)]) + raw  # pod.ip
         return method, bytes([(field << 3) | 2, len(raw)]) + raw
+    if kind == "truncated":  # a valid message cut inside its last field
+        whole = pb.CaptureRequest(ips=["10.0.0.1"], requester=draw(st.text(min_size=2, max_size=50)))
+        data = whole.SerializeToString()
+        return "Capture", data[
+            : draw(st.integers(len(data) - len(whole.requester.encode()) - 1, len(data) - 1))
+        ]
+    if kind == "nested":  # unknown field 15 as groups nested deeper than any parser allows
+        depth = draw(st.integers(101, 20_000))
+        return method, bytes([0x7B]) * depth + bytes([0x7C]) * depth
     return method, pb.CaptureRequest(requester="x" * draw(st.integers(66_000, 200_000))).SerializeToString()
 
 
@@ -321,9 +340,13 @@ def test_hostile_requests_all_fail_and_no_tool_runs(
         admin.call(method, payload)
 
     @settings(FUZZ, max_examples=600)
-    @given(st.sampled_from(sorted(VALID)), hostile_auth)
-    def with_hostile_credentials(method: str, authorization: str) -> None:
-        anonymous.call(method, VALID[method].SerializeToString(), (("authorization", authorization),))
+    @given(
+        st.sampled_from(sorted(VALID)), hostile_auth, st.one_of(st.none(), hostile_call().map(lambda c: c[1]))
+    )
+    def with_hostile_credentials(method: str, authorization: str, payload: bytes | None) -> None:
+        body = VALID[method].SerializeToString() if payload is None else payload
+        anonymous.call(method, body, (("authorization", authorization),))
+        assert anonymous.answers[-1][0] in STRANGER_REFUSALS, anonymous.answers[-1]
 
     @settings(FUZZ, max_examples=200)
     @given(st.sampled_from(sorted(VALID)), st.one_of(hostile_call().map(lambda c: c[1]), st.none()))
@@ -342,9 +365,14 @@ def test_hostile_requests_all_fail_and_no_tool_runs(
     # limit: a message over --max-request-bytes is refused (RESOURCE_EXHAUSTED) by the transport
     # before any winspect code runs.
     answers = [answer for caller in (admin, anonymous, nobody) for answer in caller.answers]
+    assert not {"INTERNAL", "UNKNOWN"} & {code for code, _ in answers}
     too_large = [a for a in answers if a[0] == "RESOURCE_EXHAUSTED" and a[1].startswith(TOO_LARGE)]
     audit = [r.fields for r in caplog.records if r.name == "winspect.server.audit"]  # type: ignore[attr-defined]
     assert len(audit) == len(answers) - len(too_large)
+    audited = Counter((line["outcome"], line.get("error", "")) for line in audit)
+    assert audited == Counter(
+        (code, details[:1000]) for code, details in answers if (code, details) not in too_large
+    )
     assert {line["outcome"] for line in audit} <= {code.name for code in REFUSALS}
     assert target.calls() == before  # no pktmon, vfpctrl or hnsdiag ran for any of them
     info = pb.NodeInfoRequest()

@@ -115,6 +115,8 @@ def test_help_lists_the_security_and_limit_flags() -> None:
         "--max-packet-rate N",
         "--max-concurrent-requests N",
         "--max-request-bytes N",
+        "--max-token-reviews N",
+        "--max-token-reviews-per-address N",
     ):
         assert flag in out
 
@@ -132,6 +134,7 @@ def test_help_lists_the_security_and_limit_flags() -> None:
         ),
         (["--max-packet-rate", "lots"], 2, "'lots' is not a number of packets per second"),
         (["--max-concurrent-requests", "0"], 2, "'0' is not a number of calls (1-64)"),
+        (["--max-token-reviews", "-1"], 2, "'-1' is not a number of reviews per second (0-10000)"),
     ],
 )
 def test_bad_security_flags_are_clear_errors(args: list[str], code: int, message: str) -> None:

@@ -1,9 +1,12 @@
-"""Helpers of the sandbox tests: a client of the sandbox Kubernetes API."""
+"""Helpers of the sandbox tests: a client of the sandbox Kubernetes API, and kubectl against it."""
 
 from __future__ import annotations
 
 import json
+import os
+import re
 import ssl
+import subprocess
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -64,3 +67,31 @@ class Api:
         code, body = self.request(path, user, **kw)
         assert code == 200, (code, body)
         return body
+
+
+def kubectl(kubeconfig: Path, home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """The machine's kubectl with `kubeconfig`, HOME and its cache in `home`."""
+    from support.machine import require_tool
+
+    exe = require_tool("kubectl", "kubectl", also=("/usr/bin",))
+    env = {**os.environ, "HOME": str(home), "KUBECONFIG": ""}
+    return subprocess.run(
+        [exe, "--kubeconfig", str(kubeconfig), "--cache-dir", str(home / "kubectl-cache"), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        check=False,
+    )
+
+
+def table(text: str) -> list[dict[str, str]]:
+    """Rows of kubectl's column output keyed by header (columns cut at the header's offsets)."""
+    lines = text.rstrip("\n").splitlines()
+    header = lines[0]
+    starts = [m.start() for m in re.finditer(r"(?:^|(?<=  ))\S", header)]
+    names = [header[s:e].strip() for s, e in zip(starts, [*starts[1:], None], strict=True)]
+    return [
+        {n: line[s:e].strip() for n, s, e in zip(names, starts, [*starts[1:], None], strict=True)}
+        for line in lines[1:]
+    ]

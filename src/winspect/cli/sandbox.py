@@ -7,6 +7,7 @@ brings one up for a single winspect command and tears it down afterwards.
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -204,7 +205,8 @@ def status(directory: Path | None, output: str) -> None:
                 "`winspect sandbox down` removes what is left"
             )
         else:
-            click.echo(f"no sandbox in {info['dir']}")
+            where = f" --dir {shlex.quote(info['dir'])}" if directory is not None else ""
+            click.echo(f"no sandbox in {info['dir']}; start one with `winspect sandbox up{where}`")
     else:
         serving = sum(1 for n in info["nodes"] if n["serving"])
         click.echo(

@@ -1,20 +1,20 @@
 """Loopback addresses for emulated nodes: the first free block 127.0.N.0/24.
 
-A block is claimed with a file in the temp directory (created exclusively,
-naming the claimer's PID and start time) so two sandboxes starting at the
-same moment never pick the same one; a claim whose process is gone is stale.
+A block is claimed with a file in the user's private claims directory
+(created exclusively, naming the claimer's PID and start time) so two
+sandboxes starting at the same moment never pick the same one; a claim whose
+process is gone, or a file that is not a claim, is stale.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
-import getpass
 import json
 import os
 import socket
+import stat
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +22,7 @@ from winspect.sandbox.procs import is_same_process, process_identity
 
 NODE_PORT = 50051
 MAX_NODES_PER_BLOCK = 250
+MAX_CLAIM_BYTES = 4096
 
 
 class AddressError(Exception):
@@ -46,9 +47,35 @@ class Block:
 
 
 def claims_dir() -> Path:
-    """One place per user whatever TMPDIR says, so every sandbox of the user sees every claim."""
-    base = Path(tempfile.gettempdir()) if sys.platform == "win32" else Path("/tmp")  # noqa: S108
-    return base / f"winspect-sandbox-claims-{getpass.getuser()}"
+    """One place per user whatever TMPDIR says, so every sandbox of the user sees every claim:
+    $XDG_CACHE_HOME/winspect/sandbox-claims (~/.cache/...), %LOCALAPPDATA%\\winspect\\sandbox-claims
+    on Windows. Private to the user: see `private_dir`."""
+    if sys.platform == "win32" and os.environ.get("LOCALAPPDATA"):
+        base = Path(os.environ["LOCALAPPDATA"])
+    else:
+        base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "winspect" / "sandbox-claims"
+
+
+def private_dir(path: Path) -> Path:
+    """`path` as a directory only this user can use: created 0700 if missing; an existing one must
+    be a real directory (not a symbolic link) owned by this user, and is made 0700. AddressError
+    otherwise."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(FileExistsError):
+        path.mkdir(mode=0o700)
+    info = os.lstat(path)
+    if not stat.S_ISDIR(info.st_mode):
+        raise AddressError(f"{path} must be a directory of yours, but it is not a directory; remove it")
+    if hasattr(os, "getuid"):  # POSIX: Windows' ACLs of LOCALAPPDATA are the user's already
+        if info.st_uid != os.getuid():
+            raise AddressError(
+                f"{path} belongs to user id {info.st_uid}, not to you ({os.getuid()}): the sandbox "
+                "keeps its address claims there; remove it"
+            )
+        if stat.S_IMODE(info.st_mode) != 0o700:
+            os.chmod(path, 0o700)
+    return path
 
 
 def port_free(host: str, port: int) -> bool:
@@ -67,21 +94,42 @@ def port_free(host: str, port: int) -> bool:
     return True
 
 
+def read_claim(path: Path) -> tuple[int, str] | None:
+    """(pid, identity) of a claim file; None when it is not one: not a regular file, a symbolic
+    link, too long, or not `{"pid": N, "identity": "..."}` (a claim nobody holds)."""
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError:
+        return None
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        data = f.read(MAX_CLAIM_BYTES + 1)
+    try:
+        held = json.loads(data.decode("utf-8")) if len(data) <= MAX_CLAIM_BYTES else None
+    except (UnicodeDecodeError, ValueError):
+        return None
+    if not isinstance(held, dict):
+        return None
+    pid, identity = held.get("pid"), held.get("identity")
+    if type(pid) is not int or not 0 < pid < 2**31 or not isinstance(identity, str):
+        return None
+    return pid, identity
+
+
 def _try_claim(path: Path) -> bool:
     pid = os.getpid()
     record = json.dumps({"pid": pid, "identity": process_identity(pid)})
     for _ in range(2):
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         except FileExistsError:
-            try:
-                held = json.loads(path.read_text() or "{}")
-            except (OSError, ValueError):
-                held = {}
-            if is_same_process(int(held.get("pid", 0)), held.get("identity")):
+            held = read_claim(path)
+            if held is not None and is_same_process(*held):
                 return False
             with contextlib.suppress(OSError):
-                path.unlink()  # stale: its sandbox is gone
+                path.unlink()  # stale: its sandbox is gone, or it is not a claim at all
             continue
         with os.fdopen(fd, "w") as f:
             f.write(record)
@@ -98,8 +146,7 @@ def claim_block(
     """
     if count < 1 or count + extra > MAX_NODES_PER_BLOCK:
         raise AddressError(f"a sandbox has 1 to {MAX_NODES_PER_BLOCK} nodes in all, not {count + extra}")
-    directory = claims_dir()
-    directory.mkdir(parents=True, exist_ok=True)
+    directory = private_dir(claims_dir())
     for n in range(first, 255):
         if n in skip:
             continue

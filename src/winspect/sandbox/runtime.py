@@ -104,6 +104,18 @@ def _check_dir(layout: Layout) -> bool:
     return created
 
 
+def _check_claims_dir() -> None:
+    """The address claims directory is safe to use (before starting anything)."""
+    from winspect.sandbox.addresses import AddressError, claims_dir, private_dir
+
+    try:
+        private_dir(claims_dir())
+    except AddressError as e:
+        raise SandboxError(str(e)) from None
+    except OSError as e:
+        raise SandboxError(f"cannot create the address claims directory {claims_dir()}: {e}") from None
+
+
 def up(
     root: Path,
     windows_nodes: int = 3,
@@ -126,6 +138,7 @@ def up(
     if not 0 <= linux_nodes <= MAX_LINUX_NODES:
         raise SandboxError(f"--linux-nodes must be 0 to {MAX_LINUX_NODES}, not {linux_nodes}")
     layout = Layout(root.expanduser().absolute())
+    _check_claims_dir()
     created = _check_dir(layout)
     argv = [
         sys.executable,

@@ -17,10 +17,8 @@ import json
 import logging
 import math
 import os
-import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -31,7 +29,8 @@ from pathlib import Path
 from typing import Any
 
 from winspect.sandbox import procs
-from winspect.sandbox.addresses import NODE_PORT, Block, claim_block
+from winspect.sandbox.addresses import NODE_PORT, AddressError, Block, claim_block
+from winspect.sandbox.control import ControlServer
 from winspect.sandbox.layout import Layout
 from winspect.sandbox.security import NodeSecurity, prepare_node_security
 
@@ -113,10 +112,9 @@ class Supervisor:
     block: Block | None = None
     processes: list[NodeProcess] = field(default_factory=list)
     api: Any = None
-    control: socket.socket | None = None
-    # Set when teardown is complete / when a control client has been told so.
+    control: ControlServer | None = None
+    # Set when teardown is complete.
     _stopped: threading.Event = field(default_factory=threading.Event)
-    _replied: threading.Event = field(default_factory=threading.Event)
     _stop_by_control: bool = False
     network: str = "l2bridge"  # the Windows nodes' pod network: l2bridge or overlay
 
@@ -147,7 +145,10 @@ class Supervisor:
         try:
             self._start()
         except Exception as e:
-            log.exception("sandbox failed to start")
+            if isinstance(e, AddressError):  # the message says what to do; a traceback would not help
+                log.error("sandbox failed to start: %s", e)
+            else:
+                log.exception("sandbox failed to start")
             self._write(status="failed", error=str(e) or type(e).__name__)
             self._teardown()
             return 1
@@ -157,8 +158,8 @@ class Supervisor:
             self._watch_children()
         self._write(status="stopping")
         self._teardown()
-        if self._stop_by_control:
-            self._replied.wait(2.0)
+        if self._stop_by_control and self.control is not None:
+            self.control.replied.wait(2.0)
         return 0
 
     def _start(self) -> None:
@@ -278,6 +279,7 @@ class Supervisor:
         from winspect.sandbox.kubeapi.store import ObjectStore
         from winspect.sandbox.kubeapi.tls import make_tls
         from winspect.sandbox.objects import cluster_objects
+        from winspect.sandbox.objects.daemonsets import daemonset_objects
 
         tls = make_tls(
             ["127.0.0.1"],
@@ -297,7 +299,7 @@ class Supervisor:
         security = prepare_node_security(self.layout.pki / "nodes", self.api.url, tls.ca_pem, server)
         for obj in cluster_objects(cluster, ca_pem=tls.ca_pem, apiserver=f"{self.api.host}:{self.api.port}"):
             store.put(obj)
-        for obj in security.objects():
+        for obj in [*security.objects(), *daemonset_objects(cluster, NODE_PORT)]:
             store.put(obj)
         write_kubeconfig(self.layout.kubeconfig, self.api.url, tls.ca_pem, identities)
         self.state["users"] = [
@@ -328,44 +330,14 @@ class Supervisor:
     # ------------------------------------------------------------ control
 
     def _start_control(self) -> None:
-        secret = secrets.token_urlsafe(24)
-        self.control = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.control.bind(("127.0.0.1", 0))
-        self.control.listen(8)
-        self.state["control"] = {"port": self.control.getsockname()[1], "secret": secret}
-        threading.Thread(target=self._serve_control, args=(secret,), name="control", daemon=True).start()
+        self.control = ControlServer(self._stop_for_control, lambda: self.state.get("status")).start()
+        self.state["control"] = {"port": self.control.port, "secret": self.control.secret}
 
-    def _serve_control(self, secret: str) -> None:
-        assert self.control is not None
-        while True:
-            try:
-                conn, _ = self.control.accept()
-            except OSError:
-                return
-            with conn:
-                conn.settimeout(5)
-                try:
-                    request = json.loads(conn.makefile("r").readline() or "{}")
-                except (OSError, ValueError):
-                    continue
-                if not secrets.compare_digest(str(request.get("secret", "")), secret):
-                    with contextlib.suppress(OSError):
-                        conn.sendall(b'{"ok": false, "error": "bad secret"}\n')
-                    continue
-                stopping = request.get("command") == "stop"
-                if stopping:
-                    self._stop_by_control = True
-                    self.stop.set()
-                    self._stopped.wait(30)
-                with contextlib.suppress(OSError):
-                    conn.sendall(
-                        json.dumps(
-                            {"ok": True, "pid": os.getpid(), "status": self.state.get("status")}
-                        ).encode()
-                        + b"\n"
-                    )
-                if stopping:
-                    self._replied.set()
+    def _stop_for_control(self) -> None:
+        """A stop request: stop, and answer once everything is torn down (or after 30 s)."""
+        self._stop_by_control = True
+        self.stop.set()
+        self._stopped.wait(30)
 
     # ------------------------------------------------------------ stop
 

@@ -42,6 +42,7 @@ from winspect.node.windows.file_capture import DEFAULT_MAX_LOG_BYTES as DEFAULT_
 from winspect.node.windows.runner import DEFAULT_TIMEOUT
 from winspect.node.windows.tools import TOOLS_DIR_ENV as TOOLS_DIR_ENV
 from winspect.server.auth import Guard
+from winspect.server.auth_budget import KNOWN_TOKEN_SECONDS, ReviewBudget
 from winspect.server.auth_cache import DEFAULT_NEGATIVE_TTL, DEFAULT_TTL, ReviewCache
 from winspect.server.auth_interceptor import SecurityInterceptor
 from winspect.server.auth_kube import DEFAULT_REVIEW_TIMEOUT, KubeReviewer
@@ -95,6 +96,17 @@ def switch_interval_for(platform: str) -> float:
 
 GIL_SWITCH_INTERVAL_SECONDS = switch_interval_for(sys.platform)
 
+# A refused bearer token stays refused (expired, revoked, made up): its answer is kept longer than
+# a permission's refusal, which a new RoleBinding can change.
+DEFAULT_REFUSED_TOKEN_TTL = 60.0
+
+# A client that vanishes without closing its connection (a laptop's lid shut, a network path gone)
+# sends no FIN or RST: the server pings a connection after this long without hearing from it and
+# closes it when the ping is not answered in time, which cancels its calls and ends its capture:
+# within about a minute, where TCP alone would take many minutes.
+KEEPALIVE_SECONDS = 30.0
+KEEPALIVE_TIMEOUT_SECONDS = 20.0
+
 
 @dataclass
 class ServerConfig:
@@ -126,7 +138,10 @@ class ServerConfig:
     auth_timeout: float = DEFAULT_REVIEW_TIMEOUT
     auth_cache_ttl: float = DEFAULT_TTL
     auth_negative_cache_ttl: float = DEFAULT_NEGATIVE_TTL
+    auth_refused_token_ttl: float = DEFAULT_REFUSED_TOKEN_TTL
     limits: Limits = field(default_factory=Limits)
+    keepalive_seconds: float = KEEPALIVE_SECONDS
+    keepalive_timeout_seconds: float = KEEPALIVE_TIMEOUT_SECONDS
 
 
 class RunningServer:
@@ -234,32 +249,48 @@ def _security(
         )
     credentials = load_server_tls(config.tls_cert, config.tls_key).credentials
     reviewer = KubeReviewer.from_kubeconfig(config.kubeconfig, config.auth_timeout)
+    limits = config.limits
     guard = Guard(
         reviewer,
         config.node_name,
         ReviewCache(config.auth_cache_ttl, config.auth_negative_cache_ttl),
+        refused=ReviewCache(config.auth_refused_token_ttl, config.auth_refused_token_ttl),
+        known=ReviewCache(KNOWN_TOKEN_SECONDS),
+        budget=ReviewBudget(limits.max_token_reviews, limits.max_token_reviews_per_address),
     )
     return credentials, reviewer, guard
 
 
-def _grpc_server(config: ServerConfig, guard: Guard | None, captures: CaptureManager) -> grpc.Server:
-    """The gRPC server with its bounds and the security interceptor (no services yet)."""
+def server_options(config: ServerConfig) -> list[tuple[str, int]]:
+    """The gRPC server's channel arguments: bounds of requests and streams, keepalive."""
     limits = config.limits
     options: list[tuple[str, int]] = [
         # Never share a port with another process's server (tests and the sandbox pick free addresses).
         ("grpc.so_reuseport", 0),
         ("grpc.max_receive_message_length", limits.max_request_bytes),
         ("grpc.max_metadata_size", 64 * 1024),  # room for long OIDC / Azure AD bearer tokens
+        ("grpc.keepalive_time_ms", int(config.keepalive_seconds * 1000)),
+        ("grpc.keepalive_timeout_ms", int(config.keepalive_timeout_seconds * 1000)),
+        # What this gRPC waits for the answer to a keepalive ping (60 s unless set).
+        ("grpc.http2.ping_timeout_ms", int(config.keepalive_timeout_seconds * 1000)),
+        # Keep pinging a capture that sends nothing (no packet matches its filters).
+        ("grpc.http2.max_pings_without_data", 0),
+        ("grpc.http2.min_sent_ping_interval_without_data_ms", int(config.keepalive_seconds * 1000)),
     ]
     if limits.max_concurrent_requests:
         # Per connection; the interceptor enforces the limit over all connections.
         options.append(("grpc.max_concurrent_streams", limits.max_concurrent_requests + 4))
+    return options
+
+
+def _grpc_server(config: ServerConfig, guard: Guard | None, captures: CaptureManager) -> grpc.Server:
+    """The gRPC server with its bounds and the security interceptor (no services yet)."""
     return grpc.server(
         futures.ThreadPoolExecutor(
             max_workers=config.max_workers, thread_name_prefix=f"grpc-{config.node_name}"
         ),
-        interceptors=[SecurityInterceptor(config.node_name, guard, limits, captures.stop)],
-        options=options,
+        interceptors=[SecurityInterceptor(config.node_name, guard, config.limits, captures.stop)],
+        options=server_options(config),
         # Calls waiting for a worker thread are bounded too (RESOURCE_EXHAUSTED beyond).
         maximum_concurrent_rpcs=config.max_workers * 4,
     )

@@ -18,7 +18,8 @@ virtual resource per operation and node:
 
 The ClusterRoles winspect-viewer (hns, counters, vfp) and winspect-capture
 (everything) grant them (src/winspect/deploy/data/rbac.yaml). Results are
-cached briefly (`ReviewCache`), so a burst of calls costs one review each.
+cached briefly (`ReviewCache`), so a burst of calls costs one review each,
+and reviews of tokens not known to be valid are bounded (`auth_budget`).
 The server fails closed: when the API server cannot answer, the call is
 refused with UNAVAILABLE.
 """
@@ -29,6 +30,7 @@ import hashlib
 import logging
 import re
 from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -133,6 +135,14 @@ class Reviewer(Protocol):
     def access_review(self, caller: Caller, permission: Permission, node: str) -> bool: ...
 
 
+class ReviewBudget(Protocol):
+    """What reviews of tokens not known to be valid may cost (winspect.server.auth_budget.ReviewBudget)."""
+
+    def unknown_token(self, peer: str) -> AbstractContextManager[None]:
+        """Room for one review from `peer`; CallRefused when there is none."""
+        ...
+
+
 def _token_key(token: str) -> str:
     # Only a digest of the token is kept in memory next to its result.
     return hashlib.sha256(token.encode()).hexdigest()
@@ -180,26 +190,39 @@ def binding_subject(username: str) -> tuple[str, str]:
 
 
 class Guard:
-    """Authentication and authorisation of calls against the Kubernetes API, with a short cache."""
+    """Authentication and authorisation of calls against the Kubernetes API, with short caches.
 
-    def __init__(self, reviewer: Reviewer, node_name: str, cache: ReviewCache) -> None:
+    Accepted tokens and permissions are cached in `cache`; refused tokens in
+    `refused` (by the token's digest, apart, so a flood of bad tokens cannot
+    push accepted ones out); tokens accepted recently in `known`, whose
+    reviews `budget` does not bound (auth_budget).
+    """
+
+    def __init__(
+        self,
+        reviewer: Reviewer,
+        node_name: str,
+        cache: ReviewCache,
+        *,
+        refused: ReviewCache | None = None,
+        known: ReviewCache | None = None,
+        budget: ReviewBudget | None = None,
+    ) -> None:
         self.reviewer = reviewer
         self.node = node_name
         self.cache = cache
+        self.refused = refused if refused is not None else ReviewCache(0, 0)
+        self.known = known if known is not None else ReviewCache(0, 0)
+        self.budget = budget
 
-    def authenticate(self, metadata: Sequence[tuple[str, str | bytes]] | None) -> Caller:
+    def authenticate(self, metadata: Sequence[tuple[str, str | bytes]] | None, peer: str = "") -> Caller:
+        """The caller of a call with `metadata` from `peer`; CallRefused when it cannot be established."""
         token = bearer_token(metadata)
-        key = ("token", _token_key(token))
-        cached = self.cache.get(key)
-        if cached is None:
-            try:
-                result = self.reviewer.token_review(token)
-            except ReviewUnavailable as exc:
-                raise _unavailable(self.reviewer, exc) from None
-            self.cache.put(key, result, positive=result.caller is not None)
-        else:
-            assert isinstance(cached, TokenResult)
-            result = cached
+        digest = _token_key(token)
+        result = self.cache.get(("token", digest)) or self.refused.get(digest)
+        if result is None:
+            result = self._review(token, digest, peer)
+        assert isinstance(result, TokenResult)
         if result.caller is None:
             why = f" ({result.error[:300]})" if result.error else ""
             raise CallRefused(
@@ -208,6 +231,25 @@ class Guard:
                 "or revoked; refresh your kubeconfig credentials",
             )
         return result.caller
+
+    def _review(self, token: str, digest: str, peer: str) -> TokenResult:
+        room = (
+            self.budget.unknown_token(peer)
+            if self.budget is not None and self.known.get(digest) is None
+            else nullcontext()
+        )
+        with room:
+            try:
+                result = self.reviewer.token_review(token)
+            except ReviewUnavailable as exc:
+                raise _unavailable(self.reviewer, exc) from None
+        if result.caller is not None:
+            self.cache.put(("token", digest), result, positive=True)
+            self.known.put(digest, True, positive=True)
+        else:
+            self.refused.put(digest, result, positive=False)
+            self.known.forget(digest)
+        return result
 
     def allowed(self, caller: Caller, permission: Permission) -> bool:
         key = ("access", caller, permission, self.node)

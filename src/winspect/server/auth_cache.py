@@ -55,6 +55,10 @@ class ReviewCache:
             while len(self._entries) > self.max_entries:
                 self._entries.popitem(last=False)
 
+    def forget(self, key: Hashable) -> None:
+        with self._lock:
+            self._entries.pop(key, None)
+
     def __len__(self) -> int:
         with self._lock:
             return len(self._entries)

@@ -2,17 +2,21 @@
 
 For every NodeInspector call, before the service sees the request:
 
-1. a concurrent-call slot (RESOURCE_EXHAUSTED when all are taken);
-2. the caller's bearer token, reviewed (UNAUTHENTICATED when refused);
-3. the permission of the call on this node (PERMISSION_DENIED naming it);
+1. the caller's bearer token, from the call's metadata, reviewed
+   (UNAUTHENTICATED when refused; RESOURCE_EXHAUSTED, without a review,
+   when strangers have used up the review budget of `auth_budget`);
+2. the permission of the call on this node (PERMISSION_DENIED naming it);
+3. the request body (INVALID_ARGUMENT when it is not the method's message);
 4. the capture limits (INVALID_ARGUMENT for a capture longer than allowed);
+5. a concurrent-call slot (RESOURCE_EXHAUSTED when all are taken): only
+   authorised callers hold one, so strangers cannot take them all;
 
 then the service runs, a Capture stream watched by a `CaptureGuard`, and
 one audit line records the outcome. A request body that does not decode as
-the method's message is not refused by gRPC before these steps (which
-would answer INTERNAL with no audit line): it reaches them as
-`UNDECODABLE` and, once the caller is authenticated and authorised, is
-refused with INVALID_ARGUMENT. Anything refused never reaches the
+the method's message (bad UTF-8, truncated, groups nested too deep) is
+not refused by gRPC before these steps (which would answer INTERNAL with
+no audit line): it reaches them as an `_Undecodable` and, once the caller
+is authenticated and authorised, is refused with INVALID_ARGUMENT. Anything refused never reaches the
 service, so no request value of an unauthorised caller is even validated
 and no tool runs for it. The health and reflection services stay open
 (probes, grpcurl): they disclose nothing about the node.
@@ -109,7 +113,7 @@ class SecurityInterceptor(grpc.ServerInterceptor):  # type: ignore[misc,type-arg
         if self.guard is None:
             record.caller = ANONYMOUS_INSECURE
         else:
-            record.caller = self.guard.authenticate(context.invocation_metadata())
+            record.caller = self.guard.authenticate(context.invocation_metadata(), context.peer())
             record.permission = self.guard.authorize(record.caller, name)
         if isinstance(request, _Undecodable):
             raise CallRefused(
@@ -118,6 +122,17 @@ class SecurityInterceptor(grpc.ServerInterceptor):  # type: ignore[misc,type-arg
             )
         if name == "Capture":
             self.limits.check_capture(request)
+        self.limiter.acquire()
+
+    def _admitted(self, name: str, request: Any, context: grpc.ServicerContext, record: AuditRecord) -> None:
+        """`_admit`, or the call refused and audited; a slot is held when it returns."""
+        try:
+            self._admit(name, request, context, record)
+        except CallRefused as refusal:
+            self._refuse(context, record, refusal)
+        except Exception as exc:
+            record.emit(*_outcome(context, exc))
+            raise
 
     def _refuse(self, context: grpc.ServicerContext, record: AuditRecord, refusal: CallRefused) -> NoReturn:
         record.emit(refusal.code.name, refusal.message)
@@ -135,12 +150,8 @@ class SecurityInterceptor(grpc.ServerInterceptor):  # type: ignore[misc,type-arg
     def _unary(self, name: str, inner: Callable[[Any, grpc.ServicerContext], Any]) -> Callable[..., Any]:
         def behavior(request: Any, context: grpc.ServicerContext) -> Any:
             record = self._record(name, request, context)
+            self._admitted(name, request, context, record)
             try:
-                self.limiter.acquire()
-            except CallRefused as refusal:
-                self._refuse(context, record, refusal)
-            try:
-                self._admit(name, request, context, record)
                 response = inner(request, context)
             except CallRefused as refusal:
                 self._refuse(context, record, refusal)
@@ -159,13 +170,9 @@ class SecurityInterceptor(grpc.ServerInterceptor):  # type: ignore[misc,type-arg
     ) -> Callable[..., Iterator[Any]]:
         def behavior(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
             record = self._record(name, request, context)
-            try:
-                self.limiter.acquire()
-            except CallRefused as refusal:
-                self._refuse(context, record, refusal)
+            self._admitted(name, request, context, record)
             watch: CaptureGuard | None = None
             try:
-                self._admit(name, request, context, record)
                 if name == "Capture":
                     watch = CaptureGuard(self.limits, request.duration_seconds, self._stop_capture)
                 for event in inner(request, context):

@@ -6,8 +6,12 @@
   averaged over RATE_WINDOW_SECONDS; a capture going faster is stopped.
 - `max_concurrent_requests`: NodeInspector calls (a capture stream counts
   while it runs) served at once; one more is RESOURCE_EXHAUSTED.
+  Only authenticated and authorised calls hold one.
 - `max_request_bytes`: the largest request message (gRPC refuses bigger
   ones with RESOURCE_EXHAUSTED before any code of ours runs).
+- `max_token_reviews`, `max_token_reviews_per_address`: TokenReviews a
+  second for bearer tokens not known to be valid, in all and for one
+  caller address (winspect.server.auth_budget).
 
 A capture stopped by a limit is ended like a StopCapture (pktmon stopped,
 filters removed); its stream then ends with RESOURCE_EXHAUSTED naming the
@@ -24,6 +28,7 @@ from dataclasses import dataclass
 import grpc
 
 from winspect.server.auth import CallRefused
+from winspect.server.auth_budget import DEFAULT_TOKEN_REVIEWS_PER_ADDRESS, DEFAULT_TOKEN_REVIEWS_PER_SECOND
 from winspect.v1 import winspect_pb2 as pb
 
 DEFAULT_MAX_CAPTURE_SECONDS = 24 * 3600
@@ -50,6 +55,8 @@ class Limits:
     max_packet_rate: int = DEFAULT_MAX_PACKET_RATE
     max_concurrent_requests: int = DEFAULT_MAX_CONCURRENT_REQUESTS
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
+    max_token_reviews: int = DEFAULT_TOKEN_REVIEWS_PER_SECOND
+    max_token_reviews_per_address: int = DEFAULT_TOKEN_REVIEWS_PER_ADDRESS
 
     def check_capture(self, request: pb.CaptureRequest) -> None:
         """INVALID_ARGUMENT for a capture longer than this node allows."""

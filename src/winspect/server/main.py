@@ -6,6 +6,7 @@
                  (--tls-cert FILE --tls-key FILE [--kubeconfig FILE] | --insecure)
                  [--max-capture-duration SECONDS] [--max-packet-rate N]
                  [--max-concurrent-requests N] [--max-request-bytes N] [--auth-cache-ttl SECONDS]
+                 [--max-token-reviews N] [--max-token-reviews-per-address N]
 
 It serves TLS only and checks every caller against the Kubernetes API
 (TokenReview, SubjectAccessReview; docs/security.md); --insecure (local
@@ -32,6 +33,7 @@ from winspect.node.errors import NodeError
 from winspect.node.types import Operation
 from winspect.server.app import (
     DEFAULT_MAX_LOG_BYTES,
+    DEFAULT_REFUSED_TOKEN_TTL,
     DEFAULT_TOOL_TIMEOUT,
     TOOLS_DIR_ENV,
     ServerConfig,
@@ -39,6 +41,7 @@ from winspect.server.app import (
     start_server,
     windows_backend,
 )
+from winspect.server.auth_budget import DEFAULT_TOKEN_REVIEWS_PER_ADDRESS, DEFAULT_TOKEN_REVIEWS_PER_SECOND
 from winspect.server.auth_cache import DEFAULT_NEGATIVE_TTL, DEFAULT_TTL
 from winspect.server.auth_kube_config import SANDBOX_MOUNT_ENV
 from winspect.server.limits import (
@@ -148,8 +151,25 @@ def _add_security_options(security: argparse._ArgumentGroup) -> None:
         type=_count(0, 600, "a number of seconds"),
         default=int(DEFAULT_TTL),
         metavar="SECONDS",
-        help=f"how long an accepted token or permission is remembered ({DEFAULT_TTL:g}; refusals at "
-        f"most {DEFAULT_NEGATIVE_TTL:g}; 0: never)",
+        help=f"how long an accepted token or permission is remembered ({DEFAULT_TTL:g}; a refused "
+        f"permission at most {DEFAULT_NEGATIVE_TTL:g}, a refused token {DEFAULT_REFUSED_TOKEN_TTL:g}; "
+        "0: never)",
+    )
+    security.add_argument(
+        "--max-token-reviews",
+        type=_count(0, 10_000, "a number of reviews per second"),
+        default=DEFAULT_TOKEN_REVIEWS_PER_SECOND,
+        metavar="N",
+        help="TokenReviews per second for bearer tokens not known to be valid, from all callers "
+        f"({DEFAULT_TOKEN_REVIEWS_PER_SECOND}; 0: no limit); calls beyond are refused without a review",
+    )
+    security.add_argument(
+        "--max-token-reviews-per-address",
+        type=_count(0, 10_000, "a number of reviews per second"),
+        default=DEFAULT_TOKEN_REVIEWS_PER_ADDRESS,
+        metavar="N",
+        help="the same from one caller address, an IPv6 /64 "
+        f"({DEFAULT_TOKEN_REVIEWS_PER_ADDRESS}; 0: no limit)",
     )
 
 
@@ -243,11 +263,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         insecure=args.insecure,
         auth_cache_ttl=float(args.auth_cache_ttl),
         auth_negative_cache_ttl=min(DEFAULT_NEGATIVE_TTL, float(args.auth_cache_ttl)),
+        auth_refused_token_ttl=DEFAULT_REFUSED_TOKEN_TTL if args.auth_cache_ttl else 0.0,
         limits=Limits(
             max_capture_seconds=args.max_capture_duration,
             max_packet_rate=args.max_packet_rate,
             max_concurrent_requests=args.max_concurrent_requests,
             max_request_bytes=args.max_request_bytes,
+            max_token_reviews=args.max_token_reviews,
+            max_token_reviews_per_address=args.max_token_reviews_per_address,
         ),
     )
     try:

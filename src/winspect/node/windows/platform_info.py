@@ -1,4 +1,5 @@
-"""What this host is: hostname, OS name and build (Windows registry on Windows)."""
+"""What this host is: hostname, OS name and build (Windows registry on Windows; elsewhere the
+host's system, named as what it is there: an emulated Windows node)."""
 
 from __future__ import annotations
 
@@ -39,5 +40,7 @@ def platform_info() -> PlatformInfo:
         except OSError:
             os_name, os_build = "Windows", platform.version()
     else:
-        os_name, os_build = platform.system(), platform.release()
+        # winspect's node tools exist only on Windows: a server elsewhere serves stand-ins for
+        # them (the emulator's), and says so rather than pass for a Windows node.
+        os_name, os_build = f"emulated Windows node on {platform.system()}", platform.release()
     return PlatformInfo(hostname=hostname, os=os_name, os_build=os_build)

@@ -193,10 +193,17 @@ AUTH_DELEGATOR = Rule(
     resources=frozenset({"tokenreviews", "subjectaccessreviews"}),
     api_groups=frozenset({"authentication.k8s.io", "authorization.k8s.io"}),
 )
-# Role winspect-client-info (bound to system:authenticated): the CA ConfigMap (no resourceNames here).
+# Role winspect-client-info (bound to system:authenticated): the CA ConfigMap and the DaemonSet
+# (its port), with no resourceNames here.
 CLIENT_INFO = Rule(
     verbs=frozenset({"get"}),
     resources=frozenset({"configmaps"}),
+    namespaces=frozenset({WINSPECT_NAMESPACE}),
+)
+CLIENT_INFO_DAEMONSET = Rule(
+    verbs=frozenset({"get"}),
+    resources=frozenset({"daemonsets"}),
+    api_groups=frozenset({"apps"}),
     namespaces=frozenset({WINSPECT_NAMESPACE}),
 )
 
@@ -216,5 +223,5 @@ def sandbox_policy(identities: Iterable[Identity], server: Identity | None = Non
             ],
             SERVER_USER: [AUTH_DELEGATOR],
         },
-        group_rules={MASTERS: [ALL], AUTHENTICATED: [DISCOVERY, CLIENT_INFO]},
+        group_rules={MASTERS: [ALL], AUTHENTICATED: [DISCOVERY, CLIENT_INFO, CLIENT_INFO_DAEMONSET]},
     )

@@ -92,6 +92,10 @@ CORE: tuple[ResourceType, ...] = (
     ResourceType("", "v1", "ServiceAccount", "serviceaccounts", "serviceaccount", True, ("sa",)),
 )
 
+APPS: tuple[ResourceType, ...] = (
+    ResourceType("apps", "v1", "DaemonSet", "daemonsets", "daemonset", True, ("ds",)),
+)
+
 # Create-only review APIs: answered from the server's own authenticator and authorizer.
 TOKEN_REVIEW = ResourceType(
     "authentication.k8s.io", "v1", "TokenReview", "tokenreviews", "tokenreview", False, verbs=("create",)
@@ -107,7 +111,8 @@ SUBJECT_ACCESS_REVIEW = ResourceType(
 )
 REVIEWS: tuple[ResourceType, ...] = (TOKEN_REVIEW, SUBJECT_ACCESS_REVIEW)
 
-ALL_TYPES: tuple[ResourceType, ...] = CORE + REVIEWS
+STORED: tuple[ResourceType, ...] = CORE + APPS
+ALL_TYPES: tuple[ResourceType, ...] = STORED + REVIEWS
 
 
 def find(group: str, version: str, plural: str) -> ResourceType | None:
@@ -118,7 +123,7 @@ def find(group: str, version: str, plural: str) -> ResourceType | None:
 
 
 def by_kind(kind: str) -> ResourceType:
-    for rt in CORE:
+    for rt in STORED:
         if rt.kind == kind:
             return rt
     raise KeyError(kind)
@@ -127,6 +132,6 @@ def by_kind(kind: str) -> ResourceType:
 def groups() -> dict[str, list[ResourceType]]:
     """Non-core groups with their resource types (for /apis)."""
     out: dict[str, list[ResourceType]] = {}
-    for rt in REVIEWS:
+    for rt in APPS + REVIEWS:
         out.setdefault(rt.group, []).append(rt)
     return out

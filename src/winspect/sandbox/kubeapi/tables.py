@@ -127,7 +127,7 @@ def _service_row(o: Obj) -> list[Any]:
         )
         or NONE
     )
-    selector = ",".join(f"{k}={v}" for k, v in sorted(spec.get("selector", {}).items())) or NONE
+    selector = _labels(spec.get("selector"))
     external = ",".join(spec.get("externalIPs", [])) or NONE
     return [
         o["metadata"]["name"],
@@ -149,6 +149,33 @@ def _endpoints_row(o: Obj) -> list[Any]:
     ]
     text = ",".join(eps[:3]) + (f" + {len(eps) - 3} more..." if len(eps) > 3 else "")
     return [o["metadata"]["name"], text or NONE, _age(o)]
+
+
+def _labels(labels: dict[str, str] | None) -> str:
+    return ",".join(f"{k}={v}" for k, v in sorted((labels or {}).items())) or NONE
+
+
+def _daemonset_row(o: Obj) -> list[Any]:
+    status, template = o.get("status", {}), o["spec"]["template"]["spec"]
+    containers = template.get("containers", [])
+    return [
+        o["metadata"]["name"],
+        *(
+            int(status.get(k, 0))
+            for k in (
+                "desiredNumberScheduled",
+                "currentNumberScheduled",
+                "numberReady",
+                "updatedNumberScheduled",
+                "numberAvailable",
+            )
+        ),
+        _labels(template.get("nodeSelector")),
+        _age(o),
+        ",".join(c["name"] for c in containers),
+        ",".join(c["image"] for c in containers),
+        _labels(o["spec"].get("selector", {}).get("matchLabels")),
+    ]
 
 
 _NAME = (
@@ -258,6 +285,45 @@ PRINTERS: dict[str, tuple[list[Column], Callable[[Obj], list[Any]]]] = {
             ),
         ],
         _service_row,
+    ),
+    "daemonsets": (
+        [
+            _NAME,
+            ("Desired", "integer", 0, "The desired number of nodes that should be running the daemon pod."),
+            (
+                "Current",
+                "integer",
+                0,
+                "The number of nodes that are running at least 1 daemon pod and are supposed to run "
+                "the daemon pod.",
+            ),
+            (
+                "Ready",
+                "integer",
+                0,
+                "The number of nodes that should be running the daemon pod and have one or more of the "
+                "daemon pod running and ready.",
+            ),
+            ("Up-to-date", "integer", 0, "The total number of nodes that are running updated daemon pod"),
+            (
+                "Available",
+                "integer",
+                0,
+                "The number of nodes that should be running the daemon pod and have one or more of the "
+                "daemon pod running and available (ready for at least spec.minReadySeconds)",
+            ),
+            (
+                "Node Selector",
+                "string",
+                0,
+                "NodeSelector is a selector which must be true for the pod to fit on a node.",
+            ),
+            _AGE,
+            ("Containers", "string", 1, "Names of each container in the template."),
+            ("Images", "string", 1, "Images referenced by each container in the template."),
+            ("Selector", "string", 1, "A label query over pods that are managed by the daemon set."),
+        ],
+        _daemonset_row,
     ),
     "endpoints": ([_NAME, ("Endpoints", "string", 0, "Endpoints of the service"), _AGE], _endpoints_row),
     "secrets": (

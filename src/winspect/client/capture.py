@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import getpass
-import signal
 import socket
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -266,23 +265,17 @@ class CaptureRun:
                 node.stop_pending = False
 
     async def _stop_once_started(self, node: NodeCapture, deadline: float) -> None:
-        """StopCapture for a -w node as soon as it reports its session; if it does not by `deadline`
-        (or on a second interrupt), its stream is cancelled and the node reported: what it logged
-        meanwhile, if anything, was not received."""
+        """StopCapture for a -w node once it reports its session; if it does not by `deadline` (or
+        on a second interrupt), its stream is cancelled and the node reported as such."""
         loop = asyncio.get_running_loop()
         node.stop_pending = True  # the client still waits for this node's last log files
         try:
             while not node.session_id and node.ended is None and node.error is None:
                 if loop.time() >= deadline or self.abandon_event.is_set():
                     self._cancel(node)
-                    target = node.target
-                    node.error = NodeFailure(
-                        target.name,
-                        target.address,
-                        "CANCELLED",
-                        "interrupted before the node reported its capture started; packets it logged "
-                        "until it stopped, if any, were not received",
-                    )
+                    why = "interrupted before the node reported its capture started; packets it logged "
+                    why += "until it stopped, if any, were not received"
+                    node.error = NodeFailure(node.target.name, node.target.address, "CANCELLED", why)
                     self.sink.error(node.name, node.error)
                     return
                 await asyncio.sleep(0.05)
@@ -454,26 +447,3 @@ class CaptureRun:
 
 def _unconfirmed(node: NodeCapture, why: str) -> NodeFailure:
     return NodeFailure(node.name, node.target.address, "STOP_NOT_CONFIRMED", why)
-
-
-def install_stop_handlers(loop: asyncio.AbstractEventLoop, on_stop: Callable[[], None]) -> Callable[[], None]:
-    """SIGINT and SIGTERM call on_stop; returns a function that restores the previous handlers."""
-    signals = [signal.SIGINT]
-    if hasattr(signal, "SIGTERM"):
-        signals.append(signal.SIGTERM)
-    installed: list[signal.Signals] = []
-    previous: dict[signal.Signals, Any] = {}
-    for sig in signals:
-        try:
-            loop.add_signal_handler(sig, on_stop)
-            installed.append(sig)
-        except (NotImplementedError, RuntimeError):  # Windows: no add_signal_handler
-            previous[sig] = signal.signal(sig, lambda *_: loop.call_soon_threadsafe(on_stop))
-
-    def restore() -> None:
-        for sig in installed:
-            loop.remove_signal_handler(sig)
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-
-    return restore

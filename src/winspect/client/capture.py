@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import getpass
-import signal
 import socket
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -160,10 +159,25 @@ class CaptureRun:
                 and exc.code() == grpc.StatusCode.CANCELLED
             ):
                 return
-            node.error = conn.error(exc, self.timeout)
+            node.error = self._failure(node, conn, exc)
             self.sink.error(node.name, node.error)
         finally:
             slot.release()
+
+    def _failure(
+        self, node: NodeCapture, conn: Connection, exc: grpc.aio.AioRpcError | NodeFailed
+    ) -> NodeFailure:
+        duration = node.request.duration_seconds
+        deadline = isinstance(exc, grpc.aio.AioRpcError) and exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+        if deadline and duration:  # the stream's deadline: the duration and --timeout after it
+            return NodeFailure(
+                node.name,
+                node.target.address,
+                "DEADLINE_EXCEEDED",
+                f"the capture did not end within {duration + self.timeout:g}s (-d {duration}s and "
+                f"--timeout {self.timeout:g}s after it)",
+            )
+        return conn.error(exc, self.timeout)
 
     async def _read(self, node: NodeCapture, conn: Connection, on_started: Callable[[], None]) -> None:
         """Opens the node's Capture stream and hands its events to the sink until it ends."""
@@ -230,15 +244,45 @@ class CaptureRun:
         timeout = DRAIN_SILENCE if node.request.frames else STOP_CALL_TIMEOUT
         if node.session_id:
             node.stop_pending = True
+            asked = asyncio.get_running_loop().time()
             try:
                 node.stop_response = await conn.stub.StopCapture(
                     pb.StopCaptureRequest(session_id=node.session_id, requester=node.request.requester),
                     timeout=timeout,
                 )
-            except (grpc.aio.AioRpcError, NodeFailed) as exc:
-                node.stop_error = exc.error if isinstance(exc, NodeFailed) else conn.error(exc, timeout)
+            except grpc.aio.AioRpcError as exc:
+                if exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
+                    node.stop_error = _unconfirmed(node, f"no answer to StopCapture within {timeout:g}s")
+                else:
+                    node.stop_error = conn.error(exc, timeout)
+            except NodeFailed as exc:
+                node.stop_error = exc.error
+            except asyncio.CancelledError:  # the stop budget ran out first
+                waited = round(asyncio.get_running_loop().time() - asked, 1)
+                node.stop_error = _unconfirmed(node, f"no answer to StopCapture within {waited:g}s")
+                raise
             finally:
                 node.stop_pending = False
+
+    async def _stop_once_started(self, node: NodeCapture, deadline: float) -> None:
+        """StopCapture for a -w node once it reports its session; if it does not by `deadline` (or
+        on a second interrupt), its stream is cancelled and the node reported as such."""
+        loop = asyncio.get_running_loop()
+        node.stop_pending = True  # the client still waits for this node's last log files
+        try:
+            while not node.session_id and node.ended is None and node.error is None:
+                if loop.time() >= deadline or self.abandon_event.is_set():
+                    self._cancel(node)
+                    why = "interrupted before the node reported its capture started; packets it logged "
+                    why += "until it stopped, if any, were not received"
+                    node.error = NodeFailure(node.target.name, node.target.address, "CANCELLED", why)
+                    self.sink.error(node.name, node.error)
+                    return
+                await asyncio.sleep(0.05)
+        finally:
+            node.stop_pending = False
+        if node.session_id and node.ended is None and node.error is None:
+            await self._stop(node)
 
     def _cancel(self, node: NodeCapture) -> None:
         call = self._calls.get(node.name)
@@ -252,7 +296,7 @@ class CaptureRun:
         """Gives up on a node that went silent; what it had not sent is counted as lost."""
         self._cancel(node)
         unsent = ""
-        if node.draining is not None:
+        if node.draining is not None and node.draining.log_bytes_pending:
             unsent = (
                 f"; about {node.draining.packets_pending_estimate} packets "
                 f"({node.draining.log_bytes_pending} bytes of pktmon log) not received"
@@ -302,6 +346,11 @@ class CaptureRun:
         # runs there any more. Never a session-less StopCapture: it would stop whatever
         # capture runs on the node, possibly another client's.
         sessionless = [n for n in nodes if not n.session_id]
+        # A -w node whose stream is open but that has not said it started (a slow start) may
+        # already be logging packets: hanging up would make it throw its log files away unseen.
+        # Wait for its start, then stop it like the others and take its last files.
+        starting = [n for n in sessionless if n.request.frames and n.name in self._calls]
+        sessionless = [n for n in sessionless if n not in starting]
         for node in sessionless:
             self._cancel(node)
         # Interrupting a node that already stopped and is sending its last log files
@@ -311,7 +360,10 @@ class CaptureRun:
                 self._cancel(node)
         nodes = [n for n in nodes if not n.cancelled]
         confirms = [asyncio.ensure_future(self._confirm_idle(n, end)) for n in sessionless]
-        stops = [asyncio.ensure_future(self._stop(n)) for n in nodes]
+        stops = [asyncio.ensure_future(self._stop(n)) for n in nodes if n not in starting]
+        stops += [
+            asyncio.ensure_future(self._stop_once_started(n, loop.time() + self.timeout)) for n in starting
+        ]
         if stops:
             await asyncio.wait(stops, timeout=STOP_CALL_TIMEOUT + 0.5)
         # Give streams the rest of the budget to deliver CaptureEnded (final counters), and
@@ -348,10 +400,18 @@ class CaptureRun:
             abandon.cancel()
             for stop in stops:
                 stop.cancel()
+            await asyncio.gather(*stops, return_exceptions=True)  # each records why it did not finish
         if confirms:
             await asyncio.wait(confirms, timeout=max(0.1, end - loop.time()))
             for c in confirms:
                 c.cancel()
+        for node in sessionless:
+            if not node.idle_confirmed:
+                node.stop_error = _unconfirmed(
+                    node,
+                    f"its stream was cancelled before the capture started; within {STOP_BUDGET:g}s the node "
+                    "did not confirm that no capture runs there",
+                )
 
     @staticmethod
     def _stopped_and_sending(node: NodeCapture) -> bool:
@@ -385,24 +445,5 @@ class CaptureRun:
             await asyncio.sleep(0.2)
 
 
-def install_stop_handlers(loop: asyncio.AbstractEventLoop, on_stop: Callable[[], None]) -> Callable[[], None]:
-    """SIGINT and SIGTERM call on_stop; returns a function that restores the previous handlers."""
-    signals = [signal.SIGINT]
-    if hasattr(signal, "SIGTERM"):
-        signals.append(signal.SIGTERM)
-    installed: list[signal.Signals] = []
-    previous: dict[signal.Signals, Any] = {}
-    for sig in signals:
-        try:
-            loop.add_signal_handler(sig, on_stop)
-            installed.append(sig)
-        except (NotImplementedError, RuntimeError):  # Windows: no add_signal_handler
-            previous[sig] = signal.signal(sig, lambda *_: loop.call_soon_threadsafe(on_stop))
-
-    def restore() -> None:
-        for sig in installed:
-            loop.remove_signal_handler(sig)
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-
-    return restore
+def _unconfirmed(node: NodeCapture, why: str) -> NodeFailure:
+    return NodeFailure(node.name, node.target.address, "STOP_NOT_CONFIRMED", why)

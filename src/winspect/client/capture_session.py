@@ -80,8 +80,7 @@ async def run_capture(
     try:
         return await runner.run(security.get())
     finally:
-        if ticker is not None:
-            ticker.cancel()
+        ticker.cancel()
         # Still under our signal handlers: a second Ctrl+C cannot cut the file short.
         if pcapng is not None:
             pcapng[1].close()

@@ -44,8 +44,6 @@ class TimeFormatter:
     def __init__(self) -> None:
         self._utc_sec = -1
         self._utc_prefix = ""
-        self._local_sec = -1
-        self._local_prefix = ""
 
     def rfc3339(self, seconds: int, nanos: int) -> str | None:
         """2024-05-01T12:00:01.123456789Z, or None for an unset timestamp."""
@@ -55,15 +53,6 @@ class TimeFormatter:
             self._utc_sec = seconds
             self._utc_prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
         return f"{self._utc_prefix}.{nanos:09d}Z"
-
-    def clock(self, seconds: int, nanos: int) -> str:
-        """12:00:01.123456789 in the client's local time zone."""
-        if seconds == 0 and nanos == 0:
-            return "--:--:--.---------"
-        if seconds != self._local_sec:
-            self._local_sec = seconds
-            self._local_prefix = time.strftime("%H:%M:%S", time.localtime(seconds))
-        return f"{self._local_prefix}.{nanos:09d}"
 
 
 def packet_to_dict(p: pb.Packet, node: str, times: TimeFormatter, names: Names = _NO_NAMES) -> dict[str, Any]:

@@ -166,7 +166,7 @@ def test_shipped_manifests_are_refused_by_kubernetes_1_20_with_the_reason(
 ) -> None:
     kubeconfig = real_kube.kubeconfig(tmp_path / "admin.kubeconfig", ADMIN)
     result = run_winspect("install", "--wait-timeout", "1", home=tmp_path, kubeconfig=kubeconfig)
-    assert result.code == 1, result
+    assert result.code == 3, result
     assert result.stderr == (
         "winspect: error: the cluster runs Kubernetes v1.20.2: winspect's DaemonSet needs 1.24 or later "
         "(HostProcess containers); nothing was installed\n"

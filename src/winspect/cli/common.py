@@ -25,6 +25,26 @@ def node_error(error: NodeFailure) -> None:
     err(f"{error.node}: {error.message}")
 
 
+def namespace_not_for_nodes(settings: Settings, plan: Plan, command: str) -> None:
+    """-n/--namespace on a command that works on nodes: a node's name there is a usage error
+    (`counter -n win1` meant --nodes win1), any other value a warning; both before any node is
+    contacted."""
+    from winspect.errors import UsageError
+
+    value = settings.namespace
+    if value is None:
+        return
+    nodes = (
+        {t.name for t in plan.targets} | {f.node for f in plan.failed} | {t.name for t in settings.targets}
+    )
+    if value in nodes:
+        raise UsageError(
+            f"-n/--namespace takes a namespace, and {command} has none; {value!r} is a node: "
+            f"use --nodes {value}"
+        )
+    err(f"warning: -n/--namespace does not apply to {command}; to choose nodes use --nodes")
+
+
 def handles_errors(f: F) -> F:
     """Turn our errors into a one-line message and exit code; Ctrl+C into 130."""
 

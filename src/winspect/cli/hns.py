@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from winspect.cli.common import err, fan_out, handles_errors, print_results
+from winspect.cli.common import fan_out, handles_errors, namespace_not_for_nodes, print_results
 from winspect.cli.names import complete_nodes
 from winspect.cli.options import command, namespace_given, settings_from
 
@@ -59,10 +59,10 @@ def hns(kind: str, nodes: tuple[str, ...], raw_json: bool) -> int:
 
     ctx = click.get_current_context()
     settings = settings_from(ctx)
-    if namespace_given(ctx):
-        err("warning: -n/--namespace does not apply to hns; to choose nodes use --nodes")
     names = parse_names(nodes, "node", "--nodes") or None
     plan = plan_nodes(settings, names)
+    if namespace_given(ctx):
+        namespace_not_for_nodes(settings, plan, "hns")
     request = pb.HnsRequest(
         type=pb.HnsObjectType.Value(f"HNS_OBJECT_TYPE_{kind.upper()}"),  # type: ignore[arg-type]
         # hnsdiag's human summaries appear only in -o json: the tables are made from the objects.

@@ -14,6 +14,7 @@ from typing import Any, NoReturn
 import click
 
 from winspect.cli.options import global_options
+from winspect.errors import EXIT_CODES
 
 COMMANDS: dict[str, tuple[str, str]] = {
     # name: (module:attribute, one-line help shown by `winspect --help`)
@@ -69,9 +70,10 @@ class LazyGroup(click.Group):
         formatter.write_paragraph()
         formatter.write_text(
             "Global options are accepted before or after the command. Run 'winspect COMMAND -h' for "
-            "a command's options and examples. Exit codes: 0 all nodes succeeded, 1 some failed, "
-            "2 usage error, 130 interrupted."
+            "a command's options and examples."
         )
+        with formatter.section("Exit codes"):
+            formatter.write_dl([(str(code), meaning) for code, meaning in EXIT_CODES])
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -136,13 +136,17 @@ def parse_packet_type(value: str) -> str:
     return lowered
 
 
-def parse_seconds(value: str, flag: str, *, allow_zero: bool = True) -> float:
+def parse_seconds(
+    value: str,
+    flag: str,
+    *,
+    allow_zero: bool = True,
+    examples: str = "seconds (e.g. 10) or 500ms, 30s, 2m, 1h",
+) -> float:
     """A duration: plain seconds ("10", "2.5") or with a unit ("500ms", "30s", "2m", "1h")."""
     match = _DURATION_RE.match(value.strip().lower())
     if not match:
-        raise UsageError(
-            f"invalid duration {value!r} in {flag}: expected seconds (e.g. 10) or 500ms, 30s, 2m, 1h"
-        )
+        raise UsageError(f"invalid duration {value!r} in {flag}: expected {examples}")
     number = float(match.group(1))
     unit = match.group(2) or "s"
     seconds = number * {"ms": 0.001, "s": 1, "m": 60, "h": 3600}[unit]
@@ -152,12 +156,16 @@ def parse_seconds(value: str, flag: str, *, allow_zero: bool = True) -> float:
 
 
 def parse_capture_duration(value: str | None) -> int:
-    """-d/--duration: whole seconds, 0 (or absent) = until Ctrl+C."""
+    """-d/--duration: whole seconds (pktmon's clock), 0 (or absent) = until Ctrl+C."""
     if value is None:
         return 0
-    seconds = parse_seconds(value, "-d/--duration")
+    accepted = "whole seconds (e.g. 10) or 30s, 2m, 1h"
+    seconds = parse_seconds(value, "-d/--duration", examples=accepted)
     if seconds != int(seconds):
-        raise UsageError(f"invalid duration {value!r} in -d/--duration: expected whole seconds")
+        raise UsageError(
+            f"invalid duration {value!r} in -d/--duration: "
+            "a capture lasts whole seconds (e.g. 1, 10, 30s, 2m)"
+        )
     return int(seconds)
 
 

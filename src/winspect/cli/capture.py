@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from winspect.cli.common import handles_errors
+from winspect.cli.common import grouped_errors, handles_errors
 from winspect.cli.names import complete_capture_names
 from winspect.cli.options import command, settings_from
 from winspect.cli.output import Output, PcapngFile, reader_gone
@@ -157,6 +157,7 @@ def parse_options(
 ) -> CaptureOptions:
     from winspect.client.capture import CaptureOptions
     from winspect.client.filters import (
+        check_filter_count,
         parse_capture_duration,
         parse_ips,
         parse_macs,
@@ -165,7 +166,7 @@ def parse_options(
         parse_protocols,
     )
 
-    return CaptureOptions(
+    options = CaptureOptions(
         ips=parse_ips(ips),
         macs=parse_macs(macs),
         ports=parse_ports(ports),
@@ -177,6 +178,8 @@ def parse_options(
         frames=write is not None,
         take_over=take_over,
     )
+    check_filter_count(options.ips, options.macs, options.ports, options.protocols)
+    return options
 
 
 def check_flags(
@@ -241,8 +244,8 @@ def run(
     from winspect.client.render.capture import print_summary
 
     output = Output(pcapng_to_stdout=write == "-")
-    for e in plan.failed:
-        output.message(f"{e.node}: {e.message}")
+    for line in grouped_errors(plan.failed):
+        output.message(line)
     pcapng: tuple[PcapngFile, PcapngExport] | None = None
     if write is not None and plan.targets:
         path = write

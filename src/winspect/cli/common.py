@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
@@ -19,10 +19,29 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
+MAX_NAMED_NODES = 5  # an error shared by more nodes names the first few and counts the rest
 
 
-def node_error(error: NodeFailure) -> None:
-    err(f"{error.node}: {error.message}")
+def grouped_errors(errors: Sequence[NodeFailure]) -> list[str]:
+    """One line per distinct message: `node: message` for one node, `3 nodes (a, b, c): message`
+    for the same message from several (in the order the first of each came)."""
+    by_message: dict[str, list[str]] = {}
+    for e in errors:
+        by_message.setdefault(e.message, []).append(e.node)
+    lines = []
+    for message, nodes in by_message.items():
+        if len(nodes) == 1:
+            lines.append(f"{nodes[0]}: {message}")
+            continue
+        shown = ", ".join(nodes[:MAX_NAMED_NODES])
+        more = f" and {len(nodes) - MAX_NAMED_NODES} more" if len(nodes) > MAX_NAMED_NODES else ""
+        lines.append(f"{len(nodes)} nodes ({shown}{more}): {message}")
+    return lines
+
+
+def node_errors(errors: Sequence[NodeFailure]) -> None:
+    for line in grouped_errors(errors):
+        err(line)
 
 
 def namespace_not_for_nodes(settings: Settings, plan: Plan, command: str) -> None:
@@ -147,12 +166,10 @@ def print_results(
                     del encoded[r.node]
                     errors.append(unreadable(r.node, r.address, exc))
             text_doc = as_json()
-        for e in errors:
-            node_error(e)
+        node_errors(errors)
         click.echo(text_doc)
         return exit_code(errors, len(encoded))
-    for e in errors:
-        node_error(e)
+    node_errors(errors)
     color = Palette(settings.color)
     blocks = []
     for r, body in done:

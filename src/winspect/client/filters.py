@@ -129,6 +129,26 @@ def parse_protocols(values: Iterable[str]) -> list[ProtocolSpec]:
     return specs
 
 
+def check_filter_count(
+    ips: Iterable[str], macs: Iterable[str], ports: Iterable[int], protocols: Iterable[ProtocolSpec]
+) -> None:
+    """The pktmon filters the lists need fit in pktmon's limit (the node would refuse them):
+    counted as the node counts them, after duplicates in other spellings are removed."""
+    from winspect.contract import too_many_filters
+
+    counts = {
+        "IPs": len(
+            {ipaddress.ip_network(ip, strict=False) if "/" in ip else ipaddress.ip_address(ip) for ip in ips}
+        ),
+        "MACs": len({mac.upper().replace(":", "-") for mac in macs}),
+        "ports": len(set(ports)),
+        "protocols": len({(p.protocol, frozenset(p.tcp_flags)) for p in protocols}),
+    }
+    refused = too_many_filters(counts)
+    if refused is not None:
+        raise UsageError(refused)
+
+
 def parse_packet_type(value: str) -> str:
     lowered = value.lower()
     if lowered not in PACKET_TYPES:

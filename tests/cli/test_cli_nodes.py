@@ -163,19 +163,38 @@ def test_hns_tables(shared_nodes: Cluster, kind: str, titles: list[str]) -> None
         assert "local" in line.split()
     if kind == "networks":
         assert "l2bridge" in result.stdout.lower()
+    # What a table refers to comes too: an endpoint's network, a load balancer's backends.
+    looked_up = {"endpoints": ["networks"], "loadbalancers": ["endpoints"], "namespaces": ["endpoints"]}
     kinds = ["networks", "endpoints", "loadbalancers", "namespaces"] if kind == "all" else [kind]
+    kinds += looked_up.get(kind, [])
     assert sorted(calls()) == sorted(["hnsdiag", "list", k, "-d"] for k in kinds)
 
 
-def test_hns_raw_json_and_json_document(shared_nodes: Cluster) -> None:
-    a, b = shared_nodes.nodes
-    raw = winspect("hns", "networks", "--json", *shared_nodes.targets(a))
-    assert raw.returncode == 0
-    body = raw.stdout.split("\n", 1)[1]  # after the "Node ..." header
-    decoder = json.JSONDecoder()
-    first, _ = decoder.raw_decode(body.lstrip())
-    assert first["Type"].lower() == "l2bridge"
+def test_a_table_alone_is_the_same_table_as_in_hns_all(shared_nodes: Cluster) -> None:
+    node = shared_nodes.nodes[0]
+    every = [b.rstrip("\n") for b in winspect("hns", "all", *shared_nodes.targets(node)).stdout.split("\n\n")]
+    for kind, title in (("loadbalancers", "Load balancers ("), ("namespaces", "Namespaces (")):
+        alone = winspect("hns", kind, *shared_nodes.targets(node))
+        assert alone.returncode == 0, alone.stderr
+        table = alone.stdout.split("\n", 1)[1].rstrip("\n")  # after the "Node ..." line
+        assert table.startswith(title) and table in every, kind
+    # backends by IP: the load balancers' table shows the pods' endpoint IPs
+    assert shared_nodes.pod(node).ip in next(b for b in every if b.startswith("Load balancers ("))
 
+
+@pytest.mark.parametrize("flag", [["--json"], ["-d"], ["-o", "json"]])
+def test_hns_json_is_one_document_with_the_kinds_labelled(shared_nodes: Cluster, flag: list[str]) -> None:
+    a, _ = shared_nodes.nodes
+    result = winspect("hns", "all", *flag, *shared_nodes.targets(a))
+    assert result.returncode == 0, result.stderr
+    doc = json.loads(result.stdout)  # the whole of stdout: nothing before or after the document
+    kinds = doc["results"][a.name]
+    assert sorted(kinds) == ["endpoints", "loadbalancers", "namespaces", "networks", "summary_text"]
+    assert kinds["networks"][0]["Type"].lower() == "l2bridge"
+
+
+def test_hns_json_document(shared_nodes: Cluster) -> None:
+    _, b = shared_nodes.nodes
     doc = json.loads(winspect("-o", "json", "hns", "all", *shared_nodes.targets()).stdout)
     assert doc["command"] == "hns" and doc["type"] == "all" and doc["errors"] == {}
     ips = {e.get("IPAddress") for e in doc["results"][b.name]["endpoints"]}

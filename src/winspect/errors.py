@@ -21,7 +21,7 @@ EXIT_CODES = (
         "the cluster cannot be used: no or unreadable kubeconfig, credentials refused or forbidden, "
         "API server unreachable or refusing the request",
     ),
-    (EXIT_INTERRUPTED, "interrupted (Ctrl+C); the capture was stopped on every node"),
+    (EXIT_INTERRUPTED, "interrupted (Ctrl+C), or a capture not confirmed at the question"),
 )
 
 

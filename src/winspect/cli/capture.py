@@ -11,13 +11,15 @@ from typing import TYPE_CHECKING
 
 import click
 
-from winspect.cli.common import grouped_errors, handles_errors
+from winspect.cli.capture_limits import PacketLimit, confirm_endless, parse_max_packets
+from winspect.cli.common import err, grouped_errors, handles_errors
 from winspect.cli.names import complete_capture_names
 from winspect.cli.options import command, settings_from
 from winspect.cli.output import Output, PcapngFile, reader_gone
+from winspect.errors import EXIT_INTERRUPTED
 
 if TYPE_CHECKING:
-    from winspect.client.capture import CaptureOptions
+    from winspect.client.capture import CaptureOptions, CaptureRun, CaptureSink
     from winspect.client.pcapng_export import PcapngExport
     from winspect.client.render.capture import CapturePrinter
     from winspect.client.settings import Settings
@@ -32,7 +34,9 @@ winspect capture all --type drop                     # dropped packets on every 
 winspect capture all -m 00-15-5D-2A-D5-DD -o json | jq .drop_reason
 winspect capture all -d 30 -w cluster.pcapng         # one pcapng for every node (Wireshark)
 winspect capture pods web-0 -w - | wireshark -k -i - # live into Wireshark (text on stderr)
-Without -d the capture runs until Ctrl+C, which stops it on every node.
+winspect capture all -t ICMP --max-packets 20        # the first 20 ICMP packets, then stop
+Without -d or --max-packets the capture runs until Ctrl+C, which stops it on every node; on a
+terminal winspect asks first when that is on several nodes (-y: do not ask).
 """
 
 SCOPES = ("nodes", "pods", "all")
@@ -87,6 +91,19 @@ SCOPES = ("nodes", "pods", "all")
     help="Bytes pktmon logs of each packet (snap length), 1-65535; 0 or absent: the whole packet.",
 )
 @click.option(
+    "--max-packets",
+    "max_packets",
+    metavar="N",
+    help="Stop on every node after N packets (a packet counts once, whatever components it crosses).",
+)
+@click.option(
+    "-y",
+    "--yes",
+    "assume_yes",
+    is_flag=True,
+    help="Do not ask before a capture without -d or --max-packets on several nodes (asked on a terminal).",
+)
+@click.option(
     "--take-over",
     "take_over",
     is_flag=True,
@@ -108,6 +125,8 @@ def capture(
     write: str | None,
     quiet: bool,
     pkt_size: str | None,
+    max_packets: str | None,
+    assume_yes: bool,
     take_over: bool,
 ) -> int:
     """Capture packets on Windows nodes (pktmon), on whole nodes or on pods' vNICs.
@@ -132,6 +151,7 @@ def capture(
         ips, macs, ports, protocols, packet_type, duration, counters_only, pkt_size, write, take_over
     )
     check_flags(scope, names, write=write, counters_only=counters_only, all_namespaces=all_namespaces)
+    limit = parse_max_packets(max_packets, counters_only=counters_only)
     from winspect.client.filters import parse_names, parse_pods
     from winspect.client.targets import plan_nodes, plan_pods
 
@@ -140,7 +160,11 @@ def capture(
         plan = plan_pods(settings, pods, all_namespaces)
     else:
         plan = plan_nodes(settings, parse_names(names, "node", "capture nodes") if names else None)
-    return run(settings, plan, options, write=write, quiet=quiet, scope=scope)
+    endless = not (options.duration or limit or options.counters_only)
+    if endless and not confirm_endless(len(plan.targets), assume_yes=assume_yes):
+        err("capture not started")
+        return EXIT_INTERRUPTED
+    return run(settings, plan, options, write=write, quiet=quiet, scope=scope, max_packets=limit)
 
 
 def parse_options(
@@ -235,6 +259,7 @@ def run(
     write: str | None = None,
     quiet: bool = False,
     scope: str = "nodes",
+    max_packets: int = 0,
 ) -> int:
     import asyncio
 
@@ -263,10 +288,13 @@ def run(
     if plan.targets and not output.closed:
         output.message(announcement(plan, options, write))
         who = requester()
+        sink: CaptureSink = printer(settings, plan, output, export, write=write, quiet=quiet)
+        if max_packets:
+            sink = PacketLimit(sink, max_packets, lambda: limit_reached(output, runner, max_packets))
         runner = CaptureRun(
             plan.targets,
             lambda t: build_request(options, plan.pods_on(t.name), who),
-            printer(settings, plan, output, export, write=write, quiet=quiet),
+            sink,
             timeout=settings.timeout,
             connect_timeout=settings.connect_timeout,
         )
@@ -281,6 +309,11 @@ def run(
     stats = (write, export.stats) if export is not None and write is not None else None
     print_summary(output, outcome, output=settings.output, counters_only=options.counters_only, export=stats)
     return reader_gone() if output.closed else outcome.exit_code()
+
+
+def limit_reached(output: Output, runner: CaptureRun, count: int) -> None:
+    output.message(f"{count} packets (--max-packets): stopping the capture")
+    runner.packet_limit_reached()
 
 
 def printer(

@@ -127,12 +127,18 @@ class CaptureRun:
         self.stop_event = asyncio.Event()
         self.abandon_event = asyncio.Event()  # a second interrupt: stop waiting for draining nodes
         self.output_closed = False
+        self.limit_reached = False
         self._calls: dict[str, Any] = {}
 
     def request_stop(self) -> None:
         if self.stop_event.is_set():
             self.abandon_event.set()
         self.stop_event.set()
+
+    def packet_limit_reached(self) -> None:
+        """Enough packets (--max-packets): stop everywhere as on Ctrl+C, but it is no interruption."""
+        self.limit_reached = True
+        self.request_stop()
 
     def output_gone(self) -> None:
         """The reader of the output has gone (`winspect capture ... | head`): stop everywhere, quietly."""
@@ -290,7 +296,9 @@ class CaptureRun:
             await asyncio.gather(*tasks, return_exceptions=True)
             await asyncio.gather(*(n.conn.close() for n in self.nodes if n.conn), return_exceptions=True)
         return CaptureOutcome(
-            self.nodes, interrupted=interrupted and not self.output_closed, output_closed=self.output_closed
+            self.nodes,
+            interrupted=interrupted and not (self.output_closed or self.limit_reached),
+            output_closed=self.output_closed,
         )
 
     async def _stop_all(self, running: dict[asyncio.Future[Any], NodeCapture]) -> None:

@@ -132,6 +132,9 @@ def test_context_namespace_is_the_default(kube_api: KubeApi) -> None:
     # The viewer context's namespace is "web": web-0 there runs on win-node-2.
     _, out, _ = kube(kube_api, "vfp-counter", "-p", "web-0", "-o", "json", context="winspect-sandbox-viewer")
     assert json.loads(out)["pod"] == {"namespace": "web", "name": "web-0", "ip": "10.224.1.81"}
+    # the pod as vfp-counter's argument, as kubectl takes it
+    _, out, _ = kube(kube_api, "vfp-counter", "shop/api-0", "-o", "json")
+    assert json.loads(out)["pod"] == {"namespace": "shop", "name": "api-0", "ip": "10.224.1.80"}
 
 
 def test_expired_or_invalid_credentials(kube_api: KubeApi) -> None:

@@ -147,7 +147,8 @@ def test_validation_errors_exit_2_with_a_clear_message(args: list[str], message:
         (["capture", "some"], "Invalid value for 'nodes|pods|all'"),
         (["-o", "yaml", "hns", "all"], "Invalid value for '-o' / '--output'"),
         (["--port", "0", "hns", "all"], "Invalid value for '--port'"),
-        (["vfp-counter"], "Missing option '-p' / '--pod'"),
+        (["vfp-counter"], "vfp-counter needs a pod, e.g. winspect vfp-counter web-0 (or -p web-0)"),
+        (["vfp-counter", "a", "-p", "b"], "two pods given, 'a' and -p/--pod 'b': vfp-counter takes one"),
         (["nosuch"], "No such command 'nosuch'"),
     ],
 )
@@ -317,3 +318,45 @@ def test_capture_duration_error_offers_only_what_it_accepts() -> None:
         assert run_inprocess("capture", "nodes", "bad!", "-d", offered).stderr.startswith(
             "winspect: error: invalid node name"
         )
+
+
+@pytest.mark.parametrize(
+    ("typo", "suggestion"),
+    [("captur", "'capture'"), ("hn", "'hns'"), ("counters", "'counter'"), ("vfp-counters", "'vfp-counter'")],
+)
+def test_a_mistyped_command_suggests_the_nearest(typo: str, suggestion: str) -> None:
+    result = run_inprocess(typo, "all")
+    assert result.exit_code == 2 and result.stdout == ""
+    assert f"Error: No such command '{typo}'. Did you mean {suggestion}?" in result.stderr
+
+
+def test_a_command_like_none_suggests_nothing() -> None:
+    result = run_inprocess("xyzzy")
+    assert result.exit_code == 2
+    assert result.stderr.splitlines()[-1] == "Error: No such command 'xyzzy'."
+
+
+@pytest.mark.parametrize(
+    ("typed", "kind"),
+    [
+        ("endpoint", "endpoints"),
+        ("ep", "endpoints"),
+        ("loadbalancer", "loadbalancers"),
+        ("lb", "loadbalancers"),
+        ("namespace", "namespaces"),
+        ("network", "networks"),
+        ("Endpoints", "endpoints"),
+    ],
+)
+def test_hns_takes_singular_and_short_forms(typed: str, kind: str, loopback_hosts: list[str]) -> None:
+    result = run_inprocess("hns", typed, "-o", "json", "--target", f"w={loopback_hosts[0]}", "--insecure")
+    assert json.loads(result.stdout)["type"] == kind
+
+
+@pytest.mark.parametrize(
+    ("typed", "scope"), [("node", "nodes"), ("no", "nodes"), ("pod", "pods"), ("po", "pods")]
+)
+def test_capture_takes_singular_and_short_scopes(typed: str, scope: str) -> None:
+    result = run_inprocess("capture", typed)
+    assert result.exit_code == 2
+    assert f"capture {scope} needs {scope[:-1]} names" in result.stderr

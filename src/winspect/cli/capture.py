@@ -14,7 +14,7 @@ import click
 from winspect.cli.capture_limits import PacketLimit, confirm_endless, parse_max_packets
 from winspect.cli.common import err, grouped_errors, handles_errors
 from winspect.cli.names import complete_capture_names
-from winspect.cli.options import command, settings_from
+from winspect.cli.options import AliasedChoice, command, settings_from
 from winspect.cli.output import Output, PcapngFile, reader_gone
 from winspect.errors import EXIT_INTERRUPTED
 
@@ -43,7 +43,11 @@ SCOPES = ("nodes", "pods", "all")
 
 
 @command("capture", examples=EXAMPLES)
-@click.argument("scope", metavar="nodes|pods|all", type=click.Choice(SCOPES, case_sensitive=False))
+@click.argument(
+    "scope",
+    metavar="nodes|pods|all",
+    type=AliasedChoice(SCOPES, {"node": "nodes", "no": "nodes", "pod": "pods", "po": "pods"}),
+)
 @click.argument("names", nargs=-1, metavar="[N1,N2,...]", shell_complete=complete_capture_names)
 @click.option(
     "-d",

@@ -8,7 +8,7 @@ import click
 
 from winspect.cli.common import fan_out, handles_errors, namespace_not_for_nodes, print_results
 from winspect.cli.names import complete_nodes
-from winspect.cli.options import command, namespace_given, settings_from
+from winspect.cli.options import AliasedChoice, command, namespace_given, settings_from
 
 HNS_TYPES = ("all", "endpoints", "loadbalancers", "namespaces", "networks")
 
@@ -25,7 +25,9 @@ winspect hns all -o json | jq '.results.win1.endpoints[].IPAddress'
 @click.argument(
     "kind",
     metavar="all|endpoints|loadbalancers|namespaces|networks",
-    type=click.Choice(HNS_TYPES, case_sensitive=False),
+    type=AliasedChoice(
+        HNS_TYPES, {**{k[:-1]: k for k in HNS_TYPES[1:]}, "ep": "endpoints", "lb": "loadbalancers"}
+    ),
 )
 @click.option(
     "--nodes",

@@ -55,6 +55,23 @@ class LazyGroup(click.Group):
             return cmd
         return super().get_command(ctx, cmd_name)
 
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        """As click's, with the nearest command suggested for a name that is none."""
+        try:
+            return super().resolve_command(ctx, args)
+        except click.UsageError as exc:
+            name = args[0] if args else ""
+            if name.startswith("-") or name in COMMANDS:
+                raise
+            import difflib
+
+            matches = difflib.get_close_matches(name.lower(), list(COMMANDS), n=1, cutoff=0.6)
+            if not matches:
+                raise
+            raise click.UsageError(f"{exc.message} Did you mean {matches[0]!r}?", ctx) from None
+
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         # Short help from the registry so --help imports no subcommand module.
         rows = [(name, COMMANDS[name][1]) for name in sorted(COMMANDS)]

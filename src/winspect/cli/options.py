@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
@@ -194,3 +194,17 @@ def command(
         return cmd
 
     return decorator
+
+
+class AliasedChoice(click.Choice):  # type: ignore[type-arg]
+    """A choice that also takes other spellings (singular forms, as kubectl takes them):
+    `aliases` maps each to its choice; help and completion show the choices only."""
+
+    def __init__(self, choices: Sequence[str], aliases: dict[str, str]) -> None:
+        super().__init__(choices, case_sensitive=False)
+        self.aliases = aliases
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, str):
+            value = self.aliases.get(value.lower(), value)
+        return super().convert(value, param, ctx)

@@ -193,6 +193,14 @@ def test_hns_json_is_one_document_with_the_kinds_labelled(shared_nodes: Cluster,
     assert kinds["networks"][0]["Type"].lower() == "l2bridge"
 
 
+def test_hns_yaml_is_the_json_document(shared_nodes: Cluster) -> None:
+    import yaml
+
+    as_json = json.loads(winspect("hns", "all", "-o", "json", *shared_nodes.targets()).stdout)
+    as_yaml = yaml.safe_load(winspect("hns", "all", "-o", "yaml", *shared_nodes.targets()).stdout)
+    assert as_yaml == as_json and as_json["results"]
+
+
 def test_hns_json_document(shared_nodes: Cluster) -> None:
     _, b = shared_nodes.nodes
     doc = json.loads(winspect("-o", "json", "hns", "all", *shared_nodes.targets()).stdout)

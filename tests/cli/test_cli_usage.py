@@ -145,7 +145,7 @@ def test_validation_errors_exit_2_with_a_clear_message(args: list[str], message:
     [
         (["hns", "everything"], "Invalid value for 'all|endpoints|loadbalancers|namespaces|networks'"),
         (["capture", "some"], "Invalid value for 'nodes|pods|all'"),
-        (["-o", "yaml", "hns", "all"], "Invalid value for '-o' / '--output'"),
+        (["-o", "xml", "hns", "all"], "Invalid value for '-o' / '--output'"),
         (["--port", "0", "hns", "all"], "Invalid value for '--port'"),
         (["vfp-counter"], "vfp-counter needs a pod, e.g. winspect vfp-counter web-0 (or -p web-0)"),
         (["vfp-counter", "a", "-p", "b"], "two pods given, 'a' and -p/--pod 'b': vfp-counter takes one"),
@@ -360,3 +360,23 @@ def test_capture_takes_singular_and_short_scopes(typed: str, scope: str) -> None
     result = run_inprocess("capture", typed)
     assert result.exit_code == 2
     assert f"capture {scope} needs {scope[:-1]} names" in result.stderr
+
+
+@pytest.mark.parametrize("args", [["hns", "all"], ["counter"], ["version"], ["vfp-counter", "p=10.0.0.1"]])
+def test_yaml_output_is_the_json_document(args: list[str], loopback_hosts: list[str]) -> None:
+    import yaml
+
+    target = ["--target", f"w1={loopback_hosts[0]},w2={loopback_hosts[1]}", "--insecure"]
+    as_json = run_inprocess(*args, *target, "-o", "json")
+    as_yaml = run_inprocess(*args, *target, "-o", "yaml")
+    assert as_yaml.exit_code == as_json.exit_code == 1
+    assert yaml.safe_load(as_yaml.stdout) == json.loads(as_json.stdout)
+    assert not as_yaml.stdout.lstrip().startswith("{")
+
+
+def test_capture_refuses_yaml() -> None:
+    result = run_inprocess("capture", "all", "-o", "yaml")
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "winspect: error: capture prints one record per packet as they come: -o json (JSON lines), not -o yaml\n"
+    )

@@ -16,7 +16,7 @@ from winspect.cli.common import err, grouped_errors, handles_errors
 from winspect.cli.names import complete_capture_names
 from winspect.cli.options import AliasedChoice, command, settings_from
 from winspect.cli.output import Output, PcapngFile, reader_gone
-from winspect.errors import EXIT_INTERRUPTED
+from winspect.errors import EXIT_INTERRUPTED, UsageError
 
 if TYPE_CHECKING:
     from winspect.client.capture import CaptureOptions, CaptureRun, CaptureSink
@@ -149,6 +149,10 @@ def capture(
     capture ends: the packets arrive in chunks, not one by one.
     """
     settings = settings_from(click.get_current_context())
+    if settings.yaml:
+        raise UsageError(
+            "capture prints one record per packet as they come: -o json (JSON lines), not -o yaml"
+        )
     scope = scope.lower()
     # Validate everything before any network traffic.
     options = parse_options(

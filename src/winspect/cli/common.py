@@ -154,7 +154,8 @@ def print_results(
         encoded = {r.node: value for r, value in done}
 
         def as_json() -> str:
-            return dumps(document(command, encoded, {e.node: e.to_dict() for e in errors}, **(extra or {})))
+            doc = document(command, encoded, {e.node: e.to_dict() for e in errors}, **(extra or {}))
+            return encode_document(settings, doc)
 
         try:
             text_doc = as_json()
@@ -178,3 +179,14 @@ def print_results(
     if blocks:
         click.echo("\n\n".join(blocks))
     return exit_code(errors, len(done))
+
+
+def echo_document(settings: Settings, doc: Any) -> None:
+    """A command's document on stdout: JSON, or YAML with -o yaml."""
+    click.echo(encode_document(settings, doc))
+
+
+def encode_document(settings: Settings, doc: Any) -> str:
+    from winspect.client.render.documents import dumps, dumps_yaml
+
+    return dumps_yaml(doc) if settings.yaml else dumps(doc)

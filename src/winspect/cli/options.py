@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 F = TypeVar("F", bound=Callable[..., Any])
 _META_KEY = "winspect.global_options"
-OUTPUT_FORMATS = ("text", "wide", "json")
+OUTPUT_FORMATS = ("text", "wide", "json", "yaml")
 
 
 def _store(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
@@ -81,7 +81,7 @@ def global_options(f: F) -> F:
             "--output",
             type=click.Choice(OUTPUT_FORMATS, case_sensitive=False),
             metavar="FORMAT",
-            help="Output format: text, wide or json.  [default: text]",
+            help="Output format: text, wide, json or yaml.  [default: text]",
         ),
         _global_option(
             "--timeout",
@@ -122,6 +122,9 @@ def settings_from(ctx: click.Context) -> Settings:
     if given.get("timeout") is not None:
         timeout = parse_seconds(given["timeout"], "--timeout", allow_zero=False)
     output = (given.get("output") or "text").lower()
+    as_yaml = output == "yaml"
+    if as_yaml:  # the JSON document, printed as YAML
+        output = "json"
     settings = Settings(
         kubeconfig=given.get("kubeconfig"),
         context=given.get("context"),
@@ -130,6 +133,7 @@ def settings_from(ctx: click.Context) -> Settings:
         port_given=given.get("port") is not None,
         targets=parse_targets(given.get("target", []), port),
         output=output,
+        yaml=as_yaml,
         timeout=timeout,
         verbose=given.get("verbose", 0),
         color=output != "json" and use_color(sys.stdout, dict(os.environ)),

@@ -381,6 +381,8 @@ def _taken_over_text(occupancy: Occupancy, take_over: bool) -> str:
             + "; ".join(row_text(f) for f in foreign)
         )
     return "; ".join(parts)
+
+
 def _notices(parser: RealtimeParser | Etl2txtParser) -> Iterator[PacketBatch]:
     """pktmon's status lines and the parser's warnings: logged, and sent as notices (no packets)."""
     for kind, lines in (

@@ -378,5 +378,6 @@ def test_capture_refuses_yaml() -> None:
     result = run_inprocess("capture", "all", "-o", "yaml")
     assert result.exit_code == 2
     assert result.stderr == (
-        "winspect: error: capture prints one record per packet as they come: -o json (JSON lines), not -o yaml\n"
+        "winspect: error: capture prints one record per packet as they come: "
+        "-o json (JSON lines), not -o yaml\n"
     )

@@ -266,6 +266,10 @@ def test_completion_of_node_and_pod_names_from_kubernetes(kube_api: KubeApi) -> 
     assert complete(f"winspect {k} capture pods web") == ["web-0", "web-1"]
     assert complete(f"winspect {k} -n shop vfp-counter -p ") == ["api-0"]
     assert complete("winspect counter --target a=127.0.0.1 --target b=127.0.0.2 --nodes ") == ["a", "b"]
+    assert complete(f"winspect {k} capture pods -n s") == ["shop"]
+    assert complete(f"winspect hns all {k} --namespace w") == ["web", "winspect-system"]
+    assert complete("winspect capture all --type ") == ["all", "flow", "drop"]
+    assert complete("winspect capture all --type D") == ["drop"]
     kube_api.stop()
     assert complete(f"winspect hns all {k} --nodes win-") == []  # API down: no suggestions, no error
 

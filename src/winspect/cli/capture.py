@@ -13,7 +13,7 @@ import click
 
 from winspect.cli.capture_limits import PacketLimit, confirm_endless, parse_max_packets
 from winspect.cli.common import err, grouped_errors, handles_errors
-from winspect.cli.names import complete_capture_names
+from winspect.cli.names import complete_capture_names, complete_packet_types
 from winspect.cli.options import AliasedChoice, command, settings_from
 from winspect.cli.output import Output, PcapngFile, reader_gone
 from winspect.errors import EXIT_INTERRUPTED, UsageError
@@ -72,6 +72,7 @@ SCOPES = ("nodes", "pods", "all")
     "packet_type",
     default="all",
     metavar="all|flow|drop",
+    shell_complete=complete_packet_types,
     show_default=True,
     help="Packets to report: all, flow or drop.",
 )

@@ -50,6 +50,12 @@ def _global_option(*decls: str, **kwargs: Any) -> Callable[[F], F]:
     return decorator
 
 
+def _complete_namespaces(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[Any]:
+    from winspect.cli.names import complete_namespaces
+
+    return complete_namespaces(ctx, param, incomplete)
+
+
 def global_options(f: F) -> F:
     """Add every global option to a command (or to the group)."""
     decorators = [
@@ -61,6 +67,7 @@ def global_options(f: F) -> F:
             "-n",
             "--namespace",
             metavar="NS",
+            shell_complete=_complete_namespaces,
             help="Namespace of the pods named (default: the context's namespace, else default).",
         ),
         _global_option(

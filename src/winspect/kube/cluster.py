@@ -185,6 +185,12 @@ class Cluster:
         raw = self.request(where, lambda: list(self.lightkube().list(Pod, namespace=ns)))
         return [_pod_info(p) for p in raw]
 
+    def namespaces(self) -> list[str]:
+        from lightkube.resources.core_v1 import Namespace
+
+        raw = self.request("list namespaces", lambda: list(self.lightkube().list(Namespace)))
+        return [n.metadata.name for n in raw if n.metadata and n.metadata.name]
+
     def windows_nodes(self) -> list[NodeInfo]:
         return [n for n in self.nodes() if n.os == "windows"]
 

@@ -559,13 +559,15 @@ def test_loss_on_the_node_is_reported(tmp_path: Path, loopback_hosts: list[str])
     assert "LOST by the node" not in err  # json mode: the summary is on stdout
 
 
-def test_request_every_node_refuses_is_a_usage_error(shared_nodes: Cluster) -> None:
+def test_filters_no_node_could_hold_are_refused_before_any_node_is_called(shared_nodes: Cluster) -> None:
+    calls = [calls_from(node) for node in shared_nodes.nodes]
     ips = ",".join(f"10.224.0.{i}" for i in range(1, 41))
     result = winspect("capture", "all", "-d", "1", "-i", ips, "-r", "80,443", *shared_nodes.targets())
-    assert result.returncode == 2
-    for node in shared_nodes.nodes:
-        line = next(x for x in result.stderr.splitlines() if x.startswith(f"winspect: {node.name}: "))
-        assert "filter" in line.lower()
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.startswith("winspect: error: these filters need 80 pktmon filters (40 IPs x 2 ports;")
+    assert len(result.stderr.splitlines()) == 1  # once, not once per node
+    for node, made in zip(shared_nodes.nodes, calls, strict=True):
+        assert made() == []
         assert_clean(node)
 
 

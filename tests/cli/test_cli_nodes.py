@@ -564,7 +564,7 @@ def test_filters_no_node_could_hold_are_refused_before_any_node_is_called(shared
     ips = ",".join(f"10.224.0.{i}" for i in range(1, 41))
     result = winspect("capture", "all", "-d", "1", "-i", ips, "-r", "80,443", *shared_nodes.targets())
     assert result.returncode == 2 and result.stdout == ""
-    assert result.stderr.startswith("winspect: error: these filters need 80 pktmon filters (40 IPs x 2 ports;")
+    assert result.stderr.startswith("winspect: error: these filters need 80 pktmon filters (40 IPs x 2 ports")
     assert len(result.stderr.splitlines()) == 1  # once, not once per node
     for node, made in zip(shared_nodes.nodes, calls, strict=True):
         assert made() == []

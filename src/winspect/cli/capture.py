@@ -30,6 +30,9 @@ winspect capture nodes win1,win2,win3 -t TCP -d 10   # 10 s of TCP on three node
 winspect capture nodes win1 --counters-only          # counters only, shown at the end
 winspect capture pods web-0,web-1 -i 10.0.0.0/24     # only the pods' vNICs, on their nodes
 winspect capture pods shop/api-0 -t TCP_SYN -r 443   # SYNs to or from port 443
+winspect capture pods -l app=web                     # pods by label (kubectl's -l)
+winspect capture pods deploy/web svc/api             # the pods of a Deployment, of a Service
+winspect capture nodes -l agentpool=npwin            # nodes by label
 winspect capture all --type drop                     # dropped packets on every Windows node
 winspect capture all -m 00-15-5D-2A-D5-DD -o json | jq .drop_reason
 winspect capture all -d 30 -w cluster.pcapng         # one pcapng for every node (Wireshark)
@@ -79,6 +82,13 @@ SCOPES = ("nodes", "pods", "all")
 @click.option(
     "--counters-only", is_flag=True, help="No packets: print the final counters when the capture ends."
 )
+@click.option(
+    "-l",
+    "--selector",
+    "selector",
+    metavar="SELECTOR",
+    help="Nodes or pods by label, as kubectl: -l app=web, -l 'agentpool in (npwin,npwin2)'.",
+)
 @click.option("-A", "--all-namespaces", is_flag=True, help="Look for the pods in every namespace.")
 @click.option(
     "-w",
@@ -126,6 +136,7 @@ def capture(
     macs: tuple[str, ...],
     packet_type: str,
     counters_only: bool,
+    selector: str | None,
     all_namespaces: bool,
     write: str | None,
     quiet: bool,
@@ -139,6 +150,7 @@ def capture(
     \b
     capture nodes N1,N2   on these Windows nodes
     capture pods P1,P2    on these pods' vNICs only, on the nodes that host them
+                          (also deploy/NAME, svc/NAME: the pods they select)
     capture all           on every Windows node of the cluster
 
     Filters: each list is ORed within itself and ANDed with the others
@@ -159,16 +171,23 @@ def capture(
     options = parse_options(
         ips, macs, ports, protocols, packet_type, duration, counters_only, pkt_size, write, take_over
     )
-    check_flags(scope, names, write=write, counters_only=counters_only, all_namespaces=all_namespaces)
+    check_flags(
+        scope,
+        names,
+        write=write,
+        counters_only=counters_only,
+        all_namespaces=all_namespaces,
+        selector=selector,
+    )
     limit = parse_max_packets(max_packets, counters_only=counters_only)
     from winspect.client.filters import parse_names, parse_pods
     from winspect.client.targets import plan_nodes, plan_pods
 
     if scope == "pods":
         pods = parse_pods(names, "capture pods", allow_ip=bool(settings.targets))
-        plan = plan_pods(settings, pods, all_namespaces)
+        plan = plan_pods(settings, pods, all_namespaces, selector)
     else:
-        plan = plan_nodes(settings, parse_names(names, "node", "capture nodes") if names else None)
+        plan = plan_nodes(settings, parse_names(names, "node", "capture nodes") if names else None, selector)
     endless = not (options.duration or limit or options.counters_only)
     if endless and not confirm_endless(len(plan.targets), assume_yes=assume_yes):
         err("capture not started")
@@ -216,7 +235,13 @@ def parse_options(
 
 
 def check_flags(
-    scope: str, names: tuple[str, ...], *, write: str | None, counters_only: bool, all_namespaces: bool
+    scope: str,
+    names: tuple[str, ...],
+    *,
+    write: str | None,
+    counters_only: bool,
+    all_namespaces: bool,
+    selector: str | None = None,
 ) -> None:
     """Flags that do not go together, and names that the scope needs or refuses."""
     from winspect.errors import UsageError
@@ -227,7 +252,13 @@ def check_flags(
         raise UsageError("-w/--write needs a file name, or '-' for stdout")
     if scope == "all" and names:
         raise UsageError(f"capture all takes no names (got {' '.join(names)}); use capture nodes N1,N2")
-    if scope != "all" and not names:
+    if selector is not None and scope == "all":
+        raise UsageError(
+            "-l/--selector chooses nodes or pods: use capture nodes -l ... or capture pods -l ..."
+        )
+    if selector is not None and names:
+        raise UsageError(f"give {scope} names or -l/--selector, not both")
+    if scope != "all" and not names and selector is None:
         example = "win1,win2" if scope == "nodes" else "web-0,web-1"
         raise UsageError(f"capture {scope} needs {scope[:-1]} names, e.g. winspect capture {scope} {example}")
     if all_namespaces and scope != "pods":

@@ -1,5 +1,5 @@
-"""Shell completion of node, pod and namespace names (kubectl style), from --target or from
-Kubernetes, and of --type's values.
+"""Shell completion of node and pod names (kubectl style), from --target or from Kubernetes, and
+of --type's values (namespaces: cli.options, where -n is declared).
 
 Completion must never fail loudly: any error (no kubeconfig, API down)
 gives no suggestions. Lists are comma separated: the last item is completed.
@@ -66,25 +66,6 @@ def _pod_names(settings: object) -> list[str]:
         return [p.name for p in cluster.pods(cluster.namespace) if p.node in windows]
     finally:
         cluster.close()
-
-
-def _namespace_names(settings: object) -> list[str]:
-    from winspect.client.settings import Settings
-    from winspect.kube.cluster import Cluster
-    from winspect.kube.kubeconfig import resolve_config
-
-    assert isinstance(settings, Settings)
-    if settings.targets:
-        return []
-    cluster = Cluster(resolve_config(settings.kubeconfig, settings.context, None), settings.timeout)
-    try:
-        return cluster.namespaces()
-    finally:
-        cluster.close()
-
-
-def complete_namespaces(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[CompletionItem]:
-    return [CompletionItem(n) for n in sorted(_names(ctx, _namespace_names)) if n.startswith(incomplete)]
 
 
 def complete_packet_types(

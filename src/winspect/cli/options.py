@@ -51,9 +51,26 @@ def _global_option(*decls: str, **kwargs: Any) -> Callable[[F], F]:
 
 
 def _complete_namespaces(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[Any]:
-    from winspect.cli.names import complete_namespaces
+    """-n's completion: the cluster's namespaces; nothing (never an error) when it is out of reach."""
+    from click.shell_completion import CompletionItem
 
-    return complete_namespaces(ctx, param, incomplete)
+    from winspect.kube.cluster import Cluster
+    from winspect.kube.kubeconfig import resolve_config
+
+    try:
+        settings = settings_from(ctx)
+        if settings.targets:
+            return []
+        cluster = Cluster(
+            resolve_config(settings.kubeconfig, settings.context, None), min(settings.timeout, 3.0)
+        )
+        try:
+            names = cluster.namespaces()
+        finally:
+            cluster.close()
+    except Exception:  # completion offers nothing rather than an error
+        return []
+    return [CompletionItem(n) for n in sorted(names) if n.startswith(incomplete)]
 
 
 def global_options(f: F) -> F:

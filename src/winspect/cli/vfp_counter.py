@@ -18,6 +18,7 @@ winspect vfp-counter web-0                        # pod in the context's namespa
 winspect vfp-counter --pod web-0                  # the same
 winspect vfp-counter -p shop/web-0 --detailed     # + host vNIC and external adapter ports
 winspect vfp-counter -p web-0 -A                  # find the pod in any namespace
+winspect vfp-counter deploy/web                   # the one pod of a Deployment (or svc/NAME)
 winspect vfp-counter -p web-0=10.224.0.71 --target win1=10.0.0.4   # without Kubernetes
 """
 
@@ -61,6 +62,9 @@ def vfp_counter(pod_arg: str | None, pod: str | None, detailed: bool, all_namesp
     if len(specs) != 1:
         raise UsageError(f"-p/--pod takes one pod, got {len(specs)}: {pod!r}")
     plan = plan_pods(settings, specs, all_namespaces)
+    if len(plan.pods) > 1:  # deploy/NAME or svc/NAME with several pods
+        names = ", ".join(f"{p.namespace}/{p.name}" for p in plan.pods)
+        raise UsageError(f"{pod} selects {len(plan.pods)} pods ({names}): vfp-counter takes one, name it")
     target_pod = plan.pods[0]
     pod_ref = pb.PodRef(namespace=target_pod.namespace, name=target_pod.name, ip=target_pod.ip)
     request = pb.VfpCountersRequest(pod=pod_ref, detailed=detailed)

@@ -249,13 +249,31 @@ def parse_targets(values: Iterable[str], default_port: int) -> list[TargetSpec]:
     return targets
 
 
+# What names pods by the objects that select them, as kubectl spells them: deploy/NAME, svc/NAME.
+WORKLOAD_KINDS = {
+    "deploy": "deployment",
+    "deployment": "deployment",
+    "deployments": "deployment",
+    "svc": "service",
+    "service": "service",
+    "services": "service",
+}
+
+
 @dataclass(frozen=True)
 class PodSpec:
-    """A pod as typed: name, optional namespace (ns/name), optional IP (name=IP, for --target)."""
+    """A pod as typed: name, optional namespace (ns/name), optional IP (name=IP, for --target);
+    or, with `workload`, the pods a Deployment or Service selects (deploy/NAME, svc/NAME)."""
 
     name: str
     namespace: str | None = None
     ip: str | None = None
+    workload: str | None = None  # "deployment" or "service"
+
+    def __str__(self) -> str:
+        if self.workload:
+            return f"{self.workload}/{self.name}"
+        return f"{self.namespace}/{self.name}" if self.namespace else self.name
 
 
 def parse_pods(values: Iterable[str], flag: str, *, allow_ip: bool) -> list[PodSpec]:
@@ -280,7 +298,16 @@ def parse_pods(values: Iterable[str], flag: str, *, allow_ip: bool) -> list[PodS
                 f"pod {item!r} in {flag} needs its IP with --target (no Kubernetes to look it up): "
                 f"write {item}=<pod IP>"
             )
+        workload = WORKLOAD_KINDS.get(ref.partition("/")[0].lower()) if "/" in ref else None
+        if workload and allow_ip:
+            raise UsageError(
+                f"{item!r} in {flag}: the pods of a {workload} are found through Kubernetes; with --target "
+                "name the pods as NAME=IP"
+            )
         (name,) = parse_names([ref], "pod", flag)
         namespace, _, short = name.rpartition("/")
-        pods.append(PodSpec(short, namespace or None, ip or None))
+        if workload:
+            pods.append(PodSpec(short, workload=workload))
+        else:
+            pods.append(PodSpec(short, namespace or None, ip or None))
     return pods

@@ -353,7 +353,8 @@ def run(
 
 def limit_reached(output: Output, runner: CaptureRun, count: int) -> None:
     output.message(f"{count} packets (--max-packets): stopping the capture")
-    runner.packet_limit_reached()
+    runner.limit_reached = True
+    runner.request_stop()
 
 
 def printer(

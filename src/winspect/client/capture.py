@@ -127,18 +127,13 @@ class CaptureRun:
         self.stop_event = asyncio.Event()
         self.abandon_event = asyncio.Event()  # a second interrupt: stop waiting for draining nodes
         self.output_closed = False
-        self.limit_reached = False
+        self.limit_reached = False  # enough packets (--max-packets): a stop that is no interruption
         self._calls: dict[str, Any] = {}
 
     def request_stop(self) -> None:
         if self.stop_event.is_set():
             self.abandon_event.set()
         self.stop_event.set()
-
-    def packet_limit_reached(self) -> None:
-        """Enough packets (--max-packets): stop everywhere as on Ctrl+C, but it is no interruption."""
-        self.limit_reached = True
-        self.request_stop()
 
     def output_gone(self) -> None:
         """The reader of the output has gone (`winspect capture ... | head`): stop everywhere, quietly."""

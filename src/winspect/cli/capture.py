@@ -329,18 +329,19 @@ def run(
         output.message(announcement(plan, options, write))
         who = requester()
         sink: CaptureSink = printer(settings, plan, output, export, write=write, quiet=quiet)
-        if max_packets:
-            sink = PacketLimit(sink, max_packets, lambda: limit_reached(output, runner, max_packets))
+        limit = PacketLimit(sink, max_packets, lambda: limit_reached(output, runner, max_packets))
         runner = CaptureRun(
             plan.targets,
             lambda t: build_request(options, plan.pods_on(t.name), who),
-            sink,
+            limit if max_packets else sink,
             timeout=settings.timeout,
             connect_timeout=settings.connect_timeout,
         )
         output.when_closed(runner.output_gone)
         outcome = asyncio.run(run_capture(runner, plan.security, pcapng, live=write == "-"))
         output.when_closed(None)
+        # Stopped for --max-packets: a stop of the capture's own, no interruption.
+        outcome.interrupted = outcome.interrupted and not limit.reached
     outcome.add_failed(plan.failed)
     if outcome.output_closed or output.closed:
         return reader_gone()
@@ -353,7 +354,6 @@ def run(
 
 def limit_reached(output: Output, runner: CaptureRun, count: int) -> None:
     output.message(f"{count} packets (--max-packets): stopping the capture")
-    runner.limit_reached = True
     runner.request_stop()
 
 

@@ -38,8 +38,9 @@ class PacketLimit:
     def __init__(self, sink: CaptureSink, limit: int, reached: Callable[[], None]) -> None:
         self._sink = sink
         self._left = limit
-        self._reached = reached
+        self._on_reached = reached
         self._seen: set[tuple[str, int]] = set()
+        self.reached = False
 
     def packets(self, node: str, packets: Sequence[pb.Packet]) -> None:
         passed = []
@@ -52,7 +53,8 @@ class PacketLimit:
                 self._seen.add(key)
                 passed.append(p)
                 if self._left == 0:
-                    self._reached()
+                    self.reached = True
+                    self._on_reached()
         if passed:
             self._sink.packets(node, passed)
 

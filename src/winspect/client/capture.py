@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import getpass
-import signal
 import socket
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -127,7 +126,6 @@ class CaptureRun:
         self.stop_event = asyncio.Event()
         self.abandon_event = asyncio.Event()  # a second interrupt: stop waiting for draining nodes
         self.output_closed = False
-        self.limit_reached = False  # enough packets (--max-packets): a stop that is no interruption
         self._calls: dict[str, Any] = {}
 
     def request_stop(self) -> None:
@@ -266,6 +264,26 @@ class CaptureRun:
             finally:
                 node.stop_pending = False
 
+    async def _stop_once_started(self, node: NodeCapture, deadline: float) -> None:
+        """StopCapture for a -w node once it reports its session; if it does not by `deadline` (or
+        on a second interrupt), its stream is cancelled and the node reported as such."""
+        loop = asyncio.get_running_loop()
+        node.stop_pending = True  # the client still waits for this node's last log files
+        try:
+            while not node.session_id and node.ended is None and node.error is None:
+                if loop.time() >= deadline or self.abandon_event.is_set():
+                    self._cancel(node)
+                    why = "interrupted before the node reported its capture started; packets it logged "
+                    why += "until it stopped, if any, were not received"
+                    node.error = NodeFailure(node.target.name, node.target.address, "CANCELLED", why)
+                    self.sink.error(node.name, node.error)
+                    return
+                await asyncio.sleep(0.05)
+        finally:
+            node.stop_pending = False
+        if node.session_id and node.ended is None and node.error is None:
+            await self._stop(node)
+
     def _cancel(self, node: NodeCapture) -> None:
         call = self._calls.get(node.name)
         node.cancelled = True
@@ -316,9 +334,7 @@ class CaptureRun:
             await asyncio.gather(*tasks, return_exceptions=True)
             await asyncio.gather(*(n.conn.close() for n in self.nodes if n.conn), return_exceptions=True)
         return CaptureOutcome(
-            self.nodes,
-            interrupted=interrupted and not (self.output_closed or self.limit_reached),
-            output_closed=self.output_closed,
+            self.nodes, interrupted=interrupted and not self.output_closed, output_closed=self.output_closed
         )
 
     async def _stop_all(self, running: dict[asyncio.Future[Any], NodeCapture]) -> None:
@@ -330,6 +346,11 @@ class CaptureRun:
         # runs there any more. Never a session-less StopCapture: it would stop whatever
         # capture runs on the node, possibly another client's.
         sessionless = [n for n in nodes if not n.session_id]
+        # A -w node whose stream is open but that has not said it started (a slow start) may
+        # already be logging packets: hanging up would make it throw its log files away unseen.
+        # Wait for its start, then stop it like the others and take its last files.
+        starting = [n for n in sessionless if n.request.frames and n.name in self._calls]
+        sessionless = [n for n in sessionless if n not in starting]
         for node in sessionless:
             self._cancel(node)
         # Interrupting a node that already stopped and is sending its last log files
@@ -339,7 +360,10 @@ class CaptureRun:
                 self._cancel(node)
         nodes = [n for n in nodes if not n.cancelled]
         confirms = [asyncio.ensure_future(self._confirm_idle(n, end)) for n in sessionless]
-        stops = [asyncio.ensure_future(self._stop(n)) for n in nodes]
+        stops = [asyncio.ensure_future(self._stop(n)) for n in nodes if n not in starting]
+        stops += [
+            asyncio.ensure_future(self._stop_once_started(n, loop.time() + self.timeout)) for n in starting
+        ]
         if stops:
             await asyncio.wait(stops, timeout=STOP_CALL_TIMEOUT + 0.5)
         # Give streams the rest of the budget to deliver CaptureEnded (final counters), and
@@ -423,26 +447,3 @@ class CaptureRun:
 
 def _unconfirmed(node: NodeCapture, why: str) -> NodeFailure:
     return NodeFailure(node.name, node.target.address, "STOP_NOT_CONFIRMED", why)
-
-
-def install_stop_handlers(loop: asyncio.AbstractEventLoop, on_stop: Callable[[], None]) -> Callable[[], None]:
-    """SIGINT and SIGTERM call on_stop; returns a function that restores the previous handlers."""
-    signals = [signal.SIGINT]
-    if hasattr(signal, "SIGTERM"):
-        signals.append(signal.SIGTERM)
-    installed: list[signal.Signals] = []
-    previous: dict[signal.Signals, Any] = {}
-    for sig in signals:
-        try:
-            loop.add_signal_handler(sig, on_stop)
-            installed.append(sig)
-        except (NotImplementedError, RuntimeError):  # Windows: no add_signal_handler
-            previous[sig] = signal.signal(sig, lambda *_: loop.call_soon_threadsafe(on_stop))
-
-    def restore() -> None:
-        for sig in installed:
-            loop.remove_signal_handler(sig)
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-
-    return restore

@@ -178,7 +178,10 @@ def _denied(details: str, exc: grpc.aio.AioRpcError) -> str:
         subject = f"--serviceaccount={parts[2]}:{parts[3]}"
     else:
         subject = f"--user={user}"
-    command = f"kubectl create clusterrolebinding {role}-{binding_slug(user)} --clusterrole={role} {subject}"
+    command = (
+        f"kubectl create clusterrolebinding {role}-{binding_slug(user)} "
+        f"--clusterrole={role} {subject}"
+    )
     return f"{message}; a cluster admin can grant it with: {command}"
 
 

@@ -6,16 +6,16 @@ from typing import Any
 
 import click
 
-from winspect.cli.common import err, fan_out, handles_errors, print_results
+from winspect.cli.common import err, fan_out, handles_errors, namespace_not_for_nodes, print_results
 from winspect.cli.names import complete_nodes
-from winspect.cli.options import command, namespace_given, settings_from
+from winspect.cli.options import AliasedChoice, command, namespace_given, settings_from
 
 HNS_TYPES = ("all", "endpoints", "loadbalancers", "namespaces", "networks")
 
 EXAMPLES = """
 winspect hns all                          # every HNS object of every Windows node
 winspect hns endpoints --nodes win1,win2  # endpoints of two nodes
-winspect hns networks --json              # the raw JSON documents (hnsdiag -d)
+winspect hns networks --json              # one JSON document (as -o json)
 winspect hns loadbalancers -o wide        # more columns (IDs, flags)
 winspect hns all -o json | jq '.results.win1.endpoints[].IPAddress'
 """
@@ -30,7 +30,9 @@ def _verbose_warning(settings: Any) -> Any:
 @click.argument(
     "kind",
     metavar="all|endpoints|loadbalancers|namespaces|networks",
-    type=click.Choice(HNS_TYPES, case_sensitive=False),
+    type=AliasedChoice(
+        HNS_TYPES, {**{k[:-1]: k for k in HNS_TYPES[1:]}, "ep": "endpoints", "lb": "loadbalancers"}
+    ),
 )
 @click.option(
     "--nodes",
@@ -45,7 +47,7 @@ def _verbose_warning(settings: Any) -> Any:
     "--json",
     "raw_json",
     is_flag=True,
-    help="Print the objects' raw JSON, as the node's hnsdiag -d printed it.",
+    help="The objects as one JSON document, by node and kind (the same as -o json).",
 )
 @handles_errors
 def hns(kind: str, nodes: tuple[str, ...], raw_json: bool) -> int:
@@ -53,54 +55,61 @@ def hns(kind: str, nodes: tuple[str, ...], raw_json: bool) -> int:
 
     Endpoints show IP, pod, MAC, network, state and whether they are local
     or remote; load balancers their VIPs, port mappings and backends (by
-    pod where the endpoints are shown too: hns all);
-    networks their type, subnets and management IP; namespaces their
-    containers and endpoints.
+    pod, else IP); networks their type, subnets and management IP;
+    namespaces their containers and endpoints (by pod, else IP). A column shows the same data whatever
+    the kind asked for; -o wide adds columns (IDs, flags).
     """
+    import asyncio
+
     from winspect.client.filters import parse_names
     from winspect.client.render.documents import hns_to_dict
-    from winspect.client.render.hns import hns_raw_json, hns_text
+    from winspect.client.render.hns import HNS_LOOKUPS, hns_text
     from winspect.client.targets import plan_nodes
+    from winspect.errors import UsageError
     from winspect.v1 import winspect_pb2 as pb
 
     ctx = click.get_current_context()
     settings = settings_from(ctx)
-    if namespace_given(ctx):
-        err("warning: -n/--namespace does not apply to hns; to choose nodes use --nodes")
+    if raw_json and settings.output == "wide":
+        raise UsageError("-d/--json prints the JSON document of -o json: it cannot be combined with -o wide")
+    if raw_json:
+        settings.output, settings.color = "json", False
     names = parse_names(nodes, "node", "--nodes") or None
     plan = plan_nodes(settings, names)
+    if namespace_given(ctx):
+        namespace_not_for_nodes(settings, plan, "hns")
     request = pb.HnsRequest(
         type=pb.HnsObjectType.Value(f"HNS_OBJECT_TYPE_{kind.upper()}"),  # type: ignore[arg-type]
         # hnsdiag's human summaries appear only in -o json: the tables are made from the objects.
         objects_only=settings.output != "json",
     )
 
-    async def call(conn: Any) -> Any:
-        resp = await conn.stub.GetHns(request, timeout=settings.timeout)
-        if with_endpoints:
-            return resp, await conn.stub.GetHns(endpoints, timeout=settings.timeout)
-        return resp, None
-
-    wide = settings.output == "wide"
-    tables = settings.output != "json" and not raw_json
+    # The tables name what the objects refer to (a load balancer's backends by IP, an endpoint's
+    # network by name) whatever kind was asked for: the kinds they are looked up in come too.
+    lookups = [] if settings.output == "json" else HNS_LOOKUPS.get(kind.lower(), [])
     pod_names = None
-    if tables and kind.lower() in ("all", "endpoints", "loadbalancers"):
+    if settings.output != "json" and kind.lower() != "networks":
         from winspect.client.names import load_names
 
         pod_names = load_names(
             settings, [t.name for t in plan.targets], [], _verbose_warning(settings), services=False
         )
-    # A load balancer's backends are endpoint IDs: its table shows their pods (or IPs) as `hns all`
-    # does, from the node's endpoints.
-    endpoints = pb.HnsRequest(type=pb.HNS_OBJECT_TYPE_ENDPOINTS, objects_only=True)
-    with_endpoints = tables and kind.lower() == "loadbalancers"
 
-    def prepare(_node: str, answer: Any) -> Any:
+    async def call(conn: Any) -> Any:
+        requests = [request] + [
+            pb.HnsRequest(type=pb.HnsObjectType.Value(f"HNS_OBJECT_TYPE_{k.upper()}"), objects_only=True)  # type: ignore[arg-type]
+            for k in lookups
+        ]
+        return await asyncio.gather(*(conn.stub.GetHns(r, timeout=settings.timeout) for r in requests))
+
+    wide = settings.output == "wide"
+
+    def prepare(_node: str, answers: Any) -> Any:
         """Each node's text or JSON object, made as its answer arrives."""
-        resp, context = answer
+        resp, *looked_up = answers
         if settings.output == "json":
             return hns_to_dict(resp)
-        return hns_raw_json(resp) if raw_json else hns_text(resp, wide=wide, names=pod_names, context=context)
+        return hns_text(resp, wide=wide, lookups=looked_up, names=pod_names)
 
     results = fan_out(settings, plan, call, prepare)
     return print_results(

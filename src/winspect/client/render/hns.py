@@ -7,6 +7,7 @@ missing field prints as '-'.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from winspect.client.names import Names
@@ -122,7 +123,7 @@ class HnsIndex:
         return self.networks.get(str(ref).lower()) or _short(ref)
 
     def endpoint(self, ref: Any) -> str:
-        """A load balancer's backend: its pod, else its IPs, else its short ID."""
+        """An endpoint referred to (a backend): its pod, else its IPs, else its short ID."""
         ident = str(ref).rsplit("/", 1)[-1]
         ips = self.endpoints.get(ident.lower())
         return (self.pods(ips) or ips) if ips else _short(ident)
@@ -259,10 +260,11 @@ def networks_table(objects: list[Any], index: HnsIndex, wide: bool) -> str:
 
 
 def namespaces_table(objects: list[Any], index: HnsIndex, wide: bool) -> str:
-    headers = ["ID", "TYPE", "CONTAINERS", "ENDPOINTS"]
+    """IDs shortened unless wide; endpoints by IP in both (wide adds their IDs)."""
+    headers = ["ID", "TYPE", "CONTAINERS", "ENDPOINTS"] + (["ENDPOINT IDS"] if wide else [])
     rows = []
     for ns in objects:
-        containers, endpoints = [], []
+        containers, endpoints, endpoint_ids = [], [], []
         for res in _get(ns, "Resources", "ResourceList") or []:
             data = _get(res, "Data") or {}
             ident = _get(data, "Id", "ID") or _get(res, "Id", "ID")
@@ -270,16 +272,16 @@ def namespaces_table(objects: list[Any], index: HnsIndex, wide: bool) -> str:
             if kind == "container":
                 containers.append(_short(ident) if not wide else str(ident))
             elif kind == "endpoint":
-                endpoints.append(index.endpoint(ident) if not wide else str(ident))
+                endpoints.append(index.endpoint(ident))
+                endpoint_ids.append(str(ident))
         ident = _get(ns, "ID") or _get(ns, "NamespaceId")
-        rows.append(
-            [
-                ident if wide else _short(ident),
-                _get(ns, "Type") or ("Default" if _get(ns, "IsDefault") else None),
-                ",".join(containers) or None,
-                ",".join(endpoints) or None,
-            ]
-        )
+        row = [
+            ident if wide else _short(ident),
+            _get(ns, "Type") or ("Default" if _get(ns, "IsDefault") else None),
+            ",".join(containers) or None,
+            ",".join(endpoints) or None,
+        ]
+        rows.append(row + ([",".join(endpoint_ids) or None] if wide else []))
     return format_table(headers, rows)
 
 
@@ -291,32 +293,38 @@ TABLES = {
 }
 
 
-def _sections(resp: pb.HnsResponse) -> tuple[dict[str, list[Any]], list[str]]:
+# The kinds whose objects the tables of a kind refer to (by ID): asked for with it, so that a
+# column shows the same (an endpoint's network by name, a backend by IP) whatever was asked.
+HNS_LOOKUPS = {
+    "endpoints": ["networks"],
+    "loadbalancers": ["endpoints"],
+    "namespaces": ["endpoints"],
+}
+
+
+def _sections(resp: pb.HnsResponse) -> dict[str, list[Any]]:
     sections: dict[str, list[Any]] = {}
-    order: list[str] = []
     for section in resp.sections:
         kind = enum_name(pb.HnsObjectType, section.type, "HNS_OBJECT_TYPE_") or "unspecified"
-        if kind not in sections:
-            order.append(kind)
         parsed = hns_objects(section.objects)
         sections.setdefault(kind, []).extend(_Lowered(o) if isinstance(o, dict) else o for o in parsed)
-    return sections, order
+    return sections
 
 
 def hns_text(
     resp: pb.HnsResponse,
     *,
     wide: bool = False,
+    lookups: Sequence[pb.HnsResponse] = (),
     names: Names | None = None,
-    context: pb.HnsResponse | None = None,
 ) -> str:
-    """Every section of an HnsResponse as a titled table; endpoints and load-balancer backends
-    named after their pods when `names` knows them. `context`: more of the node's objects
-    (its endpoints) that name what the tables refer to, not shown themselves."""
-    sections, order = _sections(resp)
+    """Every section of an HnsResponse as a titled table; `lookups` only name what they refer to;
+    endpoints and backends named after their pods where `names` knows them."""
+    sections = _sections(resp)
+    order = list(sections)
     known = dict(sections)
-    if context is not None:
-        for kind, objects in _sections(context)[0].items():
+    for extra in lookups:
+        for kind, objects in _sections(extra).items():
             known.setdefault(kind, objects)
     index = HnsIndex(known, names)
     blocks = []
@@ -326,12 +334,3 @@ def hns_text(
         table = TABLES[kind](objects, index, wide) if kind in TABLES and objects else "(none)"
         blocks.append(f"{title}\n{table}")
     return "\n\n".join(blocks)
-
-
-def hns_raw_json(resp: pb.HnsResponse) -> str:
-    """The objects' JSON documents as the node printed them (hnsdiag -d)."""
-    parts = []
-    for section in resp.sections:
-        for obj in section.objects:
-            parts.append(obj.json.rstrip())
-    return "\n".join(parts)

@@ -13,7 +13,7 @@ from typing import Any, NoReturn
 
 import click
 
-from winspect.cli.options import global_options
+from winspect.cli.options import as_run, global_options
 from winspect.errors import EXIT_CODES
 
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -83,11 +83,11 @@ class LazyGroup(click.Group):
         formatter.write_paragraph()
         formatter.write_text("Examples:")
         for line in EXAMPLES.strip("\n").splitlines():
-            formatter.write(f"  {line}\n")
+            formatter.write(f"  {as_run(ctx, line)}\n")
         formatter.write_paragraph()
         formatter.write_text(
-            "Global options are accepted before or after the command. Run 'winspect COMMAND -h' for "
-            "a command's options and examples."
+            "Global options are accepted before or after the command. Run "
+            f"'{ctx.command_path} COMMAND -h' for a command's options and examples."
         )
         with formatter.section("Exit codes"):
             formatter.write_dl([(str(code), meaning) for code, meaning in EXIT_CODES])
@@ -105,6 +105,14 @@ def cli() -> None:
     """
 
 
+def program_name(argv0: str) -> str:
+    """`kubectl winspect` when run as kubectl's plugin (an executable, or a link to one, named
+    kubectl-winspect: kubectl runs it with the arguments after `winspect`), else `winspect`."""
+    import os
+
+    return "kubectl winspect" if os.path.basename(argv0).startswith("kubectl-") else "winspect"
+
+
 def main(argv: list[str] | None = None) -> Any:
     import os
 
@@ -112,7 +120,8 @@ def main(argv: list[str] | None = None) -> Any:
         from winspect.cli.completion import register
 
         register()
-    return cli.main(args=argv if argv is not None else sys.argv[1:], prog_name="winspect")
+    args = argv if argv is not None else sys.argv[1:]
+    return cli.main(args=args, prog_name=program_name(sys.argv[0] if sys.argv else ""))
 
 
 def run() -> NoReturn:

@@ -117,6 +117,13 @@ EXAMPLES: dict[str, list[Example]] = {
             probe="complete -p winspect",
         ),
     ],
+    "As a kubectl plugin": [
+        Example("kubectl winspect capture nodes aksnpwin000000 -t TCP -d 5", out=r" TCP ", err=SUMMARY),
+        Example(
+            "kubectl winspect vfp-counter iis-frontend-69b2ba90c-5cx7l -n web --context ",
+            out=r"^pod web/iis-frontend-69b2ba90c-5cx7l \(10\.224\.0\.19\)$",
+        ),
+    ],
     "Wireshark": [
         Example(
             "winspect capture all -d 10 -w cluster.pcapng ",
@@ -136,7 +143,7 @@ def readme_blocks() -> list[Block]:
     text = README.read_text(encoding="utf-8")
     blocks: list[Block] = []
     for match in MARK.finditer(text):
-        heading = re.findall(r"^#+ (.+)$", text[: match.start()], re.M)[-1]
+        heading = re.findall(r"^#{2,4} (.+)$", text[: match.start()], re.M)[-1]
         seen = sum(1 for b in blocks if b.heading.split(" (")[0] == heading)
         name = f"{heading} ({seen + 1})" if seen else heading
         commands: list[str] = []

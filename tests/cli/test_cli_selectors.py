@@ -49,9 +49,22 @@ def test_nodes_chosen_by_label(kube_api: KubeApi) -> None:
     assert code == 1
 
 
+@pytest.mark.parametrize("command", [["hns", "networks"], ["counter"], ["version"]])
+def test_node_commands_choose_nodes_by_label(kube_api: KubeApi, command: list[str]) -> None:
+    code, err = kube(kube_api, *command, "-l", "agentpool=npwin2", "-v", "-o", "json")
+    assert f"winspect: node win-node-2 at {kube_api.node_hosts['win-node-2']}:50051" in err.splitlines()
+    assert "win-node-1" not in err
+    assert code == 1  # the node is not there
+    code, err = kube(kube_api, *command, "--selector", "agentpool in (npwin,npwin2)", "-v", "-o", "json")
+    assert "winspect: node win-node-1 at " in err and "winspect: node win-node-2 at " in err
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
+        (["hns", "all", "-l", "agentpool=nplin"], "no Windows node matches -l 'agentpool=nplin'"),
+        (["counter", "--nodes", "win-node-1", "-l", "a=b"], "give --nodes or -l/--selector, not both"),
+        (["version", "-l", "app in (web"], "invalid label selector 'app in (web' in -l/--selector"),
         (
             ["capture", "pods", "-l", "app in (web"],
             "invalid label selector 'app in (web' in -l/--selector: unable to parse requirement: ",

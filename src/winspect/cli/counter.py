@@ -10,7 +10,7 @@ if TYPE_CHECKING:
     from winspect.client.fanout import NodeResult
 
 from winspect.cli.common import fan_out, handles_errors, namespace_not_for_nodes, print_results
-from winspect.cli.names import complete_nodes
+from winspect.cli.names import chosen_nodes, node_choice
 from winspect.cli.options import command, namespace_given, settings_from
 
 EXAMPLES = """
@@ -22,14 +22,7 @@ winspect counter -o json
 
 
 @command("counter", examples=EXAMPLES)
-@click.option(
-    "--nodes",
-    "nodes",
-    shell_complete=complete_nodes,
-    multiple=True,
-    metavar="N1,N2",
-    help="Only these Windows nodes (comma separated, repeatable). Default: all.",
-)
+@node_choice
 @click.option(
     "-i",
     "--include-hidden",
@@ -37,7 +30,7 @@ winspect counter -o json
     help="Include pktmon's hidden components (without -i only those that dropped packets show).",
 )
 @handles_errors
-def counter(nodes: tuple[str, ...], include_hidden: bool) -> int:
+def counter(nodes: tuple[str, ...], selector: str | None, include_hidden: bool) -> int:
     """Packet counters of the captures running on Windows nodes.
 
     Counters exist only while a capture runs on the node (started with
@@ -46,7 +39,6 @@ def counter(nodes: tuple[str, ...], include_hidden: bool) -> int:
     components pktmon hides (VFP, the vSwitch, TCPIP): their drop rows show
     without -i too.
     """
-    from winspect.client.filters import parse_names
     from winspect.client.render.counters import capture_line, counters_table, with_hidden_drops
     from winspect.client.render.documents import counters_to_dict
     from winspect.client.targets import plan_nodes
@@ -54,8 +46,7 @@ def counter(nodes: tuple[str, ...], include_hidden: bool) -> int:
 
     ctx = click.get_current_context()
     settings = settings_from(ctx)
-    names = parse_names(nodes, "node", "--nodes") or None
-    plan = plan_nodes(settings, names)
+    plan = plan_nodes(settings, *chosen_nodes(nodes, selector))
     if namespace_given(ctx):
         namespace_not_for_nodes(settings, plan, "counter")
     request = pb.CountersRequest(include_hidden=include_hidden)

@@ -7,7 +7,7 @@ from typing import Any
 import click
 
 from winspect.cli.common import err, fan_out, handles_errors, namespace_not_for_nodes, print_results
-from winspect.cli.names import complete_nodes
+from winspect.cli.names import chosen_nodes, node_choice
 from winspect.cli.options import AliasedChoice, command, namespace_given, settings_from
 
 HNS_TYPES = ("all", "endpoints", "loadbalancers", "namespaces", "networks")
@@ -34,14 +34,7 @@ def _verbose_warning(settings: Any) -> Any:
         HNS_TYPES, {**{k[:-1]: k for k in HNS_TYPES[1:]}, "ep": "endpoints", "lb": "loadbalancers"}
     ),
 )
-@click.option(
-    "--nodes",
-    "nodes",
-    shell_complete=complete_nodes,
-    multiple=True,
-    metavar="N1,N2",
-    help="Only these Windows nodes (comma separated, repeatable). Default: all.",
-)
+@node_choice
 @click.option(
     "-d",
     "--json",
@@ -50,7 +43,7 @@ def _verbose_warning(settings: Any) -> Any:
     help="The objects as one JSON document, by node and kind (the same as -o json).",
 )
 @handles_errors
-def hns(kind: str, nodes: tuple[str, ...], raw_json: bool) -> int:
+def hns(kind: str, nodes: tuple[str, ...], selector: str | None, raw_json: bool) -> int:
     """HNS (Host Networking Service) objects of Windows nodes.
 
     Endpoints show IP, pod, MAC, network, state and whether they are local
@@ -61,7 +54,6 @@ def hns(kind: str, nodes: tuple[str, ...], raw_json: bool) -> int:
     """
     import asyncio
 
-    from winspect.client.filters import parse_names
     from winspect.client.render.documents import hns_to_dict
     from winspect.client.render.hns import HNS_LOOKUPS, hns_text
     from winspect.client.targets import plan_nodes
@@ -74,8 +66,7 @@ def hns(kind: str, nodes: tuple[str, ...], raw_json: bool) -> int:
         raise UsageError("-d/--json prints the JSON document of -o json: it cannot be combined with -o wide")
     if raw_json:
         settings.output, settings.color = "json", False
-    names = parse_names(nodes, "node", "--nodes") or None
-    plan = plan_nodes(settings, names)
+    plan = plan_nodes(settings, *chosen_nodes(nodes, selector))
     if namespace_given(ctx):
         namespace_not_for_nodes(settings, plan, "hns")
     request = pb.HnsRequest(

@@ -18,7 +18,7 @@ from winspect.cli.names import complete_capture_names, complete_packet_types
 from winspect.cli.options import AliasedChoice, command, settings_from
 from winspect.cli.output import Output, PcapngFile, reader_gone
 from winspect.client.render.color import use_color
-from winspect.errors import EXIT_INTERRUPTED, UsageError
+from winspect.errors import EXIT_INTERRUPTED
 
 if TYPE_CHECKING:
     from winspect.client.capture import CaptureOptions, CaptureRun
@@ -180,10 +180,6 @@ def capture(
     capture ends: the packets arrive in chunks, not one by one.
     """
     settings = settings_from(click.get_current_context())
-    if settings.yaml:
-        raise UsageError(
-            "capture prints one record per packet as they come: -o json (JSON lines), not -o yaml"
-        )
     scope = scope.lower()
     # Validate everything before any network traffic.
     options = parse_options(
@@ -329,7 +325,7 @@ def run(
     from winspect.client.names import Names, plan_names
     from winspect.client.render.capture import print_summary
 
-    output = Output(pcapng_to_stdout=write == "-")
+    output = Output(pcapng_to_stdout=write == "-", yaml=settings.yaml)
     for line in grouped_errors(plan.failed):
         output.message(line)
     names = plan_names(settings, plan, output.message) if plan.targets else Names()

@@ -87,7 +87,7 @@ class LazyGroup(click.Group):
         formatter.write_paragraph()
         formatter.write_text(
             "Global options are accepted before or after the command. Run "
-            f"'{ctx.command_path} COMMAND -h' for a command's options and examples."
+            f"'{as_run(ctx, 'winspect COMMAND -h')}' for a command's options and examples."
         )
         with formatter.section("Exit codes"):
             formatter.write_dl([(str(code), meaning) for code, meaning in EXIT_CODES])

@@ -181,8 +181,8 @@ def namespace_given(ctx: click.Context) -> bool:
 
 def as_run(ctx: click.Context, example: str) -> str:
     """An example of the help as this program is run (`kubectl winspect ...` as kubectl's plugin)."""
-    program = ctx.find_root().info_name or "winspect"
-    if program != "winspect" and example.startswith("winspect "):
+    program = ctx.find_root().info_name or ""
+    if program.startswith("kubectl ") and example.startswith("winspect "):
         return program + example[len("winspect") :]
     return example
 

@@ -19,6 +19,7 @@ from typing import IO, Any
 
 import click
 
+from winspect.client.render.documents import json_lines_as_yaml
 from winspect.client.render.safe import printable
 from winspect.errors import EXIT_OK, UsageError
 
@@ -114,12 +115,14 @@ class Output:
     """A capture's stdout and stderr: packet lines, messages, the summary, the pcapng file.
 
     With `pcapng_to_stdout` the pcapng takes stdout and everything else goes to
-    stderr. After a write finds its reader gone, `closed` is set, the callback
+    stderr. With `yaml` the JSON lines of packets and summaries are written as a stream of
+    YAML documents (-o yaml). After a write finds its reader gone, `closed` is set, the callback
     given to `when_closed` runs once and later writes to that stream do nothing.
     """
 
-    def __init__(self, *, pcapng_to_stdout: bool = False) -> None:
+    def __init__(self, *, pcapng_to_stdout: bool = False, yaml: bool = False) -> None:
         self.pcapng_to_stdout = pcapng_to_stdout
+        self.yaml = yaml
         self._on_closed: Callable[[], None] | None = None
         self._gone: set[str] = set()  # the streams whose reader has gone
         self._text_stream = STDERR if pcapng_to_stdout else STDOUT
@@ -147,6 +150,8 @@ class Output:
 
     def packets(self, text: str) -> None:
         """Packet lines (stdout, or stderr when stdout carries the pcapng)."""
+        if self.yaml:
+            text = json_lines_as_yaml(text)
         self.guarded(self._text_stream, self._text.write, text)
 
     def message(self, text: str) -> None:
@@ -161,6 +166,8 @@ class Output:
 
     def data(self, text: str) -> None:
         """JSON lines of the summary: stdout, or stderr when stdout carries the pcapng."""
+        if self.yaml:
+            text = json_lines_as_yaml(text)
         if self.pcapng_to_stdout:
             self.guarded(STDERR, _write_flush, sys.stderr, text)
         else:

@@ -73,7 +73,8 @@ sdist: $(BUILD_ENV)
 # The CLI imports its subcommands by name and lightkube its resource modules by name, so both
 # packages are collected whole; importlib.metadata needs winspect's metadata for `winspect version`.
 # grpc_tools (which grpc would use only to compile .proto files at run time) is left out, and with
-# it setuptools, whose start-up hook would cost every run of the client.
+# it setuptools; multiprocessing too (nothing the client runs uses it): PyInstaller's start-up
+# hooks of both would cost every run of the client.
 bin: $(BUILD_ENV)
 	@mkdir -p $(OUT)/bin $(OUT)/build
 	rm -rf $(CLIENT_DIR)  # also the single file of earlier builds
@@ -82,6 +83,7 @@ bin: $(BUILD_ENV)
 		--paths src --collect-submodules winspect --collect-data winspect --copy-metadata winspect \
 		--collect-submodules lightkube \
 		--exclude-module grpc_tools --exclude-module setuptools --exclude-module pkg_resources \
+		--exclude-module multiprocessing \
 		src/winspect/cli/__main__.py
 	$(CLIENT_BIN) --help > /dev/null
 	$(CLIENT_BIN) version --client

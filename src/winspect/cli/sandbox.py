@@ -186,10 +186,10 @@ def up(
 @click.option(
     "-o",
     "--output",
-    type=click.Choice(["text", "json"]),
+    type=click.Choice(["text", "json", "yaml"]),
     default="text",
     show_default=True,
-    help="Output format.",
+    help="Output format (yaml: the JSON document as YAML).",
 )
 def status(directory: Path | None, output: str) -> None:
     """Show the sandbox: API, kubeconfig, nodes and whether each serves. Exit 1 when none runs."""
@@ -198,6 +198,10 @@ def status(directory: Path | None, output: str) -> None:
     info = runtime.status(directory or _default_dir())
     if output == "json":
         click.echo(json.dumps(info, indent=2))
+    elif output == "yaml":
+        import yaml
+
+        click.echo(yaml.safe_dump(json.loads(json.dumps(info)), sort_keys=False).rstrip("\n"))
     elif not info["running"]:
         if "status" in info:
             click.echo(

@@ -1,7 +1,10 @@
-"""`capture -o yaml`: the records of `-o json` (one per packet appearance, then one summary per
-node), as a stream of YAML documents, each opened by `---`, in the sandbox."""
+"""`-o yaml` where `-o json` is, in the sandbox: `capture` gives the records of `-o json` (one per
+packet appearance, then one summary per node) as a stream of YAML documents, each opened by `---`;
+`sandbox status` its JSON document as YAML."""
 
 from __future__ import annotations
+
+import json
 
 import yaml
 from support.e2e import E2E
@@ -26,3 +29,13 @@ def test_capture_yaml_is_a_document_stream_of_the_json_records(e2e: E2E) -> None
     assert list(summaries[0]) == list(as_json.summaries()[node])
     for key in ("group_id", "component_id", "appearance", "original_size"):
         assert all(type(p[key]) is int for p in packets), key
+
+
+def test_sandbox_status_yaml_is_its_json_document(e2e: E2E) -> None:
+    where = ["sandbox", "status", "--dir", str(e2e.sandbox.layout.root)]
+    as_yaml = e2e.run(*where, "-o", "yaml")
+    as_json = e2e.run(*where, "-o", "json")
+    assert as_yaml.code == as_json.code == 0, as_yaml.err
+    doc = yaml.safe_load(as_yaml.out)
+    assert doc == json.loads(as_json.out) and list(doc) == list(json.loads(as_json.out))
+    assert doc["running"] is True and len(doc["nodes"]) == 3

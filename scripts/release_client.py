@@ -4,10 +4,10 @@
     python scripts/release_client.py krew --template deploy/krew/winspect.yaml --version 0.1.0 \\
         --archives out --url https://example.org/releases/v0.1.0 --out out/krew/winspect.yaml
 
-`archive` adds `kubectl-winspect` next to the executable (a symbolic link; a copy of the
-executable on Windows, which finds its files from where it is) and packs the directory as
-winspect/ into out/winspect-VERSION-OS-ARCH.tar.gz (.zip on Windows), OS and ARCH as krew names
-them, with ARCHIVE.sha256 beside it. `krew` fills the krew manifest template: ${VERSION}, and one
+`archive` adds `kubectl-winspect` and `kubectl_complete-winspect` next to the executable
+(symbolic links; copies of the executable on Windows, which finds its files from where it is)
+and packs the directory as winspect/ into out/winspect-VERSION-OS-ARCH.tar.gz (.zip on Windows),
+OS and ARCH as krew names them, with ARCHIVE.sha256 beside it. `krew` fills the krew manifest template: ${VERSION}, and one
 entry of `platforms` for every archive of VERSION in --archives (a release gathers the archives
 built on each system there first).
 """
@@ -49,16 +49,18 @@ def sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def add_plugin_name(dist: Path, windows: bool) -> None:
-    """kubectl-winspect beside winspect: kubectl runs `kubectl winspect` through that name."""
+def add_plugin_names(dist: Path, windows: bool) -> None:
+    """kubectl-winspect and kubectl_complete-winspect beside winspect: kubectl runs `kubectl
+    winspect` through the first, and completes its words through the second."""
     exe = ".exe" if windows else ""
-    plugin = dist / f"kubectl-winspect{exe}"
-    if plugin.is_symlink() or plugin.exists():
-        plugin.unlink()
-    if windows:
-        shutil.copy2(dist / f"winspect{exe}", plugin)
-    else:
-        plugin.symlink_to(f"winspect{exe}")
+    for name in ("kubectl-winspect", "kubectl_complete-winspect"):
+        plugin = dist / f"{name}{exe}"
+        if plugin.is_symlink() or plugin.exists():
+            plugin.unlink()
+        if windows:
+            shutil.copy2(dist / f"winspect{exe}", plugin)
+        else:
+            plugin.symlink_to(f"winspect{exe}")
 
 
 def archive(dist: Path, version: str, out: Path) -> Path:
@@ -66,7 +68,7 @@ def archive(dist: Path, version: str, out: Path) -> Path:
     windows = os_name == "windows"
     if not (dist / ("winspect.exe" if windows else "winspect")).is_file():
         sys.exit(f"release_client: {dist} holds no winspect executable (PyInstaller's --onedir output)")
-    add_plugin_name(dist, windows)
+    add_plugin_names(dist, windows)
     out.mkdir(parents=True, exist_ok=True)
     base = out / f"winspect-{version}-{os_name}-{arch}"
     if windows:

@@ -144,12 +144,13 @@ def test_make_archive_and_krew_pack_the_client_and_fill_the_manifest(out: Path) 
         "winspect",
         "winspect/winspect",
         "winspect/kubectl-winspect",
+        "winspect/kubectl_complete-winspect",
         "winspect/_internal",
         "winspect/_internal/base_library.zip",
     }
     assert members["winspect/winspect"].isfile() and members["winspect/winspect"].mode & 0o111
-    assert members["winspect/kubectl-winspect"].issym()
-    assert members["winspect/kubectl-winspect"].linkname == "winspect"
+    for name in ("kubectl-winspect", "kubectl_complete-winspect"):
+        assert members[f"winspect/{name}"].issym() and members[f"winspect/{name}"].linkname == "winspect"
 
     manifest_text = (out / "krew" / "winspect.yaml").read_text()
     assert "${" not in manifest_text

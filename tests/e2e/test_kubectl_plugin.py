@@ -24,18 +24,18 @@ def kubectl_winspect(e2e: E2E, tmp_path: Path):  # type: ignore[no-untyped-def]
     kubectl = require_tool("kubectl", "kubectl", also=("/usr/bin",))
     plugins = tmp_path / "plugins"
     plugins.mkdir()
-    installed = Path(sys.executable).parent / "kubectl-winspect"
-    assert installed.is_file(), "pip install puts the kubectl-winspect console script next to python"
-    (plugins / "kubectl-winspect").symlink_to(installed)
+    for name in ("kubectl-winspect", "kubectl_complete-winspect"):
+        installed = Path(sys.executable).parent / name
+        assert installed.is_file(), f"pip install puts the {name} console script next to python"
+        (plugins / name).symlink_to(installed)
     path = os.pathsep.join([str(plugins), str(Path(kubectl).parent), "/usr/bin", "/bin"])
 
-    def run(*args: str, kubeconfig_env: bool = True) -> Result:
+    def run(*args: str, kubeconfig_env: bool = True, complete: bool = False) -> Result:
         env = {**e2e.env, "PATH": path}
         if not kubeconfig_env:
             env.pop("KUBECONFIG")
-        proc = subprocess.run(
-            [kubectl, "winspect", *args], capture_output=True, text=True, env=env, timeout=90, check=False
-        )
+        argv = [kubectl, "__complete", "winspect", *args] if complete else [kubectl, "winspect", *args]
+        proc = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=90, check=False)
         return Result(proc.returncode, proc.stdout, proc.stderr)
 
     return run
@@ -105,3 +105,15 @@ def test_help_and_errors_name_the_plugin_as_it_is_run(kubectl_winspect) -> None:
     assert typo.code == 2
     assert "Try 'kubectl winspect --help' for help." in typo.err and "Did you mean 'capture'?" in typo.err
     assert json.loads(kubectl_winspect("version", "--client", "-o", "json").out)["client"]["version"]
+
+
+def test_kubectl_completes_the_plugin_words(kubectl_winspect, e2e: E2E) -> None:  # type: ignore[no-untyped-def]
+    # kubectl __complete is what kubectl's shell completion scripts run on <TAB>.
+    commands = kubectl_winspect("capt", complete=True)
+    assert commands.code == 0, commands.err
+    assert commands.out.splitlines()[-1] == ":4"
+    assert [line.split("\t")[0] for line in commands.out.splitlines()[:-1]] == ["capture"]
+    nodes = kubectl_winspect("hns", "networks", "--nodes", "aksnpwin00000", complete=True)
+    assert nodes.out.splitlines() == [*e2e.windows_nodes(), ":4"]
+    namespaces = kubectl_winspect("-n", "w", complete=True)
+    assert namespaces.out.splitlines() == ["web", "winspect-system", ":4"]

@@ -125,9 +125,17 @@ def main(argv: list[str] | None = None) -> Any:
 
 
 def run() -> NoReturn:
-    """The `winspect` executable: `main`, then `_leave` with its exit code."""
+    """The `winspect` executable: `main`, then `_leave` with its exit code (as
+    `kubectl_complete-winspect`: kubectl's completion of the plugin)."""
+    import os
+
     try:
-        main()
+        if os.path.basename(sys.argv[0] if sys.argv else "").startswith("kubectl_complete-"):
+            from winspect.cli.completion import kubectl_complete
+
+            kubectl_complete()
+        else:
+            main()
         code = 0
     except SystemExit as exc:
         code = _exit_code(exc.code)

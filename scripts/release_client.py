@@ -7,9 +7,9 @@
 `archive` adds `kubectl-winspect` and `kubectl_complete-winspect` next to the executable
 (symbolic links; copies of the executable on Windows, which finds its files from where it is)
 and packs the directory as winspect/ into out/winspect-VERSION-OS-ARCH.tar.gz (.zip on Windows),
-OS and ARCH as krew names them, with ARCHIVE.sha256 beside it. `krew` fills the krew manifest template: ${VERSION}, and one
-entry of `platforms` for every archive of VERSION in --archives (a release gathers the archives
-built on each system there first).
+OS and ARCH as krew names them, with ARCHIVE.sha256 beside it. `krew` fills the krew manifest
+template: ${VERSION}, and one entry of `platforms` for every archive of VERSION in --archives (a
+release gathers the archives built on each system there first).
 """
 
 from __future__ import annotations

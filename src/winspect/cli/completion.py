@@ -92,14 +92,12 @@ def completion(shell: str) -> None:
     click.echo(cls(root, {}, "winspect", COMPLETE_VAR).source())
 
 
-def kubectl_complete() -> None:
+def kubectl_complete(cli: click.Command) -> None:
     """`kubectl_complete-winspect`: completion of `kubectl winspect ...` for kubectl (1.26+), which
     runs it with the words after `winspect` and the one being typed (cobra's `__complete` first,
     from some callers), and reads one candidate a line (a tab, then its help) and a last line `:4`
     (no file names)."""
     import sys
-
-    from winspect.cli.main import cli
 
     words = sys.argv[1:]
     if words and words[0] in ("__complete", "__completeNoDesc"):

@@ -133,7 +133,7 @@ def run() -> NoReturn:
         if os.path.basename(sys.argv[0] if sys.argv else "").startswith("kubectl_complete-"):
             from winspect.cli.completion import kubectl_complete
 
-            kubectl_complete()
+            kubectl_complete(cli)
         else:
             main()
         code = 0

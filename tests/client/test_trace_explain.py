@@ -5,6 +5,7 @@ from __future__ import annotations
 from winspect.client.trace_explain import (
     condition_matches,
     explain_reason,
+    explain_refused,
     explain_vfp_drop,
     hns_policy,
     matching_rule,
@@ -158,3 +159,6 @@ def test_other_drop_reasons_in_one_line() -> None:
     route = Seen("win1", 0, 1, 1, "TCPIP", None, "", "TCP", "a", "10.9.9.9", drop_reason="No route to host")
     assert explain_reason(route, "win1").startswith("win1 has no route to 10.9.9.9")
     assert explain_reason(p, "win2") == ""
+    assert explain_refused("10.224.1.20:8081", "TCP") == (
+        "no listener: nothing listens on 10.224.1.20:8081 (TCP); the destination reset the connection"
+    )

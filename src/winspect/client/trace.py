@@ -5,7 +5,7 @@
    the Windows nodes that host them (plan_pods), no others.
 2. Capture on those nodes through the capture engine (client.capture: one
    stream per node, stopped everywhere on Ctrl+C), every packet type, with
-   pktmon filters narrowed to the source pod's IP (and the port and protocol).
+   pktmon filters narrowed to the pair's addresses (and the port and protocol).
 3. Correlate (client.trace_flows) and, for each VFP drop, read that pod's VFP
    rules (GetVfpRules) and HNS endpoint (GetHns) on the node where it was
    dropped, through the same fan-out, and explain it (client.trace_explain).
@@ -22,8 +22,8 @@ from winspect.client.capture import CaptureOptions
 from winspect.client.fanout import NodeFailure
 from winspect.client.filters import PodSpec, ProtocolSpec, parse_pods
 from winspect.client.names import Names
-from winspect.client.trace_explain import Explanation, explain_reason, explain_vfp_drop
-from winspect.client.trace_flows import DROPPED, Flow, Seen, Subject
+from winspect.client.trace_explain import Explanation, explain_reason, explain_refused, explain_vfp_drop
+from winspect.client.trace_flows import DROPPED, REFUSED, Flow, Seen, Subject
 from winspect.errors import UsageError
 from winspect.v1 import winspect_pb2 as pb
 
@@ -87,7 +87,8 @@ class TracePlanExtra:
     address: str = ""
 
     def subject(self) -> Subject:
-        ips = [p.ip for p in self.destination_pods] + self.vips + ([self.address] if self.address else [])
+        # A Service's VIPs first: what the source pod connects to, before VFP's NAT picks a backend.
+        ips = self.vips + [p.ip for p in self.destination_pods] + ([self.address] if self.address else [])
         return Subject(
             source_ip=self.source.ip,
             source_pod=f"{self.source.namespace}/{self.source.name}",
@@ -111,8 +112,9 @@ def trace_ports(extra: TracePlanExtra, port: int | None) -> list[int]:
 def capture_options(
     extra: TracePlanExtra, port: int | None, protocol: str | None, duration: int
 ) -> CaptureOptions:
+    # The pair: the source pod first, then the destination's addresses (pod, VIPs and backends).
     return CaptureOptions(
-        ips=[extra.source.ip],
+        ips=[extra.source.ip, *extra.subject().destination_ips],
         ports=trace_ports(extra, port),
         protocols=[ProtocolSpec(protocol)] if protocol else [],
         packet_type="all",
@@ -247,6 +249,8 @@ def explain(
     """The explanation of each dropped flow (by its index)."""
     out: dict[int, Explanation] = {}
     for index, flow in enumerate(flows):
+        if flow.verdict.status == REFUSED:
+            out[index] = Explanation(lines=[explain_refused(flow.backend, flow.protocol)])
         drop = flow.verdict.drop
         if drop is None:
             continue

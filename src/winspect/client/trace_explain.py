@@ -168,6 +168,11 @@ def explain_vfp_drop(
     return found
 
 
+def explain_refused(address: str, protocol: str) -> str:
+    """The connection was answered with RST: nobody listens there."""
+    return f"no listener: nothing listens on {address} ({protocol}); the destination reset the connection"
+
+
 def explain_reason(packet: Seen, node: str) -> str:
     """One line on a common drop reason that is not a VFP rule ("" when there is none to say)."""
     reason = packet.drop_reason.lower()

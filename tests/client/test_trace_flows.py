@@ -8,6 +8,7 @@ from winspect.client.trace_flows import (
     ANSWERED,
     DELIVERED,
     DROPPED,
+    INCOMPLETE,
     LOST,
     REFUSED,
     Seen,
@@ -127,6 +128,16 @@ def test_lost_between_the_nodes() -> None:
     assert v.status == LOST
     assert v.last_seen == "win1 NIC Tx"
     assert v.expected == "win2 NIC"
+
+
+def test_lost_while_not_every_node_captured_is_incomplete() -> None:
+    late = replace(SUBJECT, all_capturing_from_ns=5 * MS, all_capturing_until_ns=60 * MS)
+    (flow,) = correlate(_out(0, 1), late)
+    assert (flow.verdict.status, flow.verdict.last_seen) == (INCOMPLETE, "win1 NIC Tx")
+    (flow,) = correlate(_out(40 * MS, 1), late)  # within 50 ms of a node's stop
+    assert flow.verdict.status == INCOMPLETE
+    (flow,) = correlate(_out(9 * MS, 1), late)
+    assert flow.verdict.status == LOST
 
 
 def test_lost_inside_the_destination_node() -> None:

@@ -127,6 +127,7 @@ def run(
 ) -> TraceReport:
     """Capture on the plan's nodes, correlate, ask the nodes that dropped for their VFP rules."""
     import asyncio
+    from dataclasses import replace
     from functools import partial
 
     from winspect.client.capture import CaptureRun, build_request, requester
@@ -172,7 +173,14 @@ def run(
     )
     outcome = asyncio.run(run_capture(runner, plan.security, None))
     sink.finish()
-    flows = correlate(sink.seen, extra.subject())
+    subject = extra.subject()
+    if len(sink.started_at_ns) > 1:
+        subject = replace(
+            subject,
+            all_capturing_from_ns=max(sink.started_at_ns),
+            all_capturing_until_ns=min(sink.started_at_ns) + duration * 1_000_000_000 if duration else 0,
+        )
+    flows = correlate(sink.seen, subject)
     questions = list(dict.fromkeys(q for f in flows if (q := vfp_question(f, extra)) is not None))
     answers = {}
     if questions:

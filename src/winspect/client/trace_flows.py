@@ -16,7 +16,9 @@ pktmon record, named). The trace's subject is a source pod and a destination
 - Verdict: dropped (the first drop: where and pktmon's reason), refused (the
   destination answered a SYN with RST), answered (a reply reached the source),
   delivered (a request reached the destination pod's vNIC, no reply seen), or
-  lost (last place seen, first place expected on the path).
+  lost (last place seen, first place expected on the path); incomplete when it
+  was last seen while not every node was capturing (the nodes start and stop
+  at slightly different times).
 """
 
 from __future__ import annotations
@@ -29,6 +31,11 @@ REFUSED = "refused"
 ANSWERED = "answered"
 DELIVERED = "delivered"
 LOST = "lost"
+# Lost where not every node was capturing (before the last one started, after the first one
+# stopped): the next place may simply not have been watched. Neither good nor bad.
+INCOMPLETE = "incomplete"
+# How close to a node's stop a packet may be last seen and still count as lost (it may be on the wire).
+EDGE_NS = 50_000_000
 # Verdicts that mean the connection worked as far as the network is concerned.
 GOOD = (ANSWERED, DELIVERED)
 
@@ -86,6 +93,9 @@ class Subject:
     source_node: str
     destination_ips: tuple[str, ...]  # the pod's IP, the Service's VIPs and backends, or the address
     destination_pods: dict[str, tuple[str, str]] = field(default_factory=dict)  # ip -> (pod, node)
+    # When every traced node was capturing (wall clock ns; 0 = not known).
+    all_capturing_from_ns: int = 0
+    all_capturing_until_ns: int = 0
 
 
 @dataclass(frozen=True)
@@ -250,8 +260,10 @@ def verdict(requests: list[list[Seen]], replies: list[list[Seen]], subject: Subj
     if not seen:
         return Verdict(LOST, reason="no request seen, only replies")
     last = max(seen, key=lambda s: s.time_ns)
+    before = subject.all_capturing_from_ns and last.time_ns < subject.all_capturing_from_ns
+    after = subject.all_capturing_until_ns and last.time_ns > subject.all_capturing_until_ns - EDGE_NS
     return Verdict(
-        LOST,
+        INCOMPLETE if before or after else LOST,
         last.node,
         _where(last),
         "not seen after this",

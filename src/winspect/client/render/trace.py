@@ -12,7 +12,7 @@ from winspect.client.fanout import NodeFailure
 from winspect.client.names import Names
 from winspect.client.render.safe import printable
 from winspect.client.trace_explain import Explanation
-from winspect.client.trace_flows import GOOD, Flow, Hop, Seen
+from winspect.client.trace_flows import GOOD, INCOMPLETE, Flow, Hop, Seen
 from winspect.v1 import winspect_pb2 as pb
 
 
@@ -40,12 +40,15 @@ class TraceSink:
         self.seen: list[Seen] = []
         self.errors: list[NodeFailure] = []
         self.nodes_started: list[str] = []
+        self.started_at_ns: list[int] = []
 
     def started(self, node: str, info: pb.CaptureInfo) -> None:
         self.names.started(node, info.components)
         if not self.nodes_started:
             self._started = time.monotonic()
         self.nodes_started.append(node)
+        if info.HasField("started_at"):
+            self.started_at_ns.append(info.started_at.seconds * 1_000_000_000 + info.started_at.nanos)
 
     def packets(self, node: str, packets: Sequence[pb.Packet]) -> None:
         self.seen.extend(self._to_seen(node, p, self.names) for p in packets)
@@ -94,8 +97,13 @@ class TraceReport:
     vips: list[str] = field(default_factory=list)
 
     @property
+    def judged(self) -> list[Flow]:
+        """The flows with a verdict (not those at the edges of the capture)."""
+        return [f for f in self.flows if f.verdict.status != INCOMPLETE]
+
+    @property
     def delivered(self) -> bool:
-        return bool(self.flows) and all(f.verdict.status in GOOD for f in self.flows)
+        return bool(self.judged) and all(f.verdict.status in GOOD for f in self.judged)
 
 
 def _ms(ns: int) -> str:
@@ -121,6 +129,8 @@ def verdict_line(flow: Flow) -> str:
     where = f" at {v.node} {v.component}".rstrip() if v.node else ""
     if v.status == "lost":
         return f"LOST: last seen at {v.last_seen}; expected next at {v.expected}"
+    if v.status == INCOMPLETE:
+        return f"INCOMPLETE: last seen at {v.last_seen} while not every node was capturing"
     if v.status == "dropped":
         return f"DROPPED{where}: {v.reason}"
     if v.status == "refused":
@@ -145,9 +155,11 @@ def text(report: TraceReport) -> str:
         lines.append(f"  verdict: {verdict_line(flow)}")
         for line in report.explanations.get(index - 1, Explanation()).lines:
             lines.append(f"    {line}")
-    good = sum(1 for f in report.flows if f.verdict.status in GOOD)
+    good = sum(1 for f in report.judged if f.verdict.status in GOOD)
+    edges = len(report.flows) - len(report.judged)
     lines.append("")
-    lines.append(f"{len(report.flows)} flows: {good} delivered, {len(report.flows) - good} not delivered")
+    summary = f"{len(report.flows)} flows: {good} delivered, {len(report.judged) - good} not delivered"
+    lines.append(summary + (f", {edges} incomplete (at the capture's edges)" if edges else ""))
     return printable("\n".join(lines), newlines=True)
 
 

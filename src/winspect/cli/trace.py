@@ -83,7 +83,8 @@ def trace(source: str, destination: str, to_port: str | None, protocol: str | No
 
     settings = settings_from(click.get_current_context())
     if settings.yaml or settings.output == "wide":
-        raise UsageError(f"trace prints text or one JSON document (-o json), not -o {settings.output}")
+        given = "yaml" if settings.yaml else settings.output
+        raise UsageError(f"trace prints text or one JSON document (-o json), not -o {given}")
     target = parse_destination(destination, allow_ip=bool(settings.targets))
     port = parse_ports([to_port])[0] if to_port is not None else target.port
     if to_port is not None and target.port is not None and port != target.port:

@@ -74,6 +74,8 @@ _MEAN_RECORDS_PER_FLOW = 30.0
 GROUP_ID_BASE = 562949953421312
 # A reproduced conversation (TrafficGenerator._reproduce) starts every this many ns of wall time.
 REPRO_PERIOD_NS = 1_000_000_000
+# How long a server's node takes from a packet's arrival to its answer leaving (reproduced conversations).
+SERVER_TURNAROUND_NS = 150_000
 
 
 @dataclass(frozen=True)
@@ -433,6 +435,8 @@ class TrafficGenerator:
         self.wall_start_ns = 0  # set before records() starts: reproduced conversations use wall time
         self._next_repro_ns: int | None = None
         self._hop_rng: random.Random | None = None
+        self._repro_client_remote = False
+        self._last_rtt = 0
 
     # ---------------------------------------------------------- public
     def records(self) -> Iterator[Record]:
@@ -499,6 +503,7 @@ class TrafficGenerator:
             return
         slot = (self.wall_start_ns + t) // REPRO_PERIOD_NS
         saved, self._hop_rng = self.rng, self.rng
+        self._repro_client_remote = client.kind == "remote"
         self.rng = random.Random(f"winspect-reproduce:{','.join(ips)}:{ports}:{slot}")  # noqa: S311
         try:
             server = self.by_ip.get(ips[1])
@@ -731,8 +736,10 @@ class TrafficGenerator:
 
     def _rtt(self, a: _Ep, b: _Ep) -> int:
         if "remote" in (a.kind, b.kind):
-            return self.rng.randrange(600_000, 2_000_000)
-        return self.rng.randrange(120_000, 400_000)
+            self._last_rtt = self.rng.randrange(600_000, 2_000_000)
+        else:
+            self._last_rtt = self.rng.randrange(120_000, 400_000)
+        return self._last_rtt
 
     def _frame(
         self,
@@ -793,6 +800,11 @@ class TrafficGenerator:
         """
         if self._pair_outside_reproduction(src, dst):
             return
+        if self._hop_rng is not None and self._repro_client_remote:
+            # Conversations are timed as the client's node sees them; on the server's node the
+            # client's packets arrive half a round trip later and the answers leave half earlier.
+            half = self._last_rtt // 2
+            t += half if src.kind == "remote" else SERVER_TURNAROUND_NS - half
         pre, post, hops = self._path(src, dst, frame, nat=nat, unnat=unnat)
         if not hops:
             return

@@ -175,9 +175,10 @@ def _hop_dict(hop: Hop) -> dict[str, Any]:
         "dst": hop.dst,
         "tcp_flags": hop.tcp_flags or None,
         "nat": hop.nat or None,
+        "drop": {"reason": hop.drop_reason, "location": hop.drop_location}
+        if hop.drop_reason or hop.drop_location
+        else None,
     }
-    if hop.drop_reason or hop.drop_location:
-        out["drop"] = {"reason": hop.drop_reason, "location": hop.drop_location}
     return out
 
 
@@ -229,11 +230,13 @@ def document(report: TraceReport) -> dict[str, Any]:
             }
         )
     return {
+        "schema_version": 1,
+        "command": "trace",
         "source": report.source,
         "destination": report.destination,
         "service_ips": report.vips,
         "nodes": report.nodes,
         "delivered": report.delivered,
         "flows": flows,
-        "failed_nodes": [f.to_dict() for f in report.failed],
+        "errors": {f.node: f.to_dict() for f in report.failed},
     }

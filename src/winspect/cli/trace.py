@@ -25,6 +25,8 @@ if TYPE_CHECKING:
     from winspect.client.settings import Settings
     from winspect.client.targets import Plan
     from winspect.client.trace import TracePlanExtra
+    from winspect.client.trace_explain import Explanation
+    from winspect.client.trace_flows import Flow, Subject
 
 EXAMPLES = """
 winspect trace client-0 web-0                  # every connection from client-0 to web-0, 10 s
@@ -128,22 +130,12 @@ def run(
 ) -> TraceReport:
     """Capture on the plan's nodes, correlate, ask the nodes that dropped for their VFP rules."""
     import asyncio
-    from dataclasses import replace
-    from functools import partial
 
     from winspect.client.capture import CaptureRun, build_request, requester
     from winspect.client.capture_session import run_capture
-    from winspect.client.fanout import call_all
     from winspect.client.names import plan_names
     from winspect.client.render.trace import TraceReport, TraceSink
-    from winspect.client.trace import (
-        ask_ports,
-        capture_options,
-        explain,
-        network_policies,
-        to_seen,
-        vfp_question,
-    )
+    from winspect.client.trace import capture_options, to_seen
     from winspect.client.trace_flows import correlate
 
     output = Output()
@@ -174,14 +166,43 @@ def run(
     )
     outcome = asyncio.run(run_capture(runner, plan.security, None))
     sink.finish()
+    flows = correlate(sink.seen, _subject(extra, sink.started_at_ns, duration))
+    failed = [n.error for n in outcome.nodes if n.error is not None] + list(plan.failed)
+    return TraceReport(
+        source=f"{extra.source.namespace}/{extra.source.name}",
+        destination=what.split(" -> ", 1)[1],
+        nodes=nodes,
+        flows=flows,
+        explanations=_explanations(settings, plan, extra, flows),
+        failed=failed,
+        vips=extra.vips,
+    )
+
+
+def _subject(extra: TracePlanExtra, started_at_ns: list[int], duration: int) -> Subject:
+    """The trace's subject, with the time every node was capturing (from their start times)."""
+    from dataclasses import replace
+
     subject = extra.subject()
-    if len(sink.started_at_ns) > 1:
-        subject = replace(
-            subject,
-            all_capturing_from_ns=max(sink.started_at_ns),
-            all_capturing_until_ns=min(sink.started_at_ns) + duration * 1_000_000_000 if duration else 0,
-        )
-    flows = correlate(sink.seen, subject)
+    if len(started_at_ns) < 2:
+        return subject
+    return replace(
+        subject,
+        all_capturing_from_ns=max(started_at_ns),
+        all_capturing_until_ns=min(started_at_ns) + duration * 1_000_000_000 if duration else 0,
+    )
+
+
+def _explanations(
+    settings: Settings, plan: Plan, extra: TracePlanExtra, flows: list[Flow]
+) -> dict[int, Explanation]:
+    """Each drop explained; VFP drops with the rules and HNS endpoint of the node that dropped them."""
+    import asyncio
+    from functools import partial
+
+    from winspect.client.fanout import call_all
+    from winspect.client.trace import ask_ports, explain, network_policies, vfp_question
+
     questions = list(dict.fromkeys(q for f in flows if (q := vfp_question(f, extra)) is not None))
     answers = {}
     if questions:
@@ -192,13 +213,4 @@ def run(
             connect_timeout=settings.connect_timeout,
         )
         answers = asyncio.run(ask_ports(questions, ask, plan.targets, settings.timeout))
-    failed = [n.error for n in outcome.nodes if n.error is not None] + list(plan.failed)
-    return TraceReport(
-        source=f"{extra.source.namespace}/{extra.source.name}",
-        destination=what.split(" -> ", 1)[1],
-        nodes=nodes,
-        flows=flows,
-        explanations=explain(flows, extra, answers, network_policies(settings)),
-        failed=failed,
-        vips=extra.vips,
-    )
+    return explain(flows, extra, answers, network_policies(settings))

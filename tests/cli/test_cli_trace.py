@@ -55,6 +55,10 @@ def test_bad_destinations(text: str, message: str) -> None:
         (["client-0", "10.0.0.1:80", "-r", "81"], "two ports given, 80 in TO and -r/--to-port 81"),
         (["client-0", "web-0", "-d", "soon"], "invalid duration 'soon' in -d/--duration"),
         (["client-0", "web-0", "-r", "http"], "'http'"),
+        (
+            ["client-0", "web-0", "-w", "-"],
+            "-w/--write needs a file name (trace prints its report on stdout)",
+        ),
     ],
 )
 def test_usage_errors_exit_2_before_any_traffic(args: list[str], message: str) -> None:

@@ -3,10 +3,11 @@ HNS policy, a delivered connection across two nodes, a Service's NAT, a port wit
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
-from support.e2e import E2E
+from support.e2e import E2E, tshark_fields
 
 WIN0, WIN1 = "aksnpwin000000", "aksnpwin000001"
 
@@ -120,3 +121,18 @@ def test_usage_errors_before_any_traffic(e2e: E2E, pods: dict[str, Any]) -> None
     )
     r = e2e.run("trace", _name(pods["client"]), "web-0", "-t", "SCTP")
     assert r.code == 2 and "invalid protocol 'SCTP' in -t/--protocol: expected TCP, UDP or ICMP" in r.err
+
+
+def test_write_puts_exactly_the_traced_packets_in_a_pcapng(
+    e2e: E2E, pods: dict[str, Any], tmp_path: Path
+) -> None:
+    path = tmp_path / "trace.pcapng"
+    r = e2e.run("trace", _name(pods["client"]), _name(pods["web1"]), "-d", "3", "-o", "json", "-w", str(path))
+    assert r.code == 0, r.err
+    hops = sum(len(f["hops"]) for f in r.json()["flows"])
+    pairs = tshark_fields(path, "ip.src", "ip.dst")
+    assert len(pairs) == hops > 0
+    assert {tuple(p) for p in pairs} == {
+        (_ip(pods["client"]), _ip(pods["web1"])),
+        (_ip(pods["web1"]), _ip(pods["client"])),
+    }

@@ -33,6 +33,7 @@ winspect trace client-0 web-0                  # every connection from client-0 
 winspect trace shop/api-0 svc/db -r 5432 -d 30 # to a Service's port: the VIP, VFP's NAT, the backend
 winspect trace client-0 10.224.1.7:8080 -t TCP # to an address and port
 winspect trace client-0 web-0 -o json | jq '.flows[].verdict'
+winspect trace client-0 web-0 -w trace.pcapng   # the traced packets for Wireshark too
 Start the trace, then reproduce the problem (curl, the application's request) while it runs.
 Exit code 0 when every connection seen was delivered, 1 when one was not (or none was seen).
 """
@@ -65,8 +66,17 @@ EXIT_NOT_DELIVERED = EXIT_NODE_FAILED
     metavar="SECONDS",
     help="How long to trace (0 = until Ctrl+C).",
 )
+@click.option(
+    "-w",
+    "--write",
+    "write",
+    metavar="FILE",
+    help="Also write the traced packets to FILE as pcapng (Wireshark), as `capture -w` does.",
+)
 @handles_errors
-def trace(source: str, destination: str, to_port: str | None, protocol: str | None, duration: str) -> int:
+def trace(
+    source: str, destination: str, to_port: str | None, protocol: str | None, duration: str, write: str | None
+) -> int:
     """Follow the connections from pod FROM to TO across the nodes involved.
 
     \b
@@ -97,9 +107,18 @@ def trace(source: str, destination: str, to_port: str | None, protocol: str | No
         if wanted is None:
             raise UsageError(f"invalid protocol {protocol!r} in -t/--protocol: expected TCP, UDP or ICMP")
     seconds = parse_capture_duration(duration)
+    if write is not None and write.strip() in ("", "-"):
+        raise UsageError("-w/--write needs a file name (trace prints its report on stdout)")
     plan, extra = plan_trace(settings, source, target)
     report = run(
-        settings, plan, extra, port=port, protocol=wanted, duration=seconds, what=f"{source} -> {destination}"
+        settings,
+        plan,
+        extra,
+        port=port,
+        protocol=wanted,
+        duration=seconds,
+        what=f"{source} -> {destination}",
+        write=write,
     )
     output = Output()
     if settings.output == "json":
@@ -127,21 +146,28 @@ def run(
     protocol: str | None,
     duration: int,
     what: str,
+    write: str | None = None,
 ) -> TraceReport:
     """Capture on the plan's nodes, correlate, ask the nodes that dropped for their VFP rules."""
     import asyncio
+    from functools import partial
 
     from winspect.client.capture import CaptureRun, build_request, requester
-    from winspect.client.capture_session import run_capture
+    from winspect.client.capture_session import run_capture, start_export
     from winspect.client.names import plan_names
     from winspect.client.render.trace import TraceReport, TraceSink
     from winspect.client.trace import capture_options, to_seen
-    from winspect.client.trace_flows import correlate
+    from winspect.client.trace_flows import correlate, traced
 
     output = Output()
     for line in grouped_errors(plan.failed):
         output.message(line)
     names = plan_names(settings, plan, output.message)
+    options = capture_options(extra, port, protocol, duration, frames=write is not None)
+    pcapng = None
+    if write is not None:
+        path = write
+        pcapng = start_export(plan, options, lambda: output.pcapng(path), live=False, names=names)
     terminal = bool(getattr(sys.stderr, "isatty", lambda: False)())
     sink = TraceSink(
         names,
@@ -150,8 +176,9 @@ def run(
         progress=_progress_line if terminal else None,
         duration=duration,
         what=what,
+        export=pcapng[1] if pcapng is not None else None,
+        keep=partial(traced, subject=extra.subject()),
     )
-    options = capture_options(extra, port, protocol, duration)
     nodes = [t.name for t in plan.targets]
     length = f"for {duration}s" if duration else "until Ctrl+C"
     output.message(f"tracing {what} on {', '.join(nodes)} {length}: reproduce the problem now")
@@ -164,7 +191,7 @@ def run(
         timeout=settings.timeout,
         connect_timeout=settings.connect_timeout,
     )
-    outcome = asyncio.run(run_capture(runner, plan.security, None))
+    outcome = asyncio.run(run_capture(runner, plan.security, pcapng))
     sink.finish()
     flows = correlate(sink.seen, _subject(extra, sink.started_at_ns, duration))
     failed = [n.error for n in outcome.nodes if n.error is not None] + list(plan.failed)

@@ -110,7 +110,7 @@ def trace_ports(extra: TracePlanExtra, port: int | None) -> list[int]:
 
 
 def capture_options(
-    extra: TracePlanExtra, port: int | None, protocol: str | None, duration: int
+    extra: TracePlanExtra, port: int | None, protocol: str | None, duration: int, frames: bool = False
 ) -> CaptureOptions:
     # The pair: the source pod first, then the destination's addresses (pod, VIPs and backends).
     return CaptureOptions(
@@ -119,6 +119,7 @@ def capture_options(
         protocols=[ProtocolSpec(protocol)] if protocol else [],
         packet_type="all",
         duration=duration,
+        frames=frames,
     )
 
 

@@ -150,6 +150,11 @@ def correlate(seen: list[Seen], subject: Subject) -> list[Flow]:
     return sorted(flows, key=lambda f: f.start_ns)
 
 
+def traced(s: Seen, subject: Subject) -> bool:
+    """Whether the packet is between the source pod and the destination (part of a flow)."""
+    return _flow_key(s, subject) is not None
+
+
 def _flow_key(s: Seen, subject: Subject) -> tuple[str, int] | None:
     wanted = set(subject.destination_ips)
     if s.src_ip == subject.source_ip and (not wanted or s.dst_ip in wanted):

@@ -29,8 +29,12 @@ class TraceSink:
         progress: Callable[[str], None] | None,
         duration: int,
         what: str,
+        export: Any | None = None,
+        keep: Callable[[Seen], bool] = lambda s: True,
     ) -> None:
         self.names = names
+        self._export = export  # a PcapngExport with -w: the traced packets go to the file too
+        self._keep = keep  # which packets belong to the trace (the filters also pass others)
         self._to_seen = to_seen
         self._message = message
         self._progress = progress
@@ -44,6 +48,8 @@ class TraceSink:
 
     def started(self, node: str, info: pb.CaptureInfo) -> None:
         self.names.started(node, info.components)
+        if self._export is not None:
+            self._export.started(node, info)
         if not self.nodes_started:
             self._started = time.monotonic()
         self.nodes_started.append(node)
@@ -51,7 +57,10 @@ class TraceSink:
             self.started_at_ns.append(info.started_at.seconds * 1_000_000_000 + info.started_at.nanos)
 
     def packets(self, node: str, packets: Sequence[pb.Packet]) -> None:
-        self.seen.extend(self._to_seen(node, p, self.names) for p in packets)
+        kept = [(p, s) for p in packets if self._keep(s := self._to_seen(node, p, self.names))]
+        self.seen.extend(s for _, s in kept)
+        if self._export is not None:
+            self._export.packets(node, [p for p, _ in kept])
 
     def stats(self, node: str, stats: pb.CaptureStats) -> None:
         if stats.packets_lost:
@@ -66,13 +75,18 @@ class TraceSink:
                 self._message(f"{node}: {line}")
 
     def ended(self, node: str, ended: pb.CaptureEnded) -> None:
-        pass
+        if self._export is not None:
+            self._export.node_done(node)
 
     def error(self, node: str, error: NodeFailure) -> None:
+        if self._export is not None:
+            self._export.node_done(node)
         self.errors.append(error)
         self._message(f"{node}: {error.message}")
 
     def tick(self) -> None:
+        if self._export is not None:
+            self._export.tick()
         if self._progress is None or not self.nodes_started:
             return
         elapsed = time.monotonic() - self._started

@@ -142,9 +142,10 @@ def test_recreating_a_state_resets_calls_and_faults(cluster: Cluster, tmp_path: 
 def test_set_traffic_changes_the_next_capture(cluster: Cluster, tmp_path: Path) -> None:
     sd = tmp_path / "s"
     create_node_state(cluster, "aksnpwin000000", sd)
-    assert _load(sd, "traffic.json") == {"seed": "0:aksnpwin000000", "rate": 200.0, "max_packets": None}
+    seed = "0:aksnpwin000000"
+    assert _load(sd, "traffic.json") == {"seed": seed, "rate": 200.0, "max_packets": None, "reproduce": False}
     set_traffic(sd, rate=0, max_packets=50)
-    assert _load(sd, "traffic.json") == {"seed": "0:aksnpwin000000", "rate": 0.0, "max_packets": 50}
+    assert _load(sd, "traffic.json") == {"seed": seed, "rate": 0.0, "max_packets": 50, "reproduce": False}
     with pytest.raises(ValueError):
         set_traffic(sd, rate=-1, max_packets=None)
 

@@ -490,7 +490,7 @@ class _Session:
             f"{traffic['seed']}:{session['number']}",
             rate=self.rate,
             max_records=traffic["max_packets"],
-            reproduce=_reproduction(filters),
+            reproduce=_reproduction(filters) if traffic.get("reproduce") else None,
         )
         components = store.read_json(state_dir, store.COMPONENTS_FILE)
         comp = self.opts["comp"]

@@ -67,7 +67,7 @@ EXAMPLES: dict[str, list[Example]] = {
         Example("winspect sandbox down ", out=r"."),
         Example("winspect sandbox run -- hns all ", out=r"^Node aksnpwin000000 "),
     ],
-    "Using winspect": [
+    "Commands": [
         Example(
             f"winspect capture nodes {NODES} -t TCP -d 10 ",
             out=r"^\d\d:\d\d:\d\d\.\d{3} aksnpwin.* TCP ",
@@ -91,7 +91,7 @@ EXAMPLES: dict[str, list[Example]] = {
         ),
         Example("winspect hns all --json", out=r'^  "command": "hns",$'),
     ],
-    "Using winspect (2)": [
+    "Commands (2)": [
         Example(
             "winspect capture pods web/iis-frontend-69b2ba90c-5cx7l,win-client-7727b149cf-h8mgq ",
             out=r" TCP +(web/iis-frontend|win-client)-.*:80\b",

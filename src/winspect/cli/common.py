@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from winspect.cli.interrupt import interruptible
 from winspect.cli.output import err as err  # every command reports through it
 from winspect.cli.output import reader_gone
 from winspect.errors import EXIT_INTERRUPTED, EXIT_OK, WinspectError, exit_code
@@ -114,7 +115,7 @@ def fan_out(
             call_all(
                 plan.targets,
                 call,
-                security=plan.security.get(),
+                security=interruptible(plan.security.get, err),
                 timeout=settings.timeout,
                 connect_timeout=settings.connect_timeout,
             )

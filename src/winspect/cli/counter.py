@@ -9,7 +9,8 @@ import click
 if TYPE_CHECKING:
     from winspect.client.fanout import NodeResult
 
-from winspect.cli.common import fan_out, handles_errors, namespace_not_for_nodes, print_results
+from winspect.cli.common import err, fan_out, handles_errors, namespace_not_for_nodes, print_results
+from winspect.cli.interrupt import interruptible
 from winspect.cli.names import complete_nodes
 from winspect.cli.options import command, namespace_given, settings_from
 
@@ -55,7 +56,7 @@ def counter(nodes: tuple[str, ...], include_hidden: bool) -> int:
     ctx = click.get_current_context()
     settings = settings_from(ctx)
     names = parse_names(nodes, "node", "--nodes") or None
-    plan = plan_nodes(settings, names)
+    plan = interruptible(lambda: plan_nodes(settings, names), err)
     if namespace_given(ctx):
         namespace_not_for_nodes(settings, plan, "counter")
     request = pb.CountersRequest(include_hidden=include_hidden)

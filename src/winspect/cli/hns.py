@@ -7,6 +7,7 @@ from typing import Any
 import click
 
 from winspect.cli.common import err, fan_out, handles_errors, namespace_not_for_nodes, print_results
+from winspect.cli.interrupt import interruptible
 from winspect.cli.names import complete_nodes
 from winspect.cli.options import AliasedChoice, command, namespace_given, settings_from
 
@@ -75,7 +76,7 @@ def hns(kind: str, nodes: tuple[str, ...], raw_json: bool) -> int:
     if raw_json:
         settings.output, settings.color = "json", False
     names = parse_names(nodes, "node", "--nodes") or None
-    plan = plan_nodes(settings, names)
+    plan = interruptible(lambda: plan_nodes(settings, names), err)
     if namespace_given(ctx):
         namespace_not_for_nodes(settings, plan, "hns")
     request = pb.HnsRequest(
@@ -91,8 +92,11 @@ def hns(kind: str, nodes: tuple[str, ...], raw_json: bool) -> int:
     if settings.output != "json" and kind.lower() != "networks":
         from winspect.client.names import load_names
 
-        pod_names = load_names(
-            settings, [t.name for t in plan.targets], [], _verbose_warning(settings), services=False
+        pod_names = interruptible(
+            lambda: load_names(
+                settings, [t.name for t in plan.targets], [], _verbose_warning(settings), services=False
+            ),
+            err,
         )
 
     async def call(conn: Any) -> Any:

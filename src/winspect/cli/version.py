@@ -10,6 +10,7 @@ if TYPE_CHECKING:
     from winspect.client.fanout import NodeResult
 
 from winspect.cli.common import echo_document, err, fan_out, handles_errors, print_results
+from winspect.cli.interrupt import interruptible
 from winspect.cli.names import complete_nodes
 from winspect.cli.options import command, settings_from
 
@@ -49,7 +50,8 @@ def version(client_only: bool, nodes: tuple[str, ...]) -> int:
             click.echo(f"Client: winspect {__version__}")
         return 0
     try:
-        plan = plan_nodes(settings, parse_names(nodes, "node", "--nodes") or None)
+        chosen = parse_names(nodes, "node", "--nodes") or None
+        plan = interruptible(lambda: plan_nodes(settings, chosen), err)
     except WinspectError as exc:
         # The client version is still worth printing when the cluster is out of reach.
         if as_json:

@@ -9,7 +9,8 @@ import click
 if TYPE_CHECKING:
     from winspect.client.fanout import NodeResult
 
-from winspect.cli.common import fan_out, handles_errors, print_results
+from winspect.cli.common import err, fan_out, handles_errors, print_results
+from winspect.cli.interrupt import interruptible
 from winspect.cli.names import complete_pods
 from winspect.cli.options import command, settings_from
 
@@ -61,7 +62,7 @@ def vfp_counter(pod_arg: str | None, pod: str | None, detailed: bool, all_namesp
     specs = parse_pods([pod], "-p/--pod", allow_ip=bool(settings.targets))
     if len(specs) != 1:
         raise UsageError(f"-p/--pod takes one pod, got {len(specs)}: {pod!r}")
-    plan = plan_pods(settings, specs, all_namespaces)
+    plan = interruptible(lambda: plan_pods(settings, specs, all_namespaces), err)
     if len(plan.pods) > 1:  # deploy/NAME or svc/NAME with several pods
         names = ", ".join(f"{p.namespace}/{p.name}" for p in plan.pods)
         raise UsageError(f"{pod} selects {len(plan.pods)} pods ({names}): vfp-counter takes one, name it")

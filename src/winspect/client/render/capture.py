@@ -8,7 +8,8 @@ summary (text on stderr, or one JSON line per node).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from winspect.client.capture_outcome import FAILED_END_REASONS
@@ -21,7 +22,10 @@ from winspect.client.render.grouping import PacketGroup, PacketGroups
 from winspect.client.render.packet_text import TextPacketFormatter
 from winspect.client.render.packets import TimeFormatter, encode_json, packets_to_json_lines
 from winspect.client.render.safe import printable
+from winspect.client.render.status import CaptureStatus
 from winspect.v1 import winspect_pb2 as pb
+
+_DROP = pb.PACKET_TYPE_DROP
 
 if TYPE_CHECKING:
     from winspect.client.capture_outcome import CaptureOutcome, NodeCapture
@@ -53,6 +57,9 @@ class Console(Protocol):
     def data(self, text: str) -> None:
         """JSON lines of the summary."""
 
+    def status(self, text: str) -> None:
+        """The status line under the packets (a terminal's); "" removes it."""
+
 
 class CapturePrinter:
     """Prints packets as they come and hands them to the pcapng export; progress and errors
@@ -75,6 +82,7 @@ class CapturePrinter:
         per_component: bool = False,
         header: bool = False,
         namespace: str = "default",
+        status_width: Callable[[], int] | None = None,
     ) -> None:
         self.console = console
         self.json = output == "json"
@@ -93,8 +101,13 @@ class CapturePrinter:
             component = self.names.component
             self.groups = PacketGroups(lambda node, p: hop(component(node, p)))
         self._header = header and not self.json and not quiet
+        # On a terminal: a status line (status_width gives its width, at each tick).
+        self._status_width = status_width
+        self.status = CaptureStatus(node_names, files=export is not None)
+        self._began = time.monotonic()
 
     def started(self, node: str, info: pb.CaptureInfo) -> None:
+        self.status.started.add(node)
         self.names.started(node, info.components)
         if self.export is not None:
             self.export.started(node, info)
@@ -113,6 +126,9 @@ class CapturePrinter:
         if self.export is not None:
             self.export.packets(node, packets)
         self.drops.add(node, packets)
+        status = self.status
+        status.packets[node] = status.packets.get(node, 0) + len(packets)
+        status.drops += sum(1 for p in packets if p.type == _DROP)
         if self.quiet:
             return
         if self.json:
@@ -139,11 +155,16 @@ class CapturePrinter:
             self.export.tick()
         if self.groups is not None and not self.quiet:
             self._print_groups(self.groups.tick())
+        if self._status_width is not None:
+            width = self._status_width() - 1  # the last column would wrap on some terminals
+            self.console.status(self.status.line(time.monotonic() - self._began, width))
 
     def finish(self) -> None:
-        """The capture is over: every packet still held is printed."""
+        """The capture is over: every packet still held is printed, the status line removed."""
         if self.groups is not None and not self.quiet:
             self._print_groups(self.groups.finish())
+        if self._status_width is not None:
+            self.console.status("")
 
     def _node_done(self, node: str) -> None:
         if self.export is not None:
@@ -174,11 +195,13 @@ class CapturePrinter:
                 self.console.message(f"{node}: pktmon: {line}")
 
     def ended(self, node: str, ended: pb.CaptureEnded) -> None:
+        self.status.done[node] = "ended"
         self._node_done(node)
         if self.verbose:
             self.console.message(f"{node}: capture ended ({ended.message or 'no message'})")
 
     def error(self, node: str, error: NodeFailure) -> None:
+        self.status.done[node] = "failed"
         self._node_done(node)
         self.console.message(f"{error.node}: {error.message}")
 

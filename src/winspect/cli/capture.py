@@ -389,7 +389,9 @@ def run(
 
 
 def limit_reached(output: Output, runner: CaptureRun, count: int) -> None:
-    output.message(f"{count} packets (--max-packets): stopping the capture")
+    from winspect.client.render.words import plural
+
+    output.message(f"{plural(count, 'packet')} (--max-packets): stopping the capture")
     runner.request_stop()
 
 

@@ -11,6 +11,7 @@ import click
 from winspect.cli.interrupt import interruptible
 from winspect.cli.output import err as err  # every command reports through it
 from winspect.cli.output import reader_gone
+from winspect.client.render.errors import grouped_errors as grouped_errors  # shared with the capture
 from winspect.errors import EXIT_INTERRUPTED, EXIT_OK, WinspectError, exit_code
 
 if TYPE_CHECKING:
@@ -20,24 +21,6 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
-MAX_NAMED_NODES = 5  # an error shared by more nodes names the first few and counts the rest
-
-
-def grouped_errors(errors: Sequence[NodeFailure]) -> list[str]:
-    """One line per distinct message: `node: message` for one node, `3 nodes (a, b, c): message`
-    for the same message from several (in the order the first of each came)."""
-    by_message: dict[str, list[str]] = {}
-    for e in errors:
-        by_message.setdefault(e.message, []).append(e.node)
-    lines = []
-    for message, nodes in by_message.items():
-        if len(nodes) == 1:
-            lines.append(f"{nodes[0]}: {message}")
-            continue
-        shown = ", ".join(nodes[:MAX_NAMED_NODES])
-        more = f" and {len(nodes) - MAX_NAMED_NODES} more" if len(nodes) > MAX_NAMED_NODES else ""
-        lines.append(f"{len(nodes)} nodes ({shown}{more}): {message}")
-    return lines
 
 
 def node_errors(errors: Sequence[NodeFailure]) -> None:

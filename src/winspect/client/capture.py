@@ -32,6 +32,7 @@ from winspect.client.capture_outcome import CaptureOutcome, NodeCapture
 from winspect.client.discovery import PodOnNode
 from winspect.client.fanout import MAX_CONCURRENT_NODES, Connection, NodeFailed, NodeFailure, NodeSlots
 from winspect.client.filters import ProtocolSpec, TargetSpec
+from winspect.client.render.words import plural
 from winspect.client.security import ChannelSecurity
 from winspect.v1 import winspect_pb2 as pb
 
@@ -299,8 +300,8 @@ class CaptureRun:
         unsent = ""
         if node.draining is not None and node.draining.log_bytes_pending:
             unsent = (
-                f"; about {node.draining.packets_pending_estimate} packets "
-                f"({node.draining.log_bytes_pending} bytes of pktmon log) not received"
+                f"; about {plural(node.draining.packets_pending_estimate, 'packet')} "
+                f"({plural(node.draining.log_bytes_pending, 'byte')} of pktmon log) not received"
             )
         target = node.target
         node.error = NodeFailure(target.name, target.address, "DEADLINE_EXCEEDED", f"{why}{unsent}")

@@ -18,11 +18,13 @@ from winspect.client.render.color import BOLD_RED, Palette
 from winspect.client.render.counters import counters_table
 from winspect.client.render.documents import counters_to_dict, ended_to_dict
 from winspect.client.render.drops import DropTally
+from winspect.client.render.errors import HeldErrors
 from winspect.client.render.grouping import PacketGroup, PacketGroups
 from winspect.client.render.packet_text import TextPacketFormatter
 from winspect.client.render.packets import TimeFormatter, encode_json, packets_to_json_lines
 from winspect.client.render.safe import printable
 from winspect.client.render.status import CaptureStatus
+from winspect.client.render.words import plural
 from winspect.v1 import winspect_pb2 as pb
 
 _DROP = pb.PACKET_TYPE_DROP
@@ -105,6 +107,7 @@ class CapturePrinter:
         self._status_width = status_width
         self.status = CaptureStatus(node_names, files=export is not None)
         self._began = time.monotonic()
+        self.errors = HeldErrors(node_names)
 
     def started(self, node: str, info: pb.CaptureInfo) -> None:
         self.status.started.add(node)
@@ -155,6 +158,8 @@ class CapturePrinter:
             self.export.tick()
         if self.groups is not None and not self.quiet:
             self._print_groups(self.groups.tick())
+        for line in self.errors.due():
+            self.console.message(line)
         if self._status_width is not None:
             width = self._status_width() - 1  # the last column would wrap on some terminals
             self.console.status(self.status.line(time.monotonic() - self._began, width))
@@ -163,6 +168,8 @@ class CapturePrinter:
         """The capture is over: every packet still held is printed, the status line removed."""
         if self.groups is not None and not self.quiet:
             self._print_groups(self.groups.finish())
+        for line in self.errors.rest():
+            self.console.message(line)
         if self._status_width is not None:
             self.console.status("")
 
@@ -173,8 +180,9 @@ class CapturePrinter:
             self._print_groups([(node, g) for g in self.groups.node_done(node)])
 
     def stats(self, node: str, stats: pb.CaptureStats) -> None:
+        lost = plural(stats.packets_lost, "packet")
         self.console.message(
-            f"{node}: warning: the node could not keep up and dropped {stats.packets_lost} packets so far "
+            f"{node}: warning: the node could not keep up and dropped {lost} so far "
             "(narrow the capture with filters)"
         )
 
@@ -201,20 +209,21 @@ class CapturePrinter:
             self.console.message(f"{node}: capture ended ({ended.message or 'no message'})")
 
     def error(self, node: str, error: NodeFailure) -> None:
+        """Held a moment: the same error from other nodes makes one line (client.render.errors)."""
         self.status.done[node] = "failed"
         self._node_done(node)
-        self.console.message(f"{error.node}: {error.message}")
+        self.errors.add(error)
 
 
 def _left(log_bytes: int, packets: int) -> str:
-    size = f"{log_bytes / 1e6:.1f} MB" if log_bytes >= 100_000 else f"{log_bytes} bytes"
-    return f"about {packets} packets, {size} of log" if packets else f"{size} of log"
+    size = f"{log_bytes / 1e6:.1f} MB" if log_bytes >= 100_000 else plural(log_bytes, "byte")
+    return f"about {plural(packets, 'packet')}, {size} of log" if packets else f"{size} of log"
 
 
 def summary_line(n: NodeCapture) -> str:
     if n.error is not None:
         return f"{n.name}: failed: {n.error.message}"
-    parts = [f"{n.packets} packets received"]
+    parts = [f"{plural(n.packets, 'packet')} received"]
     if n.packets_lost:
         parts.append(f"{n.packets_lost} LOST by the node (it could not keep up)")
     unsent_bytes, unsent_packets = n.unsent
@@ -241,7 +250,8 @@ def summary_line(n: NodeCapture) -> str:
 
 def export_line(path: str, stats: ExportStats) -> str:
     where = "stdout" if path == "-" else path
-    line = f"pcapng: {stats.written} packets written to {where} ({stats.interfaces} interfaces)"
+    written, interfaces = plural(stats.written, "packet"), plural(stats.interfaces, "interface")
+    line = f"pcapng: {written} written to {where} ({interfaces})"
     if stats.without_bytes:
         line += f", {stats.without_bytes} without packet bytes left out"
     if stats.late:

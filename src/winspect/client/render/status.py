@@ -9,14 +9,9 @@ clears it before anything else is printed.
 from __future__ import annotations
 
 from winspect.client.render.safe import printable
+from winspect.client.render.words import plural
 
 SEPARATOR = " · "
-
-
-def plural(count: int, one: str, many: str | None = None) -> str:
-    """`1 packet`, `2 packets`, `1,234 packets`."""
-    word = one if count == 1 else (many if many is not None else f"{one}s")
-    return f"{count:,} {word}"
 
 
 def clock(seconds: float) -> str:

@@ -15,7 +15,7 @@ from support.cli import EmuNode, cli_env, run_process
 from support.cli import targets_of as targets
 from support.terminal import screen, winspect_on_terminal
 
-from winspect.emulator.state import pktmon_status
+from winspect.emulator.state import pktmon_status, set_log_megabyte
 
 STATUS = re.compile(r"capturing \d+:\d\d · ")
 CTRL_C = "\x03"
@@ -66,7 +66,7 @@ def test_status_line_counts_packets_and_never_mixes_with_them(nodes: list[EmuNod
     a, b = nodes
     term = winspect_on_terminal("capture", "all", "-d", "4", *targets(nodes), env=cli_env())
     try:
-        per_node = rf"capturing \d:\d\d · packets: {a.name} [\d,]+, {b.name} [\d,]+"
+        per_node = rf"capturing \d:\d\d · packets: {a.name} \d+, {b.name} \d+"
         term.wait_for(lambda raw: re.search(per_node, raw), 60, "packets per node")
         code = term.wait_exit(60)
     finally:
@@ -81,6 +81,36 @@ def test_status_line_counts_packets_and_never_mixes_with_them(nodes: list[EmuNod
     end = shown.index("Summary:")
     packets = [line for line in shown[start + 2 : end] if not line.startswith("winspect: ")]
     assert packets and all(re.match(r"\d\d:\d\d:\d\d\.\d{3} ", line) for line in packets), packets
+
+
+def test_with_w_the_status_line_shows_the_packets_each_node_sent_so_far(
+    nodes: list[EmuNode], tmp_path: Path
+) -> None:
+    a, b = nodes
+    for node in nodes:
+        set_log_megabyte(node.state, 20_000)  # a new pktmon log file every ~50 packets
+    out = tmp_path / "capture.pcapng"
+    term = winspect_on_terminal(
+        "capture", "all", "-d", "5", "-q", "-w", str(out), *targets(nodes), env=cli_env()
+    )
+    try:
+        term.wait_for(
+            lambda raw: "waiting for packets (pktmon log files from 2 nodes)" in raw,
+            60,
+            "the wait for log files",
+        )
+        either = r"(\d+|no log file yet)"
+        sent = re.compile(rf"capturing \d:\d\d · packets: {a.name} {either}, {b.name} {either}")
+        term.wait_for(
+            lambda raw: any(m != ("no log file yet",) * 2 for m in sent.findall(raw)), 60, "packets per node"
+        )
+        code = term.wait_exit(60)
+    finally:
+        term.close()
+    assert code == 0, term.raw
+    shown = term.lines()
+    assert not any(STATUS.search(line) for line in shown), shown
+    assert any(line.startswith("  pcapng: ") and str(out) in line for line in shown), shown
 
 
 def test_no_status_line_when_stderr_is_not_a_terminal(nodes: list[EmuNode]) -> None:

@@ -406,6 +406,7 @@ def printer(
     names: Names,
     per_component: bool = False,
 ) -> CapturePrinter:
+    from winspect.client.capture_session import STREAM_HOLD_SECONDS
     from winspect.client.render.capture import CapturePrinter
 
     # With the pcapng on stdout, packet text goes to stderr.
@@ -423,6 +424,7 @@ def printer(
         header=_isatty(text_stream),
         namespace=names.namespace,
         status_width=(lambda: terminal_width(sys.stderr) or 80) if output.status_line else None,
+        hold_seconds=STREAM_HOLD_SECONDS if write == "-" else None,
     )
 
 

@@ -25,6 +25,7 @@ from winspect.client.render.packets import TimeFormatter, encode_json, packets_t
 from winspect.client.render.safe import printable
 from winspect.client.render.status import CaptureStatus
 from winspect.client.render.words import plural
+from winspect.client.reorder import ReorderBuffer
 from winspect.v1 import winspect_pb2 as pb
 
 _DROP = pb.PACKET_TYPE_DROP
@@ -68,7 +69,11 @@ class CapturePrinter:
     go to stderr; counts the drops for the summary. A CaptureSink (client.capture).
 
     Text shows one line per packet (its pktmon appearances gathered, client.render.grouping)
-    unless `per_component` or `-o wide`; JSON has one line per appearance."""
+    unless `per_component` or `-o wide`; JSON has one line per appearance.
+
+    With the pcapng export (-w) the nodes send their packets one log file at a time: the lines
+    are merged into time order across nodes (client.reorder) as the file is, held until every
+    node has sent later packets, or at most `hold_seconds` when that is set (a live reader)."""
 
     def __init__(
         self,
@@ -85,6 +90,7 @@ class CapturePrinter:
         header: bool = False,
         namespace: str = "default",
         status_width: Callable[[], int] | None = None,
+        hold_seconds: float | None = None,
     ) -> None:
         self.console = console
         self.json = output == "json"
@@ -108,6 +114,9 @@ class CapturePrinter:
         self.status = CaptureStatus(node_names, files=export is not None)
         self._began = time.monotonic()
         self.errors = HeldErrors(node_names)
+        self.order: ReorderBuffer[str] | None = None
+        if export is not None and not quiet:
+            self.order = ReorderBuffer(node_names, hold_seconds=hold_seconds)
 
     def started(self, node: str, info: pb.CaptureInfo) -> None:
         self.status.started.add(node)
@@ -134,7 +143,9 @@ class CapturePrinter:
         status.drops += sum(1 for p in packets if p.type == _DROP)
         if self.quiet:
             return
-        if self.json:
+        if self.order is not None:
+            self._in_order(node, packets)
+        elif self.json:
             self.console.packets(packets_to_json_lines(packets, node, self.times, self.names))
         elif self.groups is not None:
             self._print_groups([(node, g) for g in self.groups.add(node, packets)])
@@ -148,9 +159,33 @@ class CapturePrinter:
         self.console.packets(text)
 
     def _print_groups(self, groups: list[tuple[str, PacketGroup]]) -> None:
-        if groups:
-            line = self.text.group_line
+        if not groups:
+            return
+        line = self.text.group_line
+        if self.order is not None:
+            self._merge([(node, _ns(g.first), line(node, g) + "\n") for node, g in groups])
+        else:
             self._print("\n".join([line(node, g) for node, g in groups]) + "\n")
+
+    def _in_order(self, node: str, packets: Sequence[pb.Packet]) -> None:
+        """One node's packets (-w) into the merge, a line each."""
+        if self.json:
+            times, names = self.times, self.names
+            self._merge([(node, _ns(p), packets_to_json_lines([p], node, times, names)) for p in packets])
+        elif self.groups is not None:
+            self._print_groups([(node, g) for g in self.groups.add(node, packets)])
+        else:
+            self._merge([(node, _ns(p), self.text.line(p, node) + "\n") for p in packets])
+
+    def _merge(self, lines: list[tuple[str, int, str]]) -> None:
+        assert self.order is not None
+        for node, at, text in lines:
+            self.order.push(node, at, text)
+        self._release(self.order.ready())
+
+    def _release(self, lines: list[str]) -> None:
+        if lines:
+            self._print("".join(lines))
 
     def tick(self) -> None:
         """Now and then while capturing: packets held (for order, or for their path) go out."""
@@ -158,6 +193,8 @@ class CapturePrinter:
             self.export.tick()
         if self.groups is not None and not self.quiet:
             self._print_groups(self.groups.tick())
+        if self.order is not None:
+            self._release(self.order.ready())
         for line in self.errors.due():
             self.console.message(line)
         if self._status_width is not None:
@@ -168,6 +205,8 @@ class CapturePrinter:
         """The capture is over: every packet still held is printed, the status line removed."""
         if self.groups is not None and not self.quiet:
             self._print_groups(self.groups.finish())
+        if self.order is not None:
+            self._release(self.order.drain())
         for line in self.errors.rest():
             self.console.message(line)
         if self._status_width is not None:
@@ -178,6 +217,9 @@ class CapturePrinter:
             self.export.node_done(node)
         if self.groups is not None and not self.quiet:
             self._print_groups([(node, g) for g in self.groups.node_done(node)])
+        if self.order is not None:
+            self.order.node_done(node)
+            self._release(self.order.ready())
 
     def stats(self, node: str, stats: pb.CaptureStats) -> None:
         lost = plural(stats.packets_lost, "packet")
@@ -213,6 +255,10 @@ class CapturePrinter:
         self.status.done[node] = "failed"
         self._node_done(node)
         self.errors.add(error)
+
+
+def _ns(p: pb.Packet) -> int:
+    return p.timestamp.seconds * 1_000_000_000 + p.timestamp.nanos
 
 
 def _left(log_bytes: int, packets: int) -> str:

@@ -44,12 +44,12 @@ class CaptureStatus:
         total = sum(self.packets.values())
         tail = f"{SEPARATOR}{plural(self.drops, 'drop')}" if self.drops else ""
         if not total:
-            why = "sent one pktmon log file at a time" if self.files else "none matched yet"
-            line = f"{head}{SEPARATOR}waiting for packets ({why} on {plural(len(self.nodes), 'node')})"
+            nodes = plural(len(self.nodes), "node")
+            why = f"pktmon log files from {nodes}" if self.files else f"none matched yet on {nodes}"
+            line = f"{head}{SEPARATOR}waiting for packets ({why})"
             return _fit(line, width)
         per_node = ", ".join(f"{printable(n)} {self._node(n)}" for n in self.nodes)
-        label = "packets so far" if self.files else "packets"
-        line = f"{head}{SEPARATOR}{label}: {per_node}{tail}"
+        line = f"{head}{SEPARATOR}packets: {per_node}{tail}"
         if len(line) <= width:
             return line
         failed = sum(1 for state in self.done.values() if state == "failed")
@@ -63,7 +63,7 @@ class CaptureStatus:
         count = self.packets.get(node, 0)
         if self.files and not count and state is None:
             return "no log file yet"
-        return f"{count:,}"
+        return str(count)
 
 
 def _fit(text: str, width: int) -> str:

@@ -203,3 +203,23 @@ def test_ctrl_c_while_the_api_server_does_not_answer(
     shown = [line for line in term.lines() if line]
     assert shown[-2:] == [waiting, "^Cwinspect: interrupted"], shown
     assert "Traceback" not in term.raw
+
+
+def test_ctrl_c_while_a_node_accepts_the_connection_and_never_answers(silent_api: SilentApiServer) -> None:
+    silent = f"ghost={silent_api.host}"  # a TCP listener that never speaks gRPC
+    term = winspect_on_terminal("capture", "all", "--insecure", "--target", silent, env=cli_env())
+    try:
+        # The status line is drawn half a second in; the connection attempt lasts 5 s.
+        term.wait_for(
+            lambda raw: "capturing 0:00 · connecting to 1 node" in raw, 60, "the connection attempt"
+        )
+        term.type(CTRL_C)
+        code = term.wait_exit(30)
+    finally:
+        term.close()
+    assert code == 130, term.raw
+    shown = term.lines()
+    # No capture was asked of ghost: nothing to stop there, nothing to wait for.
+    assert "winspect: interrupted: capture stopped on every node that started (0 of 1)" in shown, shown
+    assert "  ghost: 0 packets received, not started (interrupted while connecting)" in shown, shown
+    assert not any("cannot connect" in line for line in shown), shown

@@ -282,6 +282,8 @@ def summary_line(n: NodeCapture) -> str:
         parts.append(f"capture {reason}" + (f": {n.ended.message}" if bad else ""))
     elif n.stop_error is not None:
         parts.append(f"stop not confirmed: {n.stop_error.message}")
+    elif n.not_started:
+        parts.append("not started (interrupted while connecting)")
     elif n.cancelled and n.idle_confirmed:
         parts.append("capture cancelled before it started")
     elif n.cancelled:

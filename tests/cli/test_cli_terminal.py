@@ -15,10 +15,9 @@ from support.cli import EmuNode, cli_env, run_process
 from support.cli import targets_of as targets
 from support.terminal import screen, winspect_on_terminal
 
-from winspect.emulator.state import pktmon_status, set_log_megabyte
+from winspect.emulator.state import pktmon_status, set_log_megabyte, set_traffic
 
 STATUS = re.compile(r"capturing \d+:\d\d · ")
-CTRL_C = "\x03"
 
 
 def assert_clean(node: EmuNode) -> None:
@@ -37,9 +36,9 @@ def _plain(text: str) -> str:
 
 def test_status_line_while_nothing_matches_then_ctrl_c(nodes: list[EmuNode]) -> None:
     a, b = nodes
-    # Port 9 (discard): nothing in the emulated traffic matches.
-    term = winspect_on_terminal("capture", "all", "-r", "9", "-y", *targets(nodes), env=cli_env())
-    try:
+    for node in nodes:
+        set_traffic(node.state, rate=200, max_packets=0)  # quiet nodes: no packet comes
+    with winspect_on_terminal("capture", "all", "-y", *targets(nodes), env=cli_env()) as term:
         term.wait_for(
             lambda raw: "waiting for packets (none matched yet on 2 nodes)" in raw, 60, "status line"
         )
@@ -48,29 +47,23 @@ def test_status_line_while_nothing_matches_then_ctrl_c(nodes: list[EmuNode]) -> 
             r"capturing \d+:\d\d · waiting for packets \(none matched yet on 2 nodes\)", shown[-1]
         ), shown
         assert shown[-2] == f"winspect: capturing on {a.name}, {b.name} until Ctrl+C"
-        term.type(CTRL_C)
-        code = term.wait_exit(30)
-    finally:
-        term.close()
+        code = term.ctrl_c()
     assert code == 130, term.raw
     shown = term.lines()
-    assert "winspect: interrupted: capture stopped on every node" in shown
+    assert "winspect: interrupted: capture stopped on every node" in shown, shown
     assert not any(STATUS.search(line) for line in shown), shown  # removed before the summary
     assert "Traceback" not in term.raw
     for node in nodes:
-        assert f"  {node.name}: 0 packets received, capture stopped, node cleaned up" in shown
+        assert f"  {node.name}: 0 packets received, capture stopped, node cleaned up" in shown, shown
         assert_clean(node)
 
 
 def test_status_line_counts_packets_and_never_mixes_with_them(nodes: list[EmuNode]) -> None:
     a, b = nodes
-    term = winspect_on_terminal("capture", "all", "-d", "4", *targets(nodes), env=cli_env())
-    try:
+    with winspect_on_terminal("capture", "all", "-d", "4", *targets(nodes), env=cli_env()) as term:
         per_node = rf"capturing \d:\d\d · packets: {a.name} \d+, {b.name} \d+"
         term.wait_for(lambda raw: re.search(per_node, raw), 60, "packets per node")
         code = term.wait_exit(60)
-    finally:
-        term.close()
     assert code == 0, term.raw
     drawn = [_plain(s) for s in status_lines(term.raw)]
     assert drawn and all(len(s) < 80 for s in drawn), drawn
@@ -90,23 +83,15 @@ def test_with_w_the_status_line_shows_the_packets_each_node_sent_so_far(
     for node in nodes:
         set_log_megabyte(node.state, 20_000)  # a new pktmon log file every ~50 packets
     out = tmp_path / "capture.pcapng"
-    term = winspect_on_terminal(
+    with winspect_on_terminal(
         "capture", "all", "-d", "5", "-q", "-w", str(out), *targets(nodes), env=cli_env()
-    )
-    try:
-        term.wait_for(
-            lambda raw: "waiting for packets (pktmon log files from 2 nodes)" in raw,
-            60,
-            "the wait for log files",
-        )
+    ) as term:
         either = r"(\d+|no log file yet)"
         sent = re.compile(rf"capturing \d:\d\d · packets: {a.name} {either}, {b.name} {either}")
         term.wait_for(
             lambda raw: any(m != ("no log file yet",) * 2 for m in sent.findall(raw)), 60, "packets per node"
         )
         code = term.wait_exit(60)
-    finally:
-        term.close()
     assert code == 0, term.raw
     shown = term.lines()
     assert not any(STATUS.search(line) for line in shown), shown
@@ -121,11 +106,8 @@ def test_no_status_line_when_stderr_is_not_a_terminal(nodes: list[EmuNode]) -> N
 
 def test_no_status_line_on_a_dumb_terminal(nodes: list[EmuNode]) -> None:
     env = {**cli_env(), "TERM": "dumb"}
-    term = winspect_on_terminal("capture", "all", "-d", "2", *targets(nodes), env=env)
-    try:
+    with winspect_on_terminal("capture", "all", "-d", "2", *targets(nodes), env=env) as term:
         code = term.wait_exit(60)
-    finally:
-        term.close()
     assert code == 0, term.raw
     assert "\x1b[K" not in term.raw and "capturing 0:" not in term.raw
 
@@ -191,14 +173,10 @@ def test_ctrl_c_while_the_api_server_does_not_answer(
     kubeconfig = silent_api.kubeconfig(tmp_path / "kubeconfig")
     # --timeout 120s: only Ctrl+C can end the command within the test's wait.
     argv = ["--kubeconfig", str(kubeconfig), "--timeout", "120s", *args]
-    term = winspect_on_terminal(*argv, env=cli_env())
-    try:
+    with winspect_on_terminal(*argv, env=cli_env()) as term:
         waiting = f"winspect: waiting for the API server ({silent_api.host})..."
         term.wait_for(lambda raw: waiting in screen(raw), 60, "waiting message")
-        term.type(CTRL_C)
-        code = term.wait_exit(30)
-    finally:
-        term.close()
+        code = term.ctrl_c()
     assert code == 130, term.raw
     shown = [line for line in term.lines() if line]
     assert shown[-2:] == [waiting, "^Cwinspect: interrupted"], shown
@@ -207,16 +185,12 @@ def test_ctrl_c_while_the_api_server_does_not_answer(
 
 def test_ctrl_c_while_a_node_accepts_the_connection_and_never_answers(silent_api: SilentApiServer) -> None:
     silent = f"ghost={silent_api.host}"  # a TCP listener that never speaks gRPC
-    term = winspect_on_terminal("capture", "all", "--insecure", "--target", silent, env=cli_env())
-    try:
+    with winspect_on_terminal("capture", "all", "--insecure", "--target", silent, env=cli_env()) as term:
         # The status line is drawn half a second in; the connection attempt lasts 5 s.
         term.wait_for(
             lambda raw: "capturing 0:00 · connecting to 1 node" in raw, 60, "the connection attempt"
         )
-        term.type(CTRL_C)
-        code = term.wait_exit(30)
-    finally:
-        term.close()
+        code = term.ctrl_c()
     assert code == 130, term.raw
     shown = term.lines()
     # No capture was asked of ghost: nothing to stop there, nothing to wait for.

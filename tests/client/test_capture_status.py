@@ -9,7 +9,9 @@ from winspect.client.render.status import CaptureStatus
 def test_phases_of_a_capture() -> None:
     status = CaptureStatus(["win1", "win2"])
     assert status.line(1.2, 79) == "capturing 0:01 · connecting to 2 nodes"
-    status.started.update({"win1", "win2"})
+    status.started.add("win1")
+    assert status.line(3, 79) == "capturing 0:03 · starting on 2 nodes (1 started)"
+    status.started.add("win2")
     assert status.line(7, 79) == "capturing 0:07 · waiting for packets (none matched yet on 2 nodes)"
     status.packets["win1"] = 1
     status.drops = 1

@@ -123,9 +123,20 @@ class Terminal:
             self.read(0.1)
         return None
 
+    def ctrl_c(self, timeout: float = 30) -> int | None:
+        """Types Ctrl+C; the exit code once the process has ended (None: still running)."""
+        self.type("\x03")
+        return self.wait_exit(timeout)
+
     def close(self) -> None:
         end_process(self.proc)
         os.close(self.master)
+
+    def __enter__(self) -> Terminal:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
 
 
 def winspect_on_terminal(*args: str, env: dict[str, str], columns: int = 80) -> Terminal:

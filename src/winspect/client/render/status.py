@@ -37,14 +37,16 @@ class CaptureStatus:
     def line(self, elapsed: float, width: int) -> str:
         """The line for a terminal `width` columns wide (per node when it fits, else totals)."""
         head = f"capturing {clock(elapsed)}"
+        nodes = plural(len(self.nodes), "node")
         if not self.started and not self.done:
-            return _fit(f"{head}{SEPARATOR}connecting to {plural(len(self.nodes), 'node')}", width)
+            return _fit(f"{head}{SEPARATOR}connecting to {nodes}", width)
         if self.counters_only:
-            return _fit(f"{head} on {plural(len(self.nodes), 'node')}{SEPARATOR}counters at the end", width)
+            return _fit(f"{head} on {nodes}{SEPARATOR}counters at the end", width)
         total = sum(self.packets.values())
         tail = f"{SEPARATOR}{plural(self.drops, 'drop')}" if self.drops else ""
+        if not total and len(self.started | self.done.keys()) < len(self.nodes):
+            return _fit(f"{head}{SEPARATOR}starting on {nodes} ({len(self.started)} started)", width)
         if not total:
-            nodes = plural(len(self.nodes), "node")
             why = f"pktmon log files from {nodes}" if self.files else f"none matched yet on {nodes}"
             line = f"{head}{SEPARATOR}waiting for packets ({why})"
             return _fit(line, width)
@@ -53,7 +55,7 @@ class CaptureStatus:
         if len(line) <= width:
             return line
         failed = sum(1 for state in self.done.values() if state == "failed")
-        from_nodes = f"from {plural(len(self.nodes), 'node')}" + (f" ({failed} failed)" if failed else "")
+        from_nodes = f"from {nodes}" + (f" ({failed} failed)" if failed else "")
         return _fit(f"{head}{SEPARATOR}{plural(total, 'packet')} {from_nodes}{tail}", width)
 
     def _node(self, node: str) -> str:

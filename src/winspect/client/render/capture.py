@@ -138,9 +138,10 @@ class CapturePrinter:
         if self.export is not None:
             self.export.packets(node, packets)
         self.drops.add(node, packets)
-        status = self.status
-        status.packets[node] = status.packets.get(node, 0) + len(packets)
-        status.drops += sum(1 for p in packets if p.type == _DROP)
+        if self._status_width is not None:  # only a terminal shows them
+            status = self.status
+            status.packets[node] = status.packets.get(node, 0) + len(packets)
+            status.drops += sum(1 for p in packets if p.type == _DROP)
         if self.quiet:
             return
         if self.order is not None:

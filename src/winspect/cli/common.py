@@ -16,6 +16,7 @@ from winspect.errors import EXIT_INTERRUPTED, EXIT_OK, WinspectError, exit_code
 
 if TYPE_CHECKING:
     from winspect.client.fanout import Connection, NodeFailure, NodeResult
+    from winspect.client.names import Names
     from winspect.client.settings import Settings
     from winspect.client.targets import Plan
 
@@ -174,3 +175,26 @@ def encode_document(settings: Settings, doc: Any) -> str:
     from winspect.client.render.documents import dumps, dumps_yaml
 
     return dumps_yaml(doc) if settings.yaml else dumps(doc)
+
+
+def plan_nodes(settings: Settings, names: list[str] | None) -> Plan:
+    """The nodes a node command talks to (client.targets.plan_nodes); Ctrl+C interrupts the lookup."""
+    from winspect.client.targets import plan_nodes as plan
+
+    return interruptible(lambda: plan(settings, names), err)
+
+
+def pod_names_of(settings: Settings, plan: Plan) -> Names:
+    """The pods' names for a command's tables (a failed lookup is told only with -v); Ctrl+C
+    interrupts the lookup."""
+    from winspect.client.names import load_names
+
+    nodes = [t.name for t in plan.targets]
+    return interruptible(
+        lambda: load_names(settings, nodes, [], verbose_warning(settings), services=False), err
+    )
+
+
+def verbose_warning(settings: Any) -> Callable[[str], None]:
+    """Where a lookup that only helps (pod names) reports a failure: told only with -v."""
+    return (lambda message: err(f"warning: {message}")) if settings.verbose else (lambda _message: None)

@@ -6,8 +6,7 @@ from typing import Any
 
 import click
 
-from winspect.cli.common import err, fan_out, handles_errors, namespace_not_for_nodes, print_results
-from winspect.cli.interrupt import interruptible
+from winspect.cli.common import fan_out, handles_errors, namespace_not_for_nodes, print_results
 from winspect.cli.names import complete_nodes
 from winspect.cli.options import AliasedChoice, command, namespace_given, settings_from
 
@@ -20,11 +19,6 @@ winspect hns networks --json              # one JSON document (as -o json)
 winspect hns loadbalancers -o wide        # more columns (IDs, flags)
 winspect hns all -o json | jq '.results.win1.endpoints[].IPAddress'
 """
-
-
-def _verbose_warning(settings: Any) -> Any:
-    """Pod names are a help: a user who may not list pods is told only with -v."""
-    return (lambda message: err(f"warning: {message}")) if settings.verbose else (lambda _message: None)
 
 
 @command("hns", examples=EXAMPLES)
@@ -62,10 +56,10 @@ def hns(kind: str, nodes: tuple[str, ...], raw_json: bool) -> int:
     """
     import asyncio
 
+    from winspect.cli.common import plan_nodes, pod_names_of
     from winspect.client.filters import parse_names
     from winspect.client.render.documents import hns_to_dict
     from winspect.client.render.hns import HNS_LOOKUPS, hns_text
-    from winspect.client.targets import plan_nodes
     from winspect.errors import UsageError
     from winspect.v1 import winspect_pb2 as pb
 
@@ -76,7 +70,7 @@ def hns(kind: str, nodes: tuple[str, ...], raw_json: bool) -> int:
     if raw_json:
         settings.output, settings.color = "json", False
     names = parse_names(nodes, "node", "--nodes") or None
-    plan = interruptible(lambda: plan_nodes(settings, names), err)
+    plan = plan_nodes(settings, names)
     if namespace_given(ctx):
         namespace_not_for_nodes(settings, plan, "hns")
     request = pb.HnsRequest(
@@ -90,14 +84,7 @@ def hns(kind: str, nodes: tuple[str, ...], raw_json: bool) -> int:
     lookups = [] if settings.output == "json" else HNS_LOOKUPS.get(kind.lower(), [])
     pod_names = None
     if settings.output != "json" and kind.lower() != "networks":
-        from winspect.client.names import load_names
-
-        pod_names = interruptible(
-            lambda: load_names(
-                settings, [t.name for t in plan.targets], [], _verbose_warning(settings), services=False
-            ),
-            err,
-        )
+        pod_names = pod_names_of(settings, plan)
 
     async def call(conn: Any) -> Any:
         requests = [request] + [

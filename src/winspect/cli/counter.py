@@ -13,8 +13,9 @@ from winspect.cli.common import (
     fan_out,
     handles_errors,
     namespace_not_for_nodes,
+    plan_nodes,
+    pod_names_of,
     print_results,
-    verbose_warning,
 )
 from winspect.cli.names import chosen_nodes, node_choice
 from winspect.cli.options import command, namespace_given, settings_from
@@ -45,7 +46,6 @@ def counter(nodes: tuple[str, ...], selector: str | None, include_hidden: bool) 
     components pktmon hides (VFP, the vSwitch, TCPIP): their drop rows show
     without -i too.
     """
-    from winspect.client.names import load_names
     from winspect.client.render.counters import (
         capture_line,
         component_pods,
@@ -53,7 +53,6 @@ def counter(nodes: tuple[str, ...], selector: str | None, include_hidden: bool) 
         with_hidden_drops,
     )
     from winspect.client.render.documents import counters_to_dict
-    from winspect.client.targets import plan_nodes
     from winspect.v1 import winspect_pb2 as pb
 
     ctx = click.get_current_context()
@@ -61,9 +60,7 @@ def counter(nodes: tuple[str, ...], selector: str | None, include_hidden: bool) 
     plan = plan_nodes(settings, *chosen_nodes(nodes, selector))
     if namespace_given(ctx):
         namespace_not_for_nodes(settings, plan, "counter")
-    pod_names = load_names(
-        settings, [t.name for t in plan.targets], [], verbose_warning(settings), services=False
-    )
+    pod_names = pod_names_of(settings, plan)
     request = pb.CountersRequest(include_hidden=include_hidden, describe_components=True)
     hidden = pb.CountersRequest(include_hidden=True)
 

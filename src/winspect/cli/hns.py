@@ -6,13 +6,7 @@ from typing import Any
 
 import click
 
-from winspect.cli.common import (
-    fan_out,
-    handles_errors,
-    namespace_not_for_nodes,
-    print_results,
-    verbose_warning,
-)
+from winspect.cli.common import fan_out, handles_errors, namespace_not_for_nodes, print_results
 from winspect.cli.names import chosen_nodes, node_choice
 from winspect.cli.options import AliasedChoice, command, namespace_given, settings_from
 
@@ -55,9 +49,9 @@ def hns(kind: str, nodes: tuple[str, ...], selector: str | None, raw_json: bool)
     """
     import asyncio
 
+    from winspect.cli.common import plan_nodes, pod_names_of
     from winspect.client.render.documents import hns_to_dict
     from winspect.client.render.hns import HNS_LOOKUPS, hns_text
-    from winspect.client.targets import plan_nodes
     from winspect.errors import UsageError
     from winspect.v1 import winspect_pb2 as pb
 
@@ -81,11 +75,7 @@ def hns(kind: str, nodes: tuple[str, ...], selector: str | None, raw_json: bool)
     lookups = [] if settings.output == "json" else HNS_LOOKUPS.get(kind.lower(), [])
     pod_names = None
     if settings.output != "json" and kind.lower() != "networks":
-        from winspect.client.names import load_names
-
-        pod_names = load_names(
-            settings, [t.name for t in plan.targets], [], verbose_warning(settings), services=False
-        )
+        pod_names = pod_names_of(settings, plan)
 
     async def call(conn: Any) -> Any:
         requests = [request] + [

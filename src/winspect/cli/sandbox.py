@@ -13,6 +13,8 @@ from typing import Any, NoReturn
 
 import click
 
+from winspect.client.render.words import plural
+
 EXAMPLES = """\
 \b
 Examples:
@@ -91,7 +93,7 @@ def _usage(sb: Any, root: Path, default: bool) -> str:
     nodes = sb.nodes
     first = nodes[0]["name"] if nodes else "NODE"
     lines = [
-        f"sandbox ready: {len(nodes)} Windows node(s) at {nodes[0]['address'] if nodes else '-'}"
+        f"sandbox ready: {plural(len(nodes), 'Windows node')} at {nodes[0]['address'] if nodes else '-'}"
         + (f"..{nodes[-1]['address']}" if len(nodes) > 1 else "")
         + f", Kubernetes API at {sb.api_url} ({sb.state.get('startup_seconds', '?')}s)",
         f"kubeconfig: {sb.kubeconfig}",

@@ -10,6 +10,7 @@ if TYPE_CHECKING:
     from winspect.client.fanout import NodeResult
 
 from winspect.cli.common import echo_document, err, fan_out, handles_errors, print_results
+from winspect.cli.interrupt import interruptible
 from winspect.cli.names import chosen_nodes, node_choice
 from winspect.cli.options import command, settings_from
 
@@ -41,7 +42,8 @@ def version(client_only: bool, nodes: tuple[str, ...], selector: str | None) -> 
             click.echo(f"Client: winspect {__version__}")
         return 0
     try:
-        plan = plan_nodes(settings, *chosen_nodes(nodes, selector))
+        names, chosen_selector = chosen_nodes(nodes, selector)
+        plan = interruptible(lambda: plan_nodes(settings, names, chosen_selector), err)
     except WinspectError as exc:
         # The client version is still worth printing when the cluster is out of reach.
         if as_json:

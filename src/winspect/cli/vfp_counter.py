@@ -9,7 +9,8 @@ import click
 if TYPE_CHECKING:
     from winspect.client.fanout import NodeResult
 
-from winspect.cli.common import fan_out, handles_errors, print_results
+from winspect.cli.common import err, fan_out, handles_errors, print_results
+from winspect.cli.interrupt import interruptible
 from winspect.cli.names import complete_pods
 from winspect.cli.options import command, settings_from
 
@@ -73,7 +74,7 @@ def vfp_counter(
     specs = parse_pods([pod], "-p/--pod", allow_ip=bool(settings.targets)) if pod is not None else []
     if pod is not None and len(specs) != 1:
         raise UsageError(f"-p/--pod takes one pod, got {len(specs)}: {pod!r}")
-    plan = plan_pods(settings, specs, all_namespaces, selector)
+    plan = interruptible(lambda: plan_pods(settings, specs, all_namespaces, selector), err)
     if len(plan.pods) > 1:  # deploy/NAME, svc/NAME or -l with several pods
         names = ", ".join(f"{p.namespace}/{p.name}" for p in plan.pods)
         chooser = pod or f"-l {selector!r}"

@@ -32,6 +32,7 @@ from winspect.client.capture_outcome import CaptureOutcome, NodeCapture
 from winspect.client.discovery import PodOnNode
 from winspect.client.fanout import MAX_CONCURRENT_NODES, Connection, NodeFailed, NodeFailure, NodeSlots
 from winspect.client.filters import ProtocolSpec, TargetSpec
+from winspect.client.render.words import plural
 from winspect.client.security import ChannelSecurity
 from winspect.v1 import winspect_pb2 as pb
 
@@ -299,8 +300,8 @@ class CaptureRun:
         unsent = ""
         if node.draining is not None and node.draining.log_bytes_pending:
             unsent = (
-                f"; about {node.draining.packets_pending_estimate} packets "
-                f"({node.draining.log_bytes_pending} bytes of pktmon log) not received"
+                f"; about {plural(node.draining.packets_pending_estimate, 'packet')} "
+                f"({plural(node.draining.log_bytes_pending, 'byte')} of pktmon log) not received"
             )
         target = node.target
         node.error = NodeFailure(target.name, target.address, "DEADLINE_EXCEEDED", f"{why}{unsent}")
@@ -342,20 +343,22 @@ class CaptureRun:
         loop = asyncio.get_running_loop()
         end = loop.time() + STOP_BUDGET
         nodes = list(running.values())
-        # Nodes that never reported a session (still connecting, or hung starting): cancel the
-        # stream, which makes the server clean up, and confirm with NodeInfo that no capture
-        # runs there any more. Never a session-less StopCapture: it would stop whatever
-        # capture runs on the node, possibly another client's.
-        sessionless = [n for n in nodes if not n.session_id]
-        # A -w node whose stream is open but that has not said it started (a slow start) may
-        # already be logging packets: hanging up would make it throw its log files away unseen.
-        # Wait for its start, then stop it like the others and take its last files.
+        # Nodes still connecting (or waiting for a slot) sent no Capture request: nothing runs
+        # there, and their attempt ends now. Nodes that never reported a session (hung starting):
+        # cancel the stream, which makes the server clean up, and confirm with NodeInfo that no
+        # capture runs there. Never a session-less StopCapture: it could stop another client's.
+        for task, node in running.items():
+            node.not_started = not node.session_id and node.name not in self._calls
+            if node.not_started:
+                task.cancel()
+        sessionless = [n for n in nodes if not n.session_id and not n.not_started]
+        # A -w node whose stream is open but that has not said it started may already be logging
+        # packets: hanging up would lose its log files. Wait for its start, then stop it.
         starting = [n for n in sessionless if n.request.frames and n.name in self._calls]
         sessionless = [n for n in sessionless if n not in starting]
         for node in sessionless:
             self._cancel(node)
-        # Interrupting a node that already stopped and is sending its last log files
-        # (a -d capture past its end) means: do not wait for them.
+        # Interrupting a node already sending its last log files (past -d): do not wait for them.
         for node in nodes:
             if node.draining is not None:
                 self._cancel(node)
@@ -381,11 +384,11 @@ class CaptureRun:
                     t
                     for t in open_tasks
                     if self.abandon_event.is_set()
-                    or (now >= end and not self._sending(running[t], stopped_at, now))
+                    or (now >= end and not running[t].still_sending(stopped_at, now, DRAIN_SILENCE))
                 ]
                 for task in give_up:
                     node = running[task]
-                    if not self.abandon_event.is_set() and self._stopped_and_sending(node):
+                    if not self.abandon_event.is_set() and node.stopped_and_sending:
                         self._cut_off(
                             node,
                             f"no word from the node for {DRAIN_SILENCE:g}s while it sent its last log files",
@@ -413,20 +416,6 @@ class CaptureRun:
                     f"its stream was cancelled before the capture started; within {STOP_BUDGET:g}s the node "
                     "did not confirm that no capture runs there",
                 )
-
-    @staticmethod
-    def _stopped_and_sending(node: NodeCapture) -> bool:
-        """A -w node that said it sends its last log files, or whose pktmon we stopped."""
-        stopped = node.stop_response is not None and node.stop_response.was_running
-        return node.request.frames and (node.draining is not None or stopped)
-
-    @classmethod
-    def _sending(cls, node: NodeCapture, stopped_at: float, now: float) -> bool:
-        """Whether a stopped node is still sending its last log files (and not silent)."""
-        if cls._stopped_and_sending(node):
-            return now - max(node.last_event, stopped_at) < DRAIN_SILENCE
-        # still stopping pktmon: its last files come after that
-        return node.request.frames and node.stop_pending
 
     async def _confirm_idle(self, node: NodeCapture, end: float) -> None:
         """Poll NodeInfo until the node reports no capture (after a cancelled stream)."""

@@ -33,6 +33,7 @@ from winspect.client.capture_outcome import CaptureOutcome, NodeCapture
 from winspect.client.discovery import PodOnNode
 from winspect.client.fanout import MAX_CONCURRENT_NODES, Connection, NodeFailed, NodeFailure, NodeSlots
 from winspect.client.filters import ProtocolSpec, TargetSpec
+from winspect.client.records import RecordFormatError, RecordParser
 from winspect.client.security import ChannelSecurity
 from winspect.v1 import winspect_pb2 as pb
 
@@ -93,6 +94,8 @@ def build_request(options: CaptureOptions, pods: Sequence[PodOnNode], who: str) 
         frames=options.frames,
         take_over=options.take_over,
         requester=who,
+        # The node forwards pktmon's records and this client parses them: the node's cost stays low.
+        form=pb.PACKET_FORM_RECORDS,
     )
 
 
@@ -128,6 +131,7 @@ class CaptureRun:
         self.abandon_event = asyncio.Event()  # a second interrupt: stop waiting for draining nodes
         self.output_closed = False
         self._calls: dict[str, Any] = {}
+        self._records = {n.name: RecordParser(n.name) for n in self.nodes}
 
     def request_stop(self) -> None:
         if self.stop_event.is_set():
@@ -195,14 +199,21 @@ class CaptureRun:
             node.last_event = loop.time()
             if event.WhichOneof("event") == "started":
                 on_started()
-            self._event(node, event)
+            try:
+                self._event(node, event)
+            except RecordFormatError as exc:
+                call.cancel()
+                raise NodeFailed(NodeFailure(node.name, conn.address, "UNIMPLEMENTED", str(exc))) from None
 
     def _event(self, node: NodeCapture, event: pb.CaptureEvent) -> None:
         kind = event.WhichOneof("event")
         if kind == "packets":
-            batch = event.packets.packets
-            node.packets += len(batch)
-            self.sink.packets(node.name, batch)
+            self._packets(node, event.packets.packets)
+        elif kind == "records":
+            records = self._records[node.name]
+            self._packets(node, records.parse(event.records))
+            for notice in records.take_notices():
+                self.sink.notice(node.name, notice)
         elif kind == "stats":
             if event.stats.draining:
                 if node.draining is None:
@@ -214,13 +225,20 @@ class CaptureRun:
         elif kind == "started":
             node.started = True
             node.session_id = event.started.session_id
+            self._records[node.name].started(event.started)
             self.sink.started(node.name, event.started)
         elif kind == "notice":
             self.sink.notice(node.name, event.notice)
         elif kind == "ended":
+            self._packets(node, self._records[node.name].finish())
             node.ended = event.ended
             node.packets_lost = max(node.packets_lost, event.ended.packets_lost)
             self.sink.ended(node.name, event.ended)
+
+    def _packets(self, node: NodeCapture, packets: Sequence[pb.Packet]) -> None:
+        if packets:
+            node.packets += len(packets)
+            self.sink.packets(node.name, packets)
 
     async def _stop(self, node: NodeCapture) -> None:
         conn = node.conn

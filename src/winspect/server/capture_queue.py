@@ -16,6 +16,11 @@ DEFAULT_MAX_QUEUED_PACKETS = 20_000
 DEFAULT_MAX_QUEUED_FRAME_BYTES = 64 << 20
 
 
+def event_packets(event: pb.CaptureEvent) -> int:
+    """The packets an event carries: typed packets, or the records of a RecordBatch."""
+    return len(event.packets.packets) if event.HasField("packets") else event.records.records
+
+
 class EventQueue:
     """Packet batches from the reader to the handler, bounded by queued packets and frame bytes.
 

@@ -46,8 +46,6 @@ from winspect.node.types import CaptureDescription, CaptureSpec, CaptureStopped,
 from winspect.node.windows.capture_prep import prepare_capture
 from winspect.node.windows.file_capture import FILE_STEM, FileCapture
 from winspect.node.windows.hns import Hnsdiag
-from winspect.node.windows.parsers.pktmon_etl2txt import Etl2txtParser
-from winspect.node.windows.parsers.pktmon_realtime import RealtimeParser, TimeOfDayResolver
 from winspect.node.windows.pktmon import Pktmon, PktmonStart
 from winspect.node.windows.pktmon_filters import spec_filters
 from winspect.node.windows.pktmon_owner import (
@@ -58,7 +56,15 @@ from winspect.node.windows.pktmon_owner import (
     our_filter_names,
     row_text,
 )
+from winspect.node.windows.record_batches import (
+    ETL2TXT_FORMAT,
+    REALTIME_FORMAT,
+    RecordBatcher,
+    record_context,
+)
 from winspect.node.windows.runner import READ_SIZE, ToolRunner
+from winspect.records.pktmon_etl2txt import Etl2txtParser
+from winspect.records.pktmon_realtime import RealtimeParser, TimeOfDayResolver
 from winspect.v1 import winspect_pb2 as pb
 
 log = logging.getLogger(__name__)
@@ -140,6 +146,7 @@ class PktmonCapture:
         self._output_done = Event()
         self._head = ""
         self._exit_code: int | None = None
+        self._clock = datetime.now().astimezone()  # the node's clock and zone: pktmon prints local time
 
     def description(self) -> CaptureDescription:
         process = self._process
@@ -151,6 +158,11 @@ class PktmonCapture:
             tool_args=process.argv[1:] if self._start.frames and process is not None else self._start.args(),
             components=self._components,
             taken_over=self._taken_over,
+            records=record_context(
+                ETL2TXT_FORMAT if self._start.frames else REALTIME_FORMAT, self._clock, self._component_names
+            )
+            if self._spec.records
+            else None,
         )
 
     # ------------------------------------------------------------ start
@@ -214,7 +226,9 @@ class PktmonCapture:
         process = self._process
         assert process is not None, "batches() before start()"
         try:
-            if self._start.frames:
+            if self._spec.records:
+                yield from self._record_batches(process)
+            elif self._start.frames:
                 yield from self._frame_batches(process)
             else:
                 yield from self._realtime_batches(process)
@@ -222,6 +236,23 @@ class PktmonCapture:
             self._first_output.set()
             self._exit_code = process.wait(EXIT_WAIT_SECONDS)
             self._output_done.set()
+
+    def _record_batches(self, process: CaptureProcess) -> Iterator[PacketBatch]:
+        """The records as pktmon printed them, in batches for the client to parse (either format)."""
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        batcher = RecordBatcher()
+        while True:
+            data = process.read()
+            text = decoder.decode(data, final=not data)
+            if len(self._head) < _HEAD_CHARS:
+                self._head += text[: _HEAD_CHARS - len(self._head)]
+            self._first_output.set()
+            if not self._start.counters_only:
+                batch = batcher.feed(text, caught_up=len(data) < READ_SIZE) if data else batcher.finish()
+                if batch is not None:
+                    yield batch
+            if not data:
+                return
 
     def _realtime_batches(self, process: CaptureProcess) -> Iterator[PacketBatch]:
         """A real-time capture: pktmon's text as it comes."""

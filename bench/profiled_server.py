@@ -14,6 +14,7 @@ import cProfile
 import pstats
 import sys
 import threading
+import time
 from typing import Any
 
 from winspect.server.main import main
@@ -23,7 +24,7 @@ _thread_run = threading.Thread.run
 
 
 def _profiled_run(self: threading.Thread, *args: Any, **kwargs: Any) -> None:
-    profile = cProfile.Profile()
+    profile = cProfile.Profile(time.thread_time)
     _profiles.append(profile)
     profile.enable()
     try:
@@ -38,7 +39,7 @@ def run(argv: list[str]) -> int:
         return 2
     out, server_argv = argv[1], argv[2:]
     threading.Thread.run = _profiled_run  # type: ignore[method-assign]
-    main_profile = cProfile.Profile()
+    main_profile = cProfile.Profile(time.thread_time)
     main_profile.enable()
     try:
         code = main(server_argv)

@@ -11,8 +11,10 @@ short one ends at the last line end.
 
 A record is a header line followed by an indented summary line, in both
 formats (real-time text, and `etl2txt --hex` text where the hex dump lines
-follow): counting those pairs needs no knowledge of the header's words, which
-pktmon translates on non-English Windows.
+follow). Its header names `PktGroupId` in English; pktmon translates the
+header's words on non-English Windows, so when no header says it the records
+are counted as header + summary line pairs (the same cut finds where the last
+record begins).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ ETL2TXT_FORMAT = "pktmon-etl2txt"
 MAX_BATCH_CHARS = 1 << 20
 # A record's first line: not indented, not a banner title (`Packet Filters:`), and followed by
 # an indented line that is not a hex dump line (`        0x0000:  ...`).
+_ENGLISH_HEADER = "PktGroupId "
 _RECORD_START = re.compile(r"^\S.*(?<!:)\n[ \t]+(?!0x)[^ \t\n]", re.MULTILINE)
 
 
@@ -49,7 +52,9 @@ def record_context(fmt: str, started: datetime, component_names: Mapping[int, st
 
 
 def count_records(text: str) -> int:
-    return len(_RECORD_START.findall(text))
+    """Packet records in `text`: its English header lines (a search as fast as memchr), else
+    (pktmon in another language) its header + summary line pairs (a regex: slower, but right)."""
+    return text.count(_ENGLISH_HEADER) or len(_RECORD_START.findall(text))
 
 
 def _last_record_start(data: str) -> int:

@@ -18,12 +18,15 @@ pktmon's multi-file logging cuts them). Then, for each capture path:
   multi-file `start` leaves the recorded log files, whose `etl2txt` copies
   the recorded text: the tool's own cost stays out of the server's figure,
   as on a real node where pktmon is native code;
-- this process is the client: it reads the stream and, for the records form,
-  parses the records into packets as the CLI does.
+- this process is the client: `--runs` captures with a client that only
+  counts the records (one that always keeps up: the server's whole cost, no
+  batch dropped), then one that parses them into packets as the CLI does
+  (its end-to-end rate; what it cannot keep up with the server drops and
+  reports as lost).
 
 It prints per path tcpdump us/packet, winspectserv us/packet (the server
 process's user + system CPU from request to CaptureEnded, divided by the
-packets sent), their ratio, end-to-end packets/s at the client and received +
+packets it read; median of the counting runs), their ratio, end-to-end packets/s at the client and received +
 lost = sent; then the client's own rate of parsing and rendering (text
 lines, as `winspect capture` prints them) the batches of 1 and of 10 nodes;
 the last line is `node cost ratio: <worst ratio>`.
@@ -202,14 +205,15 @@ class Run:
     received: int
     lost: int
     rate: float  # packets/s at the client, first batch to last
-    server_us: float  # server CPU per packet sent
+    server_us: float  # server CPU per packet it read from pktmon (received + lost)
     client_us: float  # this process's CPU per packet received (reading, and parsing records)
     events: list[bytes]  # the stream's events as received, serialised (the client benchmark's input)
 
 
-def capture(server: Server, request: pb.CaptureRequest, expected: int) -> Run:
+def capture(server: Server, request: pb.CaptureRequest, expected: int, parse: bool = True) -> Run:
     """One capture: streamed until every packet arrived or was reported lost (or nothing came for
-    2 s), then stopped, and read to its CaptureEnded."""
+    2 s), then stopped, and read to its CaptureEnded. Without `parse` the client only counts the
+    records (a client that always keeps up: the node's whole cost, nothing dropped)."""
     from winspect.client.records import RecordParser
 
     state = {"received": 0, "lost": 0, "first": 0.0, "last": 0.0, "first_batch": 0}
@@ -226,7 +230,7 @@ def capture(server: Server, request: pb.CaptureRequest, expected: int) -> Run:
             elif kind == "packets":
                 n = len(event.packets.packets)
             elif kind == "records":
-                n = len(parser.parse(event.records))
+                n = len(parser.parse(event.records)) if parse else event.records.records
             elif kind == "stats":
                 state["lost"] = event.stats.packets_lost
             elif kind == "ended":
@@ -258,17 +262,19 @@ def capture(server: Server, request: pb.CaptureRequest, expected: int) -> Run:
         received=received,
         lost=state["lost"],
         rate=(before_stop - state["first_batch"]) / span if span > 0 else float("nan"),
-        server_us=server_cpu / max(received, 1) * 1e6,
+        server_us=server_cpu / max(received + state["lost"], 1) * 1e6,
         client_us=client_cpu / max(received, 1) * 1e6,
         events=events,
     )
 
 
-def server_runs(tools: Path, request: pb.CaptureRequest, expected: int, runs: int) -> list[Run]:
+def server_runs(tools: Path, request: pb.CaptureRequest, expected: int, runs: int) -> tuple[list[Run], Run]:
+    """`runs` captures with a counting client (the node's cost), then one with a parsing client."""
     server = Server(tools)
     try:
         time.sleep(1.0)  # the start-up probe's tool runs are not the capture's
-        return [capture(server, request, expected) for _ in range(runs)]
+        counted = [capture(server, request, expected, parse=False) for _ in range(runs)]
+        return counted, capture(server, request, expected, parse=True)
     finally:
         server.close()
 
@@ -333,7 +339,8 @@ def client_rate(events: list[bytes], nodes: int) -> float:
 class PathResult:
     name: str
     tcpdump_us: float
-    runs: list[Run]
+    runs: list[Run]  # counting client
+    parsed: Run  # parsing client (as the CLI)
 
     @property
     def server_us(self) -> float:
@@ -348,11 +355,12 @@ def report(result: PathResult, sent: int) -> None:
     print(f"{result.name}:")
     print(f"    tcpdump       {result.tcpdump_us:6.2f} us/packet")
     print(f"    winspectserv  {result.server_us:6.2f} us/packet   ratio {result.ratio:.2f}")
-    for r in result.runs:
+    for label, r in [*(("counting client", r) for r in result.runs), ("parsing client", result.parsed)]:
         whole = "ok" if r.received + r.lost == sent else "MISSING"
         print(
-            f"    run: {r.rate:>9,.0f} packets/s end to end; {r.received} received + {r.lost} lost = "
-            f"{r.received + r.lost} of {sent} sent ({whole}); client {r.client_us:.2f} us/packet"
+            f"    {label}: {r.rate:>9,.0f} packets/s end to end; {r.received} received + {r.lost} lost = "
+            f"{r.received + r.lost} of {sent} sent ({whole}); server {r.server_us:.2f}, "
+            f"client {r.client_us:.2f} us/packet"
         )
 
 
@@ -376,7 +384,7 @@ def main() -> int:
         for name, frames, extra in (("real-time (text)", False, []), ("frames (-w, etl2txt)", True, ["-XX"])):
             request = pb.CaptureRequest(requester="bench", frames=frames, form=form)
             ref = tcpdump_us(packet_set.pcap, extra, sent, args.runs)
-            results.append(PathResult(name, ref, server_runs(tools, request, sent, args.runs)))
+            results.append(PathResult(name, ref, *server_runs(tools, request, sent, args.runs)))
             report(results[-1], sent)
         events = results[0].runs[-1].events
         for nodes in (1, 10):

@@ -31,3 +31,18 @@ def test_a_single_batch_larger_than_the_bound_is_not_starved() -> None:
     big = _batch(20, 100)
     assert queue.offer(*big), "an empty queue takes any one batch (the reader sends at most 1 MiB)"
     assert not queue.offer(*_batch(1, 10)) and queue.lost == 1
+
+
+def _records(records: int, chars: int) -> tuple[pb.CaptureEvent, int, int]:
+    text = "x" * chars
+    return pb.CaptureEvent(records=pb.RecordBatch(text=text, records=records)), records, chars
+
+
+def test_record_batches_are_bounded_by_their_bytes_not_their_count() -> None:
+    queue = EventQueue(max_packets=1000, max_frame_bytes=10_000)
+    for _ in range(4):
+        assert queue.offer(*_records(2000, 2000)), "records over the packet bound still fit by bytes"
+    assert queue.offer(*_batch(10, 0)), "typed packets count against the packet bound as before"
+    assert not queue.offer(*_records(2000, 2001)), "past the byte bound"
+    assert queue.lost == 2000
+    assert not queue.offer(*_batch(991, 0)) and queue.lost == 2991

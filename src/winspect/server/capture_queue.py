@@ -12,7 +12,8 @@ import threading
 from winspect.v1 import winspect_pb2 as pb
 
 DEFAULT_MAX_QUEUED_PACKETS = 20_000
-# With frames, packets carry their bytes (up to 64 KiB each with LSO): bound the queue by bytes too.
+# With frames, packets carry their bytes (up to 64 KiB each with LSO): bound the queue by bytes too;
+# with records (the tool's text), by their bytes only.
 DEFAULT_MAX_QUEUED_FRAME_BYTES = 64 << 20
 
 
@@ -22,7 +23,8 @@ def event_packets(event: pb.CaptureEvent) -> int:
 
 
 class EventQueue:
-    """Packet batches from the reader to the handler, bounded by queued packets and frame bytes.
+    """Packet batches from the reader to the handler, bounded by queued packets and frame bytes
+    (record batches by their text's bytes).
 
     `offer` never blocks: a batch that does not fit is dropped and counted.
     """
@@ -37,14 +39,17 @@ class EventQueue:
         self.lost = 0
 
     def offer(self, event: pb.CaptureEvent, packets: int, frame_bytes: int = 0) -> bool:
+        # Records (the tool's text, a few hundred bytes each) are bounded by their bytes alone,
+        # as frames are: a burst of them then waits here rather than being dropped.
+        counted = 0 if event.HasField("records") else packets
         with self._cond:
             if self._queued and (
-                self._queued + packets > self._max or self._queued_bytes + frame_bytes > self._max_bytes
+                self._queued + counted > self._max or self._queued_bytes + frame_bytes > self._max_bytes
             ):
                 self.lost += packets
                 return False
-            self._items.append((event, packets, frame_bytes))
-            self._queued += packets
+            self._items.append((event, counted, frame_bytes))
+            self._queued += counted
             self._queued_bytes += frame_bytes
             self._cond.notify()
             return True

@@ -235,6 +235,7 @@ def capture(server: Server, request: pb.CaptureRequest, expected: int, parse: bo
                 state["lost"] = event.stats.packets_lost
             elif kind == "ended":
                 state["lost"] = event.ended.packets_lost
+                n = len(parser.finish()) if parse else 0  # a record the parser held back
             events.append(event.SerializeToString())
             if n:
                 now = time.perf_counter()
@@ -386,9 +387,11 @@ def main() -> int:
             ref = tcpdump_us(packet_set.pcap, extra, sent, args.runs)
             results.append(PathResult(name, ref, *server_runs(tools, request, sent, args.runs)))
             report(results[-1], sent)
-        events = results[0].runs[-1].events
-        for nodes in (1, 10):
-            print(f"client parse + render, {nodes:>2} node(s): {client_rate(events, nodes):>9,.0f} packets/s")
+        for result in results:
+            events = result.runs[-1].events
+            for nodes in (1, 10):
+                rate = client_rate(events, nodes)
+                print(f"client parse + render, {result.name}, {nodes:>2} node(s): {rate:>9,.0f} packets/s")
         if args.profile is not None:
             request = pb.CaptureRequest(requester="bench", form=form)
             print(profile_server(tools, request, sent, args.profile.resolve()))

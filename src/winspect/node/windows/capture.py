@@ -21,11 +21,13 @@ line one tool run):
   (`pktmon filter add` each, `pktmon filter list` to check); the record goes.
 
 Real-time captures read pktmon's two-line records from its stdout
-(parsers.pktmon_realtime). With frames (raw packet bytes wanted) pktmon logs
+(winspect.records.pktmon_realtime). With frames (raw packet bytes wanted) pktmon logs
 to numbered files in a private directory, each converted with `pktmon etl2txt
---hex` (winspect.node.windows.file_capture, parsers.pktmon_etl2txt); the files
+--hex` (winspect.node.windows.file_capture, winspect.records.pktmon_etl2txt); the files
 left at `pktmon stop` are converted after it, while the node is already
-clean: the output drains, and `backlog` says how far it has come.
+clean: the output drains, and `backlog` says how far it has come. A request
+for the records form gets either text unparsed, in batches for the client
+to parse (winspect.node.windows.record_batches).
 """
 
 from __future__ import annotations

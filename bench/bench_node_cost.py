@@ -291,7 +291,8 @@ def profile_server(tools: Path, request: pb.CaptureRequest, expected: int, out: 
     buffer = io.StringIO()
     stats = pstats.Stats(str(out), stream=buffer)
     stats.sort_stats("tottime").print_stats(18)
-    lines = [f"server profile of one real-time capture ({run.received} packets; pstats in {out}):"]
+    path = "frames (-w)" if request.frames else "real-time"
+    lines = [f"server profile of one {path} capture ({run.received} packets; pstats in {out}):"]
     lines += ["    " + line for line in buffer.getvalue().splitlines() if line.strip()][4:]
     return "\n".join(lines)
 

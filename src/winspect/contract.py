@@ -8,3 +8,7 @@ DEFAULT_PORT = 50051
 MAX_PKT_SIZE = 65535
 # The longest capture a request may ask for, and the highest winspectserv --max-capture-duration: 7 days.
 MAX_CAPTURE_SECONDS = 7 * 24 * 3600
+# How long winspectserv lets one node tool call run by default (winspectserv --tool-timeout). The
+# client's default deadline per node call is longer, so a tool that hangs is reported by the
+# server (which tool, after how long) rather than as a node that does not answer.
+DEFAULT_TOOL_TIMEOUT = 30.0

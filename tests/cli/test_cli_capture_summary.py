@@ -41,3 +41,34 @@ def test_pktmon_exiting_is_a_failure() -> None:
         "node NOT cleaned up (pktmon may still run there)"
     )
     assert not node(ended=pb.CaptureEnded(reason=pb.END_REASON_STOPPED)).failed
+
+
+class _Lines:
+    """The printer's console, keeping the stderr lines."""
+
+    def __init__(self) -> None:
+        self.messages: list[str] = []
+
+    def packets(self, text: str) -> None: ...
+    def echo(self, text: str, *, err: bool = False) -> None: ...
+    def data(self, text: str) -> None: ...
+
+    def message(self, text: str) -> None:
+        self.messages.append(text)
+
+
+def test_the_last_log_files_message_never_says_zero_bytes_left() -> None:
+    from winspect.client.render.capture import CapturePrinter
+
+    console = _Lines()
+    printer = CapturePrinter(console, ["win1"])
+    printer.draining(
+        "win1", pb.CaptureStats(draining=True, log_bytes_pending=250_000, packets_pending_estimate=900)
+    )
+    printer.draining("win1", pb.CaptureStats(draining=True))
+    assert console.messages == [
+        "win1: pktmon stopped, node clean; still sending the packets of its last log files "
+        "(about 900 packets, 0.2 MB of log left; Ctrl+C abandons them)",
+        "win1: pktmon stopped, node clean; still sending the packets of its last log files "
+        "(Ctrl+C abandons them)",
+    ]

@@ -447,7 +447,26 @@ def test_unary_commands_with_a_node_down_and_a_node_hanging(
     assert list(doc["results"]) == [a.name]
     assert doc["errors"]["ghost"]["code"] == "UNAVAILABLE"
     assert doc["errors"][b.name]["code"] == "DEADLINE_EXCEEDED"
-    assert f"winspect: {b.name}: no answer from {b.host}:50051 within 2s (--timeout)" in result.stderr
+    assert (
+        f"winspect: {b.name}: no answer from {b.host}:50051 within 2s (--timeout); winspectserv lets a node "
+        "tool run 30s by default before it reports why it failed: a longer --timeout shows its diagnosis\n"
+    ) in result.stderr
+
+
+def test_a_hung_tool_is_reported_with_the_nodes_diagnosis_under_the_default_timeout(
+    two_nodes: Cluster,
+) -> None:
+    # The node's tool timeout (winspectserv's default, 30 s) ends first: the node says what hung.
+    _, b = two_nodes.nodes
+    set_fault(b.state, "hnsdiag", ["list", "networks"], hang_seconds=120)
+    two_nodes.kill_on_stop = True
+    result = run_process("hns", "networks", "-o", "json", *two_nodes.targets(b), timeout=120)
+    assert result.returncode == 1, result.stderr
+    error = json.loads(result.stdout)["errors"][b.name]
+    assert error["code"] == "UNAVAILABLE"
+    assert "hnsdiag list networks" in error["message"]
+    assert "did not finish within 30 s and was killed" in error["message"]
+    assert "hanging" not in result.stderr and "--timeout" not in result.stderr
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
@@ -481,11 +500,39 @@ def test_interrupt_with_a_hanging_node(two_nodes: Cluster) -> None:
     line_a = next(x for x in err.splitlines() if x.startswith(f"  {a.name}: "))
     assert "node cleaned up" in line_a
     line_b = next(x for x in err.splitlines() if x.startswith(f"  {b.name}: "))
-    assert line_b == (
-        f"  {b.name}: 0 packets received, stop not confirmed: no answer from {b.host}:50051 within 2s "
-        "(--timeout); the node may be hanging"
-    )
+    assert line_b == f"  {b.name}: 0 packets received, stop not confirmed: no answer to StopCapture within 2s"
+    assert (
+        f"winspect: interrupted: capture stopped on 1 of 2 nodes; not confirmed on {b.name}: no answer to "
+        "StopCapture within 2s\n"
+    ) in err
+    assert "capture stopped on every node" not in err
     assert f"Node {a.name}\n" in out and "RX PACKETS" in out  # final counters of the good node
+    assert_clean(a)
+
+
+def test_a_capture_that_does_not_end_names_its_real_deadline(two_nodes: Cluster) -> None:
+    a, b = two_nodes.nodes
+    set_fault(b.state, "pktmon", ["stop"], hang_seconds=20)
+    two_nodes.kill_on_stop = True
+    result = run_process("capture", "all", "-d", "1", "--timeout", "3", *two_nodes.targets(), timeout=60)
+    assert result.returncode == 1, result.stderr
+    assert (
+        f"winspect: {b.name}: the capture did not end within 4s (-d 1s and --timeout 3s after it)\n"
+    ) in result.stderr
+    assert f"  {b.name}: failed: the capture did not end within 4s" in result.stderr
+    assert_clean(a)
+
+
+def test_interrupt_with_a_node_that_never_started(two_nodes: Cluster, loopback_hosts: list[str]) -> None:
+    a, _ = two_nodes.nodes
+    down = loopback_hosts[9]
+    capture = start_capture("all", *two_nodes.targets(a), "--target", f"ghost={down}")
+    wait_for_packets(capture, [a])
+    capture.send_signal(signal.SIGINT)
+    _out, err = capture.communicate(timeout=30)
+    assert capture.returncode == 130
+    assert "winspect: interrupted: capture stopped on every node that started (1 of 2)\n" in err
+    assert f"  {a.name}: " in err and "node cleaned up" in err
     assert_clean(a)
 
 

@@ -131,6 +131,8 @@ def test_dry_run_with_image_and_port_changes_exactly_those() -> None:
         "ClusterRole",
         "ClusterRole",
         "ClusterRoleBinding",
+        "ClusterRole",
+        "ClusterRoleBinding",
         "Role",
         "RoleBinding",
         "ServiceAccount",

@@ -189,7 +189,7 @@ def test_install_wait_report_and_uninstall(
     r = winspect(admin, "install", "--port", str(PORT), "--wait-timeout", "1")
     assert r.exit_code == 1, r.output
     lines = r.stdout.splitlines()
-    assert lines[:13] == [
+    assert lines[:15] == [
         "namespace/winspect-system applied",
         "secret/winspect-tls applied (new certificates: none yet)",
         "configmap/winspect-ca applied (new certificates: none yet)",
@@ -197,6 +197,8 @@ def test_install_wait_report_and_uninstall(
         "clusterrole/winspect-viewer applied",
         "clusterrole/winspect-capture applied",
         "clusterrolebinding/winspect-server-auth-delegator applied",
+        "clusterrole/winspect-server-pods applied",
+        "clusterrolebinding/winspect-server-pods applied",
         "role/winspect-client-info applied",
         "rolebinding/winspect-client-info applied",
         "serviceaccount/winspect-client applied",
@@ -204,8 +206,8 @@ def test_install_wait_report_and_uninstall(
         "role/winspect-client-token applied",
         "daemonset/winspectserv applied",
     ]
-    assert lines[13].split() == ["NODE", "READY", "POD", "STATUS", "DETAIL"]
-    table = {ln.split()[0]: ln for ln in lines[14:]}
+    assert lines[15].split() == ["NODE", "READY", "POD", "STATUS", "DETAIL"]
+    table = {ln.split()[0]: ln for ln in lines[16:]}
     assert sorted(table) == windows  # Windows nodes only
     for node in windows:
         assert table[node].split()[1:5] == ["no", "-", "no", "pod"]
@@ -295,7 +297,7 @@ def test_install_wait_report_and_uninstall(
         r.stderr.rstrip().splitlines()[-1]
         == f"winspect: winspectserv is ready on all 4 Windows nodes (port {PORT})"
     )
-    assert all(ln.split()[1] == "yes" for ln in r.stdout.splitlines()[14:])
+    assert all(ln.split()[1] == "yes" for ln in r.stdout.splitlines()[16:])
 
     r = winspect(admin, "install", "--port", str(PORT), "--wait-timeout", "0", "-o", "json")
     assert r.exit_code == 0, r.output
@@ -377,6 +379,8 @@ def test_install_wait_report_and_uninstall(
         "serviceaccount/winspect-client",
         "rolebinding/winspect-client-info",
         "role/winspect-client-info",
+        "clusterrolebinding/winspect-server-pods",
+        "clusterrole/winspect-server-pods",
         "clusterrolebinding/winspect-server-auth-delegator",
         "clusterrole/winspect-capture",
         "clusterrole/winspect-viewer",
@@ -384,7 +388,11 @@ def test_install_wait_report_and_uninstall(
         "namespace/winspect-system",
     ]
     assert r.stdout.splitlines() == [f"{ref} deleted" for ref in removed]
-    assert not {c.metadata.name for c in client.list(ClusterRole)} & {"winspect-viewer", "winspect-capture"}
+    assert not {c.metadata.name for c in client.list(ClusterRole)} & {
+        "winspect-viewer",
+        "winspect-capture",
+        "winspect-server-pods",
+    }
     assert not list(client.list(DaemonSet, namespace=NS))
     assert installed_port(client) is None
     assert client.get(Namespace, NS).metadata.deletionTimestamp is not None

@@ -6,10 +6,12 @@ Set up here, as `winspect install` would (install itself needs Kubernetes 1.24):
 ClusterRoles winspect-viewer and winspect-capture, and the shipped bindings and Role with their
 namespace moved to NS (test_deploy.py's uninstall leaves winspect-system terminating: there is no
 namespace controller). The node servers run as the ServiceAccount NS/winspectserv, with a
-TokenRequest token, allowed reviews only by the shipped ClusterRoleBinding to system:auth-delegator.
+TokenRequest token, allowed reviews and listing pods only by the shipped ClusterRoleBindings
+(system:auth-delegator, winspect-server-pods).
 
 Users: admin (system:masters), winspect-viewer (bound here to ClusterRole winspect-viewer),
-winspect-nobody (no binding), and the ServiceAccount NS/capturer (bound to winspect-capture).
+winspect-nobody (no binding), the ServiceAccount NS/capturer (bound to winspect-capture), and
+NS/web-capturer (winspect-capture, and pods in namespace web only, as the viewer).
 Client-certificate users cannot log in to this API server (it has no --client-ca-file), so their
 path is tested from the TokenRequest on: the tokens they would get, and who may get them.
 """
@@ -31,7 +33,16 @@ from typing import Any
 
 import grpc
 import pytest
-from support.kubecluster import ADMIN, NOBODY, VIEWER, ApiError, KubeCluster, Rest, write_yaml
+from support.kubecluster import (
+    ADMIN,
+    NOBODY,
+    VIEWER,
+    VIEWER_NAMESPACE,
+    ApiError,
+    KubeCluster,
+    Rest,
+    write_yaml,
+)
 from support.loopback import free_loopback_hosts
 from support.processes import end_process, end_processes
 from support.runcli import Result, run_winspect
@@ -220,13 +231,27 @@ def secured(real_kube: KubeCluster, tmp_path_factory: pytest.TempPathFactory) ->
     _create(rest, "/api/v1/namespaces", {"metadata": {"name": NS}})
     for name in ("winspect-viewer", "winspect-capture"):
         _create(rest, f"{RBAC}/clusterroles", _shipped("ClusterRole", name), replace=True)
-    delegator = _shipped("ClusterRoleBinding", "winspect-server-auth-delegator")
-    delegator["metadata"]["name"] = "winspect-it-server-auth-delegator"
-    _create(rest, f"{RBAC}/clusterrolebindings", delegator, replace=True)
-    for account in ("winspectserv", "capturer", "idle", "winspect-client", "unprivileged-server"):
+    _create(rest, f"{RBAC}/clusterroles", _shipped("ClusterRole", "winspect-server-pods"), replace=True)
+    for shipped in ("winspect-server-auth-delegator", "winspect-server-pods"):
+        binding = _shipped("ClusterRoleBinding", shipped)
+        binding["metadata"]["name"] = shipped.replace("winspect-", "winspect-it-", 1)
+        _create(rest, f"{RBAC}/clusterrolebindings", binding, replace=True)
+    accounts = ("winspectserv", "capturer", "web-capturer", "idle", "winspect-client", "unprivileged-server")
+    for account in accounts:
         _service_account(rest, account)
     _bind(rest, "winspect-it-viewer", "winspect-viewer", _user(real_kube.users[VIEWER].name))
     _bind(rest, "winspect-it-capturer", "winspect-capture", _sa("capturer"))
+    # web-capturer: captures on every node, and may get pods in namespace web only (as the viewer).
+    _bind(rest, "winspect-it-web-capturer", "winspect-capture", _sa("web-capturer"))
+    _create(
+        rest,
+        f"{RBAC}/namespaces/{VIEWER_NAMESPACE}/rolebindings",
+        {
+            "metadata": {"name": "pod-reader-web-capturer"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "pod-reader"},
+            "subjects": [_sa("web-capturer")],
+        },
+    )
     client = _shipped("ClusterRoleBinding", "winspect-client")
     client["metadata"]["name"] = "winspect-it-client"
     _create(rest, f"{RBAC}/clusterrolebindings", client, replace=True)
@@ -239,7 +264,10 @@ def secured(real_kube: KubeCluster, tmp_path_factory: pytest.TempPathFactory) ->
     cert_file.write_bytes(tls.cert_pem)
     key_file.write_bytes(tls.key_pem)
     secured = Secured(real_kube, rest, root, ca_file, tls.ca_pem, cert_file, key_file)
-    secured.tokens = {a: _token(rest, a) for a in ("winspectserv", "capturer", "idle", "unprivileged-server")}
+    secured.tokens = {
+        a: _token(rest, a)
+        for a in ("winspectserv", "capturer", "web-capturer", "idle", "unprivileged-server")
+    }
     server_kubeconfig = secured.server_kubeconfig(secured.tokens["winspectserv"])
     try:
         for name, host in zip(real_kube.reachable_windows_nodes()[:2], free_loopback_hosts(2), strict=True):
@@ -542,3 +570,90 @@ def test_audit_lines_name_who_did_what(secured: Secured, tmp_path: Path) -> None
     assert entry["request"]["ips"] == ["10.224.0.0/16"] and entry["request"]["ports"] == [443]
     assert entry["node"] == node.name
     assert os.path.getsize(node.log) > 0
+
+
+# ---------------------------------------------------------------- pod ownership
+
+
+def _pods_of(secured: Secured, node: Node) -> tuple[Any, Any]:
+    """(a pod of `node` in default, one in web), each with its own vNIC."""
+    pods = [p for p in secured.kube.model.pods_on(node.name) if p.ip and p.mac and not p.host_network]
+    return (
+        next(p for p in pods if p.namespace == "default"),
+        next(p for p in pods if p.namespace == VIEWER_NAMESPACE),
+    )
+
+
+def test_a_forged_pod_reference_is_refused_and_the_real_pod_audited(secured: Secured) -> None:
+    # Both users may get pods in web only; the IP is of a pod in default, the name of one in web.
+    node = secured.nodes[0]
+    victim, own = _pods_of(secured, node)
+    forged = pb.PodRef(namespace=VIEWER_NAMESPACE, name=own.name, ip=victim.ip)
+    before = secured.calls()
+    viewer = secured.kube.users[VIEWER]
+    with (
+        secure_channel(node.address, secured.ca_pem, viewer.token) as channel,
+        pytest.raises(grpc.RpcError) as info,
+    ):
+        pb_grpc.NodeInspectorStub(channel).GetVfpCounters(pb.VfpCountersRequest(pod=forged), timeout=20)
+    assert info.value.code() == grpc.StatusCode.PERMISSION_DENIED  # type: ignore[attr-defined]
+    assert info.value.details() == (  # type: ignore[attr-defined]
+        f"forbidden by RBAC: user '{viewer.name}' may not get the pod that has IP {victim.ip} on node "
+        f"'{node.name}' (it is not web/{own.name}); winspect shows a pod's traffic and counters only to "
+        "users who may get the pod, besides the node permission"
+    )
+    entry = node.audit()[-1]
+    assert (entry["operation"], entry["outcome"], entry["user"]) == (
+        "GetVfpCounters",
+        "PERMISSION_DENIED",
+        viewer.name,
+    )
+    assert entry["pods_verified"] == [f"default/{victim.name}@{victim.ip}"]
+    assert entry["request"]["pod"] == f"web/{own.name}@{victim.ip}"
+
+    capture = pb.CaptureRequest(pods=[forged], duration_seconds=1, requester="it@test")
+    token = secured.tokens["web-capturer"]
+    with secure_channel(node.address, secured.ca_pem, token) as channel, pytest.raises(grpc.RpcError) as info:
+        list(pb_grpc.NodeInspectorStub(channel).Capture(capture, timeout=20))
+    assert info.value.code() == grpc.StatusCode.PERMISSION_DENIED  # type: ignore[attr-defined]
+    entry = node.audit()[-1]
+    assert (entry["operation"], entry["outcome"]) == ("Capture", "PERMISSION_DENIED")
+    assert entry["user"] == f"system:serviceaccount:{NS}:web-capturer"
+    assert entry["permission"] == "create nodes/capture (API group winspect.io)"
+    assert entry["pods_verified"] == [f"default/{victim.name}@{victim.ip}"]
+    assert secured.calls() == before  # no tool ran for either
+
+
+def test_pods_the_caller_may_get_are_served_with_the_verified_identity(
+    secured: Secured, tmp_path: Path
+) -> None:
+    node = secured.nodes[0]
+    victim, own = _pods_of(secured, node)
+    viewer = secured.kubeconfig(tmp_path, VIEWER)
+    r = run_winspect(
+        "-n", VIEWER_NAMESPACE, "vfp-counter", "--pod", f"{own.name}={own.ip}", "-o", "json",
+        *secured.targets(node), home=tmp_path, kubeconfig=viewer,
+    )  # fmt: skip
+    assert r.code == 0, str(r)
+    entry = node.audit()[-1]
+    assert (entry["operation"], entry["outcome"]) == ("GetVfpCounters", "OK")
+    assert entry["pods_verified"] == [f"web/{own.name}@{own.ip}"]
+    # The default pod through the CLI, named right (with --target the client takes NAME=IP as given,
+    # in the context's namespace, default): the node refuses, naming the pod it was asked for.
+    kc = secured.kubeconfig(tmp_path, token=secured.tokens["web-capturer"])
+    r = run_winspect(
+        "capture", "pods", f"{victim.name}={victim.ip}", "-d", "1", *secured.targets(node),
+        home=tmp_path, kubeconfig=kc,
+    )  # fmt: skip
+    assert r.code == 1, str(r)
+    assert (
+        f"winspect: {node.name}: forbidden by RBAC: user 'system:serviceaccount:{NS}:web-capturer' may not "
+        f"get pod default/{victim.name} ({victim.ip}) in namespace 'default'"
+    ) in r.stderr
+    r = run_winspect(
+        "-n", VIEWER_NAMESPACE, "capture", "pods", f"{own.name}={own.ip}", "-d", "1", "-o", "json",
+        *secured.targets(node), home=tmp_path, kubeconfig=kc,
+    )  # fmt: skip
+    assert r.code == 0, str(r)
+    entry = [a for a in node.audit() if a["operation"] == "Capture"][-1]
+    assert entry["outcome"] == "OK" and entry["pods_verified"] == [f"web/{own.name}@{own.ip}"]

@@ -71,7 +71,7 @@ def test_viewer_reads_but_may_not_capture(node: SecureNode) -> None:
     stub = node.stub(VIEWER)
     assert stub.GetHns(hns_request()).sections
     assert stub.GetCounters(pb.CountersRequest()).capture_running is False
-    pod = node.local_pod()
+    pod = node.local_pod("web")  # the viewer may get pods in web only
     assert stub.GetVfpCounters(pb.VfpCountersRequest(pod=pb.PodRef(ip=pod.ip))).ports
     assert stub.NodeInfo(pb.NodeInfoRequest()).hostname  # any winspect permission will do
     before = node.calls()

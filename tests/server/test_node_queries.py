@@ -21,6 +21,7 @@ from support.server import (
 
 from winspect.emulator.state import read_calls, read_vfp_counters, set_fault
 from winspect.node.windows.pktmon_probe import PROBES
+from winspect.sandbox.kubeapi.resources import by_kind
 from winspect.v1 import winspect_pb2 as pb
 
 
@@ -147,12 +148,19 @@ def test_vfp_detailed_falls_back_to_the_management_adapter_mac(node: EmulatedNod
     assert ["vfpctrl", "/list-vmswitch-port"] in node.calls()
 
 
-def test_vfp_pod_not_on_this_node(node: EmulatedNode) -> None:
+def test_vfp_pod_without_an_hns_endpoint_here(node: EmulatedNode) -> None:
+    # The API places the pod on this node (just scheduled, say), HNS has no endpoint for it.
     remote = node.remote_pod()
+    store = node.kube().store
+    obj = store.get(by_kind("Pod"), remote.namespace, remote.name)
+    obj["spec"]["nodeName"] = node.node_name
+    store.put({"kind": "Pod", **obj})
     with pytest.raises(grpc.RpcError) as info:
         node.stub().GetVfpCounters(pb.VfpCountersRequest(pod=pod_ref(remote)))
     assert info.value.code() == grpc.StatusCode.NOT_FOUND
-    assert "has no HNS endpoint on this node" in (info.value.details() or "")
+    assert f"{remote.namespace}/{remote.name} ({remote.ip}) has no HNS endpoint on this node" in (
+        info.value.details() or ""
+    )
 
 
 def test_hns_all_four_sections_as_objects_and_summary(node: EmulatedNode) -> None:

@@ -328,7 +328,6 @@ def emulated_cluster(
     from winspect.emulator.install import install_tools
     from winspect.emulator.model import build_cluster
     from winspect.emulator.state import create_node_state
-    from winspect.sandbox.objects import cluster_objects
     from winspect.sandbox.security import start_local_api
 
     cluster = build_cluster(
@@ -338,9 +337,7 @@ def emulated_cluster(
         linux_addresses=[hosts[windows_nodes]],
     )
     api = start_local_api(tmp_path / "kube")
-    address = f"{api.server.host}:{api.server.port}"
-    for obj in cluster_objects(cluster, ca_pem=api.api_ca_pem, apiserver=address):
-        api.store.put(obj)
+    api.serve(cluster)
     shared = SharedApi(api, sum(1 for n in cluster.nodes if n.is_windows))
     nodes = []
     for n in cluster.nodes:

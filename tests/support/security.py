@@ -56,6 +56,7 @@ class SecureNode:
         create_node_state(self.cluster, self.node_name, self.state_dir, traffic_rate=self.traffic_rate)
         install_tools(self.tools_dir, self.state_dir)
         self.api = start_local_api(self.root / "kube", publish_ca=self.publish_ca)
+        self.api.serve(self.cluster)
 
     @property
     def address(self) -> str:
@@ -127,8 +128,13 @@ class SecureNode:
         status = pktmon_status(self.state_dir)
         return not status["running"] and status["filters"] == []
 
-    def local_pod(self) -> Pod:
-        return next(p for p in self.cluster.pods_on(self.node_name) if p.ip and p.mac and not p.host_network)
+    def local_pod(self, namespace: str | None = None) -> Pod:
+        """A pod of this node with its own vNIC (in `namespace`, when given)."""
+        return next(
+            p
+            for p in self.cluster.pods_on(self.node_name)
+            if p.ip and p.mac and not p.host_network and namespace in (None, p.namespace)
+        )
 
     def stop(self) -> None:
         for ch in self.channels:

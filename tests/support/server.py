@@ -76,6 +76,7 @@ class EmulatedNode:
         """The Kubernetes API the server checks its callers with (started on first use)."""
         if self.api is None:
             self.api = start_local_api(self.root / "kube")
+            self.api.serve(self.cluster)
         return self.api
 
     def server_args(self) -> list[str]:

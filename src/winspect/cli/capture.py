@@ -274,7 +274,7 @@ def run(
     if outcome.output_closed or output.closed:
         return reader_gone()
     if outcome.interrupted:
-        output.message("interrupted: capture stopped on every node")
+        output.message(outcome.stop_report())
     stats = (write, export.stats) if export is not None and write is not None else None
     print_summary(output, outcome, output=settings.output, counters_only=options.counters_only, export=stats)
     return reader_gone() if output.closed else outcome.exit_code()

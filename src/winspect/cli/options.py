@@ -86,7 +86,8 @@ def global_options(f: F) -> F:
         _global_option(
             "--timeout",
             metavar="SECONDS",
-            help="Deadline per node call and for the Kubernetes API (e.g. 10, 30s, 2m).  [default: 30s]",
+            help="Deadline per node call and for the Kubernetes API (e.g. 10, 30s, 2m); the default exceeds "
+            "winspectserv's 30s tool timeout, so a hung node tool is reported by the node.  [default: 45s]",
         ),
         _global_option(
             "--ca-file",

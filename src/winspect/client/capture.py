@@ -164,10 +164,25 @@ class CaptureRun:
                 and exc.code() == grpc.StatusCode.CANCELLED
             ):
                 return
-            node.error = conn.error(exc, self.timeout)
+            node.error = self._failure(node, conn, exc)
             self.sink.error(node.name, node.error)
         finally:
             slot.release()
+
+    def _failure(
+        self, node: NodeCapture, conn: Connection, exc: grpc.aio.AioRpcError | NodeFailed
+    ) -> NodeFailure:
+        duration = node.request.duration_seconds
+        deadline = isinstance(exc, grpc.aio.AioRpcError) and exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+        if deadline and duration:  # the stream's deadline: the duration and --timeout after it
+            return NodeFailure(
+                node.name,
+                node.target.address,
+                "DEADLINE_EXCEEDED",
+                f"the capture did not end within {duration + self.timeout:g}s (-d {duration}s and "
+                f"--timeout {self.timeout:g}s after it)",
+            )
+        return conn.error(exc, self.timeout)
 
     async def _read(self, node: NodeCapture, conn: Connection, on_started: Callable[[], None]) -> None:
         """Opens the node's Capture stream and hands its events to the sink until it ends."""
@@ -248,13 +263,23 @@ class CaptureRun:
         timeout = DRAIN_SILENCE if node.request.frames else STOP_CALL_TIMEOUT
         if node.session_id:
             node.stop_pending = True
+            asked = asyncio.get_running_loop().time()
             try:
                 node.stop_response = await conn.stub.StopCapture(
                     pb.StopCaptureRequest(session_id=node.session_id, requester=node.request.requester),
                     timeout=timeout,
                 )
-            except (grpc.aio.AioRpcError, NodeFailed) as exc:
-                node.stop_error = exc.error if isinstance(exc, NodeFailed) else conn.error(exc, timeout)
+            except grpc.aio.AioRpcError as exc:
+                if exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
+                    node.stop_error = _unconfirmed(node, f"no answer to StopCapture within {timeout:g}s")
+                else:
+                    node.stop_error = conn.error(exc, timeout)
+            except NodeFailed as exc:
+                node.stop_error = exc.error
+            except asyncio.CancelledError:  # the stop budget ran out first
+                waited = round(asyncio.get_running_loop().time() - asked, 1)
+                node.stop_error = _unconfirmed(node, f"no answer to StopCapture within {waited:g}s")
+                raise
             finally:
                 node.stop_pending = False
 
@@ -270,7 +295,7 @@ class CaptureRun:
         """Gives up on a node that went silent; what it had not sent is counted as lost."""
         self._cancel(node)
         unsent = ""
-        if node.draining is not None:
+        if node.draining is not None and node.draining.log_bytes_pending:
             unsent = (
                 f"; about {node.draining.packets_pending_estimate} packets "
                 f"({node.draining.log_bytes_pending} bytes of pktmon log) not received"
@@ -366,10 +391,18 @@ class CaptureRun:
             abandon.cancel()
             for stop in stops:
                 stop.cancel()
+            await asyncio.gather(*stops, return_exceptions=True)  # each records why it did not finish
         if confirms:
             await asyncio.wait(confirms, timeout=max(0.1, end - loop.time()))
             for c in confirms:
                 c.cancel()
+        for node in sessionless:
+            if not node.idle_confirmed:
+                node.stop_error = _unconfirmed(
+                    node,
+                    f"its stream was cancelled before the capture started; within {STOP_BUDGET:g}s the node "
+                    "did not confirm that no capture runs there",
+                )
 
     @staticmethod
     def _stopped_and_sending(node: NodeCapture) -> bool:
@@ -401,6 +434,10 @@ class CaptureRun:
             except (grpc.aio.AioRpcError, NodeFailed):
                 pass
             await asyncio.sleep(0.2)
+
+
+def _unconfirmed(node: NodeCapture, why: str) -> NodeFailure:
+    return NodeFailure(node.name, node.target.address, "STOP_NOT_CONFIRMED", why)
 
 
 def install_stop_handlers(loop: asyncio.AbstractEventLoop, on_stop: Callable[[], None]) -> Callable[[], None]:

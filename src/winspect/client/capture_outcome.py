@@ -65,6 +65,23 @@ class NodeCapture:
         return self.error is None
 
     @property
+    def may_have_captured(self) -> bool:
+        """False for a node that failed before its capture started (nothing to stop there)."""
+        return self.started or bool(self.session_id) or self.error is None
+
+    def unconfirmed_because(self) -> str:
+        """Why the node's stop counts as unconfirmed ("" when it confirmed its cleanup)."""
+        if self.cleaned_up is True:
+            return ""
+        if self.cleaned_up is False:
+            return "the node reported that it could not clean up (pktmon may still run there)"
+        if self.stop_error is not None:
+            return self.stop_error.message
+        if self.error is not None:
+            return self.error.message
+        return "no confirmation from the node"
+
+    @property
     def failed(self) -> bool:
         """An error, a capture that ended badly, or last log files the node gave up sending."""
         if self.ended is not None and self.ended.log_bytes_unsent:
@@ -81,6 +98,22 @@ class CaptureOutcome:
     def add_failed(self, errors: Sequence[NodeFailure]) -> None:
         """Nodes that failed before their capture could start (not found, no address)."""
         self.nodes += [NodeCapture(TargetSpec(e.node, "", 0), pb.CaptureRequest(), error=e) for e in errors]
+
+    def stop_report(self) -> str:
+        """What an interrupt did: "capture stopped on every node" only when every node confirmed it;
+        each node that did not is named with why (the time waited, its error)."""
+        nodes = [n for n in self.nodes if n.may_have_captured]
+        unconfirmed = [(n, n.unconfirmed_because()) for n in nodes]
+        unconfirmed = [(n, why) for n, why in unconfirmed if why]
+        stopped = len(nodes) - len(unconfirmed)
+        if not unconfirmed:
+            if len(nodes) == len(self.nodes):
+                return "interrupted: capture stopped on every node"
+            return f"interrupted: capture stopped on every node that started ({stopped} of {len(self.nodes)})"
+        why = "; ".join(f"not confirmed on {n.name}: {why}" for n, why in unconfirmed)
+        if len(nodes) == 1:
+            return f"interrupted: capture stop {why}"
+        return f"interrupted: capture stopped on {stopped} of {len(nodes)} nodes; {why}"
 
     def exit_code(self) -> int:
         """130 interrupted; else 0 every node fine, 1 some failed, 2 every node refused the request."""

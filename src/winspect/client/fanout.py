@@ -19,6 +19,7 @@ import grpc.aio
 
 from winspect.client.filters import TargetSpec
 from winspect.client.security import ChannelSecurity, bearer_metadata, binding_slug, open_channel
+from winspect.contract import DEFAULT_TOOL_TIMEOUT
 from winspect.v1 import winspect_pb2_grpc
 
 T = TypeVar("T")
@@ -228,10 +229,7 @@ def describe_error(
         ):
             return NodeFailure(node, address, name, f"connection to {address} lost: {details}")
         if code == grpc.StatusCode.DEADLINE_EXCEEDED:
-            after = f" within {timeout:g}s (--timeout)" if timeout else ""
-            return NodeFailure(
-                node, address, name, f"no answer from {address}{after}; the node may be hanging"
-            )
+            return NodeFailure(node, address, name, no_answer(address, timeout))
         if code == grpc.StatusCode.UNIMPLEMENTED and "method not found" in lowered:
             return NodeFailure(
                 node,
@@ -242,9 +240,24 @@ def describe_error(
         message = " ".join(details.split()) if details else name.lower()
         return NodeFailure(node, address, name, message)
     if isinstance(exc, asyncio.TimeoutError):
-        after = f" within {timeout:g}s (--timeout)" if timeout else ""
-        return NodeFailure(node, address, "DEADLINE_EXCEEDED", f"no answer from {address}{after}")
+        return NodeFailure(node, address, "DEADLINE_EXCEEDED", no_answer(address, timeout))
     return NodeFailure(node, address, type(exc).__name__, str(exc) or type(exc).__name__)
+
+
+def no_answer(address: str, timeout: float | None) -> str:
+    """A node call that ran out of --timeout, set against how long the server lets a tool run."""
+    if not timeout:
+        return f"no answer from {address}"
+    within = f"no answer from {address} within {timeout:g}s (--timeout)"
+    if timeout <= DEFAULT_TOOL_TIMEOUT:
+        return (
+            f"{within}; winspectserv lets a node tool run {DEFAULT_TOOL_TIMEOUT:g}s by default before it "
+            f"reports why it failed: a longer --timeout shows its diagnosis"
+        )
+    return (
+        f"{within}, longer than winspectserv lets a node tool run ({DEFAULT_TOOL_TIMEOUT:g}s by default): "
+        "winspectserv or its node may be hanging"
+    )
 
 
 def unreadable(node: str, address: str, exc: BaseException) -> NodeFailure:

@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from winspect.client.filters import TargetSpec
-from winspect.contract import DEFAULT_PORT
+from winspect.contract import DEFAULT_PORT, DEFAULT_TOOL_TIMEOUT
 
-DEFAULT_TIMEOUT = 30.0
+# Longer than the node server's own tool timeout: its diagnosis of a hung tool arrives first.
+DEFAULT_TIMEOUT = DEFAULT_TOOL_TIMEOUT + 15.0
 # A node that does not accept a connection within this many seconds is reported as down.
 CONNECT_TIMEOUT = 5.0
 

@@ -151,6 +151,15 @@ class LocalApi:
             "kubeconfig": str(sec.kubeconfig),
         }
 
+    def serve(self, cluster: Any) -> None:
+        """Serve the objects of a model cluster (winspect.emulator.model.Cluster: its nodes, pods,
+        services) besides winspect's own."""
+        from winspect.sandbox.objects import cluster_objects
+
+        address = f"{self.server.host}:{self.server.port}"
+        for obj in cluster_objects(cluster, ca_pem=self.api_ca_pem, apiserver=address):
+            self.store.put(obj)
+
     def channel(self, address: str, username: str | None) -> Any:
         """A gRPC channel to a node server as `username` (None: no credentials)."""
         token = self.token(username) if username is not None else None

@@ -16,7 +16,8 @@ Security (docs/security.md): the server serves TLS only, with the certificate
 and key of `tls_cert`/`tls_key`; a `SecurityInterceptor` authenticates every
 NodeInspector call with a TokenReview and authorises it with a
 SubjectAccessReview through the Kubernetes API (`kubeconfig`, else the
-in-cluster service account), applies `limits`, and writes the audit log.
+in-cluster service account), checks which pods a call names really are and
+that the caller may see them (`auth_pods`), applies `limits`, and writes the audit log.
 `insecure=True` (local development only) serves plain text to anyone, with
 a warning.
 """
@@ -35,16 +36,17 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from winspect.contract import DEFAULT_PORT
+from winspect.contract import DEFAULT_TOOL_TIMEOUT as DEFAULT_TOOL_TIMEOUT
 from winspect.node.errors import NodeError, ToolUnavailable
 from winspect.node.types import Operation
 from winspect.node.windows.backend import WindowsBackend
-from winspect.node.windows.runner import DEFAULT_TIMEOUT
 from winspect.node.windows.tools import TOOLS_DIR_ENV as TOOLS_DIR_ENV
 from winspect.server.auth import Guard
 from winspect.server.auth_budget import KNOWN_TOKEN_SECONDS, ReviewBudget
 from winspect.server.auth_cache import DEFAULT_NEGATIVE_TTL, DEFAULT_TTL, ReviewCache
 from winspect.server.auth_interceptor import SecurityInterceptor
 from winspect.server.auth_kube import DEFAULT_REVIEW_TIMEOUT, KubeReviewer
+from winspect.server.auth_pods import PodAccess
 from winspect.server.backend import NodeBackend
 from winspect.server.capture import CaptureManager
 from winspect.server.capture_queue import DEFAULT_MAX_QUEUED_PACKETS
@@ -60,7 +62,6 @@ SERVICE_NAME: str = pb.DESCRIPTOR.services_by_name["NodeInspector"].full_name
 
 
 # The one place the server chooses its node backend; winspectserv's options show its settings.
-DEFAULT_TOOL_TIMEOUT = DEFAULT_TIMEOUT
 
 
 def windows_backend(tools_dir: str | None, tool_timeout: float, state_dir: str | None = None) -> NodeBackend:
@@ -185,13 +186,14 @@ def start_server(config: ServerConfig, backend: NodeBackend | None = None) -> Ru
     if not config.node_name:
         config.node_name = default_node_name()
     credentials, reviewer, guard = _security(config)
+    pods = PodAccess(reviewer, config.node_name, guard.cache) if reviewer and guard else None
     if config.switch_interval is not None and config.switch_interval < sys.getswitchinterval():
         sys.setswitchinterval(config.switch_interval)
     node_backend = backend or windows_backend(config.tools_dir, config.tool_timeout, config.state_dir)
     captures = CaptureManager(node_backend, config.node_name, config.max_queued_packets)
     if config.clean_stale_capture:
         _clean_stale(node_backend, captures, config.node_name)
-    server = _grpc_server(config, guard, captures)
+    server = _grpc_server(config, guard, captures, pods)
     pb_grpc.add_NodeInspectorServicer_to_server(  # type: ignore[no-untyped-call]
         NodeInspectorService(node_backend, captures, config.node_name), server
     )
@@ -263,13 +265,15 @@ def server_options(config: ServerConfig) -> list[tuple[str, int]]:
     return options
 
 
-def _grpc_server(config: ServerConfig, guard: Guard | None, captures: CaptureManager) -> grpc.Server:
+def _grpc_server(
+    config: ServerConfig, guard: Guard | None, captures: CaptureManager, pods: PodAccess | None
+) -> grpc.Server:
     """The gRPC server with its bounds and the security interceptor (no services yet)."""
     return grpc.server(
         futures.ThreadPoolExecutor(
             max_workers=config.max_workers, thread_name_prefix=f"grpc-{config.node_name}"
         ),
-        interceptors=[SecurityInterceptor(config.node_name, guard, config.limits, captures.stop)],
+        interceptors=[SecurityInterceptor(config.node_name, guard, config.limits, captures.stop, pods)],
         options=server_options(config),
         # Calls waiting for a worker thread are bounded too (RESOURCE_EXHAUSTED beyond).
         maximum_concurrent_rpcs=config.max_workers * 4,

@@ -6,7 +6,9 @@ For every NodeInspector call, before the service sees the request:
    (UNAUTHENTICATED when refused; RESOURCE_EXHAUSTED, without a review,
    when strangers have used up the review budget of `auth_budget`);
 2. the permission of the call on this node (PERMISSION_DENIED naming it);
-3. the request body (INVALID_ARGUMENT when it is not the method's message);
+3. the request body (INVALID_ARGUMENT when it is not the method's message),
+   and for a call that names pods, the pods' ownership and the caller's
+   access to them (`auth_pods`);
 4. the capture limits (INVALID_ARGUMENT for a capture longer than allowed);
 5. a concurrent-call slot (RESOURCE_EXHAUSTED when all are taken): only
    authorised callers hold one, so strangers cannot take them all;
@@ -34,6 +36,7 @@ import grpc
 
 from winspect.server.auth import ANONYMOUS_INSECURE, SERVICE_PREFIX, CallRefused, Guard
 from winspect.server.auth_audit import AuditRecord, request_fields
+from winspect.server.auth_pods import PodAccess
 from winspect.server.limits import CaptureGuard, ConcurrencyLimiter, Limits
 from winspect.v1 import winspect_pb2 as pb
 
@@ -77,9 +80,17 @@ def _outcome(context: grpc.ServicerContext, exc: BaseException) -> tuple[str, st
 
 
 class SecurityInterceptor(grpc.ServerInterceptor):  # type: ignore[misc,type-arg]
-    def __init__(self, node: str, guard: Guard | None, limits: Limits, stop_capture: StopCapture) -> None:
+    def __init__(
+        self,
+        node: str,
+        guard: Guard | None,
+        limits: Limits,
+        stop_capture: StopCapture,
+        pods: PodAccess | None = None,
+    ) -> None:
         self.node = node
         self.guard = guard
+        self.pods = pods
         self.limits = limits
         self.limiter = ConcurrencyLimiter(limits.max_concurrent_requests)
         self._stop_capture = stop_capture
@@ -120,6 +131,8 @@ class SecurityInterceptor(grpc.ServerInterceptor):  # type: ignore[misc,type-arg
                 grpc.StatusCode.INVALID_ARGUMENT,
                 f"the request is not a valid {request.message} message ({request.reason})",
             )
+        if self.pods is not None:
+            self.pods.check(record.caller, request, record)
         if name == "Capture":
             self.limits.check_capture(request)
         self.limiter.acquire()

@@ -3,9 +3,11 @@
 Where the API server is and which credentials to use come from
 `auth_kube_config` (a kubeconfig, or the pod's service account); the
 ServiceAccount needs create on tokenreviews and subjectaccessreviews: the
-ClusterRole system:auth-delegator, bound by `winspect install`.
+ClusterRole system:auth-delegator, bound by `winspect install`. To establish
+which pod an IP of a request belongs to, it also lists the pods of its node
+(ClusterRole winspect-server-pods: list pods).
 
-The two reviews are plain JSON POSTs made with the standard library
+The reviews are plain JSON POSTs, the pod list a GET, made with the standard library
 (http.client over ssl, a few kept-alive connections shared by the gRPC
 worker threads under a lock). A Kubernetes client library here cost every
 node server about 12 MB of resident memory for two requests
@@ -23,15 +25,19 @@ import ssl
 import threading
 import time
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from winspect.server.auth import API_GROUP, RESOURCE, Caller, Permission, ReviewUnavailable, TokenResult
 from winspect.server.auth_kube_config import ApiConfig, load_config
 
 DEFAULT_REVIEW_TIMEOUT = 5.0
 AUTH_DELEGATOR_BINDING = "winspect-server-auth-delegator"
+# Lets winspectserv list the pods of its node, to establish which pod an IP belongs to.
+SERVER_PODS_BINDING = "winspect-server-pods"
 MAX_RESPONSE_BYTES = 1 << 20  # a review's answer is well under 1 KiB
 MAX_IDLE_CONNECTIONS = 4
+# The pods of one node (a Windows node runs at most a few hundred, a few KiB each).
+MAX_POD_LIST_BYTES = 32 << 20
 IDLE_SECONDS = 30.0  # idle connections older than this are closed rather than reused
 
 
@@ -121,20 +127,26 @@ class KubeReviewer:
                 return
         conn.close()
 
-    def _exchange(self, path: str, body: bytes, authorization: str | None) -> tuple[int, bytes]:
-        headers = {
-            "Content-Type": "application/json",
-            "Accept": "application/json",
-            "User-Agent": "winspectserv",
-        }
+    def _exchange(
+        self,
+        path: str,
+        body: bytes | None,
+        authorization: str | None,
+        *,
+        method: str = "POST",
+        max_bytes: int = MAX_RESPONSE_BYTES,
+    ) -> tuple[int, bytes]:
+        headers = {"Accept": "application/json", "User-Agent": "winspectserv"}
+        if body is not None:
+            headers["Content-Type"] = "application/json"
         if authorization:
             headers["Authorization"] = authorization
         while True:
             conn, reused = self._checkout()
             try:
-                conn.request("POST", self._prefix + path, body=body, headers=headers)
+                conn.request(method, self._prefix + path, body=body, headers=headers)
                 response = conn.getresponse()
-                payload = response.read(MAX_RESPONSE_BYTES + 1)
+                payload = response.read(max_bytes + 1)
             except TimeoutError:
                 conn.close()
                 raise ReviewUnavailable(f"the API server did not answer within {self.timeout:g}s") from None
@@ -145,9 +157,9 @@ class KubeReviewer:
                 raise ReviewUnavailable(
                     f"the API server is unreachable ({exc or type(exc).__name__})"
                 ) from None
-            if len(payload) > MAX_RESPONSE_BYTES:
+            if len(payload) > max_bytes:
                 conn.close()
-                raise ReviewUnavailable(f"the API server's answer is larger than {MAX_RESPONSE_BYTES} bytes")
+                raise ReviewUnavailable(f"the API server's answer is larger than {max_bytes} bytes")
             if response.will_close or not response.isclosed():
                 conn.close()
             else:
@@ -157,11 +169,26 @@ class KubeReviewer:
     def _create(self, what: str, group_version: str, kind: str, spec: dict[str, Any]) -> dict[str, Any]:
         """POST a review of `kind` (resource `what`) and return the object the API server answered."""
         body = json.dumps({"apiVersion": group_version, "kind": kind, "spec": spec}).encode()
-        path = f"/apis/{group_version}/{what}"
+        return self._call(f"/apis/{group_version}/{what}", body, what, kind)
+
+    def list_json(self, path: str, what: str, max_bytes: int) -> dict[str, Any]:
+        """GET the list of resource `what` at `path` with winspectserv's own credentials."""
+        return self._call(path, None, what, "List", max_bytes=max_bytes)
+
+    def _call(
+        self, path: str, body: bytes | None, what: str, kind: str, *, max_bytes: int = MAX_RESPONSE_BYTES
+    ) -> dict[str, Any]:
+        """The object the API server answered: a create (POST `body`) or a list (GET) of resource
+        `what`; ReviewUnavailable when there is none."""
+        method = "POST" if body is not None else "GET"
         credentials = self._config.credentials
-        code, payload = self._exchange(path, body, credentials.authorization())
+        code, payload = self._exchange(
+            path, body, credentials.authorization(), method=method, max_bytes=max_bytes
+        )
         if code == 401 and credentials.renewable:  # an exec plugin's token may have been revoked early
-            code, payload = self._exchange(path, body, credentials.authorization(renew=True))
+            code, payload = self._exchange(
+                path, body, credentials.authorization(renew=True), method=method, max_bytes=max_bytes
+            )
         try:
             answer = json.loads(payload)
         except ValueError:
@@ -181,9 +208,12 @@ class KubeReviewer:
                 "the API server rejected winspectserv's own credentials (401 Unauthorized)"
             )
         if code == 403:
+            verb, binding = ("create", AUTH_DELEGATOR_BINDING)
+            if body is None:
+                verb, binding = "list", SERVER_PODS_BINDING
             raise ReviewUnavailable(
-                f"winspectserv's own identity may not create {what} (403: {message}); the "
-                f"ClusterRoleBinding {AUTH_DELEGATOR_BINDING} that `winspect install` creates grants it"
+                f"winspectserv's own identity may not {verb} {what} (403: {message}); the "
+                f"ClusterRoleBinding {binding} that `winspect install` creates grants it"
             )
         raise ReviewUnavailable(f"the API server answered {what} with {code}: {message}")
 
@@ -216,16 +246,20 @@ class KubeReviewer:
         )
 
     def access_review(self, caller: Caller, permission: Permission, node: str) -> bool:
-        spec: dict[str, Any] = {
-            "user": caller.username,
-            "resourceAttributes": {
+        return self.resource_access_review(
+            caller,
+            {
                 "group": API_GROUP,
                 "resource": RESOURCE,
                 "subresource": permission.subresource,
                 "name": node,
                 "verb": permission.verb,
             },
-        }
+        )
+
+    def resource_access_review(self, caller: Caller, attributes: dict[str, str]) -> bool:
+        """Whether `caller` may do what the SubjectAccessReview's resourceAttributes say."""
+        spec: dict[str, Any] = {"user": caller.username, "resourceAttributes": attributes}
         if caller.uid:
             spec["uid"] = caller.uid
         if caller.groups:
@@ -235,3 +269,10 @@ class KubeReviewer:
         review = self._create("subjectaccessreviews", "authorization.k8s.io/v1", "SubjectAccessReview", spec)
         status = review.get("status")
         return isinstance(status, dict) and status.get("allowed") is True
+
+    def pods_on_node(self, node: str) -> list[dict[str, Any]]:
+        """The pods the API server has scheduled on `node` (every namespace)."""
+        selector = quote(f"spec.nodeName={node}", safe="")
+        answer = self.list_json(f"/api/v1/pods?fieldSelector={selector}", "pods", MAX_POD_LIST_BYTES)
+        items = answer.get("items")
+        return [item for item in items if isinstance(item, dict)] if isinstance(items, list) else []

@@ -244,6 +244,16 @@ def vfp(req: pb.VfpCountersRequest) -> PodTarget:
     return pod(req.pod, "pod")
 
 
+def named_pods(req: object) -> list[PodTarget]:
+    """The pods a capture or VFP request names, validated (empty for other requests)."""
+    if isinstance(req, pb.CaptureRequest):
+        _bounded_list(req.pods, "pods", MAX_PODS)
+        return _unique(pod(v, f"pods[{i}]") for i, v in enumerate(req.pods))
+    if isinstance(req, pb.VfpCountersRequest) and req.HasField("pod"):
+        return [pod(req.pod, "pod")]
+    return []
+
+
 def hns(req: pb.HnsRequest) -> list[HnsKind]:
     kinds = HNS_KINDS.get(req.type)
     if kinds is None:

@@ -107,9 +107,10 @@ class CapturePrinter:
         )
 
     def draining(self, node: str, stats: pb.CaptureStats) -> None:
+        left = _left(stats.log_bytes_pending, stats.packets_pending_estimate)
         self.console.message(
             f"{node}: pktmon stopped, node clean; still sending the packets of its last log files "
-            f"({_left(stats.log_bytes_pending, stats.packets_pending_estimate)} left; Ctrl+C abandons them)"
+            f"({left + ' left; ' if stats.log_bytes_pending else ''}Ctrl+C abandons them)"
         )
 
     def notice(self, node: str, notice: pb.CaptureNotice) -> None:

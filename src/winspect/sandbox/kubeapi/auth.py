@@ -193,6 +193,8 @@ AUTH_DELEGATOR = Rule(
     resources=frozenset({"tokenreviews", "subjectaccessreviews"}),
     api_groups=frozenset({"authentication.k8s.io", "authorization.k8s.io"}),
 )
+# ClusterRole winspect-server-pods: the node servers establish which pod an IP belongs to.
+SERVER_PODS = Rule(verbs=frozenset({"list"}), resources=frozenset({"pods"}))
 # Role winspect-client-info (bound to system:authenticated): the CA ConfigMap and the DaemonSet
 # (its port), with no resourceNames here.
 CLIENT_INFO = Rule(
@@ -211,7 +213,7 @@ CLIENT_INFO_DAEMONSET = Rule(
 def sandbox_policy(identities: Iterable[Identity], server: Identity | None = None) -> Policy:
     """admin: everything; viewer: read nodes, pods in namespace `web`, and winspect's hns, counters
     and vfp (ClusterRole winspect-viewer); nobody: only discovery and winspect's CA; the node servers
-    (`server`): TokenReview and SubjectAccessReview (system:auth-delegator)."""
+    (`server`): TokenReview and SubjectAccessReview (system:auth-delegator), and list pods."""
     known = [*identities, *([server] if server is not None else [])]
     return Policy(
         tokens={i.token: i.user for i in known},
@@ -221,7 +223,7 @@ def sandbox_policy(identities: Iterable[Identity], server: Identity | None = Non
                 Rule(verbs=READ, resources=frozenset({"pods"}), namespaces=frozenset({VIEWER_NAMESPACE})),
                 WINSPECT_VIEWER,
             ],
-            SERVER_USER: [AUTH_DELEGATOR],
+            SERVER_USER: [AUTH_DELEGATOR, SERVER_PODS],
         },
         group_rules={MASTERS: [ALL], AUTHENTICATED: [DISCOVERY, CLIENT_INFO, CLIENT_INFO_DAEMONSET]},
     )

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import getpass
-import signal
 import socket
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -438,26 +437,3 @@ class CaptureRun:
 
 def _unconfirmed(node: NodeCapture, why: str) -> NodeFailure:
     return NodeFailure(node.name, node.target.address, "STOP_NOT_CONFIRMED", why)
-
-
-def install_stop_handlers(loop: asyncio.AbstractEventLoop, on_stop: Callable[[], None]) -> Callable[[], None]:
-    """SIGINT and SIGTERM call on_stop; returns a function that restores the previous handlers."""
-    signals = [signal.SIGINT]
-    if hasattr(signal, "SIGTERM"):
-        signals.append(signal.SIGTERM)
-    installed: list[signal.Signals] = []
-    previous: dict[signal.Signals, Any] = {}
-    for sig in signals:
-        try:
-            loop.add_signal_handler(sig, on_stop)
-            installed.append(sig)
-        except (NotImplementedError, RuntimeError):  # Windows: no add_signal_handler
-            previous[sig] = signal.signal(sig, lambda *_: loop.call_soon_threadsafe(on_stop))
-
-    def restore() -> None:
-        for sig in installed:
-            loop.remove_signal_handler(sig)
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-
-    return restore

@@ -8,9 +8,10 @@ import asyncio
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
-from winspect.client.capture import CaptureOptions, CaptureRun, install_stop_handlers
+from winspect.client.capture import CaptureOptions, CaptureRun
 from winspect.client.capture_outcome import CaptureOutcome
 from winspect.client.pcapng_export import KnownPod, PcapngExport, cluster_pods
+from winspect.client.stop_signals import install_stop_handlers
 
 if TYPE_CHECKING:
     from winspect.client.security import CommandSecurity

@@ -3,7 +3,7 @@ frame bytes, never blocking the reader, every dropped packet counted."""
 
 from __future__ import annotations
 
-from winspect.server.capture_queue import EventQueue
+from winspect.server.capture_queue import RECORD_BYTES_PER_PACKET, EventQueue
 from winspect.v1 import winspect_pb2 as pb
 
 
@@ -39,10 +39,11 @@ def _records(records: int, chars: int) -> tuple[pb.CaptureEvent, int, int]:
 
 
 def test_record_batches_are_bounded_by_their_bytes_not_their_count() -> None:
-    queue = EventQueue(max_packets=1000, max_frame_bytes=10_000)
+    queue = EventQueue(max_packets=1000, max_frame_bytes=1 << 30)
+    assert RECORD_BYTES_PER_PACKET * 1000 == 512_000
     for _ in range(4):
-        assert queue.offer(*_records(2000, 2000)), "records over the packet bound still fit by bytes"
+        assert queue.offer(*_records(2000, 128_000)), "records over the packet bound still fit by bytes"
     assert queue.offer(*_batch(10, 0)), "typed packets count against the packet bound as before"
-    assert not queue.offer(*_records(2000, 2001)), "past the byte bound"
+    assert not queue.offer(*_records(2000, 1)), "past the byte bound for records"
     assert queue.lost == 2000
     assert not queue.offer(*_batch(991, 0)) and queue.lost == 2991

@@ -13,7 +13,9 @@ from winspect.v1 import winspect_pb2 as pb
 
 DEFAULT_MAX_QUEUED_PACKETS = 20_000
 # With frames, packets carry their bytes (up to 64 KiB each with LSO): bound the queue by bytes too;
-# with records (the tool's text), by their bytes only.
+# with records (the tool's text), by their bytes only: this many per packet of the packet bound
+# (about a typed packet's size), so that the default holds about 30,000 real-time records.
+RECORD_BYTES_PER_PACKET = 512
 DEFAULT_MAX_QUEUED_FRAME_BYTES = 64 << 20
 
 
@@ -24,7 +26,7 @@ def event_packets(event: pb.CaptureEvent) -> int:
 
 class EventQueue:
     """Packet batches from the reader to the handler, bounded by queued packets and frame bytes
-    (record batches by their text's bytes).
+    (record batches by their text's bytes, RECORD_BYTES_PER_PACKET per packet of the packet bound).
 
     `offer` never blocks: a batch that does not fit is dropped and counted.
     """
@@ -34,17 +36,20 @@ class EventQueue:
         self._cond = threading.Condition()
         self._max = max_packets
         self._max_bytes = max_frame_bytes
+        self._max_record_bytes = max_packets * RECORD_BYTES_PER_PACKET
         self._queued = 0
         self._queued_bytes = 0
         self.lost = 0
 
     def offer(self, event: pb.CaptureEvent, packets: int, frame_bytes: int = 0) -> bool:
-        # Records (the tool's text, a few hundred bytes each) are bounded by their bytes alone,
-        # as frames are: a burst of them then waits here rather than being dropped.
-        counted = 0 if event.HasField("records") else packets
+        # Records (the tool's text, a few hundred bytes each, a few thousand per batch) are bounded
+        # by their bytes, as much as the packet bound's typed packets would hold.
+        records = event.HasField("records")
+        counted = 0 if records else packets
         with self._cond:
             if self._queued and (
-                self._queued + counted > self._max or self._queued_bytes + frame_bytes > self._max_bytes
+                self._queued + counted > self._max
+                or self._queued_bytes + frame_bytes > (self._max_record_bytes if records else self._max_bytes)
             ):
                 self.lost += packets
                 return False

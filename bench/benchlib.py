@@ -442,6 +442,9 @@ def run_capture(
     wait_idle(sb, nodes, extra_args)
     if packets_per_node is not None:
         set_traffic(nodes, packets_per_node)
+    # The emulator's counters are the previous capture's until this capture's pktmon starts:
+    # only a new session's `generation_done` counts.
+    previous = {n.name: _read_counters(n.state_dir).get("session") for n in nodes}
     names = [n.name for n in nodes]
     extra = ["-w", str(pcapng), "-q"] if pcapng is not None else []
     argv = [*winspect_argv(), "capture", "nodes", ",".join(names), "-o", "json", *extra, *extra_args]
@@ -534,7 +537,11 @@ def run_capture(
         if current != last_seen:
             last_seen = current
             last_change = now
-        done = all(_read_counters(n.state_dir).get("generation_done") for n in nodes)
+        done = all(
+            counters.get("generation_done") and counters.get("session") != previous[n.name]
+            for n in nodes
+            for counters in (_read_counters(n.state_dir),)
+        )
         if (done and current > 0 and now - last_change >= settle) or now > deadline:
             break
         time.sleep(min(0.1, sample_every) if sample_every else 0.1)

@@ -11,19 +11,24 @@ only copies it.
       winspect/                       -> C:\\...\\<sandbox mount>\\winspect in the container
         python.exe, python3XY.dll, python3XY.zip, ...   Python's embeddable distribution
         python3XY._pth                rewritten: adds Lib\\site-packages, enables `import site`
-        Lib/site-packages/            winspect and its dependencies, unpacked from win_amd64 wheels
+        Lib/site-packages/            winspect and the server's dependencies, unpacked from
+                                      win_amd64 wheels, with precompiled __pycache__/*.pyc
 
 Steps: (1) take the embeddable zip (python-3.11.x-embed-amd64.zip) from a
 path or a URL and check that it is an amd64 build of the expected Python;
-(2) collect the wheels: the winspect wheel plus its dependencies for
-Windows amd64 / CPython 3.11 (`pip download --platform win_amd64
---only-binary=:all:`, which NEEDS NETWORK ACCESS to the package index),
-or, with --offline, only those already in --wheelhouse; (3) resolve the
-dependency closure with Windows environment markers (pip evaluates markers
-for the machine it runs on, so dependencies such as click's colorama would
-be missed: they are downloaded in a second round); (4) unpack the wheels
-into Lib/site-packages; (5) check that the DaemonSet's command and preStop
-hook (src/winspect/deploy/data/daemonset.yaml) name files that exist.
+(2) collect the wheels: the winspect wheel plus the server's dependencies
+(deploy/server-requirements.txt, not the wheel's own Requires-Dist, which
+carries the client's too) for Windows amd64 / CPython 3.11 (`pip download
+--platform win_amd64 --only-binary=:all:`, which NEEDS NETWORK ACCESS to the
+package index), or, with --offline, only those already in --wheelhouse;
+(3) resolve the dependency closure with Windows environment markers (pip
+evaluates markers for the machine it runs on, so Windows-only dependencies
+would be missed: they are downloaded in a second round); (4) unpack the
+wheels into Lib/site-packages and precompile them (.pyc, unchecked-hash:
+valid whatever the files' times in the image; this needs the image's
+Python version on the build machine, or --no-compile); (5) check that the
+DaemonSet's command and preStop hook (src/winspect/deploy/data/daemonset.yaml)
+name files that exist.
 
     python scripts/build_image_context.py --wheel out/winspect-0.1.0-py3-none-any.whl \\
         --python-embed ~/Downloads/python-3.11.9-embed-amd64.zip
@@ -36,8 +41,11 @@ Exit code 0 on success, 1 with a one-line reason otherwise.
 from __future__ import annotations
 
 import argparse
+import compileall
+import dataclasses
 import email.parser
 import hashlib
+import py_compile
 import re
 import shutil
 import struct
@@ -52,6 +60,7 @@ from pathlib import Path, PurePosixPath
 REPO = Path(__file__).resolve().parents[1]
 DOCKERFILE = REPO / "deploy" / "Dockerfile"
 DAEMONSET = REPO / "src" / "winspect" / "deploy" / "data" / "daemonset.yaml"
+SERVER_REQUIREMENTS = REPO / "deploy" / "server-requirements.txt"
 MARKER = ".winspect-image-context"
 PYTHON_DIR = "winspect"  # the folder of the image holding Python (the DaemonSet runs winspect\python.exe)
 SITE_PACKAGES = "Lib/site-packages"
@@ -297,13 +306,20 @@ def pip_download(requirements: list[str], wheelhouse: Path, python: str) -> None
         )
 
 
+def server_requirements(path: Path = SERVER_REQUIREMENTS) -> list[str]:
+    """The requirement lines of the server's dependency set (comments and blank lines dropped)."""
+    lines = (line.split("#", 1)[0].strip() for line in path.read_text(encoding="utf-8").splitlines())
+    return [line for line in lines if line]
+
+
 def collect_wheels(root_path: Path, wheelhouse: Path, embed: Embed, offline: bool) -> list[Wheel]:
-    root = read_wheel(root_path)
+    # The winspect wheel with the server's dependencies in place of its own (client's included).
+    root = dataclasses.replace(read_wheel(root_path), requires=tuple(server_requirements()))
     if not wheel_fits(root_path, embed.python):
         raise Failure(f"{root_path.name} does not install on CPython {embed.python} {PLATFORM}")
     wheelhouse.mkdir(parents=True, exist_ok=True)
     if not offline:
-        pip_download([str(root_path)], wheelhouse, embed.python)
+        pip_download(list(root.requires), wheelhouse, embed.python)
     for _round in range(5):
         wheels, missing = resolve(root, wheelhouse, embed)
         if not missing:
@@ -349,6 +365,28 @@ def unpack_wheel(wheel: Path, python_dir: Path) -> None:
             target.parent.mkdir(parents=True, exist_ok=True)
             with zf.open(info) as src, open(target, "wb") as dst:
                 shutil.copyfileobj(src, dst)
+
+
+def check_can_compile(python: str) -> None:
+    here = f"{sys.version_info.major}.{sys.version_info.minor}"
+    if here != python:
+        raise Failure(
+            f"precompiling for Python {python} needs Python {python} on the build machine (this is {here}; "
+            f".pyc files are version-specific): run the script with python{python}, or pass --no-compile"
+        )
+
+
+def precompile(site: Path) -> None:
+    """Byte-compile site-packages for the image's Python: a node imports without writing .pyc."""
+    ok = compileall.compile_dir(
+        str(site),
+        quiet=1,
+        workers=1,
+        # the hash of the source, never its time: files in an image may carry any time
+        invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH,
+    )
+    if not ok:
+        raise Failure(f"byte-compiling {site} failed (see the messages above)")
 
 
 # ---------------------------------------------------------------- the DaemonSet's command
@@ -408,11 +446,14 @@ def build(
     offline: bool = False,
     python: str = DEFAULT_PYTHON,
     cache: Path | None = None,
+    compile_pyc: bool = True,
 ) -> list[tuple[str, int, str]]:
     """Lay out the image context in `out`; returns its file list."""
     _packaging()
     if not wheel.is_file():
         raise Failure(f"--wheel {wheel}: no such file (make server builds it)")
+    if compile_pyc:
+        check_can_compile(python)
     embed = check_embed(fetch_embed(embed_source, cache or wheelhouse.parent / "downloads"), python)
     wheels = collect_wheels(wheel, wheelhouse, embed, offline)
 
@@ -427,6 +468,8 @@ def build(
     (python_dir / f"python{tag}._pth").write_text(pth_text(python), newline="\r\n")
     for w in wheels:
         unpack_wheel(w.path, python_dir)
+    if compile_pyc:
+        precompile(python_dir / SITE_PACKAGES)
     for argv in daemonset_commands():
         check_command(out, argv)
 
@@ -465,12 +508,21 @@ def main(argv: list[str] | None = None) -> int:
         "--offline", action="store_true", help="do not run pip download: use only the wheels in --wheelhouse"
     )
     parser.add_argument("--python", default=DEFAULT_PYTHON, help="the Python version of the image (3.11)")
+    parser.add_argument(
+        "--no-compile", action="store_true", help="ship no precompiled .pyc (the node compiles at each start)"
+    )
     args = parser.parse_args(argv)
     if not re.fullmatch(r"3\.\d+", args.python):
         parser.error(f"--python {args.python!r}: expected 3.N, e.g. 3.11")
     try:
         build(
-            args.wheel, args.python_embed, args.out, args.wheelhouse, offline=args.offline, python=args.python
+            args.wheel,
+            args.python_embed,
+            args.out,
+            args.wheelhouse,
+            offline=args.offline,
+            python=args.python,
+            compile_pyc=not args.no_compile,
         )
     except Failure as exc:
         say(f"error: {exc}")

@@ -8,7 +8,21 @@ from typing import Protocol
 EXIT_OK = 0
 EXIT_NODE_FAILED = 1
 EXIT_USAGE = 2
+EXIT_CONFIG = 3
 EXIT_INTERRUPTED = 130
+
+# The table `winspect --help` and the README show.
+EXIT_CODES = (
+    (EXIT_OK, "every node succeeded"),
+    (EXIT_NODE_FAILED, "some node failed (the others' results are printed)"),
+    (EXIT_USAGE, "usage error: a flag, a name or a filter is wrong; nothing was sent to a node"),
+    (
+        EXIT_CONFIG,
+        "the cluster cannot be used: no or unreadable kubeconfig, credentials refused or forbidden, "
+        "API server unreachable or refusing the request",
+    ),
+    (EXIT_INTERRUPTED, "interrupted (Ctrl+C), or a capture not confirmed at the question"),
+)
 
 
 class WinspectError(Exception):
@@ -30,9 +44,13 @@ class UsageError(WinspectError):
 class ConfigError(WinspectError):
     """The Kubernetes configuration cannot be loaded or used."""
 
+    exit_code = EXIT_CONFIG
+
 
 class KubeApiError(WinspectError):
     """The Kubernetes API server could not be reached or refused the request."""
+
+    exit_code = EXIT_CONFIG
 
 
 class NodeFailureCode(Protocol):

@@ -132,11 +132,14 @@ def test_context_namespace_is_the_default(kube_api: KubeApi) -> None:
     # The viewer context's namespace is "web": web-0 there runs on win-node-2.
     _, out, _ = kube(kube_api, "vfp-counter", "-p", "web-0", "-o", "json", context="winspect-sandbox-viewer")
     assert json.loads(out)["pod"] == {"namespace": "web", "name": "web-0", "ip": "10.224.1.81"}
+    # the pod as vfp-counter's argument, as kubectl takes it
+    _, out, _ = kube(kube_api, "vfp-counter", "shop/api-0", "-o", "json")
+    assert json.loads(out)["pod"] == {"namespace": "shop", "name": "api-0", "ip": "10.224.1.80"}
 
 
 def test_expired_or_invalid_credentials(kube_api: KubeApi) -> None:
     code, out, err = kube(kube_api, "hns", "all", context="stale")
-    assert code == 1 and out == ""
+    assert code == 3 and out == ""
     assert err.strip() == (
         f"winspect: error: the Kubernetes API server {kube_api.url} rejected the credentials of user 'stale' "
         "(401 Unauthorized): the token or client certificate is invalid or expired; refresh your kubeconfig "
@@ -146,7 +149,7 @@ def test_expired_or_invalid_credentials(kube_api: KubeApi) -> None:
 
 def test_rbac_forbidden(kube_api: KubeApi) -> None:
     code, _, err = kube(kube_api, "hns", "all", context="winspect-sandbox-nobody")
-    assert code == 1
+    assert code == 3
     assert err.startswith(
         "winspect: error: forbidden by RBAC: user 'sandbox-nobody' may not list nodes (403 Forbidden"
     )
@@ -155,14 +158,14 @@ def test_rbac_forbidden(kube_api: KubeApi) -> None:
     code, _, err = kube(
         kube_api, "-n", "default", "capture", "pods", "web-0", context="winspect-sandbox-viewer"
     )
-    assert code == 1
+    assert code == 3
     assert "forbidden by RBAC: user 'sandbox-viewer' may not list pods in namespace 'default'" in err
 
 
 def test_api_server_unreachable(kube_api: KubeApi) -> None:
     kube_api.stop()
     code, out, err = kube(kube_api, "hns", "all")
-    assert code == 1 and out == ""
+    assert code == 3 and out == ""
     assert err.strip() == (
         f"winspect: error: cannot reach the Kubernetes API server {kube_api.url}: connection refused "
         "(is the API server running and the address right?)"
@@ -180,7 +183,7 @@ def test_untrusted_server_certificate(kube_api: KubeApi, tmp_path: Path) -> None
     path = tmp_path / "other-ca"
     path.write_text(yaml.safe_dump(doc))
     result = run_inprocess("hns", "all", "--kubeconfig", str(path))
-    assert result.exit_code == 1
+    assert result.exit_code == 3
     assert "TLS verification of the server certificate failed" in result.stderr
 
 
@@ -194,7 +197,7 @@ def test_kubeconfig_env_merging_reaches_the_api(kube_api: KubeApi, tmp_path: Pat
         "'stale' (401 Unauthorized): the token or client certificate is invalid or expired; refresh your "
         "kubeconfig credentials\n"
     )
-    assert result.exit_code == 1
+    assert result.exit_code == 3
 
 
 def test_exec_credential_plugin(kube_api: KubeApi, tmp_path: Path) -> None:
@@ -224,7 +227,7 @@ def test_exec_credential_plugin(kube_api: KubeApi, tmp_path: Path) -> None:
     }
     path.write_text(yaml.safe_dump(doc))
     result = run_inprocess("hns", "all", "--kubeconfig", str(path))
-    assert result.exit_code == 1
+    assert result.exit_code == 3
     assert "credentials of user 'sandbox-admin' cannot be used" in result.stderr
     assert "/nonexistent/kubelogin" in result.stderr
 
@@ -236,7 +239,7 @@ def test_client_certificate_that_cannot_be_read(kube_api: KubeApi, tmp_path: Pat
     path = tmp_path / "cert-kubeconfig"
     path.write_text(yaml.safe_dump(doc))
     result = run_inprocess("hns", "all", "--kubeconfig", str(path))
-    assert result.exit_code == 1
+    assert result.exit_code == 3
     # the relative path is resolved against the kubeconfig's directory, as kubectl does
     missing = f"{tmp_path / 'certs' / 'missing.crt'}, {tmp_path / 'certs' / 'missing.key'}"
     assert f"kubeconfig {path}: cannot read {missing} (No such file or directory)" in result.stderr
@@ -263,5 +266,18 @@ def test_completion_of_node_and_pod_names_from_kubernetes(kube_api: KubeApi) -> 
     assert complete(f"winspect {k} capture pods web") == ["web-0", "web-1"]
     assert complete(f"winspect {k} -n shop vfp-counter -p ") == ["api-0"]
     assert complete("winspect counter --target a=127.0.0.1 --target b=127.0.0.2 --nodes ") == ["a", "b"]
+    assert complete(f"winspect {k} capture pods -n s") == ["shop"]
+    assert complete(f"winspect hns all {k} --namespace w") == ["web", "winspect-system"]
+    assert complete("winspect capture all --type ") == ["all", "flow", "drop"]
+    assert complete("winspect capture all --type D") == ["drop"]
     kube_api.stop()
     assert complete(f"winspect hns all {k} --nodes win-") == []  # API down: no suggestions, no error
+
+
+def test_counter_with_a_node_name_as_namespace_stops_before_any_node(kube_api: KubeApi) -> None:
+    code, out, err = kube(kube_api, "counter", "-n", "win-node-1")
+    assert (code, out) == (2, "")
+    assert err == (
+        "winspect: error: -n/--namespace takes a namespace, and counter has none; 'win-node-1' is a node: "
+        "use --nodes win-node-1\n"
+    )

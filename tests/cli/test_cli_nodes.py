@@ -163,19 +163,46 @@ def test_hns_tables(shared_nodes: Cluster, kind: str, titles: list[str]) -> None
         assert "local" in line.split()
     if kind == "networks":
         assert "l2bridge" in result.stdout.lower()
+    # What a table refers to comes too: an endpoint's network, a load balancer's backends.
+    looked_up = {"endpoints": ["networks"], "loadbalancers": ["endpoints"], "namespaces": ["endpoints"]}
     kinds = ["networks", "endpoints", "loadbalancers", "namespaces"] if kind == "all" else [kind]
+    kinds += looked_up.get(kind, [])
     assert sorted(calls()) == sorted(["hnsdiag", "list", k, "-d"] for k in kinds)
 
 
-def test_hns_raw_json_and_json_document(shared_nodes: Cluster) -> None:
-    a, b = shared_nodes.nodes
-    raw = winspect("hns", "networks", "--json", *shared_nodes.targets(a))
-    assert raw.returncode == 0
-    body = raw.stdout.split("\n", 1)[1]  # after the "Node ..." header
-    decoder = json.JSONDecoder()
-    first, _ = decoder.raw_decode(body.lstrip())
-    assert first["Type"].lower() == "l2bridge"
+def test_a_table_alone_is_the_same_table_as_in_hns_all(shared_nodes: Cluster) -> None:
+    node = shared_nodes.nodes[0]
+    every = [b.rstrip("\n") for b in winspect("hns", "all", *shared_nodes.targets(node)).stdout.split("\n\n")]
+    for kind, title in (("loadbalancers", "Load balancers ("), ("namespaces", "Namespaces (")):
+        alone = winspect("hns", kind, *shared_nodes.targets(node))
+        assert alone.returncode == 0, alone.stderr
+        table = alone.stdout.split("\n", 1)[1].rstrip("\n")  # after the "Node ..." line
+        assert table.startswith(title) and table in every, kind
+    # backends by IP: the load balancers' table shows the pods' endpoint IPs
+    assert shared_nodes.pod(node).ip in next(b for b in every if b.startswith("Load balancers ("))
 
+
+@pytest.mark.parametrize("flag", [["--json"], ["-d"], ["-o", "json"]])
+def test_hns_json_is_one_document_with_the_kinds_labelled(shared_nodes: Cluster, flag: list[str]) -> None:
+    a, _ = shared_nodes.nodes
+    result = winspect("hns", "all", *flag, *shared_nodes.targets(a))
+    assert result.returncode == 0, result.stderr
+    doc = json.loads(result.stdout)  # the whole of stdout: nothing before or after the document
+    kinds = doc["results"][a.name]
+    assert sorted(kinds) == ["endpoints", "loadbalancers", "namespaces", "networks", "summary_text"]
+    assert kinds["networks"][0]["Type"].lower() == "l2bridge"
+
+
+def test_hns_yaml_is_the_json_document(shared_nodes: Cluster) -> None:
+    import yaml
+
+    as_json = json.loads(winspect("hns", "all", "-o", "json", *shared_nodes.targets()).stdout)
+    as_yaml = yaml.safe_load(winspect("hns", "all", "-o", "yaml", *shared_nodes.targets()).stdout)
+    assert as_yaml == as_json and as_json["results"]
+
+
+def test_hns_json_document(shared_nodes: Cluster) -> None:
+    _, b = shared_nodes.nodes
     doc = json.loads(winspect("-o", "json", "hns", "all", *shared_nodes.targets()).stdout)
     assert doc["command"] == "hns" and doc["type"] == "all" and doc["errors"] == {}
     ips = {e.get("IPAddress") for e in doc["results"][b.name]["endpoints"]}
@@ -579,13 +606,15 @@ def test_loss_on_the_node_is_reported(tmp_path: Path, loopback_hosts: list[str])
     assert "LOST by the node" not in err  # json mode: the summary is on stdout
 
 
-def test_request_every_node_refuses_is_a_usage_error(shared_nodes: Cluster) -> None:
+def test_filters_no_node_could_hold_are_refused_before_any_node_is_called(shared_nodes: Cluster) -> None:
+    calls = [calls_from(node) for node in shared_nodes.nodes]
     ips = ",".join(f"10.224.0.{i}" for i in range(1, 41))
     result = winspect("capture", "all", "-d", "1", "-i", ips, "-r", "80,443", *shared_nodes.targets())
-    assert result.returncode == 2
-    for node in shared_nodes.nodes:
-        line = next(x for x in result.stderr.splitlines() if x.startswith(f"winspect: {node.name}: "))
-        assert "filter" in line.lower()
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.startswith("winspect: error: these filters need 80 pktmon filters (40 IPs x 2 ports")
+    assert len(result.stderr.splitlines()) == 1  # once, not once per node
+    for node, made in zip(shared_nodes.nodes, calls, strict=True):
+        assert made() == []
         assert_clean(node)
 
 

@@ -107,6 +107,10 @@ def test_subcommand_value_wins_over_the_group_one(loopback_hosts: list[str]) -> 
         (["capture", "nodes", "w1", "--type", "drops"], "invalid packet type 'drops' in --type"),
         (["capture", "nodes", "w1", "-d", "ten"], "invalid duration 'ten' in -d/--duration"),
         (["capture", "nodes", "w1", "--time", "-3"], "invalid duration '-3' in -d/--duration"),
+        (
+            ["capture", "nodes", "w1", "-d", "500ms"],
+            "invalid duration '500ms' in -d/--duration: a capture lasts whole seconds (e.g. 1, 10, 30s, 2m)",
+        ),
         (["capture", "nodes"], "capture nodes needs node names, e.g. winspect capture nodes win1,win2"),
         (["capture", "pods"], "capture pods needs pod names"),
         (["capture", "all", "w1"], "capture all takes no names"),
@@ -141,9 +145,10 @@ def test_validation_errors_exit_2_with_a_clear_message(args: list[str], message:
     [
         (["hns", "everything"], "Invalid value for 'all|endpoints|loadbalancers|namespaces|networks'"),
         (["capture", "some"], "Invalid value for 'nodes|pods|all'"),
-        (["-o", "yaml", "hns", "all"], "Invalid value for '-o' / '--output'"),
+        (["-o", "xml", "hns", "all"], "Invalid value for '-o' / '--output'"),
         (["--port", "0", "hns", "all"], "Invalid value for '--port'"),
-        (["vfp-counter"], "Missing option '-p' / '--pod'"),
+        (["vfp-counter"], "vfp-counter needs a pod, e.g. winspect vfp-counter web-0 (or -p web-0)"),
+        (["vfp-counter", "a", "-p", "b"], "two pods given, 'a' and -p/--pod 'b': vfp-counter takes one"),
         (["nosuch"], "No such command 'nosuch'"),
     ],
 )
@@ -154,14 +159,33 @@ def test_click_usage_errors_exit_2(args: list[str], message: str) -> None:
 
 
 def test_namespace_flag_on_node_commands_warns(loopback_hosts: list[str]) -> None:
-    result = run_inprocess("counter", "-n", "win1", "--target", f"win1={loopback_hosts[0]}")
+    result = run_inprocess("counter", "-n", "default", "--target", f"win1={loopback_hosts[0]}")
     assert result.stderr.splitlines()[0] == (
-        "winspect: warning: -n/--namespace does not apply to counter (-n was --nodes in the original); "
-        "to choose nodes use --nodes"
+        "winspect: warning: -n/--namespace does not apply to counter; to choose nodes use --nodes"
     )
     # The warning does not stop the command: it goes on and fails for want of credentials.
     assert result.stderr.splitlines()[1].startswith("winspect: error: node servers need credentials")
-    assert result.exit_code == 1
+    assert result.exit_code == 3
+
+
+@pytest.mark.parametrize("command", ["counter", "hns all"])
+def test_a_node_name_given_to_namespace_stops_and_suggests_nodes(
+    command: str, loopback_hosts: list[str]
+) -> None:
+    # Nothing listens at the addresses: the command stops before contacting any node.
+    result = run_process(
+        *command.split(),
+        "-n",
+        "win2",
+        "--target",
+        f"win1={loopback_hosts[0]},win2={loopback_hosts[1]}",
+        "--insecure",
+    )
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr == (
+        f"winspect: error: -n/--namespace takes a namespace, and {command.split()[0]} has none; "
+        "'win2' is a node: use --nodes win2\n"
+    )
 
 
 def test_unknown_target_node_lists_close_matches() -> None:
@@ -184,7 +208,7 @@ def test_unknown_target_node_lists_close_matches() -> None:
 
 def test_no_kubernetes_configuration(tmp_path: object) -> None:
     result = run_inprocess("hns", "all", env={"HOME": str(tmp_path), "KUBERNETES_SERVICE_HOST": ""})
-    assert result.exit_code == 1
+    assert result.exit_code == 3
     assert (
         "no Kubernetes configuration found" in result.stderr and "--target NAME=HOST[:PORT]" in result.stderr
     )
@@ -259,4 +283,101 @@ def test_node_that_accepts_no_connection_times_out(loopback_hosts: list[str]) ->
     assert (
         error["message"]
         == f"cannot connect to {loopback_hosts[0]}:50051 within 1s (node down or unreachable?)"
+    )
+
+
+def test_kubeconfig_variable_naming_missing_files_names_them(tmp_path: object) -> None:
+    missing = f"{tmp_path}/nope.yaml"
+    result = run_process(
+        "hns", "all", env={"KUBECONFIG": missing, "HOME": str(tmp_path), "KUBERNETES_SERVICE_HOST": ""}
+    )
+    assert result.returncode == 3 and result.stdout == ""
+    assert result.stderr == (
+        f"winspect: error: KUBECONFIG names the file {missing}: no such file; point KUBECONFIG at your "
+        "kubeconfig, use --kubeconfig FILE, or reach nodes directly with --target NAME=HOST[:PORT]\n"
+    )
+
+
+def test_help_shows_the_exit_code_table() -> None:
+    lines = run_inprocess("--help").stdout.splitlines()
+    start = lines.index("Exit codes:")
+    table = [
+        line.split()[0] for line in lines[start + 1 :] if line.startswith("  ") and line.split()[0].isdigit()
+    ]
+    assert table == ["0", "1", "2", "3", "130"]
+
+
+def test_capture_duration_error_offers_only_what_it_accepts() -> None:
+    result = run_inprocess("capture", "nodes", "w1", "-d", "ten")
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "winspect: error: invalid duration 'ten' in -d/--duration: "
+        "expected whole seconds (e.g. 10) or 30s, 2m, 1h\n"
+    )
+    for offered in ("30s", "2m", "1h"):  # every duration the message offers is accepted
+        assert run_inprocess("capture", "nodes", "bad!", "-d", offered).stderr.startswith(
+            "winspect: error: invalid node name"
+        )
+
+
+@pytest.mark.parametrize(
+    ("typo", "suggestion"),
+    [("captur", "'capture'"), ("hn", "'hns'"), ("counters", "'counter'"), ("vfp-counters", "'vfp-counter'")],
+)
+def test_a_mistyped_command_suggests_the_nearest(typo: str, suggestion: str) -> None:
+    result = run_inprocess(typo, "all")
+    assert result.exit_code == 2 and result.stdout == ""
+    assert f"Error: No such command '{typo}'. Did you mean {suggestion}?" in result.stderr
+
+
+def test_a_command_like_none_suggests_nothing() -> None:
+    result = run_inprocess("xyzzy")
+    assert result.exit_code == 2
+    assert result.stderr.splitlines()[-1] == "Error: No such command 'xyzzy'."
+
+
+@pytest.mark.parametrize(
+    ("typed", "kind"),
+    [
+        ("endpoint", "endpoints"),
+        ("ep", "endpoints"),
+        ("loadbalancer", "loadbalancers"),
+        ("lb", "loadbalancers"),
+        ("namespace", "namespaces"),
+        ("network", "networks"),
+        ("Endpoints", "endpoints"),
+    ],
+)
+def test_hns_takes_singular_and_short_forms(typed: str, kind: str, loopback_hosts: list[str]) -> None:
+    result = run_inprocess("hns", typed, "-o", "json", "--target", f"w={loopback_hosts[0]}", "--insecure")
+    assert json.loads(result.stdout)["type"] == kind
+
+
+@pytest.mark.parametrize(
+    ("typed", "scope"), [("node", "nodes"), ("no", "nodes"), ("pod", "pods"), ("po", "pods")]
+)
+def test_capture_takes_singular_and_short_scopes(typed: str, scope: str) -> None:
+    result = run_inprocess("capture", typed)
+    assert result.exit_code == 2
+    assert f"capture {scope} needs {scope[:-1]} names" in result.stderr
+
+
+@pytest.mark.parametrize("args", [["hns", "all"], ["counter"], ["version"], ["vfp-counter", "p=10.0.0.1"]])
+def test_yaml_output_is_the_json_document(args: list[str], loopback_hosts: list[str]) -> None:
+    import yaml
+
+    target = ["--target", f"w1={loopback_hosts[0]},w2={loopback_hosts[1]}", "--insecure"]
+    as_json = run_inprocess(*args, *target, "-o", "json")
+    as_yaml = run_inprocess(*args, *target, "-o", "yaml")
+    assert as_yaml.exit_code == as_json.exit_code == 1
+    assert yaml.safe_load(as_yaml.stdout) == json.loads(as_json.stdout)
+    assert not as_yaml.stdout.lstrip().startswith("{")
+
+
+def test_capture_refuses_yaml() -> None:
+    result = run_inprocess("capture", "all", "-o", "yaml")
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "winspect: error: capture prints one record per packet as they come: "
+        "-o json (JSON lines), not -o yaml\n"
     )

@@ -97,7 +97,7 @@ def test_durations() -> None:
     assert parse_capture_duration("2m") == 120
     with pytest.raises(UsageError, match=r"invalid duration '-5' in -d/--duration"):
         parse_capture_duration("-5")
-    with pytest.raises(UsageError, match="expected whole seconds"):
+    with pytest.raises(UsageError, match="a capture lasts whole seconds"):
         parse_capture_duration("1.5")
     assert parse_seconds("500ms", "--timeout") == 0.5
     with pytest.raises(UsageError, match="must be more than 0"):

@@ -7,7 +7,7 @@ import json
 from winspect.client.render.color import Palette, use_color
 from winspect.client.render.counters import counters_table
 from winspect.client.render.documents import counters_to_dict, document, hns_to_dict, vfp_to_dict
-from winspect.client.render.hns import hns_raw_json, hns_text
+from winspect.client.render.hns import HNS_LOOKUPS, hns_text
 from winspect.client.render.packets import (
     TextPacketFormatter,
     TimeFormatter,
@@ -376,9 +376,8 @@ def test_hns_tables() -> None:
     assert "4FD72AB0-2C35-4AE7-AC9A-F893495BD5EF" in wide and "a335d997-4160-44f9-9f72-1087a2cba45e" in wide
 
 
-def test_hns_raw_and_json_document() -> None:
+def test_hns_json_document() -> None:
     resp = hns_response()
-    assert hns_raw_json(resp).startswith(NETWORK)
     doc = hns_to_dict(resp)
     assert doc["endpoints"][0]["IPAddress"] == "10.224.0.71"
     assert doc["loadbalancers"][0]["FrontendVIPs"] == ["10.99.234.145"]
@@ -447,3 +446,45 @@ def test_json_output_escapes_what_the_encoder_leaves_raw_and_reads_back_the_same
     assert not any(c in line for c in raw_chars)
     parsed = json.loads(line)
     assert (parsed["summary"], parsed["component"], parsed["node"]) == (hostile, hostile, "win\u202e1")
+
+
+def _tables(text: str) -> dict[str, list[dict[str, str]]]:
+    """Each titled table as rows of {header: cell} (columns are two or more spaces apart)."""
+    import re
+
+    tables = {}
+    for block in text.split("\n\n"):
+        title, header, *rows = block.splitlines()
+        headers = re.split(r"\s{2,}", header.strip())
+        tables[title] = [dict(zip(headers, re.split(r"\s{2,}", r.strip()), strict=True)) for r in rows]
+    return tables
+
+
+def test_wide_tables_add_columns_and_keep_every_other_cell() -> None:
+    text, wide = _tables(hns_text(hns_response())), _tables(hns_text(hns_response(), wide=True))
+    assert list(text) == list(wide)
+    for title, rows in text.items():
+        for row, wide_row in zip(rows, wide[title], strict=True):
+            assert list(row) == list(wide_row)[: len(row)], title
+            for header, cell in row.items():
+                # the same data; an ID shortened in the narrow table is whole in the wide one
+                assert wide_row[header].startswith(cell), (title, header, cell, wide_row[header])
+
+
+def test_a_kind_asked_alone_shows_what_it_shows_among_all() -> None:
+    full = _tables(hns_text(hns_response()))
+    kinds = {
+        pb.HNS_OBJECT_TYPE_NETWORKS: "networks",
+        pb.HNS_OBJECT_TYPE_ENDPOINTS: "endpoints",
+        pb.HNS_OBJECT_TYPE_LOADBALANCERS: "loadbalancers",
+        pb.HNS_OBJECT_TYPE_NAMESPACES: "namespaces",
+    }
+    sections = list(hns_response().sections)
+    for section in sections:
+        kind = kinds[section.type]
+        lookups = [
+            pb.HnsResponse(sections=[s for s in sections if kinds[s.type] in HNS_LOOKUPS.get(kind, [])])
+        ]
+        alone = _tables(hns_text(pb.HnsResponse(sections=[section]), lookups=lookups))
+        (title,) = alone
+        assert alone[title] == full[title], kind

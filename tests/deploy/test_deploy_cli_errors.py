@@ -33,7 +33,7 @@ def test_unreachable_api_server_is_one_line(tmp_path: Path, command: list[str]) 
         )
     )
     proc = run_cli("--kubeconfig", str(kubeconfig), *command)
-    assert proc.returncode == 1
+    assert proc.returncode == 3
     assert proc.stderr == (
         f"winspect: error: cannot reach the Kubernetes API server {server}: connection refused "
         "(is the API server running and the address right?)\n"
@@ -43,5 +43,5 @@ def test_unreachable_api_server_is_one_line(tmp_path: Path, command: list[str]) 
 
 def test_no_kubeconfig_at_all(tmp_path: Path) -> None:
     proc = run_cli("uninstall", env={"HOME": str(tmp_path)})
-    assert proc.returncode == 1
+    assert proc.returncode == 3
     assert proc.stderr.startswith("winspect: error: no Kubernetes configuration found: use --kubeconfig FILE")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import http.server
+import sys
 import threading
 import zipfile
 from collections.abc import Iterator
@@ -32,12 +33,23 @@ def winspect_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_winspect_wheel(tmp_path_factory.mktemp("wheel"))
 
 
+def server_set() -> set[str]:
+    from packaging.requirements import Requirement
+
+    lines = (REPO / "deploy" / "server-requirements.txt").read_text().splitlines()
+    return {Requirement(ln).name.lower() for ln in lines if ln.strip() and not ln.startswith("#")}
+
+
 def wheelhouse_for(winspect_wheel: Path, directory: Path) -> tuple[Path, list[StubWheel]]:
-    """A wheelhouse with a stub of every dependency, a Windows-only extra dependency of grpcio,
-    a Linux-only one that is not there, and a newer grpcio for Linux that must not be chosen."""
+    """A wheelhouse with a stub of every dependency of the wheel (only the server's are chosen), a
+    Windows-only extra dependency of grpcio, a Linux-only one that is not there, and a newer
+    grpcio for Linux that must not be chosen."""
     house = directory / "wheelhouse"
     house.mkdir()
-    stubs = dependency_stubs(winspect_wheel)
+    every = dependency_stubs(winspect_wheel)
+    for s in every:
+        s.write(house)
+    stubs = [s for s in every if s.name in server_set()]
     grpcio = next(s for s in stubs if s.name == "grpcio")
     grpcio.requires += [
         'winonly-dep>=2; platform_system == "Windows"',
@@ -69,7 +81,25 @@ def expected_files(winspect_wheel: Path, chosen: list[StubWheel]) -> set[str]:
     for stub in chosen:
         data = f"{stub.name.replace('-', '_')}-{stub.version}.data"
         files |= {site(n, data) for n in stub.members()}
-    return files
+    return files | {pyc(f) for f in files if f.startswith(SITE) and f.endswith(".py")}
+
+
+SITE = "winspect/Lib/site-packages/"
+
+
+def pyc(source: str) -> str:
+    folder, _, name = source.rpartition("/")
+    return f"{folder}/__pycache__/{name[:-3]}.{sys.implementation.cache_tag}.pyc"
+
+
+def built_context(winspect_wheel: Path, tmp_path: Path) -> Path:
+    """A context made offline from the stub wheelhouse and embeddable zip; the script succeeded."""
+    house, _ = wheelhouse_for(winspect_wheel, tmp_path)
+    out = tmp_path / "image"
+    argv = ["--wheel", winspect_wheel, "--python-embed", make_embed(tmp_path), "--out", out]
+    proc = run_script(*argv, "--wheelhouse", house, "--offline")
+    assert proc.returncode == 0, proc.stderr
+    return out
 
 
 def listed(out: Path) -> dict[str, tuple[int, str]]:
@@ -114,23 +144,43 @@ def test_context_holds_exactly_python_winspect_and_its_windows_dependencies(
     assert (out / "winspect" / "Scripts" / "winonly.exe").is_file()
     assert not list(sp.glob("linuxonly*"))
     assert "winonly-dep 2.1" in proc.stderr and "grpcio 1.85.1" in proc.stderr
+    # the client's dependencies stay out of the node's image
+    for client_only in ("click", "lightkube", "cryptography", "distlib"):
+        assert not list(sp.glob(f"{client_only}*")), client_only
+
+
+def test_site_packages_are_precompiled_with_unchecked_hashes(winspect_wheel: Path, tmp_path: Path) -> None:
+    out = built_context(winspect_wheel, tmp_path)
+    sp = out / SITE
+    main = sp / "winspect" / "server" / "__pycache__" / f"main.{sys.implementation.cache_tag}.pyc"
+    header = main.read_bytes()[:16]
+    import importlib.util
+
+    assert header[:4] == importlib.util.MAGIC_NUMBER
+    assert int.from_bytes(header[4:8], "little") == 0b01  # hash-based, source not checked
+    no_pyc = [p for p in sp.rglob("*.py") if not (p.parent / "__pycache__").is_dir()]
+    assert not no_pyc
+
+
+def test_precompiling_for_another_python_is_refused_before_anything_is_built(
+    winspect_wheel: Path, tmp_path: Path
+) -> None:
+    house, _ = wheelhouse_for(winspect_wheel, tmp_path)
+    other = "3.10" if sys.version_info[:2] != (3, 10) else "3.12"
+    out = tmp_path / "image"
+    argv = ["--wheel", winspect_wheel, "--python-embed", make_embed(tmp_path), "--out", out]
+    proc = run_script(*argv, "--wheelhouse", house, "--offline", "--python", other)
+    here = f"{sys.version_info.major}.{sys.version_info.minor}"
+    assert proc.returncode == 1
+    assert (
+        f"precompiling for Python {other} needs Python {other} on the build machine (this is {here}"
+        in proc.stderr
+    )
+    assert "--no-compile" in proc.stderr and not out.exists()
 
 
 def test_pth_adds_site_packages_and_enables_site(winspect_wheel: Path, tmp_path: Path) -> None:
-    house, _ = wheelhouse_for(winspect_wheel, tmp_path)
-    out = tmp_path / "image"
-    proc = run_script(
-        "--wheel",
-        winspect_wheel,
-        "--python-embed",
-        make_embed(tmp_path),
-        "--out",
-        out,
-        "--wheelhouse",
-        house,
-        "--offline",
-    )
-    assert proc.returncode == 0, proc.stderr
+    out = built_context(winspect_wheel, tmp_path)
     raw = (out / "winspect" / "python311._pth").read_bytes()
     assert b"\r\n" in raw and b"\n" not in raw.replace(b"\r\n", b"")  # Windows line ends
     lines = [ln for ln in raw.decode().splitlines() if ln and not ln.startswith("#")]
@@ -138,20 +188,7 @@ def test_pth_adds_site_packages_and_enables_site(winspect_wheel: Path, tmp_path:
 
 
 def test_daemonset_command_and_prestop_name_files_of_the_image(winspect_wheel: Path, tmp_path: Path) -> None:
-    house, _ = wheelhouse_for(winspect_wheel, tmp_path)
-    out = tmp_path / "image"
-    proc = run_script(
-        "--wheel",
-        winspect_wheel,
-        "--python-embed",
-        make_embed(tmp_path),
-        "--out",
-        out,
-        "--wheelhouse",
-        house,
-        "--offline",
-    )
-    assert proc.returncode == 0, proc.stderr
+    out = built_context(winspect_wheel, tmp_path)
     ds = yaml.safe_load((DATA / "daemonset.yaml").read_text())
     container = ds["spec"]["template"]["spec"]["containers"][0]
     for argv in (container["command"], container["lifecycle"]["preStop"]["exec"]["command"]):

@@ -91,6 +91,7 @@ def test_samples_are_valid_and_target_their_windows_build(sample: Path) -> None:
 def test_kustomize_base_builds_the_same_objects_as_install() -> None:
     built = kustomize(BASE)
     validate_all(built)
+
     def key(d: dict[str, Any]) -> tuple[str, str]:
         return d["kind"], d["metadata"]["name"]
 

@@ -166,7 +166,7 @@ def test_shipped_manifests_are_refused_by_kubernetes_1_20_with_the_reason(
 ) -> None:
     kubeconfig = real_kube.kubeconfig(tmp_path / "admin.kubeconfig", ADMIN)
     result = run_winspect("install", "--wait-timeout", "1", home=tmp_path, kubeconfig=kubeconfig)
-    assert result.code == 1, result
+    assert result.code == 3, result
     assert result.stderr == (
         "winspect: error: the cluster runs Kubernetes v1.20.2: winspect's DaemonSet needs 1.24 or later "
         "(HostProcess containers); nothing was installed\n"
@@ -337,7 +337,7 @@ def test_install_wait_report_and_uninstall(
     # 5. Users without the rights get one line naming what was refused.
     viewer = real_kube.kubeconfig(tmp_path / "viewer.kubeconfig", VIEWER)
     r = winspect(viewer, "install", "--wait-timeout", "1")
-    assert r.exit_code == 1
+    assert r.exit_code == 3
     assert r.stderr == (
         "winspect: error: forbidden by RBAC: user 'winspect-viewer' may not get namespace winspect-system "
         '(403 Forbidden: namespaces "winspect-system" is forbidden: User "winspect-viewer" cannot get '
@@ -348,7 +348,7 @@ def test_install_wait_report_and_uninstall(
     )
     nobody = real_kube.kubeconfig(tmp_path / "nobody.kubeconfig", NOBODY)
     r = winspect(nobody, "uninstall")
-    assert r.exit_code == 1
+    assert r.exit_code == 3
     assert r.stderr.startswith(
         "winspect: error: forbidden by RBAC: user 'winspect-nobody' may not delete daemonset winspectserv "
         "in namespace winspect-system (403 Forbidden: "
@@ -405,7 +405,7 @@ def test_install_wait_report_and_uninstall(
 
     # 7. Installing into the namespace being deleted says so.
     r = winspect(admin, "install", "--wait-timeout", "1")
-    assert r.exit_code == 1
+    assert r.exit_code == 3
     assert r.stderr == (
         "winspect: error: namespace winspect-system is being deleted (by an earlier uninstall): wait until "
         "`kubectl get namespace winspect-system` finds nothing, then install again\n"

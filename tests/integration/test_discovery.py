@@ -218,7 +218,7 @@ def test_context_flag_selects_a_user_who_may(
     r = run_winspect(
         "hns", "networks", "--nodes", n0, "-o", "json", home=tmp_path, insecure=True, kubeconfig=kc
     )
-    assert r.code == 1, str(r)
+    assert r.code == 3, str(r)
     assert f"forbidden by RBAC: user '{kube.users[NOBODY].name}' may not list nodes" in r.stderr
     r = run_winspect(
         "--context",

@@ -19,6 +19,7 @@ pytestmark = pytest.mark.kube
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+EXIT_CONFIG = 3  # the cluster cannot be used: kubeconfig, credentials, RBAC, API server
 
 
 def message(r: Result) -> str:
@@ -108,7 +109,7 @@ def test_user_without_rights_is_forbidden_to_list_nodes(kube: KubeCluster, tmp_p
     r = run_winspect(
         "hns", "networks", home=tmp_path, insecure=True, kubeconfig=kube.kubeconfig(tmp_path / "k", NOBODY)
     )
-    assert r.code == EXIT_FAILED, str(r)
+    assert r.code == EXIT_CONFIG, str(r)
     assert message(r) == (
         f"forbidden by RBAC: user '{user}' may not list nodes (403 Forbidden: nodes is forbidden: "
         f'User "{user}" cannot list resource "nodes" in API group "" at the cluster scope); '
@@ -129,7 +130,7 @@ def test_viewer_is_forbidden_pods_outside_its_namespace(kube: KubeCluster, tmp_p
         insecure=True,
         kubeconfig=kube.kubeconfig(tmp_path / "k", VIEWER),
     )
-    assert r.code == EXIT_FAILED, str(r)
+    assert r.code == EXIT_CONFIG, str(r)
     assert message(r) == (
         f"forbidden by RBAC: user '{user}' may not list pods in namespace 'default' (403 Forbidden: pods is "
         f'forbidden: User "{user}" cannot list resource "pods" in API group "" in the namespace "default"); '
@@ -151,7 +152,7 @@ def test_viewer_is_forbidden_pods_of_all_namespaces(kube: KubeCluster, tmp_path:
         insecure=True,
         kubeconfig=kube.kubeconfig(tmp_path / "k", VIEWER),
     )
-    assert r.code == EXIT_FAILED, str(r)
+    assert r.code == EXIT_CONFIG, str(r)
     assert message(r) == (
         f"forbidden by RBAC: user '{user}' may not list pods in all namespaces (403 Forbidden: pods is "
         f'forbidden: User "{user}" cannot list resource "pods" in API group "" at the cluster scope); '
@@ -162,7 +163,7 @@ def test_viewer_is_forbidden_pods_of_all_namespaces(kube: KubeCluster, tmp_path:
 def test_invalid_token_is_rejected(kube: KubeCluster, tmp_path: Path) -> None:
     kc = kube.kubeconfig(tmp_path / "k", ADMIN, token="not-a-token-of-this-cluster")
     r = run_winspect("hns", "networks", home=tmp_path, insecure=True, kubeconfig=kc)
-    assert r.code == EXIT_FAILED, str(r)
+    assert r.code == EXIT_CONFIG, str(r)
     assert message(r) == (
         f"the Kubernetes API server {kube.server} rejected the credentials of user "
         f"'{kube.users[ADMIN].name}' (401 Unauthorized): the token or client certificate is invalid or "
@@ -181,7 +182,7 @@ def test_wrong_certificate_authority_fails_tls_verification(kube: KubeCluster, t
         insecure=True,
         kubeconfig=kube.kubeconfig(tmp_path / "k", ca_pem=other_ca),
     )
-    assert r.code == EXIT_FAILED, str(r)
+    assert r.code == EXIT_CONFIG, str(r)
     msg = message(r)
     assert msg.startswith(
         f"cannot reach the Kubernetes API server {kube.server}: "
@@ -218,10 +219,10 @@ def test_context_flag_picks_the_user(kube: KubeCluster, tmp_path: Path) -> None:
     kc = _multi_context(kube, tmp_path / "multi", current=ADMIN)
     # `version` resolves every Windows node before dialling any: the user's rights decide.
     r = run_winspect("--context", NOBODY, "version", home=tmp_path, insecure=True, kubeconfig=kc)
-    assert r.code == EXIT_FAILED, str(r)
+    assert r.code == EXIT_CONFIG, str(r)
     assert message(r).startswith(f"forbidden by RBAC: user '{kube.users[NOBODY].name}' may not list nodes")
     r = run_winspect("--context", "no-such-context", "version", home=tmp_path, insecure=True, kubeconfig=kc)
-    assert r.code == EXIT_FAILED, str(r)
+    assert r.code == EXIT_CONFIG, str(r)
     assert message(r) == (
         f"--context 'no-such-context' is not in kubeconfig {kc} (contexts: {ADMIN}, {NOBODY}, {VIEWER})"
     )
@@ -257,7 +258,7 @@ def test_kubeconfig_env_merges_two_files_first_wins(kube: KubeCluster, tmp_path:
     env = {"KUBECONFIG": os.pathsep.join([str(a), str(b)])}
     # a's current-context wins, and its context reaches the cluster defined in b.
     r = run_winspect("hns", "networks", home=tmp_path, insecure=True, env=env)
-    assert r.code == EXIT_FAILED, str(r)
+    assert r.code == EXIT_CONFIG, str(r)
     assert message(r).startswith(f"forbidden by RBAC: user '{kube.users[NOBODY].name}' may not list nodes")
     # b's context is there too; an unknown node name proves nodes were listed as the admin.
     r = run_winspect(

@@ -27,9 +27,9 @@ def _text(name: str) -> str:
     return (FIXTURES / name).read_text(encoding="utf-8")
 
 
-def _client(fmt: str = "pktmon-realtime") -> RecordParser:
+def _client() -> RecordParser:
     parser = RecordParser("node-1")
-    parser.started(pb.CaptureInfo(records=record_context(fmt, NOW, NAMES)))
+    parser.started(pb.CaptureInfo(records=record_context(False, NOW, NAMES)))
     return parser
 
 
@@ -94,7 +94,7 @@ def test_the_node_clock_and_zone_give_utc_times() -> None:
     """pktmon prints the node's local time: 10:26:38 on a node at UTC-7 is 17:26:38 UTC."""
     node_clock = datetime(2026, 3, 1, 9, 0, tzinfo=timezone(timedelta(hours=-7)))
     client = RecordParser("node-1")
-    client.started(pb.CaptureInfo(records=record_context("pktmon-realtime", node_clock, {})))
+    client.started(pb.CaptureInfo(records=record_context(False, node_clock, {})))
     (batch,) = _batches(_text("realtime_current.txt"), 1 << 16, caught_up=True)
     first = next(p for p in client.parse(batch.event.records) if not p.raw)
     assert first.timestamp.ToDatetime(timezone.utc) == datetime(2026, 3, 1, 17, 26, 38, 547829, timezone.utc)

@@ -351,3 +351,67 @@ def test_duration_capture_waits_past_timeout_while_nodes_report_progress(
     assert {d["node"]: d["packets_received"] for d in summaries} == generated
     assert all(d["ended"]["reason"] == "duration" and d["unsent"] is None for d in summaries)
     assert len(read_frames(tshark, path)) == sum(generated.values()) > 0
+
+
+@pytest.fixture
+def unpaced_traffic(sandbox: E2E) -> Iterator[int]:
+    """Every node's next capture logs this many packets at once (then nothing); restored after."""
+    from winspect.emulator import store
+    from winspect.emulator.state import set_traffic
+
+    packets = 2000
+    saved = {s: store.read_json(s, store.TRAFFIC_FILE) for s in _state_dirs(sandbox).values()}
+    for state in saved:
+        set_traffic(state, rate=0, max_packets=packets)
+    yield packets
+    for state, traffic in saved.items():
+        set_traffic(state, rate=traffic["rate"], max_packets=traffic["max_packets"])
+
+
+@pytest.fixture
+def slow_start_and_stop(sandbox: E2E) -> Iterator[None]:
+    """Every node's `pktmon start` takes 4 s, and its `pktmon stop` 3 s (pktmon logs meanwhile)."""
+    for state in _state_dirs(sandbox).values():
+        set_fault(state, "pktmon", ["start"], hang_seconds=4.0)
+        set_fault(state, "pktmon", ["stop"], hang_seconds=3.0)
+    yield
+    for state in _state_dirs(sandbox).values():
+        clear_faults(state)
+
+
+def test_ctrl_c_while_nodes_are_still_starting_loses_nothing(
+    sandbox: E2E, tshark: str, tmp_path: Path, slow_start_and_stop: None, unpaced_traffic: int
+) -> None:
+    """Ctrl+C before the nodes said their capture started (`pktmon start` is slow): they still
+    start and log packets until pktmon stops; the client stops them once they report, and takes
+    their log files, rather than hanging up and leaving them to throw the files away unseen."""
+    path = tmp_path / "early.pcapng"
+    states = _state_dirs(sandbox)
+    calls_before = {s: len(read_calls(s)) for s in states.values()}
+    proc = sandbox.start("capture", "all", "-w", str(path), "-q", "-o", "json")
+
+    def starting() -> bool:
+        return all(
+            any(c[1:2] == ["start"] for c in read_calls(s)[calls_before[s] :]) for s in states.values()
+        )
+
+    wait_until("`pktmon start` running on every node", starting)
+    result = E2E.interrupt(proc, timeout=90)
+    assert result.code == 130, result.err
+    summaries = {d["node"]: d for d in result.json_lines() if d.get("type") == "summary"}
+
+    def stopped() -> bool:  # the nodes' pktmon ran and was stopped, whenever the client left
+        return all(
+            any(c[1:2] == ["stop"] for c in read_calls(s)[calls_before[s] :]) and _node_clean(s)
+            for s in states.values()
+        )
+
+    wait_until("pktmon started and stopped again on every node", stopped)
+    generated = {name: pktmon_status(state)["generated"] for name, state in states.items()}
+    assert min(generated.values()) >= unpaced_traffic  # the nodes did log packets (whole flows)
+    for name, d in summaries.items():
+        assert d["error"] is None and d["unsent"] is None and d["packets_lost"] == 0, d
+        assert d["packets_received"] == generated[name], d
+    (export,) = [d for d in result.json_lines() if d.get("type") == "pcapng"]
+    assert len(read_frames(tshark, path)) == export["packets_written"] == sum(generated.values())
+    assert all(_node_clean(state) for state in states.values())

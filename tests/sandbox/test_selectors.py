@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from winspect.sandbox.kubeapi.selectors import (
+from winspect.kube.selectors import (
     Requirement,
     SelectorError,
     field_value,

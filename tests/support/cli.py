@@ -26,19 +26,28 @@ from winspect.cli.main import cli
 Obj = dict[str, Any]
 
 
-def node(name: str, os_label: str, ip: str | None) -> Obj:
+def _object(api_version: str, kind: str, metadata: Obj, **body: Obj) -> Obj:
+    return {"apiVersion": api_version, "kind": kind, "metadata": metadata, **body}
+
+
+def node(name: str, os_label: str, ip: str | None, pool: str = "") -> Obj:
     status: Obj = {"addresses": [{"type": "Hostname", "address": name}]}
     if ip:
         status["addresses"].insert(0, {"type": "InternalIP", "address": ip})
-    return {
-        "apiVersion": "v1",
-        "kind": "Node",
-        "metadata": {"name": name, "labels": {"kubernetes.io/os": os_label, "kubernetes.io/hostname": name}},
-        "status": status,
-    }
+    labels = {"kubernetes.io/os": os_label, "kubernetes.io/hostname": name}
+    if pool:
+        labels["agentpool"] = pool
+    return _object("v1", "Node", {"name": name, "labels": labels}, status=status)
 
 
-def pod(namespace: str, name: str, node_name: str | None, ip: str | None, phase: str = "Running") -> Obj:
+def pod(
+    namespace: str,
+    name: str,
+    node_name: str | None,
+    ip: str | None,
+    phase: str = "Running",
+    labels: dict[str, str] | None = None,
+) -> Obj:
     spec: Obj = {"containers": [{"name": "c", "image": "mcr.microsoft.com/windows/servercore/iis"}]}
     if node_name:
         spec["nodeName"] = node_name
@@ -46,13 +55,21 @@ def pod(namespace: str, name: str, node_name: str | None, ip: str | None, phase:
     if ip:
         status["podIP"] = ip
         status["podIPs"] = [{"ip": ip}]
-    return {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": spec,
-        "status": status,
-    }
+    return _object(
+        "v1", "Pod", {"name": name, "namespace": namespace, "labels": labels or {}}, spec=spec, status=status
+    )
+
+
+def deployment(namespace: str, name: str, match: dict[str, str]) -> Obj:
+    spec = {"selector": {"matchLabels": match}, "template": {"metadata": {"labels": match}}}
+    return _object("apps/v1", "Deployment", {"name": name, "namespace": namespace}, spec=spec)
+
+
+def service(namespace: str, name: str, selector: dict[str, str] | None) -> Obj:
+    spec: Obj = {"ports": [{"port": 80}]}
+    if selector:
+        spec["selector"] = selector
+    return _object("v1", "Service", {"name": name, "namespace": namespace}, spec=spec)
 
 
 def namespace(name: str) -> Obj:
@@ -75,18 +92,22 @@ def cluster_objects(host1: str, host2: str) -> list[Obj]:
         namespace("default"),
         namespace("shop"),
         namespace("web"),
-        node("win-node-1", "windows", host1),
-        node("win-node-2", "windows", host2),
+        node("win-node-1", "windows", host1, pool="npwin"),
+        node("win-node-2", "windows", host2, pool="npwin2"),
         node("win-noip", "windows", None),
-        node("lin-node-1", "linux", "127.0.0.1"),
-        pod("default", "web-0", "win-node-1", "10.224.0.71"),
-        pod("default", "web-1", "win-node-2", "10.224.1.72"),
+        node("lin-node-1", "linux", "127.0.0.1", pool="nplin"),
+        pod("default", "web-0", "win-node-1", "10.224.0.71", labels={"app": "web"}),
+        pod("default", "web-1", "win-node-2", "10.224.1.72", labels={"app": "web"}),
         pod("default", "pending-0", None, None, phase="Pending"),
-        pod("default", "starting-0", "win-node-1", None, phase="Pending"),
-        pod("default", "linux-0", "lin-node-1", "10.244.0.9"),
+        pod("default", "starting-0", "win-node-1", None, phase="Pending", labels={"app": "starting"}),
+        pod("default", "linux-0", "lin-node-1", "10.244.0.9", labels={"app": "web"}),
         pod("default", "noip-node-pod", "win-noip", "10.224.2.5"),
-        pod("shop", "api-0", "win-node-2", "10.224.1.80"),
-        pod("web", "web-0", "win-node-2", "10.224.1.81"),
+        pod("shop", "api-0", "win-node-2", "10.224.1.80", labels={"app": "api"}),
+        pod("web", "web-0", "win-node-2", "10.224.1.81", labels={"app": "web"}),
+        deployment("default", "web", {"app": "web"}),
+        deployment("default", "starting", {"app": "starting"}),
+        service("shop", "api", {"app": "api"}),
+        service("shop", "external", None),
     ]
 
 

@@ -42,6 +42,7 @@ class EmulatedNode:
     defender_filters: bool = False
     foreign_session: bool = False
     pktmon_flavour: str = "current"
+    max_log_bytes: int | None = None  # the server's cap on pktmon log files (None: its default)
     cluster: Cluster = field(init=False)
     node_name: str = field(init=False)
     state_dir: Path = field(init=False)
@@ -93,6 +94,7 @@ class EmulatedNode:
                 state_dir=str(self.server_state_dir),
                 tool_timeout=self.tool_timeout,
                 max_queued_packets=self.max_queued_packets,
+                **({"max_log_bytes": self.max_log_bytes} if self.max_log_bytes else {}),  # type: ignore[arg-type]
                 **self.kube().server_config(),  # type: ignore[arg-type]
             )
         )

@@ -11,13 +11,16 @@ from typing import TYPE_CHECKING
 
 import click
 
-from winspect.cli.common import handles_errors
-from winspect.cli.names import complete_capture_names
-from winspect.cli.options import command, settings_from
+from winspect.cli.capture_limits import PacketLimit, confirm_endless, parse_max_packets
+from winspect.cli.common import err, grouped_errors, handles_errors
+from winspect.cli.names import complete_capture_names, complete_packet_types
+from winspect.cli.options import AliasedChoice, command, settings_from
 from winspect.cli.output import Output, PcapngFile, reader_gone
+from winspect.errors import EXIT_INTERRUPTED, UsageError
 
 if TYPE_CHECKING:
-    from winspect.client.capture import CaptureOptions
+    from winspect.client.capture import CaptureRun, CaptureSink
+    from winspect.client.capture_request import CaptureOptions
     from winspect.client.pcapng_export import PcapngExport
     from winspect.client.render.capture import CapturePrinter
     from winspect.client.settings import Settings
@@ -28,18 +31,27 @@ winspect capture nodes win1,win2,win3 -t TCP -d 10   # 10 s of TCP on three node
 winspect capture nodes win1 --counters-only          # counters only, shown at the end
 winspect capture pods web-0,web-1 -i 10.0.0.0/24     # only the pods' vNICs, on their nodes
 winspect capture pods shop/api-0 -t TCP_SYN -r 443   # SYNs to or from port 443
+winspect capture pods -l app=web                     # pods by label (kubectl's -l)
+winspect capture pods deploy/web svc/api             # the pods of a Deployment, of a Service
+winspect capture nodes -l agentpool=npwin            # nodes by label
 winspect capture all --type drop                     # dropped packets on every Windows node
 winspect capture all -m 00-15-5D-2A-D5-DD -o json | jq .drop_reason
 winspect capture all -d 30 -w cluster.pcapng         # one pcapng for every node (Wireshark)
 winspect capture pods web-0 -w - | wireshark -k -i - # live into Wireshark (text on stderr)
-Without -d the capture runs until Ctrl+C, which stops it on every node.
+winspect capture all -t ICMP --max-packets 20        # the first 20 ICMP packets, then stop
+Without -d or --max-packets the capture runs until Ctrl+C, which stops it on every node; on a
+terminal winspect asks first when that is on several nodes (-y: do not ask).
 """
 
 SCOPES = ("nodes", "pods", "all")
 
 
 @command("capture", examples=EXAMPLES)
-@click.argument("scope", metavar="nodes|pods|all", type=click.Choice(SCOPES, case_sensitive=False))
+@click.argument(
+    "scope",
+    metavar="nodes|pods|all",
+    type=AliasedChoice(SCOPES, {"node": "nodes", "no": "nodes", "pod": "pods", "po": "pods"}),
+)
 @click.argument("names", nargs=-1, metavar="[N1,N2,...]", shell_complete=complete_capture_names)
 @click.option(
     "-d",
@@ -64,11 +76,19 @@ SCOPES = ("nodes", "pods", "all")
     "packet_type",
     default="all",
     metavar="all|flow|drop",
+    shell_complete=complete_packet_types,
     show_default=True,
     help="Packets to report: all, flow or drop.",
 )
 @click.option(
     "--counters-only", is_flag=True, help="No packets: print the final counters when the capture ends."
+)
+@click.option(
+    "-l",
+    "--selector",
+    "selector",
+    metavar="SELECTOR",
+    help="Nodes or pods by label, as kubectl: -l app=web, -l 'agentpool in (npwin,npwin2)'.",
 )
 @click.option("-A", "--all-namespaces", is_flag=True, help="Look for the pods in every namespace.")
 @click.option(
@@ -85,6 +105,19 @@ SCOPES = ("nodes", "pods", "all")
     "pkt_size",
     metavar="BYTES",
     help="Bytes pktmon logs of each packet (snap length), 1-65535; 0 or absent: the whole packet.",
+)
+@click.option(
+    "--max-packets",
+    "max_packets",
+    metavar="N",
+    help="Stop on every node after N packets (a packet counts once, whatever components it crosses).",
+)
+@click.option(
+    "-y",
+    "--yes",
+    "assume_yes",
+    is_flag=True,
+    help="Do not ask before a capture without -d or --max-packets on several nodes (asked on a terminal).",
 )
 @click.option(
     "--take-over",
@@ -104,10 +137,13 @@ def capture(
     macs: tuple[str, ...],
     packet_type: str,
     counters_only: bool,
+    selector: str | None,
     all_namespaces: bool,
     write: str | None,
     quiet: bool,
     pkt_size: str | None,
+    max_packets: str | None,
+    assume_yes: bool,
     take_over: bool,
 ) -> int:
     """Capture packets on Windows nodes (pktmon), on whole nodes or on pods' vNICs.
@@ -115,6 +151,7 @@ def capture(
     \b
     capture nodes N1,N2   on these Windows nodes
     capture pods P1,P2    on these pods' vNICs only, on the nodes that host them
+                          (also deploy/NAME, svc/NAME: the pods they select)
     capture all           on every Windows node of the cluster
 
     Filters: each list is ORed within itself and ANDed with the others
@@ -126,21 +163,37 @@ def capture(
     capture ends: the packets arrive in chunks, not one by one.
     """
     settings = settings_from(click.get_current_context())
+    if settings.yaml:
+        raise UsageError(
+            "capture prints one record per packet as they come: -o json (JSON lines), not -o yaml"
+        )
     scope = scope.lower()
     # Validate everything before any network traffic.
     options = parse_options(
         ips, macs, ports, protocols, packet_type, duration, counters_only, pkt_size, write, take_over
     )
-    check_flags(scope, names, write=write, counters_only=counters_only, all_namespaces=all_namespaces)
+    check_flags(
+        scope,
+        names,
+        write=write,
+        counters_only=counters_only,
+        all_namespaces=all_namespaces,
+        selector=selector,
+    )
+    limit = parse_max_packets(max_packets, counters_only=counters_only)
     from winspect.client.filters import parse_names, parse_pods
     from winspect.client.targets import plan_nodes, plan_pods
 
     if scope == "pods":
         pods = parse_pods(names, "capture pods", allow_ip=bool(settings.targets))
-        plan = plan_pods(settings, pods, all_namespaces)
+        plan = plan_pods(settings, pods, all_namespaces, selector)
     else:
-        plan = plan_nodes(settings, parse_names(names, "node", "capture nodes") if names else None)
-    return run(settings, plan, options, write=write, quiet=quiet, scope=scope)
+        plan = plan_nodes(settings, parse_names(names, "node", "capture nodes") if names else None, selector)
+    endless = not (options.duration or limit or options.counters_only)
+    if endless and not confirm_endless(len(plan.targets), assume_yes=assume_yes):
+        err("capture not started")
+        return EXIT_INTERRUPTED
+    return run(settings, plan, options, write=write, quiet=quiet, scope=scope, max_packets=limit)
 
 
 def parse_options(
@@ -155,8 +208,9 @@ def parse_options(
     write: str | None,
     take_over: bool = False,
 ) -> CaptureOptions:
-    from winspect.client.capture import CaptureOptions
+    from winspect.client.capture_request import CaptureOptions
     from winspect.client.filters import (
+        check_filter_count,
         parse_capture_duration,
         parse_ips,
         parse_macs,
@@ -165,7 +219,7 @@ def parse_options(
         parse_protocols,
     )
 
-    return CaptureOptions(
+    options = CaptureOptions(
         ips=parse_ips(ips),
         macs=parse_macs(macs),
         ports=parse_ports(ports),
@@ -177,10 +231,18 @@ def parse_options(
         frames=write is not None,
         take_over=take_over,
     )
+    check_filter_count(options.ips, options.macs, options.ports, options.protocols)
+    return options
 
 
 def check_flags(
-    scope: str, names: tuple[str, ...], *, write: str | None, counters_only: bool, all_namespaces: bool
+    scope: str,
+    names: tuple[str, ...],
+    *,
+    write: str | None,
+    counters_only: bool,
+    all_namespaces: bool,
+    selector: str | None = None,
 ) -> None:
     """Flags that do not go together, and names that the scope needs or refuses."""
     from winspect.errors import UsageError
@@ -191,7 +253,13 @@ def check_flags(
         raise UsageError("-w/--write needs a file name, or '-' for stdout")
     if scope == "all" and names:
         raise UsageError(f"capture all takes no names (got {' '.join(names)}); use capture nodes N1,N2")
-    if scope != "all" and not names:
+    if selector is not None and scope == "all":
+        raise UsageError(
+            "-l/--selector chooses nodes or pods: use capture nodes -l ... or capture pods -l ..."
+        )
+    if selector is not None and names:
+        raise UsageError(f"give {scope} names or -l/--selector, not both")
+    if scope != "all" and not names and selector is None:
         example = "win1,win2" if scope == "nodes" else "web-0,web-1"
         raise UsageError(f"capture {scope} needs {scope[:-1]} names, e.g. winspect capture {scope} {example}")
     if all_namespaces and scope != "pods":
@@ -232,17 +300,19 @@ def run(
     write: str | None = None,
     quiet: bool = False,
     scope: str = "nodes",
+    max_packets: int = 0,
 ) -> int:
     import asyncio
 
-    from winspect.client.capture import CaptureRun, build_request, requester
+    from winspect.client.capture import CaptureRun
     from winspect.client.capture_outcome import CaptureOutcome
+    from winspect.client.capture_request import build_request, requester
     from winspect.client.capture_session import run_capture, start_export
     from winspect.client.render.capture import print_summary
 
     output = Output(pcapng_to_stdout=write == "-")
-    for e in plan.failed:
-        output.message(f"{e.node}: {e.message}")
+    for line in grouped_errors(plan.failed):
+        output.message(line)
     pcapng: tuple[PcapngFile, PcapngExport] | None = None
     if write is not None and plan.targets:
         path = write
@@ -260,16 +330,20 @@ def run(
     if plan.targets and not output.closed:
         output.message(announcement(plan, options, write))
         who = requester()
+        sink: CaptureSink = printer(settings, plan, output, export, write=write, quiet=quiet)
+        limit = PacketLimit(sink, max_packets, lambda: limit_reached(output, runner, max_packets))
         runner = CaptureRun(
             plan.targets,
             lambda t: build_request(options, plan.pods_on(t.name), who),
-            printer(settings, plan, output, export, write=write, quiet=quiet),
+            limit if max_packets else sink,
             timeout=settings.timeout,
             connect_timeout=settings.connect_timeout,
         )
         output.when_closed(runner.output_gone)
         outcome = asyncio.run(run_capture(runner, plan.security, pcapng, live=write == "-"))
         output.when_closed(None)
+        # Stopped for --max-packets: a stop of the capture's own, no interruption.
+        outcome.interrupted = outcome.interrupted and not limit.reached
     outcome.add_failed(plan.failed)
     if outcome.output_closed or output.closed:
         return reader_gone()
@@ -278,6 +352,11 @@ def run(
     stats = (write, export.stats) if export is not None and write is not None else None
     print_summary(output, outcome, output=settings.output, counters_only=options.counters_only, export=stats)
     return reader_gone() if output.closed else outcome.exit_code()
+
+
+def limit_reached(output: Output, runner: CaptureRun, count: int) -> None:
+    output.message(f"{count} packets (--max-packets): stopping the capture")
+    runner.request_stop()
 
 
 def printer(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
@@ -19,10 +19,49 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
+MAX_NAMED_NODES = 5  # an error shared by more nodes names the first few and counts the rest
 
 
-def node_error(error: NodeFailure) -> None:
-    err(f"{error.node}: {error.message}")
+def grouped_errors(errors: Sequence[NodeFailure]) -> list[str]:
+    """One line per distinct message: `node: message` for one node, `3 nodes (a, b, c): message`
+    for the same message from several (in the order the first of each came)."""
+    by_message: dict[str, list[str]] = {}
+    for e in errors:
+        by_message.setdefault(e.message, []).append(e.node)
+    lines = []
+    for message, nodes in by_message.items():
+        if len(nodes) == 1:
+            lines.append(f"{nodes[0]}: {message}")
+            continue
+        shown = ", ".join(nodes[:MAX_NAMED_NODES])
+        more = f" and {len(nodes) - MAX_NAMED_NODES} more" if len(nodes) > MAX_NAMED_NODES else ""
+        lines.append(f"{len(nodes)} nodes ({shown}{more}): {message}")
+    return lines
+
+
+def node_errors(errors: Sequence[NodeFailure]) -> None:
+    for line in grouped_errors(errors):
+        err(line)
+
+
+def namespace_not_for_nodes(settings: Settings, plan: Plan, command: str) -> None:
+    """-n/--namespace on a command that works on nodes: a node's name there is a usage error
+    (`counter -n win1` meant --nodes win1), any other value a warning; both before any node is
+    contacted."""
+    from winspect.errors import UsageError
+
+    value = settings.namespace
+    if value is None:
+        return
+    nodes = (
+        {t.name for t in plan.targets} | {f.node for f in plan.failed} | {t.name for t in settings.targets}
+    )
+    if value in nodes:
+        raise UsageError(
+            f"-n/--namespace takes a namespace, and {command} has none; {value!r} is a node: "
+            f"use --nodes {value}"
+        )
+    err(f"warning: -n/--namespace does not apply to {command}; to choose nodes use --nodes")
 
 
 def handles_errors(f: F) -> F:
@@ -115,7 +154,8 @@ def print_results(
         encoded = {r.node: value for r, value in done}
 
         def as_json() -> str:
-            return dumps(document(command, encoded, {e.node: e.to_dict() for e in errors}, **(extra or {})))
+            doc = document(command, encoded, {e.node: e.to_dict() for e in errors}, **(extra or {}))
+            return encode_document(settings, doc)
 
         try:
             text_doc = as_json()
@@ -127,12 +167,10 @@ def print_results(
                     del encoded[r.node]
                     errors.append(unreadable(r.node, r.address, exc))
             text_doc = as_json()
-        for e in errors:
-            node_error(e)
+        node_errors(errors)
         click.echo(text_doc)
         return exit_code(errors, len(encoded))
-    for e in errors:
-        node_error(e)
+    node_errors(errors)
     color = Palette(settings.color)
     blocks = []
     for r, body in done:
@@ -141,3 +179,14 @@ def print_results(
     if blocks:
         click.echo("\n\n".join(blocks))
     return exit_code(errors, len(done))
+
+
+def echo_document(settings: Settings, doc: Any) -> None:
+    """A command's document on stdout: JSON, or YAML with -o yaml."""
+    click.echo(encode_document(settings, doc))
+
+
+def encode_document(settings: Settings, doc: Any) -> str:
+    from winspect.client.render.documents import dumps, dumps_yaml
+
+    return dumps_yaml(doc) if settings.yaml else dumps(doc)

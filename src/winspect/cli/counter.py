@@ -9,7 +9,7 @@ import click
 if TYPE_CHECKING:
     from winspect.client.fanout import NodeResult
 
-from winspect.cli.common import err, fan_out, handles_errors, print_results
+from winspect.cli.common import fan_out, handles_errors, namespace_not_for_nodes, print_results
 from winspect.cli.names import complete_nodes
 from winspect.cli.options import command, namespace_given, settings_from
 
@@ -47,13 +47,10 @@ def counter(nodes: tuple[str, ...], include_hidden: bool) -> int:
 
     ctx = click.get_current_context()
     settings = settings_from(ctx)
-    if namespace_given(ctx):
-        err(
-            "warning: -n/--namespace does not apply to counter (-n was --nodes in the original); "
-            "to choose nodes use --nodes"
-        )
     names = parse_names(nodes, "node", "--nodes") or None
     plan = plan_nodes(settings, names)
+    if namespace_given(ctx):
+        namespace_not_for_nodes(settings, plan, "counter")
     request = pb.CountersRequest(include_hidden=include_hidden)
 
     async def call(conn: Any) -> Any:

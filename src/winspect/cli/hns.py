@@ -6,16 +6,16 @@ from typing import Any
 
 import click
 
-from winspect.cli.common import err, fan_out, handles_errors, print_results
+from winspect.cli.common import fan_out, handles_errors, namespace_not_for_nodes, print_results
 from winspect.cli.names import complete_nodes
-from winspect.cli.options import command, namespace_given, settings_from
+from winspect.cli.options import AliasedChoice, command, namespace_given, settings_from
 
 HNS_TYPES = ("all", "endpoints", "loadbalancers", "namespaces", "networks")
 
 EXAMPLES = """
 winspect hns all                          # every HNS object of every Windows node
 winspect hns endpoints --nodes win1,win2  # endpoints of two nodes
-winspect hns networks --json              # the raw JSON documents (hnsdiag -d)
+winspect hns networks --json              # one JSON document (as -o json)
 winspect hns loadbalancers -o wide        # more columns (IDs, flags)
 winspect hns all -o json | jq '.results.win1.endpoints[].IPAddress'
 """
@@ -25,7 +25,9 @@ winspect hns all -o json | jq '.results.win1.endpoints[].IPAddress'
 @click.argument(
     "kind",
     metavar="all|endpoints|loadbalancers|namespaces|networks",
-    type=click.Choice(HNS_TYPES, case_sensitive=False),
+    type=AliasedChoice(
+        HNS_TYPES, {**{k[:-1]: k for k in HNS_TYPES[1:]}, "ep": "endpoints", "lb": "loadbalancers"}
+    ),
 )
 @click.option(
     "--nodes",
@@ -40,45 +42,62 @@ winspect hns all -o json | jq '.results.win1.endpoints[].IPAddress'
     "--json",
     "raw_json",
     is_flag=True,
-    help="Print the objects' raw JSON, as the node's hnsdiag -d printed it.",
+    help="The objects as one JSON document, by node and kind (the same as -o json).",
 )
 @handles_errors
 def hns(kind: str, nodes: tuple[str, ...], raw_json: bool) -> int:
     """HNS (Host Networking Service) objects of Windows nodes.
 
     Endpoints show IP, MAC, network, state and whether they are local or
-    remote; load balancers their VIPs, port mappings and backends;
+    remote; load balancers their VIPs, port mappings and backends (by IP);
     networks their type, subnets and management IP; namespaces their
-    containers and endpoints.
+    containers and endpoints (by IP). A column shows the same data whatever
+    the kind asked for; -o wide adds columns (IDs, flags).
     """
+    import asyncio
+
     from winspect.client.filters import parse_names
     from winspect.client.render.documents import hns_to_dict
-    from winspect.client.render.hns import hns_raw_json, hns_text
+    from winspect.client.render.hns import HNS_LOOKUPS, hns_text
     from winspect.client.targets import plan_nodes
+    from winspect.errors import UsageError
     from winspect.v1 import winspect_pb2 as pb
 
     ctx = click.get_current_context()
     settings = settings_from(ctx)
-    if namespace_given(ctx):
-        err("warning: -n/--namespace does not apply to hns; to choose nodes use --nodes")
+    if raw_json and settings.output == "wide":
+        raise UsageError("-d/--json prints the JSON document of -o json: it cannot be combined with -o wide")
+    if raw_json:
+        settings.output, settings.color = "json", False
     names = parse_names(nodes, "node", "--nodes") or None
     plan = plan_nodes(settings, names)
+    if namespace_given(ctx):
+        namespace_not_for_nodes(settings, plan, "hns")
     request = pb.HnsRequest(
         type=pb.HnsObjectType.Value(f"HNS_OBJECT_TYPE_{kind.upper()}"),  # type: ignore[arg-type]
         # hnsdiag's human summaries appear only in -o json: the tables are made from the objects.
         objects_only=settings.output != "json",
     )
 
+    # The tables name what the objects refer to (a load balancer's backends by IP, an endpoint's
+    # network by name) whatever kind was asked for: the kinds they are looked up in come too.
+    lookups = [] if settings.output == "json" else HNS_LOOKUPS.get(kind.lower(), [])
+
     async def call(conn: Any) -> Any:
-        return await conn.stub.GetHns(request, timeout=settings.timeout)
+        requests = [request] + [
+            pb.HnsRequest(type=pb.HnsObjectType.Value(f"HNS_OBJECT_TYPE_{k.upper()}"), objects_only=True)  # type: ignore[arg-type]
+            for k in lookups
+        ]
+        return await asyncio.gather(*(conn.stub.GetHns(r, timeout=settings.timeout) for r in requests))
 
     wide = settings.output == "wide"
 
-    def prepare(_node: str, resp: Any) -> Any:
+    def prepare(_node: str, answers: Any) -> Any:
         """Each node's text or JSON object, made as its answer arrives."""
+        resp, *looked_up = answers
         if settings.output == "json":
             return hns_to_dict(resp)
-        return hns_raw_json(resp) if raw_json else hns_text(resp, wide=wide)
+        return hns_text(resp, wide=wide, lookups=looked_up)
 
     results = fan_out(settings, plan, call, prepare)
     return print_results(

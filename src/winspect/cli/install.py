@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from winspect.cli.common import err, handles_errors
+from winspect.cli.common import echo_document, err, handles_errors
 from winspect.cli.options import command, namespace_given, settings_from
 
 if TYPE_CHECKING:
@@ -58,14 +58,14 @@ def _cluster(settings: Settings) -> Cluster:
     return Cluster(resolved, settings.timeout)
 
 
-def _print_rollout(command: str, state: Rollout, extra: dict[str, Any], as_json: bool) -> None:
+def _print_rollout(command: str, state: Rollout, extra: dict[str, Any], settings: Settings) -> None:
     """The rollout's per-node state: one JSON document, or the table (none without nodes)."""
-    from winspect.client.render.documents import document, dumps
+    from winspect.client.render.documents import document
 
-    if as_json:
+    if settings.output == "json":
         ok = {n.node: n.to_dict() for n in state.nodes if n.ready}
         bad = {n.node: {"code": n.status, "message": n.detail} for n in state.not_ready()}
-        click.echo(dumps(document(command, ok, bad, **extra, waited=True, ready=state.ready)))
+        echo_document(settings, document(command, ok, bad, **extra, waited=True, ready=state.ready))
     elif state.nodes:
         click.echo(_rollout_table(state))
 
@@ -115,7 +115,7 @@ def install(image: str | None, dry_run: bool, wait_timeout: str) -> int:
     kubectl create clusterrolebinding winspect-viewer-alice --clusterrole=winspect-viewer --user=alice
     """
     from winspect.client.filters import parse_seconds
-    from winspect.client.render.documents import document, dumps
+    from winspect.client.render.documents import document
     from winspect.deploy.install import Deployer
     from winspect.deploy.manifests import DEFAULT_IMAGE, NAMESPACE, render
     from winspect.errors import EXIT_NODE_FAILED
@@ -128,7 +128,7 @@ def install(image: str | None, dry_run: bool, wait_timeout: str) -> int:
     as_json = settings.output == "json"
     if dry_run:
         if as_json:
-            click.echo(dumps({"apiVersion": "v1", "kind": "List", "items": list(manifests.objects)}))
+            echo_document(settings, {"apiVersion": "v1", "kind": "List", "items": list(manifests.objects)})
         else:
             click.echo(manifests.yaml(), nl=False)
         return 0
@@ -150,7 +150,7 @@ def install(image: str | None, dry_run: bool, wait_timeout: str) -> int:
         }
         if wait == 0:
             if as_json:
-                click.echo(dumps(document("install", {}, {}, **extra, waited=False, ready=None)))
+                echo_document(settings, document("install", {}, {}, **extra, waited=False, ready=None))
             err("not waiting for the rollout (--wait-timeout 0)")
             return 0
         err(f"waiting up to {wait:g}s for winspectserv on every Windows node (--wait-timeout)")
@@ -158,7 +158,7 @@ def install(image: str | None, dry_run: bool, wait_timeout: str) -> int:
     finally:
         cluster.close()
 
-    _print_rollout("install", state, extra, as_json)
+    _print_rollout("install", state, extra, settings)
     if state.total == 0:
         err(
             "the cluster has no Windows nodes (label kubernetes.io/os=windows): winspectserv will start on "
@@ -188,7 +188,7 @@ def uninstall() -> int:
     admin created stay. Running it again is harmless: objects already gone
     are reported as absent.
     """
-    from winspect.client.render.documents import document, dumps
+    from winspect.client.render.documents import document
     from winspect.deploy.install import Deployer
     from winspect.deploy.manifests import DEFAULT_IMAGE, render
 
@@ -201,7 +201,7 @@ def uninstall() -> int:
     finally:
         cluster.close()
     if settings.output == "json":
-        click.echo(dumps(document("uninstall", {}, {}, objects=[r.to_dict() for r in results])))
+        echo_document(settings, document("uninstall", {}, {}, objects=[r.to_dict() for r in results]))
     else:
         click.echo(_results_lines(results))
     return 0
@@ -227,7 +227,7 @@ def rotate_certs(wait_timeout: str) -> int:
     (kustomize) rather than with `winspect install`.
     """
     from winspect.client.filters import parse_seconds
-    from winspect.client.render.documents import document, dumps
+    from winspect.client.render.documents import document
     from winspect.deploy.install import Deployer
     from winspect.deploy.manifests import NAMESPACE
     from winspect.errors import EXIT_NODE_FAILED
@@ -247,7 +247,7 @@ def rotate_certs(wait_timeout: str) -> int:
         extra: dict[str, Any] = {"namespace": NAMESPACE, "applied": [r.to_dict() for r in results]}
         if not restarted or wait == 0:
             if as_json:
-                click.echo(dumps(document("rotate-certs", {}, {}, **extra, waited=False, ready=None)))
+                echo_document(settings, document("rotate-certs", {}, {}, **extra, waited=False, ready=None))
             if not restarted:
                 err("the DaemonSet winspectserv is not installed: its pods will serve the new certificate")
             else:
@@ -257,7 +257,7 @@ def rotate_certs(wait_timeout: str) -> int:
         state = deployer.wait(wait)
     finally:
         cluster.close()
-    _print_rollout("rotate-certs", state, extra, as_json)
+    _print_rollout("rotate-certs", state, extra, settings)
     if state.ready:
         err(f"winspectserv serves the new certificate on all {state.total} Windows nodes")
         return 0

@@ -14,6 +14,7 @@ from typing import Any, NoReturn
 import click
 
 from winspect.cli.options import global_options
+from winspect.errors import EXIT_CODES
 
 COMMANDS: dict[str, tuple[str, str]] = {
     # name: (module:attribute, one-line help shown by `winspect --help`)
@@ -54,6 +55,23 @@ class LazyGroup(click.Group):
             return cmd
         return super().get_command(ctx, cmd_name)
 
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        """As click's, with the nearest command suggested for a name that is none."""
+        try:
+            return super().resolve_command(ctx, args)
+        except click.UsageError as exc:
+            name = args[0] if args else ""
+            if name.startswith("-") or name in COMMANDS:
+                raise
+            import difflib
+
+            matches = difflib.get_close_matches(name.lower(), list(COMMANDS), n=1, cutoff=0.6)
+            if not matches:
+                raise
+            raise click.UsageError(f"{exc.message} Did you mean {matches[0]!r}?", ctx) from None
+
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         # Short help from the registry so --help imports no subcommand module.
         rows = [(name, COMMANDS[name][1]) for name in sorted(COMMANDS)]
@@ -69,9 +87,10 @@ class LazyGroup(click.Group):
         formatter.write_paragraph()
         formatter.write_text(
             "Global options are accepted before or after the command. Run 'winspect COMMAND -h' for "
-            "a command's options and examples. Exit codes: 0 all nodes succeeded, 1 some failed, "
-            "2 usage error, 130 interrupted."
+            "a command's options and examples."
         )
+        with formatter.section("Exit codes"):
+            formatter.write_dl([(str(code), meaning) for code, meaning in EXIT_CODES])
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -1,4 +1,5 @@
-"""Shell completion of node and pod names (kubectl style), from --target or from Kubernetes.
+"""Shell completion of node and pod names (kubectl style), from --target or from Kubernetes, and
+of --type's values (namespaces: cli.options, where -n is declared).
 
 Completion must never fail loudly: any error (no kubeconfig, API down)
 gives no suggestions. Lists are comma separated: the last item is completed.
@@ -65,6 +66,14 @@ def _pod_names(settings: object) -> list[str]:
         return [p.name for p in cluster.pods(cluster.namespace) if p.node in windows]
     finally:
         cluster.close()
+
+
+def complete_packet_types(
+    ctx: click.Context, param: click.Parameter, incomplete: str
+) -> list[CompletionItem]:
+    from winspect.client.filters import PACKET_TYPES
+
+    return [CompletionItem(t) for t in PACKET_TYPES if t.startswith(incomplete.lower())]
 
 
 def complete_nodes(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[CompletionItem]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 F = TypeVar("F", bound=Callable[..., Any])
 _META_KEY = "winspect.global_options"
-OUTPUT_FORMATS = ("text", "wide", "json")
+OUTPUT_FORMATS = ("text", "wide", "json", "yaml")
 
 
 def _store(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
@@ -50,6 +50,29 @@ def _global_option(*decls: str, **kwargs: Any) -> Callable[[F], F]:
     return decorator
 
 
+def _complete_namespaces(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[Any]:
+    """-n's completion: the cluster's namespaces; nothing (never an error) when it is out of reach."""
+    from click.shell_completion import CompletionItem
+
+    from winspect.kube.cluster import Cluster
+    from winspect.kube.kubeconfig import resolve_config
+
+    try:
+        settings = settings_from(ctx)
+        if settings.targets:
+            return []
+        cluster = Cluster(
+            resolve_config(settings.kubeconfig, settings.context, None), min(settings.timeout, 3.0)
+        )
+        try:
+            names = cluster.namespaces()
+        finally:
+            cluster.close()
+    except Exception:  # completion offers nothing rather than an error
+        return []
+    return [CompletionItem(n) for n in sorted(names) if n.startswith(incomplete)]
+
+
 def global_options(f: F) -> F:
     """Add every global option to a command (or to the group)."""
     decorators = [
@@ -61,6 +84,7 @@ def global_options(f: F) -> F:
             "-n",
             "--namespace",
             metavar="NS",
+            shell_complete=_complete_namespaces,
             help="Namespace of the pods named (default: the context's namespace, else default).",
         ),
         _global_option(
@@ -81,7 +105,7 @@ def global_options(f: F) -> F:
             "--output",
             type=click.Choice(OUTPUT_FORMATS, case_sensitive=False),
             metavar="FORMAT",
-            help="Output format: text, wide or json.  [default: text]",
+            help="Output format: text, wide, json or yaml.  [default: text]",
         ),
         _global_option(
             "--timeout",
@@ -123,6 +147,9 @@ def settings_from(ctx: click.Context) -> Settings:
     if given.get("timeout") is not None:
         timeout = parse_seconds(given["timeout"], "--timeout", allow_zero=False)
     output = (given.get("output") or "text").lower()
+    as_yaml = output == "yaml"
+    if as_yaml:  # the JSON document, printed as YAML
+        output = "json"
     settings = Settings(
         kubeconfig=given.get("kubeconfig"),
         context=given.get("context"),
@@ -131,6 +158,7 @@ def settings_from(ctx: click.Context) -> Settings:
         port_given=given.get("port") is not None,
         targets=parse_targets(given.get("target", []), port),
         output=output,
+        yaml=as_yaml,
         timeout=timeout,
         verbose=given.get("verbose", 0),
         color=output != "json" and use_color(sys.stdout, dict(os.environ)),
@@ -195,3 +223,17 @@ def command(
         return cmd
 
     return decorator
+
+
+class AliasedChoice(click.Choice):  # type: ignore[type-arg]
+    """A choice that also takes other spellings (singular forms, as kubectl takes them):
+    `aliases` maps each to its choice; help and completion show the choices only."""
+
+    def __init__(self, choices: Sequence[str], aliases: dict[str, str]) -> None:
+        super().__init__(choices, case_sensitive=False)
+        self.aliases = aliases
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, str):
+            value = self.aliases.get(value.lower(), value)
+        return super().convert(value, param, ctx)

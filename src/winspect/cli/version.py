@@ -9,7 +9,7 @@ import click
 if TYPE_CHECKING:
     from winspect.client.fanout import NodeResult
 
-from winspect.cli.common import err, fan_out, handles_errors, print_results
+from winspect.cli.common import echo_document, err, fan_out, handles_errors, print_results
 from winspect.cli.names import complete_nodes
 from winspect.cli.options import command, settings_from
 
@@ -35,7 +35,7 @@ def version(client_only: bool, nodes: tuple[str, ...]) -> int:
     """The winspect client version and, when reachable, the node servers' (NodeInfo)."""
     from winspect import __version__
     from winspect.client.filters import parse_names
-    from winspect.client.render.documents import document, dumps, node_info_to_dict
+    from winspect.client.render.documents import document, node_info_to_dict
     from winspect.client.targets import plan_nodes
     from winspect.errors import WinspectError
     from winspect.v1 import winspect_pb2 as pb
@@ -44,7 +44,7 @@ def version(client_only: bool, nodes: tuple[str, ...]) -> int:
     as_json = settings.output == "json"
     if client_only:
         if as_json:
-            click.echo(dumps(document("version", {}, {}, client={"version": __version__})))
+            echo_document(settings, document("version", {}, {}, client={"version": __version__}))
         else:
             click.echo(f"Client: winspect {__version__}")
         return 0
@@ -53,10 +53,9 @@ def version(client_only: bool, nodes: tuple[str, ...]) -> int:
     except WinspectError as exc:
         # The client version is still worth printing when the cluster is out of reach.
         if as_json:
-            click.echo(
-                dumps(
-                    document("version", {}, {}, client={"version": __version__}, discovery_error=exc.message)
-                )
+            echo_document(
+                settings,
+                document("version", {}, {}, client={"version": __version__}, discovery_error=exc.message),
             )
         else:
             click.echo(f"Client: winspect {__version__}")

@@ -14,29 +14,31 @@ from winspect.cli.names import complete_pods
 from winspect.cli.options import command, settings_from
 
 EXAMPLES = """
-winspect vfp-counter --pod web-0                  # pod in the context's namespace
+winspect vfp-counter web-0                        # pod in the context's namespace
+winspect vfp-counter --pod web-0                  # the same
 winspect vfp-counter -p shop/web-0 --detailed     # + host vNIC and external adapter ports
 winspect vfp-counter -p web-0 -A                  # find the pod in any namespace
+winspect vfp-counter deploy/web                   # the one pod of a Deployment (or svc/NAME)
 winspect vfp-counter -p web-0=10.224.0.71 --target win1=10.0.0.4   # without Kubernetes
 """
 
 
 @command("vfp-counter", examples=EXAMPLES)
+@click.argument("pod_arg", metavar="[POD]", required=False, shell_complete=complete_pods)
 @click.option(
     "-p",
     "--pod",
     "pod",
     shell_complete=complete_pods,
-    required=True,
     metavar="POD",
-    help="The pod: NAME or NAMESPACE/NAME (with --target: NAME=IP).",
+    help="The pod (or as the argument): NAME or NAMESPACE/NAME (with --target: NAME=IP).",
 )
 @click.option(
     "-d", "--detailed", is_flag=True, help="Also the node's host vNIC and external adapter VFP ports."
 )
 @click.option("-A", "--all-namespaces", is_flag=True, help="Look for the pod in every namespace.")
 @handles_errors
-def vfp_counter(pod: str, detailed: bool, all_namespaces: bool) -> int:
+def vfp_counter(pod_arg: str | None, pod: str | None, detailed: bool, all_namespaces: bool) -> int:
     """VFP (Virtual Filtering Platform) port counters of a pod.
 
     The pod is looked up in Kubernetes; its node's winspectserv finds the
@@ -51,10 +53,18 @@ def vfp_counter(pod: str, detailed: bool, all_namespaces: bool) -> int:
     from winspect.v1 import winspect_pb2 as pb
 
     settings = settings_from(click.get_current_context())
+    if pod_arg is not None and pod is not None and pod_arg != pod:
+        raise UsageError(f"two pods given, {pod_arg!r} and -p/--pod {pod!r}: vfp-counter takes one")
+    pod = pod_arg if pod_arg is not None else pod
+    if pod is None:
+        raise UsageError("vfp-counter needs a pod, e.g. winspect vfp-counter web-0 (or -p web-0)")
     specs = parse_pods([pod], "-p/--pod", allow_ip=bool(settings.targets))
     if len(specs) != 1:
         raise UsageError(f"-p/--pod takes one pod, got {len(specs)}: {pod!r}")
     plan = plan_pods(settings, specs, all_namespaces)
+    if len(plan.pods) > 1:  # deploy/NAME or svc/NAME with several pods
+        names = ", ".join(f"{p.namespace}/{p.name}" for p in plan.pods)
+        raise UsageError(f"{pod} selects {len(plan.pods)} pods ({names}): vfp-counter takes one, name it")
     target_pod = plan.pods[0]
     pod_ref = pb.PodRef(namespace=target_pod.namespace, name=target_pod.name, ip=target_pod.ip)
     request = pb.VfpCountersRequest(pod=pod_ref, detailed=detailed)

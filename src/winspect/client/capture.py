@@ -19,19 +19,15 @@ silently.
 from __future__ import annotations
 
 import asyncio
-import getpass
-import socket
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import grpc
 import grpc.aio
 
 from winspect.client.capture_outcome import CaptureOutcome, NodeCapture
-from winspect.client.discovery import PodOnNode
 from winspect.client.fanout import MAX_CONCURRENT_NODES, Connection, NodeFailed, NodeFailure, NodeSlots
-from winspect.client.filters import ProtocolSpec, TargetSpec
+from winspect.client.filters import TargetSpec
 from winspect.client.records import RecordFormatError, RecordParser
 from winspect.client.security import ChannelSecurity
 from winspect.v1 import winspect_pb2 as pb
@@ -41,62 +37,6 @@ STOP_BUDGET = 4.0
 STOP_CALL_TIMEOUT = 2.0
 # A draining node reports every second; this long without a word, it is given up.
 DRAIN_SILENCE = 10.0
-
-_PACKET_TYPES = {"all": pb.PACKET_TYPE_ALL, "flow": pb.PACKET_TYPE_FLOW, "drop": pb.PACKET_TYPE_DROP}
-_PROTOCOLS = {
-    "TCP": pb.PROTOCOL_TCP,
-    "UDP": pb.PROTOCOL_UDP,
-    "ICMP": pb.PROTOCOL_ICMP,
-    "ICMPv6": pb.PROTOCOL_ICMPV6,
-}
-
-
-def requester() -> str:
-    try:
-        user = getpass.getuser()
-    except Exception:  # no user name in the environment (some containers)
-        user = "unknown"
-    return f"{user}@{socket.gethostname()}"
-
-
-@dataclass(frozen=True)
-class CaptureOptions:
-    ips: list[str] = field(default_factory=list)
-    macs: list[str] = field(default_factory=list)
-    ports: list[int] = field(default_factory=list)
-    protocols: list[ProtocolSpec] = field(default_factory=list)
-    packet_type: str = "all"
-    duration: int = 0
-    counters_only: bool = False
-    pkt_size: int = 0  # pktmon --pkt-size: bytes logged per packet, 0 = whole packet
-    frames: bool = False  # ask for each packet's raw bytes (pcapng export)
-    take_over: bool = False  # stop/replace another pktmon user's session and filters (re-added after)
-
-
-def build_request(options: CaptureOptions, pods: Sequence[PodOnNode], who: str) -> pb.CaptureRequest:
-    return pb.CaptureRequest(
-        ips=options.ips,
-        macs=options.macs,
-        ports=options.ports,
-        protocols=[
-            pb.ProtocolFilter(
-                protocol=_PROTOCOLS[p.protocol],
-                tcp_flags=[f"TCP_FLAG_{f}" for f in p.tcp_flags],
-            )
-            for p in options.protocols
-        ],
-        packet_type=_PACKET_TYPES[options.packet_type],
-        pods=[pb.PodRef(namespace=p.namespace, name=p.name, ip=p.ip) for p in pods],
-        duration_seconds=options.duration,
-        counters_only=options.counters_only,
-        pkt_size=options.pkt_size,
-        frames=options.frames,
-        take_over=options.take_over,
-        requester=who,
-        # The node forwards pktmon's records and this client parses them: the node's cost stays low.
-        form=pb.PACKET_FORM_RECORDS,
-    )
-
 
 class CaptureSink(Protocol):
     """Where a capture's events go (the printer, client.render.capture)."""
@@ -282,6 +222,26 @@ class CaptureRun:
             finally:
                 node.stop_pending = False
 
+    async def _stop_once_started(self, node: NodeCapture, deadline: float) -> None:
+        """StopCapture for a -w node once it reports its session; if it does not by `deadline` (or
+        on a second interrupt), its stream is cancelled and the node reported as such."""
+        loop = asyncio.get_running_loop()
+        node.stop_pending = True  # the client still waits for this node's last log files
+        try:
+            while not node.session_id and node.ended is None and node.error is None:
+                if loop.time() >= deadline or self.abandon_event.is_set():
+                    self._cancel(node)
+                    why = "interrupted before the node reported its capture started; packets it logged "
+                    why += "until it stopped, if any, were not received"
+                    node.error = NodeFailure(node.target.name, node.target.address, "CANCELLED", why)
+                    self.sink.error(node.name, node.error)
+                    return
+                await asyncio.sleep(0.05)
+        finally:
+            node.stop_pending = False
+        if node.session_id and node.ended is None and node.error is None:
+            await self._stop(node)
+
     def _cancel(self, node: NodeCapture) -> None:
         call = self._calls.get(node.name)
         node.cancelled = True
@@ -344,6 +304,11 @@ class CaptureRun:
         # runs there any more. Never a session-less StopCapture: it would stop whatever
         # capture runs on the node, possibly another client's.
         sessionless = [n for n in nodes if not n.session_id]
+        # A -w node whose stream is open but that has not said it started (a slow start) may
+        # already be logging packets: hanging up would make it throw its log files away unseen.
+        # Wait for its start, then stop it like the others and take its last files.
+        starting = [n for n in sessionless if n.request.frames and n.name in self._calls]
+        sessionless = [n for n in sessionless if n not in starting]
         for node in sessionless:
             self._cancel(node)
         # Interrupting a node that already stopped and is sending its last log files
@@ -353,7 +318,10 @@ class CaptureRun:
                 self._cancel(node)
         nodes = [n for n in nodes if not n.cancelled]
         confirms = [asyncio.ensure_future(self._confirm_idle(n, end)) for n in sessionless]
-        stops = [asyncio.ensure_future(self._stop(n)) for n in nodes]
+        stops = [asyncio.ensure_future(self._stop(n)) for n in nodes if n not in starting]
+        stops += [
+            asyncio.ensure_future(self._stop_once_started(n, loop.time() + self.timeout)) for n in starting
+        ]
         if stops:
             await asyncio.wait(stops, timeout=STOP_CALL_TIMEOUT + 0.5)
         # Give streams the rest of the budget to deliver CaptureEnded (final counters), and

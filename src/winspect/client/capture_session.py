@@ -5,13 +5,14 @@ before the handlers go."""
 from __future__ import annotations
 
 import asyncio
+import signal
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from winspect.client.capture import CaptureOptions, CaptureRun
+from winspect.client.capture import CaptureRun
 from winspect.client.capture_outcome import CaptureOutcome
+from winspect.client.capture_request import CaptureOptions
 from winspect.client.pcapng_export import KnownPod, PcapngExport, cluster_pods
-from winspect.client.stop_signals import install_stop_handlers
 
 if TYPE_CHECKING:
     from winspect.client.security import CommandSecurity
@@ -95,3 +96,26 @@ async def run_capture(
             pcapng[1].close()
             pcapng[0].close()
         restore()
+
+
+def install_stop_handlers(loop: asyncio.AbstractEventLoop, on_stop: Callable[[], None]) -> Callable[[], None]:
+    """SIGINT and SIGTERM call on_stop; returns a function that restores the previous handlers."""
+    signals = [signal.SIGINT]
+    if hasattr(signal, "SIGTERM"):
+        signals.append(signal.SIGTERM)
+    installed: list[signal.Signals] = []
+    previous: dict[signal.Signals, Any] = {}
+    for sig in signals:
+        try:
+            loop.add_signal_handler(sig, on_stop)
+            installed.append(sig)
+        except (NotImplementedError, RuntimeError):  # Windows: no add_signal_handler
+            previous[sig] = signal.signal(sig, lambda *_: loop.call_soon_threadsafe(on_stop))
+
+    def restore() -> None:
+        for sig in installed:
+            loop.remove_signal_handler(sig)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+    return restore

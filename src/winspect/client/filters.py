@@ -129,6 +129,26 @@ def parse_protocols(values: Iterable[str]) -> list[ProtocolSpec]:
     return specs
 
 
+def check_filter_count(
+    ips: Iterable[str], macs: Iterable[str], ports: Iterable[int], protocols: Iterable[ProtocolSpec]
+) -> None:
+    """The pktmon filters the lists need fit in pktmon's limit (the node would refuse them):
+    counted as the node counts them, after duplicates in other spellings are removed."""
+    from winspect.contract import too_many_filters
+
+    counts = {
+        "IPs": len(
+            {ipaddress.ip_network(ip, strict=False) if "/" in ip else ipaddress.ip_address(ip) for ip in ips}
+        ),
+        "MACs": len({mac.upper().replace(":", "-") for mac in macs}),
+        "ports": len(set(ports)),
+        "protocols": len({(p.protocol, frozenset(p.tcp_flags)) for p in protocols}),
+    }
+    refused = too_many_filters(counts)
+    if refused is not None:
+        raise UsageError(refused)
+
+
 def parse_packet_type(value: str) -> str:
     lowered = value.lower()
     if lowered not in PACKET_TYPES:
@@ -136,13 +156,17 @@ def parse_packet_type(value: str) -> str:
     return lowered
 
 
-def parse_seconds(value: str, flag: str, *, allow_zero: bool = True) -> float:
+def parse_seconds(
+    value: str,
+    flag: str,
+    *,
+    allow_zero: bool = True,
+    examples: str = "seconds (e.g. 10) or 500ms, 30s, 2m, 1h",
+) -> float:
     """A duration: plain seconds ("10", "2.5") or with a unit ("500ms", "30s", "2m", "1h")."""
     match = _DURATION_RE.match(value.strip().lower())
     if not match:
-        raise UsageError(
-            f"invalid duration {value!r} in {flag}: expected seconds (e.g. 10) or 500ms, 30s, 2m, 1h"
-        )
+        raise UsageError(f"invalid duration {value!r} in {flag}: expected {examples}")
     number = float(match.group(1))
     unit = match.group(2) or "s"
     seconds = number * {"ms": 0.001, "s": 1, "m": 60, "h": 3600}[unit]
@@ -152,12 +176,16 @@ def parse_seconds(value: str, flag: str, *, allow_zero: bool = True) -> float:
 
 
 def parse_capture_duration(value: str | None) -> int:
-    """-d/--duration: whole seconds, 0 (or absent) = until Ctrl+C."""
+    """-d/--duration: whole seconds (pktmon's clock), 0 (or absent) = until Ctrl+C."""
     if value is None:
         return 0
-    seconds = parse_seconds(value, "-d/--duration")
+    accepted = "whole seconds (e.g. 10) or 30s, 2m, 1h"
+    seconds = parse_seconds(value, "-d/--duration", examples=accepted)
     if seconds != int(seconds):
-        raise UsageError(f"invalid duration {value!r} in -d/--duration: expected whole seconds")
+        raise UsageError(
+            f"invalid duration {value!r} in -d/--duration: "
+            "a capture lasts whole seconds (e.g. 1, 10, 30s, 2m)"
+        )
     return int(seconds)
 
 
@@ -221,13 +249,31 @@ def parse_targets(values: Iterable[str], default_port: int) -> list[TargetSpec]:
     return targets
 
 
+# What names pods by the objects that select them, as kubectl spells them: deploy/NAME, svc/NAME.
+WORKLOAD_KINDS = {
+    "deploy": "deployment",
+    "deployment": "deployment",
+    "deployments": "deployment",
+    "svc": "service",
+    "service": "service",
+    "services": "service",
+}
+
+
 @dataclass(frozen=True)
 class PodSpec:
-    """A pod as typed: name, optional namespace (ns/name), optional IP (name=IP, for --target)."""
+    """A pod as typed: name, optional namespace (ns/name), optional IP (name=IP, for --target);
+    or, with `workload`, the pods a Deployment or Service selects (deploy/NAME, svc/NAME)."""
 
     name: str
     namespace: str | None = None
     ip: str | None = None
+    workload: str | None = None  # "deployment" or "service"
+
+    def __str__(self) -> str:
+        if self.workload:
+            return f"{self.workload}/{self.name}"
+        return f"{self.namespace}/{self.name}" if self.namespace else self.name
 
 
 def parse_pods(values: Iterable[str], flag: str, *, allow_ip: bool) -> list[PodSpec]:
@@ -252,7 +298,16 @@ def parse_pods(values: Iterable[str], flag: str, *, allow_ip: bool) -> list[PodS
                 f"pod {item!r} in {flag} needs its IP with --target (no Kubernetes to look it up): "
                 f"write {item}=<pod IP>"
             )
+        workload = WORKLOAD_KINDS.get(ref.partition("/")[0].lower()) if "/" in ref else None
+        if workload and allow_ip:
+            raise UsageError(
+                f"{item!r} in {flag}: the pods of a {workload} are found through Kubernetes; with --target "
+                "name the pods as NAME=IP"
+            )
         (name,) = parse_names([ref], "pod", flag)
         namespace, _, short = name.rpartition("/")
-        pods.append(PodSpec(short, namespace or None, ip or None))
+        if workload:
+            pods.append(PodSpec(short, workload=workload))
+        else:
+            pods.append(PodSpec(short, namespace or None, ip or None))
     return pods

@@ -23,6 +23,7 @@ class Settings:
     port_given: bool = False
     targets: list[TargetSpec] = field(default_factory=list)
     output: str = "text"  # text | wide | json
+    yaml: bool = False  # -o yaml: the JSON document (output "json"), printed as YAML
     timeout: float = DEFAULT_TIMEOUT
     verbose: int = 0
     color: bool = False

@@ -15,6 +15,7 @@ from winspect.client.filters import PodSpec, TargetSpec
 from winspect.client.render.safe import printable
 from winspect.client.security import CommandSecurity
 from winspect.client.settings import Settings
+from winspect.client.workloads import expand_pods, parse_selector, selected_nodes
 from winspect.errors import UsageError
 from winspect.kube.cluster import Cluster
 
@@ -124,14 +125,26 @@ def _with_node_port(settings: Settings, cluster: Cluster, work: Callable[[], T])
     return int(box["port"]), result
 
 
-def plan_nodes(settings: Settings, names: list[str] | None) -> Plan:
-    """The named Windows nodes, or all of them when names is None."""
+def _needs_kubernetes(settings: Settings, what: str) -> None:
+    if settings.targets:
+        raise UsageError(
+            f"{what} needs Kubernetes (labels and selectors live there); with --target name them"
+        )
+
+
+def plan_nodes(settings: Settings, names: list[str] | None, selector: str | None = None) -> Plan:
+    """The named Windows nodes, those the label selector matches, or all of them."""
     security = CommandSecurity(settings)
+    chosen = parse_selector(selector) if selector is not None else None
+    if chosen is not None:
+        _needs_kubernetes(settings, "-l/--selector")
     if settings.targets:
         return Plan(_pick_targets(settings, names), security)
     _prefetch_security(settings, security)
     with _cluster(settings) as cluster:
         port, _ = _with_node_port(settings, cluster, cluster.nodes)
+        if chosen is not None and selector is not None:
+            names = selected_nodes(cluster, chosen, selector)
         targets, no_address = resolve_nodes(cluster, names, port)
     for t in targets:
         _log(settings, f"node {t.name} at {t.address}")
@@ -142,9 +155,15 @@ def _no_address(names: list[str]) -> list[NodeFailure]:
     return [NodeFailure(name, "", "NO_INTERNAL_IP", NO_INTERNAL_IP) for name in names]
 
 
-def plan_pods(settings: Settings, specs: list[PodSpec], all_namespaces: bool) -> Plan:
-    """The pods and the Windows nodes hosting them (only those nodes)."""
+def plan_pods(
+    settings: Settings, specs: list[PodSpec], all_namespaces: bool, selector: str | None = None
+) -> Plan:
+    """The pods (named, chosen by deploy/NAME or svc/NAME, or by a label selector) and the
+    Windows nodes hosting them (only those nodes)."""
     security = CommandSecurity(settings)
+    chosen = (parse_selector(selector), selector) if selector is not None else None
+    if chosen is not None:
+        _needs_kubernetes(settings, "-l/--selector")
     if settings.targets:
         namespace = settings.namespace or "default"
         pods = [PodOnNode(s.namespace or namespace, s.name, s.ip or "", "") for s in specs]
@@ -152,6 +171,8 @@ def plan_pods(settings: Settings, specs: list[PodSpec], all_namespaces: bool) ->
     _prefetch_security(settings, security)
     with _cluster(settings) as cluster:
         port, _ = _with_node_port(settings, cluster, cluster.nodes)
+        if chosen is not None or any(s.workload for s in specs):
+            specs = expand_pods(cluster, specs, chosen, all_namespaces)
         pods, targets, no_address = resolve_pods(cluster, specs, all_namespaces, port)
     for p in pods:
         _log(settings, f"pod {p.namespace}/{p.name} ({p.ip}) on node {p.node}")

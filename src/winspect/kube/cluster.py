@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from winspect.errors import ConfigError, KubeApiError
+from winspect.errors import ConfigError, KubeApiError, UsageError
 from winspect.kube.kubeconfig import ResolvedConfig
+from winspect.kube.selectors import Requirement, Selector
 
 if TYPE_CHECKING:
     from lightkube import Client
@@ -29,6 +30,7 @@ class NodeInfo:
     name: str
     os: str  # the kubernetes.io/os label ("windows", "linux", "" when unlabelled)
     internal_ip: str | None
+    labels: Mapping[str, str] = field(default_factory=dict, compare=False, hash=False)
 
 
 @dataclass(frozen=True)
@@ -38,7 +40,11 @@ class PodInfo:
     node: str | None
     ip: str | None
     phase: str
+    labels: Mapping[str, str] = field(default_factory=dict, compare=False, hash=False)
 
+
+# A label selector's matchExpressions operators, as kube.selectors names them.
+_EXPRESSION_OPS = {"In": "in", "NotIn": "notin", "Exists": "exists", "DoesNotExist": "!exists"}
 
 _decoders_lock = threading.Lock()
 _decoders_built = False
@@ -59,12 +65,12 @@ def _build_decoders() -> None:
         if _decoders_built:
             return
         from lightkube.core.decoders import decode_list, decode_object, decode_status
-        from lightkube.resources.apps_v1 import DaemonSet
-        from lightkube.resources.core_v1 import ConfigMap, Node, Pod, ServiceAccount
+        from lightkube.resources.apps_v1 import DaemonSet, Deployment
+        from lightkube.resources.core_v1 import ConfigMap, Namespace, Node, Pod, Service, ServiceAccount
 
-        for listed in (Node, Pod):
+        for listed in (Node, Pod, Namespace):
             decode_list(b'{"items":[]}', listed)
-        for single in (DaemonSet, ConfigMap, ServiceAccount.Token):
+        for single in (DaemonSet, ConfigMap, ServiceAccount.Token, Deployment, Service):
             with contextlib.suppress(ValueError):  # msgspec's ValidationError: built before the check
                 decode_object(b"{}", single)
         decode_status(b"{}")
@@ -185,6 +191,45 @@ class Cluster:
         raw = self.request(where, lambda: list(self.lightkube().list(Pod, namespace=ns)))
         return [_pod_info(p) for p in raw]
 
+    def namespaces(self) -> list[str]:
+        from lightkube.resources.core_v1 import Namespace
+
+        raw = self.request("list namespaces", lambda: list(self.lightkube().list(Namespace)))
+        return [n.metadata.name for n in raw if n.metadata and n.metadata.name]
+
+    def workload_selector(self, kind: str, namespace: str, name: str) -> Selector | None:
+        """The pod selector of a Deployment or a Service (kind "deployment" or "service");
+        None when the object has none (a Service without selector)."""
+        from lightkube import ApiError
+        from lightkube.resources.apps_v1 import Deployment
+        from lightkube.resources.core_v1 import Service
+
+        resource = Deployment if kind == "deployment" else Service
+
+        def get() -> Any:
+            try:
+                return self.lightkube().get(resource, name, namespace=namespace)
+            except ApiError as exc:
+                if (exc.status.code or exc.response.status_code) == 404:
+                    return None
+                raise
+
+        obj = self.request(f"get {kind} {name!r} in namespace {namespace!r}", get)
+        if obj is None:
+            raise UsageError(f"{kind} {name!r} not found in namespace {namespace!r}")
+        if kind == "service":
+            labels = (obj.spec.selector if obj.spec else None) or {}
+            return Selector(tuple(Requirement(k, "=", (v,)) for k, v in labels.items())) if labels else None
+        chosen = obj.spec.selector if obj.spec else None
+        if chosen is None:
+            return None
+        reqs = [Requirement(k, "=", (v,)) for k, v in (chosen.matchLabels or {}).items()]
+        for e in chosen.matchExpressions or []:
+            op = _EXPRESSION_OPS.get(e.operator)
+            if op is not None:
+                reqs.append(Requirement(e.key, op, tuple(e.values or ())))
+        return Selector(tuple(reqs))
+
     def windows_nodes(self) -> list[NodeInfo]:
         return [n for n in self.nodes() if n.os == "windows"]
 
@@ -205,7 +250,7 @@ def _node_info(node: Any) -> NodeInfo:
         if address.type == "InternalIP" and address.address:
             internal_ip = address.address
             break
-    return NodeInfo(node.metadata.name, labels.get(OS_LABEL, ""), internal_ip)
+    return NodeInfo(node.metadata.name, labels.get(OS_LABEL, ""), internal_ip, dict(labels))
 
 
 def _pod_info(pod: Any) -> PodInfo:
@@ -216,6 +261,7 @@ def _pod_info(pod: Any) -> PodInfo:
         node=pod.spec.nodeName if pod.spec else None,
         ip=(status.podIP if status else None) or None,
         phase=(status.phase if status else None) or "Unknown",
+        labels=dict(pod.metadata.labels or {}),
     )
 
 

@@ -151,6 +151,13 @@ def resolve_config(
     sa = Path(service_account_dir)
     if env.get("KUBERNETES_SERVICE_HOST") and (sa / "token").is_file():
         return _in_cluster(sa, env, namespace)
+    named = [p for p in env.get("KUBECONFIG", "").split(os.pathsep) if p]
+    if named:
+        which = "file" if len(named) == 1 else "files"
+        raise ConfigError(
+            f"KUBECONFIG names the {which} {', '.join(named)}: no such {which}; point KUBECONFIG at your "
+            "kubeconfig, use --kubeconfig FILE, or reach nodes directly with --target NAME=HOST[:PORT]"
+        )
     raise ConfigError(NO_CONFIG_HELP)
 
 

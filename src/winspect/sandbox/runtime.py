@@ -125,12 +125,15 @@ def up(
     progress: Callable[[str], None] = lambda _: None,
     network: str = "l2bridge",
     node_options: dict[int, dict[str, Any]] | None = None,
+    node_runtime: Path | None = None,
 ) -> Sandbox:
     """Start a sandbox in `root` and return once every node answers health checks.
 
     `network`: the pod network of the Windows nodes, `l2bridge` or `overlay` (VXLAN
     between the nodes, as with Flannel or Calico VXLAN). `node_options`: Windows node
-    number (from 1) -> its emulated pktmon's options (winspect.sandbox.pktmon_options)."""
+    number (from 1) -> its emulated pktmon's options (winspect.sandbox.pktmon_options).
+    `node_runtime`: a JSON file naming another interpreter for the node servers and
+    their tools (winspect.sandbox.node_runtime), e.g. Windows CPython under Wine."""
     if not 1 <= windows_nodes <= MAX_WINDOWS_NODES:
         raise SandboxError(f"--windows-nodes must be 1 to {MAX_WINDOWS_NODES}, not {windows_nodes}")
     if network not in NETWORKS:
@@ -157,6 +160,8 @@ def up(
     ]
     if node_options:
         argv += ["--node-options", json.dumps(node_options)]
+    if node_runtime is not None:
+        argv += ["--node-runtime", str(Path(node_runtime).absolute())]
     if created:
         argv.append("--created-dir")
     progress(

@@ -15,9 +15,7 @@ import argparse
 import contextlib
 import json
 import logging
-import math
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -32,23 +30,11 @@ from winspect.sandbox import procs
 from winspect.sandbox.addresses import NODE_PORT, AddressError, Block, claim_block
 from winspect.sandbox.control import ControlServer
 from winspect.sandbox.layout import Layout
+from winspect.sandbox.node_processes import NodeProcess, process_groups, spawn_nodes
+from winspect.sandbox.node_runtime import NodeRuntime
 from winspect.sandbox.security import NodeSecurity, prepare_node_security
 
 log = logging.getLogger("winspect.sandbox.supervisor")
-
-# Up to this many Windows nodes, one winspectserv process each; above, nodes share
-# at most MAX_PROCESSES processes (the server's Python API hosts several per process).
-ONE_PROCESS_PER_NODE_UP_TO = 10
-MAX_PROCESSES = 10
-
-
-def process_groups(node_count: int) -> list[list[int]]:
-    """Node indexes per server process."""
-    if node_count <= ONE_PROCESS_PER_NODE_UP_TO:
-        return [[i] for i in range(node_count)]
-    per = math.ceil(node_count / MAX_PROCESSES)
-    return [list(range(i, min(i + per, node_count))) for i in range(0, node_count, per)]
-
 
 # The zone of the nodes of the second server process (the second Windows node, up to
 # ONE_PROCESS_PER_NODE_UP_TO nodes): pktmon prints local time, so a sandbox shows
@@ -57,46 +43,14 @@ def process_groups(node_count: int) -> list[list[int]]:
 OTHER_TIME_ZONE = "America/Los_Angeles"
 
 
-def node_time_zones(node_count: int) -> list[str]:
+def node_time_zones(node_count: int, posix_zones: bool = os.name != "nt") -> list[str]:
     """The time zone of each Windows node, by index."""
     zones = ["UTC"] * node_count
     groups = process_groups(node_count)
-    if os.name != "nt" and len(groups) > 1:
+    if posix_zones and len(groups) > 1:
         for index in groups[1]:
             zones[index] = OTHER_TIME_ZONE
     return zones
-
-
-def winspectserv_argv() -> list[str]:
-    """The installed winspectserv next to this Python, else the one on PATH."""
-    scripts = Path(sys.executable).parent
-    for name in ("winspectserv", "winspectserv.exe"):
-        if (scripts / name).exists():
-            return [str(scripts / name)]
-    found = shutil.which("winspectserv")
-    if found:
-        return [found]
-    return [sys.executable, "-c", "import sys; from winspect.server.main import main; sys.exit(main())"]
-
-
-@dataclass
-class NodeProcess:
-    nodes: list[str]
-    argv: list[str]
-    log: Path
-    popen: subprocess.Popen[bytes] | None = None
-    identity: str | None = None
-    exit_code: int | None = None
-
-    def record(self) -> dict[str, Any]:
-        pid = self.popen.pid if self.popen else 0
-        return {
-            "pid": pid,
-            "identity": self.identity,
-            "nodes": self.nodes,
-            "log": str(self.log),
-            "exit_code": self.exit_code,
-        }
 
 
 @dataclass
@@ -117,6 +71,7 @@ class Supervisor:
     _stopped: threading.Event = field(default_factory=threading.Event)
     _stop_by_control: bool = False
     network: str = "l2bridge"  # the Windows nodes' pod network: l2bridge or overlay
+    runtime: NodeRuntime = field(default_factory=NodeRuntime)  # what runs the node servers and tools
 
     # ------------------------------------------------------------ state
 
@@ -180,12 +135,15 @@ class Supervisor:
         )
         windows = cluster.windows_nodes()
         nodes: list[dict[str, Any]] = []
-        for number, (node, zone) in enumerate(zip(windows, node_time_zones(len(windows)), strict=True), 1):
+        # Zones by TZ need a POSIX C library: not for a Windows interpreter (Wine).
+        zones = node_time_zones(len(windows), posix_zones=os.name != "nt" and not self.runtime.windows)
+        for number, (node, zone) in enumerate(zip(windows, zones, strict=True), 1):
             node_dir = self.layout.node_dir(node.name)
             state_dir, tools_dir = node_dir / "state", node_dir / "tools"
             options = self.node_options.get(number, {})
             create_node_state(cluster, node.name, state_dir, time_zone=zone, network=self.network, **options)
-            install_tools(tools_dir, state_dir)
+            rt = self.runtime
+            install_tools(tools_dir, state_dir, rt.tools_python(), windows=rt.windows, node_path=rt.node_path)
             nodes.append(
                 {
                     "name": node.name,
@@ -203,73 +161,29 @@ class Supervisor:
         security = self._start_api(cluster)
         self._write(
             api={"url": self.api.url, "kubeconfig": str(self.layout.kubeconfig)},
-            tls={
+            # none when the node servers run --insecure (the node runtime's choice)
+            tls=None
+            if self.runtime.insecure
+            else {
                 "ca_file": str(security.ca_file),
                 "server_name": security.server_name,
                 # What another winspectserv needs to join this sandbox (tests, experiments).
                 "server_args": security.server_args(),
             },
         )
-        self._spawn_nodes(nodes, security)
+        self.processes.extend(spawn_nodes(self.layout, nodes, security, self.runtime))
         self._write()
         targets = [f"{n['address']}:{n['port']}" for n in nodes]
         from winspect.sandbox.health import Tls, wait_serving
 
         late = wait_serving(
             targets,
-            timeout=30.0 + 0.5 * len(targets),
+            timeout=self.runtime.start_timeout + 0.5 * len(targets),
             abort=self._dead_child,
-            tls=Tls(security.ca_pem, security.server_name),
+            tls=None if self.runtime.insecure else Tls(security.ca_pem, security.server_name),
         )
         if late:
             raise RuntimeError(f"node servers not serving after start-up: {', '.join(late)}")
-
-    def _spawn_nodes(self, nodes: list[dict[str, Any]], security: NodeSecurity) -> None:
-        serv = winspectserv_argv()
-        for group in process_groups(len(nodes)):
-            members = [nodes[i] for i in group]
-            names = [n["name"] for n in members]
-            if len(members) == 1:
-                n = members[0]
-                argv = [
-                    *serv,
-                    "-p",
-                    str(n["port"]),
-                    "--host",
-                    n["address"],
-                    "--tools-dir",
-                    n["tools_dir"],
-                    *("--state-dir", str(self.layout.node_dir(n["name"]) / "winspectserv")),
-                    "--node-name",
-                    n["name"],
-                    *security.server_args(),
-                ]
-                logfile = self.layout.logs / f"{n['name']}.log"
-            else:
-                spec = self.layout.logs / f"nodehost-{names[0]}.json"
-                spec.parent.mkdir(parents=True, exist_ok=True)
-                spec.write_text(
-                    json.dumps(
-                        [
-                            {
-                                "name": n["name"],
-                                "host": n["address"],
-                                "port": n["port"],
-                                "tools_dir": n["tools_dir"],
-                                "tls_cert": str(security.cert_file),
-                                "tls_key": str(security.key_file),
-                                "kubeconfig": str(security.kubeconfig),
-                            }
-                            for n in members
-                        ]
-                    )
-                )
-                argv = [sys.executable, "-m", "winspect.sandbox.nodehost", str(spec)]
-                logfile = self.layout.logs / f"nodehost-{names[0]}.log"
-            proc = NodeProcess(names, argv, logfile)
-            proc.popen = procs.spawn(argv, logfile, detached=False, env=_node_environment(members[0]))
-            proc.identity = procs.process_identity(proc.popen.pid)
-            self.processes.append(proc)
 
     def _start_api(self, cluster: Any) -> NodeSecurity:
         """The Kubernetes API, and the node servers' certificates and credentials for it."""
@@ -351,6 +265,8 @@ class Supervisor:
                 p.exit_code = p.popen.returncode
         if stuck:
             log.error("processes that would not stop: %s", stuck)
+        for failure in self.runtime.finish():
+            log.error("node runtime clean-up failed: %s", failure)
         if self.api is not None:
             self.api.stop()
             self.api = None
@@ -358,13 +274,6 @@ class Supervisor:
             self.block.release()
         self._write(status="stopped" if self.state.get("status") != "failed" else "failed")
         self._stopped.set()
-
-
-def _node_environment(node: dict[str, Any]) -> dict[str, str] | None:
-    """The environment of a node's server process: the node's time zone (TZ)."""
-    if node["time_zone"] == "UTC":
-        return None
-    return {**os.environ, "TZ": node["time_zone"]}
 
 
 def _contexts(identities: Any) -> list[str]:
@@ -397,6 +306,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--created-dir", action="store_true")
     parser.add_argument("--node-options", default="{}", help="JSON: Windows node number -> pktmon options")
     parser.add_argument("--network", choices=("l2bridge", "overlay"), default="l2bridge")
+    parser.add_argument("--node-runtime", type=Path, help="JSON: what runs the node servers (node_runtime)")
     args = parser.parse_args(argv)
     layout = Layout(args.dir)
     layout.logs.mkdir(parents=True, exist_ok=True)
@@ -413,6 +323,7 @@ def main(argv: list[str] | None = None) -> int:
     sup = Supervisor(
         layout, args.windows_nodes, args.linux_nodes, args.seed, args.created_dir, network=args.network
     )
+    sup.runtime = NodeRuntime.load(args.node_runtime)
     sup.node_options = {int(number): dict(opts) for number, opts in json.loads(args.node_options).items()}
     _install_signal_handlers(sup.stop)
     return sup.run()

@@ -40,6 +40,7 @@ from winspect.contract import DEFAULT_TOOL_TIMEOUT as DEFAULT_TOOL_TIMEOUT
 from winspect.node.errors import NodeError, ToolUnavailable
 from winspect.node.types import Operation
 from winspect.node.windows.backend import WindowsBackend
+from winspect.node.windows.file_capture import DEFAULT_MAX_LOG_BYTES as DEFAULT_MAX_LOG_BYTES
 from winspect.node.windows.tools import TOOLS_DIR_ENV as TOOLS_DIR_ENV
 from winspect.server.auth import Guard
 from winspect.server.auth_budget import KNOWN_TOKEN_SECONDS, ReviewBudget
@@ -62,12 +63,16 @@ SERVICE_NAME: str = pb.DESCRIPTOR.services_by_name["NodeInspector"].full_name
 
 
 # The one place the server chooses its node backend; winspectserv's options show its settings.
-
-
-def windows_backend(tools_dir: str | None, tool_timeout: float, state_dir: str | None = None) -> NodeBackend:
+def windows_backend(
+    tools_dir: str | None,
+    tool_timeout: float,
+    state_dir: str | None = None,
+    max_log_bytes: int = DEFAULT_MAX_LOG_BYTES,
+) -> NodeBackend:
     """The Windows backend over the tools in `tools_dir` (None: env TOOLS_DIR_ENV, else PATH),
-    keeping its pktmon session record in `state_dir` (None: the platform's default)."""
-    return WindowsBackend(tools_dir, tool_timeout, state_dir=state_dir)
+    keeping its pktmon session record in `state_dir` (None: the platform's default) and a capture's
+    pktmon log files (with packet bytes) there too, at most `max_log_bytes` at a time."""
+    return WindowsBackend(tools_dir, tool_timeout, state_dir=state_dir, max_log_bytes=max_log_bytes)
 
 
 def default_node_name() -> str:
@@ -75,11 +80,20 @@ def default_node_name() -> str:
     return os.environ.get("NODE_NAME") or socket.gethostname()
 
 
-# The capture reader (parsing, CPU-bound) and the gRPC threads (sending) share the
-# GIL. With CPython's default 5 ms switch interval every message send waited out the
-# reader's time slice and one node streamed about 40,000 packets/s; at 0.5 ms it
-# streams about 130,000 packets/s (docs/performance.md, bench/bench_capture_stream.py).
-GIL_SWITCH_INTERVAL_SECONDS = 0.0005
+def switch_interval_for(platform: str) -> float:
+    """The GIL switch interval the server uses on `platform` (a sys.platform value).
+
+    The capture reader (parsing, CPU-bound) and the gRPC threads (sending) share the
+    GIL. With CPython's default 5 ms switch interval every message send waited out the
+    reader's time slice and one node streamed about 40,000 packets/s; at 0.5 ms it
+    streams about 130,000 packets/s on Linux (docs/performance.md,
+    bench/bench_capture_stream.py). On Windows CPython waits for the GIL with a
+    millisecond timer: 0.5 ms rounds down to a 0 ms wait (a busy spin), so 1 ms there.
+    """
+    return 0.001 if platform == "win32" else 0.0005
+
+
+GIL_SWITCH_INTERVAL_SECONDS = switch_interval_for(sys.platform)
 
 # A refused bearer token stays refused (expired, revoked, made up): its answer is kept longer than
 # a permission's refusal, which a new RoleBinding can change.
@@ -109,6 +123,8 @@ class ServerConfig:
     tool_timeout: float = DEFAULT_TOOL_TIMEOUT
     # winspect's private state on the node (its pktmon session record); None = platform default
     state_dir: str | None = None
+    # Bytes of pktmon log files (captures with packet bytes) on the node before the capture is stopped.
+    max_log_bytes: int = DEFAULT_MAX_LOG_BYTES
     max_workers: int = 16
     max_queued_packets: int = DEFAULT_MAX_QUEUED_PACKETS
     clean_stale_capture: bool = True
@@ -189,7 +205,9 @@ def start_server(config: ServerConfig, backend: NodeBackend | None = None) -> Ru
     pods = PodAccess(reviewer, config.node_name, guard.cache) if reviewer and guard else None
     if config.switch_interval is not None and config.switch_interval < sys.getswitchinterval():
         sys.setswitchinterval(config.switch_interval)
-    node_backend = backend or windows_backend(config.tools_dir, config.tool_timeout, config.state_dir)
+    node_backend = backend or windows_backend(
+        config.tools_dir, config.tool_timeout, config.state_dir, config.max_log_bytes
+    )
     captures = CaptureManager(node_backend, config.node_name, config.max_queued_packets)
     if config.clean_stale_capture:
         _clean_stale(node_backend, captures, config.node_name)

@@ -12,7 +12,10 @@ It serves TLS only and checks every caller against the Kubernetes API
 (TokenReview, SubjectAccessReview; docs/security.md); --insecure (local
 development only) serves plain text to anyone, with a warning. SIGTERM and
 SIGINT (Ctrl+C) shut down cleanly: a running capture is ended and the node
-cleaned first. Logs are JSON lines on stderr, audit lines included.
+cleaned first; on Windows so do Ctrl+Break and the console's close, logoff
+and shutdown events (Kubernetes stops a HostProcess container with a
+shutdown event and kills it about 5 s later: the server is stopped within
+that). Logs are JSON lines on stderr, audit lines included.
 """
 
 from __future__ import annotations
@@ -22,7 +25,6 @@ import logging
 import os
 import signal
 import sys
-import threading
 from collections.abc import Callable, Sequence
 from types import FrameType
 
@@ -30,6 +32,7 @@ from winspect.contract import DEFAULT_PORT, MAX_CAPTURE_SECONDS
 from winspect.node.errors import NodeError
 from winspect.node.types import Operation
 from winspect.server.app import (
+    DEFAULT_MAX_LOG_BYTES,
     DEFAULT_REFUSED_TOKEN_TTL,
     DEFAULT_TOOL_TIMEOUT,
     TOOLS_DIR_ENV,
@@ -49,6 +52,7 @@ from winspect.server.limits import (
     Limits,
 )
 from winspect.server.logs import configure_logging
+from winspect.server.shutdown import Shutdown, console_handler, install_console_handler, serve
 
 
 def _positive_float(text: str) -> float:
@@ -198,6 +202,14 @@ def _add_limit_options(limits: argparse._ArgumentGroup) -> None:
         metavar="N",
         help=f"largest request message ({DEFAULT_MAX_REQUEST_BYTES})",
     )
+    limits.add_argument(
+        "--max-log-bytes",
+        type=_count(1 << 20, 1 << 40, "a number of bytes"),
+        default=DEFAULT_MAX_LOG_BYTES,
+        metavar="N",
+        help=f"pktmon log files (captures with packet bytes, -w) the node may hold at once; past it the "
+        f"capture is stopped and says why ({DEFAULT_MAX_LOG_BYTES})",
+    )
 
 
 def cleanup(tools_dir: str | None, tool_timeout: float, state_dir: str | None, node_name: str) -> int:
@@ -244,6 +256,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         tools_dir=args.tools_dir,
         tool_timeout=args.tool_timeout,
         state_dir=args.state_dir,
+        max_log_bytes=args.max_log_bytes,
         tls_cert=_mounted(args.tls_cert),
         tls_key=_mounted(args.tls_key),
         kubeconfig=args.kubeconfig,
@@ -266,21 +279,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"winspectserv: {exc}", file=sys.stderr)
         return 1
 
-    stop_requested = threading.Event()
+    shutdown = Shutdown()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
-        stop_requested.set()
+        shutdown.requested.set()
 
-    # SIGINT and SIGTERM exist in the signal module on Windows too; SIGBREAK (Ctrl+Break,
-    # what a console process group gets from a supervisor there) only on Windows.
+    # Windows: Python raises SIGINT for Ctrl+C and SIGBREAK for Ctrl+Break; SIGTERM is never
+    # delivered there (os.kill with SIGTERM is TerminateProcess). A HostProcess container is
+    # stopped with a console shutdown event, which Python maps to no signal: the console
+    # handler sees it. Elsewhere: SIGINT and SIGTERM.
     for name in ("SIGINT", "SIGTERM", "SIGBREAK"):
         if hasattr(signal, name):
             signal.signal(getattr(signal, name), on_signal)
-    # Waiting with a timeout keeps the main thread responsive to signals (Windows).
-    while not stop_requested.wait(0.5):
-        if server.wait_for_termination(0):
-            return 0
-    server.stop(grace=5.0)
+    handler = install_console_handler(console_handler(shutdown))  # kept: Windows calls it
+    serve(server, shutdown)
+    del handler
     return 0
 
 

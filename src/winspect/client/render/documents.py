@@ -181,3 +181,13 @@ def document(
 
 def dumps(doc: Any) -> str:
     return json_printable(json.dumps(doc, indent=2, ensure_ascii=False))
+
+
+def dumps_yaml(doc: Any) -> str:
+    """The document as YAML (-o yaml): the same keys and values as its JSON, in the same order;
+    control characters escaped by YAML's double-quoted strings."""
+    import yaml
+
+    # Through JSON first: the same values as -o json (whatever json.dumps makes of them).
+    plain = json.loads(json.dumps(doc))
+    return yaml.safe_dump(plain, sort_keys=False, allow_unicode=True, width=1 << 30).rstrip("\n")

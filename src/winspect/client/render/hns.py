@@ -7,6 +7,7 @@ missing field prints as '-'.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from winspect.client.render.documents import enum_name, hns_objects
@@ -246,10 +247,11 @@ def networks_table(objects: list[Any], index: HnsIndex, wide: bool) -> str:
 
 
 def namespaces_table(objects: list[Any], index: HnsIndex, wide: bool) -> str:
-    headers = ["ID", "TYPE", "CONTAINERS", "ENDPOINTS"]
+    """IDs shortened unless wide; endpoints by IP in both (wide adds their IDs)."""
+    headers = ["ID", "TYPE", "CONTAINERS", "ENDPOINTS"] + (["ENDPOINT IDS"] if wide else [])
     rows = []
     for ns in objects:
-        containers, endpoints = [], []
+        containers, endpoints, endpoint_ids = [], [], []
         for res in _get(ns, "Resources", "ResourceList") or []:
             data = _get(res, "Data") or {}
             ident = _get(data, "Id", "ID") or _get(res, "Id", "ID")
@@ -257,16 +259,16 @@ def namespaces_table(objects: list[Any], index: HnsIndex, wide: bool) -> str:
             if kind == "container":
                 containers.append(_short(ident) if not wide else str(ident))
             elif kind == "endpoint":
-                endpoints.append(index.endpoint(ident) if not wide else str(ident))
+                endpoints.append(index.endpoint(ident))
+                endpoint_ids.append(str(ident))
         ident = _get(ns, "ID") or _get(ns, "NamespaceId")
-        rows.append(
-            [
-                ident if wide else _short(ident),
-                _get(ns, "Type") or ("Default" if _get(ns, "IsDefault") else None),
-                ",".join(containers) or None,
-                ",".join(endpoints) or None,
-            ]
-        )
+        row = [
+            ident if wide else _short(ident),
+            _get(ns, "Type") or ("Default" if _get(ns, "IsDefault") else None),
+            ",".join(containers) or None,
+            ",".join(endpoints) or None,
+        ]
+        rows.append(row + ([",".join(endpoint_ids) or None] if wide else []))
     return format_table(headers, rows)
 
 
@@ -278,17 +280,33 @@ TABLES = {
 }
 
 
-def hns_text(resp: pb.HnsResponse, *, wide: bool = False) -> str:
-    """Every section of an HnsResponse as a titled table."""
+# The kinds whose objects the tables of a kind refer to (by ID): asked for with it, so that a
+# column shows the same (an endpoint's network by name, a backend by IP) whatever was asked.
+HNS_LOOKUPS = {
+    "endpoints": ["networks"],
+    "loadbalancers": ["endpoints"],
+    "namespaces": ["endpoints"],
+}
+
+
+def _sections(resp: pb.HnsResponse) -> dict[str, list[Any]]:
     sections: dict[str, list[Any]] = {}
-    order: list[str] = []
     for section in resp.sections:
         kind = enum_name(pb.HnsObjectType, section.type, "HNS_OBJECT_TYPE_") or "unspecified"
-        if kind not in sections:
-            order.append(kind)
         parsed = hns_objects(section.objects)
         sections.setdefault(kind, []).extend(_Lowered(o) if isinstance(o, dict) else o for o in parsed)
-    index = HnsIndex(sections)
+    return sections
+
+
+def hns_text(resp: pb.HnsResponse, *, wide: bool = False, lookups: Sequence[pb.HnsResponse] = ()) -> str:
+    """Every section of an HnsResponse as a titled table; `lookups` only name what they refer to."""
+    sections = _sections(resp)
+    order = list(sections)
+    known = dict(sections)
+    for extra in lookups:
+        for kind, objects in _sections(extra).items():
+            known.setdefault(kind, objects)
+    index = HnsIndex(known)
     blocks = []
     for kind in order:
         objects = sections[kind]
@@ -296,12 +314,3 @@ def hns_text(resp: pb.HnsResponse, *, wide: bool = False) -> str:
         table = TABLES[kind](objects, index, wide) if kind in TABLES and objects else "(none)"
         blocks.append(f"{title}\n{table}")
     return "\n\n".join(blocks)
-
-
-def hns_raw_json(resp: pb.HnsResponse) -> str:
-    """The objects' JSON documents as the node printed them (hnsdiag -d)."""
-    parts = []
-    for section in resp.sections:
-        for obj in section.objects:
-            parts.append(obj.json.rstrip())
-    return "\n".join(parts)

@@ -8,6 +8,7 @@ capture); the server core owns validation and the capture's life.
 from __future__ import annotations
 
 import os
+import shutil
 import threading
 import uuid
 from collections.abc import Mapping
@@ -24,6 +25,7 @@ from winspect.node.types import (
     PodTarget,
 )
 from winspect.node.windows.capture import PktmonCapture
+from winspect.node.windows.file_capture import DEFAULT_MAX_LOG_BYTES
 from winspect.node.windows.file_version import file_version
 from winspect.node.windows.hns import Hnsdiag
 from winspect.node.windows.pktmon import Pktmon
@@ -35,6 +37,9 @@ from winspect.node.windows.runner import DEFAULT_TIMEOUT, ToolRunner
 from winspect.node.windows.tools import ResolvedTool, resolve_tools
 from winspect.node.windows.vfp import VfpCounters, Vfpctrl
 from winspect.v1 import winspect_pb2 as pb
+
+# Under the private state directory: one directory per capture with packet bytes, for pktmon's logs.
+LOG_DIR = "pktmon-logs"
 
 # Which tools each operation needs.
 _NEEDS: dict[Operation, tuple[str, ...]] = {
@@ -54,7 +59,9 @@ class WindowsBackend:
         tool_timeout: float = DEFAULT_TIMEOUT,
         env: Mapping[str, str] | None = None,
         state_dir: str | os.PathLike[str] | None = None,
+        max_log_bytes: int = DEFAULT_MAX_LOG_BYTES,
     ) -> None:
+        self.max_log_bytes = max_log_bytes
         self.tools: dict[str, ResolvedTool] = resolve_tools(tools_dir, env)
         self.runner = ToolRunner(self.tools, tool_timeout)
         self._pktmon = Pktmon(self.runner)
@@ -128,7 +135,15 @@ class WindowsBackend:
                 raise ToolUnavailable("pktmon", lacks)
         session_id = uuid.uuid4().hex[:16]
         return PktmonCapture(
-            self.runner, self._pktmon, self._hns, spec, node_name, self._owner(node_name), session_id
+            self.runner,
+            self._pktmon,
+            self._hns,
+            spec,
+            node_name,
+            self._owner(node_name),
+            session_id,
+            log_root=self._records.directory / LOG_DIR,
+            max_log_bytes=self.max_log_bytes,
         )
 
     def clean_capture(self, node_name: str) -> str:
@@ -138,7 +153,21 @@ class WindowsBackend:
         caps = self.pktmon_capabilities()
         if caps.command_line == OLD:
             return f"{caps.describe()}: winspect never captures with it, so nothing of winspect's is there"
-        return self._owner(node_name).clean_leftovers()
+        done = self._owner(node_name).clean_leftovers()
+        return "; ".join(part for part in (done, self._remove_stale_logs()) if part)
+
+    def _remove_stale_logs(self) -> str:
+        """Log directories a crashed server left (packet contents): removed."""
+        root = self._records.directory / LOG_DIR
+        try:
+            stale = [path for path in root.iterdir() if path.is_dir()]
+        except OSError:
+            return ""
+        for path in stale:
+            shutil.rmtree(path, ignore_errors=True)
+        if not stale:
+            return ""
+        return f"removed {len(stale)} pktmon log director{'y' if len(stale) == 1 else 'ies'} left behind"
 
     def foreign_capture(self) -> str:
         """What pktmon runs that this server did not start ("" when nothing runs)."""

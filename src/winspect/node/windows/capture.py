@@ -25,17 +25,15 @@ Real-time captures read pktmon's two-line records from its stdout
 to numbered files in a private directory, each converted with `pktmon etl2txt
 --hex` (winspect.node.windows.file_capture, winspect.records.pktmon_etl2txt); the files
 left at `pktmon stop` are converted after it, while the node is already
-clean: the output drains, and `backlog` says how far it has come. A request
-for the records form gets either text unparsed, in batches for the client
-to parse (winspect.node.windows.record_batches).
+clean: the output drains, and `backlog` says how far it has come. Records
+form: the text unparsed, for the client (winspect.node.windows.record_batches).
 """
 
 from __future__ import annotations
 
-import codecs
 import logging
 import shutil
-import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import datetime
@@ -43,10 +41,11 @@ from pathlib import Path
 from threading import Event
 from typing import Protocol
 
-from winspect.node.errors import NodeError, ToolFailed
+from winspect.node.errors import NodeError, NodeStateError, ToolFailed
 from winspect.node.types import CaptureDescription, CaptureSpec, CaptureStopped, LogBacklog, PacketBatch
+from winspect.node.windows import record_batches as forwarded
 from winspect.node.windows.capture_prep import prepare_capture
-from winspect.node.windows.file_capture import FILE_STEM, FileCapture
+from winspect.node.windows.file_capture import DEFAULT_MAX_LOG_BYTES, FILE_STEM, FileCapture
 from winspect.node.windows.hns import Hnsdiag
 from winspect.node.windows.pktmon import Pktmon, PktmonStart
 from winspect.node.windows.pktmon_filters import spec_filters
@@ -56,27 +55,29 @@ from winspect.node.windows.pktmon_owner import (
     SessionRecord,
     new_record,
     our_filter_names,
-    row_text,
+    taken_over_text,
 )
-from winspect.node.windows.record_batches import (
-    ETL2TXT_FORMAT,
-    REALTIME_FORMAT,
-    RecordBatcher,
-    record_context,
-)
+from winspect.node.windows.private_dir import make_private_dir
 from winspect.node.windows.runner import READ_SIZE, ToolRunner
+from winspect.node.windows.stream_reader import ChunkReader
+from winspect.node.windows.text_decoding import StreamDecoder
 from winspect.records.pktmon_etl2txt import Etl2txtParser
 from winspect.records.pktmon_realtime import RealtimeParser, TimeOfDayResolver
 from winspect.v1 import winspect_pb2 as pb
 
 log = logging.getLogger(__name__)
 
-# How long `check_started` waits for pktmon's first output, to report a start failure as an error.
+# How long `check_started` waits for pktmon's first output, to report a start failure as an error;
+# then how long it asks `pktmon status` (every START_STATUS_SECONDS) whether a session runs.
 START_CHECK_SECONDS = 2.0
+START_STATUS_PATIENCE = 8.0
+START_STATUS_SECONDS = 0.5
 # How long pktmon gets to exit after `pktmon stop` before it is killed.
 EXIT_WAIT_SECONDS = 10.0
 # Packets per streamed batch at most (about 0.4 KB each: well under gRPC's 4 MB message limit).
 MAX_BATCH_PACKETS = 2048
+# How long a real-time batch may wait for more packets before it is sent.
+BATCH_SECONDS = 0.05
 # Frame bytes per streamed batch at most, with raw frames (gRPC's default message limit is 4 MiB).
 MAX_BATCH_FRAME_BYTES = 1 << 20
 _HEAD_CHARS = 4000
@@ -126,8 +127,13 @@ class PktmonCapture:
         node_name: str,
         owner: PktmonOwner,
         session_id: str,
+        *,
+        log_root: Path,
+        max_log_bytes: int = DEFAULT_MAX_LOG_BYTES,
     ) -> None:
         self._runner = runner
+        self._log_root = log_root  # private: only SYSTEM and Administrators (packet contents)
+        self._max_log_bytes = max_log_bytes
         self._pktmon = pktmon
         self._hns = hns
         self._spec = spec
@@ -160,11 +166,8 @@ class PktmonCapture:
             tool_args=process.argv[1:] if self._start.frames and process is not None else self._start.args(),
             components=self._components,
             taken_over=self._taken_over,
-            records=record_context(
-                ETL2TXT_FORMAT if self._start.frames else REALTIME_FORMAT, self._clock, self._component_names
-            )
-            if self._spec.records
-            else None,
+            records=forwarded.record_context(self._start.frames, self._clock, self._component_names)
+            if self._spec.records else None,
         )
 
     # ------------------------------------------------------------ start
@@ -188,7 +191,7 @@ class PktmonCapture:
         assert occupancy is not None, "start() before prepare()"
         ours = [f.name for f in occupancy.ours]
         record = new_record(self.session_id, "", [*ours, *self._names], occupancy, self._spec.take_over)
-        self._taken_over = _taken_over_text(occupancy, self._spec.take_over)
+        self._taken_over = taken_over_text(occupancy, self._spec.take_over)
         self._record = record
         self._owner.claim(occupancy, record)
         record.filter_names = list(self._names)  # winspect's leftovers are gone
@@ -199,27 +202,58 @@ class PktmonCapture:
         if not self._start.frames:
             self._process = self._pktmon.start(self._start)
             return
-        directory = Path(tempfile.mkdtemp(prefix="winspect-pktmon-"))
+        directory = self._log_root / f"winspect-pktmon-{self.session_id}"
         start = replace(self._start, file_name=str(directory / f"{FILE_STEM}.etl"))
         try:
+            make_private_dir(directory)
             self._pktmon.start_logging(start)
+        except OSError as exc:
+            shutil.rmtree(directory, ignore_errors=True)
+            raise NodeStateError(f"no private directory for pktmon's log files: {exc}") from exc
         except BaseException:
             shutil.rmtree(directory, ignore_errors=True)
             raise
-        self._file_capture = FileCapture(self._runner, directory, ["pktmon", *start.args()])
+        self._file_capture = FileCapture(
+            self._runner,
+            directory,
+            ["pktmon", *start.args()],
+            stop_logging=self._pktmon.stop,
+            max_log_bytes=self._max_log_bytes,
+        )
         self._process = self._file_capture
 
     def check_started(self) -> None:
-        """With `batches` being read: raises ToolFailed when pktmon exited with an error at start."""
+        """With `batches` being read: raises ToolFailed when pktmon exited with an error at start.
+
+        Real time: pktmon is taken as started once it printed something and still runs, or, when
+        it printed nothing for START_CHECK_SECONDS, once `pktmon status` says a session runs.
+        Nothing shows that pktmon flushes its lines when its output is a pipe: if it writes in
+        blocks, its first output may come late (on a quiet node only at the stop), and then
+        `status` is what tells a start from a failure.
+        """
         process = self._process
         if process is None:
             return
-        if not self._start.frames:  # file logging: pktmon start has returned, output comes later
-            self._first_output.wait(START_CHECK_SECONDS)
+        # With file logging `pktmon start` has returned: its output (converted files) comes later.
+        if not self._start.frames and not self._first_output.wait(START_CHECK_SECONDS):
+            deadline = time.monotonic() + START_STATUS_PATIENCE
+            while not self._first_output.wait(START_STATUS_SECONDS):
+                if process.wait(0) is None and self._session_runs():
+                    return
+                if time.monotonic() >= deadline:
+                    log.info("pktmon printed nothing yet; taken as started", extra={"fields": {}})
+                    return
         code = process.wait(0.1) if self._first_output.is_set() else None
         if code is not None and code != 0:
             self._output_done.wait(EXIT_WAIT_SECONDS)  # all of its output, for the message
             raise ToolFailed(process.argv, code, self._head)
+
+    def _session_runs(self) -> bool:
+        """`pktmon status` says a session runs (ours: others were refused or stopped before)."""
+        try:
+            return self._pktmon.status().running
+        except NodeError:
+            return False
 
     # ------------------------------------------------------------ output
 
@@ -229,7 +263,7 @@ class PktmonCapture:
         assert process is not None, "batches() before start()"
         try:
             if self._spec.records:
-                yield from self._record_batches(process)
+                yield from forwarded.record_batches(process.read, self._seen, self._start.counters_only)
             elif self._start.frames:
                 yield from self._frame_batches(process)
             else:
@@ -239,50 +273,50 @@ class PktmonCapture:
             self._exit_code = process.wait(EXIT_WAIT_SECONDS)
             self._output_done.set()
 
-    def _record_batches(self, process: CaptureProcess) -> Iterator[PacketBatch]:
-        """The records as pktmon printed them, in batches for the client to parse (either format)."""
-        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        batcher = RecordBatcher()
-        while True:
-            data = process.read()
-            text = decoder.decode(data, final=not data)
-            if len(self._head) < _HEAD_CHARS:
-                self._head += text[: _HEAD_CHARS - len(self._head)]
-            self._first_output.set()
-            if not self._start.counters_only:
-                batch = batcher.feed(text, caught_up=len(data) < READ_SIZE) if data else batcher.finish()
-                if batch is not None:
-                    yield batch
-            if not data:
-                return
+    def _seen(self, text: str) -> None:
+        if len(self._head) < _HEAD_CHARS:
+            self._head += text[: _HEAD_CHARS - len(self._head)]
+        self._first_output.set()
 
     def _realtime_batches(self, process: CaptureProcess) -> Iterator[PacketBatch]:
-        """A real-time capture: pktmon's text as it comes."""
-        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        """A real-time capture: pktmon's text as it comes, in batches of MAX_BATCH_PACKETS or of
+        what came within BATCH_SECONDS (few, large messages when busy; little delay when quiet)."""
+        decoder = StreamDecoder()
         parser = RealtimeParser(
             self._node, TimeOfDayResolver(datetime.now().astimezone()), self._component_names
         )
         counters_only = self._start.counters_only
         event = pb.CaptureEvent()
         batched = 0
-        while True:
-            data = process.read()
-            if not data:
-                break
-            text = decoder.decode(data)
-            if len(self._head) < _HEAD_CHARS:
-                self._head += text[: _HEAD_CHARS - len(self._head)]
-            self._first_output.set()
-            if counters_only:
-                continue
-            batched += parser.feed(text, event.packets.packets)
-            yield from _notices(parser)
-            # A full read means pktmon has more waiting: keep filling this batch
-            # (fewer, larger messages); a short read means we are caught up: send.
-            if batched and (batched >= MAX_BATCH_PACKETS or len(data) < READ_SIZE):
-                yield PacketBatch(event, batched)
-                event = pb.CaptureEvent()
-                batched = 0
+        due = 0.0
+        reader = ChunkReader(process, name=f"pktmon-output-{self.session_id}")
+        try:
+            while True:
+                data = reader.get(max(0.0, due - time.monotonic()) if batched else None)
+                if data is None:  # the batch has waited long enough
+                    yield PacketBatch(event, batched)
+                    event = pb.CaptureEvent()
+                    batched = 0
+                    continue
+                if not data:
+                    break
+                text = decoder.decode(data)
+                if len(self._head) < _HEAD_CHARS:
+                    self._head += text[: _HEAD_CHARS - len(self._head)]
+                self._first_output.set()
+                if counters_only:
+                    continue
+                added = parser.feed(text, event.packets.packets)
+                if added and not batched:
+                    due = time.monotonic() + BATCH_SECONDS
+                batched += added
+                yield from _notices(parser)
+                if batched >= MAX_BATCH_PACKETS:
+                    yield PacketBatch(event, batched)
+                    event = pb.CaptureEvent()
+                    batched = 0
+        finally:
+            reader.close()
         if not counters_only:
             batched += parser.feed(decoder.decode(b"", final=True), event.packets.packets)
             batched += parser.finish(event.packets.packets)
@@ -292,7 +326,7 @@ class PktmonCapture:
 
     def _frame_batches(self, process: CaptureProcess) -> Iterator[PacketBatch]:
         """A file-mode capture: etl2txt text, packets with their bytes."""
-        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        decoder = StreamDecoder()
         parser = Etl2txtParser(
             self._node, TimeOfDayResolver(datetime.now().astimezone()), self._component_names
         )
@@ -324,6 +358,13 @@ class PktmonCapture:
 
     def exit_message(self) -> str:
         """Why the output ended although nobody stopped the capture."""
+        files = self._file_capture
+        if files is not None and files.cap_reached:
+            return (
+                f"the capture's pktmon log files on the node reached {files.max_log_bytes} bytes, the limit "
+                "(winspectserv --max-log-bytes): they were converted more slowly than pktmon wrote them, "
+                "so pktmon was stopped; what it had logged was sent"
+            )
         if self._start.frames:
             return (
                 "pktmon's file logging ended without winspect stopping it (another `pktmon stop` "
@@ -397,23 +438,6 @@ class PktmonCapture:
             self._process.close()
 
 
-def _taken_over_text(occupancy: Occupancy, take_over: bool) -> str:
-    """What a capture takes over from another pktmon user, for CaptureInfo."""
-    if not take_over:
-        return ""
-    parts = []
-    if occupancy.foreign_session:
-        parts.append(
-            f"stopped a pktmon session winspect did not start ({occupancy.status.kind or 'kind unknown'}); "
-            "winspect does not restart it"
-        )
-    foreign = occupancy.foreign_filters
-    if foreign:
-        parts.append(
-            f"removed {len(foreign)} pktmon filter(s) of another user, re-added after the capture: "
-            + "; ".join(row_text(f) for f in foreign)
-        )
-    return "; ".join(parts)
 def _notices(parser: RealtimeParser | Etl2txtParser) -> Iterator[PacketBatch]:
     """pktmon's status lines and the parser's warnings: logged, and sent as notices (no packets)."""
     for kind, lines in (

@@ -24,8 +24,13 @@ Latency and limits:
   session keeps streaming (the node is already clean: pktmon stopped, its
   filters removed); `backlog` says how far that has come, and the server
   abandons the rest (`kill`) when it stalls or its client goes away;
-- disk: the files wait in a private temporary directory until converted
-  (bounded by how far conversion falls behind), removed by `close`;
+- disk: the files wait in a private directory (only SYSTEM and
+  Administrators may read it: packet contents) until converted, and are
+  removed by `close`; when the directory holds more than `max_log_bytes`
+  (conversion falling behind pktmon), pktmon is stopped, what it logged is
+  still converted and sent, and the capture ends saying why (`cap_reached`);
+- a file is converted once: a file whose deletion fails (Windows: pktmon or
+  a scanner still has it open) is remembered and never sent again;
 - a pktmon session ended by someone else is noticed by polling
   `pktmon status` every STATUS_SECONDS.
 
@@ -43,11 +48,13 @@ import re
 import shutil
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from winspect.node.errors import NodeError, ToolCancelled
 from winspect.node.types import LogBacklog
 from winspect.node.windows.runner import READ_SIZE, ToolRunner
+from winspect.node.windows.text_decoding import StreamDecoder
 
 log = logging.getLogger("winspect.node.pktmon")
 
@@ -58,8 +65,11 @@ STATUS_SECONDS = 2.0
 CONVERT_TIMEOUT = 120.0
 # Chunks of text waiting for the capture's reader (READ_SIZE each): past this, conversion waits.
 MAX_QUEUED_CHUNKS = 64
+# Bytes of pktmon log (and its text) the private directory may hold before the capture is stopped.
+DEFAULT_MAX_LOG_BYTES = 512 * 1024 * 1024
 _NOT_RUNNING = "not running"
 _EXIT_EXTERNAL_STOP = 1
+_EXIT_CAP_REACHED = 2
 
 
 def log_files(directory: Path, stem: str = FILE_STEM) -> list[Path]:
@@ -82,10 +92,22 @@ def log_files(directory: Path, stem: str = FILE_STEM) -> list[Path]:
 class FileCapture:
     """A file-mode pktmon capture whose converted text is read like a process's output."""
 
-    def __init__(self, runner: ToolRunner, directory: Path, argv: list[str]) -> None:
+    def __init__(
+        self,
+        runner: ToolRunner,
+        directory: Path,
+        argv: list[str],
+        *,
+        stop_logging: Callable[[], object],
+        max_log_bytes: int = DEFAULT_MAX_LOG_BYTES,
+    ) -> None:
         self._runner = runner
         self._dir = directory
         self._argv = argv
+        self._stop_logging = stop_logging  # `pktmon stop`, when the directory reaches its cap
+        self.max_log_bytes = max_log_bytes
+        self.cap_reached = False
+        self._converted: set[str] = set()  # names of the files done with (sent, or reported lost)
         self._chunks: queue.Queue[bytes] = queue.Queue(MAX_QUEUED_CHUNKS)
         self._stopped = threading.Event()  # `pktmon stop` has returned: every file is complete
         self._abandon = threading.Event()
@@ -123,7 +145,7 @@ class FileCapture:
 
     def backlog(self) -> LogBacklog:
         pending = 0
-        for path in log_files(self._dir):
+        for path in self._pending_files():
             with contextlib.suppress(OSError):
                 pending += path.stat().st_size
         return LogBacklog(self._log_bytes_converted, pending, self._output_bytes)
@@ -149,13 +171,19 @@ class FileCapture:
             next_status = time.monotonic() + STATUS_SECONDS
             while not self._abandon.is_set():
                 final = self._stopped.is_set()
-                files = log_files(self._dir)
+                files = self._pending_files()
                 for path in files if final else files[:-1]:
                     if self._abandon.is_set():
                         break
+                    if self._over_cap():
+                        code = _EXIT_CAP_REACHED
+                        break  # pktmon has stopped: list the files again, the last one included
                     self._convert(path)
                 if final:
                     break
+                if self._over_cap():
+                    code = _EXIT_CAP_REACHED
+                    continue
                 if time.monotonic() >= next_status:
                     next_status = time.monotonic() + STATUS_SECONDS
                     if not self._session_running():
@@ -174,6 +202,40 @@ class FileCapture:
             self._put(b"", force=True)
             self._done.set()
 
+    def _pending_files(self) -> list[Path]:
+        """The log files not converted yet, in pktmon's order."""
+        return [path for path in log_files(self._dir) if path.name not in self._converted]
+
+    def _dir_bytes(self) -> int:
+        total = 0
+        with contextlib.suppress(OSError):
+            for path in self._dir.iterdir():
+                with contextlib.suppress(OSError):
+                    total += path.stat().st_size
+        return total
+
+    def _over_cap(self) -> bool:
+        """Whether the directory holds more than `max_log_bytes` while pktmon logs: then pktmon is
+        stopped (what it logged is still converted and sent)."""
+        if self._stopped.is_set() or self._dir_bytes() <= self.max_log_bytes:
+            return False
+        self.cap_reached = True
+        log.warning(
+            "pktmon log directory full: stopping pktmon",
+            extra={"fields": {"dir": str(self._dir), "max_log_bytes": self.max_log_bytes}},
+        )
+        note = (
+            f"winspect: the capture's pktmon log files on the node reached {self.max_log_bytes} bytes "
+            "(winspectserv --max-log-bytes): pktmon was stopped; what it logged until then follows"
+        )
+        self._put(("\n" + note + "\n").encode("utf-8"))
+        try:
+            self._stop_logging()
+        except NodeError as exc:
+            log.warning("pktmon stop at the log cap failed", extra={"fields": {"error": str(exc)}})
+        self._stopped.set()
+        return True
+
     def _session_running(self) -> bool:
         try:
             result = self._runner.run(TOOL, ["status"], check=False)
@@ -191,13 +253,18 @@ class FileCapture:
                 timeout=CONVERT_TIMEOUT,
                 cancel=self._abandon,
             )
+            # Each file on its own: etl2txt writes UTF-16LE with a byte-order mark (reference
+            # output); the reader gets UTF-8.
+            decoder = StreamDecoder()
             with open(txt, "rb") as f:
                 while not self._abandon.is_set():
-                    chunk = f.read(READ_SIZE)
-                    if not chunk:
+                    data = f.read(READ_SIZE)
+                    chunk = decoder.decode(data, final=not data).encode("utf-8")
+                    if chunk:
+                        self._put(chunk)
+                        self._output_bytes += len(chunk)
+                    if not data:
                         break
-                    self._put(chunk)
-                    self._output_bytes += len(chunk)
             self.files_converted += 1
             self._log_bytes_converted += size
         except ToolCancelled:
@@ -207,6 +274,7 @@ class FileCapture:
             note = f"winspect: `pktmon etl2txt {etl.name}` failed, its packets are lost: {exc}"
             self._put(("\n" + " ".join(note.split()) + "\n").encode("utf-8"))
         finally:
+            self._converted.add(etl.name)  # sent or reported lost: never again, even if it stays
             for path in (etl, txt):
                 try:
                     path.unlink()

@@ -17,12 +17,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
+from winspect.contract import MAX_PKTMON_FILTERS, too_many_filters
 from winspect.node.errors import UnsupportedRequest
 from winspect.node.types import CaptureSpec
 
 T = TypeVar("T")
 
-MAX_FILTERS = 32
+MAX_FILTERS = MAX_PKTMON_FILTERS
 FILTER_NAME_PREFIX = "winspect-"
 
 
@@ -55,14 +56,6 @@ class PktmonFilter:
         return argv
 
 
-def filter_count(*lists: Sequence[object]) -> int:
-    """How many single-value filters the lists expand to (1 for each empty list)."""
-    count = 1
-    for values in lists:
-        count *= max(len(values), 1)
-    return count
-
-
 def expand_filters(
     ips: Sequence[str],
     macs: Sequence[str],
@@ -75,18 +68,11 @@ def expand_filters(
     """
     if not (ips or macs or ports or protocols):
         return []
-    needed = filter_count(ips, macs, ports, protocols)
-    if needed > MAX_FILTERS:
-        parts = [
-            f"{len(values)} {label}"
-            for values, label in ((ips, "IPs"), (macs, "MACs"), (ports, "ports"), (protocols, "protocols"))
-            if len(values) > 1
-        ]
-        raise UnsupportedRequest(
-            f"these filters need {needed} pktmon filters ({' x '.join(parts)}; pktmon matches at most one "
-            f"value of each kind per filter, so every combination is a filter), but pktmon allows at most "
-            f"{MAX_FILTERS}: use fewer values, or a CIDR instead of single IPs"
-        )
+    refused = too_many_filters(
+        {"IPs": len(ips), "MACs": len(macs), "ports": len(ports), "protocols": len(protocols)}
+    )
+    if refused is not None:
+        raise UnsupportedRequest(refused)
     filters = []
     for ip, mac, port, protocol in itertools.product(
         _or_none(ips), _or_none(macs), _or_none(ports), _or_none(protocols)

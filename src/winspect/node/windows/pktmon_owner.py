@@ -384,3 +384,22 @@ class PktmonOwner:
         elif record.taken_over:
             done.append(f"re-added {len(record.taken_over)} filter(s) it had taken over")
         return "; ".join(done) or "removed winspect's session record"
+
+
+def taken_over_text(occupancy: Occupancy, take_over: bool) -> str:
+    """What a capture takes over from another pktmon user, for CaptureInfo."""
+    if not take_over:
+        return ""
+    parts = []
+    if occupancy.foreign_session:
+        parts.append(
+            f"stopped a pktmon session winspect did not start ({occupancy.status.kind or 'kind unknown'}); "
+            "winspect does not restart it"
+        )
+    foreign = occupancy.foreign_filters
+    if foreign:
+        parts.append(
+            f"removed {len(foreign)} pktmon filter(s) of another user, re-added after the capture: "
+            + "; ".join(row_text(f) for f in foreign)
+        )
+    return "; ".join(parts)

@@ -20,12 +20,14 @@ record begins).
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from winspect.node.types import PacketBatch
+from winspect.node.windows.runner import READ_SIZE
+from winspect.node.windows.text_decoding import StreamDecoder
 from winspect.v1 import winspect_pb2 as pb
 
 REALTIME_FORMAT = "pktmon-realtime"
@@ -38,13 +40,14 @@ _ENGLISH_HEADER = "PktGroupId "
 _RECORD_START = re.compile(r"^\S.*(?<!:)\n[ \t]+(?!0x)[^ \t\n]", re.MULTILINE)
 
 
-def record_context(fmt: str, started: datetime, component_names: Mapping[int, str]) -> pb.RecordContext:
-    """What the client needs to parse the records: format, the node's clock and UTC offset, names."""
+def record_context(frames: bool, started: datetime, component_names: Mapping[int, str]) -> pb.RecordContext:
+    """What the client needs to parse the records: format (etl2txt's with frames), the node's clock
+    and UTC offset, component names."""
     offset = started.utcoffset()
     node_time = Timestamp()
     node_time.FromDatetime(started)
     return pb.RecordContext(
-        format=fmt,
+        format=ETL2TXT_FORMAT if frames else REALTIME_FORMAT,
         node_time=node_time,
         utc_offset_seconds=int(offset.total_seconds()) if offset is not None else 0,
         component_names=dict(component_names),
@@ -99,3 +102,21 @@ class RecordBatcher:
         event = pb.CaptureEvent(records=pb.RecordBatch(text=text, records=records))
         # The queue bounds batches by bytes too (frame_bytes): the text is what this one carries.
         return PacketBatch(event, records, len(text))
+
+
+def record_batches(
+    read: Callable[[], bytes], seen: Callable[[str], None], counters_only: bool
+) -> Iterator[PacketBatch]:
+    """The tool's output as RecordBatch events until it ends (`seen` gets all of its text)."""
+    decoder = StreamDecoder()
+    batcher = RecordBatcher()
+    while True:
+        data = read()
+        text = decoder.decode(data, final=not data)
+        seen(text)
+        if not counters_only:
+            batch = batcher.feed(text, caught_up=len(data) < READ_SIZE) if data else batcher.finish()
+            if batch is not None:
+                yield batch
+        if not data:
+            return

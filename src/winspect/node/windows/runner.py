@@ -8,24 +8,28 @@
   capture) with stdout and stderr on one pipe, for the capture session.
 
 Nothing here is POSIX-only: the process is ended with Popen.kill (which
-is TerminateProcess on Windows) and the output is read with read1.
+is TerminateProcess on Windows) and the output is read with read1; the
+streaming pipe is made by one function per platform (`output_pipe`).
+Output is decoded by what its bytes show (winspect.node.windows.
+text_decoding): byte-order mark, UTF-16, UTF-8, the console's code page.
 """
 
 from __future__ import annotations
 
 import contextlib
-import locale
+import io
 import logging
+import os
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import IO
 
 from winspect.node.errors import ToolCancelled, ToolFailed, ToolTimeout, ToolUnavailable
 from winspect.node.types import LogBacklog
+from winspect.node.windows.text_decoding import decode_output
 from winspect.node.windows.tools import ResolvedTool
 
 log = logging.getLogger("winspect.node.tools")
@@ -35,34 +39,35 @@ DEFAULT_TIMEOUT = 30.0
 READ_SIZE = 1 << 18
 # How often a running tool's caller checks whether it was cancelled.
 CANCEL_POLL_SECONDS = 0.2
-# Capacity asked for the output pipe of a streaming tool (Linux: the default is 64 KiB).
+# Capacity asked for the output pipe of a streaming tool (output_pipe).
 PIPE_SIZE = 1 << 20
 
 
-def decode_output(data: bytes | None) -> str:
-    """Tool output as text: UTF-8, else the host's preferred encoding, never an exception."""
-    if not data:
-        return ""
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        return data.decode(locale.getpreferredencoding(False) or "utf-8", errors="replace")
-
-
-def enlarge_pipe(fd: int) -> None:
-    """Lets a fast tool run ahead of its reader instead of blocking on a full pipe.
+def output_pipe() -> tuple[int, int]:
+    """A pipe for a streaming tool's output, (read end, write end) as file descriptors, with
+    room for PIPE_SIZE bytes: a fast tool runs ahead of its reader instead of blocking.
 
     The reader shares the GIL with the gRPC threads, so it is not always on a
-    CPU when pktmon writes; a larger pipe absorbs those gaps (measured: the
-    emulated end-to-end rate rose by a quarter, docs/performance.md). Linux
-    only (F_SETPIPE_SZ); elsewhere the pipe keeps the size subprocess gave it.
+    CPU when pktmon writes; a large pipe absorbs those gaps (measured on Linux:
+    the emulated end-to-end rate rose by a quarter, docs/performance.md).
+    Windows: CreatePipe with that buffer size (subprocess's pipes there hold
+    a few KiB). Linux: F_SETPIPE_SZ (the default is 64 KiB; above
+    /proc/sys/fs/pipe-max-size the default stays). Elsewhere: the default.
     """
-    if sys.platform != "linux":
-        return
-    import fcntl
+    if sys.platform == "win32":
+        import _winapi
+        import msvcrt
 
-    with contextlib.suppress(OSError):  # above /proc/sys/fs/pipe-max-size: keep the default
-        fcntl.fcntl(fd, getattr(fcntl, "F_SETPIPE_SZ", 1031), PIPE_SIZE)
+        read_handle, write_handle = _winapi.CreatePipe(None, PIPE_SIZE)
+        read_end = msvcrt.open_osfhandle(read_handle, os.O_RDONLY)
+        return read_end, msvcrt.open_osfhandle(write_handle, os.O_WRONLY)
+    read_fd, write_fd = os.pipe()
+    if sys.platform == "linux":
+        import fcntl
+
+        with contextlib.suppress(OSError):
+            fcntl.fcntl(read_fd, getattr(fcntl, "F_SETPIPE_SZ", 1031), PIPE_SIZE)
+    return read_fd, write_fd
 
 
 @dataclass(frozen=True)
@@ -161,27 +166,27 @@ class ToolRunner:
         return result
 
     def start(self, name: str, args: Sequence[str]) -> StreamingProcess:
-        """Starts `name args...` with its output on one pipe (stdout + stderr)."""
+        """Starts `name args...` with its output on one large pipe (stdout + stderr)."""
         argv = [self.require(name), *_check_args(args)]
+        read_fd, write_fd = output_pipe()
         try:
-            proc = subprocess.Popen(
-                argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
-            )
+            proc = subprocess.Popen(argv, stdout=write_fd, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         except OSError as exc:
+            os.close(read_fd)
             raise ToolFailed([name, *argv[1:]], -1, f"could not run {argv[0]}: {exc}") from None
+        finally:
+            os.close(write_fd)  # the tool has its own copy: the reader sees the end when it exits
         log.debug("tool started", extra={"fields": {"argv": [name, *argv[1:]], "pid": proc.pid}})
-        return StreamingProcess([name, *argv[1:]], proc)
+        return StreamingProcess([name, *argv[1:]], proc, os.fdopen(read_fd, "rb"))
 
 
 class StreamingProcess:
     """A started tool whose output is read as it comes (implements CaptureProcess)."""
 
-    def __init__(self, argv: list[str], proc: subprocess.Popen[bytes]) -> None:
+    def __init__(self, argv: list[str], proc: subprocess.Popen[bytes], output: io.BufferedReader) -> None:
         self._argv = argv
         self._proc = proc
-        assert proc.stdout is not None
-        self._stdout: IO[bytes] = proc.stdout
-        enlarge_pipe(proc.stdout.fileno())
+        self._stdout = output
 
     @property
     def argv(self) -> list[str]:
@@ -193,7 +198,7 @@ class StreamingProcess:
 
     def read(self) -> bytes:
         try:
-            return self._stdout.read1(READ_SIZE)  # type: ignore[attr-defined,no-any-return]
+            return self._stdout.read1(READ_SIZE)
         except (OSError, ValueError):  # closed under us
             return b""
 

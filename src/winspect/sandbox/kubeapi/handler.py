@@ -16,6 +16,12 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from winspect.kube.selectors import (
+    SelectorError,
+    field_value,
+    parse_field_selector,
+    parse_label_selector,
+)
 from winspect.sandbox.kubeapi import resources, tables
 from winspect.sandbox.kubeapi.auth import (
     NonResourceAttributes,
@@ -36,12 +42,6 @@ from winspect.sandbox.kubeapi.messages import (
 )
 from winspect.sandbox.kubeapi.resources import ResourceType
 from winspect.sandbox.kubeapi.reviews import review
-from winspect.sandbox.kubeapi.selectors import (
-    SelectorError,
-    field_value,
-    parse_field_selector,
-    parse_label_selector,
-)
 from winspect.sandbox.kubeapi.store import Obj, ObjectStore
 
 

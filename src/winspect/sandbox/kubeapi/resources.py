@@ -94,6 +94,7 @@ CORE: tuple[ResourceType, ...] = (
 
 APPS: tuple[ResourceType, ...] = (
     ResourceType("apps", "v1", "DaemonSet", "daemonsets", "daemonset", True, ("ds",)),
+    ResourceType("apps", "v1", "Deployment", "deployments", "deployment", True, ("deploy",)),
 )
 
 # Create-only review APIs: answered from the server's own authenticator and authorizer.

@@ -163,7 +163,12 @@ class Server:
             stderr=subprocess.DEVNULL,
         )
         self.channel = grpc.insecure_channel(f"{HOST}:{self.port}")
-        grpc.channel_ready_future(self.channel).result(timeout=30)
+        try:
+            grpc.channel_ready_future(self.channel).result(timeout=30)
+        except grpc.FutureTimeoutError:
+            self.proc.kill()  # a server that never listened is not left behind
+            self.proc.wait()
+            raise RuntimeError("winspectserv did not start listening within 30 s") from None
         self.stub = pb_grpc.NodeInspectorStub(self.channel)
 
     def rss_mb(self) -> float:

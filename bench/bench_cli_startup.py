@@ -113,7 +113,8 @@ def bench_hns(runs: int) -> None:
 
 def bench_render(packets: int) -> None:
     from winspect.client.render.color import Palette
-    from winspect.client.render.packets import TextPacketFormatter, TimeFormatter, packets_to_json_lines
+    from winspect.client.render.packet_text import TextPacketFormatter
+    from winspect.client.render.packets import TimeFormatter, packets_to_json_lines
     from winspect.v1 import winspect_pb2 as pb
 
     batch = pb.PacketBatch()

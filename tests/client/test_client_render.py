@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 
+from winspect.client.names import KnownPod, Names
 from winspect.client.render.color import Palette, use_color
-from winspect.client.render.counters import counters_table
+from winspect.client.render.counters import counters_table, with_hidden_drops
 from winspect.client.render.documents import counters_to_dict, document, hns_to_dict, vfp_to_dict
 from winspect.client.render.hns import HNS_LOOKUPS, hns_text
+from winspect.client.render.packet_text import TextPacketFormatter
 from winspect.client.render.packets import (
-    TextPacketFormatter,
     TimeFormatter,
     packet_to_dict,
     packets_to_json_lines,
@@ -140,20 +141,20 @@ def test_json_lines_one_object_per_packet() -> None:
     assert packets_to_json_lines([], "win1", TimeFormatter()) == ""
 
 
-def test_text_line_has_the_essentials_and_highlights_drops() -> None:
+def test_per_component_line_has_the_essentials_and_highlights_drops() -> None:
     fmt = TextPacketFormatter(Palette(False), node_width=6, wide=False)
     line = fmt.line(tcp_packet(), "win1")
-    assert "win1  " in line and " Tx " in line and "78:vNIC web-0" in line
-    assert "TCP" in line and "192.168.0.62:65066 > 172.217.2.115:443" in line and "[S]" in line
-    assert "len 66" in line
-    assert "group" not in line  # wide columns only with -o wide
+    assert line == (
+        "12:02:26.539 win1   Tx vNIC web-0   TCP  192.168.0.62:65066 → 172.217.2.115:443 [S] len 66"
+    )
     drop = fmt.line(drop_packet(), "win2")
-    assert "[fd00::5]:50005 > [fd00::6]:50005" in drop
-    assert drop.endswith("DROP: INET: transport endpoint was not found")
+    assert "[fd00::5]:50005 → [fd00::6]:50005" in drop
+    assert drop.endswith("✗ INET: transport endpoint was not found")
 
     colored = TextPacketFormatter(Palette(True), node_width=4, wide=True).line(drop_packet(), "win2")
-    assert "\x1b[1;31mDROP: INET: transport endpoint was not found at 0xE000460A\x1b[0m" in colored
+    assert "\x1b[1;31m✗ INET: transport endpoint was not found at 0xE000460A\x1b[0m" in colored
     wide = TextPacketFormatter(Palette(False), node_width=4, wide=True).line(tcp_packet(), "win1")
+    assert wide.startswith("12:02:26.539704700 win1 Tx 78:vNIC web-0 ")  # full precision and the id
     assert "group 562949953421500 pkt 1 app 1 comp 78 edge 1 filter 1" in wide
     assert "mac 40-EC-99-B9-17-25 > F0-B4-D2-5A-D3-E2" in wide
 
@@ -214,6 +215,38 @@ def counters() -> pb.CountersResponse:
     )
 
 
+def test_counter_without_hidden_components_keeps_their_drops() -> None:
+    vfp = "Microsoft Azure VFP Switch Extension"
+    plain = pb.CountersResponse(capture_running=True, rows=counters().rows[:2])
+    hidden = pb.CountersResponse(capture_running=True)
+    hidden.rows.extend(counters().rows[:2])
+    for ctype, packets in (("Flow", 500), ("Drop", 14), ("Drop", 0)):
+        hidden.rows.add(
+            group="Ethernet",
+            component_id=31,
+            component_name=vfp,
+            counter_type=ctype,
+            packets=packets,
+            direction=pb.DIRECTION_TX,
+        )
+    merged = with_hidden_drops(plain, hidden)
+    assert [(r.component_id, r.counter_type, r.packets) for r in merged.rows] == [
+        (9, "Flow", 10),
+        (9, "Flow", 8),
+        (31, "Drop", 14),
+    ]
+    assert counters_table(merged).splitlines()[-1].split() == [
+        "Ethernet",
+        "31",
+        "VFP",
+        "Drop",
+        "0",
+        "0",
+        "14",
+        "0",
+    ]
+
+
 def test_counters_table_puts_rx_and_tx_side_by_side() -> None:
     lines = counters_table(counters()).splitlines()
     assert lines[0].split() == [
@@ -230,8 +263,10 @@ def test_counters_table_puts_rx_and_tx_side_by_side() -> None:
         "TX",
         "BYTES",
     ]
-    assert lines[1].split() == ["Ethernet", "9", "Intel", "NIC", "Flow", "10", "1200", "8", "900"]
+    assert lines[1].split() == ["Ethernet", "9", "NIC", "Flow", "10", "1200", "8", "900"]  # short names
     assert lines[2].split() == ["vSwitch", "12", "vmswitch", "Drop", "3", "300", "0", "0"]
+    wide = counters_table(counters(), wide=True).splitlines()
+    assert wide[0].endswith("PKTMON NAME") and wide[1].endswith("Intel NIC")
     raw = pb.CountersResponse(capture_running=True, raw_text="pktmon said this\n")
     assert counters_table(raw) == "pktmon said this"
     doc = counters_to_dict(counters())
@@ -344,10 +379,11 @@ def test_hns_tables() -> None:
         "10.224.0.1",
         "10.224.0.4",
     ]
-    assert blocks["Endpoints (2)"][0].split() == ["NAME", "IP", "MAC", "NETWORK", "STATE", "LOCATION"]
+    assert blocks["Endpoints (2)"][0].split() == ["NAME", "IP", "POD", "MAC", "NETWORK", "STATE", "LOCATION"]
     assert blocks["Endpoints (2)"][1].split() == [
         "4a625a2b10a3_azure",
         "10.224.0.71",
+        "-",  # no pod known
         "00-15-5D-2A-D5-DD",
         "azure",
         "AttachedSharing",
@@ -357,6 +393,7 @@ def test_hns_tables() -> None:
     assert blocks["Endpoints (2)"][2].split() == [
         "remote",
         "10.224.1.9",
+        "-",
         "00-15-5D-00-00-09",
         "azure",
         "Created",
@@ -374,6 +411,14 @@ def test_hns_tables() -> None:
     assert blocks["Namespaces (1)"][1].split() == ["5a2f1b0e", "Guest", "4a625a2b10a3", "10.224.0.71"]
     wide = hns_text(hns_response(), wide=True)
     assert "4FD72AB0-2C35-4AE7-AC9A-F893495BD5EF" in wide and "a335d997-4160-44f9-9f72-1087a2cba45e" in wide
+
+
+def test_hns_tables_name_endpoints_and_backends_by_pod() -> None:
+    names = Names([KnownPod("shop", "api-0", "10.224.0.71", "win1")])
+    text = hns_text(hns_response(), names=names)
+    blocks = {b.splitlines()[0]: b.splitlines()[1:] for b in text.split("\n\n")}
+    assert blocks["Endpoints (2)"][1].split()[:3] == ["4a625a2b10a3_azure", "10.224.0.71", "shop/api-0"]
+    assert blocks["Load balancers (1)"][1].split()[3] == "shop/api-0,77c53bac"
 
 
 def test_hns_json_document() -> None:

@@ -257,8 +257,8 @@ def test_hns_endpoints_wide_adds_ids(e2e: E2E) -> None:
     node = e2e.windows_nodes()[0]
     text = e2e.run("hns", "endpoints", "--nodes", node).out.splitlines()[2].split()
     wide = e2e.run("hns", "endpoints", "--nodes", node, "-o", "wide").out.splitlines()[2].split()
-    assert text[:6] == wide[:6] == ["NAME", "IP", "MAC", "NETWORK", "STATE", "LOCATION"]
-    assert "ID" in wide[6:] and "ID" not in text
+    assert text[:7] == wide[:7] == ["NAME", "IP", "POD", "MAC", "NETWORK", "STATE", "LOCATION"]
+    assert "ID" in wide[7:] and "ID" not in text
 
 
 def test_hns_all_is_consistent_with_the_pods_in_the_api(e2e: E2E) -> None:
@@ -339,10 +339,10 @@ def test_version_lists_every_node_server(e2e: E2E) -> None:
 
 def test_viewer_and_nobody_get_clear_errors(e2e: E2E) -> None:
     nobody = e2e.run("--context", "winspect-sandbox-nobody", "hns", "networks")
-    assert nobody.code == 1, nobody.err
+    assert nobody.code == 3, nobody.err  # the cluster refuses: a configuration error, before any node
     assert "sandbox-nobody" in nobody.err and "403" in nobody.err and "Traceback" not in nobody.err
     viewer = e2e.run("--context", "winspect-sandbox-viewer", "-n", "default", "vfp-counter", "-p", "x")
-    assert viewer.code == 1, viewer.err
+    assert viewer.code == 3, viewer.err  # the API server refuses the pod lookup
     assert "forbidden" in viewer.err.lower() and "default" in viewer.err
     pod = e2e.pod("iis-frontend-", namespace="web")
     ok = e2e.run(

@@ -168,7 +168,7 @@ def test_write_to_stdout_feeds_tshark_and_text_goes_to_stderr(
         )
         assert winspect.stdout is not None
         reader = subprocess.run(
-            [tshark, "-r", "-", "-T", "fields", "-e", "frame.interface_name"],
+            [tshark, "-r", "-", "-T", "fields", "-e", "frame.interface_name", "-e", "frame.packet_id"],
             stdin=winspect.stdout,
             capture_output=True,
             text=True,
@@ -180,11 +180,12 @@ def test_write_to_stdout_feeds_tshark_and_text_goes_to_stderr(
     stderr = (tmp_path / "stderr").read_text()
     assert winspect.returncode == 0 and reader.returncode == 0, (stderr, reader.stderr)
     (written,) = _WRITTEN.findall(stderr)
-    names = reader.stdout.split("\n")[:-1]
-    assert written[1] == "stdout" and int(written[0]) == len(names) > 0
-    assert {n.split(":")[0] for n in names} == {node}
+    rows = [row.split("\t") for row in reader.stdout.split("\n")[:-1]]
+    assert written[1] == "stdout" and int(written[0]) == len(rows) > 0
+    assert {name.split(":")[0] for name, _ in rows} == {node}
     packet_lines = [line for line in stderr.splitlines() if line.split()[1:2] == [node]]
-    assert len(packet_lines) == len(names)  # the text of every packet, on stderr
+    # the text of every packet, on stderr: one line per packet (pktmon group), not per appearance
+    assert len(packet_lines) == len({packet_id for _, packet_id in rows})
 
 
 def test_quiet_json_with_stdout_file_keeps_stdout_pcapng_only(sandbox: E2E, tshark: str) -> None:

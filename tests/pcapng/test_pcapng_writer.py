@@ -7,6 +7,7 @@ import struct
 from pathlib import Path
 
 import pytest
+from support.e2e import tshark_fields
 from support.tshark import read_frames
 
 from winspect.client.pcapng import (
@@ -223,3 +224,37 @@ def test_live_output_writes_held_packets_after_the_hold_time_without_new_events(
     now[0] = 2.5
     export.tick()
     assert export.stats.written == 1
+
+
+def test_repeated_appearances_are_marked_so_wireshark_can_hide_them(tshark: str, tmp_path: Path) -> None:
+    path = tmp_path / "repeats.pcapng"
+    with open(path, "wb") as out:
+        export = PcapngExport(out, ["win-a", "win-b"])
+        a = pb.PacketBatch()
+        # one SYN crossing vNIC, vSwitch, VFP and the NIC: four appearances of group 7
+        for n, component in enumerate((12, 13, 14, 9), 1):
+            _packet(a, nanos=1000 * n, component=component, group_id=7, appearance=n)
+        export.packets("win-a", a.packets)
+        b = pb.PacketBatch()
+        _packet(b, nanos=5000, group_id=7)  # the same group id on another node: another packet
+        export.packets("win-b", b.packets)
+        export.close()
+    rows = tshark_fields(path, "frame.number", "frame.comment", "tcp.analysis.retransmission")
+    comments = {int(number): comment for number, comment, _ in rows}
+    assert [c.split(", Node ")[0].endswith("Repeat of frame 1") for c in comments.values()] == [
+        False,
+        True,
+        True,
+        True,
+        False,
+    ]
+    assert all(c.endswith(("Node win-a", "Node win-b")) for c in comments.values())
+    # Wireshark takes the repeats for retransmissions; the documented filter leaves them out
+    assert [int(n) for n, _, retransmission in rows if retransmission] == [2, 3, 4, 5]
+    shown = tshark_fields(
+        path,
+        "frame.number",
+        "tcp.analysis.retransmission",
+        display_filter='!(frame.comment contains "Repeat of frame")',
+    )
+    assert [n for n, *_ in shown] == ["1", "5"]

@@ -115,7 +115,7 @@ def test_basic_auth_users_are_told_bearer_tokens_only(node: SecureNode) -> None:
     kubeconfig = _kubeconfig_with_user(node, {"username": "ann", "password": "secret"})
     ca = ["--ca-file", str(node.api.security.ca_file)]  # the API server would refuse basic auth first
     r = run_cli("hns", "all", "--target", node.target, "--kubeconfig", str(kubeconfig), *ca)
-    assert r.returncode == 1
+    assert r.returncode == 3  # configuration error
     assert r.stderr == (
         "winspect: error: user 'someone' authenticates with a user name and password: node servers accept "
         "bearer tokens only (use a token, an exec plugin or a client certificate)\n"
@@ -124,7 +124,7 @@ def test_basic_auth_users_are_told_bearer_tokens_only(node: SecureNode) -> None:
 
 def test_target_without_credentials_says_where_they_come_from(node: SecureNode) -> None:
     r = run_cli("hns", "all", "--target", node.target)
-    assert r.returncode == 1
+    assert r.returncode == 3  # configuration error
     assert r.stderr.startswith(
         "winspect: error: node servers need credentials, read from your kubeconfig even with --target: "
         "no Kubernetes configuration found"
@@ -152,7 +152,7 @@ def test_ca_file_overrides_and_a_wrong_ca_is_a_tls_error(node: SecureNode) -> No
     not_pem = node.root / "not-a-ca.crt"
     not_pem.write_text("hello")
     r = run_cli("hns", "networks", *node.cli_args(ADMIN), "--ca-file", str(not_pem))
-    assert r.returncode == 1 and f"--ca-file {not_pem} holds no PEM certificate" in r.stderr
+    assert r.returncode == 3 and f"--ca-file {not_pem} holds no PEM certificate" in r.stderr
 
 
 @pytest.mark.parametrize("publish_ca", [False])
@@ -160,7 +160,7 @@ def test_cluster_without_winspects_ca(tmp_path: Path, loopback_hosts: list[str],
     node = SecureNode(loopback_hosts[0], tmp_path, publish_ca=publish_ca).start()
     try:
         r = run_cli("hns", "all", *node.cli_args(ADMIN))
-        assert r.returncode == 1
+        assert r.returncode == 3  # configuration error
         assert (
             "winspect: error: winspect's CA certificate (ConfigMap winspect-system/winspect-ca) is not in "
             f"the cluster {node.api.url}: install winspect with `winspect install` (it creates it), or give "

@@ -34,17 +34,21 @@ def _run(tmp_path: Path, *args: str) -> Result:
     return run_winspect(*args, home=tmp_path, insecure=True)
 
 
-def _assert_escaped(r: Result, stream: str) -> None:
+# The title sequence as a JSON document escapes it.
+JSON_ESCAPED_TITLE = "\\u001b]0;pwned\\u0007"
+
+
+def _assert_escaped(r: Result, stream: str, expected: str = ESCAPED_TITLE) -> None:
     for name, text in (("stdout", r.stdout), ("stderr", r.stderr)):
         raw = [c for c in CONTROL if c in text]
         assert not raw, f"{name} carries {raw!r}\n{r}"
-    assert ESCAPED_TITLE in getattr(r, stream), str(r)
+    assert expected in getattr(r, stream), str(r)
 
 
 COMMANDS = [
     pytest.param(["hns", "all"], "stdout", id="hns"),
     pytest.param(["hns", "all", "-o", "wide"], "stdout", id="hns-wide"),
-    pytest.param(["hns", "networks", "--json"], "stdout", id="hns-raw-json"),
+    pytest.param(["hns", "networks", "--json"], "stdout", id="hns-json-flag"),
     pytest.param(["counter"], "stdout", id="counter"),
     pytest.param(["counter", "-o", "wide"], "stdout", id="counter-wide"),
     pytest.param(["vfp-counter", "-p", "web-0=10.0.0.5"], "stdout", id="vfp-counter"),
@@ -62,7 +66,7 @@ def test_node_strings_print_as_visible_escapes(
     tmp_path: Path, hostile: FakeNode, args: list[str], stream: str
 ) -> None:
     r = _run(tmp_path, "--target", hostile.target, *args)
-    _assert_escaped(r, stream)
+    _assert_escaped(r, stream, JSON_ESCAPED_TITLE if "--json" in args else ESCAPED_TITLE)
 
 
 @pytest.mark.parametrize(

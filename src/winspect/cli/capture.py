@@ -7,6 +7,7 @@ client.pcapng_export; cli.output owns stdout and stderr.
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING
 
 import click
@@ -16,11 +17,13 @@ from winspect.cli.common import err, grouped_errors, handles_errors
 from winspect.cli.names import complete_capture_names, complete_packet_types
 from winspect.cli.options import AliasedChoice, command, settings_from
 from winspect.cli.output import Output, PcapngFile, reader_gone
+from winspect.client.render.color import use_color
 from winspect.errors import EXIT_INTERRUPTED, UsageError
 
 if TYPE_CHECKING:
-    from winspect.client.capture import CaptureRun, CaptureSink
+    from winspect.client.capture import CaptureRun
     from winspect.client.capture_request import CaptureOptions
+    from winspect.client.names import Names
     from winspect.client.pcapng_export import PcapngExport
     from winspect.client.render.capture import CapturePrinter
     from winspect.client.settings import Settings
@@ -35,6 +38,7 @@ winspect capture pods -l app=web                     # pods by label (kubectl's 
 winspect capture pods deploy/web svc/api             # the pods of a Deployment, of a Service
 winspect capture nodes -l agentpool=npwin            # nodes by label
 winspect capture all --type drop                     # dropped packets on every Windows node
+winspect capture nodes win1 -d 5 --per-component     # every component a packet crosses, one line each
 winspect capture all -m 00-15-5D-2A-D5-DD -o json | jq .drop_reason
 winspect capture all -d 30 -w cluster.pcapng         # one pcapng for every node (Wireshark)
 winspect capture pods web-0 -w - | wireshark -k -i - # live into Wireshark (text on stderr)
@@ -101,6 +105,13 @@ SCOPES = ("nodes", "pods", "all")
 )
 @click.option("-q", "--quiet", is_flag=True, help="Do not print the packets (with -w: only write the file).")
 @click.option(
+    "--per-component",
+    "per_component",
+    is_flag=True,
+    help="One line per component a packet crosses (pktmon's view), not one line per packet "
+    "with its path (-o wide implies it).",
+)
+@click.option(
     "--pkt-size",
     "pkt_size",
     metavar="BYTES",
@@ -141,6 +152,7 @@ def capture(
     all_namespaces: bool,
     write: str | None,
     quiet: bool,
+    per_component: bool,
     pkt_size: str | None,
     max_packets: str | None,
     assume_yes: bool,
@@ -157,6 +169,12 @@ def capture(
     Filters: each list is ORed within itself and ANDed with the others
     (-i a,b -r 80 = packets of a or b, on port 80). Lists are comma
     separated; repeating a flag adds to the list.
+
+    Text shows one line per packet: its path through the node (vNIC(web-0)
+    → vSwitch → VFP → NIC) and, where it was dropped, ✗ and pktmon's reason;
+    pods and services by name. --per-component or -o wide: one line per
+    component it crossed; -o json: one object per component (same group_id).
+    The summary at the end counts the drops by node, reason and pod.
 
     With -w, the nodes log packets to rotating pktmon files and send each
     file's packets when it is full (1 MB of log) and the rest when the
@@ -193,7 +211,9 @@ def capture(
     if endless and not confirm_endless(len(plan.targets), assume_yes=assume_yes):
         err("capture not started")
         return EXIT_INTERRUPTED
-    return run(settings, plan, options, write=write, quiet=quiet, scope=scope, max_packets=limit)
+    return run(
+        settings, plan, options, write=write, quiet=quiet, max_packets=limit, per_component=per_component
+    )
 
 
 def parse_options(
@@ -299,8 +319,8 @@ def run(
     *,
     write: str | None = None,
     quiet: bool = False,
-    scope: str = "nodes",
     max_packets: int = 0,
+    per_component: bool = False,
 ) -> int:
     import asyncio
 
@@ -308,29 +328,25 @@ def run(
     from winspect.client.capture_outcome import CaptureOutcome
     from winspect.client.capture_request import build_request, requester
     from winspect.client.capture_session import run_capture, start_export
+    from winspect.client.names import Names, plan_names
     from winspect.client.render.capture import print_summary
 
     output = Output(pcapng_to_stdout=write == "-")
     for line in grouped_errors(plan.failed):
         output.message(line)
+    names = plan_names(settings, plan, output.message) if plan.targets else Names()
     pcapng: tuple[PcapngFile, PcapngExport] | None = None
     if write is not None and plan.targets:
         path = write
-        pcapng = start_export(
-            settings,
-            plan,
-            options,
-            lambda: output.pcapng(path),
-            live=path == "-",
-            scope=scope,
-            warn=output.message,
-        )
+        pcapng = start_export(plan, options, lambda: output.pcapng(path), live=path == "-", names=names)
     export = pcapng[1] if pcapng is not None else None
     outcome = CaptureOutcome([])
+    sink = printer(
+        settings, plan, output, export, write=write, quiet=quiet, names=names, per_component=per_component
+    )
     if plan.targets and not output.closed:
         output.message(announcement(plan, options, write))
         who = requester()
-        sink: CaptureSink = printer(settings, plan, output, export, write=write, quiet=quiet)
         limit = PacketLimit(sink, max_packets, lambda: limit_reached(output, runner, max_packets))
         runner = CaptureRun(
             plan.targets,
@@ -340,8 +356,9 @@ def run(
             connect_timeout=settings.connect_timeout,
         )
         output.when_closed(runner.output_gone)
-        outcome = asyncio.run(run_capture(runner, plan.security, pcapng, live=write == "-"))
+        outcome = asyncio.run(run_capture(runner, plan.security, pcapng))
         output.when_closed(None)
+        sink.finish()
         # Stopped for --max-packets: a stop of the capture's own, no interruption.
         outcome.interrupted = outcome.interrupted and not limit.reached
     outcome.add_failed(plan.failed)
@@ -350,7 +367,17 @@ def run(
     if outcome.interrupted:
         output.message(outcome.stop_report())
     stats = (write, export.stats) if export is not None and write is not None else None
-    print_summary(output, outcome, output=settings.output, counters_only=options.counters_only, export=stats)
+    print_summary(
+        output,
+        outcome,
+        output=settings.output,
+        counters_only=options.counters_only,
+        export=stats,
+        drops=sink.drops,
+        color=use_color(sys.stderr) if settings.output != "json" else False,
+        width=terminal_width(sys.stderr),
+        namespace=names.namespace,
+    )
     return reader_gone() if output.closed else outcome.exit_code()
 
 
@@ -367,19 +394,37 @@ def printer(
     *,
     write: str | None,
     quiet: bool,
+    names: Names,
+    per_component: bool = False,
 ) -> CapturePrinter:
-    import sys
-
     from winspect.client.render.capture import CapturePrinter
-    from winspect.client.render.color import use_color
 
+    # With the pcapng on stdout, packet text goes to stderr.
+    text_stream = sys.stderr if write == "-" else sys.stdout
     return CapturePrinter(
         output,
         [t.name for t in plan.targets] or ["-"],
         output=settings.output,
-        # With the pcapng on stdout, packet text goes to stderr: colour if that is a terminal.
-        color=settings.output != "json" and use_color(sys.stderr) if write == "-" else settings.color,
+        color=settings.output != "json" and use_color(text_stream) if write == "-" else settings.color,
         verbose=settings.verbose,
         export=export,
         quiet=quiet,
+        names=names,
+        per_component=per_component,
+        header=_isatty(text_stream),
+        namespace=names.namespace,
     )
+
+
+def _isatty(stream: object) -> bool:
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty())
+
+
+def terminal_width(stream: object) -> int | None:
+    """The terminal's width in columns, or None when `stream` is not a terminal."""
+    if not _isatty(stream):
+        return None
+    import shutil
+
+    return shutil.get_terminal_size().columns

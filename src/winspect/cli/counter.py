@@ -30,17 +30,24 @@ winspect counter -o json
     metavar="N1,N2",
     help="Only these Windows nodes (comma separated, repeatable). Default: all.",
 )
-@click.option("-i", "--include-hidden", is_flag=True, help="Include pktmon's hidden components.")
+@click.option(
+    "-i",
+    "--include-hidden",
+    is_flag=True,
+    help="Include pktmon's hidden components (without -i only those that dropped packets show).",
+)
 @handles_errors
 def counter(nodes: tuple[str, ...], include_hidden: bool) -> int:
     """Packet counters of the captures running on Windows nodes.
 
     Counters exist only while a capture runs on the node (started with
     `winspect capture`); a node without a capture says so and does not
-    count as a failure.
+    count as a failure. Drops are counted where they happen, often in
+    components pktmon hides (VFP, the vSwitch, TCPIP): their drop rows show
+    without -i too.
     """
     from winspect.client.filters import parse_names
-    from winspect.client.render.counters import capture_line, counters_table
+    from winspect.client.render.counters import capture_line, counters_table, with_hidden_drops
     from winspect.client.render.documents import counters_to_dict
     from winspect.client.targets import plan_nodes
     from winspect.v1 import winspect_pb2 as pb
@@ -52,9 +59,13 @@ def counter(nodes: tuple[str, ...], include_hidden: bool) -> int:
     if namespace_given(ctx):
         namespace_not_for_nodes(settings, plan, "counter")
     request = pb.CountersRequest(include_hidden=include_hidden)
+    hidden = pb.CountersRequest(include_hidden=True)
 
     async def call(conn: Any) -> Any:
-        return await conn.stub.GetCounters(request, timeout=settings.timeout)
+        plain = await conn.stub.GetCounters(request, timeout=settings.timeout)
+        if include_hidden or not plain.rows:
+            return plain
+        return with_hidden_drops(plain, await conn.stub.GetCounters(hidden, timeout=settings.timeout))
 
     results: list[NodeResult[Any]] = fan_out(settings, plan, call)
     wide = settings.output == "wide"

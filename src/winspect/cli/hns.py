@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from winspect.cli.common import fan_out, handles_errors, namespace_not_for_nodes, print_results
+from winspect.cli.common import err, fan_out, handles_errors, namespace_not_for_nodes, print_results
 from winspect.cli.names import complete_nodes
 from winspect.cli.options import AliasedChoice, command, namespace_given, settings_from
 
@@ -19,6 +19,11 @@ winspect hns networks --json              # one JSON document (as -o json)
 winspect hns loadbalancers -o wide        # more columns (IDs, flags)
 winspect hns all -o json | jq '.results.win1.endpoints[].IPAddress'
 """
+
+
+def _verbose_warning(settings: Any) -> Any:
+    """Pod names are a help: a user who may not list pods is told only with -v."""
+    return (lambda message: err(f"warning: {message}")) if settings.verbose else (lambda _message: None)
 
 
 @command("hns", examples=EXAMPLES)
@@ -48,10 +53,10 @@ winspect hns all -o json | jq '.results.win1.endpoints[].IPAddress'
 def hns(kind: str, nodes: tuple[str, ...], raw_json: bool) -> int:
     """HNS (Host Networking Service) objects of Windows nodes.
 
-    Endpoints show IP, MAC, network, state and whether they are local or
-    remote; load balancers their VIPs, port mappings and backends (by IP);
-    networks their type, subnets and management IP; namespaces their
-    containers and endpoints (by IP). A column shows the same data whatever
+    Endpoints show IP, pod, MAC, network, state and whether they are local
+    or remote; load balancers their VIPs, port mappings and backends (by
+    pod, else IP); networks their type, subnets and management IP;
+    namespaces their containers and endpoints (by pod, else IP). A column shows the same data whatever
     the kind asked for; -o wide adds columns (IDs, flags).
     """
     import asyncio
@@ -82,6 +87,13 @@ def hns(kind: str, nodes: tuple[str, ...], raw_json: bool) -> int:
     # The tables name what the objects refer to (a load balancer's backends by IP, an endpoint's
     # network by name) whatever kind was asked for: the kinds they are looked up in come too.
     lookups = [] if settings.output == "json" else HNS_LOOKUPS.get(kind.lower(), [])
+    pod_names = None
+    if settings.output != "json" and kind.lower() != "networks":
+        from winspect.client.names import load_names
+
+        pod_names = load_names(
+            settings, [t.name for t in plan.targets], [], _verbose_warning(settings), services=False
+        )
 
     async def call(conn: Any) -> Any:
         requests = [request] + [
@@ -97,7 +109,7 @@ def hns(kind: str, nodes: tuple[str, ...], raw_json: bool) -> int:
         resp, *looked_up = answers
         if settings.output == "json":
             return hns_to_dict(resp)
-        return hns_text(resp, wide=wide, lookups=looked_up)
+        return hns_text(resp, wide=wide, lookups=looked_up, names=pod_names)
 
     results = fan_out(settings, plan, call, prepare)
     return print_results(

@@ -153,9 +153,10 @@ class Output:
         """One `winspect: ` line on stderr."""
         self.guarded(STDERR, err, text)
 
-    def echo(self, text: str, *, err: bool = False) -> None:
-        """Summary text (it names what nodes said): control characters as escapes."""
-        safe = printable(text, newlines=True)
+    def echo(self, text: str, *, err: bool = False, escaped: bool = False) -> None:
+        """Summary text (it names what nodes said): control characters as escapes, unless the
+        caller escaped them already (`escaped`: its colour codes are kept)."""
+        safe = text if escaped else printable(text, newlines=True)
         self.guarded(STDERR if err else STDOUT, lambda: click.echo(safe, err=err))
 
     def data(self, text: str) -> None:

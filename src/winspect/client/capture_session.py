@@ -12,11 +12,11 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from winspect.client.capture import CaptureRun
 from winspect.client.capture_outcome import CaptureOutcome
 from winspect.client.capture_request import CaptureOptions
-from winspect.client.pcapng_export import KnownPod, PcapngExport, cluster_pods
+from winspect.client.pcapng_export import PcapngExport
 
 if TYPE_CHECKING:
+    from winspect.client.names import Names
     from winspect.client.security import CommandSecurity
-    from winspect.client.settings import Settings
     from winspect.client.targets import Plan
 
 # With a live reader (-w -): how long a packet may wait for the other nodes' packets before it is written.
@@ -37,29 +37,23 @@ Out = TypeVar("Out", bound=PcapngOut)
 
 
 def start_export(
-    settings: Settings,
     plan: Plan,
     options: CaptureOptions,
     open_out: Callable[[], Out],
     *,
     live: bool,
-    scope: str,
-    warn: Callable[[str], None],
+    names: Names,
 ) -> tuple[Out, PcapngExport]:
     """The export of the plan's nodes, its interfaces named after the pods the client knows;
     its output is opened (open_out) once the pods are known."""
     import winspect
 
-    pods = [KnownPod(p.namespace, p.name, p.ip, p.node) for p in plan.pods]
-    if scope != "pods" and not settings.targets and plan.targets:
-        # Names for the interfaces of the pods' vNICs on whole-node captures.
-        pods += cluster_pods(settings, [t.name for t in plan.targets], warn)
     out = open_out()
     return out, PcapngExport(
         out,
         [t.name for t in plan.targets],
         snaplen=options.pkt_size,
-        pods=pods,
+        names=names,
         # A live reader wants packets soon; a file wants them in order.
         hold_seconds=STREAM_HOLD_SECONDS if live else None,
         application=f"winspect {winspect.__version__}",
@@ -71,26 +65,23 @@ async def run_capture(
     runner: CaptureRun,
     security: CommandSecurity,
     pcapng: tuple[PcapngOut, PcapngExport] | None,
-    *,
-    live: bool,
 ) -> CaptureOutcome:
     """runner.run() with SIGINT/SIGTERM stopping it (the channel security is resolved under
     them); the export is complete and its output closed when this returns."""
-    export = pcapng[1] if pcapng is not None else None
     restore = install_stop_handlers(asyncio.get_running_loop(), runner.request_stop)
 
-    async def release_held(export: PcapngExport) -> None:
-        """Packets held for order leave on time even when no node sends anything new."""
+    async def release_held() -> None:
+        """Packets held (for order, or for the rest of their path) leave on time even when no
+        node sends anything new."""
         while not runner.output_closed:
             await asyncio.sleep(TICK_SECONDS)
-            export.tick()
+            runner.sink.tick()
 
-    ticker = asyncio.ensure_future(release_held(export)) if export is not None and live else None
+    ticker = asyncio.ensure_future(release_held())
     try:
         return await runner.run(security.get())
     finally:
-        if ticker is not None:
-            ticker.cancel()
+        ticker.cancel()
         # Still under our signal handlers: a second Ctrl+C cannot cut the file short.
         if pcapng is not None:
             pcapng[1].close()

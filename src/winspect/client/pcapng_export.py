@@ -11,6 +11,11 @@ Ethernet header) go to a raw-IP interface of their component.
 Each packet carries pktmon's metadata as its comment, in pktmon's own
 words (`Drop: ` first for drops, so `frame.comment contains "Drop"` finds
 them), its direction as epb_flags and its PktGroupId as epb_packetid.
+pktmon logs a packet once per component it crosses: every appearance after
+the first in the file says `Repeat of frame N` in its comment (N the
+first's frame number, just before `Node`), so Wireshark's display filter
+`!(frame.comment contains "Repeat of frame")` shows each packet once, and
+its TCP analysis does not take the repeats shown for retransmissions.
 Packets without bytes (lines pktmon printed that were not packets) are
 counted and left out.
 """
@@ -19,8 +24,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from winspect.client.names import KnownPod, Names
 from winspect.client.pcapng import (
     DIRECTION_INBOUND,
     DIRECTION_OUTBOUND,
@@ -31,24 +37,17 @@ from winspect.client.pcapng import (
 )
 from winspect.client.reorder import ReorderBuffer
 
-if TYPE_CHECKING:
-    from winspect.client.settings import Settings
-
 _DIRECTION_FLAGS = {1: DIRECTION_INBOUND, 2: DIRECTION_OUTBOUND}
 _DIRECTION_WORDS = {1: "Rx", 2: "Tx"}
 _DROP = 3
 # Bytes a held packet costs besides its frame (the protobuf message), for the buffer's bound.
 _PACKET_OVERHEAD = 400
+# Packets whose first appearance is remembered (to mark the later ones as repeats).
+_REMEMBERED_GROUPS = 100_000
+REPEAT_WORDS = "Repeat of frame"
 
 
-@dataclass(frozen=True)
-class KnownPod:
-    """A pod the client knows: names for the interface of its vNIC."""
-
-    namespace: str
-    name: str
-    ip: str
-    node: str = ""  # "" = any node
+__all__ = ["KnownPod", "PcapngExport", "interface_names", "packet_comment"]
 
 
 @dataclass
@@ -95,6 +94,7 @@ class PcapngExport:
         *,
         snaplen: int = 0,
         pods: Iterable[KnownPod] = (),
+        names: Names | None = None,
         hold_seconds: float | None = None,
         application: str = "winspect",
         flush: Callable[[], None] | None = None,
@@ -103,7 +103,7 @@ class PcapngExport:
         self._writer = PcapngWriter(out, application)
         self._flush = flush
         self._snaplen = snaplen
-        self._pods = list(pods)
+        self._names = names if names is not None else Names(pods)
         kwargs: dict[str, Any] = {"hold_seconds": hold_seconds}
         if clock is not None:
             kwargs["clock"] = clock
@@ -111,6 +111,7 @@ class PcapngExport:
         self._interfaces: dict[tuple[str, int, int], int] = {}
         self._components: dict[str, dict[int, Any]] = {}
         self._named: set[str] = set()
+        self._first_frames: dict[tuple[str, int], int] = {}  # (node, group id) -> frame number
         self.stats = ExportStats()
         self._closed = False
         self._do_flush()
@@ -120,14 +121,15 @@ class PcapngExport:
     def started(self, node: str, info: Any) -> None:
         """The node's CaptureInfo: its components, and names for its pods' addresses."""
         self._components[node] = {c.id: c for c in info.components}
+        self._names.started(node, info.components)
         names: dict[str, list[str]] = {}
         for component in info.components:
-            pod = self._pod_of(node, component)
+            pod = self._names.component_pod(node, component)
             if pod is not None and pod.ip and pod.ip not in self._named:
-                names[pod.ip] = [f"{pod.namespace}/{pod.name}"]
-        for pod in self._pods:
+                names[pod.ip] = [pod.label]
+        for pod in self._names.pods:
             if pod.ip and pod.node in (node, "") and pod.ip not in self._named and pod.ip not in names:
-                names[pod.ip] = [f"{pod.namespace}/{pod.name}"]
+                names[pod.ip] = [pod.label]
         if names:
             self._named.update(names)
             self._writer.add_names(names)
@@ -172,6 +174,8 @@ class PcapngExport:
             self.stats.late = self._buffer.late
             return
         writer = self._writer
+        first_frames = self._first_frames
+        frame = self.stats.written + 1  # Wireshark's frame numbers start at 1
         for node, p in items:
             link = LINKTYPE_RAW if p.frame_type == "IP" else LINKTYPE_ETHERNET
             key = (node, p.component_id, link)
@@ -179,12 +183,24 @@ class PcapngExport:
             if interface is None:
                 interface = self._add_interface(node, p, link)
             ts = p.timestamp
+            comment = packet_comment(node, p)
+            if p.group_id:
+                group = (node, p.group_id)
+                first = first_frames.get(group)
+                if first is None:
+                    first_frames[group] = frame
+                    if len(first_frames) > _REMEMBERED_GROUPS:
+                        del first_frames[next(iter(first_frames))]
+                else:  # before the last field (`Node ...`), where readers expect the node
+                    head, _, tail = comment.rpartition(", Node ")
+                    comment = f"{head}, {REPEAT_WORDS} {first}, Node {tail}"
+            frame += 1
             writer.write_packet(
                 interface,
                 ts.seconds * 1_000_000_000 + ts.nanos,
                 p.frame,
                 p.original_size or len(p.frame),
-                comment=packet_comment(node, p),
+                comment=comment,
                 direction=_DIRECTION_FLAGS.get(p.direction, 0),
                 packet_id=p.group_id,
             )
@@ -199,24 +215,13 @@ class PcapngExport:
             p.component_id,
             p.component_name or (component.name if component is not None else ""),
             component,
-            self._pod_of(node, component) if component is not None else None,
+            self._names.component_pod(node, component) if component is not None else None,
             raw_ip=link == LINKTYPE_RAW,
         )
         interface = self._writer.add_interface(link, self._snaplen, name, description)
         self._interfaces[(node, p.component_id, link)] = interface
         self.stats.interfaces += 1
         return interface
-
-    def _pod_of(self, node: str, component: Any) -> KnownPod | None:
-        """The pod behind a container vNIC: the server's match, else a known pod with its IP."""
-        if component.HasField("pod") and component.pod.name:
-            pod = component.pod
-            return KnownPod(pod.namespace, pod.name, pod.ip, node)
-        for ip in component.ips:
-            for known in self._pods:
-                if known.ip == ip and known.node in (node, ""):
-                    return known
-        return None
 
 
 def interface_names(
@@ -251,23 +256,3 @@ def interface_names(
     if raw_ip:
         details.append("packets without link-layer header (pktmon Type IP)")
     return name, ", ".join(details)
-
-
-def cluster_pods(settings: Settings, nodes: list[str], warn: Callable[[str], None]) -> list[KnownPod]:
-    """The pods with an IP on `nodes`, from Kubernetes (one list call); [] with a warning on failure."""
-    from winspect.errors import WinspectError
-    from winspect.kube.cluster import Cluster
-    from winspect.kube.kubeconfig import resolve_config
-
-    wanted = set(nodes)
-    try:
-        resolved = resolve_config(settings.kubeconfig, settings.context, settings.namespace)
-        cluster = Cluster(resolved, settings.timeout)
-        try:
-            listed = cluster.pods(None)
-        finally:
-            cluster.close()
-    except WinspectError as exc:
-        warn(f"pcapng interfaces get no pod names: {exc.message}")
-        return []
-    return [KnownPod(p.namespace, p.name, p.ip, p.node) for p in listed if p.ip and p.node in wanted]

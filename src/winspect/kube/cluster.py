@@ -41,6 +41,7 @@ class PodInfo:
     ip: str | None
     phase: str
     labels: Mapping[str, str] = field(default_factory=dict, compare=False, hash=False)
+    host_network: bool = False  # its IP is the node's
 
 
 # A label selector's matchExpressions operators, as kube.selectors names them.
@@ -262,6 +263,7 @@ def _pod_info(pod: Any) -> PodInfo:
         ip=(status.podIP if status else None) or None,
         phase=(status.phase if status else None) or "Unknown",
         labels=dict(pod.metadata.labels or {}),
+        host_network=bool(pod.spec.hostNetwork) if pod.spec else False,
     )
 
 

@@ -12,15 +12,15 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from winspect.client.capture_outcome import FAILED_END_REASONS
-from winspect.client.render.color import Palette
+from winspect.client.names import Names
+from winspect.client.render.color import BOLD_RED, Palette
 from winspect.client.render.counters import counters_table
 from winspect.client.render.documents import counters_to_dict, ended_to_dict
-from winspect.client.render.packets import (
-    TextPacketFormatter,
-    TimeFormatter,
-    encode_json,
-    packets_to_json_lines,
-)
+from winspect.client.render.drops import DropTally
+from winspect.client.render.grouping import PacketGroup, PacketGroups
+from winspect.client.render.packet_text import TextPacketFormatter
+from winspect.client.render.packets import TimeFormatter, encode_json, packets_to_json_lines
+from winspect.client.render.safe import printable
 from winspect.v1 import winspect_pb2 as pb
 
 if TYPE_CHECKING:
@@ -46,8 +46,9 @@ class Console(Protocol):
     def message(self, text: str) -> None:
         """One line for the user on stderr (prefixed `winspect: `)."""
 
-    def echo(self, text: str, *, err: bool = False) -> None:
-        """A line of the text summary (stdout, or stderr with err)."""
+    def echo(self, text: str, *, err: bool = False, escaped: bool = False) -> None:
+        """A line of the text summary (stdout, or stderr with err); `escaped`: the text is safe
+        already (its control characters escaped), print it as it is (colour codes)."""
 
     def data(self, text: str) -> None:
         """JSON lines of the summary."""
@@ -55,7 +56,10 @@ class Console(Protocol):
 
 class CapturePrinter:
     """Prints packets as they come and hands them to the pcapng export; progress and errors
-    go to stderr. A CaptureSink (client.capture)."""
+    go to stderr; counts the drops for the summary. A CaptureSink (client.capture).
+
+    Text shows one line per packet (its pktmon appearances gathered, client.render.grouping)
+    unless `per_component` or `-o wide`; JSON has one line per appearance."""
 
     def __init__(
         self,
@@ -67,16 +71,31 @@ class CapturePrinter:
         verbose: int = 0,
         export: PcapngExport | None = None,
         quiet: bool = False,
+        names: Names | None = None,
+        per_component: bool = False,
+        header: bool = False,
+        namespace: str = "default",
     ) -> None:
         self.console = console
         self.json = output == "json"
         self.verbose = verbose
         self.export = export
         self.quiet = quiet
+        self.names = names if names is not None else Names()
         self.times = TimeFormatter()
-        self.text = TextPacketFormatter(Palette(color), max(len(n) for n in node_names), output == "wide")
+        self.text = TextPacketFormatter(
+            Palette(color), max(len(n) for n in node_names), output == "wide", self.names, namespace
+        )
+        self.drops = DropTally(self.names)
+        self.groups: PacketGroups | None = None
+        if output == "text" and not per_component:
+            hop = self.text.hop
+            component = self.names.component
+            self.groups = PacketGroups(lambda node, p: hop(component(node, p)))
+        self._header = header and not self.json and not quiet
 
     def started(self, node: str, info: pb.CaptureInfo) -> None:
+        self.names.started(node, info.components)
         if self.export is not None:
             self.export.started(node, info)
             if not info.frames:
@@ -93,12 +112,44 @@ class CapturePrinter:
     def packets(self, node: str, packets: Sequence[pb.Packet]) -> None:
         if self.export is not None:
             self.export.packets(node, packets)
+        self.drops.add(node, packets)
         if self.quiet:
             return
         if self.json:
-            self.console.packets(packets_to_json_lines(packets, node, self.times))
+            self.console.packets(packets_to_json_lines(packets, node, self.times, self.names))
+        elif self.groups is not None:
+            self._print_groups([(node, g) for g in self.groups.add(node, packets)])
         else:
-            self.console.packets(self.text.lines(packets, node))
+            self._print(self.text.lines(packets, node))
+
+    def _print(self, text: str) -> None:
+        if self._header and text:
+            self._header = False
+            text = self.text.header(self.groups is not None) + "\n" + text
+        self.console.packets(text)
+
+    def _print_groups(self, groups: list[tuple[str, PacketGroup]]) -> None:
+        if groups:
+            line = self.text.group_line
+            self._print("\n".join([line(node, g) for node, g in groups]) + "\n")
+
+    def tick(self) -> None:
+        """Now and then while capturing: packets held (for order, or for their path) go out."""
+        if self.export is not None:
+            self.export.tick()
+        if self.groups is not None and not self.quiet:
+            self._print_groups(self.groups.tick())
+
+    def finish(self) -> None:
+        """The capture is over: every packet still held is printed."""
+        if self.groups is not None and not self.quiet:
+            self._print_groups(self.groups.finish())
+
+    def _node_done(self, node: str) -> None:
+        if self.export is not None:
+            self.export.node_done(node)
+        if self.groups is not None and not self.quiet:
+            self._print_groups([(node, g) for g in self.groups.node_done(node)])
 
     def stats(self, node: str, stats: pb.CaptureStats) -> None:
         self.console.message(
@@ -123,14 +174,12 @@ class CapturePrinter:
                 self.console.message(f"{node}: pktmon: {line}")
 
     def ended(self, node: str, ended: pb.CaptureEnded) -> None:
-        if self.export is not None:
-            self.export.node_done(node)
+        self._node_done(node)
         if self.verbose:
             self.console.message(f"{node}: capture ended ({ended.message or 'no message'})")
 
     def error(self, node: str, error: NodeFailure) -> None:
-        if self.export is not None:
-            self.export.node_done(node)
+        self._node_done(node)
         self.console.message(f"{error.node}: {error.message}")
 
 
@@ -189,7 +238,7 @@ def export_dict(path: str, stats: ExportStats) -> dict[str, Any]:
     }
 
 
-def summary_dict(n: NodeCapture, interrupted: bool) -> dict[str, Any]:
+def summary_dict(n: NodeCapture, interrupted: bool, drops: DropTally | None = None) -> dict[str, Any]:
     """One node's summary as the JSON object documented in docs/output-schema.md."""
     unsent_bytes, unsent_packets = n.unsent
     return {
@@ -208,6 +257,7 @@ def summary_dict(n: NodeCapture, interrupted: bool) -> dict[str, Any]:
         "counters": counters_to_dict(n.ended.counters)
         if n.ended is not None and n.ended.HasField("counters")
         else None,
+        "drops": drops.to_json(n.name) if drops is not None else [],
         "error": n.error.to_dict() if n.error is not None else None,
     }
 
@@ -219,10 +269,15 @@ def print_summary(
     output: str = "text",
     counters_only: bool = False,
     export: tuple[str, ExportStats] | None = None,
+    drops: DropTally | None = None,
+    color: bool = False,
+    width: int | None = None,
+    namespace: str = "",
 ) -> None:
-    """The per-node summary: text on stderr (final counters on stdout), or JSON lines."""
+    """The per-node summary: text on stderr (final counters on stdout), or JSON lines; the
+    drops by node, reason and pod (`width`: the terminal's, pod names are shortened to fit)."""
     if output == "json":
-        lines = [encode_json(summary_dict(n, outcome.interrupted)) for n in outcome.nodes]
+        lines = [encode_json(summary_dict(n, outcome.interrupted, drops)) for n in outcome.nodes]
         if export is not None:
             lines.append(encode_json(export_dict(*export)))
         console.data("\n".join(lines) + "\n")
@@ -241,3 +296,12 @@ def print_summary(
         console.echo("  " + summary_line(n), err=True)
     if export is not None:
         console.echo("  " + export_line(*export), err=True)
+    if drops is not None and not counters_only:
+        rows = drops.lines([n.name for n in outcome.nodes], width, namespace)
+        paint = Palette(color)
+        console.echo("Drops:" + ("" if rows else " none"), err=True)
+        for row in rows:
+            text = printable(row)
+            if row.startswith(" "):  # a reason, under its node
+                text = paint(text, BOLD_RED)
+            console.echo("  " + text, err=True, escaped=True)

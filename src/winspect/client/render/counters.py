@@ -2,12 +2,35 @@
 
 from __future__ import annotations
 
+from winspect.client.names import short_component
 from winspect.client.render.table import format_table
 from winspect.v1 import winspect_pb2 as pb
 
 
+def component_text(name: str) -> str:
+    """A component as the counter table shows it: its short form, a vNIC with its own name
+    (the vNIC's GUID: its pod is not known here), never cut."""
+    short = short_component(name)
+    return f"vNIC {name}" if short == "vNIC" and name != short else short
+
+
+def with_hidden_drops(plain: pb.CountersResponse, hidden: pb.CountersResponse) -> pb.CountersResponse:
+    """`plain` (pktmon's visible components) plus the drop rows of its hidden ones (VFP,
+    vSwitch, TCPIP...: where packets are dropped) that dropped something."""
+    visible = {r.component_id for r in plain.rows}
+    merged = pb.CountersResponse()
+    merged.CopyFrom(plain)
+    merged.rows.extend(
+        r
+        for r in hidden.rows
+        if r.component_id not in visible and r.counter_type.lower().startswith("drop") and r.packets
+    )
+    return merged
+
+
 def counters_table(resp: pb.CountersResponse, *, wide: bool = False) -> str:
-    """Rx and Tx side by side, as pktmon shows them; raw text when the node could not parse it."""
+    """Rx and Tx side by side, as pktmon shows them; raw text when the node could not parse it.
+    Components by their short names (`VFP`, `vSwitch`, `NIC`); -o wide adds pktmon's."""
     if not resp.rows:
         return resp.raw_text.rstrip() if resp.raw_text else "(no counters yet)"
     merged: dict[tuple[str, int, str, str], list[int]] = {}
@@ -21,10 +44,14 @@ def counters_table(resp: pb.CountersResponse, *, wide: bool = False) -> str:
             cell[2] += r.packets
             cell[3] += r.bytes
     headers = ["GROUP", "ID", "COMPONENT", "COUNTER", "RX PACKETS", "RX BYTES", "TX PACKETS", "TX BYTES"]
-    rows = [
-        [g, cid, name[:48] if not wide else name, ctype, *vals]
-        for (g, cid, name, ctype), vals in merged.items()
-    ]
+    if wide:
+        headers.append("PKTMON NAME")
+    rows = []
+    for (g, cid, name, ctype), vals in merged.items():
+        row = [g, cid, component_text(name) or str(cid), ctype, *vals]
+        if wide:
+            row.append(name)
+        rows.append(row)
     return format_table(headers, rows)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from winspect.client.names import Names
 from winspect.client.render.documents import enum_name, hns_objects
 from winspect.client.render.table import format_table
 from winspect.v1 import winspect_pb2 as pb
@@ -95,9 +96,10 @@ _UNSET = object()
 
 
 class HnsIndex:
-    """Names of networks and IPs of endpoints by ID, to show instead of GUIDs."""
+    """Names of networks, and IPs (or pods) of endpoints by ID, to show instead of GUIDs."""
 
-    def __init__(self, sections: dict[str, list[Any]]) -> None:
+    def __init__(self, sections: dict[str, list[Any]], names: Names | None = None) -> None:
+        self.names = names if names is not None else Names()
         self.networks = {
             str(_get(n, "ID")).lower(): _get(n, "Name") for n in sections.get("networks", []) if _get(n, "ID")
         }
@@ -121,8 +123,17 @@ class HnsIndex:
         return self.networks.get(str(ref).lower()) or _short(ref)
 
     def endpoint(self, ref: Any) -> str:
+        """An endpoint referred to (a backend): its pod, else its IPs, else its short ID."""
         ident = str(ref).rsplit("/", 1)[-1]
-        return self.endpoints.get(ident.lower()) or _short(ident)
+        ips = self.endpoints.get(ident.lower())
+        return (self.pods(ips) or ips) if ips else _short(ident)
+
+    def pods(self, ips: str | None) -> str | None:
+        """The pods (namespace/name) of comma-separated IPs, or None when none is known."""
+        if not ips:
+            return None
+        found = [p for p in (self.names.pod_by_ip.get(ip) for ip in ips.split(",")) if p]
+        return ",".join(dict.fromkeys(found)) or None
 
 
 def endpoint_ips(e: Any) -> str | None:
@@ -140,7 +151,7 @@ def endpoint_ips(e: Any) -> str | None:
 
 
 def endpoints_table(objects: list[Any], index: HnsIndex, wide: bool) -> str:
-    headers = ["NAME", "IP", "MAC", "NETWORK", "STATE", "LOCATION"]
+    headers = ["NAME", "IP", "POD", "MAC", "NETWORK", "STATE", "LOCATION"]
     if wide:
         headers += ["ID", "GATEWAY", "PORT GUID"]
     rows = []
@@ -153,9 +164,11 @@ def endpoints_table(objects: list[Any], index: HnsIndex, wide: bool) -> str:
         network = _present(f.get("virtualnetworkname")) or index.network(
             _present(f.get("virtualnetwork")) or _present(f.get("hostcomputenetwork"))
         )
+        ips = index.ips_of(e)
         row = [
             _present(f.get("name")),
-            index.ips_of(e),
+            ips,
+            index.pods(ips),
             _present(f.get("macaddress")),
             network,
             ENDPOINT_STATES.get(state, str(state)) if isinstance(state, int) else state,
@@ -298,15 +311,22 @@ def _sections(resp: pb.HnsResponse) -> dict[str, list[Any]]:
     return sections
 
 
-def hns_text(resp: pb.HnsResponse, *, wide: bool = False, lookups: Sequence[pb.HnsResponse] = ()) -> str:
-    """Every section of an HnsResponse as a titled table; `lookups` only name what they refer to."""
+def hns_text(
+    resp: pb.HnsResponse,
+    *,
+    wide: bool = False,
+    lookups: Sequence[pb.HnsResponse] = (),
+    names: Names | None = None,
+) -> str:
+    """Every section of an HnsResponse as a titled table; `lookups` only name what they refer to;
+    endpoints and backends named after their pods where `names` knows them."""
     sections = _sections(resp)
     order = list(sections)
     known = dict(sections)
     for extra in lookups:
         for kind, objects in _sections(extra).items():
             known.setdefault(kind, objects)
-    index = HnsIndex(known)
+    index = HnsIndex(known, names)
     blocks = []
     for kind in order:
         objects = sections[kind]

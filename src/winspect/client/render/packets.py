@@ -1,4 +1,5 @@
-"""Packets to text lines and to JSON lines, built straight from protobuf fields (fast path).
+"""Packets to JSON lines, built straight from protobuf fields (fast path); text lines are
+client.render.packet_text's.
 
 MessageToDict is deliberately not used: a capture may stream 100,000
 packets a second and every microsecond per packet counts.
@@ -12,8 +13,8 @@ from collections.abc import Sequence
 from json.encoder import encode_basestring as _q  # type: ignore[attr-defined]  # C: quotes and escapes
 from typing import Any
 
-from winspect.client.render.color import BOLD_RED, DIM, Palette
-from winspect.client.render.safe import json_printable, printable
+from winspect.client.names import Names
+from winspect.client.render.safe import json_printable
 from winspect.v1 import winspect_pb2 as pb
 
 DIRECTIONS: dict[int, str | None] = {
@@ -27,8 +28,7 @@ PACKET_TYPES: dict[int, str | None] = {
     pb.PACKET_TYPE_FLOW: "flow",
     pb.PACKET_TYPE_DROP: "drop",
 }
-_TEXT_DIRECTIONS = {pb.DIRECTION_UNSPECIFIED: "--", pb.DIRECTION_RX: "Rx", pb.DIRECTION_TX: "Tx"}
-_DROP = pb.PACKET_TYPE_DROP
+_NO_NAMES = Names()
 
 _encode_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
@@ -44,8 +44,6 @@ class TimeFormatter:
     def __init__(self) -> None:
         self._utc_sec = -1
         self._utc_prefix = ""
-        self._local_sec = -1
-        self._local_prefix = ""
 
     def rfc3339(self, seconds: int, nanos: int) -> str | None:
         """2024-05-01T12:00:01.123456789Z, or None for an unset timestamp."""
@@ -56,26 +54,19 @@ class TimeFormatter:
             self._utc_prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
         return f"{self._utc_prefix}.{nanos:09d}Z"
 
-    def clock(self, seconds: int, nanos: int) -> str:
-        """12:00:01.123456789 in the client's local time zone."""
-        if seconds == 0 and nanos == 0:
-            return "--:--:--.---------"
-        if seconds != self._local_sec:
-            self._local_sec = seconds
-            self._local_prefix = time.strftime("%H:%M:%S", time.localtime(seconds))
-        return f"{self._local_prefix}.{nanos:09d}"
 
-
-def packet_to_dict(p: pb.Packet, node: str, times: TimeFormatter) -> dict[str, Any]:
+def packet_to_dict(p: pb.Packet, node: str, times: TimeFormatter, names: Names = _NO_NAMES) -> dict[str, Any]:
     """One packet as the JSON object documented in docs/output-schema.md."""
     ts = p.timestamp
     has = p.HasField
+    pods, services = names.pod_by_ip, names.service_by_ip
     return {
         "node": node,
         "timestamp": times.rfc3339(ts.seconds, ts.nanos),
         "direction": DIRECTIONS.get(p.direction),
         "component": p.component_name or str(p.component_id),
         "component_id": p.component_id,
+        "pod": names.component(node, p).pod,
         "type": PACKET_TYPES.get(p.type),
         "drop_reason": p.drop_reason or None,
         "drop_location": p.drop_location or None,
@@ -84,6 +75,10 @@ def packet_to_dict(p: pb.Packet, node: str, times: TimeFormatter) -> dict[str, A
         "ethertype": p.ethertype if has("ethertype") else None,
         "src_ip": p.src_ip or None,
         "dst_ip": p.dst_ip or None,
+        "src_pod": pods.get(p.src_ip),
+        "dst_pod": pods.get(p.dst_ip),
+        "src_service": services.get(p.src_ip),
+        "dst_service": services.get(p.dst_ip),
         "protocol": p.protocol or None,
         "ip_protocol": p.ip_protocol if has("ip_protocol") else None,
         "src_port": p.src_port if has("src_port") else None,
@@ -125,16 +120,24 @@ _JSON_DIRECTIONS = {k: "null" if v is None else f'"{v}"' for k, v in DIRECTIONS.
 _JSON_TYPES = {k: "null" if v is None else f'"{v}"' for k, v in PACKET_TYPES.items()}
 
 
-def packet_json_line(p: pb.Packet, node_json: str, times: TimeFormatter) -> str:
+def _quoted(names: dict[str, str]) -> dict[str, str]:
+    """Each name as JSON text (the hot path then looks it up instead of quoting it each time)."""
+    return {ip: _q(name) for ip, name in names.items()}
+
+
+def packet_json_line(p: pb.Packet, node: str, node_json: str, times: TimeFormatter, names: Names) -> str:
     """packet_to_dict(p) as compact JSON, written out directly: twice as fast as building the
     dict and encoding it. tests/client check that both agree field for field."""
     has = p.HasField
     ts = p.timestamp
     stamp = times.rfc3339(ts.seconds, ts.nanos)
+    pods, services = names.json_cache("pods", _quoted), names.json_cache("services", _quoted)
+    pod = names.component(node, p).pod
     return (
         f'{{"node":{node_json},"timestamp":{_q(stamp) if stamp else "null"},'
         f'"direction":{_JSON_DIRECTIONS.get(p.direction, "null")},'
         f'"component":{_q(p.component_name or str(p.component_id))},"component_id":{p.component_id},'
+        f'"pod":{"null" if pod is None else _q(pod)},'
         f'"type":{_JSON_TYPES.get(p.type, "null")},'
         f'"drop_reason":{_q(p.drop_reason) if p.drop_reason else "null"},'
         f'"drop_location":{_q(p.drop_location) if p.drop_location else "null"},'
@@ -143,6 +146,8 @@ def packet_json_line(p: pb.Packet, node_json: str, times: TimeFormatter) -> str:
         f'"ethertype":{p.ethertype if has("ethertype") else "null"},'
         f'"src_ip":{_q(p.src_ip) if p.src_ip else "null"},'
         f'"dst_ip":{_q(p.dst_ip) if p.dst_ip else "null"},'
+        f'"src_pod":{pods.get(p.src_ip, "null")},"dst_pod":{pods.get(p.dst_ip, "null")},'
+        f'"src_service":{services.get(p.src_ip, "null")},"dst_service":{services.get(p.dst_ip, "null")},'
         f'"protocol":{_q(p.protocol) if p.protocol else "null"},'
         f'"ip_protocol":{p.ip_protocol if has("ip_protocol") else "null"},'
         f'"src_port":{p.src_port if has("src_port") else "null"},'
@@ -164,75 +169,13 @@ def _outer_json(p: pb.Packet) -> str:
     return json.dumps(outer_to_dict(p.outer), separators=(",", ":"), ensure_ascii=False)
 
 
-def packets_to_json_lines(packets: Sequence[pb.Packet], node: str, times: TimeFormatter) -> str:
+def packets_to_json_lines(
+    packets: Sequence[pb.Packet], node: str, times: TimeFormatter, names: Names = _NO_NAMES
+) -> str:
     """JSON lines (with the final newline) for a batch of packets."""
     if not packets:
         return ""
     node_json = _q(node)
-    return json_printable("\n".join([packet_json_line(p, node_json, times) for p in packets]) + "\n")
-
-
-def _endpoint(ip: str, port: int | None) -> str:
-    if port is None:
-        return ip
-    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
-
-
-class TextPacketFormatter:
-    """One line per packet: time, node, direction, component, protocol, src > dst, flags, length, drop."""
-
-    def __init__(self, palette: Palette, node_width: int, wide: bool) -> None:
-        self.palette = palette
-        self.node_width = node_width
-        self.wide = wide
-        self.times = TimeFormatter()
-
-    def line(self, p: pb.Packet, node: str) -> str:
-        ts = p.timestamp
-        clock = self.times.clock(ts.seconds, ts.nanos)
-        color = self.palette
-        if p.raw and not (p.src_ip or p.src_mac or p.summary):
-            return f"{clock} {node:<{self.node_width}} {color(printable(p.raw), DIM)}"
-        has = p.HasField
-        comp = p.component_name or ""
-        comp = f"{p.component_id}:{comp[:24]}" if comp else str(p.component_id)
-        if p.src_ip:
-            src = _endpoint(p.src_ip, p.src_port if has("src_port") else None)
-            dst = _endpoint(p.dst_ip, p.dst_port if has("dst_port") else None)
-        else:
-            src, dst = p.src_mac or "?", p.dst_mac or "?"
-        parts = [
-            clock,
-            f"{node:<{self.node_width}}",
-            _TEXT_DIRECTIONS.get(p.direction, "--"),
-            f"{comp:<28}",
-            f"{(p.protocol or p.frame_type or '?'):<6}",
-            f"{src} > {dst}",
-        ]
-        if p.tcp_flags:
-            parts.append(f"[{p.tcp_flags}]")
-        # Every text field above came from the node: escape before the colours are added.
-        parts = [printable(" ".join(parts))]
-        if has("length"):
-            parts.append(f"len {p.length}")
-        if self.wide:
-            extra = f"group {p.group_id} pkt {p.packet_number} app {p.appearance} comp {p.component_id}"
-            if has("edge"):
-                extra += f" edge {p.edge}"
-            if has("filter_id"):
-                extra += f" filter {p.filter_id}"
-            if p.src_mac or p.dst_mac:
-                extra += f" mac {p.src_mac or '?'} > {p.dst_mac or '?'}"
-            extra += f" size {p.original_size}/{p.logged_size}"
-            parts.append(color(printable(extra), DIM))
-        if p.type == _DROP:
-            reason = p.drop_reason or "unknown reason"
-            where = f" at {p.drop_location}" if self.wide and p.drop_location else ""
-            parts.append(color(printable(f"DROP: {reason}{where}"), BOLD_RED))
-        return " ".join(parts)
-
-    def lines(self, packets: Sequence[pb.Packet], node: str) -> str:
-        if not packets:
-            return ""
-        line = self.line
-        return "\n".join([line(p, node) for p in packets]) + "\n"
+    return json_printable(
+        "\n".join([packet_json_line(p, node, node_json, times, names) for p in packets]) + "\n"
+    )

@@ -580,8 +580,9 @@ def test_closing_stdout_stops_the_capture(two_nodes: Cluster) -> None:
 
 
 def test_loss_on_the_node_is_reported(tmp_path: Path, loopback_hosts: list[str]) -> None:
-    # The node generates packets as fast as it can while nobody reads the client's stdout:
-    # the client stops reading the stream, the server's queue overflows and it drops packets.
+    # The node generates packets as fast as it can while nobody reads the client's stdout: the
+    # client, blocked writing, stops reading the stream; the server's queue (pktmon's records, 60,000
+    # of them about 20 MB of text, bounded at about 10 MB) overflows and the node drops packets.
     _, nodes = emulated_cluster(tmp_path, loopback_hosts, 1, traffic_rate=0, max_packets=60000)
     (a,) = nodes
     try:

@@ -47,3 +47,17 @@ def test_record_batches_are_bounded_by_their_bytes_not_their_count() -> None:
     assert not queue.offer(*_records(2000, 1)), "past the byte bound for records"
     assert queue.lost == 2000
     assert not queue.offer(*_batch(991, 0)) and queue.lost == 2991
+
+
+def test_record_batches_alone_are_dropped_past_the_byte_bound() -> None:
+    # A client that stops reading while only records come: the queue holds the byte bound's worth
+    # (here 512,000 bytes), then drops and counts whole batches.
+    queue = EventQueue(max_packets=1000)
+    for _ in range(4):
+        assert queue.offer(*_records(400, 128_000))
+    for _ in range(3):
+        assert not queue.offer(*_records(400, 128_000))
+    assert queue.lost == 1200
+    assert queue.get(0.1) is not None
+    assert queue.offer(*_records(400, 128_000)), "room again once the stream took a batch"
+    assert queue.lost == 1200

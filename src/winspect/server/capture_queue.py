@@ -47,7 +47,8 @@ class EventQueue:
         records = event.HasField("records")
         counted = 0 if records else packets
         with self._cond:
-            if self._queued and (
+            # An empty queue takes any one batch (the reader sends at most about 1 MiB in one).
+            if self._items and (
                 self._queued + counted > self._max
                 or self._queued_bytes + frame_bytes > (self._max_record_bytes if records else self._max_bytes)
             ):

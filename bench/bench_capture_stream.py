@@ -131,7 +131,11 @@ def replay_tools(root: Path, text: str) -> Path:
     emulated = tools / "pktmon.emulated"
     (tools / "pktmon").rename(emulated)
     script = tools / "pktmon"
-    script.write_text(WRAPPER.format(python=sys.executable, emulated=str(emulated), recording=str(recording)))
+    script.write_text(
+        WRAPPER.format(
+            python=sys.executable, emulated=str(emulated), recording=str(recording), bytes_per_second=0
+        )
+    )
     script.chmod(0o755)
     return tools
 

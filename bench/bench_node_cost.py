@@ -1,7 +1,7 @@
 """Node-side cost: winspectserv's CPU per packet beside tcpdump rendering the same packets.
 
-    python bench/bench_node_cost.py [--packets 100000] [--runs 3] [--form records|packets]
-                                    [--profile FILE]
+    python bench/bench_node_cost.py [--packets 100000] [--runs 3] [--rate 150000]
+                                    [--form records|packets] [--profile FILE]
 
 One packet set (the emulator's traffic generator, `--packets` pktmon records)
 is written three ways: a pcap file of the frames, pktmon's real-time text of
@@ -17,7 +17,9 @@ pktmon's multi-file logging cuts them). Then, for each capture path:
   does, except that a real-time `start` prints the recorded text and a
   multi-file `start` leaves the recorded log files, whose `etl2txt` copies
   the recorded text: the tool's own cost stays out of the server's figure,
-  as on a real node where pktmon is native code;
+  as on a real node where pktmon is native code; the real-time recording
+  comes at `--rate` packets/s (busy traffic; 0: as fast as the server reads,
+  a burst its bounded queue cannot hold, so part of it is dropped and counted);
 - this process is the client: `--runs` captures with a client that only
   counts the records (one that always keeps up: the server's whole cost, no
   batch dropped), then one that parses them into packets as the CLI does
@@ -28,7 +30,8 @@ It prints per path tcpdump us/packet, winspectserv us/packet (the server
 process's user + system CPU from request to CaptureEnded, divided by the
 packets it read; median of the counting runs), their ratio, end-to-end packets/s at the client and received +
 lost = sent; then the client's own rate of parsing and rendering (text
-lines, as `winspect capture` prints them) the batches of 1 and of 10 nodes;
+lines, as `winspect capture` prints them) the batches of 1 and of 10 nodes,
+in one process and with the client's parsing processes (client.parse_pool);
 the last line is `node cost ratio: <worst ratio>`.
 
 `--profile FILE` runs the server under cProfile (bench/profiled_server.py)
@@ -39,6 +42,7 @@ file): where the server's time goes per packet.
 from __future__ import annotations
 
 import argparse
+import functools
 import io
 import os
 import pstats
@@ -152,8 +156,9 @@ def build_packet_set(root: Path, packets: int) -> PacketSet:
     return paths
 
 
-def replay_tools(root: Path, packet_set: PacketSet) -> Path:
-    """A tools dir whose pktmon replays the packet set (see FILES_PREFIX)."""
+def replay_tools(root: Path, packet_set: PacketSet, rate: int) -> Path:
+    """A tools dir whose pktmon replays the packet set (see FILES_PREFIX), in real time at `rate`
+    packets/s (0: as fast as the server reads)."""
     from winspect.emulator.install import install_tools
     from winspect.emulator.model import build_cluster
     from winspect.emulator.state import create_node_state
@@ -172,8 +177,13 @@ def replay_tools(root: Path, packet_set: PacketSet) -> Path:
         texts=texts,
         first=FIRST_REPLAY_FILE,
     )
+    # The real-time recording at `rate` packets/s, as busy traffic comes (0: as fast as it is read).
+    per_second = packet_set.realtime.stat().st_size / packet_set.records * rate
     realtime = REALTIME_WRAPPER.format(
-        python=sys.executable, emulated=str(emulated), recording=str(packet_set.realtime)
+        python=sys.executable,
+        emulated=str(emulated),
+        recording=str(packet_set.realtime),
+        bytes_per_second=round(per_second),
     )
     script = tools / "pktmon"
     script.write_text(prefix + realtime.split("\n", 1)[1])  # one script: the prefix's #! line
@@ -300,38 +310,94 @@ def profile_server(tools: Path, request: pb.CaptureRequest, expected: int, out: 
 # ---------------------------------------------------------------- the client's own rate
 
 
-def client_rate(events: list[bytes], nodes: int) -> float:
-    """Packets/s this process parses and renders (text lines, as `winspect capture` prints them)
-    from the recorded stream of one node, played as `nodes` nodes' streams interleaved."""
-    from winspect.client.records import RecordParser
+@dataclass
+class ClientRate:
+    wall: float  # packets/s by the clock (on a shared machine: what the other processes left)
+    main_us: (
+        float  # CPU of the client's main process per packet (reading, rendering; parsing without workers)
+    )
+    worker_us: list[float]  # CPU of each parsing process per packet of the whole capture
+
+    @property
+    def capacity(self) -> float:
+        """Packets/s with a core for each process: set by the busiest one."""
+        return 1e6 / max([self.main_us, *self.worker_us])
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def client_rate(events: list[bytes], nodes: int, workers: int) -> ClientRate:
+    """How fast the client parses and renders (text lines, as `winspect capture` prints them) the
+    recorded stream of one node played as `nodes` nodes' streams interleaved, through the
+    capture's own path: client.parse_pool (`workers` parsing processes, 0: all in this process)
+    and client.delivery (each node's events in order, MAX_BATCHES_AHEAD read ahead)."""
+    import asyncio
+
+    from winspect.client.capture import MAX_BATCHES_AHEAD
+    from winspect.client.delivery import Delivery
+    from winspect.client.parse_pool import ParsePool
     from winspect.client.render.capture import CapturePrinter
 
     class Discard:
         def packets(self, text: str) -> None: ...
         def message(self, text: str) -> None: ...
-        def echo(self, text: str, *, err: bool = False) -> None: ...
+        def echo(self, text: str, *, err: bool = False, escaped: bool = False) -> None: ...
         def data(self, text: str) -> None: ...
 
     names = [f"node-{i:02d}" for i in range(nodes)]
     printer = CapturePrinter(Discard(), names)
-    parsers = {name: RecordParser(name) for name in names}
     count = 0
-    started = time.process_time()
-    for data in events:
-        for name in names:
-            event = pb.CaptureEvent.FromString(data)
-            kind = event.WhichOneof("event")
-            if kind == "started":
-                parsers[name].started(event.started)
-                printer.started(name, event.started)
-            elif kind == "packets":
-                printer.packets(name, event.packets.packets)
-                count += len(event.packets.packets)
-            elif kind == "records":
-                packets = parsers[name].parse(event.records)
-                printer.packets(name, packets)
-                count += len(packets)
-    return count / (time.process_time() - started)
+
+    def handle(name: str, event: pb.CaptureEvent, parsed: object) -> None:
+        nonlocal count
+        packets = getattr(parsed, "packets", None)
+        if packets is None and event.HasField("packets"):
+            packets = event.packets.packets
+        if packets:
+            printer.packets(name, packets)
+            count += len(packets)
+
+    async def play() -> ClientRate:
+        pool = ParsePool(workers, busy=0 if workers else 1 << 62)
+        records = {name: pool.node(name) for name in names}
+        deliveries = {name: Delivery(functools.partial(handle, name), MAX_BATCHES_AHEAD) for name in names}
+        decoded = [pb.CaptureEvent.FromString(d) for d in events[:3]]
+        first = next(e.records for e in decoded if e.HasField("records"))
+        info = next(e.started for e in decoded if e.HasField("started"))
+        for i in range(workers):  # the parsing processes started before the clock starts
+            warm = pool.node(f"warm-{i}")
+            warm.started(info)
+            await asyncio.ensure_future(warm.parse(first))  # type: ignore[arg-type]
+        pids = [w._proc.pid for w in pool._workers if w._proc is not None]
+        worker_cpu = [_cpu_seconds(pid) for pid in pids]
+        started, main_cpu = time.perf_counter(), time.process_time()
+        try:
+            for data in events:
+                for name in names:
+                    event = pb.CaptureEvent.FromString(data)
+                    kind = event.WhichOneof("event")
+                    parsed = None
+                    if kind == "started":
+                        records[name].started(event.started)
+                        printer.started(name, event.started)
+                    elif kind == "records":
+                        parsed = records[name].parse(event.records)
+                    elif kind == "ended":
+                        parsed = records[name].finish()
+                    await deliveries[name].put(event, parsed)
+            for delivery in deliveries.values():
+                await delivery.close()
+            printer.finish()
+            wall, main_cpu = time.perf_counter() - started, time.process_time() - main_cpu
+            worker_cpu = [_cpu_seconds(pid) - cpu for pid, cpu in zip(pids, worker_cpu, strict=True)]
+            return ClientRate(count / wall, main_cpu / count * 1e6, [c / count * 1e6 for c in worker_cpu])
+        finally:
+            pool.close()
+
+    return asyncio.run(play())
 
 
 # ---------------------------------------------------------------- report
@@ -370,6 +436,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--packets", type=int, default=100_000)
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--rate", type=int, default=150_000, help="real-time replay packets/s (0: unpaced)")
     ap.add_argument("--form", choices=("records", "packets"), default="records")
     ap.add_argument("--profile", type=Path, help="profile the server on the real-time path into this file")
     args = ap.parse_args()
@@ -380,19 +447,28 @@ def main() -> int:
         packet_set = build_packet_set(root, args.packets)
         sent = packet_set.records
         print(f"packet set: {sent} pktmon records ({len(packet_set.etl_texts) - 1} log files with -w)")
-        print(f"reference: {' '.join(TCPDUMP)} [-XX for the frames path]; form: {args.form}")
-        tools = replay_tools(root, packet_set)
+        print(f"reference: {' '.join(TCPDUMP)} [-XX for -w]; form: {args.form}; rate: {args.rate}/s")
+        tools = replay_tools(root, packet_set, args.rate)
         results = []
         for name, frames, extra in (("real-time (text)", False, []), ("frames (-w, etl2txt)", True, ["-XX"])):
             request = pb.CaptureRequest(requester="bench", frames=frames, form=form)
             ref = tcpdump_us(packet_set.pcap, extra, sent, args.runs)
             results.append(PathResult(name, ref, *server_runs(tools, request, sent, args.runs)))
             report(results[-1], sent)
+        from winspect.client.parse_pool import default_workers
+
         for result in results:
             events = result.runs[-1].events
             for nodes in (1, 10):
-                rate = client_rate(events, nodes)
-                print(f"client parse + render, {result.name}, {nodes:>2} node(s): {rate:>9,.0f} packets/s")
+                for workers in (0, default_workers()):
+                    rate = client_rate(events, nodes, workers)
+                    parsing = ", ".join(f"{u:.2f}" for u in rate.worker_us) or "-"
+                    print(
+                        f"client parse + render, {result.name}, {nodes:>2} node(s), {workers} parsing "
+                        f"process(es): {rate.capacity:>9,.0f} packets/s with a core each (main "
+                        f"{rate.main_us:.2f} us/packet, parsing {parsing}; {rate.wall:,.0f} packets/s "
+                        "by the clock here)"
+                    )
         if args.profile is not None:
             request = pb.CaptureRequest(requester="bench", form=form)
             print(profile_server(tools, request, sent, args.profile.resolve()))

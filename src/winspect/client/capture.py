@@ -26,9 +26,11 @@ import grpc
 import grpc.aio
 
 from winspect.client.capture_outcome import CaptureOutcome, NodeCapture
+from winspect.client.delivery import Delivery
 from winspect.client.fanout import MAX_CONCURRENT_NODES, Connection, NodeFailed, NodeFailure, NodeSlots
 from winspect.client.filters import TargetSpec
-from winspect.client.records import RecordFormatError, RecordParser
+from winspect.client.parse_pool import Parsed, ParseFailed, ParsePool
+from winspect.client.records import RecordFormatError
 from winspect.client.security import ChannelSecurity
 from winspect.v1 import winspect_pb2 as pb
 
@@ -37,6 +39,8 @@ STOP_BUDGET = 4.0
 STOP_CALL_TIMEOUT = 2.0
 # A draining node reports every second; this long without a word, it is given up.
 DRAIN_SILENCE = 10.0
+# Batches of one node read ahead of what was delivered (being parsed, or parsed): a bound on memory.
+MAX_BATCHES_AHEAD = 2
 
 class CaptureSink(Protocol):
     """Where a capture's events go (the printer, client.render.capture)."""
@@ -61,6 +65,7 @@ class CaptureRun:
         timeout: float,
         connect_timeout: float,
         limit: int = MAX_CONCURRENT_NODES,
+        parsing: ParsePool | None = None,
     ) -> None:
         self.nodes = [NodeCapture(t, request_for(t)) for t in targets]
         self.sink = sink
@@ -71,7 +76,8 @@ class CaptureRun:
         self.abandon_event = asyncio.Event()  # a second interrupt: stop waiting for draining nodes
         self.output_closed = False
         self._calls: dict[str, Any] = {}
-        self._records = {n.name: RecordParser(n.name) for n in self.nodes}
+        self.parsing = parsing if parsing is not None else ParsePool()
+        self._records = {n.name: self.parsing.node(n.name) for n in self.nodes}
 
     def request_stop(self) -> None:
         if self.stop_event.is_set():
@@ -125,7 +131,32 @@ class CaptureRun:
         return conn.error(exc, self.timeout)
 
     async def _read(self, node: NodeCapture, conn: Connection, on_started: Callable[[], None]) -> None:
-        """Opens the node's Capture stream and hands its events to the sink until it ends."""
+        """Opens the node's Capture stream and hands its events to the sink, in order (client.delivery:
+        records are parsed while the next events are read), until it ends."""
+        delivery = Delivery(lambda event, parsed: self._event(node, event, parsed), MAX_BATCHES_AHEAD)
+        try:
+            try:
+                await self._receive(node, conn, on_started, delivery)
+            except (grpc.aio.AioRpcError, NodeFailed, RecordFormatError):
+                await delivery.close()  # what was read before the error still reaches the sink
+                raise
+            await delivery.close()
+        except (RecordFormatError, ParseFailed) as exc:
+            call = self._calls.get(node.name)
+            if call is not None:
+                call.cancel()  # the node cleans up
+            code = "UNIMPLEMENTED" if isinstance(exc, RecordFormatError) else "INTERNAL"
+            raise NodeFailed(NodeFailure(node.name, conn.address, code, str(exc))) from None
+        finally:
+            delivery.cancel()
+
+    async def _receive(
+        self,
+        node: NodeCapture,
+        conn: Connection,
+        on_started: Callable[[], None],
+        delivery: Delivery,
+    ) -> None:
         loop = asyncio.get_running_loop()
         duration = node.request.duration_seconds
         frames = node.request.frames
@@ -137,6 +168,7 @@ class CaptureRun:
         call = conn.stub.Capture(node.request, timeout=deadline)
         self._calls[node.name] = call
         node.last_event = loop.time()
+        records = self._records[node.name]
         while True:
             if expected_end is None:
                 event = await call.read()
@@ -152,22 +184,25 @@ class CaptureRun:
             if event is grpc.aio.EOF:  # type: ignore[attr-defined]
                 return
             node.last_event = loop.time()
-            if event.WhichOneof("event") == "started":
+            kind = event.WhichOneof("event")
+            parsed: Any = None
+            if kind == "started":
                 on_started()
-            try:
-                self._event(node, event)
-            except RecordFormatError as exc:
-                call.cancel()
-                raise NodeFailed(NodeFailure(node.name, conn.address, "UNIMPLEMENTED", str(exc))) from None
+                records.started(event.started)
+            elif kind == "records":
+                parsed = records.parse(event.records)
+            elif kind == "ended":
+                parsed = records.finish()
+            if not await delivery.put(event, parsed):
+                return  # the delivery failed (its error is raised by its close)
 
-    def _event(self, node: NodeCapture, event: pb.CaptureEvent) -> None:
+    def _event(self, node: NodeCapture, event: pb.CaptureEvent, parsed: Parsed | None) -> None:
         kind = event.WhichOneof("event")
         if kind == "packets":
             self._packets(node, event.packets.packets)
-        elif kind == "records":
-            records = self._records[node.name]
-            self._packets(node, records.parse(event.records))
-            for notice in records.take_notices():
+        elif kind == "records" and parsed is not None:
+            self._packets(node, parsed.packets)
+            for notice in parsed.notices:
                 self.sink.notice(node.name, notice)
         elif kind == "stats":
             if event.stats.draining:
@@ -180,12 +215,14 @@ class CaptureRun:
         elif kind == "started":
             node.started = True
             node.session_id = event.started.session_id
-            self._records[node.name].started(event.started)
             self.sink.started(node.name, event.started)
         elif kind == "notice":
             self.sink.notice(node.name, event.notice)
         elif kind == "ended":
-            self._packets(node, self._records[node.name].finish())
+            if parsed is not None:
+                self._packets(node, parsed.packets)
+                for notice in parsed.notices:
+                    self.sink.notice(node.name, notice)
             node.ended = event.ended
             node.packets_lost = max(node.packets_lost, event.ended.packets_lost)
             self.sink.ended(node.name, event.ended)
@@ -292,6 +329,7 @@ class CaptureRun:
                     task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             await asyncio.gather(*(n.conn.close() for n in self.nodes if n.conn), return_exceptions=True)
+            self.parsing.close()
         return CaptureOutcome(
             self.nodes, interrupted=interrupted and not self.output_closed, output_closed=self.output_closed
         )

@@ -50,18 +50,24 @@ class RecordParser:
 
     def parse(self, batch: pb.RecordBatch) -> Sequence[pb.Packet]:
         """The packets of one batch (records cut off at its end come with the next one)."""
+        return self.parse_batch(batch).packets
+
+    def parse_batch(self, batch: pb.RecordBatch) -> pb.PacketBatch:
         out = pb.PacketBatch()
         if self._parser is None:  # records without a CaptureInfo saying how to read them
             raise RecordFormatError(f"node {self.node} sent records before saying their format")
         self._parser.feed(batch.text, out.packets)
-        return out.packets
+        return out
 
     def finish(self) -> Sequence[pb.Packet]:
         """The stream has ended: a last record held back."""
+        return self.finish_batch().packets
+
+    def finish_batch(self) -> pb.PacketBatch:
         out = pb.PacketBatch()
         if self._parser is not None:
             self._parser.finish(out.packets)
-        return out.packets
+        return out
 
     def take_notices(self) -> list[pb.CaptureNotice]:
         """pktmon's status lines and the parser's warnings since the last call."""

@@ -7,7 +7,7 @@ import json
 import pytest
 from support.cli import run_inprocess, run_process
 
-COMMANDS = ["capture", "counter", "vfp-counter", "hns", "version", "completion"]
+COMMANDS = ["capture", "trace", "counter", "vfp-counter", "hns", "version", "completion"]
 
 
 @pytest.mark.parametrize("flag", ["-h", "--help"])

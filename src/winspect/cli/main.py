@@ -19,6 +19,7 @@ from winspect.errors import EXIT_CODES
 COMMANDS: dict[str, tuple[str, str]] = {
     # name: (module:attribute, one-line help shown by `winspect --help`)
     "capture": ("winspect.cli.capture:capture", "Capture packets on Windows nodes or pods (pktmon)."),
+    "trace": ("winspect.cli.trace:trace", "Follow a pod's connections across nodes: where, why they stop."),
     "counter": ("winspect.cli.counter:counter", "Packet counters of the captures running on nodes."),
     "vfp-counter": ("winspect.cli.vfp_counter:vfp_counter", "VFP port counters of a pod."),
     "hns": ("winspect.cli.hns:hns", "HNS endpoints, load balancers, namespaces, networks."),

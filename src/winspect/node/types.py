@@ -21,6 +21,7 @@ class Operation(enum.Enum):
     COUNTERS = "counters"
     VFP_COUNTERS = "vfp-counters"
     HNS = "hns"
+    VFP_RULES = "vfp-rules"
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ class Operation(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     OPERATION_COUNTERS: _ClassVar[Operation]
     OPERATION_VFP_COUNTERS: _ClassVar[Operation]
     OPERATION_HNS: _ClassVar[Operation]
+    OPERATION_VFP_RULES: _ClassVar[Operation]
 
 class PacketType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -86,6 +87,7 @@ OPERATION_CAPTURE: Operation
 OPERATION_COUNTERS: Operation
 OPERATION_VFP_COUNTERS: Operation
 OPERATION_HNS: Operation
+OPERATION_VFP_RULES: Operation
 PACKET_TYPE_UNSPECIFIED: PacketType
 PACKET_TYPE_ALL: PacketType
 PACKET_TYPE_FLOW: PacketType
@@ -551,6 +553,88 @@ class VfpCountersResponse(_message.Message):
     PORTS_FIELD_NUMBER: _ClassVar[int]
     ports: _containers.RepeatedCompositeFieldContainer[VfpPortCounters]
     def __init__(self, ports: _Optional[_Iterable[_Union[VfpPortCounters, _Mapping]]] = ...) -> None: ...
+
+class VfpRulesRequest(_message.Message):
+    __slots__ = ("pod", "layers")
+    POD_FIELD_NUMBER: _ClassVar[int]
+    LAYERS_FIELD_NUMBER: _ClassVar[int]
+    pod: PodRef
+    layers: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, pod: _Optional[_Union[PodRef, _Mapping]] = ..., layers: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class VfpField(_message.Message):
+    __slots__ = ("name", "value")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    value: str
+    def __init__(self, name: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+
+class VfpRule(_message.Message):
+    __slots__ = ("id", "friendly_name", "priority", "type", "flags", "flag_words", "conditions", "fields")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    FRIENDLY_NAME_FIELD_NUMBER: _ClassVar[int]
+    PRIORITY_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    FLAGS_FIELD_NUMBER: _ClassVar[int]
+    FLAG_WORDS_FIELD_NUMBER: _ClassVar[int]
+    CONDITIONS_FIELD_NUMBER: _ClassVar[int]
+    FIELDS_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    friendly_name: str
+    priority: int
+    type: str
+    flags: int
+    flag_words: _containers.RepeatedScalarFieldContainer[str]
+    conditions: _containers.RepeatedCompositeFieldContainer[VfpField]
+    fields: _containers.RepeatedCompositeFieldContainer[VfpField]
+    def __init__(self, id: _Optional[str] = ..., friendly_name: _Optional[str] = ..., priority: _Optional[int] = ..., type: _Optional[str] = ..., flags: _Optional[int] = ..., flag_words: _Optional[_Iterable[str]] = ..., conditions: _Optional[_Iterable[_Union[VfpField, _Mapping]]] = ..., fields: _Optional[_Iterable[_Union[VfpField, _Mapping]]] = ...) -> None: ...
+
+class VfpGroup(_message.Message):
+    __slots__ = ("name", "friendly_name", "priority", "direction", "type", "conditions", "match_type", "rules", "fields")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    FRIENDLY_NAME_FIELD_NUMBER: _ClassVar[int]
+    PRIORITY_FIELD_NUMBER: _ClassVar[int]
+    DIRECTION_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    CONDITIONS_FIELD_NUMBER: _ClassVar[int]
+    MATCH_TYPE_FIELD_NUMBER: _ClassVar[int]
+    RULES_FIELD_NUMBER: _ClassVar[int]
+    FIELDS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    friendly_name: str
+    priority: int
+    direction: Direction
+    type: str
+    conditions: _containers.RepeatedCompositeFieldContainer[VfpField]
+    match_type: str
+    rules: _containers.RepeatedCompositeFieldContainer[VfpRule]
+    fields: _containers.RepeatedCompositeFieldContainer[VfpField]
+    def __init__(self, name: _Optional[str] = ..., friendly_name: _Optional[str] = ..., priority: _Optional[int] = ..., direction: _Optional[_Union[Direction, str]] = ..., type: _Optional[str] = ..., conditions: _Optional[_Iterable[_Union[VfpField, _Mapping]]] = ..., match_type: _Optional[str] = ..., rules: _Optional[_Iterable[_Union[VfpRule, _Mapping]]] = ..., fields: _Optional[_Iterable[_Union[VfpField, _Mapping]]] = ...) -> None: ...
+
+class VfpLayer(_message.Message):
+    __slots__ = ("name", "friendly_name", "priority", "groups", "fields")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    FRIENDLY_NAME_FIELD_NUMBER: _ClassVar[int]
+    PRIORITY_FIELD_NUMBER: _ClassVar[int]
+    GROUPS_FIELD_NUMBER: _ClassVar[int]
+    FIELDS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    friendly_name: str
+    priority: int
+    groups: _containers.RepeatedCompositeFieldContainer[VfpGroup]
+    fields: _containers.RepeatedCompositeFieldContainer[VfpField]
+    def __init__(self, name: _Optional[str] = ..., friendly_name: _Optional[str] = ..., priority: _Optional[int] = ..., groups: _Optional[_Iterable[_Union[VfpGroup, _Mapping]]] = ..., fields: _Optional[_Iterable[_Union[VfpField, _Mapping]]] = ...) -> None: ...
+
+class VfpRulesResponse(_message.Message):
+    __slots__ = ("port_guid", "friendly_name", "layers")
+    PORT_GUID_FIELD_NUMBER: _ClassVar[int]
+    FRIENDLY_NAME_FIELD_NUMBER: _ClassVar[int]
+    LAYERS_FIELD_NUMBER: _ClassVar[int]
+    port_guid: str
+    friendly_name: str
+    layers: _containers.RepeatedCompositeFieldContainer[VfpLayer]
+    def __init__(self, port_guid: _Optional[str] = ..., friendly_name: _Optional[str] = ..., layers: _Optional[_Iterable[_Union[VfpLayer, _Mapping]]] = ...) -> None: ...
 
 class HnsRequest(_message.Message):
     __slots__ = ("type", "objects_only")

@@ -56,6 +56,11 @@ def test_bad_destinations(text: str, message: str) -> None:
         (["client-0", "web-0", "-d", "soon"], "invalid duration 'soon' in -d/--duration"),
         (["client-0", "web-0", "-r", "http"], "'http'"),
         (
+            ["client-0", "web-0", "--port", "80"],
+            "--port is the node server's port (a global option, give it before the command: "
+            "winspect --port N trace ...); the port to trace is -r/--to-port PORT, or TO as IP:PORT",
+        ),
+        (
             ["client-0", "web-0", "-w", "-"],
             "-w/--write needs a file name (trace prints its report on stdout)",
         ),
@@ -72,3 +77,9 @@ def test_help() -> None:
     assert result.exit_code == 0
     for text in ("FROM TO", "-r, --to-port PORT", "-t, --protocol TCP|UDP|ICMP", "svc/NAME", "reproduce"):
         assert text in result.stdout
+
+
+def test_the_node_servers_port_before_the_command_is_the_global_option() -> None:
+    result = run_inprocess("--port", "50052", "trace", "client-0", "web-0", "-o", "yaml")
+    assert result.exit_code == 2, result.output
+    assert "--port" not in result.stderr and "not -o yaml" in result.stderr

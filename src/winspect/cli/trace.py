@@ -13,6 +13,7 @@ import sys
 from typing import TYPE_CHECKING
 
 import click
+from click.core import ParameterSource
 
 from winspect.cli.common import grouped_errors, handles_errors
 from winspect.cli.names import complete_pods
@@ -93,7 +94,14 @@ def trace(
     from winspect.client.filters import parse_capture_duration, parse_ports
     from winspect.client.trace import parse_destination, plan_trace
 
-    settings = settings_from(click.get_current_context())
+    ctx = click.get_current_context()
+    if ctx.get_parameter_source("port") == ParameterSource.COMMANDLINE:
+        # after `trace`, a user means the port to trace; the global --port is the node server's
+        raise UsageError(
+            "--port is the node server's port (a global option, give it before the command: "
+            "winspect --port N trace ...); the port to trace is -r/--to-port PORT, or TO as IP:PORT"
+        )
+    settings = settings_from(ctx)
     if settings.yaml or settings.output == "wide":
         given = "yaml" if settings.yaml else settings.output
         raise UsageError(f"trace prints text or one JSON document (-o json), not -o {given}")

@@ -22,7 +22,8 @@ from winspect.client.render.color import use_color
 from winspect.errors import EXIT_INTERRUPTED
 
 if TYPE_CHECKING:
-    from winspect.client.capture import CaptureOptions, CaptureRun
+    from winspect.client.capture import CaptureRun
+    from winspect.client.capture_request import CaptureOptions
     from winspect.client.names import Names
     from winspect.client.pcapng_export import PcapngExport
     from winspect.client.render.capture import CapturePrinter
@@ -225,7 +226,7 @@ def parse_options(
     write: str | None,
     take_over: bool = False,
 ) -> CaptureOptions:
-    from winspect.client.capture import CaptureOptions
+    from winspect.client.capture_request import CaptureOptions
     from winspect.client.filters import (
         check_filter_count,
         parse_capture_duration,
@@ -321,8 +322,9 @@ def run(
 ) -> int:
     import asyncio
 
-    from winspect.client.capture import CaptureRun, build_request, requester
+    from winspect.client.capture import CaptureRun
     from winspect.client.capture_outcome import CaptureOutcome
+    from winspect.client.capture_request import build_request, requester
     from winspect.client.capture_session import run_capture, start_export
     from winspect.client.names import Names, plan_names
     from winspect.client.render.capture import print_summary

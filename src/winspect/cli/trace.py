@@ -160,7 +160,8 @@ def run(
     import asyncio
     from functools import partial
 
-    from winspect.client.capture import CaptureRun, build_request, requester
+    from winspect.client.capture import CaptureRun
+    from winspect.client.capture_request import build_request, requester
     from winspect.client.capture_session import run_capture, start_export
     from winspect.client.names import plan_names
     from winspect.client.render.trace import TraceReport, TraceSink

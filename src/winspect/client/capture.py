@@ -19,19 +19,18 @@ silently.
 from __future__ import annotations
 
 import asyncio
-import getpass
-import socket
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import grpc
 import grpc.aio
 
 from winspect.client.capture_outcome import CaptureOutcome, NodeCapture
-from winspect.client.discovery import PodOnNode
+from winspect.client.delivery import Delivery
 from winspect.client.fanout import MAX_CONCURRENT_NODES, Connection, NodeFailed, NodeFailure, NodeSlots
-from winspect.client.filters import ProtocolSpec, TargetSpec
+from winspect.client.filters import TargetSpec
+from winspect.client.parse_pool import Parsed, ParseFailed, ParsePool
+from winspect.client.records import RecordFormatError
 from winspect.client.render.words import plural
 from winspect.client.security import ChannelSecurity
 from winspect.v1 import winspect_pb2 as pb
@@ -41,60 +40,8 @@ STOP_BUDGET = 4.0
 STOP_CALL_TIMEOUT = 2.0
 # A draining node reports every second; this long without a word, it is given up.
 DRAIN_SILENCE = 10.0
-
-_PACKET_TYPES = {"all": pb.PACKET_TYPE_ALL, "flow": pb.PACKET_TYPE_FLOW, "drop": pb.PACKET_TYPE_DROP}
-_PROTOCOLS = {
-    "TCP": pb.PROTOCOL_TCP,
-    "UDP": pb.PROTOCOL_UDP,
-    "ICMP": pb.PROTOCOL_ICMP,
-    "ICMPv6": pb.PROTOCOL_ICMPV6,
-}
-
-
-def requester() -> str:
-    try:
-        user = getpass.getuser()
-    except Exception:  # no user name in the environment (some containers)
-        user = "unknown"
-    return f"{user}@{socket.gethostname()}"
-
-
-@dataclass(frozen=True)
-class CaptureOptions:
-    ips: list[str] = field(default_factory=list)
-    macs: list[str] = field(default_factory=list)
-    ports: list[int] = field(default_factory=list)
-    protocols: list[ProtocolSpec] = field(default_factory=list)
-    packet_type: str = "all"
-    duration: int = 0
-    counters_only: bool = False
-    pkt_size: int = 0  # pktmon --pkt-size: bytes logged per packet, 0 = whole packet
-    frames: bool = False  # ask for each packet's raw bytes (pcapng export)
-    take_over: bool = False  # stop/replace another pktmon user's session and filters (re-added after)
-
-
-def build_request(options: CaptureOptions, pods: Sequence[PodOnNode], who: str) -> pb.CaptureRequest:
-    return pb.CaptureRequest(
-        ips=options.ips,
-        macs=options.macs,
-        ports=options.ports,
-        protocols=[
-            pb.ProtocolFilter(
-                protocol=_PROTOCOLS[p.protocol],
-                tcp_flags=[f"TCP_FLAG_{f}" for f in p.tcp_flags],
-            )
-            for p in options.protocols
-        ],
-        packet_type=_PACKET_TYPES[options.packet_type],
-        pods=[pb.PodRef(namespace=p.namespace, name=p.name, ip=p.ip) for p in pods],
-        duration_seconds=options.duration,
-        counters_only=options.counters_only,
-        pkt_size=options.pkt_size,
-        frames=options.frames,
-        take_over=options.take_over,
-        requester=who,
-    )
-
+# Batches of one node read ahead of what was delivered (being parsed, or parsed): a bound on memory.
+MAX_BATCHES_AHEAD = 2
 
 class CaptureSink(Protocol):
     """Where a capture's events go (the printer, client.render.capture)."""
@@ -119,6 +66,7 @@ class CaptureRun:
         timeout: float,
         connect_timeout: float,
         limit: int = MAX_CONCURRENT_NODES,
+        parsing: ParsePool | None = None,
     ) -> None:
         self.nodes = [NodeCapture(t, request_for(t)) for t in targets]
         self.sink = sink
@@ -129,6 +77,8 @@ class CaptureRun:
         self.abandon_event = asyncio.Event()  # a second interrupt: stop waiting for draining nodes
         self.output_closed = False
         self._calls: dict[str, Any] = {}
+        self.parsing = parsing if parsing is not None else ParsePool()
+        self._records = {n.name: self.parsing.node(n.name) for n in self.nodes}
 
     def request_stop(self) -> None:
         if self.stop_event.is_set():
@@ -182,7 +132,32 @@ class CaptureRun:
         return conn.error(exc, self.timeout)
 
     async def _read(self, node: NodeCapture, conn: Connection, on_started: Callable[[], None]) -> None:
-        """Opens the node's Capture stream and hands its events to the sink until it ends."""
+        """Opens the node's Capture stream and hands its events to the sink, in order (client.delivery:
+        records are parsed while the next events are read), until it ends."""
+        delivery = Delivery(lambda event, parsed: self._event(node, event, parsed), MAX_BATCHES_AHEAD)
+        try:
+            try:
+                await self._receive(node, conn, on_started, delivery)
+            except (grpc.aio.AioRpcError, NodeFailed, RecordFormatError):
+                await delivery.close()  # what was read before the error still reaches the sink
+                raise
+            await delivery.close()
+        except (RecordFormatError, ParseFailed) as exc:
+            call = self._calls.get(node.name)
+            if call is not None:
+                call.cancel()  # the node cleans up
+            code = "UNIMPLEMENTED" if isinstance(exc, RecordFormatError) else "INTERNAL"
+            raise NodeFailed(NodeFailure(node.name, conn.address, code, str(exc))) from None
+        finally:
+            delivery.cancel()
+
+    async def _receive(
+        self,
+        node: NodeCapture,
+        conn: Connection,
+        on_started: Callable[[], None],
+        delivery: Delivery,
+    ) -> None:
         loop = asyncio.get_running_loop()
         duration = node.request.duration_seconds
         frames = node.request.frames
@@ -194,6 +169,7 @@ class CaptureRun:
         call = conn.stub.Capture(node.request, timeout=deadline)
         self._calls[node.name] = call
         node.last_event = loop.time()
+        records = self._records[node.name]
         while True:
             if expected_end is None:
                 event = await call.read()
@@ -209,16 +185,26 @@ class CaptureRun:
             if event is grpc.aio.EOF:  # type: ignore[attr-defined]
                 return
             node.last_event = loop.time()
-            if event.WhichOneof("event") == "started":
+            kind = event.WhichOneof("event")
+            parsed: Any = None
+            if kind == "started":
                 on_started()
-            self._event(node, event)
+                records.started(event.started)
+            elif kind == "records":
+                parsed = records.parse(event.records)
+            elif kind == "ended":
+                parsed = records.finish()
+            if not await delivery.put(event, parsed):
+                return  # the delivery failed (its error is raised by its close)
 
-    def _event(self, node: NodeCapture, event: pb.CaptureEvent) -> None:
+    def _event(self, node: NodeCapture, event: pb.CaptureEvent, parsed: Parsed | None) -> None:
         kind = event.WhichOneof("event")
         if kind == "packets":
-            batch = event.packets.packets
-            node.packets += len(batch)
-            self.sink.packets(node.name, batch)
+            self._packets(node, event.packets.packets)
+        elif kind == "records" and parsed is not None:
+            self._packets(node, parsed.packets)
+            for notice in parsed.notices:
+                self.sink.notice(node.name, notice)
         elif kind == "stats":
             if event.stats.draining:
                 if node.draining is None:
@@ -234,9 +220,18 @@ class CaptureRun:
         elif kind == "notice":
             self.sink.notice(node.name, event.notice)
         elif kind == "ended":
+            if parsed is not None:
+                self._packets(node, parsed.packets)
+                for notice in parsed.notices:
+                    self.sink.notice(node.name, notice)
             node.ended = event.ended
             node.packets_lost = max(node.packets_lost, event.ended.packets_lost)
             self.sink.ended(node.name, event.ended)
+
+    def _packets(self, node: NodeCapture, packets: Sequence[pb.Packet]) -> None:
+        if packets:
+            node.packets += len(packets)
+            self.sink.packets(node.name, packets)
 
     async def _stop(self, node: NodeCapture) -> None:
         conn = node.conn
@@ -335,6 +330,7 @@ class CaptureRun:
                     task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             await asyncio.gather(*(n.conn.close() for n in self.nodes if n.conn), return_exceptions=True)
+            self.parsing.close()
         return CaptureOutcome(
             self.nodes, interrupted=interrupted and not self.output_closed, output_closed=self.output_closed
         )

@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from winspect.client.capture import CaptureOptions
+from winspect.client.capture_request import CaptureOptions
 from winspect.client.fanout import NodeFailure
 from winspect.client.filters import PodSpec, ProtocolSpec, parse_pods
 from winspect.client.names import Names

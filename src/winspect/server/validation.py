@@ -54,6 +54,7 @@ PACKET_KINDS = {
     pb.PACKET_TYPE_FLOW: PacketKind.FLOW,
     pb.PACKET_TYPE_DROP: PacketKind.DROP,
 }
+_FORMS = frozenset({pb.PACKET_FORM_UNSPECIFIED, pb.PACKET_FORM_PACKETS, pb.PACKET_FORM_RECORDS})
 HNS_KINDS = {
     pb.HNS_OBJECT_TYPE_ENDPOINTS: [HnsKind.ENDPOINTS],
     pb.HNS_OBJECT_TYPE_LOADBALANCERS: [HnsKind.LOADBALANCERS],
@@ -204,6 +205,10 @@ def capture(req: pb.CaptureRequest) -> CapturePlan:
         raise InvalidArgument(
             f"packet_type: {req.packet_type} is not a packet type (accepted: all, flow, drop)"
         )
+    if req.form not in _FORMS:
+        raise InvalidArgument(
+            f"form: {req.form} is not a packet form (accepted: PACKET_FORM_PACKETS, PACKET_FORM_RECORDS)"
+        )
     if req.duration_seconds > MAX_CAPTURE_SECONDS:
         raise InvalidArgument(
             f"duration_seconds: {req.duration_seconds} is too long (at most {MAX_CAPTURE_SECONDS}, "
@@ -228,6 +233,7 @@ def capture(req: pb.CaptureRequest) -> CapturePlan:
             pkt_size=req.pkt_size,
             frames=req.frames,
             take_over=req.take_over,
+            records=req.form == pb.PACKET_FORM_RECORDS,
         ),
         duration_seconds=req.duration_seconds,
         requester=who,

@@ -164,8 +164,9 @@ def silent_api() -> Iterator[SilentApiServer]:
         ["counter"],
         ["hns", "endpoints"],
         ["--target", "win1=127.0.0.1:9", "capture", "all", "-d", "5"],  # the CA from the cluster
+        ["trace", "client-0", "web-0", "-d", "5"],
     ],
-    ids=["capture-all", "capture-pods", "counter", "hns", "capture-target"],
+    ids=["capture-all", "capture-pods", "counter", "hns", "capture-target", "trace"],
 )
 def test_ctrl_c_while_the_api_server_does_not_answer(
     silent_api: SilentApiServer, tmp_path: Path, args: list[str]

@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING
 import click
 from click.core import ParameterSource
 
-from winspect.cli.common import grouped_errors, handles_errors
+from winspect.cli.common import err, grouped_errors, handles_errors
+from winspect.cli.interrupt import interruptible
 from winspect.cli.names import complete_pods
 from winspect.cli.options import command, settings_from
 from winspect.cli.output import Output
@@ -117,7 +118,7 @@ def trace(
     seconds = parse_capture_duration(duration)
     if write is not None and write.strip() in ("", "-"):
         raise UsageError("-w/--write needs a file name (trace prints its report on stdout)")
-    plan, extra = plan_trace(settings, source, target)
+    plan, extra = interruptible(lambda: plan_trace(settings, source, target), err)
     report = run(
         settings,
         plan,
@@ -171,7 +172,8 @@ def run(
     output = Output()
     for line in grouped_errors(plan.failed):
         output.message(line)
-    names = plan_names(settings, plan, output.message)
+    names = interruptible(lambda: plan_names(settings, plan, output.message), output.message)
+    interruptible(plan.security.get, output.message)  # before the signal handlers of the run
     options = capture_options(extra, port, protocol, duration, frames=write is not None)
     pcapng = None
     if write is not None:

@@ -170,8 +170,10 @@ def _run_in_terminal(e2e: E2E, args: list[str], columns: int = 80) -> str:
 
 def test_in_an_80_column_terminal(e2e: E2E) -> None:
     screen = _run_in_terminal(e2e, ["capture", "all", "-d", "3"])
-    lines = screen.splitlines()
-    plain = [re.sub(r"\x1b\[[0-9;]*m", "", line) for line in lines]
+    # what the terminal shows of each line: after its last carriage return (the status line is
+    # drawn, then cleared, on the line the next text is written to)
+    lines = [line.rsplit("\r", 1)[-1] for line in screen.splitlines()]
+    plain = [re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", line) for line in lines]
     header = next(i for i, line in enumerate(plain) if line.startswith("TIME"))
     assert plain[header] == "TIME         NODE           PROTO SOURCE → DESTINATION  PATH"
     assert plain.count(plain[header]) == 1

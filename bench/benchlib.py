@@ -234,8 +234,9 @@ class Sandbox:
 
 
 @contextmanager
-def sandbox(windows_nodes: int, *, seed: int = 0) -> Iterator[Sandbox]:
-    """A fresh sandbox of `windows_nodes` Windows nodes (and 1 Linux node), removed afterwards."""
+def sandbox(windows_nodes: int, *, seed: int = 0, unreachable: bool = False) -> Iterator[Sandbox]:
+    """A fresh sandbox of `windows_nodes` Windows nodes (and 1 Linux node), removed afterwards;
+    `unreachable`: `--unreachable-nodes` (only tunnels through the API reach the servers)."""
     tmp = Path(tempfile.mkdtemp(prefix=f"winspect-bench-{windows_nodes}-"))
     root = tmp / "sandbox"
     argv = [
@@ -250,6 +251,7 @@ def sandbox(windows_nodes: int, *, seed: int = 0) -> Iterator[Sandbox]:
         str(seed),
         "--dir",
         str(root),
+        *(["--unreachable-nodes"] if unreachable else []),
     ]
     try:
         up = subprocess.run(argv, capture_output=True, text=True, check=False)

@@ -234,9 +234,8 @@ class Sandbox:
 
 
 @contextmanager
-def sandbox(windows_nodes: int, *, seed: int = 0, unreachable: bool = False) -> Iterator[Sandbox]:
-    """A fresh sandbox of `windows_nodes` Windows nodes (and 1 Linux node), removed afterwards;
-    `unreachable`: `--unreachable-nodes` (only tunnels through the API reach the servers)."""
+def sandbox(windows_nodes: int, *, seed: int = 0) -> Iterator[Sandbox]:
+    """A fresh sandbox of `windows_nodes` Windows nodes (and 1 Linux node), removed afterwards."""
     tmp = Path(tempfile.mkdtemp(prefix=f"winspect-bench-{windows_nodes}-"))
     root = tmp / "sandbox"
     argv = [
@@ -251,7 +250,6 @@ def sandbox(windows_nodes: int, *, seed: int = 0, unreachable: bool = False) -> 
         str(seed),
         "--dir",
         str(root),
-        *(["--unreachable-nodes"] if unreachable else []),
     ]
     try:
         up = subprocess.run(argv, capture_output=True, text=True, check=False)

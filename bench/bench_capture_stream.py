@@ -30,6 +30,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -37,7 +38,7 @@ from pathlib import Path
 import grpc
 from replay_pktmon import WRAPPER
 
-from winspect.node.windows.parsers.pktmon_realtime import RealtimeParser, TimeOfDayResolver
+from winspect.records.pktmon_realtime import RealtimeParser, TimeOfDayResolver
 from winspect.v1 import winspect_pb2 as pb
 from winspect.v1 import winspect_pb2_grpc as pb_grpc
 
@@ -130,7 +131,11 @@ def replay_tools(root: Path, text: str) -> Path:
     emulated = tools / "pktmon.emulated"
     (tools / "pktmon").rename(emulated)
     script = tools / "pktmon"
-    script.write_text(WRAPPER.format(python=sys.executable, emulated=str(emulated), recording=str(recording)))
+    script.write_text(
+        WRAPPER.format(
+            python=sys.executable, emulated=str(emulated), recording=str(recording), bytes_per_second=0
+        )
+    )
     script.chmod(0o755)
     return tools
 
@@ -138,13 +143,12 @@ def replay_tools(root: Path, text: str) -> Path:
 class Server:
     """A winspectserv process on loopback."""
 
-    def __init__(self, tools: Path) -> None:
+    def __init__(self, tools: Path, launcher: Sequence[str] = ("-m", "winspect.server.main")) -> None:
         self.port = _free_port()
         self.proc = subprocess.Popen(
             [
                 sys.executable,
-                "-m",
-                "winspect.server.main",
+                *launcher,
                 "--host",
                 HOST,
                 "--port",

@@ -26,7 +26,7 @@ from typing import Any
 from benchlib import SandboxNode
 
 WRAPPER = """#!{python} -S
-import os, signal, subprocess, sys
+import os, signal, subprocess, sys, time
 argv = sys.argv[1:]
 emulated = {emulated!r}
 if not (argv[:1] == ["start"] and "real-time" in argv):
@@ -45,11 +45,16 @@ out.write(header)
 out.flush()
 try:
     with open({recording!r}, "rb") as f:
+        rate, start, written = {bytes_per_second}, time.monotonic(), 0
         while True:
-            chunk = f.read(1 << 20)
+            chunk = f.read(1 << 16 if rate else 1 << 20)
             if not chunk:
                 break
             out.write(chunk)
+            written += len(chunk)
+            if rate:  # paced: as busy traffic comes
+                out.flush()
+                time.sleep(max(0.0, start + written / rate - time.monotonic()))
     out.flush()
     while True:
         chunk = child.stdout.read1(1 << 16)
@@ -105,7 +110,11 @@ def install(node: SandboxNode, recording: Path) -> None:
     emulated = node.tools_dir / "pktmon.emulated"
     if not emulated.exists():
         tool.rename(emulated)
-    tool.write_text(WRAPPER.format(python=sys.executable, emulated=str(emulated), recording=str(recording)))
+    tool.write_text(
+        WRAPPER.format(
+            python=sys.executable, emulated=str(emulated), recording=str(recording), bytes_per_second=0
+        )
+    )
     tool.chmod(0o755)
     set_traffic(node.state_dir, rate=0, max_packets=0)
 

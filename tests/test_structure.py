@@ -3,8 +3,10 @@
 Layers: no import cycle between the top-level packages (cli, client, deploy,
 sandbox, emulator, server, node, v1 and any new one) nor between modules;
 `server` imports no `node.windows` module except in the one module that wires
-the Windows backend in; `node` imports neither `client` nor `server`; only
-`cli` imports click. Sizes: no module over 450 lines outside the emulator and
+the Windows backend in; `node` imports neither `client` nor `server`, nor
+`client` either of them; `records` (the parsers of pktmon's packet records,
+run by the node and by the client) imports no other winspect package than
+`v1`; only `cli` imports click. Sizes: no module over 450 lines outside the emulator and
 the generated code (v1); no function over 80 lines outside the emulator, and
 none of 150 lines or more in it.
 
@@ -234,6 +236,16 @@ def node_imports_of_client_or_server(modules: dict[str, Module]) -> list[str]:
     return forbidden_imports(modules, "winspect.node", ("winspect.client", "winspect.server"))
 
 
+def client_imports_of_node_or_server(modules: dict[str, Module]) -> list[str]:
+    return forbidden_imports(modules, "winspect.client", ("winspect.node", "winspect.server"))
+
+
+def records_imports_beyond_the_api(modules: dict[str, Module]) -> list[str]:
+    """Imports of other winspect packages than `v1` by `records`, which node and client share."""
+    others = {f"winspect.{m.package}" for m in modules.values() if m.package not in ("", "records", "v1")}
+    return forbidden_imports(modules, "winspect.records", tuple(sorted(others)))
+
+
 # ---------------------------------------------------------------- the rules on small trees
 
 
@@ -400,6 +412,26 @@ def test_the_node_layer_importing_the_client_or_the_server_is_found(tmp_path: Pa
     ]
 
 
+def test_the_client_importing_the_node_and_records_importing_more_than_the_api_are_found(
+    tmp_path: Path,
+) -> None:
+    modules = write_tree(
+        tmp_path,
+        {
+            "client/records.py": "from winspect.records import parse\n"
+            "from winspect.node.windows import parsers\n",
+            "records/parse.py": "from winspect.v1 import api\nfrom winspect.node import mac\n",
+            "node/mac.py": "",
+            "node/windows/parsers.py": "",
+            "v1/api.py": "",
+        },
+    )
+    assert client_imports_of_node_or_server(modules) == [
+        "winspect.client.records imports winspect.node.windows.parsers"
+    ]
+    assert records_imports_beyond_the_api(modules) == ["winspect.records.parse imports winspect.node.mac"]
+
+
 def test_click_outside_the_cli_is_found(tmp_path: Path) -> None:
     modules = write_tree(
         tmp_path,
@@ -473,6 +505,15 @@ def test_the_server_core_imports_no_windows_backend_module(source: dict[str, Mod
 
 def test_the_node_layer_imports_neither_client_nor_server(source: dict[str, Module]) -> None:
     assert node_imports_of_client_or_server(source) == []
+
+
+def test_the_shared_record_parsers_import_only_the_api(source: dict[str, Module]) -> None:
+    assert "winspect.records.pktmon_realtime" in source
+    assert records_imports_beyond_the_api(source) == []
+
+
+def test_the_client_imports_neither_node_nor_server(source: dict[str, Module]) -> None:
+    assert client_imports_of_node_or_server(source) == []
 
 
 def test_only_the_cli_imports_click(source: dict[str, Module]) -> None:

@@ -10,28 +10,13 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-from support.cli import EmuNode, cli_env, emulated_cluster, run_process
+from support.cli import EmuNode, cli_env, run_process
+from support.cli import targets_of as targets
 from support.processes import end_process
 
 from winspect.emulator.state import pktmon_status
-
-
-@pytest.fixture
-def nodes(tmp_path: Path, loopback_hosts: list[str]) -> Iterator[list[EmuNode]]:
-    _, emulated = emulated_cluster(tmp_path, loopback_hosts, 2)
-    try:
-        yield emulated
-    finally:
-        for node in emulated:
-            node.stop()
-
-
-def targets(nodes: list[EmuNode]) -> list[str]:
-    return [*(a for n in nodes for a in ("--target", n.target)), "--kubeconfig", str(nodes[0].kubeconfig)]
 
 
 def test_max_packets_stops_every_node_after_that_many_packets(nodes: list[EmuNode]) -> None:

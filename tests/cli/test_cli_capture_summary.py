@@ -72,3 +72,27 @@ def test_the_last_log_files_message_never_says_zero_bytes_left() -> None:
         "win1: pktmon stopped, node clean; still sending the packets of its last log files "
         "(Ctrl+C abandons them)",
     ]
+
+
+def test_one_of_a_thing_is_singular() -> None:
+    from winspect.client.pcapng_export import ExportStats
+    from winspect.client.render.capture import CapturePrinter, export_line
+
+    ended = pb.CaptureEnded(reason=pb.END_REASON_DURATION, packets=1, cleaned_up=True)
+    assert summary_line(node(packets=1, ended=ended)) == (
+        "win1: 1 packet received, capture duration elapsed, node cleaned up"
+    )
+    assert (
+        export_line("out.pcapng", ExportStats(written=1, interfaces=1))
+        == "pcapng: 1 packet written to out.pcapng (1 interface)"
+    )
+    console = _Lines()
+    printer = CapturePrinter(console, ["win1"])
+    printer.stats("win1", pb.CaptureStats(packets_lost=1))
+    printer.draining("win1", pb.CaptureStats(draining=True, log_bytes_pending=1, packets_pending_estimate=1))
+    assert console.messages == [
+        "win1: warning: the node could not keep up and dropped 1 packet so far "
+        "(narrow the capture with filters)",
+        "win1: pktmon stopped, node clean; still sending the packets of its last log files "
+        "(about 1 packet, 1 byte of log left; Ctrl+C abandons them)",
+    ]

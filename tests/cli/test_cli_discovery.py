@@ -51,6 +51,10 @@ def test_port_flag_changes_the_port_dialled(kube_api: KubeApi) -> None:
             "node 'win-node-3' not found; did you mean win-node-1, win-node-2, win-noip?",
         ),
         (
+            ["capture", "nodes", "win1", "-d", "1"],
+            "node 'win1' not found; the Windows nodes are win-node-1, win-node-2, win-noip\n",
+        ),
+        (
             ["counter", "--nodes", "lin-node-1"],
             "node 'lin-node-1' is not a Windows node (kubernetes.io/os=linux); "
             "winspect inspects Windows nodes only",

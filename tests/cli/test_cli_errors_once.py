@@ -99,3 +99,34 @@ def test_filters_are_counted_as_the_node_counts_them(loopback_hosts: list[str]) 
     assert "pktmon filters" not in result.stderr
     assert f"win1: cannot connect to {loopback_hosts[0]}:50051: {REFUSED}" in result.stderr
     assert result.returncode == 1
+
+
+def test_the_same_error_from_several_nodes_during_a_capture_is_one_line(loopback_hosts: list[str]) -> None:
+    down = f"{loopback_hosts[0]}:50051"
+    targets = ",".join(f"win{i}={down}" for i in (1, 2, 3))
+    result = run_process(
+        "capture",
+        "all",
+        "-d",
+        "1",
+        "--target",
+        targets,
+        "--insecure",
+        "--target",
+        f"win4={loopback_hosts[1]}",
+    )
+    assert result.returncode == 1, result.stderr
+    lines = [
+        line for line in result.stderr.splitlines() if not line.startswith("winspect: warning: --insecure")
+    ]
+    assert lines[:3] == [
+        "winspect: capturing on win1, win2, win3, win4 for 1s",
+        f"winspect: 3 nodes (win1, win2, win3): cannot connect to {down}: {REFUSED}",
+        f"winspect: win4: cannot connect to {loopback_hosts[1]}:50051: {REFUSED}",
+    ] or lines[1:3] == [  # the two lines in the order the errors came
+        f"winspect: win4: cannot connect to {loopback_hosts[1]}:50051: {REFUSED}",
+        f"winspect: 3 nodes (win1, win2, win3): cannot connect to {down}: {REFUSED}",
+    ], result.stderr
+    # The summary still names every node.
+    for i in (1, 2, 3):
+        assert f"  win{i}: failed: cannot connect to {down}: {REFUSED}" in lines

@@ -49,9 +49,33 @@ def test_nodes_chosen_by_label(kube_api: KubeApi) -> None:
     assert code == 1
 
 
+@pytest.mark.parametrize("command", [["hns", "networks"], ["counter"], ["version"]])
+def test_node_commands_choose_nodes_by_label(kube_api: KubeApi, command: list[str]) -> None:
+    code, err = kube(kube_api, *command, "-l", "agentpool=npwin2", "-v", "-o", "json")
+    assert f"winspect: node win-node-2 at {kube_api.node_hosts['win-node-2']}:50051" in err.splitlines()
+    assert "win-node-1" not in err
+    assert code == 1  # the node is not there
+    code, err = kube(kube_api, *command, "--selector", "agentpool in (npwin,npwin2)", "-v", "-o", "json")
+    assert "winspect: node win-node-1 at " in err and "winspect: node win-node-2 at " in err
+
+
+def test_vfp_counter_chooses_its_pod_by_label(kube_api: KubeApi) -> None:
+    code, err = kube(kube_api, "vfp-counter", "-l", "app=api", "-n", "shop", "-v")
+    assert chosen_pods(err) == ["shop/api-0"], err
+    assert code == 1  # the node is not there
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
+        (["hns", "all", "-l", "agentpool=nplin"], "no Windows node matches -l 'agentpool=nplin'"),
+        (
+            ["vfp-counter", "-l", "app=web"],
+            "-l 'app=web' selects 2 pods (default/web-0, default/web-1): vfp-counter takes one, name it",
+        ),
+        (["vfp-counter", "web-0", "-l", "app=web"], "give a pod or -l/--selector, not both"),
+        (["counter", "--nodes", "win-node-1", "-l", "a=b"], "give --nodes or -l/--selector, not both"),
+        (["version", "-l", "app in (web"], "invalid label selector 'app in (web' in -l/--selector"),
         (
             ["capture", "pods", "-l", "app in (web"],
             "invalid label selector 'app in (web' in -l/--selector: unable to parse requirement: ",

@@ -7,7 +7,7 @@ import json
 import pytest
 from support.cli import run_inprocess, run_process
 
-COMMANDS = ["capture", "counter", "vfp-counter", "hns", "version", "completion"]
+COMMANDS = ["capture", "trace", "counter", "vfp-counter", "hns", "version", "completion"]
 
 
 @pytest.mark.parametrize("flag", ["-h", "--help"])
@@ -372,12 +372,3 @@ def test_yaml_output_is_the_json_document(args: list[str], loopback_hosts: list[
     assert as_yaml.exit_code == as_json.exit_code == 1
     assert yaml.safe_load(as_yaml.stdout) == json.loads(as_json.stdout)
     assert not as_yaml.stdout.lstrip().startswith("{")
-
-
-def test_capture_refuses_yaml() -> None:
-    result = run_inprocess("capture", "all", "-o", "yaml")
-    assert result.exit_code == 2
-    assert result.stderr == (
-        "winspect: error: capture prints one record per packet as they come: "
-        "-o json (JSON lines), not -o yaml\n"
-    )

@@ -266,3 +266,30 @@ def test_summary_ends_with_the_drops_or_says_there_were_none() -> None:
         console = Console()
         print_summary(console, CaptureOutcome([node]), output="json", drops=tally)
         assert json.loads(console.json[0])["drops"] == tally.to_json("win1")
+
+
+@pytest.mark.parametrize("view", [{}, {"per_component": True}, {"output": "json"}])
+def test_with_w_the_log_files_of_several_nodes_print_in_time_order(view: dict[str, object]) -> None:
+    import io
+
+    from winspect.client.pcapng_export import PcapngExport
+
+    console = Console()
+    export = PcapngExport(io.BytesIO(), ["win1", "win2"])
+    printer = CapturePrinter(console, ["win1", "win2"], names=names(), export=export, **view)  # type: ignore[arg-type]
+    second = 1_000_000_000
+    # win1's log file (packets at 0 s and 2 s) comes before win2's (1 s and 3 s).
+    printer.packets("win1", path(1, T0, [VNIC, NIC]) + path(2, T0 + 2 * second, [VNIC, NIC]))
+    printer.tick()
+    assert console.out == [] and console.json == []  # win2 may still send earlier packets
+    printer.packets("win2", path(3, T0 + second, [VNIC, NIC]) + path(4, T0 + 3 * second, [VNIC, NIC]))
+    printer.ended("win1", pb.CaptureEnded())
+    printer.ended("win2", pb.CaptureEnded())
+    printer.finish()
+    if view.get("output") == "json":
+        nodes = [json.loads(line)["node"] for line in console.out]
+    else:
+        nodes = [line.split()[1] for line in console.out]
+    per_packet = ["win1", "win2", "win1", "win2"]  # 0 s, 1 s, 2 s, 3 s
+    # One line per packet, or one per appearance (two each here).
+    assert nodes == (per_packet if not view else [n for n in per_packet for _ in (1, 2)])

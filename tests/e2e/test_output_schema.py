@@ -223,3 +223,23 @@ def test_version_document_has_exactly_the_documented_keys(e2e: E2E) -> None:
     assert info["operations"] and all(
         keys(op) == {"operation", "available", "reason"} for op in info["operations"]
     )
+
+
+def test_trace_document_has_exactly_the_documented_keys(e2e: E2E) -> None:
+    client = e2e.pod("win-client", e2e.windows_nodes()[0])
+    denied = e2e.pod("iis-frontend", e2e.windows_nodes()[0], namespace="web")  # behind the network policy
+    result = e2e.run(
+        "trace", client["metadata"]["name"], f"web/{denied['metadata']['name']}", "-d", "2", "-o", "json"
+    )
+    assert result.code == 1, result.err
+    doc = result.json()
+    documented = example("`trace`")
+    assert keys(doc) == key_table("`trace`", "key (top level)") == keys(documented)
+    assert doc["command"] == "trace" and doc["schema_version"] == 1
+    flow, expected = doc["flows"][0], documented["flows"][0]
+    assert keys(flow) == key_table("`trace`", "key (per flow)") == keys(expected)
+    assert keys(flow["verdict"]) == keys(expected["verdict"])
+    explanation = flow["verdict"]["explanation"]
+    assert keys(explanation) == keys(expected["verdict"]["explanation"])
+    assert keys(explanation["vfp_rule"]) == keys(expected["verdict"]["explanation"]["vfp_rule"])
+    assert all(keys(hop) == keys(expected["hops"][0]) for hop in flow["hops"])

@@ -15,7 +15,7 @@ from support.emu import EmuNode, capture
 from winspect.emulator.clock import NodeClock
 from winspect.emulator.state import create_node_state
 from winspect.emulator.traffic import Frame, Record, render_record
-from winspect.node.windows.parsers.pktmon_realtime import parse_realtime
+from winspect.records.pktmon_realtime import parse_realtime
 
 UTC = timezone.utc
 

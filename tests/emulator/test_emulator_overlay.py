@@ -12,7 +12,7 @@ from winspect.emulator.model import Cluster
 from winspect.emulator.pktmon_filters import CompiledFilter, parse_filter_add
 from winspect.emulator.state import create_node_state
 from winspect.emulator.traffic import TrafficGenerator, render_record
-from winspect.node.windows.parsers.pktmon_realtime import parse_realtime
+from winspect.records.pktmon_realtime import parse_realtime
 
 UTC = timezone.utc
 

@@ -142,8 +142,30 @@ def test_recreating_a_state_resets_calls_and_faults(cluster: Cluster, tmp_path: 
 def test_set_traffic_changes_the_next_capture(cluster: Cluster, tmp_path: Path) -> None:
     sd = tmp_path / "s"
     create_node_state(cluster, "aksnpwin000000", sd)
-    assert _load(sd, "traffic.json") == {"seed": "0:aksnpwin000000", "rate": 200.0, "max_packets": None}
+    seed = "0:aksnpwin000000"
+    assert _load(sd, "traffic.json") == {"seed": seed, "rate": 200.0, "max_packets": None, "reproduce": False}
     set_traffic(sd, rate=0, max_packets=50)
-    assert _load(sd, "traffic.json") == {"seed": "0:aksnpwin000000", "rate": 0.0, "max_packets": 50}
+    assert _load(sd, "traffic.json") == {"seed": seed, "rate": 0.0, "max_packets": 50, "reproduce": False}
     with pytest.raises(ValueError):
         set_traffic(sd, rate=-1, max_packets=None)
+
+
+def test_pods_behind_the_network_policy_carry_hns_acl_policies_of_their_vfp_rules(
+    cluster: Cluster, state: Path
+) -> None:
+    hns = _load(state, "hns.json")
+    ports = _load(state, "vfp_ports.json")
+    assert isinstance(hns, dict) and isinstance(ports, list)
+    denied = {p.ip for p in cluster.pods_on(_node_name(state)) if p.network_policy_deny}
+    for e in hns["endpoints"]:
+        acls = [p for p in e["Policies"] if p["Type"] == "ACL"]
+        if e["IsRemoteEndpoint"] or e["IPAddress"] not in denied:
+            assert acls == []
+            continue
+        port = next(p for p in ports if p.get("ip") == e["IPAddress"])
+        (group,) = [g for g in port["layers"]["ACL_ENDPOINT_LAYER"] if g["direction"] == "IN"]
+        assert [(a["Id"], a["Priority"], a["Action"], a["Direction"]) for a in acls] == [
+            (r["id"], r["priority"], r["type"].capitalize(), "In") for r in group["rules"]
+        ]
+        assert acls[-1]["Action"] == "Block" and "RemoteAddresses" not in acls[-1]
+        assert acls[1]["LocalPorts"] == "80" and acls[1]["Protocols"] == "6"

@@ -19,12 +19,12 @@ from winspect.node.windows.parsers.hnsdiag import parse_hns_objects
 from winspect.node.windows.parsers.pktmon_counters import parse_counters_json, parse_counters_text
 from winspect.node.windows.parsers.pktmon_filter_list import parse_filter_list
 from winspect.node.windows.parsers.pktmon_list import parse_components
-from winspect.node.windows.parsers.pktmon_realtime import parse_realtime
 from winspect.node.windows.parsers.pktmon_status import parse_status
 from winspect.node.windows.parsers.vfpctrl import parse_port_counters, parse_vmswitch_ports
 from winspect.node.windows.runner import ToolRunner
 from winspect.node.windows.text_decoding import StreamDecoder, decode_output
 from winspect.node.windows.tools import resolve_tools
+from winspect.records.pktmon_realtime import parse_realtime
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 NOW = datetime(2024, 5, 1, 23, 5, 0, tzinfo=timezone.utc)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from support.reference_samples import VARIANT_IDS, variants
 
-from winspect.node.windows.parsers.pktmon_realtime import RealtimeParser, TimeOfDayResolver, parse_realtime
+from winspect.records.pktmon_realtime import RealtimeParser, TimeOfDayResolver, parse_realtime
 from winspect.v1 import winspect_pb2 as pb
 
 UTC = timezone.utc

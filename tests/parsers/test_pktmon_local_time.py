@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import date, datetime, timezone
 from zoneinfo import ZoneInfo
 
-from winspect.node.windows.parsers.pktmon_etl2txt import parse_etl2txt
-from winspect.node.windows.parsers.pktmon_realtime import TimeOfDayResolver, parse_realtime
+from winspect.records.pktmon_etl2txt import parse_etl2txt
+from winspect.records.pktmon_realtime import TimeOfDayResolver, parse_realtime
 
 UTC = timezone.utc
 LOS_ANGELES = ZoneInfo("America/Los_Angeles")

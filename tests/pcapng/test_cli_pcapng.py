@@ -28,7 +28,7 @@ from winspect.emulator.state import clear_faults, pktmon_status, read_calls, set
 
 pytestmark = pytest.mark.e2e
 
-_WRITTEN = re.compile(r"pcapng: (\d+) packets written to (\S+) \((\d+) interfaces\)")
+_WRITTEN = re.compile(r"pcapng: (\d+) packets? written to (\S+) \((\d+) interfaces?\)")
 
 
 def _ns(rfc3339: str) -> int:
@@ -94,9 +94,11 @@ def test_file_matches_json_output_nodes_pods_order_and_drops(
         "packets_without_bytes": 0,
         "packets_out_of_order": 0,
     }
-    # Both nodes merged in time order.
+    # Both nodes merged in time order, in the file and in the JSON lines.
     stamps = [f.time_ns for f in frames]
     assert stamps == sorted(stamps)
+    printed = [_ns(d["timestamp"]) for d in packets]
+    assert printed == sorted(printed)
     assert {f["frame.interface_name"].split(":")[0] for f in frames} == set(sandbox.windows_nodes())
     # Interfaces: node and component in every one; pod vNICs named after pods Kubernetes knows there.
     pods = _windows_pods(sandbox)

@@ -19,7 +19,7 @@ from support.frames import assert_frame_matches_text
 from support.server import EmulatedNode, wait_until
 
 from winspect.emulator.state import pktmon_status, read_pktmon_counters, set_log_megabyte, set_traffic
-from winspect.node.windows.parsers.pktmon_etl2txt import parse_etl2txt
+from winspect.records.pktmon_etl2txt import parse_etl2txt
 from winspect.v1 import winspect_pb2 as pb
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from winspect.node.windows.parsers.pktmon_etl2txt import parse_etl2txt
+from winspect.records.pktmon_etl2txt import parse_etl2txt
 from winspect.v1 import winspect_pb2 as pb
 
 NOW = datetime(2026, 11, 26, 10, 0, 0, tzinfo=timezone.utc)
@@ -126,8 +126,8 @@ def test_records_in_chunks_other_events_and_stray_lines() -> None:
         ]
     )
     out = pb.PacketBatch()
-    from winspect.node.windows.parsers.pktmon_etl2txt import Etl2txtParser
-    from winspect.node.windows.parsers.pktmon_realtime import TimeOfDayResolver
+    from winspect.records.pktmon_etl2txt import Etl2txtParser
+    from winspect.records.pktmon_realtime import TimeOfDayResolver
 
     parser = Etl2txtParser("win-1", TimeOfDayResolver(NOW))
     count = sum(parser.feed(text[i : i + 37], out.packets) for i in range(0, len(text), 37))

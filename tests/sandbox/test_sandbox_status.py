@@ -41,3 +41,6 @@ def test_status_without_a_sandbox_suggests_sandbox_up(tmp_path: Path) -> None:
         "dir": str(tmp_path / "state" / "winspect" / "sandbox"),
         "running": False,
     }
+    as_yaml = status("-o", "yaml", env=env)
+    assert as_yaml.returncode == 1
+    assert as_yaml.stdout == f"dir: {tmp_path / 'state' / 'winspect' / 'sandbox'}\nrunning: false\n"

@@ -52,6 +52,7 @@ TOO_LARGE = "SERVER: Received message larger than max"
 REQUESTS: dict[str, Any] = {
     "Capture": pb.CaptureRequest,
     "GetVfpCounters": pb.VfpCountersRequest,
+    "GetVfpRules": pb.VfpRulesRequest,
     "GetHns": pb.HnsRequest,
     "StopCapture": pb.StopCaptureRequest,
     "NodeInfo": pb.NodeInfoRequest,
@@ -255,6 +256,7 @@ VALID = {
     "GetHns": pb.HnsRequest(type=pb.HNS_OBJECT_TYPE_ALL),
     "GetCounters": pb.CountersRequest(),
     "GetVfpCounters": pb.VfpCountersRequest(pod=pb.PodRef(ip="10.224.0.7")),
+    "GetVfpRules": pb.VfpRulesRequest(pod=pb.PodRef(ip="10.224.0.7"), layers=["ACL_ENDPOINT_LAYER"]),
     "StopCapture": pb.StopCaptureRequest(),
     "Capture": pb.CaptureRequest(ports=[80]),
 }

@@ -58,6 +58,7 @@ def test_node_info_with_every_tool(node: EmulatedNode) -> None:
         (pb.OPERATION_COUNTERS, True, ""),
         (pb.OPERATION_VFP_COUNTERS, True, ""),
         (pb.OPERATION_HNS, True, ""),
+        (pb.OPERATION_VFP_RULES, True, ""),
     ]
     assert not reply.HasField("capture")
 
@@ -82,6 +83,7 @@ def test_host_without_tools_starts_and_says_what_is_missing(
             lambda: stub.GetCounters(pb.CountersRequest()),
             lambda: stub.GetHns(pb.HnsRequest(type=pb.HNS_OBJECT_TYPE_ALL)),
             lambda: stub.GetVfpCounters(pb.VfpCountersRequest(pod=pb.PodRef(ip="10.224.0.13"))),
+            lambda: stub.GetVfpRules(pb.VfpRulesRequest(pod=pb.PodRef(ip="10.224.0.13"))),
         ):
             with pytest.raises(grpc.RpcError) as info:
                 call()

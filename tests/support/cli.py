@@ -379,6 +379,11 @@ def emulated_cluster(
     return cluster, nodes
 
 
+def targets_of(nodes: list[EmuNode]) -> list[str]:
+    """--target for each node, and the kubeconfig with the credentials and winspect's CA."""
+    return [*(a for n in nodes for a in ("--target", n.target)), "--kubeconfig", str(nodes[0].kubeconfig)]
+
+
 def model_kube_api(model: Any, nodes: list[EmuNode]) -> KubeApi:
     """The Kubernetes API of an emulated cluster (emulated_cluster), for discovery."""
     assert nodes and nodes[0].kube is not None

@@ -14,14 +14,16 @@ import click
 
 from winspect.cli.capture_limits import PacketLimit, confirm_endless, parse_max_packets
 from winspect.cli.common import err, grouped_errors, handles_errors
+from winspect.cli.interrupt import interruptible
 from winspect.cli.names import complete_capture_names, complete_packet_types
 from winspect.cli.options import AliasedChoice, command, settings_from
-from winspect.cli.output import Output, PcapngFile, reader_gone
+from winspect.cli.output import Output, PcapngFile, reader_gone, wants_status_line
 from winspect.client.render.color import use_color
-from winspect.errors import EXIT_INTERRUPTED, UsageError
+from winspect.errors import EXIT_INTERRUPTED
 
 if TYPE_CHECKING:
-    from winspect.client.capture import CaptureOptions, CaptureRun
+    from winspect.client.capture import CaptureRun
+    from winspect.client.capture_request import CaptureOptions
     from winspect.client.names import Names
     from winspect.client.pcapng_export import PcapngExport
     from winspect.client.render.capture import CapturePrinter
@@ -180,10 +182,6 @@ def capture(
     capture ends: the packets arrive in chunks, not one by one.
     """
     settings = settings_from(click.get_current_context())
-    if settings.yaml:
-        raise UsageError(
-            "capture prints one record per packet as they come: -o json (JSON lines), not -o yaml"
-        )
     scope = scope.lower()
     # Validate everything before any network traffic.
     options = parse_options(
@@ -203,9 +201,10 @@ def capture(
 
     if scope == "pods":
         pods = parse_pods(names, "capture pods", allow_ip=bool(settings.targets))
-        plan = plan_pods(settings, pods, all_namespaces, selector)
+        plan = interruptible(lambda: plan_pods(settings, pods, all_namespaces, selector), err)
     else:
-        plan = plan_nodes(settings, parse_names(names, "node", "capture nodes") if names else None, selector)
+        chosen = parse_names(names, "node", "capture nodes") if names else None
+        plan = interruptible(lambda: plan_nodes(settings, chosen, selector), err)
     endless = not (options.duration or limit or options.counters_only)
     if endless and not confirm_endless(len(plan.targets), assume_yes=assume_yes):
         err("capture not started")
@@ -227,7 +226,7 @@ def parse_options(
     write: str | None,
     take_over: bool = False,
 ) -> CaptureOptions:
-    from winspect.client.capture import CaptureOptions
+    from winspect.client.capture_request import CaptureOptions
     from winspect.client.filters import (
         check_filter_count,
         parse_capture_duration,
@@ -323,16 +322,21 @@ def run(
 ) -> int:
     import asyncio
 
-    from winspect.client.capture import CaptureRun, build_request, requester
+    from winspect.client.capture import CaptureRun
     from winspect.client.capture_outcome import CaptureOutcome
+    from winspect.client.capture_request import build_request, requester
     from winspect.client.capture_session import run_capture, start_export
     from winspect.client.names import Names, plan_names
     from winspect.client.render.capture import print_summary
 
-    output = Output(pcapng_to_stdout=write == "-")
+    output = Output(
+        pcapng_to_stdout=write == "-", yaml=settings.yaml, status_line=wants_status_line(sys.stderr)
+    )
     for line in grouped_errors(plan.failed):
         output.message(line)
-    names = plan_names(settings, plan, output.message) if plan.targets else Names()
+    names = Names()
+    if plan.targets:
+        names = interruptible(lambda: plan_names(settings, plan, output.message), output.message)
     pcapng: tuple[PcapngFile, PcapngExport] | None = None
     if write is not None and plan.targets:
         path = write
@@ -342,6 +346,7 @@ def run(
     sink = printer(
         settings, plan, output, export, write=write, quiet=quiet, names=names, per_component=per_component
     )
+    sink.status.counters_only = options.counters_only  # the status line does not wait for packets
     if plan.targets and not output.closed:
         output.message(announcement(plan, options, write))
         who = requester()
@@ -354,7 +359,11 @@ def run(
             connect_timeout=settings.connect_timeout,
         )
         output.when_closed(runner.output_gone)
-        outcome = asyncio.run(run_capture(runner, plan.security, pcapng, plan.route))
+        interruptible(plan.security.get, output.message)  # before the signal handlers of the run
+        try:
+            outcome = asyncio.run(run_capture(runner, plan.security, pcapng, plan.route))
+        finally:
+            output.status("")
         output.when_closed(None)
         sink.finish()
         # Stopped for --max-packets: a stop of the capture's own, no interruption.
@@ -380,7 +389,9 @@ def run(
 
 
 def limit_reached(output: Output, runner: CaptureRun, count: int) -> None:
-    output.message(f"{count} packets (--max-packets): stopping the capture")
+    from winspect.client.render.words import plural
+
+    output.message(f"{plural(count, 'packet')} (--max-packets): stopping the capture")
     runner.request_stop()
 
 
@@ -395,6 +406,7 @@ def printer(
     names: Names,
     per_component: bool = False,
 ) -> CapturePrinter:
+    from winspect.client.capture_session import STREAM_HOLD_SECONDS
     from winspect.client.render.capture import CapturePrinter
 
     # With the pcapng on stdout, packet text goes to stderr.
@@ -411,6 +423,8 @@ def printer(
         per_component=per_component,
         header=_isatty(text_stream),
         namespace=names.namespace,
+        status_width=(lambda: terminal_width(sys.stderr) or 80) if output.status_line else None,
+        hold_seconds=STREAM_HOLD_SECONDS if write == "-" else None,
     )
 
 

@@ -8,35 +8,20 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from winspect.cli.interrupt import interruptible
 from winspect.cli.output import err as err  # every command reports through it
 from winspect.cli.output import reader_gone
+from winspect.client.render.errors import grouped_errors as grouped_errors  # shared with the capture
 from winspect.errors import EXIT_INTERRUPTED, EXIT_OK, WinspectError, exit_code
 
 if TYPE_CHECKING:
     from winspect.client.fanout import Connection, NodeFailure, NodeResult
+    from winspect.client.names import Names
     from winspect.client.settings import Settings
     from winspect.client.targets import Plan
 
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
-MAX_NAMED_NODES = 5  # an error shared by more nodes names the first few and counts the rest
-
-
-def grouped_errors(errors: Sequence[NodeFailure]) -> list[str]:
-    """One line per distinct message: `node: message` for one node, `3 nodes (a, b, c): message`
-    for the same message from several (in the order the first of each came)."""
-    by_message: dict[str, list[str]] = {}
-    for e in errors:
-        by_message.setdefault(e.message, []).append(e.node)
-    lines = []
-    for message, nodes in by_message.items():
-        if len(nodes) == 1:
-            lines.append(f"{nodes[0]}: {message}")
-            continue
-        shown = ", ".join(nodes[:MAX_NAMED_NODES])
-        more = f" and {len(nodes) - MAX_NAMED_NODES} more" if len(nodes) > MAX_NAMED_NODES else ""
-        lines.append(f"{len(nodes)} nodes ({shown}{more}): {message}")
-    return lines
 
 
 def node_errors(errors: Sequence[NodeFailure]) -> None:
@@ -114,7 +99,7 @@ def fan_out(
             call_all(
                 plan.targets,
                 call,
-                security=plan.security.get(),
+                security=interruptible(plan.security.get, err),
                 timeout=settings.timeout,
                 connect_timeout=settings.connect_timeout,
                 route=plan.route,
@@ -195,6 +180,24 @@ def encode_document(settings: Settings, doc: Any) -> str:
     from winspect.client.render.documents import dumps, dumps_yaml
 
     return dumps_yaml(doc) if settings.yaml else dumps(doc)
+
+
+def plan_nodes(settings: Settings, names: list[str] | None, selector: str | None = None) -> Plan:
+    """The nodes a node command talks to (client.targets.plan_nodes); Ctrl+C interrupts the lookup."""
+    from winspect.client.targets import plan_nodes as plan
+
+    return interruptible(lambda: plan(settings, names, selector), err)
+
+
+def pod_names_of(settings: Settings, plan: Plan) -> Names:
+    """The pods' names for a command's tables (a failed lookup is told only with -v); Ctrl+C
+    interrupts the lookup."""
+    from winspect.client.names import load_names
+
+    nodes = [t.name for t in plan.targets]
+    return interruptible(
+        lambda: load_names(settings, nodes, [], verbose_warning(settings), services=False), err
+    )
 
 
 def verbose_warning(settings: Any) -> Callable[[str], None]:

@@ -90,3 +90,26 @@ def completion(shell: str) -> None:
     assert cls is not None
     root = click.get_current_context().find_root().command  # the `winspect` group
     click.echo(cls(root, {}, "winspect", COMPLETE_VAR).source())
+
+
+def kubectl_complete(cli: click.Command) -> None:
+    """`kubectl_complete-winspect`: completion of `kubectl winspect ...` for kubectl (1.26+), which
+    runs it with the words after `winspect` and the one being typed (cobra's `__complete` first,
+    from some callers), and reads one candidate a line (a tab, then its help) and a last line `:4`
+    (no file names)."""
+    import sys
+
+    words = sys.argv[1:]
+    if words and words[0] in ("__complete", "__completeNoDesc"):
+        words = words[1:]
+    incomplete = words[-1] if words else ""
+    try:
+        items = ShellComplete(cli, {}, "kubectl winspect", COMPLETE_VAR).get_completions(
+            words[:-1], incomplete
+        )
+    except Exception:  # completion offers nothing rather than an error
+        items = []
+    for item in items:
+        if item.type == "plain":
+            click.echo(f"{item.value}\t{item.help}" if item.help else item.value)
+    click.echo(":4")

@@ -13,10 +13,11 @@ from winspect.cli.common import (
     fan_out,
     handles_errors,
     namespace_not_for_nodes,
+    plan_nodes,
+    pod_names_of,
     print_results,
-    verbose_warning,
 )
-from winspect.cli.names import complete_nodes
+from winspect.cli.names import chosen_nodes, node_choice
 from winspect.cli.options import command, namespace_given, settings_from
 
 EXAMPLES = """
@@ -28,14 +29,7 @@ winspect counter -o json
 
 
 @command("counter", examples=EXAMPLES)
-@click.option(
-    "--nodes",
-    "nodes",
-    shell_complete=complete_nodes,
-    multiple=True,
-    metavar="N1,N2",
-    help="Only these Windows nodes (comma separated, repeatable). Default: all.",
-)
+@node_choice
 @click.option(
     "-i",
     "--include-hidden",
@@ -43,7 +37,7 @@ winspect counter -o json
     help="Include pktmon's hidden components (without -i only those that dropped packets show).",
 )
 @handles_errors
-def counter(nodes: tuple[str, ...], include_hidden: bool) -> int:
+def counter(nodes: tuple[str, ...], selector: str | None, include_hidden: bool) -> int:
     """Packet counters of the captures running on Windows nodes.
 
     Counters exist only while a capture runs on the node (started with
@@ -52,8 +46,6 @@ def counter(nodes: tuple[str, ...], include_hidden: bool) -> int:
     components pktmon hides (VFP, the vSwitch, TCPIP): their drop rows show
     without -i too.
     """
-    from winspect.client.filters import parse_names
-    from winspect.client.names import load_names
     from winspect.client.render.counters import (
         capture_line,
         component_pods,
@@ -61,18 +53,14 @@ def counter(nodes: tuple[str, ...], include_hidden: bool) -> int:
         with_hidden_drops,
     )
     from winspect.client.render.documents import counters_to_dict
-    from winspect.client.targets import plan_nodes
     from winspect.v1 import winspect_pb2 as pb
 
     ctx = click.get_current_context()
     settings = settings_from(ctx)
-    names = parse_names(nodes, "node", "--nodes") or None
-    plan = plan_nodes(settings, names)
+    plan = plan_nodes(settings, *chosen_nodes(nodes, selector))
     if namespace_given(ctx):
         namespace_not_for_nodes(settings, plan, "counter")
-    pod_names = load_names(
-        settings, [t.name for t in plan.targets], [], verbose_warning(settings), services=False
-    )
+    pod_names = pod_names_of(settings, plan)
     request = pb.CountersRequest(include_hidden=include_hidden, describe_components=True)
     hidden = pb.CountersRequest(include_hidden=True)
 

@@ -6,14 +6,8 @@ from typing import Any
 
 import click
 
-from winspect.cli.common import (
-    fan_out,
-    handles_errors,
-    namespace_not_for_nodes,
-    print_results,
-    verbose_warning,
-)
-from winspect.cli.names import complete_nodes
+from winspect.cli.common import fan_out, handles_errors, namespace_not_for_nodes, print_results
+from winspect.cli.names import chosen_nodes, node_choice
 from winspect.cli.options import AliasedChoice, command, namespace_given, settings_from
 
 HNS_TYPES = ("all", "endpoints", "loadbalancers", "namespaces", "networks")
@@ -35,14 +29,7 @@ winspect hns all -o json | jq '.results.win1.endpoints[].IPAddress'
         HNS_TYPES, {**{k[:-1]: k for k in HNS_TYPES[1:]}, "ep": "endpoints", "lb": "loadbalancers"}
     ),
 )
-@click.option(
-    "--nodes",
-    "nodes",
-    shell_complete=complete_nodes,
-    multiple=True,
-    metavar="N1,N2",
-    help="Only these Windows nodes (comma separated, repeatable). Default: all.",
-)
+@node_choice
 @click.option(
     "-d",
     "--json",
@@ -51,7 +38,7 @@ winspect hns all -o json | jq '.results.win1.endpoints[].IPAddress'
     help="The objects as one JSON document, by node and kind (the same as -o json).",
 )
 @handles_errors
-def hns(kind: str, nodes: tuple[str, ...], raw_json: bool) -> int:
+def hns(kind: str, nodes: tuple[str, ...], selector: str | None, raw_json: bool) -> int:
     """HNS (Host Networking Service) objects of Windows nodes.
 
     Endpoints show IP, pod, MAC, network, state and whether they are local
@@ -62,10 +49,9 @@ def hns(kind: str, nodes: tuple[str, ...], raw_json: bool) -> int:
     """
     import asyncio
 
-    from winspect.client.filters import parse_names
+    from winspect.cli.common import plan_nodes, pod_names_of
     from winspect.client.render.documents import hns_to_dict
     from winspect.client.render.hns import HNS_LOOKUPS, hns_text
-    from winspect.client.targets import plan_nodes
     from winspect.errors import UsageError
     from winspect.v1 import winspect_pb2 as pb
 
@@ -75,8 +61,7 @@ def hns(kind: str, nodes: tuple[str, ...], raw_json: bool) -> int:
         raise UsageError("-d/--json prints the JSON document of -o json: it cannot be combined with -o wide")
     if raw_json:
         settings.output, settings.color = "json", False
-    names = parse_names(nodes, "node", "--nodes") or None
-    plan = plan_nodes(settings, names)
+    plan = plan_nodes(settings, *chosen_nodes(nodes, selector))
     if namespace_given(ctx):
         namespace_not_for_nodes(settings, plan, "hns")
     request = pb.HnsRequest(
@@ -90,11 +75,7 @@ def hns(kind: str, nodes: tuple[str, ...], raw_json: bool) -> int:
     lookups = [] if settings.output == "json" else HNS_LOOKUPS.get(kind.lower(), [])
     pod_names = None
     if settings.output != "json" and kind.lower() != "networks":
-        from winspect.client.names import load_names
-
-        pod_names = load_names(
-            settings, [t.name for t in plan.targets], [], verbose_warning(settings), services=False
-        )
+        pod_names = pod_names_of(settings, plan)
 
     async def call(conn: Any) -> Any:
         requests = [request] + [

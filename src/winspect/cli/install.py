@@ -8,6 +8,7 @@ import click
 
 from winspect.cli.common import echo_document, err, handles_errors
 from winspect.cli.options import command, namespace_given, settings_from
+from winspect.client.render.words import plural
 
 if TYPE_CHECKING:
     from winspect.client.settings import Settings
@@ -166,11 +167,11 @@ def install(image: str | None, dry_run: bool, wait_timeout: str) -> int:
         )
         return 0
     if state.ready:
-        err(f"winspectserv is ready on all {state.total} Windows nodes (port {manifests.port})")
+        err(f"winspectserv is ready on {_all_nodes(state.total)} (port {manifests.port})")
         return 0
     names = ", ".join(n.node for n in state.not_ready())
     err(
-        f"error: winspectserv is not ready on {len(state.not_ready())} of {state.total} Windows nodes after "
+        f"error: winspectserv is not ready on {len(state.not_ready())} of {_nodes(state.total)} after "
         f"{wait:g}s (--wait-timeout): {names}; see `kubectl -n {NAMESPACE} get pods -o wide` and "
         f"`kubectl -n {NAMESPACE} describe pods`"
     )
@@ -259,12 +260,21 @@ def rotate_certs(wait_timeout: str) -> int:
         cluster.close()
     _print_rollout("rotate-certs", state, extra, settings)
     if state.ready:
-        err(f"winspectserv serves the new certificate on all {state.total} Windows nodes")
+        err(f"winspectserv serves the new certificate on {_all_nodes(state.total)}")
         return 0
     names = ", ".join(n.node for n in state.not_ready())
     err(
-        f"error: winspectserv has not restarted on {len(state.not_ready())} of {state.total} Windows nodes "
+        f"error: winspectserv has not restarted on {len(state.not_ready())} of {_nodes(state.total)} "
         f"after {wait:g}s (--wait-timeout): {names}; until it has, clients refuse those nodes' old "
         f"certificate; see `kubectl -n {NAMESPACE} get pods -o wide`"
     )
     return EXIT_NODE_FAILED
+
+
+def _nodes(total: int) -> str:
+    return plural(total, "Windows node")
+
+
+def _all_nodes(total: int) -> str:
+    """`all 3 Windows nodes`, `the 1 Windows node`."""
+    return f"{'the' if total == 1 else 'all'} {_nodes(total)}"

@@ -13,12 +13,13 @@ from typing import Any, NoReturn
 
 import click
 
-from winspect.cli.options import global_options
+from winspect.cli.options import as_run, global_options
 from winspect.errors import EXIT_CODES
 
 COMMANDS: dict[str, tuple[str, str]] = {
     # name: (module:attribute, one-line help shown by `winspect --help`)
     "capture": ("winspect.cli.capture:capture", "Capture packets on Windows nodes or pods (pktmon)."),
+    "trace": ("winspect.cli.trace:trace", "Follow a pod's connections across nodes: where, why they stop."),
     "counter": ("winspect.cli.counter:counter", "Packet counters of the captures running on nodes."),
     "vfp-counter": ("winspect.cli.vfp_counter:vfp_counter", "VFP port counters of a pod."),
     "hns": ("winspect.cli.hns:hns", "HNS endpoints, load balancers, namespaces, networks."),
@@ -84,11 +85,11 @@ class LazyGroup(click.Group):
         formatter.write_paragraph()
         formatter.write_text("Examples:")
         for line in EXAMPLES.strip("\n").splitlines():
-            formatter.write(f"  {line}\n")
+            formatter.write(f"  {as_run(ctx, line)}\n")
         formatter.write_paragraph()
         formatter.write_text(
-            "Global options are accepted before or after the command. Run 'winspect COMMAND -h' for "
-            "a command's options and examples."
+            "Global options are accepted before or after the command. Run "
+            f"'{as_run(ctx, 'winspect COMMAND -h')}' for a command's options and examples."
         )
         with formatter.section("Exit codes"):
             formatter.write_dl([(str(code), meaning) for code, meaning in EXIT_CODES])
@@ -106,6 +107,14 @@ def cli() -> None:
     """
 
 
+def program_name(argv0: str) -> str:
+    """`kubectl winspect` when run as kubectl's plugin (an executable, or a link to one, named
+    kubectl-winspect: kubectl runs it with the arguments after `winspect`), else `winspect`."""
+    import os
+
+    return "kubectl winspect" if os.path.basename(argv0).startswith("kubectl-") else "winspect"
+
+
 def main(argv: list[str] | None = None) -> Any:
     import os
 
@@ -113,13 +122,22 @@ def main(argv: list[str] | None = None) -> Any:
         from winspect.cli.completion import register
 
         register()
-    return cli.main(args=argv if argv is not None else sys.argv[1:], prog_name="winspect")
+    args = argv if argv is not None else sys.argv[1:]
+    return cli.main(args=args, prog_name=program_name(sys.argv[0] if sys.argv else ""))
 
 
 def run() -> NoReturn:
-    """The `winspect` executable: `main`, then `_leave` with its exit code."""
+    """The `winspect` executable: `main`, then `_leave` with its exit code (as
+    `kubectl_complete-winspect`: kubectl's completion of the plugin)."""
+    import os
+
     try:
-        main()
+        if os.path.basename(sys.argv[0] if sys.argv else "").startswith("kubectl_complete-"):
+            from winspect.cli.completion import kubectl_complete
+
+            kubectl_complete(cli)
+        else:
+            main()
         code = 0
     except SystemExit as exc:
         code = _exit_code(exc.code)

@@ -1,5 +1,6 @@
 """Shell completion of node and pod names (kubectl style), from --target or from Kubernetes, and
-of --type's values (namespaces: cli.options, where -n is declared).
+of --type's values (namespaces: cli.options, where -n is declared); the node choice of the
+commands that work on nodes (--nodes or -l/--selector).
 
 Completion must never fail loudly: any error (no kubeconfig, API down)
 gives no suggestions. Lists are comma separated: the last item is completed.
@@ -8,11 +9,13 @@ gives no suggestions. Lists are comma separated: the last item is completed.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any, TypeVar
 
 import click
 from click.shell_completion import CompletionItem
 
 COMPLETION_TIMEOUT = 3.0
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _complete_list(incomplete: str, names: list[str]) -> list[CompletionItem]:
@@ -93,3 +96,33 @@ def complete_capture_names(
     if scope == "pods":
         return complete_pods(ctx, param, incomplete)
     return []
+
+
+def node_choice(f: F) -> F:
+    """--nodes N1,N2 and -l/--selector: the Windows nodes a command works on (default: all)."""
+    f = click.option(
+        "-l",
+        "--selector",
+        "selector",
+        metavar="SELECTOR",
+        help="Only the Windows nodes with these labels, as kubectl: -l agentpool=npwin.",
+    )(f)
+    return click.option(
+        "--nodes",
+        "nodes",
+        shell_complete=complete_nodes,
+        multiple=True,
+        metavar="N1,N2",
+        help="Only these Windows nodes (comma separated, repeatable). Default: all.",
+    )(f)
+
+
+def chosen_nodes(nodes: tuple[str, ...], selector: str | None) -> tuple[list[str] | None, str | None]:
+    """The node names and the selector for `plan_nodes`: one or the other, or neither (all)."""
+    from winspect.client.filters import parse_names
+    from winspect.errors import UsageError
+
+    names = parse_names(nodes, "node", "--nodes") or None
+    if names and selector is not None:
+        raise UsageError("give --nodes or -l/--selector, not both")
+    return names, selector

@@ -194,6 +194,14 @@ def namespace_given(ctx: click.Context) -> bool:
     return "namespace" in ctx.meta.get(_META_KEY, {})
 
 
+def as_run(ctx: click.Context, example: str) -> str:
+    """An example of the help as this program is run (`kubectl winspect ...` as kubectl's plugin)."""
+    program = ctx.find_root().info_name or ""
+    if program.startswith("kubectl ") and example.startswith("winspect "):
+        return program + example[len("winspect") :]
+    return example
+
+
 class WinspectCommand(click.Command):
     """A command whose help shows its own options, then the global ones, then examples verbatim."""
 
@@ -223,7 +231,7 @@ class WinspectCommand(click.Command):
             formatter.write_paragraph()
             formatter.write_text("Examples:")
             for line in self.examples.strip("\n").splitlines():
-                formatter.write(f"  {line}\n" if line.strip() else "\n")
+                formatter.write(f"  {as_run(ctx, line)}\n" if line.strip() else "\n")
         super().format_epilog(ctx, formatter)
 
 

@@ -8,6 +8,10 @@ fail. Commands that print once get it from `handles_errors` (cli.common);
 a capture writes as packets arrive, so its writes go through `Output`, which
 notices the first broken write, drops the later writes to that stream (the
 others still print while the nodes stop) and tells the capture to stop.
+
+On a terminal (stderr, unless TERM=dumb) a capture keeps a status line at
+the bottom: every other write clears it first and draws it again after, so
+it never mixes with packet lines or messages.
 """
 
 from __future__ import annotations
@@ -19,11 +23,27 @@ from typing import IO, Any
 
 import click
 
+from winspect.client.render.color import DIM, Palette, use_color
+from winspect.client.render.documents import json_lines_as_yaml
 from winspect.client.render.safe import printable
 from winspect.errors import EXIT_OK, UsageError
 
 STDOUT = "<stdout>"
 STDERR = "<stderr>"
+CLEAR_LINE = "\r\x1b[K"  # to the start of the line, erase it
+
+
+def wants_status_line(stream: IO[str], environ: dict[str, str] | None = None) -> bool:
+    """A status line needs a terminal that understands cursor control (not TERM=dumb)."""
+    env = os.environ if environ is None else environ
+    return env.get("TERM") != "dumb" and _isatty(stream)
+
+
+def _isatty(stream: object) -> bool:
+    try:
+        return bool(stream.isatty())  # type: ignore[attr-defined]
+    except (AttributeError, ValueError):
+        return False
 
 
 def err(message: str) -> None:
@@ -114,16 +134,25 @@ class Output:
     """A capture's stdout and stderr: packet lines, messages, the summary, the pcapng file.
 
     With `pcapng_to_stdout` the pcapng takes stdout and everything else goes to
-    stderr. After a write finds its reader gone, `closed` is set, the callback
+    stderr. With `yaml` the JSON lines of packets and summaries are written as a stream of
+    YAML documents (-o yaml). After a write finds its reader gone, `closed` is set, the callback
     given to `when_closed` runs once and later writes to that stream do nothing.
     """
 
-    def __init__(self, *, pcapng_to_stdout: bool = False) -> None:
+    def __init__(
+        self, *, pcapng_to_stdout: bool = False, yaml: bool = False, status_line: bool = False
+    ) -> None:
         self.pcapng_to_stdout = pcapng_to_stdout
+        self.yaml = yaml
         self._on_closed: Callable[[], None] | None = None
         self._gone: set[str] = set()  # the streams whose reader has gone
         self._text_stream = STDERR if pcapng_to_stdout else STDOUT
         self._text = _TextOut(sys.stderr if pcapng_to_stdout else sys.stdout)
+        self.status_line = status_line  # whether `status` shows anything (stderr is a terminal)
+        self._status = ""  # the status line now shown, "" for none
+        self._dim = Palette(use_color(sys.stderr))
+        # The streams that share the terminal with the status line: writes there clear it first.
+        self._on_terminal = {STDERR} | ({STDOUT} if _isatty(sys.stdout) and not pcapng_to_stdout else set())
 
     @property
     def closed(self) -> bool:
@@ -134,19 +163,41 @@ class Output:
         self._on_closed = callback
 
     def guarded(self, stream: str, write: Callable[..., Any], *args: Any) -> None:
-        """write(*args) to `stream`, unless its reader has gone; the first BrokenPipeError closes it."""
+        """write(*args) to `stream`, unless its reader has gone; the first BrokenPipeError closes it.
+        A status line on the same terminal is cleared before and drawn again after."""
         if stream in self._gone:
             return
+        status = self._status if stream in self._on_terminal else ""
         try:
+            if status:
+                self._draw("")
             write(*args)
+            if status:
+                self._draw(status)
         except BrokenPipeError:
             first = not self._gone
             self._gone.add(stream)
             if first and self._on_closed is not None:
                 self._on_closed()
 
+    def status(self, text: str) -> None:
+        """Shows `text` (one line, narrower than the terminal) as the status line; "" removes it.
+        Nothing without `status_line`."""
+        if not self.status_line or text == self._status or STDERR in self._gone:
+            return
+        self._status = ""
+        self.guarded(STDERR, self._draw, text)
+        self._status = text
+
+    def _draw(self, text: str) -> None:
+        line = CLEAR_LINE + self._dim(printable(text), DIM)
+        sys.stderr.write(line)
+        sys.stderr.flush()
+
     def packets(self, text: str) -> None:
         """Packet lines (stdout, or stderr when stdout carries the pcapng)."""
+        if self.yaml:
+            text = json_lines_as_yaml(text)
         self.guarded(self._text_stream, self._text.write, text)
 
     def message(self, text: str) -> None:
@@ -161,6 +212,8 @@ class Output:
 
     def data(self, text: str) -> None:
         """JSON lines of the summary: stdout, or stderr when stdout carries the pcapng."""
+        if self.yaml:
+            text = json_lines_as_yaml(text)
         if self.pcapng_to_stdout:
             self.guarded(STDERR, _write_flush, sys.stderr, text)
         else:

@@ -13,6 +13,8 @@ from typing import Any, NoReturn
 
 import click
 
+from winspect.client.render.words import plural
+
 EXAMPLES = """\
 \b
 Examples:
@@ -97,7 +99,7 @@ def _usage(sb: Any, root: Path, default: bool) -> str:
     nodes = sb.nodes
     first = nodes[0]["name"] if nodes else "NODE"
     lines = [
-        f"sandbox ready: {len(nodes)} Windows node(s) at {nodes[0]['address'] if nodes else '-'}"
+        f"sandbox ready: {plural(len(nodes), 'Windows node')} at {nodes[0]['address'] if nodes else '-'}"
         + (f"..{nodes[-1]['address']}" if len(nodes) > 1 else "")
         + f", Kubernetes API at {sb.api_url} ({sb.state.get('startup_seconds', '?')}s)",
         f"kubeconfig: {sb.kubeconfig}",
@@ -203,10 +205,10 @@ def up(
 @click.option(
     "-o",
     "--output",
-    type=click.Choice(["text", "json"]),
+    type=click.Choice(["text", "json", "yaml"]),
     default="text",
     show_default=True,
-    help="Output format.",
+    help="Output format (yaml: the JSON document as YAML).",
 )
 def status(directory: Path | None, output: str) -> None:
     """Show the sandbox: API, kubeconfig, nodes and whether each serves. Exit 1 when none runs."""
@@ -215,6 +217,10 @@ def status(directory: Path | None, output: str) -> None:
     info = runtime.status(directory or _default_dir())
     if output == "json":
         click.echo(json.dumps(info, indent=2))
+    elif output == "yaml":
+        import yaml
+
+        click.echo(yaml.safe_dump(json.loads(json.dumps(info)), sort_keys=False).rstrip("\n"))
     elif not info["running"]:
         if "status" in info:
             click.echo(

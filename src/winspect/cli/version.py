@@ -10,7 +10,8 @@ if TYPE_CHECKING:
     from winspect.client.fanout import NodeResult
 
 from winspect.cli.common import echo_document, err, fan_out, handles_errors, print_results
-from winspect.cli.names import complete_nodes
+from winspect.cli.interrupt import interruptible
+from winspect.cli.names import chosen_nodes, node_choice
 from winspect.cli.options import command, settings_from
 
 EXAMPLES = """
@@ -22,19 +23,11 @@ winspect version --nodes win1 -o json
 
 @command("version", examples=EXAMPLES)
 @click.option("--client", "client_only", is_flag=True, help="Only the client's version.")
-@click.option(
-    "--nodes",
-    "nodes",
-    shell_complete=complete_nodes,
-    multiple=True,
-    metavar="N1,N2",
-    help="Only these Windows nodes (comma separated, repeatable). Default: all.",
-)
+@node_choice
 @handles_errors
-def version(client_only: bool, nodes: tuple[str, ...]) -> int:
+def version(client_only: bool, nodes: tuple[str, ...], selector: str | None) -> int:
     """The winspect client version and, when reachable, the node servers' (NodeInfo)."""
     from winspect import __version__
-    from winspect.client.filters import parse_names
     from winspect.client.render.documents import document, node_info_to_dict
     from winspect.client.targets import plan_nodes
     from winspect.errors import WinspectError
@@ -49,7 +42,8 @@ def version(client_only: bool, nodes: tuple[str, ...]) -> int:
             click.echo(f"Client: winspect {__version__}")
         return 0
     try:
-        plan = plan_nodes(settings, parse_names(nodes, "node", "--nodes") or None)
+        names, chosen_selector = chosen_nodes(nodes, selector)
+        plan = interruptible(lambda: plan_nodes(settings, names, chosen_selector), err)
     except WinspectError as exc:
         # The client version is still worth printing when the cluster is out of reach.
         if as_json:

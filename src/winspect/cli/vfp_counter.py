@@ -9,7 +9,8 @@ import click
 if TYPE_CHECKING:
     from winspect.client.fanout import NodeResult
 
-from winspect.cli.common import fan_out, handles_errors, print_results
+from winspect.cli.common import err, fan_out, handles_errors, print_results
+from winspect.cli.interrupt import interruptible
 from winspect.cli.names import complete_pods
 from winspect.cli.options import command, settings_from
 
@@ -19,6 +20,7 @@ winspect vfp-counter --pod web-0                  # the same
 winspect vfp-counter -p shop/web-0 --detailed     # + host vNIC and external adapter ports
 winspect vfp-counter -p web-0 -A                  # find the pod in any namespace
 winspect vfp-counter deploy/web                   # the one pod of a Deployment (or svc/NAME)
+winspect vfp-counter -l app=web -n shop           # the one pod with these labels
 winspect vfp-counter -p web-0=10.224.0.71 --target win1=10.0.0.4   # without Kubernetes
 """
 
@@ -36,9 +38,18 @@ winspect vfp-counter -p web-0=10.224.0.71 --target win1=10.0.0.4   # without Kub
 @click.option(
     "-d", "--detailed", is_flag=True, help="Also the node's host vNIC and external adapter VFP ports."
 )
+@click.option(
+    "-l",
+    "--selector",
+    "selector",
+    metavar="SELECTOR",
+    help="The pod by its labels, as kubectl (one pod must match): -l app=web.",
+)
 @click.option("-A", "--all-namespaces", is_flag=True, help="Look for the pod in every namespace.")
 @handles_errors
-def vfp_counter(pod_arg: str | None, pod: str | None, detailed: bool, all_namespaces: bool) -> int:
+def vfp_counter(
+    pod_arg: str | None, pod: str | None, detailed: bool, selector: str | None, all_namespaces: bool
+) -> int:
     """VFP (Virtual Filtering Platform) port counters of a pod.
 
     The pod is looked up in Kubernetes; its node's winspectserv finds the
@@ -56,15 +67,18 @@ def vfp_counter(pod_arg: str | None, pod: str | None, detailed: bool, all_namesp
     if pod_arg is not None and pod is not None and pod_arg != pod:
         raise UsageError(f"two pods given, {pod_arg!r} and -p/--pod {pod!r}: vfp-counter takes one")
     pod = pod_arg if pod_arg is not None else pod
-    if pod is None:
+    if pod is not None and selector is not None:
+        raise UsageError("give a pod or -l/--selector, not both")
+    if pod is None and selector is None:
         raise UsageError("vfp-counter needs a pod, e.g. winspect vfp-counter web-0 (or -p web-0)")
-    specs = parse_pods([pod], "-p/--pod", allow_ip=bool(settings.targets))
-    if len(specs) != 1:
+    specs = parse_pods([pod], "-p/--pod", allow_ip=bool(settings.targets)) if pod is not None else []
+    if pod is not None and len(specs) != 1:
         raise UsageError(f"-p/--pod takes one pod, got {len(specs)}: {pod!r}")
-    plan = plan_pods(settings, specs, all_namespaces)
-    if len(plan.pods) > 1:  # deploy/NAME or svc/NAME with several pods
+    plan = interruptible(lambda: plan_pods(settings, specs, all_namespaces, selector), err)
+    if len(plan.pods) > 1:  # deploy/NAME, svc/NAME or -l with several pods
         names = ", ".join(f"{p.namespace}/{p.name}" for p in plan.pods)
-        raise UsageError(f"{pod} selects {len(plan.pods)} pods ({names}): vfp-counter takes one, name it")
+        chooser = pod or f"-l {selector!r}"
+        raise UsageError(f"{chooser} selects {len(plan.pods)} pods ({names}): vfp-counter takes one, name it")
     target_pod = plan.pods[0]
     pod_ref = pb.PodRef(namespace=target_pod.namespace, name=target_pod.name, ip=target_pod.ip)
     request = pb.VfpCountersRequest(pod=pod_ref, detailed=detailed)

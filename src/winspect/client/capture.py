@@ -19,19 +19,19 @@ silently.
 from __future__ import annotations
 
 import asyncio
-import getpass
-import socket
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import grpc
 import grpc.aio
 
 from winspect.client.capture_outcome import CaptureOutcome, NodeCapture
-from winspect.client.discovery import PodOnNode
+from winspect.client.delivery import Delivery
 from winspect.client.fanout import MAX_CONCURRENT_NODES, Connection, NodeFailed, NodeFailure, NodeSlots, Route
-from winspect.client.filters import ProtocolSpec, TargetSpec
+from winspect.client.filters import TargetSpec
+from winspect.client.parse_pool import Parsed, ParseFailed, ParsePool
+from winspect.client.records import RecordFormatError
+from winspect.client.render.words import plural
 from winspect.client.security import ChannelSecurity
 from winspect.v1 import winspect_pb2 as pb
 
@@ -40,60 +40,8 @@ STOP_BUDGET = 4.0
 STOP_CALL_TIMEOUT = 2.0
 # A draining node reports every second; this long without a word, it is given up.
 DRAIN_SILENCE = 10.0
-
-_PACKET_TYPES = {"all": pb.PACKET_TYPE_ALL, "flow": pb.PACKET_TYPE_FLOW, "drop": pb.PACKET_TYPE_DROP}
-_PROTOCOLS = {
-    "TCP": pb.PROTOCOL_TCP,
-    "UDP": pb.PROTOCOL_UDP,
-    "ICMP": pb.PROTOCOL_ICMP,
-    "ICMPv6": pb.PROTOCOL_ICMPV6,
-}
-
-
-def requester() -> str:
-    try:
-        user = getpass.getuser()
-    except Exception:  # no user name in the environment (some containers)
-        user = "unknown"
-    return f"{user}@{socket.gethostname()}"
-
-
-@dataclass(frozen=True)
-class CaptureOptions:
-    ips: list[str] = field(default_factory=list)
-    macs: list[str] = field(default_factory=list)
-    ports: list[int] = field(default_factory=list)
-    protocols: list[ProtocolSpec] = field(default_factory=list)
-    packet_type: str = "all"
-    duration: int = 0
-    counters_only: bool = False
-    pkt_size: int = 0  # pktmon --pkt-size: bytes logged per packet, 0 = whole packet
-    frames: bool = False  # ask for each packet's raw bytes (pcapng export)
-    take_over: bool = False  # stop/replace another pktmon user's session and filters (re-added after)
-
-
-def build_request(options: CaptureOptions, pods: Sequence[PodOnNode], who: str) -> pb.CaptureRequest:
-    return pb.CaptureRequest(
-        ips=options.ips,
-        macs=options.macs,
-        ports=options.ports,
-        protocols=[
-            pb.ProtocolFilter(
-                protocol=_PROTOCOLS[p.protocol],
-                tcp_flags=[f"TCP_FLAG_{f}" for f in p.tcp_flags],
-            )
-            for p in options.protocols
-        ],
-        packet_type=_PACKET_TYPES[options.packet_type],
-        pods=[pb.PodRef(namespace=p.namespace, name=p.name, ip=p.ip) for p in pods],
-        duration_seconds=options.duration,
-        counters_only=options.counters_only,
-        pkt_size=options.pkt_size,
-        frames=options.frames,
-        take_over=options.take_over,
-        requester=who,
-    )
-
+# Batches of one node read ahead of what was delivered (being parsed, or parsed): a bound on memory.
+MAX_BATCHES_AHEAD = 2
 
 class CaptureSink(Protocol):
     """Where a capture's events go (the printer, client.render.capture)."""
@@ -118,6 +66,7 @@ class CaptureRun:
         timeout: float,
         connect_timeout: float,
         limit: int = MAX_CONCURRENT_NODES,
+        parsing: ParsePool | None = None,
     ) -> None:
         self.nodes = [NodeCapture(t, request_for(t)) for t in targets]
         self.sink = sink
@@ -128,6 +77,8 @@ class CaptureRun:
         self.abandon_event = asyncio.Event()  # a second interrupt: stop waiting for draining nodes
         self.output_closed = False
         self._calls: dict[str, Any] = {}
+        self.parsing = parsing if parsing is not None else ParsePool()
+        self._records = {n.name: self.parsing.node(n.name) for n in self.nodes}
 
     def request_stop(self) -> None:
         if self.stop_event.is_set():
@@ -181,7 +132,32 @@ class CaptureRun:
         return conn.error(exc, self.timeout)
 
     async def _read(self, node: NodeCapture, conn: Connection, on_started: Callable[[], None]) -> None:
-        """Opens the node's Capture stream and hands its events to the sink until it ends."""
+        """Opens the node's Capture stream and hands its events to the sink, in order (client.delivery:
+        records are parsed while the next events are read), until it ends."""
+        delivery = Delivery(lambda event, parsed: self._event(node, event, parsed), MAX_BATCHES_AHEAD)
+        try:
+            try:
+                await self._receive(node, conn, on_started, delivery)
+            except (grpc.aio.AioRpcError, NodeFailed, RecordFormatError):
+                await delivery.close()  # what was read before the error still reaches the sink
+                raise
+            await delivery.close()
+        except (RecordFormatError, ParseFailed) as exc:
+            call = self._calls.get(node.name)
+            if call is not None:
+                call.cancel()  # the node cleans up
+            code = "UNIMPLEMENTED" if isinstance(exc, RecordFormatError) else "INTERNAL"
+            raise NodeFailed(NodeFailure(node.name, conn.address, code, str(exc))) from None
+        finally:
+            delivery.cancel()
+
+    async def _receive(
+        self,
+        node: NodeCapture,
+        conn: Connection,
+        on_started: Callable[[], None],
+        delivery: Delivery,
+    ) -> None:
         loop = asyncio.get_running_loop()
         duration = node.request.duration_seconds
         frames = node.request.frames
@@ -193,6 +169,7 @@ class CaptureRun:
         call = conn.stub.Capture(node.request, timeout=deadline)
         self._calls[node.name] = call
         node.last_event = loop.time()
+        records = self._records[node.name]
         while True:
             if expected_end is None:
                 event = await call.read()
@@ -208,16 +185,26 @@ class CaptureRun:
             if event is grpc.aio.EOF:  # type: ignore[attr-defined]
                 return
             node.last_event = loop.time()
-            if event.WhichOneof("event") == "started":
+            kind = event.WhichOneof("event")
+            parsed: Any = None
+            if kind == "started":
                 on_started()
-            self._event(node, event)
+                records.started(event.started)
+            elif kind == "records":
+                parsed = records.parse(event.records)
+            elif kind == "ended":
+                parsed = records.finish()
+            if not await delivery.put(event, parsed):
+                return  # the delivery failed (its error is raised by its close)
 
-    def _event(self, node: NodeCapture, event: pb.CaptureEvent) -> None:
+    def _event(self, node: NodeCapture, event: pb.CaptureEvent, parsed: Parsed | None) -> None:
         kind = event.WhichOneof("event")
         if kind == "packets":
-            batch = event.packets.packets
-            node.packets += len(batch)
-            self.sink.packets(node.name, batch)
+            self._packets(node, event.packets.packets)
+        elif kind == "records" and parsed is not None:
+            self._packets(node, parsed.packets)
+            for notice in parsed.notices:
+                self.sink.notice(node.name, notice)
         elif kind == "stats":
             if event.stats.draining:
                 if node.draining is None:
@@ -233,9 +220,18 @@ class CaptureRun:
         elif kind == "notice":
             self.sink.notice(node.name, event.notice)
         elif kind == "ended":
+            if parsed is not None:
+                self._packets(node, parsed.packets)
+                for notice in parsed.notices:
+                    self.sink.notice(node.name, notice)
             node.ended = event.ended
             node.packets_lost = max(node.packets_lost, event.ended.packets_lost)
             self.sink.ended(node.name, event.ended)
+
+    def _packets(self, node: NodeCapture, packets: Sequence[pb.Packet]) -> None:
+        if packets:
+            node.packets += len(packets)
+            self.sink.packets(node.name, packets)
 
     async def _stop(self, node: NodeCapture) -> None:
         conn = node.conn
@@ -299,8 +295,8 @@ class CaptureRun:
         unsent = ""
         if node.draining is not None and node.draining.log_bytes_pending:
             unsent = (
-                f"; about {node.draining.packets_pending_estimate} packets "
-                f"({node.draining.log_bytes_pending} bytes of pktmon log) not received"
+                f"; about {plural(node.draining.packets_pending_estimate, 'packet')} "
+                f"({plural(node.draining.log_bytes_pending, 'byte')} of pktmon log) not received"
             )
         target = node.target
         node.error = NodeFailure(target.name, target.address, "DEADLINE_EXCEEDED", f"{why}{unsent}")
@@ -334,6 +330,7 @@ class CaptureRun:
                     task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             await asyncio.gather(*(n.conn.close() for n in self.nodes if n.conn), return_exceptions=True)
+            self.parsing.close()
         return CaptureOutcome(
             self.nodes, interrupted=interrupted and not self.output_closed, output_closed=self.output_closed
         )
@@ -342,20 +339,22 @@ class CaptureRun:
         loop = asyncio.get_running_loop()
         end = loop.time() + STOP_BUDGET
         nodes = list(running.values())
-        # Nodes that never reported a session (still connecting, or hung starting): cancel the
-        # stream, which makes the server clean up, and confirm with NodeInfo that no capture
-        # runs there any more. Never a session-less StopCapture: it would stop whatever
-        # capture runs on the node, possibly another client's.
-        sessionless = [n for n in nodes if not n.session_id]
-        # A -w node whose stream is open but that has not said it started (a slow start) may
-        # already be logging packets: hanging up would make it throw its log files away unseen.
-        # Wait for its start, then stop it like the others and take its last files.
+        # Nodes still connecting (or waiting for a slot) sent no Capture request: nothing runs
+        # there, and their attempt ends now. Nodes that never reported a session (hung starting):
+        # cancel the stream, which makes the server clean up, and confirm with NodeInfo that no
+        # capture runs there. Never a session-less StopCapture: it could stop another client's.
+        for task, node in running.items():
+            node.not_started = not node.session_id and node.name not in self._calls
+            if node.not_started:
+                task.cancel()
+        sessionless = [n for n in nodes if not n.session_id and not n.not_started]
+        # A -w node whose stream is open but that has not said it started may already be logging
+        # packets: hanging up would lose its log files. Wait for its start, then stop it.
         starting = [n for n in sessionless if n.request.frames and n.name in self._calls]
         sessionless = [n for n in sessionless if n not in starting]
         for node in sessionless:
             self._cancel(node)
-        # Interrupting a node that already stopped and is sending its last log files
-        # (a -d capture past its end) means: do not wait for them.
+        # Interrupting a node already sending its last log files (past -d): do not wait for them.
         for node in nodes:
             if node.draining is not None:
                 self._cancel(node)
@@ -381,11 +380,11 @@ class CaptureRun:
                     t
                     for t in open_tasks
                     if self.abandon_event.is_set()
-                    or (now >= end and not self._sending(running[t], stopped_at, now))
+                    or (now >= end and not running[t].still_sending(stopped_at, now, DRAIN_SILENCE))
                 ]
                 for task in give_up:
                     node = running[task]
-                    if not self.abandon_event.is_set() and self._stopped_and_sending(node):
+                    if not self.abandon_event.is_set() and node.stopped_and_sending:
                         self._cut_off(
                             node,
                             f"no word from the node for {DRAIN_SILENCE:g}s while it sent its last log files",
@@ -413,20 +412,6 @@ class CaptureRun:
                     f"its stream was cancelled before the capture started; within {STOP_BUDGET:g}s the node "
                     "did not confirm that no capture runs there",
                 )
-
-    @staticmethod
-    def _stopped_and_sending(node: NodeCapture) -> bool:
-        """A -w node that said it sends its last log files, or whose pktmon we stopped."""
-        stopped = node.stop_response is not None and node.stop_response.was_running
-        return node.request.frames and (node.draining is not None or stopped)
-
-    @classmethod
-    def _sending(cls, node: NodeCapture, stopped_at: float, now: float) -> bool:
-        """Whether a stopped node is still sending its last log files (and not silent)."""
-        if cls._stopped_and_sending(node):
-            return now - max(node.last_event, stopped_at) < DRAIN_SILENCE
-        # still stopping pktmon: its last files come after that
-        return node.request.frames and node.stop_pending
 
     async def _confirm_idle(self, node: NodeCapture, end: float) -> None:
         """Poll NodeInfo until the node reports no capture (after a cancelled stream)."""

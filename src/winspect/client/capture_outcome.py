@@ -35,6 +35,7 @@ class NodeCapture:
     last_event: float = 0.0  # loop time of the last event from the node
     abandoned: bool = False  # the client cut the stream while the node was still sending
     stop_pending: bool = False  # its StopCapture is on its way
+    not_started: bool = False  # interrupted while connecting: no capture was asked for there
 
     @property
     def unsent(self) -> tuple[int, int]:
@@ -67,7 +68,7 @@ class NodeCapture:
     @property
     def may_have_captured(self) -> bool:
         """False for a node that failed before its capture started (nothing to stop there)."""
-        return self.started or bool(self.session_id) or self.error is None
+        return (self.started or bool(self.session_id) or self.error is None) and not self.not_started
 
     def unconfirmed_because(self) -> str:
         """Why the node's stop counts as unconfirmed ("" when it confirmed its cleanup)."""
@@ -80,6 +81,19 @@ class NodeCapture:
         if self.error is not None:
             return self.error.message
         return "no confirmation from the node"
+
+    @property
+    def stopped_and_sending(self) -> bool:
+        """A -w node that said it sends its last log files, or whose pktmon was stopped."""
+        stopped = self.stop_response is not None and self.stop_response.was_running
+        return self.request.frames and (self.draining is not None or stopped)
+
+    def still_sending(self, stopped_at: float, now: float, silence: float) -> bool:
+        """Whether a stopped node still sends its last log files (and was not silent `silence` s)."""
+        if self.stopped_and_sending:
+            return now - max(self.last_event, stopped_at) < silence
+        # still stopping pktmon: its last files come after that
+        return self.request.frames and self.stop_pending
 
     @property
     def failed(self) -> bool:

@@ -9,8 +9,9 @@ import signal
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from winspect.client.capture import CaptureOptions, CaptureRun
+from winspect.client.capture import CaptureRun
 from winspect.client.capture_outcome import CaptureOutcome
+from winspect.client.capture_request import CaptureOptions
 from winspect.client.pcapng_export import PcapngExport
 
 if TYPE_CHECKING:

@@ -49,6 +49,19 @@ def _did_you_mean(name: str, candidates: Iterable[str]) -> str:
     return f"; did you mean {', '.join(matches)}?" if matches else ""
 
 
+LISTED_NODES = 10
+
+
+def _windows_nodes(windows: list[str]) -> str:
+    """The Windows nodes there are, for a node name that matches none of them closely."""
+    if not windows:
+        return f"; the cluster has no Windows nodes (none has the label {OS_LABEL}=windows)"
+    names = sorted(windows)
+    more = len(names) - LISTED_NODES
+    listed = ", ".join(names[:LISTED_NODES]) + (f" and {more} more" if more > 0 else "")
+    return f"; the Windows nodes are {listed}"
+
+
 def resolve_nodes(cluster: Cluster, names: list[str] | None, port: int) -> tuple[list[TargetSpec], list[str]]:
     """Targets for the named Windows nodes (all of them when names is None), and the
     names of those that have no InternalIP to dial (each reported as a failed node)."""
@@ -66,7 +79,8 @@ def resolve_nodes(cluster: Cluster, names: list[str] | None, port: int) -> tuple
     for name in names:
         node = nodes.get(name)
         if node is None:
-            raise UsageError(f"node {name!r} not found{_did_you_mean(name, windows)}")
+            hint = _did_you_mean(name, windows) or _windows_nodes(windows)
+            raise UsageError(f"node {name!r} not found{hint}")
         if node.os != "windows":
             raise UsageError(
                 f"node {name!r} is not a Windows node ({OS_LABEL}={node.os or '<unset>'}); "

@@ -71,7 +71,8 @@ class Route:
             self._log(f"{node}: {path}")
 
     async def close(self) -> None:
-        tunnels, self._tunnels = self._tunnels, None
+        """Closes the tunnels; the route may then serve another event loop (a command's next step)."""
+        tunnels, self._tunnels, self._lock = self._tunnels, None, None
         if tunnels is not None:
             await tunnels.close_all()
 

@@ -5,6 +5,7 @@ resolves like typed ones."""
 from __future__ import annotations
 
 from winspect.client.filters import PodSpec
+from winspect.client.render.words import plural
 from winspect.errors import UsageError
 from winspect.kube.cluster import Cluster, PodInfo
 from winspect.kube.selectors import Selector, SelectorError, parse_label_selector
@@ -25,7 +26,9 @@ def selected_nodes(cluster: Cluster, selector: Selector, text: str) -> list[str]
     windows = cluster.windows_nodes()
     names = [n.name for n in windows if selector.matches_labels(n.labels)]
     if not names:
-        raise UsageError(f"no Windows node matches -l {text!r} ({len(windows)} Windows nodes in the cluster)")
+        raise UsageError(
+            f"no Windows node matches -l {text!r} ({plural(len(windows), 'Windows node')} in the cluster)"
+        )
     return names
 
 

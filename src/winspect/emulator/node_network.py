@@ -13,6 +13,7 @@ from __future__ import annotations
 import ipaddress
 import random
 import uuid
+from typing import Any
 
 from winspect.emulator.model import (
     CLUSTER_DOMAIN,
@@ -307,6 +308,9 @@ class _NodeNetworkBuilder:
                 layers=_default_layers(self.r, self.node, open_in=not pod.network_policy_deny, acl_in=acl_in),
             )
         )
+        if acl_in:  # HNS holds the policy VFP's rules were programmed from (same ids)
+            endpoint = next(e for e in self.hns.endpoints if e["ID"] == ep_id)
+            endpoint["Policies"] += [hns_acl_policy(rule) for rule in acl_in]
         component_id = self.next_component_id
         self.next_component_id += self.r.rng.randrange(1, 6)
         self.components.append(
@@ -598,6 +602,25 @@ class _NodeNetworkBuilder:
                 "State": 1,
             },
         }
+
+
+def hns_acl_policy(rule: AclRule) -> dict[str, Any]:
+    """The HNS endpoint policy (v1 `ACL`) of an inbound VFP ACL rule; its Id is the rule's id."""
+    policy: dict[str, Any] = {
+        "Action": "Allow" if rule.type == "allow" else "Block",
+        "Direction": "In",
+        "Id": rule.id,
+        "Priority": rule.priority,
+        "RuleType": "Switch",
+        "Type": "ACL",
+    }
+    if rule.src_ips:
+        policy["RemoteAddresses"] = ",".join(rule.src_ips)
+    if rule.protocol is not None:
+        policy["Protocols"] = str(rule.protocol)
+    if rule.dst_ports:
+        policy["LocalPorts"] = ",".join(str(p) for p in rule.dst_ports)
+    return policy
 
 
 def _policy_rules(node: Node, allowed_ips: list[str]) -> list[AclRule]:

@@ -490,6 +490,7 @@ class _Session:
             f"{traffic['seed']}:{session['number']}",
             rate=self.rate,
             max_records=traffic["max_packets"],
+            reproduce=_reproduction(filters) if traffic.get("reproduce") else None,
         )
         components = store.read_json(state_dir, store.COMPONENTS_FILE)
         comp = self.opts["comp"]
@@ -553,9 +554,10 @@ class _Session:
 
     def _loop(self) -> None:
         out = self.output
+        start_wall = time.time_ns()
+        self.gen.wall_start_ns = start_wall
         records = self.gen.records()
         pending = None
-        start_wall = time.time_ns()
         start_mono = time.monotonic_ns()
         last_flush = last_poll = time.monotonic()
         skip_print = self.opts["counters_only"]
@@ -910,6 +912,17 @@ def _cmd_unload(state_dir: Path, rest: list[str]) -> int:
         (state_dir / store.PKTMON_COUNTERS_FILE).unlink(missing_ok=True)
     print("PktMon driver unloaded.")
     return 0
+
+
+def _reproduction(filters: list[PacketFilter]) -> tuple[list[str], list[int]] | None:
+    """The addresses (in the order the filters name them) and ports of the filters, when they name
+    at least two single addresses: the user reproduces a connection between them meanwhile."""
+    ips: list[str] = []
+    ports: list[int] = []
+    for f in filters:
+        ips += [ip for ip in f.ips if "/" not in ip and ip not in ips]
+        ports += [p for p in f.ports if p not in ports]
+    return (ips, ports) if len(ips) >= 2 else None
 
 
 if __name__ == "__main__":

@@ -44,6 +44,7 @@ def create_node_state(
     defender_filters: bool = False,
     foreign_session: bool = False,
     pktmon_flavour: str = "current",
+    reproduce: bool = False,
 ) -> None:
     """Writes a fresh state for Windows node `node_name` into `state_dir` (created if missing).
 
@@ -58,6 +59,9 @@ def create_node_state(
     (winspect.emulator.node_options) `defender_filters` (Defender's 13
     `SenseNdr` filters), `foreign_session` (someone else's running session)
     or `pktmon_flavour` ("old": pktmon 10.0.17763.1's command line) say otherwise.
+    reproduce: while a capture's filters name a pod and a peer, the emulated user
+    reproduces a connection between them (winspect.emulator.traffic); off, the
+    traffic does not depend on the filters.
     """
     from zoneinfo import ZoneInfo
 
@@ -87,7 +91,12 @@ def create_node_state(
         store.write_json(
             state_dir,
             store.TRAFFIC_FILE,
-            {"seed": f"{cluster.seed}:{node_name}", "rate": float(traffic_rate), "max_packets": max_packets},
+            {
+                "seed": f"{cluster.seed}:{node_name}",
+                "rate": float(traffic_rate),
+                "max_packets": max_packets,
+                "reproduce": reproduce,
+            },
         )
         store.write_json(state_dir, store.PKTMON_FILE, _fresh_pktmon())
         store.write_json(state_dir, store.VFP_COUNTERS_FILE, _baseline_vfp_counters(cluster.seed, vfp_ports))

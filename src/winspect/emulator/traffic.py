@@ -72,6 +72,10 @@ DEFAULT_RATE = 200.0
 _MEAN_RECORDS_PER_FLOW = 30.0
 # pktmon group ids are large numbers (2^49 + a counter in the samples).
 GROUP_ID_BASE = 562949953421312
+# A reproduced conversation (TrafficGenerator._reproduce) starts every this many ns of wall time.
+REPRO_PERIOD_NS = 1_000_000_000
+# How long a server's node takes from a packet's arrival to its answer leaving (reproduced conversations).
+SERVER_TURNAROUND_NS = 150_000
 
 
 @dataclass(frozen=True)
@@ -374,6 +378,7 @@ class TrafficGenerator:
         *,
         rate: float = DEFAULT_RATE,
         max_records: int | None = None,
+        reproduce: tuple[list[str], list[int]] | None = None,
     ) -> None:
         self.topo = topology
         self.rng = random.Random(f"winspect-traffic:{seed}")  # noqa: S311 - simulation
@@ -425,6 +430,13 @@ class TrafficGenerator:
         self._heap: list[tuple[int, int, Record]] = []
         self._next_flow_ns = 0
         self._ip_id = self.rng.randrange(1, 60000)
+        # The user reproducing a problem while a capture names a pod and its peer (see _reproduce).
+        self.reproduce = reproduce
+        self.wall_start_ns = 0  # set before records() starts: reproduced conversations use wall time
+        self._next_repro_ns: int | None = None
+        self._hop_rng: random.Random | None = None
+        self._repro_client_remote = False
+        self._last_rtt = 0
 
     # ---------------------------------------------------------- public
     def records(self) -> Iterator[Record]:
@@ -449,6 +461,7 @@ class TrafficGenerator:
                 kind = first.pop() if first else self.rng.choices(names, weights)[0]
                 funcs[kind](self._next_flow_ns)
                 self._next_flow_ns += int(self.rng.expovariate(1.0) * self.mean_flow_gap_ns) + 1
+            self._schedule_reproduction()
             rec = heapq.heappop(self._heap)[2]
             if rec.last:
                 in_flight.discard(rec.packet)
@@ -462,6 +475,68 @@ class TrafficGenerator:
                 if rec.last:
                     in_flight.discard(rec.packet)
                 yield rec
+
+    # ---------------------------------------------------------- reproduction
+    def _schedule_reproduction(self) -> None:
+        """Reproduced conversations up to the next record due (so records stay in time order)."""
+        if not self.reproduce or not self._heap:
+            return
+        if self._next_repro_ns is None:
+            first_slot = self.wall_start_ns // REPRO_PERIOD_NS + 1
+            self._next_repro_ns = first_slot * REPRO_PERIOD_NS - self.wall_start_ns
+        while self._heap[0][0] >= self._next_repro_ns:
+            self._reproduce(self._next_repro_ns)
+            self._next_repro_ns += REPRO_PERIOD_NS
+
+    def _reproduce(self, t: int) -> None:
+        """The user reproducing the problem: the first pod the capture's IP filters name connects to
+        the next address they name (a pod, or a Service's VIP), to the port filtered on (else the
+        one it listens on), once per second of wall time.
+
+        Every node derives the conversation from the wall-clock second and the pair only, so each
+        node of the path shows its own part of the same packets (the same ports, flags and times).
+        """
+        assert self.reproduce is not None
+        ips, ports = self.reproduce
+        client = self.by_ip.get(ips[0]) if ips else None
+        if client is None or len(ips) < 2:
+            return
+        slot = (self.wall_start_ns + t) // REPRO_PERIOD_NS
+        saved, self._hop_rng = self.rng, self.rng
+        self._repro_client_remote = client.kind == "remote"
+        self.rng = random.Random(f"winspect-reproduce:{','.join(ips)}:{ports}:{slot}")  # noqa: S311
+        try:
+            server = self.by_ip.get(ips[1])
+            service = next((s for s in self.services if s["vip"] == ips[1]), None)
+            if server is not None and server is not client:
+                port = ports[0] if ports else (server.listen[0] if server.listen else 80)
+                self._tcp_conversation(t, client, server, port)
+            elif service is not None:
+                self._reproduce_service(t, client, service, ports)
+        finally:
+            self.rng, self._hop_rng = saved, None
+
+    def _pair_outside_reproduction(self, src: _Ep, dst: _Ep | None) -> bool:
+        """A packet between the reproduced pair that the reproduction did not make: left out, as
+        the other nodes would not make it (the pair talks only through the reproduction)."""
+        if not self.reproduce or self._hop_rng is not None or dst is None:
+            return False
+        ips = self.reproduce[0]
+        return src.ip in ips and dst.ip in ips
+
+    def _reproduce_service(self, t: int, client: _Ep, service: dict[str, Any], ports: list[int]) -> None:
+        mappings = [(port, target) for proto, port, target in service["ports"] if proto == "TCP"]
+        chosen = [m for m in mappings if not ports or m[0] in ports] or mappings
+        backends = [self.by_ip[ip] for ip in service["backends"] if ip in self.by_ip]
+        if not chosen or not backends:
+            return
+        port, target = chosen[0]
+        backend = self.rng.choice(backends)
+        if backend is client:
+            return
+        # VFP on the client's node rewrites the VIP: other nodes see the backend's address only.
+        vip = (service["vip"], port) if client.kind != "remote" else None
+        self._tcp_conversation(t, client, backend, target, vip=vip)
 
     # ---------------------------------------------------------- flows
     def _builders(self) -> list[tuple[str, float, Any]]:
@@ -661,8 +736,10 @@ class TrafficGenerator:
 
     def _rtt(self, a: _Ep, b: _Ep) -> int:
         if "remote" in (a.kind, b.kind):
-            return self.rng.randrange(600_000, 2_000_000)
-        return self.rng.randrange(120_000, 400_000)
+            self._last_rtt = self.rng.randrange(600_000, 2_000_000)
+        else:
+            self._last_rtt = self.rng.randrange(120_000, 400_000)
+        return self._last_rtt
 
     def _frame(
         self,
@@ -721,6 +798,13 @@ class TrafficGenerator:
         rewrites the source back (backend -> VIP). `drop`: DROP_ACL drops it
         at the destination pod's VFP port, DROP_NO_LISTENER at its last hop.
         """
+        if self._pair_outside_reproduction(src, dst):
+            return
+        if self._hop_rng is not None and self._repro_client_remote:
+            # Conversations are timed as the client's node sees them; on the server's node the
+            # client's packets arrive half a round trip later and the answers leave half earlier.
+            half = self._last_rtt // 2
+            t += half if src.kind == "remote" else SERVER_TURNAROUND_NS - half
         pre, post, hops = self._path(src, dst, frame, nat=nat, unnat=unnat)
         if not hops:
             return
@@ -758,7 +842,7 @@ class TrafficGenerator:
                 rec.drop_reason, rec.drop_location = drop
             self._seq += 1
             heapq.heappush(self._heap, (now, self._seq, rec))
-            now += self.rng.randrange(2_000, 30_000)
+            now += (self._hop_rng or self.rng).randrange(2_000, 30_000)
 
     def _tunnel(self, frame: Frame, direction: str, peer_node: str) -> Frame:
         """The frame inside the VXLAN tunnel between this node and `peer_node`."""

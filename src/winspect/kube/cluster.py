@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -49,6 +50,37 @@ _EXPRESSION_OPS = {"In": "in", "NotIn": "notin", "Exists": "exists", "DoesNotExi
 
 _decoders_lock = threading.Lock()
 _decoders_built = False
+
+
+class _Pending:
+    """The API requests under way, in any thread: when the oldest began and to which server
+    (the CLI says it is waiting for the API server when one goes unanswered)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._started: dict[int, tuple[float, str]] = {}
+        self._next = 0
+
+    def begin(self, server: str) -> int:
+        with self._lock:
+            self._next += 1
+            self._started[self._next] = (time.monotonic(), server)
+            return self._next
+
+    def end(self, key: int) -> None:
+        with self._lock:
+            self._started.pop(key, None)
+
+    def oldest(self) -> tuple[str, float] | None:
+        """(server, seconds without an answer) of the request waiting longest, if any."""
+        with self._lock:
+            if not self._started:
+                return None
+            began, server = min(self._started.values())
+        return server, time.monotonic() - began
+
+
+PENDING_REQUESTS = _Pending()
 
 
 def _build_decoders() -> None:
@@ -135,6 +167,7 @@ class Cluster:
 
         server = self.resolved.server
         user = self.resolved.user_name or "(no user)"
+        pending = PENDING_REQUESTS.begin(server)
         try:
             return fn()
         except ApiError as exc:
@@ -172,6 +205,8 @@ class Cluster:
             raise ConfigError(
                 f"credentials of user {user!r} cannot be used: {describe_config_problem(exc)}"
             ) from None
+        finally:
+            PENDING_REQUESTS.end(pending)
 
     # ------------------------------------------------------------- raw lists
 

@@ -21,6 +21,7 @@ class Operation(enum.Enum):
     COUNTERS = "counters"
     VFP_COUNTERS = "vfp-counters"
     HNS = "hns"
+    VFP_RULES = "vfp-rules"
 
 
 @dataclass(frozen=True)
@@ -75,7 +76,8 @@ class CaptureSpec:
     empty list does not restrict. `ips` holds addresses or CIDRs, `macs` the
     dash form (`00-15-5D-2A-D5-DD`), `protocols` (name, TCP flags) pairs with
     names TCP, UDP, ICMP, ICMPv6 and flags only with TCP. `frames`: packets
-    carry their raw bytes (pcapng export).
+    carry their raw bytes (pcapng export). `records`: the tool's records are
+    forwarded as text for the client to parse, not parsed into packets here.
     """
 
     ips: tuple[str, ...] = ()
@@ -88,6 +90,7 @@ class CaptureSpec:
     pkt_size: int = 0  # bytes of each packet to keep; 0 = all
     frames: bool = False
     take_over: bool = False  # may stop and replace another user's capture tool session and filters
+    records: bool = False
 
 
 @dataclass
@@ -125,6 +128,7 @@ class CaptureDescription:
     tool_args: list[str]  # the capture tool's arguments
     components: list[pb.CaptureComponent]
     taken_over: str = ""  # what the capture took over from another user of the tool
+    records: pb.RecordContext | None = None  # how to parse the records, when they are forwarded as text
 
 
 @dataclass(frozen=True)

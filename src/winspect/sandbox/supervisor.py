@@ -147,7 +147,10 @@ class Supervisor:
             node_dir = self.layout.node_dir(node.name)
             state_dir, tools_dir = node_dir / "state", node_dir / "tools"
             options = self.node_options.get(number, {})
-            create_node_state(cluster, node.name, state_dir, time_zone=zone, network=self.network, **options)
+            # The emulated user reproduces what a trace asks for (winspect trace in the sandbox).
+            create_node_state(
+                cluster, node.name, state_dir, time_zone=zone, network=self.network, reproduce=True, **options
+            )
             rt = self.runtime
             install_tools(tools_dir, state_dir, rt.tools_python(), windows=rt.windows, node_path=rt.node_path)
             nodes.append(

@@ -12,6 +12,7 @@ virtual resource per operation and node:
 | GetHns         | get nodes/hns                            |
 | GetCounters    | get nodes/counters                       |
 | GetVfpCounters | get nodes/vfp                            |
+| GetVfpRules    | get nodes/vfp                            |
 | Capture        | create nodes/capture                     |
 | StopCapture    | delete nodes/capture                     |
 | NodeInfo       | any one of the four above                |
@@ -82,6 +83,7 @@ PERMISSIONS: dict[str, tuple[Permission, ...]] = {
     "StopCapture": (DELETE_CAPTURE,),
     "GetCounters": (GET_COUNTERS,),
     "GetVfpCounters": (GET_VFP,),
+    "GetVfpRules": (GET_VFP,),
     "GetHns": (GET_HNS,),
 }
 

@@ -77,6 +77,8 @@ def request_fields(method: str, request: Message) -> dict[str, Any]:
         return {"session_id": _text(request.session_id), "requester": _text(request.requester)}
     if isinstance(request, pb.VfpCountersRequest):
         return {"pod": _pod(request.pod), "detailed": request.detailed}
+    if isinstance(request, pb.VfpRulesRequest):
+        return {"pod": _pod(request.pod), "layers": [_text(layer) for layer in request.layers]}
     if isinstance(request, pb.HnsRequest):
         return {"type": _enum(pb.HnsObjectType, request.type)}
     if isinstance(request, pb.CountersRequest):

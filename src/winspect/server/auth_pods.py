@@ -118,7 +118,7 @@ def _claimed(claim: PodTarget) -> str:
 def _refs(request: Message) -> list[pb.PodRef]:
     if isinstance(request, pb.CaptureRequest):
         return list(request.pods)
-    if isinstance(request, pb.VfpCountersRequest) and request.HasField("pod"):
+    if isinstance(request, (pb.VfpCountersRequest, pb.VfpRulesRequest)) and request.HasField("pod"):
         return [request.pod]
     return []
 

@@ -150,6 +150,10 @@ class NodeBackend(Protocol):
         """VFP port counters of a pod (and the host vNIC and external adapter when detailed)."""
         ...
 
+    def vfp_rules(self, pod: PodTarget, layers: tuple[str, ...]) -> pb.VfpRulesResponse:
+        """VFP layers (all, or the ones named), groups and rules of a pod's port."""
+        ...
+
     def hns(self, kind: HnsKind, summary: bool = True) -> pb.HnsSection:
         """HNS objects of one type, with the tool's summary text when `summary`."""
         ...

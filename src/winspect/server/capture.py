@@ -40,7 +40,7 @@ from winspect.node.errors import NodeError
 from winspect.node.types import CaptureStopped, LogBacklog
 from winspect.server.auth_audit import audit_take_over
 from winspect.server.backend import CaptureHandle, NodeBackend
-from winspect.server.capture_queue import DEFAULT_MAX_QUEUED_PACKETS, EventQueue
+from winspect.server.capture_queue import DEFAULT_MAX_QUEUED_PACKETS, EventQueue, event_packets
 from winspect.server.errors import FailedPrecondition
 from winspect.server.validation import CapturePlan
 from winspect.v1 import winspect_pb2 as pb
@@ -117,6 +117,7 @@ class CaptureSession:
             components=described.components,
             frames=spec.frames,
             taken_over=described.taken_over,
+            records=described.records,
         )
 
     def describe(self) -> str:
@@ -222,8 +223,7 @@ class CaptureSession:
             self._node_clean.wait(END_WAIT_SECONDS * 3)
 
     def abandon_drain(self, why: str) -> None:
-        """Stops sending what the capture recorded before its stop; what was left is recorded
-        for CaptureEnded (its packets are not sent)."""
+        """Stops sending what was recorded before the stop; what was left is told in CaptureEnded."""
         if not self._draining or not self._started:
             return
         self._unsent = self._handle.backlog()
@@ -347,7 +347,7 @@ class CaptureSession:
                 if item is _ENDED:
                     break
                 if isinstance(item, pb.CaptureEvent):
-                    self.packets_sent += len(item.packets.packets)
+                    self.packets_sent += event_packets(item)
                     yield item
                 lost = self._queue.lost
                 due = time.monotonic() - last_stats >= STATS_INTERVAL_SECONDS

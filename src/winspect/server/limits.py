@@ -122,6 +122,8 @@ class CaptureGuard:
         kind = event.WhichOneof("event")
         if kind == "packets":
             self._count(len(event.packets.packets))
+        elif kind == "records":
+            self._count(event.records.records)
         elif kind == "started":
             self._started(event.started.session_id)
 

@@ -34,6 +34,7 @@ _OPERATIONS = {
     Operation.CAPTURE: pb.OPERATION_CAPTURE,
     Operation.COUNTERS: pb.OPERATION_COUNTERS,
     Operation.VFP_COUNTERS: pb.OPERATION_VFP_COUNTERS,
+    Operation.VFP_RULES: pb.OPERATION_VFP_RULES,
     Operation.HNS: pb.OPERATION_HNS,
 }
 
@@ -222,6 +223,14 @@ class NodeInspectorService(pb_grpc.NodeInspectorServicer):
             return pb.VfpCountersResponse(ports=self._backend.vfp_counters(pod, request.detailed))
 
         return self._unary("GetVfpCounters", context, "", work)
+
+    def GetVfpRules(self, request: pb.VfpRulesRequest, context: grpc.ServicerContext) -> pb.VfpRulesResponse:
+        def work() -> pb.VfpRulesResponse:
+            pod, layers = validation.vfp_rules(request)
+            self._backend.require(Operation.VFP_RULES)
+            return self._backend.vfp_rules(pod, layers)
+
+        return self._unary("GetVfpRules", context, "", work)
 
     def GetHns(self, request: pb.HnsRequest, context: grpc.ServicerContext) -> pb.HnsResponse:
         def work() -> pb.HnsResponse:

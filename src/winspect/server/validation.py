@@ -24,6 +24,8 @@ from winspect.v1 import winspect_pb2 as pb
 
 MAX_LIST = 64
 MAX_PODS = 16
+MAX_LAYERS = 32
+_VFP_LAYER = re.compile(r"^[A-Za-z0-9_]{1,64}\Z")
 MAX_TEXT = 256
 
 _IP_CHARS = re.compile(r"^[0-9A-Fa-f:./]{2,64}\Z")
@@ -52,6 +54,7 @@ PACKET_KINDS = {
     pb.PACKET_TYPE_FLOW: PacketKind.FLOW,
     pb.PACKET_TYPE_DROP: PacketKind.DROP,
 }
+_FORMS = frozenset({pb.PACKET_FORM_UNSPECIFIED, pb.PACKET_FORM_PACKETS, pb.PACKET_FORM_RECORDS})
 HNS_KINDS = {
     pb.HNS_OBJECT_TYPE_ENDPOINTS: [HnsKind.ENDPOINTS],
     pb.HNS_OBJECT_TYPE_LOADBALANCERS: [HnsKind.LOADBALANCERS],
@@ -202,6 +205,10 @@ def capture(req: pb.CaptureRequest) -> CapturePlan:
         raise InvalidArgument(
             f"packet_type: {req.packet_type} is not a packet type (accepted: all, flow, drop)"
         )
+    if req.form not in _FORMS:
+        raise InvalidArgument(
+            f"form: {req.form} is not a packet form (accepted: PACKET_FORM_PACKETS, PACKET_FORM_RECORDS)"
+        )
     if req.duration_seconds > MAX_CAPTURE_SECONDS:
         raise InvalidArgument(
             f"duration_seconds: {req.duration_seconds} is too long (at most {MAX_CAPTURE_SECONDS}, "
@@ -226,6 +233,7 @@ def capture(req: pb.CaptureRequest) -> CapturePlan:
             pkt_size=req.pkt_size,
             frames=req.frames,
             take_over=req.take_over,
+            records=req.form == pb.PACKET_FORM_RECORDS,
         ),
         duration_seconds=req.duration_seconds,
         requester=who,
@@ -238,12 +246,24 @@ def vfp(req: pb.VfpCountersRequest) -> PodTarget:
     return pod(req.pod, "pod")
 
 
+def vfp_rules(req: pb.VfpRulesRequest) -> tuple[PodTarget, tuple[str, ...]]:
+    if not req.HasField("pod"):
+        raise InvalidArgument("pod: required (the pod whose VFP rules to read)")
+    _bounded_list(req.layers, "layers", MAX_LAYERS)
+    for i, layer in enumerate(req.layers):
+        if not _VFP_LAYER.match(layer):
+            raise InvalidArgument(
+                f"layers[{i}]: {_show(layer)} is not a VFP layer name (1-64 letters, digits and '_')"
+            )
+    return pod(req.pod, "pod"), tuple(_unique(req.layers))
+
+
 def named_pods(req: object) -> list[PodTarget]:
     """The pods a capture or VFP request names, validated (empty for other requests)."""
     if isinstance(req, pb.CaptureRequest):
         _bounded_list(req.pods, "pods", MAX_PODS)
         return _unique(pod(v, f"pods[{i}]") for i, v in enumerate(req.pods))
-    if isinstance(req, pb.VfpCountersRequest) and req.HasField("pod"):
+    if isinstance(req, (pb.VfpCountersRequest, pb.VfpRulesRequest)) and req.HasField("pod"):
         return [pod(req.pod, "pod")]
     return []
 

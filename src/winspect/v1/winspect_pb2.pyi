@@ -17,6 +17,7 @@ class Operation(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     OPERATION_COUNTERS: _ClassVar[Operation]
     OPERATION_VFP_COUNTERS: _ClassVar[Operation]
     OPERATION_HNS: _ClassVar[Operation]
+    OPERATION_VFP_RULES: _ClassVar[Operation]
 
 class PacketType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -51,6 +52,12 @@ class TcpFlag(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     TCP_FLAG_ECE: _ClassVar[TcpFlag]
     TCP_FLAG_CWR: _ClassVar[TcpFlag]
 
+class PacketForm(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    PACKET_FORM_UNSPECIFIED: _ClassVar[PacketForm]
+    PACKET_FORM_PACKETS: _ClassVar[PacketForm]
+    PACKET_FORM_RECORDS: _ClassVar[PacketForm]
+
 class EndReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     END_REASON_UNSPECIFIED: _ClassVar[EndReason]
@@ -80,6 +87,7 @@ OPERATION_CAPTURE: Operation
 OPERATION_COUNTERS: Operation
 OPERATION_VFP_COUNTERS: Operation
 OPERATION_HNS: Operation
+OPERATION_VFP_RULES: Operation
 PACKET_TYPE_UNSPECIFIED: PacketType
 PACKET_TYPE_ALL: PacketType
 PACKET_TYPE_FLOW: PacketType
@@ -101,6 +109,9 @@ TCP_FLAG_ACK: TcpFlag
 TCP_FLAG_URG: TcpFlag
 TCP_FLAG_ECE: TcpFlag
 TCP_FLAG_CWR: TcpFlag
+PACKET_FORM_UNSPECIFIED: PacketForm
+PACKET_FORM_PACKETS: PacketForm
+PACKET_FORM_RECORDS: PacketForm
 END_REASON_UNSPECIFIED: EndReason
 END_REASON_DURATION: EndReason
 END_REASON_STOPPED: EndReason
@@ -185,7 +196,7 @@ class PodRef(_message.Message):
     def __init__(self, namespace: _Optional[str] = ..., name: _Optional[str] = ..., ip: _Optional[str] = ...) -> None: ...
 
 class CaptureRequest(_message.Message):
-    __slots__ = ("ips", "macs", "ports", "protocols", "packet_type", "pods", "duration_seconds", "counters_only", "pkt_size", "requester", "frames", "take_over")
+    __slots__ = ("ips", "macs", "ports", "protocols", "packet_type", "pods", "duration_seconds", "counters_only", "pkt_size", "requester", "frames", "take_over", "form")
     IPS_FIELD_NUMBER: _ClassVar[int]
     MACS_FIELD_NUMBER: _ClassVar[int]
     PORTS_FIELD_NUMBER: _ClassVar[int]
@@ -198,6 +209,7 @@ class CaptureRequest(_message.Message):
     REQUESTER_FIELD_NUMBER: _ClassVar[int]
     FRAMES_FIELD_NUMBER: _ClassVar[int]
     TAKE_OVER_FIELD_NUMBER: _ClassVar[int]
+    FORM_FIELD_NUMBER: _ClassVar[int]
     ips: _containers.RepeatedScalarFieldContainer[str]
     macs: _containers.RepeatedScalarFieldContainer[str]
     ports: _containers.RepeatedScalarFieldContainer[int]
@@ -210,10 +222,11 @@ class CaptureRequest(_message.Message):
     requester: str
     frames: bool
     take_over: bool
-    def __init__(self, ips: _Optional[_Iterable[str]] = ..., macs: _Optional[_Iterable[str]] = ..., ports: _Optional[_Iterable[int]] = ..., protocols: _Optional[_Iterable[_Union[ProtocolFilter, _Mapping]]] = ..., packet_type: _Optional[_Union[PacketType, str]] = ..., pods: _Optional[_Iterable[_Union[PodRef, _Mapping]]] = ..., duration_seconds: _Optional[int] = ..., counters_only: _Optional[bool] = ..., pkt_size: _Optional[int] = ..., requester: _Optional[str] = ..., frames: _Optional[bool] = ..., take_over: _Optional[bool] = ...) -> None: ...
+    form: PacketForm
+    def __init__(self, ips: _Optional[_Iterable[str]] = ..., macs: _Optional[_Iterable[str]] = ..., ports: _Optional[_Iterable[int]] = ..., protocols: _Optional[_Iterable[_Union[ProtocolFilter, _Mapping]]] = ..., packet_type: _Optional[_Union[PacketType, str]] = ..., pods: _Optional[_Iterable[_Union[PodRef, _Mapping]]] = ..., duration_seconds: _Optional[int] = ..., counters_only: _Optional[bool] = ..., pkt_size: _Optional[int] = ..., requester: _Optional[str] = ..., frames: _Optional[bool] = ..., take_over: _Optional[bool] = ..., form: _Optional[_Union[PacketForm, str]] = ...) -> None: ...
 
 class CaptureInfo(_message.Message):
-    __slots__ = ("session_id", "started_at", "requester", "pktmon_filters", "pktmon_start_args", "counters_only", "components", "frames", "taken_over")
+    __slots__ = ("session_id", "started_at", "requester", "pktmon_filters", "pktmon_start_args", "counters_only", "components", "frames", "taken_over", "records")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     STARTED_AT_FIELD_NUMBER: _ClassVar[int]
     REQUESTER_FIELD_NUMBER: _ClassVar[int]
@@ -223,6 +236,7 @@ class CaptureInfo(_message.Message):
     COMPONENTS_FIELD_NUMBER: _ClassVar[int]
     FRAMES_FIELD_NUMBER: _ClassVar[int]
     TAKEN_OVER_FIELD_NUMBER: _ClassVar[int]
+    RECORDS_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     started_at: _timestamp_pb2.Timestamp
     requester: str
@@ -232,7 +246,27 @@ class CaptureInfo(_message.Message):
     components: _containers.RepeatedCompositeFieldContainer[CaptureComponent]
     frames: bool
     taken_over: str
-    def __init__(self, session_id: _Optional[str] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., requester: _Optional[str] = ..., pktmon_filters: _Optional[_Iterable[str]] = ..., pktmon_start_args: _Optional[_Iterable[str]] = ..., counters_only: _Optional[bool] = ..., components: _Optional[_Iterable[_Union[CaptureComponent, _Mapping]]] = ..., frames: _Optional[bool] = ..., taken_over: _Optional[str] = ...) -> None: ...
+    records: RecordContext
+    def __init__(self, session_id: _Optional[str] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., requester: _Optional[str] = ..., pktmon_filters: _Optional[_Iterable[str]] = ..., pktmon_start_args: _Optional[_Iterable[str]] = ..., counters_only: _Optional[bool] = ..., components: _Optional[_Iterable[_Union[CaptureComponent, _Mapping]]] = ..., frames: _Optional[bool] = ..., taken_over: _Optional[str] = ..., records: _Optional[_Union[RecordContext, _Mapping]] = ...) -> None: ...
+
+class RecordContext(_message.Message):
+    __slots__ = ("format", "node_time", "utc_offset_seconds", "component_names")
+    class ComponentNamesEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: int
+        value: str
+        def __init__(self, key: _Optional[int] = ..., value: _Optional[str] = ...) -> None: ...
+    FORMAT_FIELD_NUMBER: _ClassVar[int]
+    NODE_TIME_FIELD_NUMBER: _ClassVar[int]
+    UTC_OFFSET_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    COMPONENT_NAMES_FIELD_NUMBER: _ClassVar[int]
+    format: str
+    node_time: _timestamp_pb2.Timestamp
+    utc_offset_seconds: int
+    component_names: _containers.ScalarMap[int, str]
+    def __init__(self, format: _Optional[str] = ..., node_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., utc_offset_seconds: _Optional[int] = ..., component_names: _Optional[_Mapping[int, str]] = ...) -> None: ...
 
 class CaptureComponent(_message.Message):
     __slots__ = ("id", "name", "mac", "endpoint_id", "ips", "pod")
@@ -344,6 +378,14 @@ class PacketBatch(_message.Message):
     packets: _containers.RepeatedCompositeFieldContainer[Packet]
     def __init__(self, packets: _Optional[_Iterable[_Union[Packet, _Mapping]]] = ...) -> None: ...
 
+class RecordBatch(_message.Message):
+    __slots__ = ("text", "records")
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    RECORDS_FIELD_NUMBER: _ClassVar[int]
+    text: str
+    records: int
+    def __init__(self, text: _Optional[str] = ..., records: _Optional[int] = ...) -> None: ...
+
 class CaptureEnded(_message.Message):
     __slots__ = ("reason", "message", "packets", "packets_lost", "counters", "cleaned_up", "log_bytes_unsent", "packets_unsent_estimate")
     REASON_FIELD_NUMBER: _ClassVar[int]
@@ -395,18 +437,20 @@ class CaptureNotice(_message.Message):
     def __init__(self, kind: _Optional[_Union[CaptureNotice.Kind, str]] = ..., lines: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class CaptureEvent(_message.Message):
-    __slots__ = ("started", "packets", "stats", "ended", "notice")
+    __slots__ = ("started", "packets", "stats", "ended", "notice", "records")
     STARTED_FIELD_NUMBER: _ClassVar[int]
     PACKETS_FIELD_NUMBER: _ClassVar[int]
     STATS_FIELD_NUMBER: _ClassVar[int]
     ENDED_FIELD_NUMBER: _ClassVar[int]
     NOTICE_FIELD_NUMBER: _ClassVar[int]
+    RECORDS_FIELD_NUMBER: _ClassVar[int]
     started: CaptureInfo
     packets: PacketBatch
     stats: CaptureStats
     ended: CaptureEnded
     notice: CaptureNotice
-    def __init__(self, started: _Optional[_Union[CaptureInfo, _Mapping]] = ..., packets: _Optional[_Union[PacketBatch, _Mapping]] = ..., stats: _Optional[_Union[CaptureStats, _Mapping]] = ..., ended: _Optional[_Union[CaptureEnded, _Mapping]] = ..., notice: _Optional[_Union[CaptureNotice, _Mapping]] = ...) -> None: ...
+    records: RecordBatch
+    def __init__(self, started: _Optional[_Union[CaptureInfo, _Mapping]] = ..., packets: _Optional[_Union[PacketBatch, _Mapping]] = ..., stats: _Optional[_Union[CaptureStats, _Mapping]] = ..., ended: _Optional[_Union[CaptureEnded, _Mapping]] = ..., notice: _Optional[_Union[CaptureNotice, _Mapping]] = ..., records: _Optional[_Union[RecordBatch, _Mapping]] = ...) -> None: ...
 
 class StopCaptureRequest(_message.Message):
     __slots__ = ("session_id", "requester")
@@ -509,6 +553,88 @@ class VfpCountersResponse(_message.Message):
     PORTS_FIELD_NUMBER: _ClassVar[int]
     ports: _containers.RepeatedCompositeFieldContainer[VfpPortCounters]
     def __init__(self, ports: _Optional[_Iterable[_Union[VfpPortCounters, _Mapping]]] = ...) -> None: ...
+
+class VfpRulesRequest(_message.Message):
+    __slots__ = ("pod", "layers")
+    POD_FIELD_NUMBER: _ClassVar[int]
+    LAYERS_FIELD_NUMBER: _ClassVar[int]
+    pod: PodRef
+    layers: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, pod: _Optional[_Union[PodRef, _Mapping]] = ..., layers: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class VfpField(_message.Message):
+    __slots__ = ("name", "value")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    value: str
+    def __init__(self, name: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+
+class VfpRule(_message.Message):
+    __slots__ = ("id", "friendly_name", "priority", "type", "flags", "flag_words", "conditions", "fields")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    FRIENDLY_NAME_FIELD_NUMBER: _ClassVar[int]
+    PRIORITY_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    FLAGS_FIELD_NUMBER: _ClassVar[int]
+    FLAG_WORDS_FIELD_NUMBER: _ClassVar[int]
+    CONDITIONS_FIELD_NUMBER: _ClassVar[int]
+    FIELDS_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    friendly_name: str
+    priority: int
+    type: str
+    flags: int
+    flag_words: _containers.RepeatedScalarFieldContainer[str]
+    conditions: _containers.RepeatedCompositeFieldContainer[VfpField]
+    fields: _containers.RepeatedCompositeFieldContainer[VfpField]
+    def __init__(self, id: _Optional[str] = ..., friendly_name: _Optional[str] = ..., priority: _Optional[int] = ..., type: _Optional[str] = ..., flags: _Optional[int] = ..., flag_words: _Optional[_Iterable[str]] = ..., conditions: _Optional[_Iterable[_Union[VfpField, _Mapping]]] = ..., fields: _Optional[_Iterable[_Union[VfpField, _Mapping]]] = ...) -> None: ...
+
+class VfpGroup(_message.Message):
+    __slots__ = ("name", "friendly_name", "priority", "direction", "type", "conditions", "match_type", "rules", "fields")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    FRIENDLY_NAME_FIELD_NUMBER: _ClassVar[int]
+    PRIORITY_FIELD_NUMBER: _ClassVar[int]
+    DIRECTION_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    CONDITIONS_FIELD_NUMBER: _ClassVar[int]
+    MATCH_TYPE_FIELD_NUMBER: _ClassVar[int]
+    RULES_FIELD_NUMBER: _ClassVar[int]
+    FIELDS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    friendly_name: str
+    priority: int
+    direction: Direction
+    type: str
+    conditions: _containers.RepeatedCompositeFieldContainer[VfpField]
+    match_type: str
+    rules: _containers.RepeatedCompositeFieldContainer[VfpRule]
+    fields: _containers.RepeatedCompositeFieldContainer[VfpField]
+    def __init__(self, name: _Optional[str] = ..., friendly_name: _Optional[str] = ..., priority: _Optional[int] = ..., direction: _Optional[_Union[Direction, str]] = ..., type: _Optional[str] = ..., conditions: _Optional[_Iterable[_Union[VfpField, _Mapping]]] = ..., match_type: _Optional[str] = ..., rules: _Optional[_Iterable[_Union[VfpRule, _Mapping]]] = ..., fields: _Optional[_Iterable[_Union[VfpField, _Mapping]]] = ...) -> None: ...
+
+class VfpLayer(_message.Message):
+    __slots__ = ("name", "friendly_name", "priority", "groups", "fields")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    FRIENDLY_NAME_FIELD_NUMBER: _ClassVar[int]
+    PRIORITY_FIELD_NUMBER: _ClassVar[int]
+    GROUPS_FIELD_NUMBER: _ClassVar[int]
+    FIELDS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    friendly_name: str
+    priority: int
+    groups: _containers.RepeatedCompositeFieldContainer[VfpGroup]
+    fields: _containers.RepeatedCompositeFieldContainer[VfpField]
+    def __init__(self, name: _Optional[str] = ..., friendly_name: _Optional[str] = ..., priority: _Optional[int] = ..., groups: _Optional[_Iterable[_Union[VfpGroup, _Mapping]]] = ..., fields: _Optional[_Iterable[_Union[VfpField, _Mapping]]] = ...) -> None: ...
+
+class VfpRulesResponse(_message.Message):
+    __slots__ = ("port_guid", "friendly_name", "layers")
+    PORT_GUID_FIELD_NUMBER: _ClassVar[int]
+    FRIENDLY_NAME_FIELD_NUMBER: _ClassVar[int]
+    LAYERS_FIELD_NUMBER: _ClassVar[int]
+    port_guid: str
+    friendly_name: str
+    layers: _containers.RepeatedCompositeFieldContainer[VfpLayer]
+    def __init__(self, port_guid: _Optional[str] = ..., friendly_name: _Optional[str] = ..., layers: _Optional[_Iterable[_Union[VfpLayer, _Mapping]]] = ...) -> None: ...
 
 class HnsRequest(_message.Message):
     __slots__ = ("type", "objects_only")

@@ -59,6 +59,11 @@ class NodeInspectorStub:
                 request_serializer=winspect_dot_v1_dot_winspect__pb2.VfpCountersRequest.SerializeToString,
                 response_deserializer=winspect_dot_v1_dot_winspect__pb2.VfpCountersResponse.FromString,
                 _registered_method=True)
+        self.GetVfpRules = channel.unary_unary(
+                '/winspect.v1.NodeInspector/GetVfpRules',
+                request_serializer=winspect_dot_v1_dot_winspect__pb2.VfpRulesRequest.SerializeToString,
+                response_deserializer=winspect_dot_v1_dot_winspect__pb2.VfpRulesResponse.FromString,
+                _registered_method=True)
         self.GetHns = channel.unary_unary(
                 '/winspect.v1.NodeInspector/GetHns',
                 request_serializer=winspect_dot_v1_dot_winspect__pb2.HnsRequest.SerializeToString,
@@ -105,6 +110,13 @@ class NodeInspectorServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetVfpRules(self, request, context):
+        """VFP layers, groups and rules of a pod's port (to explain VFP drops).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetHns(self, request, context):
         """HNS objects as JSON documents plus hnsdiag's summary text.
         """
@@ -139,6 +151,11 @@ def add_NodeInspectorServicer_to_server(servicer, server):
                     servicer.GetVfpCounters,
                     request_deserializer=winspect_dot_v1_dot_winspect__pb2.VfpCountersRequest.FromString,
                     response_serializer=winspect_dot_v1_dot_winspect__pb2.VfpCountersResponse.SerializeToString,
+            ),
+            'GetVfpRules': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetVfpRules,
+                    request_deserializer=winspect_dot_v1_dot_winspect__pb2.VfpRulesRequest.FromString,
+                    response_serializer=winspect_dot_v1_dot_winspect__pb2.VfpRulesResponse.SerializeToString,
             ),
             'GetHns': grpc.unary_unary_rpc_method_handler(
                     servicer.GetHns,
@@ -281,6 +298,33 @@ class NodeInspector:
             '/winspect.v1.NodeInspector/GetVfpCounters',
             winspect_dot_v1_dot_winspect__pb2.VfpCountersRequest.SerializeToString,
             winspect_dot_v1_dot_winspect__pb2.VfpCountersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetVfpRules(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/winspect.v1.NodeInspector/GetVfpRules',
+            winspect_dot_v1_dot_winspect__pb2.VfpRulesRequest.SerializeToString,
+            winspect_dot_v1_dot_winspect__pb2.VfpRulesResponse.FromString,
             options,
             channel_credentials,
             insecure,

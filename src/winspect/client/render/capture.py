@@ -8,7 +8,8 @@ summary (text on stderr, or one JSON line per node).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from winspect.client.capture_outcome import FAILED_END_REASONS
@@ -17,11 +18,17 @@ from winspect.client.render.color import BOLD_RED, Palette
 from winspect.client.render.counters import counters_table
 from winspect.client.render.documents import counters_to_dict, ended_to_dict
 from winspect.client.render.drops import DropTally
+from winspect.client.render.errors import HeldErrors
 from winspect.client.render.grouping import PacketGroup, PacketGroups
 from winspect.client.render.packet_text import TextPacketFormatter
 from winspect.client.render.packets import TimeFormatter, encode_json, packets_to_json_lines
 from winspect.client.render.safe import printable
+from winspect.client.render.status import CaptureStatus
+from winspect.client.render.words import plural
+from winspect.client.reorder import ReorderBuffer
 from winspect.v1 import winspect_pb2 as pb
+
+_DROP = pb.PACKET_TYPE_DROP
 
 if TYPE_CHECKING:
     from winspect.client.capture_outcome import CaptureOutcome, NodeCapture
@@ -53,13 +60,20 @@ class Console(Protocol):
     def data(self, text: str) -> None:
         """JSON lines of the summary."""
 
+    def status(self, text: str) -> None:
+        """The status line under the packets (a terminal's); "" removes it."""
+
 
 class CapturePrinter:
     """Prints packets as they come and hands them to the pcapng export; progress and errors
     go to stderr; counts the drops for the summary. A CaptureSink (client.capture).
 
     Text shows one line per packet (its pktmon appearances gathered, client.render.grouping)
-    unless `per_component` or `-o wide`; JSON has one line per appearance."""
+    unless `per_component` or `-o wide`; JSON has one line per appearance.
+
+    With the pcapng export (-w) the nodes send their packets one log file at a time: the lines
+    are merged into time order across nodes (client.reorder) as the file is, held until every
+    node has sent later packets, or at most `hold_seconds` when that is set (a live reader)."""
 
     def __init__(
         self,
@@ -75,6 +89,8 @@ class CapturePrinter:
         per_component: bool = False,
         header: bool = False,
         namespace: str = "default",
+        status_width: Callable[[], int] | None = None,
+        hold_seconds: float | None = None,
     ) -> None:
         self.console = console
         self.json = output == "json"
@@ -93,8 +109,17 @@ class CapturePrinter:
             component = self.names.component
             self.groups = PacketGroups(lambda node, p: hop(component(node, p)))
         self._header = header and not self.json and not quiet
+        # On a terminal: a status line (status_width gives its width, at each tick).
+        self._status_width = status_width
+        self.status = CaptureStatus(node_names, files=export is not None)
+        self._began = time.monotonic()
+        self.errors = HeldErrors(node_names)
+        self.order: ReorderBuffer[str] | None = None
+        if export is not None and not quiet:
+            self.order = ReorderBuffer(node_names, hold_seconds=hold_seconds)
 
     def started(self, node: str, info: pb.CaptureInfo) -> None:
+        self.status.started.add(node)
         self.names.started(node, info.components)
         if self.export is not None:
             self.export.started(node, info)
@@ -113,9 +138,15 @@ class CapturePrinter:
         if self.export is not None:
             self.export.packets(node, packets)
         self.drops.add(node, packets)
+        if self._status_width is not None:  # only a terminal shows them
+            status = self.status
+            status.packets[node] = status.packets.get(node, 0) + len(packets)
+            status.drops += sum(1 for p in packets if p.type == _DROP)
         if self.quiet:
             return
-        if self.json:
+        if self.order is not None:
+            self._in_order(node, packets)
+        elif self.json:
             self.console.packets(packets_to_json_lines(packets, node, self.times, self.names))
         elif self.groups is not None:
             self._print_groups([(node, g) for g in self.groups.add(node, packets)])
@@ -129,9 +160,33 @@ class CapturePrinter:
         self.console.packets(text)
 
     def _print_groups(self, groups: list[tuple[str, PacketGroup]]) -> None:
-        if groups:
-            line = self.text.group_line
+        if not groups:
+            return
+        line = self.text.group_line
+        if self.order is not None:
+            self._merge([(node, _ns(g.first), line(node, g) + "\n") for node, g in groups])
+        else:
             self._print("\n".join([line(node, g) for node, g in groups]) + "\n")
+
+    def _in_order(self, node: str, packets: Sequence[pb.Packet]) -> None:
+        """One node's packets (-w) into the merge, a line each."""
+        if self.json:
+            times, names = self.times, self.names
+            self._merge([(node, _ns(p), packets_to_json_lines([p], node, times, names)) for p in packets])
+        elif self.groups is not None:
+            self._print_groups([(node, g) for g in self.groups.add(node, packets)])
+        else:
+            self._merge([(node, _ns(p), self.text.line(p, node) + "\n") for p in packets])
+
+    def _merge(self, lines: list[tuple[str, int, str]]) -> None:
+        assert self.order is not None
+        for node, at, text in lines:
+            self.order.push(node, at, text)
+        self._release(self.order.ready())
+
+    def _release(self, lines: list[str]) -> None:
+        if lines:
+            self._print("".join(lines))
 
     def tick(self) -> None:
         """Now and then while capturing: packets held (for order, or for their path) go out."""
@@ -139,21 +194,38 @@ class CapturePrinter:
             self.export.tick()
         if self.groups is not None and not self.quiet:
             self._print_groups(self.groups.tick())
+        if self.order is not None:
+            self._release(self.order.ready())
+        for line in self.errors.due():
+            self.console.message(line)
+        if self._status_width is not None:
+            width = self._status_width() - 1  # the last column would wrap on some terminals
+            self.console.status(self.status.line(time.monotonic() - self._began, width))
 
     def finish(self) -> None:
-        """The capture is over: every packet still held is printed."""
+        """The capture is over: every packet still held is printed, the status line removed."""
         if self.groups is not None and not self.quiet:
             self._print_groups(self.groups.finish())
+        if self.order is not None:
+            self._release(self.order.drain())
+        for line in self.errors.rest():
+            self.console.message(line)
+        if self._status_width is not None:
+            self.console.status("")
 
     def _node_done(self, node: str) -> None:
         if self.export is not None:
             self.export.node_done(node)
         if self.groups is not None and not self.quiet:
             self._print_groups([(node, g) for g in self.groups.node_done(node)])
+        if self.order is not None:
+            self.order.node_done(node)
+            self._release(self.order.ready())
 
     def stats(self, node: str, stats: pb.CaptureStats) -> None:
+        lost = plural(stats.packets_lost, "packet")
         self.console.message(
-            f"{node}: warning: the node could not keep up and dropped {stats.packets_lost} packets so far "
+            f"{node}: warning: the node could not keep up and dropped {lost} so far "
             "(narrow the capture with filters)"
         )
 
@@ -174,24 +246,31 @@ class CapturePrinter:
                 self.console.message(f"{node}: pktmon: {line}")
 
     def ended(self, node: str, ended: pb.CaptureEnded) -> None:
+        self.status.done[node] = "ended"
         self._node_done(node)
         if self.verbose:
             self.console.message(f"{node}: capture ended ({ended.message or 'no message'})")
 
     def error(self, node: str, error: NodeFailure) -> None:
+        """Held a moment: the same error from other nodes makes one line (client.render.errors)."""
+        self.status.done[node] = "failed"
         self._node_done(node)
-        self.console.message(f"{error.node}: {error.message}")
+        self.errors.add(error)
+
+
+def _ns(p: pb.Packet) -> int:
+    return p.timestamp.seconds * 1_000_000_000 + p.timestamp.nanos
 
 
 def _left(log_bytes: int, packets: int) -> str:
-    size = f"{log_bytes / 1e6:.1f} MB" if log_bytes >= 100_000 else f"{log_bytes} bytes"
-    return f"about {packets} packets, {size} of log" if packets else f"{size} of log"
+    size = f"{log_bytes / 1e6:.1f} MB" if log_bytes >= 100_000 else plural(log_bytes, "byte")
+    return f"about {plural(packets, 'packet')}, {size} of log" if packets else f"{size} of log"
 
 
 def summary_line(n: NodeCapture) -> str:
     if n.error is not None:
         return f"{n.name}: failed: {n.error.message}"
-    parts = [f"{n.packets} packets received"]
+    parts = [f"{plural(n.packets, 'packet')} received"]
     if n.packets_lost:
         parts.append(f"{n.packets_lost} LOST by the node (it could not keep up)")
     unsent_bytes, unsent_packets = n.unsent
@@ -204,6 +283,8 @@ def summary_line(n: NodeCapture) -> str:
         parts.append(f"capture {reason}" + (f": {n.ended.message}" if bad else ""))
     elif n.stop_error is not None:
         parts.append(f"stop not confirmed: {n.stop_error.message}")
+    elif n.not_started:
+        parts.append("not started (interrupted while connecting)")
     elif n.cancelled and n.idle_confirmed:
         parts.append("capture cancelled before it started")
     elif n.cancelled:
@@ -218,7 +299,8 @@ def summary_line(n: NodeCapture) -> str:
 
 def export_line(path: str, stats: ExportStats) -> str:
     where = "stdout" if path == "-" else path
-    line = f"pcapng: {stats.written} packets written to {where} ({stats.interfaces} interfaces)"
+    written, interfaces = plural(stats.written, "packet"), plural(stats.interfaces, "interface")
+    line = f"pcapng: {written} written to {where} ({interfaces})"
     if stats.without_bytes:
         line += f", {stats.without_bytes} without packet bytes left out"
     if stats.late:

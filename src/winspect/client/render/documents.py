@@ -186,6 +186,20 @@ def dumps(doc: Any) -> str:
     return json_printable(json.dumps(doc, indent=2, ensure_ascii=False))
 
 
+def json_lines_as_yaml(text: str) -> str:
+    """JSON lines (a capture's records) as a stream of YAML documents, one per line, each
+    opened by `---`: the same keys and values, in the same order."""
+    import yaml
+
+    return "".join(
+        yaml.safe_dump(
+            json.loads(line), sort_keys=False, allow_unicode=True, width=1 << 30, explicit_start=True
+        )
+        for line in text.splitlines()
+        if line.strip()
+    )
+
+
 def dumps_yaml(doc: Any) -> str:
     """The document as YAML (-o yaml): the same keys and values as its JSON, in the same order;
     control characters escaped by YAML's double-quoted strings."""

@@ -48,6 +48,7 @@ _NEEDS: dict[Operation, tuple[str, ...]] = {
     Operation.COUNTERS: ("pktmon",),
     Operation.VFP_COUNTERS: ("hnsdiag", "vfpctrl"),
     Operation.HNS: ("hnsdiag",),
+    Operation.VFP_RULES: ("hnsdiag", "vfpctrl"),
 }
 
 
@@ -204,6 +205,10 @@ class WindowsBackend:
     def vfp_counters(self, pod: PodTarget, detailed: bool) -> list[pb.VfpPortCounters]:
         self.require(Operation.VFP_COUNTERS)
         return self._vfp.collect(pod, detailed)
+
+    def vfp_rules(self, pod: PodTarget, layers: tuple[str, ...]) -> pb.VfpRulesResponse:
+        self.require(Operation.VFP_RULES)
+        return self._vfp.rules(pod, layers)
 
     def hns(self, kind: HnsKind, summary: bool = True) -> pb.HnsSection:
         """`hnsdiag list <kind> -d` parsed into objects, plus `hnsdiag list <kind>` as text

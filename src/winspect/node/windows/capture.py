@@ -21,11 +21,12 @@ line one tool run):
   (`pktmon filter add` each, `pktmon filter list` to check); the record goes.
 
 Real-time captures read pktmon's two-line records from its stdout
-(parsers.pktmon_realtime). With frames (raw packet bytes wanted) pktmon logs
+(winspect.records.pktmon_realtime). With frames (raw packet bytes wanted) pktmon logs
 to numbered files in a private directory, each converted with `pktmon etl2txt
---hex` (winspect.node.windows.file_capture, parsers.pktmon_etl2txt); the files
+--hex` (winspect.node.windows.file_capture, winspect.records.pktmon_etl2txt); the files
 left at `pktmon stop` are converted after it, while the node is already
-clean: the output drains, and `backlog` says how far it has come.
+clean: the output drains, and `backlog` says how far it has come. Records
+form: the text unparsed, for the client (winspect.node.windows.record_batches).
 """
 
 from __future__ import annotations
@@ -42,11 +43,10 @@ from typing import Protocol
 
 from winspect.node.errors import NodeError, NodeStateError, ToolFailed
 from winspect.node.types import CaptureDescription, CaptureSpec, CaptureStopped, LogBacklog, PacketBatch
+from winspect.node.windows import record_batches as forwarded
 from winspect.node.windows.capture_prep import prepare_capture
 from winspect.node.windows.file_capture import DEFAULT_MAX_LOG_BYTES, FILE_STEM, FileCapture
 from winspect.node.windows.hns import Hnsdiag
-from winspect.node.windows.parsers.pktmon_etl2txt import Etl2txtParser
-from winspect.node.windows.parsers.pktmon_realtime import RealtimeParser, TimeOfDayResolver
 from winspect.node.windows.pktmon import Pktmon, PktmonStart
 from winspect.node.windows.pktmon_filters import spec_filters
 from winspect.node.windows.pktmon_owner import (
@@ -61,6 +61,8 @@ from winspect.node.windows.private_dir import make_private_dir
 from winspect.node.windows.runner import READ_SIZE, ToolRunner
 from winspect.node.windows.stream_reader import ChunkReader
 from winspect.node.windows.text_decoding import StreamDecoder
+from winspect.records.pktmon_etl2txt import Etl2txtParser
+from winspect.records.pktmon_realtime import RealtimeParser, TimeOfDayResolver
 from winspect.v1 import winspect_pb2 as pb
 
 log = logging.getLogger(__name__)
@@ -152,6 +154,7 @@ class PktmonCapture:
         self._output_done = Event()
         self._head = ""
         self._exit_code: int | None = None
+        self._clock = datetime.now().astimezone()  # the node's clock and zone: pktmon prints local time
 
     def description(self) -> CaptureDescription:
         process = self._process
@@ -163,6 +166,8 @@ class PktmonCapture:
             tool_args=process.argv[1:] if self._start.frames and process is not None else self._start.args(),
             components=self._components,
             taken_over=self._taken_over,
+            records=forwarded.record_context(self._start.frames, self._clock, self._component_names)
+            if self._spec.records else None,
         )
 
     # ------------------------------------------------------------ start
@@ -257,7 +262,9 @@ class PktmonCapture:
         process = self._process
         assert process is not None, "batches() before start()"
         try:
-            if self._start.frames:
+            if self._spec.records:
+                yield from forwarded.record_batches(process.read, self._seen, self._start.counters_only)
+            elif self._start.frames:
                 yield from self._frame_batches(process)
             else:
                 yield from self._realtime_batches(process)
@@ -265,6 +272,11 @@ class PktmonCapture:
             self._first_output.set()
             self._exit_code = process.wait(EXIT_WAIT_SECONDS)
             self._output_done.set()
+
+    def _seen(self, text: str) -> None:
+        if len(self._head) < _HEAD_CHARS:
+            self._head += text[: _HEAD_CHARS - len(self._head)]
+        self._first_output.set()
 
     def _realtime_batches(self, process: CaptureProcess) -> Iterator[PacketBatch]:
         """A real-time capture: pktmon's text as it comes, in batches of MAX_BATCH_PACKETS or of

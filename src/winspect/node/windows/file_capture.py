@@ -13,7 +13,7 @@ last one once `pktmon stop` has returned. Each complete file is converted
 with `pktmon etl2txt <file> --out <file>.txt --hex`, which keeps what
 etl2pcap loses (component, direction, drop reason and location, group id),
 its text is handed to the capture (parsed by
-parsers.pktmon_etl2txt), and both files are deleted.
+winspect.records.pktmon_etl2txt, or forwarded), and both files are deleted.
 
 Latency and limits:
 - packets arrive one file at a time: a file holds about 1 MB of log, so

@@ -1,4 +1,4 @@
-"""vfpctrl adapter: port counters of a pod's VFP port and the host's ports.
+"""vfpctrl adapter: port counters of a pod's VFP port and the host's ports, and a pod port's rules.
 
 Which port (reference section 2.1):
 - pod: the HNS endpoint's allocator tagged `Endpoint Port` -> `EndpointPortGuid`;
@@ -41,10 +41,13 @@ from winspect.node.windows.parsers.vfpctrl import (
     parse_vmswitch_ports,
     vfp_error,
 )
+from winspect.node.windows.parsers.vfpctrl_rules import parse_layers, parse_rules
 from winspect.node.windows.runner import ToolResult, ToolRunner
 from winspect.v1 import winspect_pb2 as pb
 
 TOOL = "vfpctrl"
+# Layer names as vfpctrl prints them (ACL_ENDPOINT_LAYER); the server validates requests to this too.
+_LAYER = re.compile(r"^[A-Za-z0-9_]{1,64}\Z")
 _GUID = re.compile(r"^\{?[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}\}?\Z")
 
 
@@ -60,8 +63,7 @@ class Vfpctrl:
         return result
 
     def port_counters(self, port_guid: str) -> list[pb.VfpDirectionCounters]:
-        if not _GUID.match(port_guid):
-            raise ToolOutputError(f"HNS gave a VFP port name that is not a GUID: {port_guid!r}")
+        _check_guid(port_guid)
         result = self._run(["/port", port_guid, "/get-port-counter"])
         sections = parse_port_counters(result.stdout)
         if not sections:
@@ -73,6 +75,22 @@ class Vfpctrl:
     def ports(self) -> list[VmSwitchPort]:
         return parse_vmswitch_ports(self._run(["/list-vmswitch-port"]).stdout)
 
+    def layers(self, port_guid: str) -> list[pb.VfpLayer]:
+        _check_guid(port_guid)
+        return parse_layers(self._run(["/port", port_guid, "/list-layer"]).stdout)
+
+    def rules(self, port_guid: str, layer: str) -> list[pb.VfpGroup]:
+        """Groups and rules of one layer (`layer` is validated by the server)."""
+        _check_guid(port_guid)
+        if not _LAYER.match(layer):
+            raise ToolOutputError(f"not a VFP layer name: {layer!r}")
+        return parse_rules(self._run(["/port", port_guid, "/layer", layer, "/list-rule"]).stdout)
+
+
+def _check_guid(port_guid: str) -> None:
+    if not _GUID.match(port_guid):
+        raise ToolOutputError(f"HNS gave a VFP port name that is not a GUID: {port_guid!r}")
+
 
 class VfpCounters:
     """Pod IP -> HNS endpoint -> VFP port(s) -> counters."""
@@ -82,6 +100,35 @@ class VfpCounters:
         self._vfp = vfp
 
     def collect(self, pod: PodTarget, detailed: bool) -> list[pb.VfpPortCounters]:
+        endpoints, endpoint, pod_guid, name = self._pod_port(pod)
+        result = [
+            pb.VfpPortCounters(
+                role=pb.VFP_PORT_ROLE_POD,
+                port_guid=pod_guid,
+                friendly_name=name,
+                directions=self._vfp.port_counters(pod_guid),
+            )
+        ]
+        if detailed:
+            result += self._host_ports(endpoint, endpoints)
+        return result
+
+    def rules(self, pod: PodTarget, layers: tuple[str, ...]) -> pb.VfpRulesResponse:
+        """The pod port's layers (all, or the ones named) with their groups and rules."""
+        _, _, pod_guid, name = self._pod_port(pod)
+        known = self._vfp.layers(pod_guid)
+        if layers:
+            by_name = {layer.name.lower(): layer for layer in known}
+            known = [by_name.get(wanted.lower(), pb.VfpLayer(name=wanted)) for wanted in layers]
+        response = pb.VfpRulesResponse(port_guid=pod_guid, friendly_name=name)
+        for layer in known:
+            found = response.layers.add()
+            found.CopyFrom(layer)
+            found.groups.extend(self._vfp.rules(pod_guid, layer.name))
+        return response
+
+    def _pod_port(self, pod: PodTarget) -> tuple[list[HnsDocument], HnsDocument, str, str]:
+        """(all endpoints, the pod's endpoint, its VFP port GUID, the endpoint's name)."""
         endpoints, _ = self._hns.objects(HnsKind.ENDPOINTS)
         endpoint = self._hns.local_endpoint(pod, endpoints)
         pod_guid = allocator_value(endpoint.value, "Endpoint Port", "EndpointPortGuid")
@@ -90,17 +137,7 @@ class VfpCounters:
                 f"HNS endpoint {endpoint.id} of {pod.label()} has no allocator tagged 'Endpoint Port'"
             )
         name = get_key(endpoint.value, "Name")
-        result = [
-            pb.VfpPortCounters(
-                role=pb.VFP_PORT_ROLE_POD,
-                port_guid=pod_guid,
-                friendly_name=name if isinstance(name, str) else "",
-                directions=self._vfp.port_counters(pod_guid),
-            )
-        ]
-        if detailed:
-            result += self._host_ports(endpoint, endpoints)
-        return result
+        return endpoints, endpoint, pod_guid, name if isinstance(name, str) else ""
 
     def _host_ports(self, endpoint: HnsDocument, endpoints: list[HnsDocument]) -> list[pb.VfpPortCounters]:
         network_id = get_key(endpoint.value, "VirtualNetwork")

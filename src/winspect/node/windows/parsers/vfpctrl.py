@@ -49,7 +49,7 @@ class VmSwitchPort:
     sentences: list[str] = field(default_factory=list)
 
 
-def _is_noise(stripped: str) -> bool:
+def is_noise(stripped: str) -> bool:
     return (
         stripped == "ITEM LIST"
         or set(stripped) == {"="}
@@ -86,7 +86,7 @@ def parse_vmswitch_ports(text: str) -> list[VmSwitchPort]:
     current: VmSwitchPort | None = None
     for line in text_lines(text):
         stripped = line.strip()
-        if not stripped or _is_noise(stripped):
+        if not stripped or is_noise(stripped):
             continue
         m = _KEY_VALUE.match(line)
         if m is None:  # a sentence line: "Port is Initialized."
@@ -111,7 +111,7 @@ def parse_port_counters(text: str) -> list[pb.VfpDirectionCounters]:
     current: pb.VfpDirectionCounters | None = None
     for line in text_lines(text):
         stripped = line.strip()
-        if not stripped or _is_noise(stripped):
+        if not stripped or is_noise(stripped):
             continue
         d = _DIRECTION.match(line)
         if d is not None:

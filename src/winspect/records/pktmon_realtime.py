@@ -47,9 +47,9 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime, tzinfo
 from typing import Any, Protocol
 
-from winspect.node.windows.parsers.pktmon_header import FOREIGN_WARNING, foreign_header, tolerant_header
-from winspect.node.windows.parsers.pktmon_summary import decode_summary, encapsulation, is_encapsulated
-from winspect.node.windows.parsers.pktmon_time import TimeOfDayResolver as TimeOfDayResolver  # re-exported
+from winspect.records.pktmon_header import FOREIGN_WARNING, foreign_header, tolerant_header
+from winspect.records.pktmon_summary import decode_summary, encapsulation, is_encapsulated
+from winspect.records.pktmon_time import TimeOfDayResolver as TimeOfDayResolver  # re-exported
 from winspect.v1 import winspect_pb2 as pb
 
 _HEADER_PATTERN = (

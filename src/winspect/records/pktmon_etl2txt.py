@@ -28,7 +28,7 @@ from collections.abc import Mapping
 from datetime import date, datetime, tzinfo
 from typing import Any
 
-from winspect.node.windows.parsers.pktmon_realtime import (
+from winspect.records.pktmon_realtime import (
     PacketSink,
     RealtimeParser,
     TimeOfDayResolver,

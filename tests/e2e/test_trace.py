@@ -1,0 +1,140 @@
+"""`winspect trace` in the sandbox: a drop by the network policy explained with its VFP rule and
+HNS policy, a delivered connection across two nodes, a Service's NAT, a port with no listener."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from support.e2e import E2E, tshark_fields
+
+WIN0, WIN1 = "aksnpwin000000", "aksnpwin000001"
+
+
+def _name(pod: dict[str, Any]) -> str:
+    return f"{pod['metadata']['namespace']}/{pod['metadata']['name']}"
+
+
+def _ip(pod: dict[str, Any]) -> str:
+    return str(pod["status"]["podIP"])
+
+
+@pytest.fixture(scope="module")
+def pods(e2e: E2E) -> dict[str, dict[str, Any]]:
+    return {
+        "client": e2e.pod("win-client", WIN0),
+        "web0": e2e.pod("win-webserver", WIN0),
+        "web1": e2e.pod("win-webserver", WIN1),
+        # the pod behind the network policy (namespace `web` only), on the client's node
+        "denied": e2e.pod("iis-frontend", WIN0, namespace="web"),
+    }
+
+
+def _components(flow: dict[str, Any], node: str) -> list[str]:
+    return [h["component"] for h in flow["hops"] if h["node"] == node and not h["reply"]]
+
+
+def test_dropped_by_the_network_policy_with_rule_and_hns_policy(e2e: E2E, pods: dict[str, Any]) -> None:
+    r = e2e.run("trace", _name(pods["web1"]), _name(pods["denied"]), "-d", "3", "-o", "json")
+    assert r.code == 1, r.err
+    doc = r.json()
+    assert doc["nodes"] == [WIN1, WIN0] and doc["delivered"] is False
+    # (a connection seen while one node had stopped already is incomplete, without a verdict)
+    judged = [f for f in doc["flows"] if f["verdict"]["status"] != "incomplete"]
+    assert judged
+    for flow in judged:
+        assert flow["server"] == f"{_ip(pods['denied'])}:80"
+        verdict = flow["verdict"]
+        assert (verdict["status"], verdict["node"], verdict["component"]) == ("dropped", WIN0, "VFP")
+        assert verdict["reason"] == "VFP: ACL deny"
+        explanation = verdict["explanation"]
+        assert explanation["vfp_rule"]["name"] == "default-deny-ingress"
+        assert (explanation["vfp_rule"]["layer"], explanation["vfp_rule"]["type"]) == (
+            "ACL_ENDPOINT_LAYER",
+            "block",
+        )
+        assert explanation["hns_policy"]["Action"] == "Block"
+        assert explanation["hns_policy"]["Id"].lower() == explanation["vfp_rule"]["id"].lower()
+    # the SYN crossed the client's node and was dropped on the destination's
+    flow = next(f for f in doc["flows"] if {h["node"] for h in f["hops"]} == {WIN0, WIN1})
+    assert _components(flow, WIN1)[:4] == ["vNIC", "vSwitch", "VFP", "NIC"]
+    assert _components(flow, WIN0)[-1] == "VFP"
+
+
+def test_text_names_the_rule_and_the_policy(e2e: E2E, pods: dict[str, Any]) -> None:
+    r = e2e.run("trace", _name(pods["client"]), _name(pods["denied"]), "-d", "2")
+    assert r.code == 1, r.err
+    assert "reproduce the problem now" in r.err
+    assert f"verdict: DROPPED at {WIN0} VFP: VFP: ACL deny" in r.out
+    assert "VFP rule 'default-deny-ingress' (block, priority 65000) in layer ACL_ENDPOINT_LAYER" in r.out
+    assert 'HNS ACL policy on the endpoint: {"Action": "Block", "Direction": "In", "Priority": 65000' in r.out
+
+
+def test_delivered_across_two_nodes_with_every_hop(e2e: E2E, pods: dict[str, Any]) -> None:
+    r = e2e.run("trace", _name(pods["client"]), _name(pods["web1"]), "-d", "3", "-o", "json")
+    assert r.code == 0, r.out + r.err
+    doc = r.json()
+    assert doc["delivered"] is True
+    both = [f for f in doc["flows"] if {h["node"] for h in f["hops"]} == {WIN0, WIN1}]
+    assert both, doc["flows"]
+    flow = both[0]
+    assert flow["verdict"]["status"] == "answered"
+    assert flow["verdict"]["component"] == f"vNIC {_name(pods['client'])}"
+    assert _components(flow, WIN0)[:4] == ["vNIC", "vSwitch", "VFP", "NIC"]
+    assert _components(flow, WIN1)[:4] == ["NIC", "vSwitch", "VFP", "vNIC"]
+    offsets = [h["offset_ns"] for h in flow["hops"]]
+    assert offsets == sorted(offsets)
+    assert flow["requests"] >= 3 and flow["replies"] >= 2
+
+
+def test_service_shows_the_vip_and_the_nat_to_the_backend(e2e: E2E, pods: dict[str, Any]) -> None:
+    vip = e2e.api("/api/v1/namespaces/default/services/win-webserver")["spec"]["clusterIP"]
+    r = e2e.run("trace", _name(pods["client"]), "svc/win-webserver", "-r", "80", "-d", "3", "-o", "json")
+    assert r.code == 0, r.out + r.err
+    doc = r.json()
+    assert doc["service_ips"] == [vip]
+    backends = {_ip(p) for p in e2e.pods(labelSelector="app=win-webserver") if p["status"].get("podIP")}
+    # (a flow begun before the client's node started capturing shows the backend's side only)
+    flow = next(f for f in doc["flows"] if f["hops"][0]["node"] == WIN0)
+    assert flow["server"] == f"{vip}:80"
+    backend = flow["backend"].rsplit(":", 1)[0]
+    assert backend in backends
+    assert f"dst {vip}:80 -> {flow['backend']}" in [h["nat"] for h in flow["hops"]]
+
+
+def test_port_without_a_listener(e2e: E2E, pods: dict[str, Any]) -> None:
+    r = e2e.run("trace", _name(pods["client"]), f"{_ip(pods['web1'])}:8081", "-d", "2", "-o", "json")
+    assert r.code == 1, r.err
+    doc = r.json()
+    assert doc["flows"]
+    for flow in doc["flows"]:
+        assert flow["verdict"]["status"] == "refused"
+        (line,) = flow["verdict"]["explanation"]["lines"]
+        where = f"{_ip(pods['web1'])}:8081"
+        assert line == f"no listener: nothing listens on {where} (TCP); the destination reset the connection"
+
+
+def test_usage_errors_before_any_traffic(e2e: E2E, pods: dict[str, Any]) -> None:
+    r = e2e.run("trace", _name(pods["client"]), "10.0.0.1:99999")
+    assert (r.code, r.err.strip()) == (
+        2,
+        "winspect: error: invalid port '99999' in '10.0.0.1:99999': expected 1-65535",
+    )
+    r = e2e.run("trace", _name(pods["client"]), "web-0", "-t", "SCTP")
+    assert r.code == 2 and "invalid protocol 'SCTP' in -t/--protocol: expected TCP, UDP or ICMP" in r.err
+
+
+def test_write_puts_exactly_the_traced_packets_in_a_pcapng(
+    e2e: E2E, pods: dict[str, Any], tmp_path: Path
+) -> None:
+    path = tmp_path / "trace.pcapng"
+    r = e2e.run("trace", _name(pods["client"]), _name(pods["web1"]), "-d", "3", "-o", "json", "-w", str(path))
+    assert r.code == 0, r.err
+    hops = sum(len(f["hops"]) for f in r.json()["flows"])
+    pairs = tshark_fields(path, "ip.src", "ip.dst")
+    assert len(pairs) == hops > 0
+    assert {tuple(p) for p in pairs} == {
+        (_ip(pods["client"]), _ip(pods["web1"])),
+        (_ip(pods["web1"]), _ip(pods["client"])),
+    }

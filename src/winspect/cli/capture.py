@@ -361,7 +361,7 @@ def run(
         output.when_closed(runner.output_gone)
         interruptible(plan.security.get, output.message)  # before the signal handlers of the run
         try:
-            outcome = asyncio.run(run_capture(runner, plan.security, pcapng))
+            outcome = asyncio.run(run_capture(runner, plan.security, pcapng, plan.route))
         finally:
             output.status("")
         output.when_closed(None)

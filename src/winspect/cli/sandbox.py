@@ -48,6 +48,12 @@ def _dir_option(f: Any) -> Any:
 
 def _node_options(f: Any) -> Any:
     f = click.option(
+        "--unreachable-nodes",
+        is_flag=True,
+        help="The nodes' InternalIPs are addresses nothing listens on (a private network seen from "
+        "outside): only the Kubernetes API's port-forward reaches their servers (winspect --connect).",
+    )(f)
+    f = click.option(
         "--seed",
         type=int,
         default=0,
@@ -98,6 +104,15 @@ def _usage(sb: Any, root: Path, default: bool) -> str:
         + f", Kubernetes API at {sb.api_url} ({sb.state.get('startup_seconds', '?')}s)",
         f"kubeconfig: {sb.kubeconfig}",
         *(["pod network: overlay (VXLAN between the nodes)"] if sb.state.get("network") == "overlay" else []),
+        *(
+            [
+                "unreachable nodes: nothing listens on their InternalIPs "
+                f"({nodes[0].get('internal_ip')}..): winspect reaches them through the Kubernetes API "
+                "(--connect auto or tunnel)"
+            ]
+            if sb.state.get("unreachable_nodes") and nodes
+            else []
+        ),
         *[
             f"{n['name']} runs in time zone {n['time_zone']} (pktmon prints local time there)"
             for n in nodes
@@ -156,6 +171,7 @@ def up(
     defender_filters: tuple[str, ...],
     foreign_sessions: tuple[str, ...],
     directory: Path | None,
+    unreachable_nodes: bool,
 ) -> None:
     """Start a sandbox in the background and print how to use it."""
     from winspect.sandbox import runtime
@@ -175,6 +191,7 @@ def up(
             progress=lambda m: click.echo(m, err=True),
             node_options=options,
             network=network,
+            unreachable_nodes=unreachable_nodes,
         )
     except runtime.SandboxError as e:
         _fail(str(e))
@@ -254,7 +271,14 @@ def down(directory: Path | None) -> None:
 @sandbox.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
 @_node_options
 @click.argument("args", nargs=-1, type=click.UNPROCESSED, required=True)
-def run(windows_nodes: int, linux_nodes: int, seed: int, network: str, args: tuple[str, ...]) -> None:
+def run(
+    windows_nodes: int,
+    linux_nodes: int,
+    seed: int,
+    network: str,
+    unreachable_nodes: bool,
+    args: tuple[str, ...],
+) -> None:
     """Run one winspect command against a fresh sandbox, then remove it.
 
     \b
@@ -276,6 +300,7 @@ def run(windows_nodes: int, linux_nodes: int, seed: int, network: str, args: tup
             seed,
             progress=lambda m: click.echo(f"sandbox: {m}", err=True),
             network=network,
+            unreachable_nodes=unreachable_nodes,
         )
     except runtime.SandboxError as e:
         _fail(str(e))

@@ -202,7 +202,7 @@ def run(
         timeout=settings.timeout,
         connect_timeout=settings.connect_timeout,
     )
-    outcome = asyncio.run(run_capture(runner, plan.security, pcapng))
+    outcome = asyncio.run(run_capture(runner, plan.security, pcapng, plan.route))
     sink.finish()
     flows = correlate(sink.seen, _subject(extra, sink.started_at_ns, duration))
     failed = [n.error for n in outcome.nodes if n.error is not None] + list(plan.failed)
@@ -249,6 +249,7 @@ def _explanations(
             security=plan.security.get(),
             timeout=settings.timeout,
             connect_timeout=settings.connect_timeout,
+            route=plan.route,
         )
         answers = asyncio.run(ask_ports(questions, ask, plan.targets, settings.timeout))
     return explain(flows, extra, answers, network_policies(settings))

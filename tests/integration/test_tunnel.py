@@ -16,6 +16,7 @@ the Role winspect-tunnel in winspect-system); untunneled (the two ClusterRoles o
 
 from __future__ import annotations
 
+import base64
 import copy
 import secrets
 import ssl
@@ -26,7 +27,7 @@ from typing import Any
 
 import pytest
 from support.apiserver import start_apiserver, stop_apiserver
-from support.fake_kubelet import BINARY, FakeKubelet, FakeKubelets
+from support.fake_kubelet import BASE64, BINARY, FakeKubelet, FakeKubelets
 from support.kubecluster import ADMIN, KubeCluster, Rest, User, populate, write_yaml
 from support.kubelet_pki import APISERVER_CLIENT_CN, KubeletPki
 from support.loopback import free_loopback_hosts
@@ -419,3 +420,21 @@ def test_a_pod_without_a_node_is_refused_by_the_api_server(tunnels: Tunnels) -> 
         tunnels.rest.request("DELETE", f"{PODS}/winspectserv-pending?gracePeriodSeconds=0")
     assert refusal.response.status_code == 400
     assert b"does not have a host assigned" in refusal.response.body
+
+
+def test_the_kubelet_refuses_a_client_offering_none_of_its_subprotocols(tunnels: Tunnels) -> None:
+    # v1.20 proxies every upgrade to the kubelet; newer API servers translate only the SPDY
+    # tunnelling subprotocol, and proxy this one alike. A client must offer v4.channel.k8s.io.
+    node = sorted(tunnels.pods)[0]
+    with pytest.raises(InvalidStatus) as info:
+        open_port_forward(tunnels, TUNNELER, tunnels.pods[node], protocols=("portforward.k8s.io",)).close()
+    assert info.value.response.status_code == 403
+    assert tunnels.kubelets[node].records[-1].status == 403
+
+
+def test_the_base64_subprotocol_carries_the_same_channels_as_text(tunnels: Tunnels) -> None:
+    node = sorted(tunnels.pods)[0]
+    with open_port_forward(tunnels, TUNNELER, tunnels.pods[node], protocols=(BASE64, BINARY)) as ws:
+        assert ws.subprotocol == BASE64
+        prefix = base64.b64encode(_port_bytes(NODE_PORT)).decode()
+        assert [ws.recv(timeout=30), ws.recv(timeout=30)] == [f"0{prefix}", f"1{prefix}"]

@@ -26,6 +26,7 @@ import contextlib
 import socket
 import ssl
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any
@@ -224,6 +225,11 @@ def _offered(headers: Headers) -> list[str]:
     return [p.strip() for h in headers.get_all("Sec-WebSocket-Protocol") for p in h.split(",") if p.strip()]
 
 
+def _client_first(connection: ServerConnection, offered: Sequence[Subprotocol]) -> Subprotocol | None:
+    """The first subprotocol the client offers that the kubelet knows (its WebSocket library's rule)."""
+    return next((p for p in offered if p in PROTOCOLS), None)
+
+
 def _client_cn(connection: ServerConnection) -> str | None:
     ssl_object = connection.transport.get_extra_info("ssl_object")
     cert: Any = ssl_object.getpeercert() if ssl_object is not None else None
@@ -266,7 +272,8 @@ class FakeKubelets:
             server: Server = await serve(
                 kubelet.handle, host, kubelet.port, ssl=ctx,
                 subprotocols=[Subprotocol(p) for p in PROTOCOLS],
-                process_request=kubelet.process_request, compression=None,
+                process_request=kubelet.process_request, select_subprotocol=_client_first,
+                compression=None,
             )  # fmt: skip
             return server
 

@@ -438,3 +438,18 @@ def test_the_base64_subprotocol_carries_the_same_channels_as_text(tunnels: Tunne
         assert ws.subprotocol == BASE64
         prefix = base64.b64encode(_port_bytes(NODE_PORT)).decode()
         assert [ws.recv(timeout=30), ws.recv(timeout=30)] == [f"0{prefix}", f"1{prefix}"]
+
+
+def test_a_runtime_without_hostprocess_port_forward_fails_on_the_error_channel(tunnels: Tunnels) -> None:
+    node = sorted(tunnels.pods)[0]
+    kubelet = tunnels.kubelets[node]
+    kubelet.hostprocess_forward = False
+    try:
+        with open_port_forward(tunnels, TUNNELER, tunnels.pods[node]) as ws:
+            assert ws.recv(timeout=30) == b"\x00" + _port_bytes(NODE_PORT)
+            assert ws.recv(timeout=30) == b"\x01" + _port_bytes(NODE_PORT)
+            error = ws.recv(timeout=30)
+    finally:
+        kubelet.hostprocess_forward = True
+    assert isinstance(error, bytes) and error[:1] == b"\x01"
+    assert b"failed to execute port forward in sandbox" in error and b"wincat.exe" in error

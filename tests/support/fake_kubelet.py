@@ -12,8 +12,10 @@ Each FakeKubelet serves that for one node, as the kubelet and the container runt
   the port, 2 bytes little-endian; every message starts with its channel byte;
 - a pod it does not run: 404 `pod does not exist`; no `port` parameter: 400;
 - each port is forwarded to the node's own address (a HostProcess pod shares the host network:
-  containerd dials localhost); a refused connection is reported on the error channel in the words
-  of the kubelet and containerd, then the connection closes.
+  containerd 2.0, and 1.7 with its 2024 backport, dial localhost); a refused connection is
+  reported on the error channel in the words of the kubelet and containerd, then the connection
+  closes. With `hostprocess_forward = False` the kubelet plays an older containerd, which runs
+  `wincat.exe` inside the pod's sandbox instead and fails for a HostProcess pod.
 
 All kubelets of a test share one asyncio loop in a background thread; `stop()` ends them.
 """
@@ -63,6 +65,7 @@ class FakeKubelet:
     host: str  # the node's InternalIP: the kubelet listens there and forwards there
     port: int
     pods: dict[tuple[str, str], str]  # (namespace, name) -> uid of the pods this kubelet runs
+    hostprocess_forward: bool = True  # False: a containerd without HostProcess port-forward
     records: list[ForwardRecord] = field(default_factory=list)
     server: Server | None = field(default=None, repr=False)
     _accepted: dict[int, ForwardRecord] = field(default_factory=dict, repr=False)
@@ -144,17 +147,22 @@ class FakeKubelet:
         pod: str,
         inbox: asyncio.Queue[bytes | None],
     ) -> None:
+        sandbox = f"sandbox-{pod}"  # containerd names the pod by its sandbox id
         try:
+            if not self.hostprocess_forward:
+                raise _NoHostProcessForward(
+                    f"failed to execute port forward in sandbox: : failed to exec in container: "
+                    f"wincat.exe 127.0.0.1 {port}: executable file not found in the HostProcess sandbox"
+                )
             reader, writer = await asyncio.open_connection(self.host, port)
-        except OSError as exc:
-            # The kubelet's words around containerd's (a HostProcess pod: containerd dials localhost).
-            sandbox = f"sandbox-{pod}"
-            cause = f"dial tcp {self.host}:{port}: connect: {_reason(exc)}"
-            message = (
-                f"error forwarding port {port} to pod {sandbox}, uid : failed to execute portforward for "
-                f"podId {sandbox}, podIp localhost, err: failed to connect to localhost:{port} for pod "
-                f'"{sandbox}": {cause}'
-            )
+        except (OSError, _NoHostProcessForward) as exc:
+            if isinstance(exc, OSError):
+                exc = _NoHostProcessForward(
+                    f"failed to execute portforward for podId {sandbox}, podIp localhost, err: failed to "
+                    f'connect to localhost:{port} for pod "{sandbox}": dial tcp {self.host}:{port}: '
+                    f"connect: {_reason(exc)}"
+                )
+            message = f"error forwarding port {port} to pod {sandbox}, uid : {exc}"
             record.errors.append(message)
             with contextlib.suppress(ConnectionClosed):
                 await codec.send(2 * i + 1, message.encode())
@@ -183,6 +191,10 @@ class FakeKubelet:
             writer.close()
             with contextlib.suppress(OSError):
                 await writer.wait_closed()
+
+
+class _NoHostProcessForward(Exception):
+    """containerd's error for a port it cannot forward."""
 
 
 class _Codec:

@@ -150,50 +150,64 @@ class FakeKubelet:
         sandbox = f"sandbox-{pod}"  # containerd names the pod by its sandbox id
         try:
             if not self.hostprocess_forward:
-                raise _NoHostProcessForward(
+                raise _ForwardError(
                     f"failed to execute port forward in sandbox: : failed to exec in container: "
                     f"wincat.exe 127.0.0.1 {port}: executable file not found in the HostProcess sandbox"
                 )
             reader, writer = await asyncio.open_connection(self.host, port)
-        except (OSError, _NoHostProcessForward) as exc:
-            if isinstance(exc, OSError):
-                exc = _NoHostProcessForward(
-                    f"failed to execute portforward for podId {sandbox}, podIp localhost, err: failed to "
-                    f'connect to localhost:{port} for pod "{sandbox}": dial tcp {self.host}:{port}: '
-                    f"connect: {_reason(exc)}"
-                )
-            message = f"error forwarding port {port} to pod {sandbox}, uid : {exc}"
-            record.errors.append(message)
-            with contextlib.suppress(ConnectionClosed):
-                await codec.send(2 * i + 1, message.encode())
+        except OSError as exc:
+            await self._report(codec, record, i, port, sandbox, _dial_error(sandbox, self.host, port, exc))
+            return
+        except _ForwardError as exc:
+            await self._report(codec, record, i, port, sandbox, str(exc))
             return
 
         async def upstream() -> None:
             while (data := await inbox.get()) is not None:
                 writer.write(data)
                 await writer.drain()
-            with contextlib.suppress(OSError):
-                writer.write_eof()
 
         async def downstream() -> None:
             while data := await reader.read(65536):
                 await codec.send(2 * i, data)
 
-        up = asyncio.create_task(upstream())
+        # As containerd: once one direction ends, the other gets a second to finish.
+        copies = {asyncio.create_task(upstream()), asyncio.create_task(downstream())}
         try:
-            await downstream()
-        except (ConnectionClosed, OSError):
-            pass
+            _, pending = await asyncio.wait(copies, return_when=asyncio.FIRST_COMPLETED)
+            if pending:
+                await asyncio.wait(pending, timeout=1.0)
         finally:
-            up.cancel()
-            with contextlib.suppress(asyncio.CancelledError, OSError, ConnectionClosed):
-                await up
+            for task in copies:
+                task.cancel()
+            for task in copies:
+                with contextlib.suppress(asyncio.CancelledError, OSError, ConnectionClosed):
+                    await task
             writer.close()
             with contextlib.suppress(OSError):
                 await writer.wait_closed()
 
+    @staticmethod
+    async def _report(
+        codec: _Codec, record: ForwardRecord, i: int, port: int, sandbox: str, cause: str
+    ) -> None:
+        """The kubelet's words around the runtime's error, on the port's error channel."""
+        message = f"error forwarding port {port} to pod {sandbox}, uid : {cause}"
+        record.errors.append(message)
+        with contextlib.suppress(ConnectionClosed):
+            await codec.send(2 * i + 1, message.encode())
 
-class _NoHostProcessForward(Exception):
+
+def _dial_error(sandbox: str, host: str, port: int, exc: OSError) -> str:
+    """containerd's error when the HostProcess pod's port (the node's localhost) refuses."""
+    reason = "connection refused" if isinstance(exc, ConnectionRefusedError) else (exc.strerror or str(exc))
+    return (
+        f"failed to execute portforward for podId {sandbox}, podIp localhost, err: failed to connect to "
+        f'localhost:{port} for pod "{sandbox}": dial tcp {host}:{port}: connect: {reason}'
+    )
+
+
+class _ForwardError(Exception):
     """containerd's error for a port it cannot forward."""
 
 
@@ -250,10 +264,6 @@ def _client_cn(connection: ServerConnection) -> str | None:
             if key == "commonName":
                 return str(value)
     return None
-
-
-def _reason(exc: OSError) -> str:
-    return "connection refused" if isinstance(exc, ConnectionRefusedError) else (exc.strerror or str(exc))
 
 
 def _free_port(host: str) -> int:

@@ -45,6 +45,7 @@ from support.kubecluster import (
 )
 from support.loopback import free_loopback_hosts
 from support.nodeservers import NodeServer, start_node_servers, stop_node_servers
+from support.tunnel_cluster import TunnelCluster, tunnel_cluster
 
 BUILD_TIMEOUT = 1800  # a cold build takes 3-6 minutes on 2 cores; leave room for a slow machine
 
@@ -262,3 +263,16 @@ def node_servers(
         yield servers
     finally:
         stop_node_servers(servers)
+
+
+# ---------------------------------------------------------------- tunnels through the API server
+
+
+@pytest.fixture(scope="session")
+def tunnel_kube(
+    tmp_path_factory: pytest.TempPathFactory, kube_apiserver_binary: str
+) -> Iterator[TunnelCluster]:
+    """An API server of its own (winspect-system must be usable: test_deploy.py leaves it terminating
+    in real_kube) whose nodes' kubelets are fake ones, with real node servers (support.tunnel_cluster)."""
+    with tunnel_cluster(tmp_path_factory.mktemp("tunnel"), kube_apiserver_binary) as cluster:
+        yield cluster

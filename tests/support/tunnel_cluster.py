@@ -36,7 +36,7 @@ from winspect.kube.names import NAMESPACE
 
 RBAC = "/apis/rbac.authorization.k8s.io/v1"
 PODS = f"/api/v1/namespaces/{NAMESPACE}/pods"
-TUNNEL_ROLE = "winspect-tunnel"
+TUNNEL_ROLE = "winspect-tunnel"  # shipped by `winspect install`
 TUNNELER, UNTUNNELED, CREATE_ONLY = "tunneler", "untunneled", "create-only"
 WINDOWS_NODES = 2
 

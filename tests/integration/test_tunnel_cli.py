@@ -1,0 +1,132 @@
+"""`winspect --connect tunnel` through the real kube-apiserver: the CLI reaches each node's
+winspectserv by the API server's port-forward to the winspect pod on that node, which the API
+server authorises (RBAC on pods/portforward) and proxies to the node's kubelet (a fake one, which
+bridges to the real node server). TLS stays between the CLI and winspectserv, verified against
+winspect's CA; the node server checks the caller's token as on a direct connection.
+
+The cluster: support.tunnel_cluster (its own API server; fake kubelets; real node servers).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from support.kubelet_pki import APISERVER_CLIENT_CN
+from support.nodeservers import NODE_PORT
+from support.runcli import Result, run_winspect
+from support.tunnel_cluster import NAMESPACE, TUNNEL_ROLE, TUNNELER, UNTUNNELED, TunnelCluster
+
+from winspect.deploy.pki import make_server_tls
+from winspect.emulator.state import pktmon_status, read_calls
+
+pytestmark = pytest.mark.kube
+
+
+def winspect(cluster: TunnelCluster, tmp_path: Path, role: str, *args: str) -> Result:
+    kubeconfig = cluster.kube.kubeconfig(tmp_path / f"{role}.kubeconfig", role)
+    return run_winspect("--connect", "tunnel", *args, home=tmp_path, kubeconfig=kubeconfig)
+
+
+def forwards(cluster: TunnelCluster) -> dict[str, int]:
+    """How many port-forwards each node's kubelet has opened so far."""
+    return {node: sum(r.status == 101 for r in k.records) for node, k in cluster.kubelets.items()}
+
+
+def audit(cluster: TunnelCluster, node: str) -> list[dict[str, Any]]:
+    lines = cluster.servers[node].log.read_text().splitlines()
+    entries = [json.loads(ln) for ln in lines if ln.startswith("{")]
+    return [e for e in entries if e.get("message") == "audit"]
+
+
+def test_hns_all_goes_through_the_api_server_and_each_nodes_kubelet(
+    tunnel_kube: TunnelCluster, tmp_path: Path
+) -> None:
+    nodes = sorted(tunnel_kube.kubelets)
+    before = forwards(tunnel_kube)
+    r = winspect(tunnel_kube, tmp_path, TUNNELER, "hns", "all", "-o", "json")
+    assert r.code == 0, str(r)
+    doc = r.json()
+    assert sorted(doc["results"]) == nodes and doc["errors"] == {}
+    assert doc["paths"] == {node: "tunnel" for node in nodes}
+    after = forwards(tunnel_kube)
+    for node in nodes:
+        kubelet = tunnel_kube.kubelets[node]
+        assert after[node] > before[node], node
+        opened = [rec for rec in kubelet.records if rec.status == 101][before[node] :]
+        assert {(rec.path, tuple(rec.ports), rec.client_cn) for rec in opened} == {
+            (f"/portForward/{NAMESPACE}/{tunnel_kube.pods[node]}", (NODE_PORT,), APISERVER_CLIENT_CN)
+        }
+        assert all(rec.errors == [] for rec in opened)
+        # The node server saw the user's own token through the tunnel.
+        last = audit(tunnel_kube, node)[-1]
+        assert last["user"] == tunnel_kube.user(TUNNELER) and last["outcome"] == "OK"
+
+
+def test_verbose_says_each_node_was_reached_through_the_tunnel(
+    tunnel_kube: TunnelCluster, tmp_path: Path
+) -> None:
+    r = winspect(tunnel_kube, tmp_path, TUNNELER, "-v", "hns", "networks")
+    assert r.code == 0, str(r)
+    for node in tunnel_kube.kubelets:
+        said = [ln for ln in r.stderr.splitlines() if ln.startswith(f"winspect: {node}: ")]
+        assert any("tunnel" in ln for ln in said), r.stderr
+
+
+def test_a_short_capture_through_the_tunnel_leaves_every_node_clean(
+    tunnel_kube: TunnelCluster, tmp_path: Path
+) -> None:
+    before = {node: len(read_calls(s.state_dir)) for node, s in tunnel_kube.servers.items()}
+    r = winspect(tunnel_kube, tmp_path, TUNNELER, "capture", "all", "-d", "2", "-o", "json")
+    assert r.code == 0, str(r)
+    for node, server in tunnel_kube.servers.items():
+        calls = read_calls(server.state_dir)[before[node] :]
+        assert ["pktmon", "stop"] in calls, calls
+        assert any(c[:2] == ["pktmon", "start"] for c in calls), calls
+        status = pktmon_status(server.state_dir)
+        assert not status["running"] and status["filters"] == []
+        capture = [a for a in audit(tunnel_kube, node) if a["operation"] == "Capture"][-1]
+        assert capture["user"] == tunnel_kube.user(TUNNELER) and capture["cleaned_up"] is True
+
+
+def test_tls_is_verified_end_to_end_through_the_tunnel(tunnel_kube: TunnelCluster, tmp_path: Path) -> None:
+    other = tmp_path / "other-ca.crt"
+    other.write_bytes(make_server_tls().ca_pem)
+    before = forwards(tunnel_kube)
+    r = winspect(tunnel_kube, tmp_path, TUNNELER, "hns", "networks", "--ca-file", str(other))
+    assert r.code == 1, str(r)
+    for node in tunnel_kube.kubelets:
+        assert f"winspect: {node}: the TLS certificate of " in r.stderr, r.stderr
+    assert r.stderr.count(f"is not signed by winspect's CA (--ca-file {other})") == len(tunnel_kube.kubelets)
+    # The bytes did cross the tunnel: the client refused the server's certificate, not the path.
+    assert all(forwards(tunnel_kube)[n] > before[n] for n in before)
+
+
+def test_a_user_without_the_tunnel_role_is_refused_with_the_binding_to_create(
+    tunnel_kube: TunnelCluster, tmp_path: Path
+) -> None:
+    before = forwards(tunnel_kube)
+    r = winspect(tunnel_kube, tmp_path, UNTUNNELED, "hns", "all")
+    assert r.code != 0, str(r)
+    user = tunnel_kube.user(UNTUNNELED)
+    assert (
+        f"kubectl create rolebinding {TUNNEL_ROLE}-{user} -n {NAMESPACE} --role={TUNNEL_ROLE} --user={user}"
+    ) in r.stderr, r.stderr
+    assert forwards(tunnel_kube) == before  # the API server refused before any kubelet was dialled
+
+
+def test_a_node_whose_runtime_cannot_forward_to_hostprocess_pods_fails_alone_in_words(
+    tunnel_kube: TunnelCluster, tmp_path: Path
+) -> None:
+    old, new = sorted(tunnel_kube.kubelets)
+    tunnel_kube.kubelets[old].hostprocess_forward = False
+    try:
+        r = winspect(tunnel_kube, tmp_path, TUNNELER, "hns", "networks", "-o", "json")
+    finally:
+        tunnel_kube.kubelets[old].hostprocess_forward = True
+    assert r.code == 1, str(r)
+    doc = r.json()
+    assert list(doc["results"]) == [new]
+    assert "use --connect direct from inside the network" in doc["errors"][old]["message"]

@@ -139,6 +139,7 @@ def test_dry_run_with_image_and_port_changes_exactly_those() -> None:
         "ServiceAccount",
         "ClusterRoleBinding",
         "Role",
+        "Role",  # winspect-tunnel
         "DaemonSet",
     ]
     assert docs[:-1] == list(default[:-1])

@@ -354,7 +354,7 @@ def run(
             connect_timeout=settings.connect_timeout,
         )
         output.when_closed(runner.output_gone)
-        outcome = asyncio.run(run_capture(runner, plan.security, pcapng))
+        outcome = asyncio.run(run_capture(runner, plan.security, pcapng, plan.route))
         output.when_closed(None)
         sink.finish()
         # Stopped for --max-packets: a stop of the capture's own, no interruption.

@@ -117,6 +117,7 @@ def fan_out(
                 security=plan.security.get(),
                 timeout=settings.timeout,
                 connect_timeout=settings.connect_timeout,
+                route=plan.route,
             )
         )
     failed: list[NodeResult[T]] = [NodeResult(e.node, e.address, error=e) for e in plan.failed]
@@ -152,9 +153,13 @@ def print_results(
         from winspect.client.render.documents import document, dumps
 
         encoded = {r.node: value for r, value in done}
+        # How each node that was dialled was reached (--connect): "direct" or "tunnel".
+        paths = {r.node: r.path for r in results if r.path}
 
         def as_json() -> str:
-            doc = document(command, encoded, {e.node: e.to_dict() for e in errors}, **(extra or {}))
+            doc = document(
+                command, encoded, {e.node: e.to_dict() for e in errors}, **(extra or {}), paths=paths
+            )
             return encode_document(settings, doc)
 
         try:

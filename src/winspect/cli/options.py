@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 F = TypeVar("F", bound=Callable[..., Any])
 _META_KEY = "winspect.global_options"
 OUTPUT_FORMATS = ("text", "wide", "json", "yaml")
+CONNECT_MODES = ("auto", "direct", "tunnel")  # winspect.client.route
 
 
 def _store(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
@@ -126,6 +127,14 @@ def global_options(f: F) -> F:
             help="Plain text, no credentials: only for servers run with `winspectserv --insecure` "
             "(development).",
         ),
+        _global_option(
+            "--connect",
+            type=click.Choice(CONNECT_MODES, case_sensitive=False),
+            metavar="MODE",
+            help="How to reach node servers: direct (their address), tunnel (through the Kubernetes API "
+            "server's port-forward, when the nodes' network is out of reach) or auto (direct, else the "
+            "tunnel, per node).  [default: auto]",
+        ),
         _global_option("-v", "--verbose", count=True, help="Say what winspect does (on stderr)."),
     ]
     for decorator in reversed(decorators):
@@ -164,7 +173,13 @@ def settings_from(ctx: click.Context) -> Settings:
         color=output != "json" and use_color(sys.stdout, dict(os.environ)),
         insecure=bool(given.get("insecure")),
         ca_file=given.get("ca_file"),
+        connect=(given.get("connect") or "auto").lower(),
     )
+    if settings.connect == "tunnel" and settings.targets:
+        raise UsageError(
+            "--target names an address to dial directly; --connect tunnel reaches nodes found through "
+            "Kubernetes: drop one of them"
+        )
     if settings.insecure and settings.targets and (settings.kubeconfig or settings.context):
         raise UsageError(
             "--target talks to nodes directly, and --insecure sends no credentials: --kubeconfig and "

@@ -46,6 +46,12 @@ def _dir_option(f: Any) -> Any:
 
 def _node_options(f: Any) -> Any:
     f = click.option(
+        "--unreachable-nodes",
+        is_flag=True,
+        help="The nodes' InternalIPs are addresses nothing listens on (a private network seen from "
+        "outside): only the Kubernetes API's port-forward reaches their servers (winspect --connect).",
+    )(f)
+    f = click.option(
         "--seed",
         type=int,
         default=0,
@@ -154,6 +160,7 @@ def up(
     defender_filters: tuple[str, ...],
     foreign_sessions: tuple[str, ...],
     directory: Path | None,
+    unreachable_nodes: bool,
 ) -> None:
     """Start a sandbox in the background and print how to use it."""
     from winspect.sandbox import runtime
@@ -173,6 +180,7 @@ def up(
             progress=lambda m: click.echo(m, err=True),
             node_options=options,
             network=network,
+            unreachable_nodes=unreachable_nodes,
         )
     except runtime.SandboxError as e:
         _fail(str(e))
@@ -248,7 +256,14 @@ def down(directory: Path | None) -> None:
 @sandbox.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
 @_node_options
 @click.argument("args", nargs=-1, type=click.UNPROCESSED, required=True)
-def run(windows_nodes: int, linux_nodes: int, seed: int, network: str, args: tuple[str, ...]) -> None:
+def run(
+    windows_nodes: int,
+    linux_nodes: int,
+    seed: int,
+    network: str,
+    unreachable_nodes: bool,
+    args: tuple[str, ...],
+) -> None:
     """Run one winspect command against a fresh sandbox, then remove it.
 
     \b
@@ -270,6 +285,7 @@ def run(windows_nodes: int, linux_nodes: int, seed: int, network: str, args: tup
             seed,
             progress=lambda m: click.echo(f"sandbox: {m}", err=True),
             network=network,
+            unreachable_nodes=unreachable_nodes,
         )
     except runtime.SandboxError as e:
         _fail(str(e))

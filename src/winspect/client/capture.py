@@ -30,7 +30,7 @@ import grpc.aio
 
 from winspect.client.capture_outcome import CaptureOutcome, NodeCapture
 from winspect.client.discovery import PodOnNode
-from winspect.client.fanout import MAX_CONCURRENT_NODES, Connection, NodeFailed, NodeFailure, NodeSlots
+from winspect.client.fanout import MAX_CONCURRENT_NODES, Connection, NodeFailed, NodeFailure, NodeSlots, Route
 from winspect.client.filters import ProtocolSpec, TargetSpec
 from winspect.client.security import ChannelSecurity
 from winspect.v1 import winspect_pb2 as pb
@@ -306,9 +306,9 @@ class CaptureRun:
         node.error = NodeFailure(target.name, target.address, "DEADLINE_EXCEEDED", f"{why}{unsent}")
         self.sink.error(node.name, node.error)
 
-    async def run(self, security: ChannelSecurity) -> CaptureOutcome:
+    async def run(self, security: ChannelSecurity, route: Route | None = None) -> CaptureOutcome:
         for node in self.nodes:
-            node.conn = Connection(node.target, security)
+            node.conn = Connection(node.target, security, route)
         slots = NodeSlots(self.limit)
         tasks: dict[asyncio.Future[Any], NodeCapture] = {
             asyncio.ensure_future(self._node(n, slots)): n for n in self.nodes

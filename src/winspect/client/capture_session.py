@@ -15,6 +15,7 @@ from winspect.client.pcapng_export import PcapngExport
 
 if TYPE_CHECKING:
     from winspect.client.names import Names
+    from winspect.client.route import Route
     from winspect.client.security import CommandSecurity
     from winspect.client.targets import Plan
 
@@ -64,6 +65,7 @@ async def run_capture(
     runner: CaptureRun,
     security: CommandSecurity,
     pcapng: tuple[PcapngOut, PcapngExport] | None,
+    route: Route | None = None,
 ) -> CaptureOutcome:
     """runner.run() with SIGINT/SIGTERM stopping it (the channel security is resolved under
     them); the export is complete and its output closed when this returns."""
@@ -78,7 +80,7 @@ async def run_capture(
 
     ticker = asyncio.ensure_future(release_held())
     try:
-        return await runner.run(security.get())
+        return await runner.run(security.get(), route)
     finally:
         ticker.cancel()
         # Still under our signal handlers: a second Ctrl+C cannot cut the file short.

@@ -270,17 +270,6 @@ def fetch_ca(cluster: Cluster) -> tuple[bytes, str]:
 # ------------------------------------------------------------------ credentials
 
 
-def _authorization_header(auth: Any, server: str) -> str:
-    """The Authorization header lightkube's auth (token, tokenFile, exec plugin...) puts on a request."""
-    import httpx2
-
-    request = httpx2.Request("GET", server)
-    flow = auth.sync_auth_flow(request)
-    sent = next(flow)
-    flow.close()
-    return str(sent.headers.get("Authorization", ""))
-
-
 def _certificate_user(resolved: ResolvedConfig) -> str | None:
     """The user name (subject CN) of the kubeconfig's client certificate, or None when it has none."""
     import base64
@@ -312,12 +301,13 @@ def token_source(resolved: ResolvedConfig, cluster: Cluster) -> TokenSource:
     from lightkube.core.exceptions import ConfigError as LightkubeConfigError
 
     from winspect.kube.cluster import describe_config_problem
+    from winspect.kube.kubeconfig import authorization_header
 
     user = resolved.config.user
     name = resolved.user_name or "(no user)"
     try:
         auth = user_auth(user)
-        header = _authorization_header(auth, resolved.server) if auth is not None else ""
+        header = authorization_header(auth, resolved.server)
     except LightkubeConfigError as exc:
         raise ConfigError(
             f"credentials of user {name!r} cannot be used: {describe_config_problem(exc)} (winspect supports "

@@ -30,6 +30,8 @@ class Settings:
     # Node connections (winspect.client.security): plain text without credentials, or the CA to trust.
     insecure: bool = False
     ca_file: str | None = None
+    # How node servers are reached (winspect.client.route): auto, direct or tunnel.
+    connect: str = "auto"
 
     @property
     def connect_timeout(self) -> float:

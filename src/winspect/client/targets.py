@@ -13,6 +13,7 @@ from winspect.client.discovery import NO_INTERNAL_IP, PodOnNode, close_matches, 
 from winspect.client.fanout import NodeFailure
 from winspect.client.filters import PodSpec, TargetSpec
 from winspect.client.render.safe import printable
+from winspect.client.route import DIRECT, Route, route_for
 from winspect.client.security import CommandSecurity
 from winspect.client.settings import Settings
 from winspect.client.workloads import expand_pods, parse_selector, selected_nodes
@@ -26,6 +27,7 @@ class Plan:
 
     targets: list[TargetSpec]
     security: CommandSecurity  # how to reach their servers
+    route: Route = DIRECT  # direct, through tunnels, or either (--connect)
     pods: list[PodOnNode] = field(default_factory=list)
     # Nodes that cannot be contacted at all (no InternalIP): reported as failed nodes.
     failed: list[NodeFailure] = field(default_factory=list)
@@ -139,7 +141,7 @@ def plan_nodes(settings: Settings, names: list[str] | None, selector: str | None
     if chosen is not None:
         _needs_kubernetes(settings, "-l/--selector")
     if settings.targets:
-        return Plan(_pick_targets(settings, names), security)
+        return Plan(_pick_targets(settings, names), security, route_for(settings))
     _prefetch_security(settings, security)
     with _cluster(settings) as cluster:
         port, _ = _with_node_port(settings, cluster, cluster.nodes)
@@ -148,7 +150,7 @@ def plan_nodes(settings: Settings, names: list[str] | None, selector: str | None
         targets, no_address = resolve_nodes(cluster, names, port)
     for t in targets:
         _log(settings, f"node {t.name} at {t.address}")
-    return Plan(targets, security, failed=_no_address(no_address))
+    return Plan(targets, security, route_for(settings), failed=_no_address(no_address))
 
 
 def _no_address(names: list[str]) -> list[NodeFailure]:
@@ -167,7 +169,7 @@ def plan_pods(
     if settings.targets:
         namespace = settings.namespace or "default"
         pods = [PodOnNode(s.namespace or namespace, s.name, s.ip or "", "") for s in specs]
-        return Plan(list(settings.targets), security, pods)
+        return Plan(list(settings.targets), security, route_for(settings), pods)
     _prefetch_security(settings, security)
     with _cluster(settings) as cluster:
         port, _ = _with_node_port(settings, cluster, cluster.nodes)
@@ -176,4 +178,4 @@ def plan_pods(
         pods, targets, no_address = resolve_pods(cluster, specs, all_namespaces, port)
     for p in pods:
         _log(settings, f"pod {p.namespace}/{p.name} ({p.ip}) on node {p.node}")
-    return Plan(targets, security, pods, failed=_no_address(no_address))
+    return Plan(targets, security, route_for(settings), pods, failed=_no_address(no_address))

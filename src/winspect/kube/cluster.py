@@ -190,7 +190,7 @@ class Cluster:
         where = f"list pods in namespace {namespace!r}" if namespace else "list pods in all namespaces"
         ns = namespace if namespace is not None else "*"
         raw = self.request(where, lambda: list(self.lightkube().list(Pod, namespace=ns)))
-        return [_pod_info(p) for p in raw]
+        return [pod_info(p) for p in raw]
 
     def namespaces(self) -> list[str]:
         from lightkube.resources.core_v1 import Namespace
@@ -254,7 +254,7 @@ def _node_info(node: Any) -> NodeInfo:
     return NodeInfo(node.metadata.name, labels.get(OS_LABEL, ""), internal_ip, dict(labels))
 
 
-def _pod_info(pod: Any) -> PodInfo:
+def pod_info(pod: Any) -> PodInfo:
     status = pod.status
     return PodInfo(
         namespace=pod.metadata.namespace or "",

@@ -241,3 +241,17 @@ def _check_context(merged: dict[str, Any], context_name: str | None, *, explicit
         )
     if ctx.get("user") and ctx["user"] not in users:
         raise ConfigError(f"context {context_name!r} names user {ctx['user']!r}, not in kubeconfig {source}")
+
+
+def authorization_header(auth: Any, server: str) -> str:
+    """The Authorization header lightkube's auth (token, tokenFile, exec plugin...) puts on a request
+    to `server`; "" without auth. Runs an exec plugin."""
+    if auth is None:
+        return ""
+    import httpx2
+
+    request = httpx2.Request("GET", server)
+    flow = auth.sync_auth_flow(request)
+    sent = next(flow)
+    flow.close()
+    return str(sent.headers.get("Authorization", ""))

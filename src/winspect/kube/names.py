@@ -6,6 +6,8 @@ NAMESPACE = "winspect-system"
 DAEMONSET = "winspectserv"
 CONTAINER = "winspectserv"
 PORT_NAME = "grpc"
+# The labels of the DaemonSet's pods (its selector): a tunnel finds the pod on a node by them.
+SERVER_POD_LABELS = (("app.kubernetes.io/name", "winspect"), ("app.kubernetes.io/component", "server"))
 PORT_ENV = "WINSPECT_PORT"
 DEFAULT_IMAGE = "ghcr.io/winspect/winspectserv:0.1.0"
 # Objects install owns carry this label; uninstall deletes the namespace only when it has it.

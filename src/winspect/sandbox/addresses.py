@@ -34,8 +34,9 @@ class Block:
     index: int  # N of 127.0.N.0/24
     claim: Path
 
-    def addresses(self, count: int) -> list[str]:
-        return [f"127.0.{self.index}.{i}" for i in range(1, count + 1)]
+    def addresses(self, count: int, start: int = 0) -> list[str]:
+        """`count` addresses from the block's (start+1)th, 127.0.N.(start+1) on."""
+        return [f"127.0.{self.index}.{i}" for i in range(start + 1, start + count + 1)]
 
     @property
     def cidr(self) -> str:
@@ -138,14 +139,23 @@ def _try_claim(path: Path) -> bool:
 
 
 def claim_block(
-    count: int, port: int = NODE_PORT, first: int = 1, skip: frozenset[int] = frozenset(), extra: int = 0
+    count: int,
+    port: int = NODE_PORT,
+    first: int = 1,
+    skip: frozenset[int] = frozenset(),
+    extra: int = 0,
+    listen_apart: bool = False,
 ) -> Block:
     """Claim the first block 127.0.N.0/24 (N >= first) whose first `count` addresses have `port` free.
 
-    `extra` more addresses follow them in the block (for nodes that listen on nothing).
+    `extra` more addresses follow them in the block (for nodes that listen on nothing). With
+    `listen_apart` the `count` addresses after those are the ones that must have `port` free
+    (servers listening apart from their nodes' addresses).
     """
-    if count < 1 or count + extra > MAX_NODES_PER_BLOCK:
-        raise AddressError(f"a sandbox has 1 to {MAX_NODES_PER_BLOCK} nodes in all, not {count + extra}")
+    used = count + extra + (count if listen_apart else 0)
+    if count < 1 or used > MAX_NODES_PER_BLOCK:
+        apart = " (twice the Windows nodes with --unreachable-nodes)" if listen_apart else ""
+        raise AddressError(f"a sandbox has 1 to {MAX_NODES_PER_BLOCK} addresses in all{apart}, not {used}")
     directory = private_dir(claims_dir())
     for n in range(first, 255):
         if n in skip:
@@ -153,7 +163,8 @@ def claim_block(
         block = Block(n, directory / f"127.0.{n}.0.claim")
         if not _try_claim(block.claim):
             continue
-        if all(port_free(a, port) for a in block.addresses(count)):
+        listening = block.addresses(count, count + extra) if listen_apart else block.addresses(count)
+        if all(port_free(a, port) for a in listening):
             return block
         block.release()
     raise AddressError(f"no block 127.0.N.0/24 has {count} loopback addresses with port {port} free")

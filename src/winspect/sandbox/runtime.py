@@ -126,6 +126,7 @@ def up(
     network: str = "l2bridge",
     node_options: dict[int, dict[str, Any]] | None = None,
     node_runtime: Path | None = None,
+    unreachable_nodes: bool = False,
 ) -> Sandbox:
     """Start a sandbox in `root` and return once every node answers health checks.
 
@@ -133,7 +134,9 @@ def up(
     between the nodes, as with Flannel or Calico VXLAN). `node_options`: Windows node
     number (from 1) -> its emulated pktmon's options (winspect.sandbox.pktmon_options).
     `node_runtime`: a JSON file naming another interpreter for the node servers and
-    their tools (winspect.sandbox.node_runtime), e.g. Windows CPython under Wine."""
+    their tools (winspect.sandbox.node_runtime), e.g. Windows CPython under Wine.
+    `unreachable_nodes`: the nodes' InternalIPs are loopback addresses nothing listens on
+    (their servers listen on others), so only the API server's port-forward reaches them."""
     if not 1 <= windows_nodes <= MAX_WINDOWS_NODES:
         raise SandboxError(f"--windows-nodes must be 1 to {MAX_WINDOWS_NODES}, not {windows_nodes}")
     if network not in NETWORKS:
@@ -164,6 +167,8 @@ def up(
         argv += ["--node-runtime", str(Path(node_runtime).absolute())]
     if created:
         argv.append("--created-dir")
+    if unreachable_nodes:
+        argv.append("--unreachable-nodes")
     progress(
         f"starting a sandbox with {windows_nodes} Windows and {linux_nodes} Linux nodes in {layout.root}"
     )
@@ -329,6 +334,7 @@ def run(
     seed: int = 0,
     progress: Callable[[str], None] = lambda _: None,
     network: str = "l2bridge",
+    unreachable_nodes: bool = False,
 ) -> int:
     """Bring up a fresh sandbox in a temp dir, run `winspect ARGS` against it, tear it down.
 
@@ -337,7 +343,15 @@ def run(
     """
     root = Path(tempfile.mkdtemp(prefix="winspect-sandbox-"))
     try:
-        sandbox = up(root / "sandbox", windows_nodes, linux_nodes, seed, progress=progress, network=network)
+        sandbox = up(
+            root / "sandbox",
+            windows_nodes,
+            linux_nodes,
+            seed,
+            progress=progress,
+            network=network,
+            unreachable_nodes=unreachable_nodes,
+        )
         progress(f"sandbox ready; running: winspect {' '.join(args)}")
         env = {**os.environ, "KUBECONFIG": str(sandbox.kubeconfig)}
         child = subprocess.Popen(winspect_argv(args), env=env)

@@ -72,6 +72,8 @@ class Supervisor:
     _stop_by_control: bool = False
     network: str = "l2bridge"  # the Windows nodes' pod network: l2bridge or overlay
     runtime: NodeRuntime = field(default_factory=NodeRuntime)  # what runs the node servers and tools
+    # The node servers listen apart from their nodes' InternalIPs: only port-forwards reach them.
+    unreachable: bool = False
 
     # ------------------------------------------------------------ state
 
@@ -122,9 +124,13 @@ class Supervisor:
         from winspect.emulator.model import build_cluster
         from winspect.emulator.state import create_node_state
 
-        self.block = claim_block(self.windows_nodes, extra=self.linux_nodes)
+        self.block = claim_block(self.windows_nodes, extra=self.linux_nodes, listen_apart=self.unreachable)
         # Linux nodes take the addresses after the Windows ones; nothing listens on them.
         addresses = self.block.addresses(self.windows_nodes + self.linux_nodes)
+        # Unreachable nodes: their servers listen on the addresses after those.
+        listening = addresses[: self.windows_nodes]
+        if self.unreachable:
+            listening = self.block.addresses(self.windows_nodes, self.windows_nodes + self.linux_nodes)
         self._write(block=self.block.cidr, claim=str(self.block.claim))
         cluster = build_cluster(
             self.windows_nodes,
@@ -137,7 +143,7 @@ class Supervisor:
         nodes: list[dict[str, Any]] = []
         # Zones by TZ need a POSIX C library: not for a Windows interpreter (Wine).
         zones = node_time_zones(len(windows), posix_zones=os.name != "nt" and not self.runtime.windows)
-        for number, (node, zone) in enumerate(zip(windows, zones, strict=True), 1):
+        for number, (node, zone, listen) in enumerate(zip(windows, zones, listening, strict=True), 1):
             node_dir = self.layout.node_dir(node.name)
             state_dir, tools_dir = node_dir / "state", node_dir / "tools"
             options = self.node_options.get(number, {})
@@ -147,7 +153,8 @@ class Supervisor:
             nodes.append(
                 {
                     "name": node.name,
-                    "address": node.internal_ip,
+                    "address": listen,  # where its server listens (its InternalIP unless unreachable)
+                    "internal_ip": node.internal_ip,
                     "port": NODE_PORT,
                     "state_dir": str(state_dir),
                     "tools_dir": str(tools_dir),
@@ -156,9 +163,12 @@ class Supervisor:
             )
         self.state["nodes"] = nodes
         self.state["network"] = self.network
+        self.state["unreachable_nodes"] = self.unreachable
         (self.layout.root / "cluster.json").write_text(json.dumps(cluster.to_dict(), indent=1))
         # The API first: the node servers check their callers through it.
         security = self._start_api(cluster)
+        # A port-forward to a node's host-network pod reaches the node's "localhost": its server's address.
+        self.api.api.node_hosts.update({n["name"]: n["address"] for n in nodes})
         self._write(
             api={"url": self.api.url, "kubeconfig": str(self.layout.kubeconfig)},
             # none when the node servers run --insecure (the node runtime's choice)
@@ -193,7 +203,7 @@ class Supervisor:
         from winspect.sandbox.kubeapi.store import ObjectStore
         from winspect.sandbox.kubeapi.tls import make_tls
         from winspect.sandbox.objects import cluster_objects
-        from winspect.sandbox.objects.daemonsets import daemonset_objects
+        from winspect.sandbox.objects.daemonsets import daemonset_objects, winspect_server_pods
 
         tls = make_tls(
             ["127.0.0.1"],
@@ -213,7 +223,8 @@ class Supervisor:
         security = prepare_node_security(self.layout.pki / "nodes", self.api.url, tls.ca_pem, server)
         for obj in cluster_objects(cluster, ca_pem=tls.ca_pem, apiserver=f"{self.api.host}:{self.api.port}"):
             store.put(obj)
-        for obj in [*security.objects(), *daemonset_objects(cluster, NODE_PORT)]:
+        server_pods = winspect_server_pods(cluster, NODE_PORT)
+        for obj in [*security.objects(), *daemonset_objects(cluster, NODE_PORT), *server_pods]:
             store.put(obj)
         write_kubeconfig(self.layout.kubeconfig, self.api.url, tls.ca_pem, identities)
         self.state["users"] = [
@@ -307,6 +318,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--node-options", default="{}", help="JSON: Windows node number -> pktmon options")
     parser.add_argument("--network", choices=("l2bridge", "overlay"), default="l2bridge")
     parser.add_argument("--node-runtime", type=Path, help="JSON: what runs the node servers (node_runtime)")
+    parser.add_argument("--unreachable-nodes", action="store_true", help="servers apart from InternalIPs")
     args = parser.parse_args(argv)
     layout = Layout(args.dir)
     layout.logs.mkdir(parents=True, exist_ok=True)
@@ -321,7 +333,13 @@ def main(argv: list[str] | None = None) -> int:
     api_logger.addHandler(kubeapi_log)
     api_logger.propagate = False
     sup = Supervisor(
-        layout, args.windows_nodes, args.linux_nodes, args.seed, args.created_dir, network=args.network
+        layout,
+        args.windows_nodes,
+        args.linux_nodes,
+        args.seed,
+        args.created_dir,
+        network=args.network,
+        unreachable=args.unreachable_nodes,
     )
     sup.runtime = NodeRuntime.load(args.node_runtime)
     sup.node_options = {int(number): dict(opts) for number, opts in json.loads(args.node_options).items()}

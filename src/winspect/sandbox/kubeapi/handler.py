@@ -22,7 +22,7 @@ from winspect.kube.selectors import (
     parse_field_selector,
     parse_label_selector,
 )
-from winspect.sandbox.kubeapi import resources, tables
+from winspect.sandbox.kubeapi import portforward, resources, tables
 from winspect.sandbox.kubeapi.auth import (
     NonResourceAttributes,
     Policy,
@@ -61,6 +61,9 @@ class ApiHandler:
         self.policy = policy
         self.server_address = server_address
         self.stopping = threading.Event()
+        # Port-forwards: each node's "localhost" (where its server listens), and those open.
+        self.node_hosts: dict[str, str] = {}
+        self.bridges = portforward.Bridges()
 
     # ------------------------------------------------------------ entry
 
@@ -70,6 +73,23 @@ class ApiHandler:
         try:
             user = self._authenticate(req)
             return self._dispatch(req, user), user
+        except ApiError as e:
+            return json_response(e.code, e.status()), user
+
+    def upgrade(self, req: Request) -> tuple[Response | portforward.ForwardTarget, UserInfo | None]:
+        """A WebSocket upgrade: where its port-forward goes, or the error response (and who asked)."""
+        user: UserInfo | None = None
+        try:
+            user = self._authenticate(req)
+            route = portforward.portforward_route(req.target)
+            if route is None or req.method != "GET":
+                raise ApiError(400, "BadRequest", "the sandbox upgrades only GET .../pods/NAME/portforward")
+            namespace, name = route
+            for verb in ("get", "create"):
+                self._authorize(user, ResourceAttributes(verb, "pods", "", namespace, name, "portforward"))
+            port = portforward.requested_port(req.target)
+            pod = self.store.get(resources.by_kind("Pod"), namespace, name)
+            return portforward.target_of(pod, namespace, name, port, self.node_hosts), user
         except ApiError as e:
             return json_response(e.code, e.status()), user
 

@@ -14,6 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from winspect.sandbox.kubeapi import portforward
 from winspect.sandbox.kubeapi.auth import Policy
 from winspect.sandbox.kubeapi.handler import ApiHandler
 from winspect.sandbox.kubeapi.messages import Request, Response
@@ -62,9 +63,27 @@ class _RequestHandler(BaseHTTPRequestHandler):
             return
         body = self.rfile.read(length) if length else b""
         req = Request(self.command, self.path, {k.lower(): v for k, v in self.headers.items()}, body)
+        if portforward.is_upgrade(req.headers):
+            self._upgrade(req)
+            return
         resp, user = self.server.api.handle(req)
         log.info("%s %s %s -> %d", user.username if user else "-", self.command, self.path, resp.code)
         self._send(resp)
+
+    def _upgrade(self, req: Request) -> None:
+        """A port-forward's WebSocket: refused with a Status like any request, or served until it ends."""
+        api = self.server.api
+        target, user = api.upgrade(req)
+        who = user.username if user else "-"
+        if isinstance(target, Response):
+            log.info("%s %s %s (upgrade) -> %d", who, self.command, self.path, target.code)
+            self._send(target)
+            self.close_connection = True
+            return
+        log.info("%s %s %s (upgrade) -> 101", who, self.command, self.path)
+        self.wfile.flush()
+        self.close_connection = True
+        portforward.serve(self.connection, self.path, list(self.headers.items()), target, api.bridges)
 
     def _send(self, resp: Response) -> None:
         self.send_response(resp.code)
@@ -131,6 +150,7 @@ class KubeApiServer:
 
     def stop(self) -> None:
         self.api.stopping.set()
+        self.api.bridges.close_all()
         self._httpd.shutdown()
         self._httpd.server_close()
         if self._thread:

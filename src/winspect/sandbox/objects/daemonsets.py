@@ -10,6 +10,7 @@ from datetime import datetime, timezone
 
 from winspect.emulator.model import Cluster, Pod
 from winspect.sandbox.objects.common import Obj, ObjectIds, meta
+from winspect.sandbox.objects.pods import pod_object
 
 # Labels that differ between a DaemonSet's revisions, not part of its selector.
 _REVISION_LABELS = ("controller-revision-hash", "pod-template-generation")
@@ -79,4 +80,38 @@ def daemonset_objects(cluster: Cluster, port: int, now: datetime | None = None) 
             owned[(pod.namespace, pod.owner_name)].append(pod)
     out = [winspect_daemonset(cluster, port, now)]
     out += [_owned_daemonset(ids, ns, name, pods, cluster) for (ns, name), pods in sorted(owned.items())]
+    return out
+
+
+def winspect_server_pods(cluster: Cluster, port: int, now: datetime | None = None) -> list[Obj]:
+    """The pods of winspect's DaemonSet, one Running on each Windows node (host network: the
+    node's address), as port-forward tunnels find them. Only the API serves them: the emulated
+    nodes' HNS knows nothing of them, as a real node's knows nothing of host-network pods."""
+    from winspect.deploy.manifests import render
+    from winspect.kube.names import CONTAINER, DAEMONSET, NAMESPACE
+
+    ids = ObjectIds(cluster.seed, now or datetime.now(timezone.utc))
+    template = render(port=port).daemonset()["spec"]["template"]
+    image = template["spec"]["containers"][0]["image"]
+    labels = {**template["metadata"]["labels"], "controller-revision-hash": ids.hex(10, "winspectserv")}
+    nodes = {n.name: n for n in cluster.nodes}
+    out = []
+    for index, node in enumerate(cluster.windows_nodes()):
+        pod = Pod(
+            namespace=NAMESPACE,
+            name=f"{DAEMONSET}-{ids.hex(5, 'winspectserv-pod', node.name)}",
+            node_name=node.name,
+            ip=node.internal_ip,
+            mac=None,
+            labels={**labels, "pod-template-generation": "1"},
+            app=DAEMONSET,
+            image=image,
+            phase="Running",
+            container_port=port,
+            host_network=True,
+            container_name=CONTAINER,
+            owner_kind="DaemonSet",
+            owner_name=DAEMONSET,
+        )
+        out.append(pod_object(pod, ids, nodes, index))
     return out

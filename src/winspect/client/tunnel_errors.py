@@ -1,0 +1,77 @@
+"""What went wrong with a tunnel (winspect.client.tunnel), in words, with what to do about it."""
+
+from __future__ import annotations
+
+from winspect.kube.names import NAMESPACE
+
+TUNNEL_ROLE = "winspect-tunnel"
+NO_HOSTPROCESS_FORWARD = (
+    "the node's container runtime cannot port-forward to a HostProcess pod (containerd 1.7 with "
+    "the 2024 backport, or 2.0, can): use --connect direct from inside the network"
+)
+
+
+class TunnelFailure(Exception):
+    """A tunnel that cannot be had: a short code (as NodeFailure's) and a one-line message."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def grant_command(user: str) -> str:
+    """The kubectl command that binds Role winspect-tunnel to `user` (a ServiceAccount's
+    system:serviceaccount:NS:NAME as --serviceaccount)."""
+    from winspect.client.security import binding_slug
+
+    parts = user.split(":")
+    if len(parts) == 4 and parts[:2] == ["system", "serviceaccount"]:
+        subject = f"--serviceaccount={parts[2]}:{parts[3]}"
+    else:
+        subject = f"--user={user}"
+    return (
+        f"kubectl create rolebinding {TUNNEL_ROLE}-{binding_slug(user)} -n {NAMESPACE} "
+        f"--role={TUNNEL_ROLE} {subject}"
+    )
+
+
+def describe_refusal(
+    status: int, message: str, user: str, *, port: int = 0, kubelet: bool = False
+) -> TunnelFailure:
+    """A port-forward the API server refused (`status`, its Status message) or the kubelet
+    ended with an error (`kubelet`, the error channel's text)."""
+    text = " ".join(message.split())
+    lowered = text.lower()
+    if kubelet:
+        if "connection refused" in lowered:
+            where = f"port {port}" if port else "the server's port"
+            return TunnelFailure(
+                "TUNNEL_PORT_REFUSED",
+                f"the tunnel reached the node, but nothing listens on {where} there (is winspectserv "
+                f"running?): {text}",
+            )
+        if any(s in lowered for s in ("wincat", "not implemented", "hostprocess", "host process")):
+            return TunnelFailure("TUNNEL_UNSUPPORTED", f"{NO_HOSTPROCESS_FORWARD} ({text})")
+        return TunnelFailure("TUNNEL_FAILED", f"port-forward on the node failed: {text}")
+    who = user or "(no user)"
+    if status == 403:
+        return TunnelFailure(
+            "PERMISSION_DENIED",
+            f"forbidden by RBAC: user {who!r} may not find or port-forward to winspect's pods in namespace "
+            f"{NAMESPACE}, which tunnels through the API server need ({text}); a cluster admin can allow "
+            f"it with: {grant_command(user or who)}",
+        )
+    if status == 401:
+        return TunnelFailure(
+            "UNAUTHENTICATED",
+            f"the Kubernetes API server rejected the credentials of user {who!r} (401): refresh your "
+            "kubeconfig credentials",
+        )
+    if status == 404:
+        return TunnelFailure("NO_SERVER_POD", f"the API server has no such winspectserv pod (404: {text})")
+    if status >= 500 and ("dial" in lowered or "backend" in lowered or "kubelet" in lowered):
+        return TunnelFailure("TUNNEL_FAILED", f"the API server cannot reach the node's kubelet: {text}")
+    if status:
+        return TunnelFailure("TUNNEL_FAILED", f"the API server refused the port-forward ({status}: {text})")
+    return TunnelFailure("TUNNEL_FAILED", f"no tunnel through the API server: {text}")

@@ -8,9 +8,9 @@ kubelets (status.daemonEndpoints.kubeletEndpoint.Port); the winspect DaemonSet's
 the nodes and Running, as its controller and the kubelet would leave them. The shipped objects are
 applied as `winspect install` would (v1.20 predates HostProcess: the DaemonSet loses that field).
 
-Users: admin (system:masters); tunneler (ClusterRoles winspect-viewer and winspect-capture, and
-the Role winspect-tunnel in winspect-system); untunneled (the two ClusterRoles only); create-only
-(winspect-viewer, and a Role with `create` but not `get` on pods/portforward).
+Users: admin (system:masters); tunneler (reads nodes and pods; ClusterRoles winspect-viewer and
+winspect-capture; the Role winspect-tunnel in winspect-system); untunneled (the same but the
+Role); create-only (winspect-viewer, and a Role with `create` but not `get` on pods/portforward).
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from winspect.kube.names import NAMESPACE
 
 RBAC = "/apis/rbac.authorization.k8s.io/v1"
 PODS = f"/api/v1/namespaces/{NAMESPACE}/pods"
-TUNNEL_ROLE = "winspect-tunnel"  # shipped by `winspect install`
+TUNNEL_ROLE = "winspect-tunnel"  # shipped: `winspect install` applies it, bound to nobody
 TUNNELER, UNTUNNELED, CREATE_ONLY = "tunneler", "untunneled", "create-only"
 WINDOWS_NODES = 2
 
@@ -86,18 +86,6 @@ def _for_kubernetes_1_20(obj: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _tunnel_role() -> dict[str, Any]:
-    shipped = [o for o in render().objects if (o["kind"], o["metadata"]["name"]) == ("Role", TUNNEL_ROLE)]
-    if shipped:
-        return shipped[0]
-    return {  # until `winspect install` ships it: what it must grant (see the refusal tests)
-        "apiVersion": "rbac.authorization.k8s.io/v1",
-        "kind": "Role",
-        "metadata": {"name": TUNNEL_ROLE, "namespace": NAMESPACE},
-        "rules": [{"apiGroups": [""], "resources": ["pods/portforward"], "verbs": ["get", "create"]}],
-    }
-
-
 def _bind(rest: Rest, user: str, kind: str, role: str) -> None:
     meta: dict[str, Any] = {"name": f"{role}-{user}"}
     if kind == "Role":
@@ -114,15 +102,27 @@ def _bind(rest: Rest, user: str, kind: str, role: str) -> None:
 
 
 def _grant(rest: Rest, users: dict[str, User]) -> None:
+    read = ["get", "list", "watch"]  # what finding nodes and naming pods needs, cluster-wide
+    reader = {"kind": "ClusterRole", "metadata": {"name": "cluster-reader"},
+              "rules": [{"apiGroups": [""], "resources": ["nodes", "pods"], "verbs": read}]}  # fmt: skip
+    _create(rest, reader)
     for role in (TUNNELER, UNTUNNELED):
+        _bind(rest, users[role].name, "ClusterRole", "cluster-reader")
         _bind(rest, users[role].name, "ClusterRole", "winspect-viewer")
         _bind(rest, users[role].name, "ClusterRole", "winspect-capture")
-    _create(rest, _tunnel_role())
-    _bind(rest, users[TUNNELER].name, "Role", TUNNEL_ROLE)
+    _bind(rest, users[TUNNELER].name, "Role", TUNNEL_ROLE)  # shipped: applied by _install
     _bind(rest, users[CREATE_ONLY].name, "ClusterRole", "winspect-viewer")
-    create_only = _tunnel_role() | {"metadata": {"name": "portforward-create", "namespace": NAMESPACE}}
-    create_only["rules"] = [{"apiGroups": [""], "resources": ["pods/portforward"], "verbs": ["create"]}]
-    _create(rest, create_only)
+    _create(
+        rest,
+        {
+            "kind": "Role",
+            "metadata": {"name": "portforward-create", "namespace": NAMESPACE},
+            "rules": [
+                {"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]},
+                {"apiGroups": [""], "resources": ["pods/portforward"], "verbs": ["create"]},
+            ],
+        },
+    )
     _bind(rest, users[CREATE_ONLY].name, "Role", "portforward-create")
 
 

@@ -130,3 +130,53 @@ def test_a_node_whose_runtime_cannot_forward_to_hostprocess_pods_fails_alone_in_
     doc = r.json()
     assert list(doc["results"]) == [new]
     assert "use --connect direct from inside the network" in doc["errors"][old]["message"]
+
+
+def _set_server_port(cluster: TunnelCluster, port: int) -> None:
+    """The port of the DaemonSet's container, which clients dial (directly or by port-forward)."""
+    path = f"/apis/apps/v1/namespaces/{NAMESPACE}/daemonsets/winspectserv"
+    ops = [{"op": "replace", "path": f"/spec/template/spec/containers/0/ports/0/{key}", "value": port}
+           for key in ("containerPort", "hostPort")]  # fmt: skip
+    cluster.rest.request("PATCH", path, ops, "application/json-patch+json")  # type: ignore[arg-type]
+
+
+def test_a_port_nothing_listens_on_is_reported_for_each_node(
+    tunnel_kube: TunnelCluster, tmp_path: Path
+) -> None:
+    closed = NODE_PORT + 1  # the DaemonSet says the servers listen there; they do not
+    _set_server_port(tunnel_kube, closed)
+    try:
+        r = winspect(tunnel_kube, tmp_path, TUNNELER, "hns", "networks", "-o", "json")
+    finally:
+        _set_server_port(tunnel_kube, NODE_PORT)
+    assert r.code == 1, str(r)
+    doc = r.json()
+    assert doc["results"] == {} and sorted(doc["errors"]) == sorted(tunnel_kube.kubelets)
+    for node, error in doc["errors"].items():
+        host = tunnel_kube.kubelets[node].host
+        assert error["message"].startswith(
+            f"the tunnel reached the node, but nothing listens on port {closed} there"
+        ), error
+        assert error["message"].endswith(f"dial tcp {host}:{closed}: connect: connection refused"), error
+
+
+def test_a_node_whose_server_pod_is_not_running_is_not_tunnelled_to(
+    tunnel_kube: TunnelCluster, tmp_path: Path
+) -> None:
+    pending, running = sorted(tunnel_kube.kubelets)
+    pod = f"/api/v1/namespaces/{NAMESPACE}/pods/{tunnel_kube.pods[pending]}"
+    status = tunnel_kube.rest.get(pod)["status"]
+    tunnel_kube.rest.patch_status(pod, {"phase": "Pending"})
+    before = forwards(tunnel_kube)
+    try:
+        r = winspect(tunnel_kube, tmp_path, TUNNELER, "hns", "networks", "-o", "json")
+    finally:
+        tunnel_kube.rest.patch_status(pod, status)
+    assert r.code == 1, str(r)
+    doc = r.json()
+    assert list(doc["results"]) == [running]
+    assert (
+        f"{tunnel_kube.pods[pending]} on this node is Pending, not Running"
+        in doc["errors"][pending]["message"]
+    )
+    assert forwards(tunnel_kube)[pending] == before[pending]

@@ -245,6 +245,7 @@ def summary_dict(n: NodeCapture, interrupted: bool, drops: DropTally | None = No
         "type": "summary",
         "node": n.name,
         "address": n.target.address if n.target.host else None,
+        "path": (n.conn.path or None) if n.conn is not None else None,  # direct or tunnel (--connect)
         "packets_received": n.packets,
         "packets_lost": n.packets_lost,
         # With -w: what the node had left to send when its drain was abandoned.

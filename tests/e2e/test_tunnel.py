@@ -1,0 +1,146 @@
+"""Nodes reached through the Kubernetes API server: a sandbox whose nodes' InternalIPs are addresses
+nothing listens on (`sandbox up --unreachable-nodes`), so only the API's port-forward reaches their
+servers; and the shared sandbox, where `auto` dials directly."""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+from support.cli import run_inprocess
+from support.e2e import E2E
+
+from winspect.sandbox import runtime
+
+
+@pytest.fixture(scope="module")
+def hidden(tmp_path_factory: pytest.TempPathFactory) -> Iterator[E2E]:
+    root = tmp_path_factory.mktemp("tunnel")
+    sandbox = runtime.up(root / "sandbox", windows_nodes=3, linux_nodes=1, seed=0, unreachable_nodes=True)
+    try:
+        (root / "home").mkdir()
+        yield E2E(sandbox, root / "home")
+    finally:
+        runtime.down(root / "sandbox")
+
+
+def _internal_ips(e2e: E2E) -> dict[str, str]:
+    return {n["name"]: n["internal_ip"] for n in e2e.sandbox.nodes}
+
+
+def _forwards(e2e: E2E) -> tuple[int, int]:
+    """Port-forwards the sandbox API opened and closed so far (its log)."""
+    log = (e2e.sandbox.layout.logs / "kubeapi.log").read_text()
+    return len(re.findall(r"port-forward to \S+ opened", log)), len(
+        re.findall(r"port-forward to \S+ closed", log)
+    )
+
+
+def _all_closed(e2e: E2E) -> bool:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        opened, closed = _forwards(e2e)
+        if opened == closed:
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_auto_tunnels_to_unreachable_nodes_and_says_so(hidden: E2E) -> None:
+    nodes = hidden.windows_nodes()
+    result = hidden.run("hns", "all", "-v", "-o", "json")
+    assert result.code == 0, result.err
+    doc = result.json()
+    assert doc["errors"] == {}
+    assert set(doc["results"]) == set(nodes)
+    assert doc["paths"] == {n: "tunnel" for n in nodes}
+    for node, ip in _internal_ips(hidden).items():
+        assert f"winspect: {node}: direct: cannot connect to {ip}:50051: connection refused" in result.err
+        assert re.search(
+            rf"winspect: {node}: tunnel through the API server to pod winspect-system/winspectserv-\w+, "
+            r"port 50051",
+            result.err,
+        ), result.err
+    assert _all_closed(hidden)
+
+
+def test_a_capture_runs_through_the_tunnels(hidden: E2E) -> None:
+    before, _ = _forwards(hidden)
+    result = hidden.run("capture", "all", "-d", "3", "-o", "json")
+    assert result.code == 0, result.err
+    summaries = result.summaries()
+    assert set(summaries) == set(hidden.windows_nodes())
+    for summary in summaries.values():
+        assert summary["path"] == "tunnel"
+        assert summary["error"] is None
+        assert summary["ended"]["reason"] == "duration" and summary["ended"]["cleaned_up"] is True
+    assert result.packets(), "no packet came through the tunnels"
+    opened, _ = _forwards(hidden)
+    assert opened >= before + 3
+    assert _all_closed(hidden)
+
+
+def test_direct_fails_per_node_and_points_at_the_tunnel(hidden: E2E) -> None:
+    result = hidden.run("--connect", "direct", "hns", "networks")
+    assert result.code == 1
+    assert result.out == ""
+    for node, ip in _internal_ips(hidden).items():
+        assert (
+            f"winspect: {node}: cannot connect to {ip}:50051: connection refused (is winspectserv running "
+            "there, on this port?); when the nodes' network is out of reach from here, --connect tunnel "
+            "(or auto, the default) goes through the Kubernetes API server"
+        ) in result.err.splitlines()
+
+
+def test_a_user_refused_the_port_forward_is_told_the_binding_to_ask_for(hidden: E2E) -> None:
+    result = hidden.run("--context", "winspect-sandbox-viewer", "--connect", "tunnel", "hns", "networks")
+    assert result.code == 1
+    nodes = hidden.windows_nodes()
+    assert result.err.splitlines() == [
+        f"winspect: 3 nodes ({', '.join(nodes)}): forbidden by RBAC: user 'sandbox-viewer' may not find or "
+        "port-forward to winspect's pods in namespace winspect-system, which tunnels through the API server "
+        'need (pods is forbidden: User "sandbox-viewer" cannot list resource "pods" in API group "" in the '
+        'namespace "winspect-system"); a cluster admin can allow it with: kubectl create rolebinding '
+        "winspect-tunnel-sandbox-viewer -n winspect-system --role=winspect-tunnel --user=sandbox-viewer"
+    ]
+
+
+def test_a_port_nothing_listens_on_is_said_per_node(hidden: E2E) -> None:
+    result = hidden.run("--connect", "tunnel", "--port", "6000", "-o", "json", "hns", "networks")
+    assert result.code == 1
+    errors = result.json()["errors"]
+    assert set(errors) == set(hidden.windows_nodes())
+    for error in errors.values():
+        assert error["code"] == "TUNNEL_PORT_REFUSED"
+        assert error["message"].startswith(
+            "the tunnel reached the node, but nothing listens on port 6000 there (is winspectserv running?)"
+        )
+    assert _all_closed(hidden)
+
+
+def _threads_and_files() -> tuple[int, int]:
+    return threading.active_count(), len(os.listdir("/proc/self/fd"))
+
+
+def test_the_tunnels_end_with_the_command(hidden: E2E) -> None:
+    env = {"KUBECONFIG": str(hidden.sandbox.kubeconfig), "HOME": str(hidden.home)}
+    warm = run_inprocess("--connect", "tunnel", "hns", "networks", env=env)  # gRPC's own threads start once
+    assert warm.exit_code == 0, warm.stderr
+    before = _threads_and_files()
+    for _ in range(2):
+        result = run_inprocess("--connect", "tunnel", "hns", "networks", env=env)
+        assert result.exit_code == 0, result.stderr
+    assert _threads_and_files() == before
+    assert _all_closed(hidden)
+
+
+def test_auto_dials_reachable_nodes_directly(e2e: E2E) -> None:
+    result = e2e.run("hns", "networks", "-v", "-o", "json")
+    assert result.code == 0, result.err
+    assert result.json()["paths"] == {n: "direct" for n in e2e.windows_nodes()}
+    for n in e2e.sandbox.nodes:
+        assert f"winspect: {n['name']}: direct to {n['address']}:50051" in result.err

@@ -189,7 +189,7 @@ def test_install_wait_report_and_uninstall(
     r = winspect(admin, "install", "--port", str(PORT), "--wait-timeout", "1")
     assert r.exit_code == 1, r.output
     lines = r.stdout.splitlines()
-    assert lines[:15] == [
+    assert lines[:16] == [
         "namespace/winspect-system applied",
         "secret/winspect-tls applied (new certificates: none yet)",
         "configmap/winspect-ca applied (new certificates: none yet)",
@@ -204,10 +204,11 @@ def test_install_wait_report_and_uninstall(
         "serviceaccount/winspect-client applied",
         "clusterrolebinding/winspect-client applied",
         "role/winspect-client-token applied",
+        "role/winspect-tunnel applied",
         "daemonset/winspectserv applied",
     ]
-    assert lines[15].split() == ["NODE", "READY", "POD", "STATUS", "DETAIL"]
-    table = {ln.split()[0]: ln for ln in lines[16:]}
+    assert lines[16].split() == ["NODE", "READY", "POD", "STATUS", "DETAIL"]
+    table = {ln.split()[0]: ln for ln in lines[17:]}
     assert sorted(table) == windows  # Windows nodes only
     for node in windows:
         assert table[node].split()[1:5] == ["no", "-", "no", "pod"]
@@ -297,7 +298,7 @@ def test_install_wait_report_and_uninstall(
         r.stderr.rstrip().splitlines()[-1]
         == f"winspect: winspectserv is ready on all 4 Windows nodes (port {PORT})"
     )
-    assert all(ln.split()[1] == "yes" for ln in r.stdout.splitlines()[16:])
+    assert all(ln.split()[1] == "yes" for ln in r.stdout.splitlines()[17:])
 
     r = winspect(admin, "install", "--port", str(PORT), "--wait-timeout", "0", "-o", "json")
     assert r.exit_code == 0, r.output
@@ -374,6 +375,7 @@ def test_install_wait_report_and_uninstall(
         "daemonset/winspectserv",
         "secret/winspect-tls",
         "configmap/winspect-ca",
+        "role/winspect-tunnel",
         "role/winspect-client-token",
         "clusterrolebinding/winspect-client",
         "serviceaccount/winspect-client",

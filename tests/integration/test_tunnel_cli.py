@@ -81,6 +81,12 @@ def test_a_short_capture_through_the_tunnel_leaves_every_node_clean(
     before = {node: len(read_calls(s.state_dir)) for node, s in tunnel_kube.servers.items()}
     r = winspect(tunnel_kube, tmp_path, TUNNELER, "capture", "all", "-d", "2", "-o", "json")
     assert r.code == 0, str(r)
+    records = [json.loads(line) for line in r.stdout.splitlines() if line.strip()]
+    summaries = {rec["node"]: rec for rec in records if rec.get("type") == "summary"}
+    assert sorted(summaries) == sorted(tunnel_kube.servers)
+    assert {s["path"] for s in summaries.values()} == {"tunnel"}
+    assert all(s["ended"]["cleaned_up"] is True for s in summaries.values()), summaries
+    assert any(rec.get("type") == "packet" for rec in records), "no packet came through the tunnels"
     for node, server in tunnel_kube.servers.items():
         calls = read_calls(server.state_dir)[before[node] :]
         assert ["pktmon", "stop"] in calls, calls

@@ -274,12 +274,56 @@ def test_counters_table_puts_rx_and_tx_side_by_side() -> None:
         "group": "Ethernet",
         "component_id": 9,
         "component_name": "Intel NIC",
+        "pod": None,
         "counter_type": "Flow",
         "direction": "rx",
         "packets": 10,
         "bytes": 1200,
     }
     assert doc["capture"] is None and doc["raw_text"] is None
+
+
+def test_counter_rows_of_a_container_vnic_name_its_pod() -> None:
+    from winspect.client.names import KnownPod, Names
+    from winspect.client.render.counters import component_pods
+
+    vnic = "99f3c457-4c0f-47d9-b384-2b1e0a5c7d11"
+    resp = pb.CountersResponse(
+        capture_running=True,
+        rows=[
+            pb.CounterRow(
+                group="Ethernet",
+                component_id=63,
+                component_name=vnic,
+                counter_type="Flow",
+                direction=pb.DIRECTION_RX,
+                packets=5,
+                bytes=500,
+            ),
+            pb.CounterRow(
+                group="Ethernet",
+                component_id=64,
+                component_name=vnic.replace("9", "8"),
+                counter_type="Flow",
+                direction=pb.DIRECTION_RX,
+                packets=1,
+                bytes=60,
+            ),
+        ],
+        components=[
+            pb.CaptureComponent(id=63, name=vnic, endpoint_id="ep-1", ips=["10.240.0.7"]),
+            pb.CaptureComponent(id=64, name=vnic.replace("9", "8"), endpoint_id="ep-2", ips=["10.240.0.99"]),
+        ],
+    )
+    names = Names(
+        [KnownPod("web", "web-0", "10.240.0.7", "win1"), KnownPod("web", "web-1", "10.240.0.8", "win2")]
+    )
+    pods = component_pods(names, "win1", resp)
+    assert pods == {63: "web/web-0"}  # 64's endpoint IP is no known pod: its GUID stays
+    lines = counters_table(resp, pods=pods).splitlines()
+    assert lines[1].split()[:5] == ["Ethernet", "63", "vNIC", "web/web-0", "Flow"]
+    assert lines[2].split()[:5] == ["Ethernet", "64", "vNIC", vnic.replace("9", "8"), "Flow"]
+    assert [r["pod"] for r in counters_to_dict(resp, pods)["rows"]] == ["web/web-0", None]
 
 
 def test_vfp_tables_and_json() -> None:

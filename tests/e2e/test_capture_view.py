@@ -20,6 +20,8 @@ from typing import Any
 from support.e2e import E2E, WINSPECT, tshark_fields, wait_until
 from support.processes import track
 
+from winspect.client.names import short_component
+
 HOPS = {"vSwitch", "VFP", "NIC", "host vNIC", "TCPIP", "WFP", "vNIC"}
 LINE = re.compile(
     r"^(?P<time>\d\d:\d\d:\d\d\.\d{3}) (?P<node>\S+) +(?P<proto>\S+) +(?P<src>\S+) → (?P<dst>\S+)"
@@ -225,3 +227,28 @@ def test_hns_endpoints_have_a_pod_column_and_backends_are_pods(e2e: E2E) -> None
     # the same in the load balancers' own view
     alone = e2e.run("hns", "loadbalancers", "--nodes", node).out.splitlines()[3:]
     assert [line.split()[3] for line in alone if line] == backends
+
+
+def test_counter_names_the_pod_of_each_container_vnic(e2e: E2E) -> None:
+    pods, _ = _names(e2e)
+    node = e2e.windows_nodes()[0]
+    local = {f"{ns}/{name}" for ns, name, where in pods.values() if where == node}
+    proc = e2e.start("capture", "nodes", node, "--counters-only")
+    try:
+
+        def vnic_rows() -> list[dict[str, Any]] | None:
+            res = e2e.run("counter", "--nodes", node, "-o", "json").json()["results"][node]
+            rows = [r for r in res["rows"] if short_component(r["component_name"]) == "vNIC"]
+            return rows if res["capture_running"] and rows else None
+
+        rows = wait_until("container vNIC rows in the counters", vnic_rows)
+        named = {r["pod"] for r in rows}
+        assert named <= local and named, (named, local)
+        every = e2e.run("counter", "--nodes", node, "-o", "json").json()["results"][node]["rows"]
+        assert all(r["pod"] is None for r in every if short_component(r["component_name"]) != "vNIC")
+        text = e2e.run("counter", "--nodes", node).out
+        for pod in named:
+            assert re.search(rf"  vNIC {re.escape(pod)} +(Flow|Drop) ", text), (pod, text)
+        assert not any(r["component_name"] in text for r in rows)
+    finally:
+        E2E.interrupt(proc)

@@ -305,6 +305,19 @@ def test_get_counters_while_running_and_when_not(node: EmulatedNode) -> None:
     assert running.capture_running and running.capture.session_id == session
     assert running.rows and {r.direction for r in running.rows} <= {pb.DIRECTION_RX, pb.DIRECTION_TX}
     assert ["pktmon", "counters", "--json"] in node.calls()
+    assert not running.components  # not asked for
+
+    before = len(node.calls())
+    described = node.new_stub().GetCounters(pb.CountersRequest(describe_components=True))
+    assert node.calls()[before:] == [
+        ["pktmon", "counters", "--json"],
+        ["pktmon", "list"],  # the visible components (without --include-hidden)
+        ["hnsdiag", "list", "endpoints", "-d"],  # then the description: vNICs by their endpoint's MAC
+        ["pktmon", "list", "--include-hidden"],
+    ]
+    by_ip = {ip: c for c in described.components for ip in c.ips}
+    for pod in node.local_pods():  # each local pod's vNIC, by the HNS endpoint with its IP
+        assert by_ip[pod.ip].endpoint_id and by_ip[pod.ip].id in {r.component_id for r in described.rows}
     node.new_stub().StopCapture(pb.StopCaptureRequest())
     collect_stream(stream)
 

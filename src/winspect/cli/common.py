@@ -195,3 +195,8 @@ def encode_document(settings: Settings, doc: Any) -> str:
     from winspect.client.render.documents import dumps, dumps_yaml
 
     return dumps_yaml(doc) if settings.yaml else dumps(doc)
+
+
+def verbose_warning(settings: Any) -> Callable[[str], None]:
+    """Where a lookup that only helps (pod names) reports a failure: told only with -v."""
+    return (lambda message: err(f"warning: {message}")) if settings.verbose else (lambda _message: None)

@@ -9,7 +9,13 @@ import click
 if TYPE_CHECKING:
     from winspect.client.fanout import NodeResult
 
-from winspect.cli.common import fan_out, handles_errors, namespace_not_for_nodes, print_results
+from winspect.cli.common import (
+    fan_out,
+    handles_errors,
+    namespace_not_for_nodes,
+    print_results,
+    verbose_warning,
+)
 from winspect.cli.names import complete_nodes
 from winspect.cli.options import command, namespace_given, settings_from
 
@@ -47,7 +53,13 @@ def counter(nodes: tuple[str, ...], include_hidden: bool) -> int:
     without -i too.
     """
     from winspect.client.filters import parse_names
-    from winspect.client.render.counters import capture_line, counters_table, with_hidden_drops
+    from winspect.client.names import load_names
+    from winspect.client.render.counters import (
+        capture_line,
+        component_pods,
+        counters_table,
+        with_hidden_drops,
+    )
     from winspect.client.render.documents import counters_to_dict
     from winspect.client.targets import plan_nodes
     from winspect.v1 import winspect_pb2 as pb
@@ -58,7 +70,10 @@ def counter(nodes: tuple[str, ...], include_hidden: bool) -> int:
     plan = plan_nodes(settings, names)
     if namespace_given(ctx):
         namespace_not_for_nodes(settings, plan, "counter")
-    request = pb.CountersRequest(include_hidden=include_hidden)
+    pod_names = load_names(
+        settings, [t.name for t in plan.targets], [], verbose_warning(settings), services=False
+    )
+    request = pb.CountersRequest(include_hidden=include_hidden, describe_components=True)
     hidden = pb.CountersRequest(include_hidden=True)
 
     async def call(conn: Any) -> Any:
@@ -70,17 +85,22 @@ def counter(nodes: tuple[str, ...], include_hidden: bool) -> int:
     results: list[NodeResult[Any]] = fan_out(settings, plan, call)
     wide = settings.output == "wide"
 
-    def text(_node: str, resp: Any) -> str:
+    def text(node: str, resp: Any) -> str:
+        pods = component_pods(pod_names, node, resp)
         if not resp.capture_running and resp.foreign_session:
-            table = counters_table(resp, wide=wide)
+            table = counters_table(resp, wide=wide, pods=pods)
             head = f"no winspect capture on this node; these are the counters of {resp.foreign_session}"
             return f"{head}:\n{table}"
         if not resp.capture_running:
             return "no capture running on this node (start one with: winspect capture)"
         head = capture_line(resp)
-        table = counters_table(resp, wide=wide)
+        table = counters_table(resp, wide=wide, pods=pods)
         return f"capture {head}\n{table}" if head else table
 
     return print_results(
-        settings, "counter", results, text=text, to_json=lambda _node, resp: counters_to_dict(resp)
+        settings,
+        "counter",
+        results,
+        text=text,
+        to_json=lambda node, resp: counters_to_dict(resp, component_pods(pod_names, node, resp)),
     )

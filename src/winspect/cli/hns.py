@@ -6,7 +6,13 @@ from typing import Any
 
 import click
 
-from winspect.cli.common import err, fan_out, handles_errors, namespace_not_for_nodes, print_results
+from winspect.cli.common import (
+    fan_out,
+    handles_errors,
+    namespace_not_for_nodes,
+    print_results,
+    verbose_warning,
+)
 from winspect.cli.names import complete_nodes
 from winspect.cli.options import AliasedChoice, command, namespace_given, settings_from
 
@@ -19,11 +25,6 @@ winspect hns networks --json              # one JSON document (as -o json)
 winspect hns loadbalancers -o wide        # more columns (IDs, flags)
 winspect hns all -o json | jq '.results.win1.endpoints[].IPAddress'
 """
-
-
-def _verbose_warning(settings: Any) -> Any:
-    """Pod names are a help: a user who may not list pods is told only with -v."""
-    return (lambda message: err(f"warning: {message}")) if settings.verbose else (lambda _message: None)
 
 
 @command("hns", examples=EXAMPLES)
@@ -92,7 +93,7 @@ def hns(kind: str, nodes: tuple[str, ...], raw_json: bool) -> int:
         from winspect.client.names import load_names
 
         pod_names = load_names(
-            settings, [t.name for t in plan.targets], [], _verbose_warning(settings), services=False
+            settings, [t.name for t in plan.targets], [], verbose_warning(settings), services=False
         )
 
     async def call(conn: Any) -> Any:

@@ -141,6 +141,11 @@ class NodeBackend(Protocol):
         """Counters of the running capture session."""
         ...
 
+    def components(self) -> list[pb.CaptureComponent]:
+        """Every component of the capture tool, with the HNS endpoint (and its IPs) behind each
+        container vNIC, so that the client can name their pods."""
+        ...
+
     def vfp_counters(self, pod: PodTarget, detailed: bool) -> list[pb.VfpPortCounters]:
         """VFP port counters of a pod (and the host vNIC and external adapter when detailed)."""
         ...

@@ -191,11 +191,27 @@ class NodeInspectorService(pb_grpc.NodeInspectorServicer):
                     capture_running=False, foreign_session=foreign, rows=result.rows, raw_text=result.raw_text
                 )
             result = self._backend.counters(request.include_hidden)
+            info = session.info()
             return pb.CountersResponse(
-                capture_running=True, capture=session.info(), rows=result.rows, raw_text=result.raw_text
+                capture_running=True,
+                capture=info,
+                rows=result.rows,
+                raw_text=result.raw_text,
+                components=self._components(info) if request.describe_components and result.rows else (),
             )
 
         return self._unary("GetCounters", context, "", work)
+
+    def _components(self, info: pb.CaptureInfo) -> list[pb.CaptureComponent]:
+        """The node's components for naming counter rows: the capture's own description when it
+        has one (with -w), else asked now; counters without names when that fails."""
+        if info.components:
+            return list(info.components)
+        try:
+            return self._backend.components()
+        except NodeError as exc:
+            log.info("counter rows without component names", extra={"fields": {"error": str(exc)}})
+            return []
 
     def GetVfpCounters(
         self, request: pb.VfpCountersRequest, context: grpc.ServicerContext

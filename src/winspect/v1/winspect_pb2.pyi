@@ -427,10 +427,12 @@ class StopCaptureResponse(_message.Message):
     def __init__(self, was_running: _Optional[bool] = ..., session_id: _Optional[str] = ..., cleaned_up: _Optional[bool] = ...) -> None: ...
 
 class CountersRequest(_message.Message):
-    __slots__ = ("include_hidden",)
+    __slots__ = ("include_hidden", "describe_components")
     INCLUDE_HIDDEN_FIELD_NUMBER: _ClassVar[int]
+    DESCRIBE_COMPONENTS_FIELD_NUMBER: _ClassVar[int]
     include_hidden: bool
-    def __init__(self, include_hidden: _Optional[bool] = ...) -> None: ...
+    describe_components: bool
+    def __init__(self, include_hidden: _Optional[bool] = ..., describe_components: _Optional[bool] = ...) -> None: ...
 
 class CounterRow(_message.Message):
     __slots__ = ("group", "component_id", "component_name", "counter_type", "direction", "packets", "bytes")
@@ -451,18 +453,20 @@ class CounterRow(_message.Message):
     def __init__(self, group: _Optional[str] = ..., component_id: _Optional[int] = ..., component_name: _Optional[str] = ..., counter_type: _Optional[str] = ..., direction: _Optional[_Union[Direction, str]] = ..., packets: _Optional[int] = ..., bytes: _Optional[int] = ...) -> None: ...
 
 class CountersResponse(_message.Message):
-    __slots__ = ("capture_running", "capture", "rows", "raw_text", "foreign_session")
+    __slots__ = ("capture_running", "capture", "rows", "raw_text", "foreign_session", "components")
     CAPTURE_RUNNING_FIELD_NUMBER: _ClassVar[int]
     CAPTURE_FIELD_NUMBER: _ClassVar[int]
     ROWS_FIELD_NUMBER: _ClassVar[int]
     RAW_TEXT_FIELD_NUMBER: _ClassVar[int]
     FOREIGN_SESSION_FIELD_NUMBER: _ClassVar[int]
+    COMPONENTS_FIELD_NUMBER: _ClassVar[int]
     capture_running: bool
     capture: CaptureInfo
     rows: _containers.RepeatedCompositeFieldContainer[CounterRow]
     raw_text: str
     foreign_session: str
-    def __init__(self, capture_running: _Optional[bool] = ..., capture: _Optional[_Union[CaptureInfo, _Mapping]] = ..., rows: _Optional[_Iterable[_Union[CounterRow, _Mapping]]] = ..., raw_text: _Optional[str] = ..., foreign_session: _Optional[str] = ...) -> None: ...
+    components: _containers.RepeatedCompositeFieldContainer[CaptureComponent]
+    def __init__(self, capture_running: _Optional[bool] = ..., capture: _Optional[_Union[CaptureInfo, _Mapping]] = ..., rows: _Optional[_Iterable[_Union[CounterRow, _Mapping]]] = ..., raw_text: _Optional[str] = ..., foreign_session: _Optional[str] = ..., components: _Optional[_Iterable[_Union[CaptureComponent, _Mapping]]] = ...) -> None: ...
 
 class VfpCountersRequest(_message.Message):
     __slots__ = ("pod", "detailed")

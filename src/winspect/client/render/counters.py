@@ -2,16 +2,33 @@
 
 from __future__ import annotations
 
-from winspect.client.names import short_component
+from collections.abc import Mapping
+
+from winspect.client.names import Names, short_component
 from winspect.client.render.table import format_table
 from winspect.v1 import winspect_pb2 as pb
 
 
-def component_text(name: str) -> str:
-    """A component as the counter table shows it: its short form, a vNIC with its own name
-    (the vNIC's GUID: its pod is not known here), never cut."""
+def component_text(name: str, pod: str | None = None) -> str:
+    """A component as the counter table shows it: its short form, a vNIC with its pod (else
+    its own name, the vNIC's GUID), never cut."""
     short = short_component(name)
-    return f"vNIC {name}" if short == "vNIC" and name != short else short
+    if short != "vNIC":
+        return short
+    if pod:
+        return f"vNIC {pod}"
+    return f"vNIC {name}" if name != short else short
+
+
+def component_pods(names: Names, node: str, resp: pb.CountersResponse) -> dict[int, str]:
+    """Component id -> the pod (namespace/name) behind each container vNIC the node described."""
+    found = {}
+    for c in resp.components:
+        if c.endpoint_id:
+            pod = names.component_pod(node, c)
+            if pod is not None:
+                found[c.id] = pod.label
+    return found
 
 
 def with_hidden_drops(plain: pb.CountersResponse, hidden: pb.CountersResponse) -> pb.CountersResponse:
@@ -28,7 +45,9 @@ def with_hidden_drops(plain: pb.CountersResponse, hidden: pb.CountersResponse) -
     return merged
 
 
-def counters_table(resp: pb.CountersResponse, *, wide: bool = False) -> str:
+def counters_table(
+    resp: pb.CountersResponse, *, wide: bool = False, pods: Mapping[int, str] | None = None
+) -> str:
     """Rx and Tx side by side, as pktmon shows them; raw text when the node could not parse it.
     Components by their short names (`VFP`, `vSwitch`, `NIC`); -o wide adds pktmon's."""
     if not resp.rows:
@@ -48,7 +67,7 @@ def counters_table(resp: pb.CountersResponse, *, wide: bool = False) -> str:
         headers.append("PKTMON NAME")
     rows = []
     for (g, cid, name, ctype), vals in merged.items():
-        row = [g, cid, component_text(name) or str(cid), ctype, *vals]
+        row = [g, cid, component_text(name, (pods or {}).get(cid)) or str(cid), ctype, *vals]
         if wide:
             row.append(name)
         rows.append(row)

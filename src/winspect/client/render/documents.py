@@ -45,7 +45,9 @@ def capture_info_to_dict(info: pb.CaptureInfo) -> dict[str, Any]:
     }
 
 
-def counters_to_dict(resp: pb.CountersResponse) -> dict[str, Any]:
+def counters_to_dict(resp: pb.CountersResponse, pods: Mapping[int, str] | None = None) -> dict[str, Any]:
+    """The counters; `pods`: the pod behind a container vNIC's component id (namespace/name)."""
+    pods = pods or {}
     return {
         "capture_running": resp.capture_running,
         "capture": capture_info_to_dict(resp.capture) if resp.HasField("capture") else None,
@@ -55,6 +57,7 @@ def counters_to_dict(resp: pb.CountersResponse) -> dict[str, Any]:
                 "group": r.group,
                 "component_id": r.component_id,
                 "component_name": r.component_name,
+                "pod": pods.get(r.component_id),
                 "counter_type": r.counter_type,
                 "direction": DIRECTIONS.get(r.direction),
                 "packets": r.packets,

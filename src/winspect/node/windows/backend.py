@@ -25,6 +25,7 @@ from winspect.node.types import (
     PodTarget,
 )
 from winspect.node.windows.capture import PktmonCapture
+from winspect.node.windows.capture_prep import prepare_capture
 from winspect.node.windows.file_capture import DEFAULT_MAX_LOG_BYTES
 from winspect.node.windows.file_version import file_version
 from winspect.node.windows.hns import Hnsdiag
@@ -194,6 +195,9 @@ class WindowsBackend:
         if self.pktmon_capabilities().command_line == OLD:
             return self._pktmon.counters_old(include_hidden)
         return self._pktmon.counters(include_hidden)
+
+    def components(self) -> list[pb.CaptureComponent]:
+        return prepare_capture(self.runner, self._hns, self._pktmon, (), describe=True).components
 
     # ---------------------------------------------------------------- VFP, HNS
 

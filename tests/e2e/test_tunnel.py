@@ -4,8 +4,10 @@ servers; and the shared sandbox, where `auto` dials directly."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import signal
 import threading
 import time
 from collections.abc import Iterator
@@ -81,6 +83,42 @@ def test_a_capture_runs_through_the_tunnels(hidden: E2E) -> None:
     assert result.packets(), "no packet came through the tunnels"
     opened, _ = _forwards(hidden)
     assert opened >= before + 3
+    assert _all_closed(hidden)
+
+
+def test_ctrl_c_stops_the_capture_on_every_node_through_its_tunnel(hidden: E2E) -> None:
+    # Packets stream to the client while StopCapture goes the other way through the same tunnel.
+    nodes = set(hidden.windows_nodes())
+    proc = hidden.start("capture", "all", "-o", "json", "-v")
+    assert proc.stdout is not None and proc.stderr is not None
+    out: list[str] = []
+    reader = threading.Thread(target=lambda: out.extend(proc.stdout), daemon=True)  # type: ignore[arg-type]
+    reader.start()
+    started: set[str] = set()
+    err: list[str] = []
+    try:
+        for line in proc.stderr:
+            err.append(line)
+            found = re.match(r"winspect: (\S+): capture started \(session ", line)
+            if found:
+                started.add(found.group(1))
+            if started == nodes:
+                time.sleep(1)  # packets flowing
+                break
+    finally:
+        os.killpg(proc.pid, signal.SIGINT)
+        err.extend(proc.stderr)
+        code = proc.wait(timeout=60)
+        reader.join(timeout=10)
+    assert code == 130, "".join(err)
+    assert "winspect: interrupted: capture stopped on every node\n" in err
+    summaries = {d["node"]: d for d in map(json.loads, out) if d.get("type") == "summary"}
+    assert set(summaries) == nodes
+    for summary in summaries.values():
+        assert summary["path"] == "tunnel"
+        assert summary["packets_received"] > 0
+        assert summary["stopped"] == {"was_running": True, "cleaned_up": True}
+        assert summary["ended"]["reason"] == "stopped"
     assert _all_closed(hidden)
 
 

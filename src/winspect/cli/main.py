@@ -37,6 +37,7 @@ winspect counter
 winspect vfp-counter --pod web-0 --detailed
 winspect hns endpoints -o json
 winspect --target win1=10.0.0.4 hns networks      # a node by address (credentials: kubeconfig)
+winspect --connect tunnel hns all                 # through the Kubernetes API server (private nodes)
 """
 
 

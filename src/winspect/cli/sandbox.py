@@ -102,6 +102,15 @@ def _usage(sb: Any, root: Path, default: bool) -> str:
         + f", Kubernetes API at {sb.api_url} ({sb.state.get('startup_seconds', '?')}s)",
         f"kubeconfig: {sb.kubeconfig}",
         *(["pod network: overlay (VXLAN between the nodes)"] if sb.state.get("network") == "overlay" else []),
+        *(
+            [
+                "unreachable nodes: nothing listens on their InternalIPs "
+                f"({nodes[0].get('internal_ip')}..): winspect reaches them through the Kubernetes API "
+                "(--connect auto or tunnel)"
+            ]
+            if sb.state.get("unreachable_nodes") and nodes
+            else []
+        ),
         *[
             f"{n['name']} runs in time zone {n['time_zone']} (pktmon prints local time there)"
             for n in nodes

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -45,11 +46,28 @@ class ServerPod:
     phase: str
 
 
+def allow_open_files(wanted: int = 8192) -> None:
+    """A tunnel holds four sockets where a direct connection holds one (gRPC's, the listener's
+    accepted end, the listener, the WebSocket), and a capture keeps every node's open: raise the
+    soft limit on open files (1,024 on Linux, 256 on macOS) towards the hard limit, as far as
+    `wanted`. Windows has no such limit."""
+    if sys.platform == "win32":
+        return
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+
+
 class Tunnels:
     """The tunnels of one command: the API server's access, the DaemonSet's pods by node, a bound
     on WebSockets being opened, and every tunnel opened (closed by close_all)."""
 
     def __init__(self, cluster: Cluster, access: ApiAccess, timeout: float) -> None:
+        allow_open_files()
         self.cluster = cluster
         self.access = access
         self.timeout = timeout

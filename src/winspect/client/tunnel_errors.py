@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from winspect.kube.names import NAMESPACE
 
 TUNNEL_ROLE = "winspect-tunnel"
@@ -56,11 +58,15 @@ def describe_refusal(
         return TunnelFailure("TUNNEL_FAILED", f"port-forward on the node failed: {text}")
     who = user or "(no user)"
     if status == 403:
+        # The API server names the user as it authenticated them (the kubeconfig's user entry may be
+        # named otherwise, e.g. clusterUser_rg_aks for alice@example.com).
+        named = re.search(r'User "([^"]+)"', text)
+        who = named.group(1) if named else who
         return TunnelFailure(
             "PERMISSION_DENIED",
             f"forbidden by RBAC: user {who!r} may not find or port-forward to winspect's pods in namespace "
             f"{NAMESPACE}, which tunnels through the API server need ({text}); a cluster admin can allow "
-            f"it with: {grant_command(user or who)}",
+            f"it with: {grant_command(who)}",
         )
     if status == 401:
         return TunnelFailure(

@@ -117,7 +117,7 @@ class PortForward:
                 compression=None,  # TLS bytes do not compress
                 open_timeout=timeout,
                 max_size=MAX_MESSAGE,
-                proxy=None,
+                # proxy: as lightkube's requests, from HTTPS_PROXY / NO_PROXY
                 user_agent_header="winspect",
                 ping_interval=None,  # gRPC keeps its own connection alive
             )

@@ -147,27 +147,45 @@ def _select(protocol: ServerProtocol, offered: Sequence[Subprotocol]) -> Subprot
 
 
 class _WebSocket:
-    """A server WebSocket over a connected socket, sends serialised by a lock."""
+    """A server WebSocket over a connected socket, used by two threads.
+
+    `lock` guards the protocol's state; bytes are written under `write_lock` only, after the
+    protocol lock is released: a client slow to read (a busy capture) blocks the thread that
+    writes to it, never the one reading what it sends (StopCapture must get through).
+    """
 
     def __init__(self, sock: socket.socket, protocol: ServerProtocol) -> None:
         self.sock = sock
         self.protocol = protocol
         self.lock = threading.Lock()
+        self.write_lock = threading.Lock()
+
+    def pending(self) -> bytes:
+        """What the protocol has to send (call with `lock` held)."""
+        return b"".join(self.protocol.data_to_send())
+
+    def write(self, data: bytes) -> None:
+        if data:
+            with self.write_lock:
+                self.sock.sendall(data)
 
     def flush(self) -> None:
-        data = b"".join(self.protocol.data_to_send())
-        if data:
-            self.sock.sendall(data)
+        with self.lock:
+            data = self.pending()
+        self.write(data)
 
     def send(self, channel: int, data: bytes) -> None:
         with self.lock:
             self.protocol.send_binary(bytes((channel,)) + data)
-            self.flush()
+            out = self.pending()
+        self.write(out)
 
     def close(self) -> None:
-        with self.lock, contextlib.suppress(Exception):
-            self.protocol.send_close(1000)
-            self.flush()
+        with contextlib.suppress(Exception):
+            with self.lock:
+                self.protocol.send_close(1000)
+                out = self.pending()
+            self.write(out)
 
 
 def serve(
@@ -236,7 +254,8 @@ def _from_websocket(ws: _WebSocket, upstream: socket.socket) -> None:
         with ws.lock:
             ws.protocol.receive_data(data)
             events = ws.protocol.events_received()
-            ws.flush()  # pongs, the answer to a close
+            replies = ws.pending()  # pongs, the answer to a close
+        ws.write(replies)
         for event in events:
             opcode = getattr(event, "opcode", None)
             if opcode == Opcode.CLOSE:

@@ -20,7 +20,9 @@ from websockets.sync.client import ClientConnection, connect
 
 from winspect.kube.names import SERVER_NAME
 
-pytestmark = pytest.mark.kube
+# The first test here also starts the shared cluster (tunnel_kube: an API server, kubelets, node
+# servers), inside its timeout: about 15 s on a quiet machine, a minute or more on a loaded one.
+pytestmark = [pytest.mark.kube, pytest.mark.timeout(300)]
 
 
 # ---------------------------------------------------------------- a minimal port-forward client

@@ -22,7 +22,9 @@ from support.tunnel_cluster import NAMESPACE, TUNNEL_ROLE, TUNNELER, UNTUNNELED,
 from winspect.deploy.pki import make_server_tls
 from winspect.emulator.state import pktmon_status, read_calls
 
-pytestmark = pytest.mark.kube
+# The first test here also starts the shared cluster (tunnel_kube: an API server, kubelets, node
+# servers), inside its timeout: about 15 s on a quiet machine, a minute or more on a loaded one.
+pytestmark = [pytest.mark.kube, pytest.mark.timeout(300)]
 
 
 def winspect(cluster: TunnelCluster, tmp_path: Path, role: str, *args: str) -> Result:

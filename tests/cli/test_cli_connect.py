@@ -23,8 +23,8 @@ def test_an_unknown_mode_names_the_choices() -> None:
 def test_the_help_says_what_each_mode_does() -> None:
     text = "".join(run_inprocess("hns", "--help").stdout.split())  # wherever the lines break
     expected = (
-        "--connect MODE How to reach node servers: direct (their address), tunnel (through the Kubernetes API "
-        "server's port-forward, when the nodes' network is out of reach) or auto (direct, else the tunnel, "
-        "per node). [default: auto]"
+        "--connect MODE How to reach node servers: direct (their address), tunnel (through the Kubernetes "
+        "API server's port-forward, when the nodes' network is out of reach) or auto (direct, else the "
+        "tunnel, per node). [default: auto]"
     )
     assert "".join(expected.split()) in text

@@ -19,7 +19,6 @@ with CI=true fail.
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
 import shutil
@@ -31,6 +30,7 @@ from typing import Any, NoReturn
 
 import pytest
 from support import machine
+from support.apiserver import SCRIPT, start_apiserver, stop_apiserver
 from support.kubecluster import (
     ADMIN,
     NOBODY,
@@ -45,9 +45,8 @@ from support.kubecluster import (
 )
 from support.loopback import free_loopback_hosts
 from support.nodeservers import NodeServer, start_node_servers, stop_node_servers
+from support.tunnel_cluster import TunnelCluster, tunnel_cluster
 
-REPO = Path(__file__).resolve().parents[2]
-SCRIPT = REPO / "scripts" / "kube-apiserver"
 BUILD_TIMEOUT = 1800  # a cold build takes 3-6 minutes on 2 cores; leave room for a slow machine
 
 WINDOWS_NODES = 4  # the last one loses its InternalIP
@@ -148,7 +147,8 @@ def _model_objects(model: Any, ca_pem: bytes, apiserver: str) -> list[dict[str, 
 
 
 @pytest.fixture(scope="session")
-def real_kube(tmp_path_factory: pytest.TempPathFactory, cluster_model: Any) -> Iterator[KubeCluster]:
+def kube_apiserver_binary() -> str:
+    """The kube-apiserver binary (and etcd installed), or the machine policy's skip or failure."""
     try:
         binary = build_kube_apiserver()
     except (RuntimeError, subprocess.TimeoutExpired) as exc:
@@ -157,7 +157,14 @@ def real_kube(tmp_path_factory: pytest.TempPathFactory, cluster_model: Any) -> I
         unavailable(reason)
     if shutil.which("etcd") is None:
         unavailable("etcd is not installed (package etcd-server: run scripts/ci-deps as root)")
+    return binary
 
+
+@pytest.fixture(scope="session")
+def real_kube(
+    tmp_path_factory: pytest.TempPathFactory, cluster_model: Any, kube_apiserver_binary: str
+) -> Iterator[KubeCluster]:
+    binary = kube_apiserver_binary
     work = tmp_path_factory.mktemp("kube-real")
     d = work / "cluster"
     users = {
@@ -166,15 +173,8 @@ def real_kube(tmp_path_factory: pytest.TempPathFactory, cluster_model: Any) -> I
     }
     tokens = work / "extra-tokens.csv"
     tokens.write_text("".join(f"{u.token},{u.name},uid-{u.name}\n" for u in users.values()))
-    start = subprocess.run(
-        [sys.executable, str(SCRIPT), "start", "--dir", str(d), "--tokens", str(tokens),
-         "--binary", binary, "--watch-pid", str(os.getpid())],
-        capture_output=True, text=True, timeout=300, check=False,
-    )  # fmt: skip
-    if start.returncode != 0:
-        pytest.fail(f"scripts/kube-apiserver start failed:\n{start.stderr}", pytrace=False)
+    info = start_apiserver(d, binary, tokens)
     try:
-        info = json.loads((d / "cluster.json").read_text())
         users[ADMIN] = User(info["admin_user"], info["admin_token"], "default")
         ca_pem = Path(info["ca_file"]).read_bytes()
         server = info["server"]
@@ -193,14 +193,7 @@ def real_kube(tmp_path_factory: pytest.TempPathFactory, cluster_model: Any) -> I
             objects=objects,
         )
     finally:
-        stop = subprocess.run(
-            [sys.executable, str(SCRIPT), "stop", "--dir", str(d)],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if stop.returncode != 0:
-            print(f"scripts/kube-apiserver stop failed: {stop.stderr}", file=sys.stderr)
+        stop_apiserver(d)
 
 
 # ---------------------------------------------------------------- the cluster under test
@@ -270,3 +263,16 @@ def node_servers(
         yield servers
     finally:
         stop_node_servers(servers)
+
+
+# ---------------------------------------------------------------- tunnels through the API server
+
+
+@pytest.fixture(scope="session")
+def tunnel_kube(
+    tmp_path_factory: pytest.TempPathFactory, kube_apiserver_binary: str
+) -> Iterator[TunnelCluster]:
+    """An API server of its own (winspect-system must be usable: test_deploy.py leaves it terminating
+    in real_kube) whose nodes' kubelets are fake ones, with real node servers (support.tunnel_cluster)."""
+    with tunnel_cluster(tmp_path_factory.mktemp("tunnel"), kube_apiserver_binary) as cluster:
+        yield cluster

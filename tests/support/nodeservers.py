@@ -47,9 +47,16 @@ def _wait_listening(server: NodeServer, timeout: float = 30.0) -> None:
     raise RuntimeError(f"winspectserv for {server.name} does not listen on {server.address}:{NODE_PORT}")
 
 
-def start_node_servers(model: Any, root: Path, servers: dict[str, NodeServer], skip: set[str]) -> None:
+def start_node_servers(
+    model: Any,
+    root: Path,
+    servers: dict[str, NodeServer],
+    skip: set[str],
+    security: tuple[str, ...] = ("--insecure",),
+) -> None:
     """Start a server for each Windows node of `model` not in `skip`, adding each to `servers` at once
-    (so the caller can stop those already started if a later one fails)."""
+    (so the caller can stop those already started if a later one fails). `security`: the server's
+    TLS and kubeconfig options (default: plain text)."""
     from winspect.emulator.install import install_tools
     from winspect.emulator.state import create_node_state
 
@@ -62,7 +69,7 @@ def start_node_servers(model: Any, root: Path, servers: dict[str, NodeServer], s
         log = root / node.name / "winspectserv.log"
         argv = [*_server_argv(), "--host", node.internal_ip, "-p", str(NODE_PORT),
                 "--tools-dir", str(tools), "--state-dir", str(root / node.name / "winspectserv"),
-                "--node-name", node.name, "--insecure"]  # fmt: skip
+                "--node-name", node.name, *security]  # fmt: skip
         with log.open("wb") as out:
             proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
         servers[node.name] = NodeServer(node.name, node.internal_ip, state, log, proc)

@@ -1,5 +1,6 @@
-"""`winspect trace` in the sandbox: a drop by the network policy explained with its VFP rule and
-HNS policy, a delivered connection across two nodes, a Service's NAT, a port with no listener."""
+"""`winspect trace` in the sandbox: a drop by the network policy explained with its VFP rule, HNS
+policy and Kubernetes NetworkPolicy, a delivered connection across two nodes, a Service's NAT, a
+port with no listener."""
 
 from __future__ import annotations
 
@@ -35,7 +36,7 @@ def _components(flow: dict[str, Any], node: str) -> list[str]:
     return [h["component"] for h in flow["hops"] if h["node"] == node and not h["reply"]]
 
 
-def test_dropped_by_the_network_policy_with_rule_and_hns_policy(e2e: E2E, pods: dict[str, Any]) -> None:
+def test_dropped_by_the_network_policy_with_rule_and_policies(e2e: E2E, pods: dict[str, Any]) -> None:
     r = e2e.run("trace", _name(pods["web1"]), _name(pods["denied"]), "-d", "3", "-o", "json")
     assert r.code == 1, r.err
     doc = r.json()
@@ -56,19 +57,21 @@ def test_dropped_by_the_network_policy_with_rule_and_hns_policy(e2e: E2E, pods: 
         )
         assert explanation["hns_policy"]["Action"] == "Block"
         assert explanation["hns_policy"]["Id"].lower() == explanation["vfp_rule"]["id"].lower()
+        assert explanation["network_policies"] == ["web/default-deny-ingress"]
     # the SYN crossed the client's node and was dropped on the destination's
     flow = next(f for f in doc["flows"] if {h["node"] for h in f["hops"]} == {WIN0, WIN1})
     assert _components(flow, WIN1)[:4] == ["vNIC", "vSwitch", "VFP", "NIC"]
     assert _components(flow, WIN0)[-1] == "VFP"
 
 
-def test_text_names_the_rule_and_the_policy(e2e: E2E, pods: dict[str, Any]) -> None:
+def test_text_names_the_rule_and_the_policies(e2e: E2E, pods: dict[str, Any]) -> None:
     r = e2e.run("trace", _name(pods["client"]), _name(pods["denied"]), "-d", "2")
     assert r.code == 1, r.err
     assert "reproduce the problem now" in r.err
     assert f"verdict: DROPPED at {WIN0} VFP: VFP: ACL deny" in r.out
     assert "VFP rule 'default-deny-ingress' (block, priority 65000) in layer ACL_ENDPOINT_LAYER" in r.out
     assert 'HNS ACL policy on the endpoint: {"Action": "Block", "Direction": "In", "Priority": 65000' in r.out
+    assert "Kubernetes NetworkPolicy web/default-deny-ingress selects the pod" in r.out
 
 
 def test_delivered_across_two_nodes_with_every_hop(e2e: E2E, pods: dict[str, Any]) -> None:

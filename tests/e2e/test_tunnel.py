@@ -182,3 +182,23 @@ def test_auto_dials_reachable_nodes_directly(e2e: E2E) -> None:
     assert result.json()["paths"] == {n: "direct" for n in e2e.windows_nodes()}
     for n in e2e.sandbox.nodes:
         assert f"winspect: {n['name']}: direct to {n['address']}:50051" in result.err
+
+
+def test_trace_across_two_nodes_through_their_tunnels(hidden: E2E) -> None:
+    win0, win1 = hidden.windows_nodes()[:2]
+    client, web = hidden.pod("win-client", win0), hidden.pod("win-webserver", win1)
+    source = f"default/{client['metadata']['name']}"
+    destination = f"default/{web['metadata']['name']}"
+    result = hidden.run("trace", source, destination, "-d", "3", "-v", "-o", "json")
+    assert result.code == 0, result.out + result.err
+    doc = result.json()
+    assert doc["delivered"] is True and doc["errors"] == {}
+    assert doc["nodes"] == [win0, win1]
+    assert any({h["node"] for h in f["hops"]} == {win0, win1} for f in doc["flows"]), doc["flows"]
+    for node in (win0, win1):
+        assert re.search(
+            rf"winspect: {node}: tunnel through the API server to pod winspect-system/winspectserv-\w+, "
+            r"port 50051",
+            result.err,
+        ), result.err
+    assert _all_closed(hidden)

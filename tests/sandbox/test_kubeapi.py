@@ -436,3 +436,60 @@ def test_kubeconfig_trusts_the_server_through_its_ca_only(api: Api) -> None:
     host, port = api.url.removeprefix("https://").split(":")
     with socket.create_connection((host, int(port))) as raw, pytest.raises(ssl.SSLCertVerificationError):
         ssl.create_default_context().wrap_socket(raw, server_hostname=host)
+
+
+# ---------------------------------------------------------------- network policies
+
+NETPOL = "/apis/networking.k8s.io/v1"
+
+
+def test_network_policy_selects_exactly_the_pod_the_emulator_drops_ingress_to(api: Api) -> None:
+    every = api.get(f"{NETPOL}/networkpolicies")
+    assert every["kind"] == "NetworkPolicyList" and every["apiVersion"] == "networking.k8s.io/v1"
+    assert [(i["metadata"]["namespace"], i["metadata"]["name"]) for i in every["items"]] == [
+        ("web", "default-deny-ingress")
+    ]
+    assert api.get(f"{NETPOL}/namespaces/web/networkpolicies")["items"] == every["items"]
+    assert api.get(f"{NETPOL}/namespaces/default/networkpolicies")["items"] == []
+    one = api.get(f"{NETPOL}/namespaces/web/networkpolicies/default-deny-ingress")
+    kubernetes_validate.validate(one, "1.29", strict=True)
+    spec = one["spec"]
+    assert spec["policyTypes"] == ["Ingress"]
+    selector = ",".join(f"{k}={v}" for k, v in spec["podSelector"]["matchLabels"].items())
+    selected = {
+        p["metadata"]["name"]
+        for p in api.get(f"/api/v1/namespaces/web/pods?labelSelector={q(selector)}")["items"]
+    }
+    assert selected == {p.name for p in api.cluster.pods if p.network_policy_deny}
+    assert spec["ingress"] == [
+        {
+            "from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "web"}}}],
+            "ports": [{"protocol": "TCP", "port": 80}],
+        }
+    ]
+    code, body = api.request(f"{NETPOL}/namespaces/default/networkpolicies/default-deny-ingress")
+    assert (
+        code == 404
+        and body["message"] == 'networkpolicies.networking.k8s.io "default-deny-ingress" not found'
+    )
+
+
+def test_network_policies_in_discovery_and_behind_rbac(api: Api) -> None:
+    group = api.get("/apis/networking.k8s.io")
+    assert group["preferredVersion"]["groupVersion"] == "networking.k8s.io/v1"
+    (resource,) = api.get(NETPOL)["resources"]
+    assert (resource["name"], resource["kind"], resource["namespaced"]) == (
+        "networkpolicies",
+        "NetworkPolicy",
+        True,
+    )
+    assert resource["shortNames"] == ["netpol"] and "list" in resource["verbs"]
+    code, body = api.request(f"{NETPOL}/namespaces/web/networkpolicies", "sandbox-viewer")
+    assert code == 403
+    _status(
+        body,
+        403,
+        "Forbidden",
+        'networkpolicies.networking.k8s.io is forbidden: User "sandbox-viewer" cannot list resource '
+        '"networkpolicies" in API group "networking.k8s.io" in the namespace "web"',
+    )

@@ -91,3 +91,17 @@ def test_kubectl_shows_the_servers_errors(api: Api, tmp_path: Path) -> None:
     result = kubectl(api, tmp_path, "get", "pod", "nope")
     assert result.returncode == 1
     assert 'Error from server (NotFound): pods "nope" not found' in result.stderr
+
+
+def test_kubectl_get_network_policies_all_namespaces(api: Api, tmp_path: Path) -> None:
+    result = kubectl(api, tmp_path, "get", "networkpolicy", "-A")
+    assert result.returncode == 0, result.stderr
+    (row,) = table(result.stdout)
+    assert list(row) == ["NAMESPACE", "NAME", "POD-SELECTOR", "AGE"]
+    assert (row["NAMESPACE"], row["NAME"], row["POD-SELECTOR"]) == (
+        "web",
+        "default-deny-ingress",
+        "access=restricted",
+    )
+    result = kubectl(api, tmp_path, "get", "netpol", "-n", "web", "-o", "name")
+    assert result.stdout.split() == ["networkpolicy.networking.k8s.io/default-deny-ingress"]

@@ -44,6 +44,9 @@ KUBERNETES_SERVICE_IP = "10.0.0.1"
 CLUSTER_DOMAIN = "cluster.local"
 # The namespace whose pods the network policy of `Pod.network_policy_deny` admits.
 POLICY_ALLOWED_NAMESPACE = "web"
+# The network policy's name (its VFP block rule's too) and the labels that select its pod.
+NETWORK_POLICY_NAME = "default-deny-ingress"
+NETWORK_POLICY_POD_LABELS = {"access": "restricted"}
 
 _SUFFIX_CHARS = "bcdfghjklmnpqrstvwxz2456789"
 
@@ -427,7 +430,11 @@ def _add_windows_pods(maker: _PodMaker, windows: list[Node]) -> str:
             "iis-frontend",
             iis,
             80,
-            {"app": "iis-frontend", "pod-template-hash": rs_frontend},
+            {
+                "app": "iis-frontend",
+                "pod-template-hash": rs_frontend,
+                **(NETWORK_POLICY_POD_LABELS if i == 0 else {}),
+            },
             ("ReplicaSet", f"iis-frontend-{rs_frontend}"),
             deny=(i == 0),
         )

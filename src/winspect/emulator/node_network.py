@@ -18,6 +18,7 @@ from typing import Any
 from winspect.emulator.model import (
     CLUSTER_DOMAIN,
     KUBE_DNS_IP,
+    NETWORK_POLICY_NAME,
     POD_GATEWAY,
     POD_SUBNET,
     POLICY_ALLOWED_NAMESPACE,
@@ -635,7 +636,7 @@ def _policy_rules(node: Node, allowed_ips: list[str]) -> list[AclRule]:
             protocol=6,
             dst_ports=[80],
         ),
-        AclRule(name="default-deny-ingress", priority=65000, type="block"),
+        AclRule(name=NETWORK_POLICY_NAME, priority=65000, type="block"),
     ]
 
 

@@ -189,7 +189,8 @@ class ApiHandler:
         obj = self.store.get(rt, route.namespace, route.name)
         if obj is None:
             details = {"name": route.name, **({"group": rt.group} if rt.group else {}), "kind": rt.plural}
-            raise ApiError(404, "NotFound", f'{rt.plural} "{route.name}" not found', details)
+            qualified = f"{rt.plural}.{rt.group}" if rt.group else rt.plural
+            raise ApiError(404, "NotFound", f'{qualified} "{route.name}" not found', details)
         kind, version = fmt
         if kind == "table":
             return json_response(

@@ -97,6 +97,12 @@ APPS: tuple[ResourceType, ...] = (
     ResourceType("apps", "v1", "Deployment", "deployments", "deployment", True, ("deploy",)),
 )
 
+NETWORKING: tuple[ResourceType, ...] = (
+    ResourceType(
+        "networking.k8s.io", "v1", "NetworkPolicy", "networkpolicies", "networkpolicy", True, ("netpol",)
+    ),
+)
+
 # Create-only review APIs: answered from the server's own authenticator and authorizer.
 TOKEN_REVIEW = ResourceType(
     "authentication.k8s.io", "v1", "TokenReview", "tokenreviews", "tokenreview", False, verbs=("create",)
@@ -112,7 +118,7 @@ SUBJECT_ACCESS_REVIEW = ResourceType(
 )
 REVIEWS: tuple[ResourceType, ...] = (TOKEN_REVIEW, SUBJECT_ACCESS_REVIEW)
 
-STORED: tuple[ResourceType, ...] = CORE + APPS
+STORED: tuple[ResourceType, ...] = CORE + APPS + NETWORKING
 ALL_TYPES: tuple[ResourceType, ...] = STORED + REVIEWS
 
 
@@ -133,6 +139,6 @@ def by_kind(kind: str) -> ResourceType:
 def groups() -> dict[str, list[ResourceType]]:
     """Non-core groups with their resource types (for /apis)."""
     out: dict[str, list[ResourceType]] = {}
-    for rt in APPS + REVIEWS:
+    for rt in APPS + NETWORKING + REVIEWS:
         out.setdefault(rt.group, []).append(rt)
     return out

@@ -325,6 +325,20 @@ PRINTERS: dict[str, tuple[list[Column], Callable[[Obj], list[Any]]]] = {
         ],
         _daemonset_row,
     ),
+    "networkpolicies": (
+        [
+            _NAME,
+            (
+                "Pod-Selector",
+                "string",
+                0,
+                "podSelector selects the pods to which this NetworkPolicy object applies. An empty "
+                "podSelector matches all pods in this namespace.",
+            ),
+            _AGE,
+        ],
+        lambda o: [o["metadata"]["name"], _labels(o["spec"]["podSelector"].get("matchLabels")), _age(o)],
+    ),
     "endpoints": ([_NAME, ("Endpoints", "string", 0, "Endpoints of the service"), _AGE], _endpoints_row),
     "secrets": (
         [

@@ -14,6 +14,7 @@ from datetime import datetime, timezone
 from winspect.emulator.model import Cluster
 from winspect.sandbox.objects.common import Obj, ObjectIds
 from winspect.sandbox.objects.namespaces import namespace_extras, namespace_object, sample_secrets
+from winspect.sandbox.objects.network_policies import network_policy_objects
 from winspect.sandbox.objects.nodes import node_object
 from winspect.sandbox.objects.pods import pod_object
 from winspect.sandbox.objects.services import endpoints_object, service_object
@@ -39,5 +40,6 @@ def cluster_objects(
     for svc in cluster.services:
         out.append(service_object(svc, ids))
         out.append(endpoints_object(svc, cluster, ids, pod_uids, apiserver))
+    out += network_policy_objects(cluster, ids)
     out += sample_secrets(ids, sorted(namespaces))
     return out

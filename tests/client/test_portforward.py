@@ -213,8 +213,12 @@ def test_a_node_without_a_running_pod_and_a_refused_user_are_said_in_words(api: 
     assert none.code == "NO_SERVER_POD"
     assert "no pod of DaemonSet winspect-system/winspectserv runs on this node" in none.message
     refused = asyncio.run(open_on("win-1", "winspect-sandbox-viewer"))
-    assert refused.code == "PERMISSION_DENIED"
-    assert refused.message.endswith(
+    assert refused.code == "PERMISSION_DENIED" and refused.config
+    assert refused.message == (
+        "forbidden by RBAC: user 'sandbox-viewer' may not list pods in namespace winspect-system, which "
+        "tunnels through the API server need"
+    )
+    assert refused.hint == (
         "a cluster admin can allow it with: kubectl create rolebinding winspect-tunnel-sandbox-viewer "
         "-n winspect-system --role=winspect-tunnel --user=sandbox-viewer"
     )

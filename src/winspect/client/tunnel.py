@@ -183,7 +183,7 @@ class Tunnel:
 
     @property
     def description(self) -> str:
-        return f"tunnel through the API server to pod {NAMESPACE}/{self.pod}, port {self.port}"
+        return f"calling {self.node} through the API server (pod {NAMESPACE}/{self.pod}, port {self.port})"
 
     async def start(self) -> None:
         try:

@@ -14,12 +14,16 @@ NO_HOSTPROCESS_FORWARD = (
 
 
 class TunnelFailure(Exception):
-    """A tunnel that cannot be had: a short code (as NodeFailure's) and a one-line message."""
+    """A tunnel that cannot be had: a short code (as NodeFailure's) and a one-line message; `hint`
+    says what to do (said once for every node it concerns), `config` marks a refusal by the
+    cluster's configuration (RBAC), which fails every node alike (exit 3)."""
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: str, message: str, *, hint: str = "", config: bool = False) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        self.hint = hint
+        self.config = config
 
 
 def grant_command(user: str) -> str:
@@ -62,11 +66,15 @@ def describe_refusal(
         # named otherwise, e.g. clusterUser_rg_aks for alice@example.com).
         named = re.search(r'User "([^"]+)"', text)
         who = named.group(1) if named else who
+        # The same words for every node (the API server's text names each node's pod).
+        refused = re.search(r'cannot (\w+) resource "([^"]+)"', text)
+        what = " ".join(refused.groups()) if refused else "find or port-forward to winspect's pods"
         return TunnelFailure(
             "PERMISSION_DENIED",
-            f"forbidden by RBAC: user {who!r} may not find or port-forward to winspect's pods in namespace "
-            f"{NAMESPACE}, which tunnels through the API server need ({text}); a cluster admin can allow "
-            f"it with: {grant_command(who)}",
+            f"forbidden by RBAC: user {who!r} may not {what} in namespace {NAMESPACE}, which tunnels "
+            "through the API server need",
+            hint=f"a cluster admin can allow it with: {grant_command(who)}",
+            config=True,
         )
     if status == 401:
         return TunnelFailure(

@@ -196,7 +196,7 @@ class Tunnel:
 
     def _failure(self, exc: PortForwardError) -> TunnelFailure:
         return describe_refusal(
-            exc.status, exc.message, self.tunnels.user, port=self.port, kubelet=exc.from_kubelet
+            exc.status, exc.message, self.tunnels.user, port=self.port, pod=self.pod, kubelet=exc.from_kubelet
         )
 
     async def _accepted(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

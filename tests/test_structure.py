@@ -526,3 +526,13 @@ def test_no_module_over_450_lines(source: dict[str, Module]) -> None:
 
 def test_no_long_function(source: dict[str, Module]) -> None:
     assert long_functions(source) == []
+
+
+def test_test_modules_have_unique_names() -> None:
+    # pytest imports test modules by their basename: a second test_x.py in another directory
+    # stops the whole run at collection ("import file mismatch")
+    tests = Path(__file__).resolve().parent
+    seen: dict[str, list[str]] = {}
+    for path in sorted(tests.rglob("test_*.py")):
+        seen.setdefault(path.name, []).append(str(path.relative_to(tests)))
+    assert {name: paths for name, paths in seen.items() if len(paths) > 1} == {}

@@ -93,8 +93,9 @@ def describe_refusal(
 
 
 def _pod_unknown(lowered: str) -> bool:
-    """The kubelet's words for a pod it does not run."""
-    return "pod does not exist" in lowered or ("pod" in lowered and "not found" in lowered)
+    """The kubelet's words for a pod it does not run (other "not found"s, of an executable in the
+    pod's sandbox, are the runtime's)."""
+    return "pod does not exist" in lowered
 
 
 def _not_found(status: int, text: str, pod: str) -> TunnelFailure:

@@ -59,11 +59,17 @@ class NodeFailureCode(Protocol):
     @property
     def code(self) -> str: ...
 
+    @property
+    def config(self) -> bool: ...
+
 
 def exit_code(errors: Sequence[NodeFailureCode], ok_count: int) -> int:
-    """0 all nodes fine; 1 some failed; 2 when every node refused the request as invalid."""
+    """0 all nodes fine; 1 some failed; 2 when every node refused the request as invalid; 3 when
+    every failure is the cluster's configuration refusing (RBAC on the tunnel)."""
     if not errors:
         return EXIT_OK
+    if all(e.config for e in errors):
+        return EXIT_CONFIG
     if ok_count == 0 and all(e.code == "INVALID_ARGUMENT" for e in errors):
         return EXIT_USAGE
     return EXIT_NODE_FAILED

@@ -45,8 +45,8 @@ def test_bad_destinations(text: str, message: str) -> None:
     ("args", "message"),
     [
         (
-            ["client-0", "web-0", "-o", "yaml"],
-            "trace prints text or one JSON document (-o json), not -o yaml",
+            ["client-0", "web-0", "-o", "wide"],
+            "trace prints text or one document (-o json or -o yaml), not -o wide",
         ),
         (
             ["client-0", "web-0", "-t", "SCTP"],
@@ -80,6 +80,6 @@ def test_help() -> None:
 
 
 def test_the_node_servers_port_before_the_command_is_the_global_option() -> None:
-    result = run_inprocess("--port", "50052", "trace", "client-0", "web-0", "-o", "yaml")
+    result = run_inprocess("--port", "50052", "trace", "client-0", "web-0", "-o", "wide")
     assert result.exit_code == 2, result.output
-    assert "--port" not in result.stderr and "not -o yaml" in result.stderr
+    assert "--port" not in result.stderr and "not -o wide" in result.stderr

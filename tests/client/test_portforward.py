@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from winspect.client.tunnel import Tunnels
-from winspect.client.tunnel_errors import TunnelFailure
+from winspect.client.tunnel_errors import TunnelFailure, describe_refusal
 from winspect.kube.cluster import Cluster
 from winspect.kube.kubeconfig import resolve_config
 from winspect.kube.portforward import PortForward, PortForwardError, api_access
@@ -213,8 +213,37 @@ def test_a_node_without_a_running_pod_and_a_refused_user_are_said_in_words(api: 
     assert none.code == "NO_SERVER_POD"
     assert "no pod of DaemonSet winspect-system/winspectserv runs on this node" in none.message
     refused = asyncio.run(open_on("win-1", "winspect-sandbox-viewer"))
-    assert refused.code == "PERMISSION_DENIED"
-    assert refused.message.endswith(
+    assert refused.code == "PERMISSION_DENIED" and refused.config
+    assert refused.message == (
+        "forbidden by RBAC: user 'sandbox-viewer' may not list pods in namespace winspect-system, which "
+        "tunnels through the API server need"
+    )
+    assert refused.hint == (
         "a cluster admin can allow it with: kubectl create rolebinding winspect-tunnel-sandbox-viewer "
         "-n winspect-system --role=winspect-tunnel --user=sandbox-viewer"
     )
+
+
+def test_a_404_says_whether_the_api_server_or_the_nodes_kubelet_has_no_such_pod(
+    api: LocalApi, echo: EchoServer
+) -> None:
+    gone = "winspectserv-zzzzz"  # deleted since the pods were listed
+    with pytest.raises(PortForwardError) as info:
+        asyncio.run(PortForward.open(_access(api.kubeconfig), NS, gone, echo.port, 5))
+    refused = info.value
+    api_404 = describe_refusal(refused.status, refused.message, "", pod=gone, kubelet=refused.from_kubelet)
+    assert api_404.code == "NO_SERVER_POD"
+    assert api_404.message == (
+        "the API server has no winspectserv pod winspect-system/winspectserv-zzzzz any more (deleted or "
+        'replaced since it was listed: run the command again) (404: pods "winspectserv-zzzzz" not found)'
+    )
+    # The kubelet's 404, as the API server passes its answer on, and on the error channel.
+    said = (
+        "the API server has the winspectserv pod winspect-system/winspectserv-aaaaa, but the node's kubelet "
+        "does not run it (the pod is starting, being replaced, or the node lost it; see `kubectl describe "
+        "pod -n winspect-system winspectserv-aaaaa`)"
+    )
+    passed_on = describe_refusal(404, "pod does not exist", "", pod="winspectserv-aaaaa")
+    assert (passed_on.code, passed_on.message) == ("POD_NOT_ON_NODE", f"{said} (404: pod does not exist)")
+    channel = describe_refusal(0, "pod does not exist", "", pod="winspectserv-aaaaa", kubelet=True)
+    assert (channel.code, channel.message) == ("POD_NOT_ON_NODE", f"{said} (pod does not exist)")

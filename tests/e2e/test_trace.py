@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from support.e2e import E2E, tshark_fields
 
 WIN0, WIN1 = "aksnpwin000000", "aksnpwin000001"
@@ -89,6 +90,20 @@ def test_delivered_across_two_nodes_with_every_hop(e2e: E2E, pods: dict[str, Any
     offsets = [h["offset_ns"] for h in flow["hops"]]
     assert offsets == sorted(offsets)
     assert flow["requests"] >= 3 and flow["replies"] >= 2
+
+
+def test_yaml_is_one_document_with_the_json_keys(e2e: E2E, pods: dict[str, Any]) -> None:
+    r = e2e.run("trace", _name(pods["client"]), _name(pods["web1"]), "-d", "3", "-o", "yaml")
+    assert r.code == 0, r.out + r.err
+    doc = yaml.safe_load(r.out)  # one document: a stream of several would not load
+    assert list(doc) == [  # the JSON document's keys, in its order
+        "schema_version", "command", "source", "destination", "service_ips", "nodes", "delivered", "flows",
+        "errors",
+    ]  # fmt: skip
+    assert doc["command"] == "trace" and doc["delivered"] is True
+    flow = doc["flows"][0]
+    assert flow["verdict"]["status"] == "answered"
+    assert {h["node"] for h in flow["hops"]} == {WIN0, WIN1}
 
 
 def test_service_shows_the_vip_and_the_nat_to_the_backend(e2e: E2E, pods: dict[str, Any]) -> None:

@@ -74,7 +74,10 @@ def test_verbose_says_each_node_was_reached_through_the_tunnel(
     assert r.code == 0, str(r)
     for node in tunnel_kube.kubelets:
         said = [ln for ln in r.stderr.splitlines() if ln.startswith(f"winspect: {node}: ")]
-        assert any("tunnel" in ln for ln in said), r.stderr
+        assert said == [
+            f"winspect: {node}: calling {node} through the API server (pod {NAMESPACE}/"
+            f"{tunnel_kube.pods[node]}, port {NODE_PORT})"
+        ], r.stderr
 
 
 def test_a_short_capture_through_the_tunnel_leaves_every_node_clean(
@@ -117,12 +120,17 @@ def test_a_user_without_the_tunnel_role_is_refused_with_the_binding_to_create(
 ) -> None:
     before = forwards(tunnel_kube)
     r = winspect(tunnel_kube, tmp_path, UNTUNNELED, "hns", "all")
-    assert r.code != 0, str(r)
+    assert r.code == 3, str(r)
     user = tunnel_kube.user(UNTUNNELED)
-    assert (
-        f"kubectl create rolebinding {TUNNEL_ROLE}-{user} -n {NAMESPACE} --role={TUNNEL_ROLE} --user={user}"
-    ) in r.stderr, r.stderr
-    assert forwards(tunnel_kube) == before  # the API server refused before any kubelet was dialled
+    nodes = sorted(tunnel_kube.kubelets)
+    assert r.stderr.splitlines() == [
+        f"winspect: {len(nodes)} nodes ({', '.join(nodes)}): forbidden by RBAC: user '{user}' may not get "
+        f"pods/portforward in namespace {NAMESPACE}, which tunnels through the API server need",
+        f"winspect: a cluster admin can allow it with: kubectl create rolebinding {TUNNEL_ROLE}-{user} "
+        f"-n {NAMESPACE} --role={TUNNEL_ROLE} --user={user}",
+    ], r.stderr
+    # The API server refused (the WebSocket upgrade is a GET) before any kubelet was dialled.
+    assert forwards(tunnel_kube) == before
 
 
 def test_a_node_whose_runtime_cannot_forward_to_hostprocess_pods_fails_alone_in_words(
@@ -188,3 +196,28 @@ def test_a_node_whose_server_pod_is_not_running_is_not_tunnelled_to(
         in doc["errors"][pending]["message"]
     )
     assert forwards(tunnel_kube)[pending] == before[pending]
+
+
+def test_a_pod_the_nodes_kubelet_does_not_run_is_told_apart_from_one_the_api_server_lacks(
+    tunnel_kube: TunnelCluster, tmp_path: Path
+) -> None:
+    lost, kept = sorted(tunnel_kube.kubelets)
+    pods = tunnel_kube.kubelets[lost].pods
+    key = (NAMESPACE, tunnel_kube.pods[lost])
+    uid = pods.pop(key)  # the API server has the pod; the node's kubelet answers 404 for it
+    try:
+        r = winspect(tunnel_kube, tmp_path, TUNNELER, "hns", "networks", "-o", "json")
+    finally:
+        pods[key] = uid
+    assert r.code == 1, str(r)
+    doc = r.json()
+    assert list(doc["results"]) == [kept]
+    error = doc["errors"][lost]
+    assert error["code"] == "POD_NOT_ON_NODE", error
+    pod = tunnel_kube.pods[lost]
+    assert error["message"].startswith(
+        f"the API server has the winspectserv pod {NAMESPACE}/{pod}, but the node's kubelet does not run "
+        f"it (the pod is starting, being replaced, or the node lost it; see `kubectl describe pod -n "
+        f"{NAMESPACE} {pod}`) ("
+    ), error
+    assert "pod does not exist" in error["message"], error

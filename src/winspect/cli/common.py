@@ -83,7 +83,7 @@ def fan_out(
 
     from winspect.client.fanout import NodeResult, call_all
 
-    if settings.verbose:
+    if settings.verbose and plan.route.mode != "tunnel":  # a tunnel says what it dials once it is open
         for t in plan.targets:
             err(f"{t.name}: calling {t.address}")
     if prepare is not None:

@@ -103,9 +103,8 @@ def trace(
             "winspect --port N trace ...); the port to trace is -r/--to-port PORT, or TO as IP:PORT"
         )
     settings = settings_from(ctx)
-    if settings.yaml or settings.output == "wide":
-        given = "yaml" if settings.yaml else settings.output
-        raise UsageError(f"trace prints text or one JSON document (-o json), not -o {given}")
+    if settings.output == "wide":
+        raise UsageError("trace prints text or one document (-o json or -o yaml), not -o wide")
     target = parse_destination(destination, allow_ip=bool(settings.targets))
     port = parse_ports([to_port])[0] if to_port is not None else target.port
     if to_port is not None and target.port is not None and port != target.port:
@@ -130,10 +129,12 @@ def trace(
         write=write,
     )
     output = Output()
-    if settings.output == "json":
+    if settings.output == "json":  # -o json or -o yaml
+        from winspect.client.render.documents import dumps_yaml
         from winspect.client.render.trace import document
 
-        output.data(json.dumps(document(report)) + "\n")
+        doc = document(report)
+        output.data((dumps_yaml(doc) if settings.yaml else json.dumps(doc)) + "\n")
     else:
         from winspect.client.render.trace import text
 

@@ -140,6 +140,16 @@ class Connection:
         self, state: grpc.ChannelConnectivity, waited: float, tunnel: TunnelFailure
     ) -> NodeFailure:
         direct = await self._direct_failure(state, waited)
+        if tunnel.config:  # -v: the direct reason, which the failure leaves out
+            self.route.said(self.name, f"direct: {direct.message}")
+        return self._after_direct(direct, tunnel)
+
+    def _after_direct(self, direct: NodeFailure, tunnel: TunnelFailure) -> NodeFailure:
+        """auto's failure: why the direct connection failed, then the tunnel. A refusal by the
+        cluster's configuration leaves out the direct reason (its address), so that it reads the
+        same for every node and is said once."""
+        if tunnel.config:
+            return self._tunnel_failure(tunnel, "not reachable directly; through the API server: ")
         message = f"{direct.message}; through the API server: {tunnel.message}"
         return NodeFailure(self.name, self.address, tunnel.code, message)
 
@@ -151,10 +161,8 @@ class Connection:
             tunnels = await self.route.tunnels()
             self.tunnel = await asyncio.wait_for(tunnels.open(self.name, self.target.port), timeout)
         except TunnelFailure as exc:
-            message = (
-                exc.message if direct is None else f"{direct.message}; through the API server: {exc.message}"
-            )
-            raise NodeFailed(NodeFailure(self.name, self.address, exc.code, message)) from None
+            failure = self._tunnel_failure(exc) if direct is None else self._after_direct(direct, exc)
+            raise NodeFailed(failure) from None
         except asyncio.TimeoutError:
             raise NodeFailed(
                 NodeFailure(
@@ -202,8 +210,15 @@ class Connection:
             )
         return state
 
-    def _tunnel_failure(self, failure: TunnelFailure) -> NodeFailure:
-        return NodeFailure(self.name, self.address, failure.code, failure.message)
+    def _tunnel_failure(self, failure: TunnelFailure, before: str = "") -> NodeFailure:
+        return NodeFailure(
+            self.name,
+            self.address,
+            failure.code,
+            before + failure.message,
+            hint=failure.hint,
+            config=failure.config,
+        )
 
     def error(self, exc: BaseException, timeout: float | None = None) -> NodeFailure:
         if self.tunnel is not None and self.tunnel.error is not None and not isinstance(exc, NodeFailed):

@@ -28,9 +28,12 @@ class NodeFailure:
     address: str
     code: str  # a gRPC status name, or CONNECT_TIMEOUT
     message: str
+    hint: str = ""  # what to do, said once for every node it concerns (in JSON: the message's end)
+    config: bool = False  # refused by the cluster's configuration (RBAC): exit 3
 
     def to_dict(self) -> dict[str, str]:
-        return {"address": self.address, "code": self.code, "message": self.message}
+        message = f"{self.message}; {self.hint}" if self.hint else self.message
+        return {"address": self.address, "code": self.code, "message": message}
 
 
 class NodeFailed(Exception):

@@ -183,7 +183,7 @@ class Tunnel:
 
     @property
     def description(self) -> str:
-        return f"tunnel through the API server to pod {NAMESPACE}/{self.pod}, port {self.port}"
+        return f"calling {self.node} through the API server (pod {NAMESPACE}/{self.pod}, port {self.port})"
 
     async def start(self) -> None:
         try:
@@ -196,7 +196,7 @@ class Tunnel:
 
     def _failure(self, exc: PortForwardError) -> TunnelFailure:
         return describe_refusal(
-            exc.status, exc.message, self.tunnels.user, port=self.port, kubelet=exc.from_kubelet
+            exc.status, exc.message, self.tunnels.user, port=self.port, pod=self.pod, kubelet=exc.from_kubelet
         )
 
     async def _accepted(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

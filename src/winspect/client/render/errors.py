@@ -21,11 +21,17 @@ HOLD_SECONDS = 0.5
 
 def grouped_errors(errors: Sequence[NodeFailure]) -> list[str]:
     """One line per distinct message: `node: message` for one node, `3 nodes (a, b, c): message`
-    for the same message from several (in the order the first of each came)."""
+    for the same message from several (in the order the first of each came); then each distinct
+    hint (what to do about them) once."""
     by_message: dict[str, list[str]] = {}
     for e in errors:
         by_message.setdefault(e.message, []).append(e.node)
-    return [_line(message, nodes) for message, nodes in by_message.items()]
+    lines = [_line(message, nodes) for message, nodes in by_message.items()]
+    return lines + _hints(errors)
+
+
+def _hints(errors: Sequence[NodeFailure]) -> list[str]:
+    return list(dict.fromkeys(e.hint for e in errors if e.hint))
 
 
 def _line(message: str, nodes: list[str]) -> str:
@@ -48,19 +54,31 @@ class HeldErrors:
         self._hold = hold
         self._clock = clock
         self._held: dict[str, tuple[list[str], float]] = {}  # message -> (nodes, last arrival)
+        self._hints: dict[str, str] = {}  # message -> its hint
+        self._hinted: set[str] = set()
 
     def add(self, error: NodeFailure) -> None:
         nodes, _ = self._held.get(error.message, ([], 0.0))
         nodes.append(error.node)
         nodes.sort(key=lambda n: self._rank.get(n, len(self._rank)))
         self._held[error.message] = (nodes, self._clock())
+        if error.hint:
+            self._hints[error.message] = error.hint
 
     def due(self) -> list[str]:
         now = self._clock()
         ready = [m for m, (_, last) in self._held.items() if now - last >= self._hold]
-        return [_line(m, self._held.pop(m)[0]) for m in ready]
+        return self._lines(ready)
 
     def rest(self) -> list[str]:
-        lines = [_line(m, nodes) for m, (nodes, _) in self._held.items()]
-        self._held.clear()
+        return self._lines(list(self._held))
+
+    def _lines(self, messages: list[str]) -> list[str]:
+        """The lines of these held messages (released), each hint after them, once a run."""
+        lines = [_line(m, self._held.pop(m)[0]) for m in messages]
+        for m in messages:
+            hint = self._hints.pop(m, "")
+            if hint and hint not in self._hinted:
+                self._hinted.add(hint)
+                lines.append(hint)
         return lines

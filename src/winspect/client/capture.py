@@ -43,6 +43,7 @@ DRAIN_SILENCE = 10.0
 # Batches of one node read ahead of what was delivered (being parsed, or parsed): a bound on memory.
 MAX_BATCHES_AHEAD = 2
 
+
 class CaptureSink(Protocol):
     """Where a capture's events go (the printer, client.render.capture)."""
 

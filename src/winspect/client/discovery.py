@@ -92,6 +92,7 @@ def resolve_nodes(cluster: Cluster, names: list[str] | None, port: int) -> tuple
             no_address.append(node.name)
     return targets, no_address
 
+
 def resolve_pods(
     cluster: Cluster, specs: list[PodSpec], all_namespaces: bool, port: int
 ) -> tuple[list[PodOnNode], list[TargetSpec], list[str]]:
@@ -142,4 +143,3 @@ def resolve_pods(
             resolved.append(PodOnNode(pod.namespace, pod.name, pod.ip, pod.node))
     targets, no_address = resolve_nodes(cluster, list(dict.fromkeys(p.node for p in resolved)), port)
     return resolved, targets, no_address
-

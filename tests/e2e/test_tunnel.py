@@ -199,8 +199,8 @@ def test_trace_across_two_nodes_through_their_tunnels(hidden: E2E) -> None:
     assert any({h["node"] for h in f["hops"]} == {win0, win1} for f in doc["flows"]), doc["flows"]
     for node in (win0, win1):
         assert re.search(
-            rf"winspect: {node}: tunnel through the API server to pod winspect-system/winspectserv-\w+, "
-            r"port 50051",
+            rf"winspect: {node}: calling {node} through the API server "
+            r"\(pod winspect-system/winspectserv-\w+, port 50051\)",
             result.err,
         ), result.err
     assert _all_closed(hidden)

@@ -59,7 +59,7 @@ SUMMARY = r"^  aksnpwin00000\d: \d+ packets? received, capture duration elapsed,
 
 EXAMPLES: dict[str, list[Example]] = {
     "The sandbox": [
-        Example("winspect sandbox up ", out=r"^sandbox ready: 3 Windows node\(s\)"),
+        Example("winspect sandbox up ", out=r"^sandbox ready: 3 Windows nodes at "),
         Example("export KUBECONFIG=~/.local/state/winspect/sandbox/kubeconfig"),
         Example("winspect capture pods -l app=win-webserver -d 5", out=r" TCP .*win-webserver-", err=SUMMARY),
         Example("kubectl get nodes -o wide ", out=r"^aksnpwin000002 +Ready "),

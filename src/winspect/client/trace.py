@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,6 +29,8 @@ from winspect.errors import UsageError
 from winspect.v1 import winspect_pb2 as pb
 
 _DIRECTIONS = {pb.DIRECTION_RX: "Rx", pb.DIRECTION_TX: "Tx"}
+# tcpdump's text of an ICMP echo (the summary pktmon prints): the echo's identifier and sequence.
+_ICMP_ECHO = re.compile(r"\bICMP echo (request|reply), id (\d+), seq (\d+)")
 
 
 @dataclass(frozen=True)
@@ -139,9 +142,16 @@ def service_frontend(cluster: Any, namespace: str, name: str) -> tuple[list[str]
     return ips, ports
 
 
+def icmp_echo(summary: str) -> tuple[str, int, int] | None:
+    """("echo request" | "echo reply", identifier, sequence) of an ICMP echo's summary, else None."""
+    m = _ICMP_ECHO.search(summary)
+    return (f"echo {m.group(1)}", int(m.group(2)), int(m.group(3))) if m else None
+
+
 def to_seen(node: str, packet: pb.Packet, names: Names) -> Seen:
     """A packet of the capture as the correlation reads it, its component named."""
     label = names.component(node, packet)
+    echo = icmp_echo(packet.summary) if packet.protocol == "ICMP" else None
     return Seen(
         node=node,
         time_ns=packet.timestamp.seconds * 1_000_000_000 + packet.timestamp.nanos,
@@ -159,6 +169,9 @@ def to_seen(node: str, packet: pb.Packet, names: Names) -> Seen:
         length=packet.length if packet.HasField("length") else None,
         drop_reason=packet.drop_reason if packet.type == pb.PACKET_TYPE_DROP else "",
         drop_location=packet.drop_location if packet.type == pb.PACKET_TYPE_DROP else "",
+        icmp=echo[0] if echo else "",
+        icmp_id=echo[1] if echo else None,
+        icmp_seq=echo[2] if echo else None,
     )
 
 

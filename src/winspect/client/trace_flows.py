@@ -6,15 +6,18 @@ pktmon record, named). The trace's subject is a source pod and a destination
 
 - Flow: the 5-tuple seen from the source pod, keyed by (protocol, the source
   pod's port): before VFP's NAT a Service connection goes to the VIP, after
-  it to the backend, and both are one flow. Packets from the source pod are
-  requests, packets to it replies.
+  it to the backend, and both are one flow. ICMP has no ports: an echo flow is
+  keyed by its identifier (one ping), other ICMP by its protocol alone.
+  Packets from the source pod are requests, packets to it replies.
 - Packet: within a node, the appearances that share pktmon's group id. Across
   nodes a packet has no id in common, so the n-th request (or reply) of a
-  flow with the same TCP flags and length on each node is the same packet.
+  flow with the same TCP flags, ICMP sequence number and length on each node
+  is the same packet.
 - Hops: every appearance of a flow's packets, in time order across the nodes,
   with the NAT rewrites seen between consecutive appearances of one packet.
 - Verdict: dropped (the first drop: where and pktmon's reason), refused (the
-  destination answered a SYN with RST), answered (a reply reached the source),
+  destination answered a SYN with RST), answered (a reply reached the source:
+  a SYN-ACK and data, a UDP datagram back, an ICMP echo reply),
   delivered (a request reached the destination pod's vNIC, no reply seen), or
   lost (last place seen, first place expected on the path); incomplete when it
   was last seen while not every node was capturing (the nodes start and stop
@@ -64,6 +67,9 @@ class Seen:
     length: int | None = None
     drop_reason: str = ""
     drop_location: str = ""
+    icmp: str = ""  # "echo request", "echo reply" (ICMP echo only)
+    icmp_id: int | None = None
+    icmp_seq: int | None = None
 
     @property
     def dropped(self) -> bool:
@@ -112,6 +118,7 @@ class Hop:
     nat: str = ""  # "dst 10.0.0.20:80 -> 10.224.1.5:8080" when rewritten since the previous hop
     drop_reason: str = ""
     drop_location: str = ""
+    icmp: str = ""  # "echo request seq 7" (ICMP echo)
 
 
 @dataclass
@@ -137,11 +144,12 @@ class Flow:
     replies: int
     verdict: Verdict
     start_ns: int
+    icmp_id: int | None = None  # an ICMP echo flow's identifier
 
 
 def correlate(seen: list[Seen], subject: Subject) -> list[Flow]:
     """The flows between the source pod and the destination, in the order they started."""
-    by_flow: dict[tuple[str, int], list[Seen]] = defaultdict(list)
+    by_flow: dict[tuple[str, int | None], list[Seen]] = defaultdict(list)
     for s in seen:
         key = _flow_key(s, subject)
         if key is not None:
@@ -155,12 +163,12 @@ def traced(s: Seen, subject: Subject) -> bool:
     return _flow_key(s, subject) is not None
 
 
-def _flow_key(s: Seen, subject: Subject) -> tuple[str, int] | None:
+def _flow_key(s: Seen, subject: Subject) -> tuple[str, int | None] | None:
     wanted = set(subject.destination_ips)
     if s.src_ip == subject.source_ip and (not wanted or s.dst_ip in wanted):
-        return s.protocol, s.src_port or 0
+        return s.protocol, s.icmp_id if s.icmp else s.src_port or 0
     if s.dst_ip == subject.source_ip and (not wanted or s.src_ip in wanted):
-        return s.protocol, s.dst_port or 0
+        return s.protocol, s.icmp_id if s.icmp else s.dst_port or 0
     return None
 
 
@@ -176,12 +184,12 @@ def _packets(items: list[Seen], subject: Subject) -> list[list[Seen]]:
     per_node: dict[str, list[list[Seen]]] = defaultdict(list)
     for (node, _), appearances in groups.items():
         per_node[node].append(sorted(appearances, key=lambda a: (a.time_ns, a.appearance)))
-    merged: dict[tuple[bool, str, int | None, int], list[Seen]] = {}
+    merged: dict[tuple[bool, str, int | None, int | None, int], list[Seen]] = {}
     for node_packets in per_node.values():
-        ordinal: dict[tuple[bool, str, int | None], int] = defaultdict(int)
+        ordinal: dict[tuple[bool, str, int | None, int | None], int] = defaultdict(int)
         for packet in sorted(node_packets, key=lambda p: p[0].time_ns):
             first = packet[0]
-            sig = (_is_reply(first, subject), first.tcp_flags, first.length)
+            sig = (_is_reply(first, subject), first.tcp_flags, first.icmp_seq, first.length)
             key = (*sig, ordinal[sig])
             ordinal[sig] += 1
             merged.setdefault(key, []).extend(packet)
@@ -214,6 +222,7 @@ def _flow(items: list[Seen], subject: Subject) -> Flow:
         replies=len(replies),
         verdict=verdict(requests, replies, subject),
         start_ns=start,
+        icmp_id=first.icmp_id if first.icmp else None,
     )
 
 
@@ -239,6 +248,7 @@ def _hop(s: Seen, previous: Seen | None, start: int, reply: bool) -> Hop:
         nat=nat,
         drop_reason=s.drop_reason,
         drop_location=s.drop_location,
+        icmp=f"{s.icmp} seq {s.icmp_seq}" if s.icmp else "",
     )
 
 

@@ -131,6 +131,8 @@ def _hop_line(hop: Hop) -> str:
     line += f"{hop.src} > {hop.dst}"
     if hop.tcp_flags:
         line += f" [{hop.tcp_flags}]"
+    if hop.icmp:
+        line += f" [{hop.icmp}]"
     if hop.nat:
         line += f"  NAT {hop.nat}"
     if hop.drop_reason or hop.drop_location:
@@ -161,9 +163,9 @@ def text(report: TraceReport) -> str:
     for index, flow in enumerate(report.flows, 1):
         to = flow.server if flow.server == flow.backend else f"{flow.server} (NAT to {flow.backend})"
         lines.append("")
+        protocol = flow.protocol + (f" echo id {flow.icmp_id}" if flow.icmp_id is not None else "")
         lines.append(
-            f"flow {index}: {flow.protocol} {flow.client} -> {to}, {flow.requests} requests, "
-            f"{flow.replies} replies"
+            f"flow {index}: {protocol} {flow.client} -> {to}, {flow.requests} requests, {flow.replies} replies"
         )
         lines.extend(_hop_line(h) for h in flow.hops)
         lines.append(f"  verdict: {verdict_line(flow)}")
@@ -188,6 +190,7 @@ def _hop_dict(hop: Hop) -> dict[str, Any]:
         "src": hop.src,
         "dst": hop.dst,
         "tcp_flags": hop.tcp_flags or None,
+        "icmp": hop.icmp or None,
         "nat": hop.nat or None,
         "drop": {"reason": hop.drop_reason, "location": hop.drop_location}
         if hop.drop_reason or hop.drop_location
@@ -226,6 +229,7 @@ def document(report: TraceReport) -> dict[str, Any]:
         flows.append(
             {
                 "protocol": flow.protocol,
+                "icmp_id": flow.icmp_id,
                 "client": flow.client,
                 "server": flow.server,
                 "backend": flow.backend,

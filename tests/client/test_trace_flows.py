@@ -198,7 +198,7 @@ def _icmp(packets: list[Seen], kind: str, ident: int, seq: int, length: int = 74
             icmp=kind,
             icmp_id=ident,
             icmp_seq=seq,
-        )  # fmt: skip
+        )
         for s in packets
     ]
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from winspect.emulator import store
 from winspect.emulator.model import Cluster
-from winspect.emulator.state import create_node_state
 from winspect.emulator.protocols import PROTO_ICMP, PROTO_UDP
+from winspect.emulator.state import create_node_state
 from winspect.emulator.traffic import DROP_ACL, DROP_NO_LISTENER, REPRO_PERIOD_NS, Record, TrafficGenerator
 
 SECOND = 1_000_000_000

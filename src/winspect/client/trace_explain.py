@@ -47,6 +47,7 @@ class Explanation:
     rule: MatchedRule | None = None
     hns_policy: dict[str, Any] | None = None
     network_policies: list[str] = field(default_factory=list)
+    network_policies_note: str = ""  # why they were not looked up (no permission, API error)
 
 
 def _values(text: str) -> list[str]:

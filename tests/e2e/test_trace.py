@@ -1,6 +1,6 @@
 """`winspect trace` in the sandbox: a drop by the network policy explained with its VFP rule, HNS
 policy and Kubernetes NetworkPolicy, a delivered connection across two nodes, a Service's NAT, a
-port with no listener."""
+port with no listener; ping (ICMP) and UDP; the pods' MACs from HNS."""
 
 from __future__ import annotations
 
@@ -156,3 +156,93 @@ def test_write_puts_exactly_the_traced_packets_in_a_pcapng(
         (_ip(pods["client"]), _ip(pods["web1"])),
         (_ip(pods["web1"]), _ip(pods["client"])),
     }
+
+
+def _judged(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    """The flows with a verdict (not those seen while one node had stopped already)."""
+    return [f for f in doc["flows"] if f["verdict"]["status"] != "incomplete"]
+
+
+def test_icmp_to_a_pod_on_another_node_is_answered_with_hops_on_both(e2e: E2E, pods: dict[str, Any]) -> None:
+    r = e2e.run("trace", _name(pods["client"]), _name(pods["web1"]), "-t", "ICMP", "-d", "3", "-o", "json")
+    assert r.code == 0, r.out + r.err
+    doc = r.json()
+    assert doc["delivered"] is True
+    # one ping: one flow (its echo identifier), every echo answered
+    (flow,) = doc["flows"]
+    assert (flow["protocol"], flow["client"], flow["server"]) == (
+        "ICMP",
+        _ip(pods["client"]),
+        _ip(pods["web1"]),
+    )
+    assert isinstance(flow["icmp_id"], int)
+    assert flow["verdict"]["status"] == "answered" and flow["requests"] >= 2
+    assert _components(flow, WIN0)[:4] == ["vNIC", "vSwitch", "VFP", "NIC"]
+    assert _components(flow, WIN1)[:4] == ["NIC", "vSwitch", "VFP", "vNIC"]
+    assert {h["icmp"].split(" seq ")[0] for h in flow["hops"]} == {"echo request", "echo reply"}
+    assert {h["pod"] for h in flow["hops"] if h["component"] == "vNIC"} == {
+        _name(pods["client"]),
+        _name(pods["web1"]),
+    }
+    # the pods with their MACs, from their nodes' HNS endpoints
+    macs = {}
+    for node in (WIN0, WIN1):
+        hns = e2e.run("hns", "endpoints", "--nodes", node, "-o", "json").json()["results"][node]["endpoints"]
+        macs.update({e["IPAddress"]: e["MacAddress"] for e in hns if not e.get("IsRemoteEndpoint")})
+    assert [(p["role"], p["name"], p["node"], p["mac"]) for p in doc["pods"]] == [
+        ("source", pods["client"]["metadata"]["name"], WIN0, macs[_ip(pods["client"])]),
+        ("destination", pods["web1"]["metadata"]["name"], WIN1, macs[_ip(pods["web1"])]),
+    ]
+
+
+def test_icmp_to_the_pod_behind_the_network_policy_is_dropped_by_its_rule(
+    e2e: E2E, pods: dict[str, Any]
+) -> None:
+    r = e2e.run("trace", _name(pods["client"]), _name(pods["denied"]), "-t", "ICMP", "-d", "3")
+    assert r.code == 1, r.err
+    assert "ICMP echo id " in r.out
+    assert f"verdict: DROPPED at {WIN0} VFP: VFP: ACL deny" in r.out
+    assert "VFP rule 'default-deny-ingress' (block, priority 65000) in layer ACL_ENDPOINT_LAYER" in r.out
+    assert "Kubernetes NetworkPolicy web/default-deny-ingress selects the pod" in r.out
+    assert "DELIVERED" not in r.out
+
+
+def test_udp_to_a_listener_is_answered(e2e: E2E, pods: dict[str, Any]) -> None:
+    dns = next(p for p in e2e.pods(labelSelector="k8s-app=kube-dns") if p["status"].get("podIP"))
+    r = e2e.run("trace", _name(pods["client"]), f"{_ip(dns)}:53", "-t", "UDP", "-d", "3", "-o", "json")
+    assert r.code == 0, r.out + r.err
+    doc = r.json()
+    assert doc["nodes"] == [WIN0]  # CoreDNS runs on a Linux node: the client's node only
+    flows = _judged(doc)
+    assert flows and all(f["protocol"] == "UDP" and f["server"] == f"{_ip(dns)}:53" for f in flows)
+    for flow in flows:
+        # a datagram came back to the client's vNIC
+        assert flow["verdict"]["status"] == "answered" and flow["replies"] >= 1
+        assert _components(flow, WIN0)[:4] == ["vNIC", "vSwitch", "VFP", "NIC"]
+
+
+def test_udp_to_a_port_without_a_listener_is_dropped_by_tcpip(e2e: E2E, pods: dict[str, Any]) -> None:
+    where = f"{_ip(pods['web1'])}:9999"
+    r = e2e.run(
+        "trace",
+        _name(pods["client"]),
+        _name(pods["web1"]),
+        "-r",
+        "9999",
+        "-t",
+        "UDP",
+        "-d",
+        "2",
+        "-o",
+        "json",
+    )
+    assert r.code == 1, r.err
+    flows = _judged(r.json())
+    assert flows
+    for flow in flows:
+        verdict = flow["verdict"]
+        assert (verdict["status"], verdict["node"], verdict["component"]) == ("dropped", WIN1, "TCPIP")
+        assert verdict["reason"] == "INET: transport endpoint was not found"
+        assert verdict["explanation"]["lines"] == [
+            f"nothing listens on {where} (UDP): the receiver's TCP/IP has no socket"
+        ]

@@ -141,6 +141,11 @@ def test_usage_errors_before_any_traffic(e2e: E2E, pods: dict[str, Any]) -> None
     )
     r = e2e.run("trace", _name(pods["client"]), "web-0", "-t", "SCTP")
     assert r.code == 2 and "invalid protocol 'SCTP' in -t/--protocol: expected TCP, UDP or ICMP" in r.err
+    r = e2e.run("trace", _name(pods["client"]), "10.0.0.1:80", "-t", "icmp")
+    assert (r.code, r.err.strip()) == (
+        2,
+        "winspect: error: ICMP has no ports: the port 80 (-r/--to-port or TO's :PORT) goes with TCP or UDP",
+    )
 
 
 def test_write_puts_exactly_the_traced_packets_in_a_pcapng(

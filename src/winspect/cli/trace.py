@@ -36,6 +36,7 @@ EXAMPLES = """
 winspect trace client-0 web-0                  # every connection from client-0 to web-0, 10 s
 winspect trace shop/api-0 svc/db -r 5432 -d 30 # to a Service's port: the VIP, VFP's NAT, the backend
 winspect trace client-0 10.224.1.7:8080 -t TCP # to an address and port
+winspect trace client-0 web-0 -t ICMP -d 5      # ping web-0 meanwhile: each echo and its reply
 winspect trace client-0 web-0 -o json | jq '.flows[].verdict'
 winspect trace client-0 web-0 -w trace.pcapng   # the traced packets for Wireshark too
 Start the trace, then reproduce the problem (curl, the application's request) while it runs.
@@ -116,6 +117,10 @@ def trace(
         wanted = next((p for p in PROTOCOLS if p.lower() == protocol.strip().lower()), None)
         if wanted is None:
             raise UsageError(f"invalid protocol {protocol!r} in -t/--protocol: expected TCP, UDP or ICMP")
+    if wanted == "ICMP" and port is not None:
+        raise UsageError(
+            f"ICMP has no ports: the port {port} (-r/--to-port or TO's :PORT) goes with TCP or UDP"
+        )
     seconds = parse_capture_duration(duration)
     if write is not None and write.strip() in ("", "-"):
         raise UsageError("-w/--write needs a file name (trace prints its report on stdout)")

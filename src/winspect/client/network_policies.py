@@ -46,11 +46,11 @@ def lookup_network_policies(settings: Any) -> Callable[[str, str], PolicyLookup]
     def lookup(namespace: str, name: str) -> PolicyLookup:
         if settings.targets:
             return PolicyLookup()
-        from winspect.client.trace import with_cluster
+        from winspect.client.cluster_once import with_cluster
         from winspect.errors import WinspectError
 
         try:
-            return with_cluster(settings, lambda c: _selecting(c, namespace, name))  # type: ignore[no-any-return]
+            return with_cluster(settings, lambda c: _selecting(c, namespace, name))
         except WinspectError as exc:
             return PolicyLookup(note=f"NetworkPolicy: not looked up ({exc.message})")
 

@@ -365,19 +365,9 @@ def plan_trace(settings: Any, source: str, destination: Destination) -> tuple[An
     extra = TracePlanExtra(source=source_pod, destination_pods=others, address=destination.ip)
     service = destination.pod if destination.is_service else None
     if service is not None and not settings.targets:
+        from winspect.client.cluster_once import with_cluster
+
         extra.vips, extra.service_ports = with_cluster(
             settings, lambda c: service_frontend(c, settings.namespace or c.namespace, service.name)
         )
     return plan, extra
-
-
-def with_cluster(settings: Any, work: Callable[[Any], Any]) -> Any:
-    from winspect.kube.cluster import Cluster
-    from winspect.kube.kubeconfig import resolve_config
-
-    resolved = resolve_config(settings.kubeconfig, settings.context, settings.namespace)
-    cluster = Cluster(resolved, settings.timeout)
-    try:
-        return work(cluster)
-    finally:
-        cluster.close()

@@ -177,7 +177,8 @@ def explain_refused(address: str, protocol: str) -> str:
 def explain_reason(packet: Seen, node: str) -> str:
     """One line on a common drop reason that is not a VFP rule ("" when there is none to say)."""
     reason = packet.drop_reason.lower()
-    if "transport endpoint" in reason or "listener" in reason or "no socket" in reason:
+    no_socket = ("transport endpoint", "listener", "no socket", "port unreachable")
+    if any(words in reason for words in no_socket):
         return f"nothing listens on {packet.dst} ({packet.protocol}): the receiver's TCP/IP has no socket"
     if "mtu" in reason or "too big" in reason or "fragment" in reason:
         size = f" ({packet.length} bytes)" if packet.length else ""
@@ -185,6 +186,6 @@ def explain_reason(packet: Seen, node: str) -> str:
             f"the packet{size} is larger than the MTU on its way and may not be fragmented: lower the "
             "MTU or MSS of the pod, or check the overlay's encapsulation overhead"
         )
-    if "route" in reason:
+    if "route" in reason or "unreachable" in reason:
         return f"{node} has no route to {packet.dst_ip}: check the HNS network's routes and the pod subnet"
     return ""

@@ -37,6 +37,11 @@ def _components(flow: dict[str, Any], node: str) -> list[str]:
     return [h["component"] for h in flow["hops"] if h["node"] == node and not h["reply"]]
 
 
+def _judged(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    """The flows with a verdict (not those seen at the capture's edges)."""
+    return [f for f in doc["flows"] if f["verdict"]["status"] != "incomplete"]
+
+
 def test_dropped_by_the_network_policy_with_rule_and_policies(e2e: E2E, pods: dict[str, Any]) -> None:
     r = e2e.run("trace", _name(pods["web1"]), _name(pods["denied"]), "-d", "3", "-o", "json")
     assert r.code == 1, r.err
@@ -97,8 +102,8 @@ def test_yaml_is_one_document_with_the_json_keys(e2e: E2E, pods: dict[str, Any])
     assert r.code == 0, r.out + r.err
     doc = yaml.safe_load(r.out)  # one document: a stream of several would not load
     assert list(doc) == [  # the JSON document's keys, in its order
-        "schema_version", "command", "source", "destination", "service_ips", "nodes", "delivered", "flows",
-        "errors",
+        "schema_version", "command", "source", "destination", "service_ips", "pods", "nodes", "delivered",
+        "flows", "errors",
     ]  # fmt: skip
     assert doc["command"] == "trace" and doc["delivered"] is True
     flow = doc["flows"][0]
@@ -124,9 +129,9 @@ def test_service_shows_the_vip_and_the_nat_to_the_backend(e2e: E2E, pods: dict[s
 def test_port_without_a_listener(e2e: E2E, pods: dict[str, Any]) -> None:
     r = e2e.run("trace", _name(pods["client"]), f"{_ip(pods['web1'])}:8081", "-d", "2", "-o", "json")
     assert r.code == 1, r.err
-    doc = r.json()
-    assert doc["flows"]
-    for flow in doc["flows"]:
+    flows = _judged(r.json())
+    assert flows
+    for flow in flows:
         assert flow["verdict"]["status"] == "refused"
         (line,) = flow["verdict"]["explanation"]["lines"]
         where = f"{_ip(pods['web1'])}:8081"
@@ -161,11 +166,6 @@ def test_write_puts_exactly_the_traced_packets_in_a_pcapng(
         (_ip(pods["client"]), _ip(pods["web1"])),
         (_ip(pods["web1"]), _ip(pods["client"])),
     }
-
-
-def _judged(doc: dict[str, Any]) -> list[dict[str, Any]]:
-    """The flows with a verdict (not those seen while one node had stopped already)."""
-    return [f for f in doc["flows"] if f["verdict"]["status"] != "incomplete"]
 
 
 def test_icmp_to_a_pod_on_another_node_is_answered_with_hops_on_both(e2e: E2E, pods: dict[str, Any]) -> None:

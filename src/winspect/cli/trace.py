@@ -232,8 +232,9 @@ def _subject(extra: TracePlanExtra, started_at_ns: list[int], duration: int) -> 
     from dataclasses import replace
 
     subject = extra.subject()
-    if len(started_at_ns) < 2:
+    if not started_at_ns:
         return subject
+    # (one node too: a request seen as it stopped may have been answered after)
     return replace(
         subject,
         all_capturing_from_ns=max(started_at_ns),

@@ -93,6 +93,16 @@ def test_icmp_is_one_ping_a_second_answered_on_both_nodes(cluster: Cluster, tmp_
         assert not any(r.is_drop for r in records)
     # the same echo (id, seq) on both nodes
     assert {r.frame.icmp_seq for r in first} & {r.frame.icmp_seq for r in second}
+    # on the server's node each request arrives before its reply leaves, and after it left the client's
+    for seq in {r.frame.icmp_seq for r in second if r.frame.icmp_type == 0}:
+        arrived = max(r.time_ns for r in second if (r.frame.icmp_seq, r.frame.icmp_type) == (seq, 8))
+        answered = min(r.time_ns for r in second if (r.frame.icmp_seq, r.frame.icmp_type) == (seq, 0))
+        assert arrived < answered
+        left = max(
+            (r.time_ns for r in first if (r.frame.icmp_seq, r.frame.icmp_type) == (seq, 8)), default=None
+        )
+        if left is not None:
+            assert WALL + left < WALL + 300_000_000 + arrived
 
 
 def test_icmp_to_the_pod_behind_the_network_policy_is_dropped_at_its_vfp(

@@ -534,7 +534,8 @@ class TrafficGenerator:
             pair = f"{client.ip}>{server.ip}"
             ident = 1 + zlib.crc32(pair.encode()) % 65534
             slot = (self.wall_start_ns + t) // REPRO_PERIOD_NS
-            self._icmp_echo(t, client, server, ident, slot % 65536)
+            # (the round trip first: on the server's node the request arrives half of it later)
+            self._icmp_echo(t, client, server, ident, slot % 65536, self._rtt(client, server))
         elif self.reproduce_protocol == PROTO_UDP:
             listening = server.listen_udp or server.listen
             self._udp_exchange(t, client, server, ports[0] if ports else (listening[0] if listening else 53))
@@ -660,15 +661,17 @@ class TrafficGenerator:
         for k in range(self.rng.randrange(2, 5)):
             self._icmp_echo(t + k * 1_000_000_000, client, server, ident, seq0 + k)
 
-    def _icmp_echo(self, t: int, client: _Ep, server: _Ep, ident: int, seq: int) -> None:
+    def _icmp_echo(
+        self, t: int, client: _Ep, server: _Ep, ident: int, seq: int, rtt: int | None = None
+    ) -> None:
         """One echo request and, unless the server's inbound ACL denies it (VFP drops it at the
-        server's port), its echo reply."""
+        server's port), its echo reply `rtt` later (drawn after the request when not given)."""
         allowed = _acl_allows(server, client.ip, PROTO_ICMP, None)
         req = self._frame(client, server.mac, server.ip, PROTO_ICMP, icmp=(8, ident, seq), plen=32)
         self._send(t, client, server, req, drop=None if allowed or server.kind != "pod" else DROP_ACL)
         if allowed:
             rep = self._frame(server, client.mac, client.ip, PROTO_ICMP, icmp=(0, ident, seq), plen=32)
-            self._send(t + self._rtt(client, server), server, client, rep)
+            self._send(t + (rtt if rtt is not None else self._rtt(client, server)), server, client, rep)
 
     def _udp_exchange(
         self, t: int, client: _Ep, server: _Ep, dport: int, *, vip: tuple[str, int] | None = None
@@ -676,6 +679,7 @@ class TrafficGenerator:
         """A UDP request and its answer; a port nothing listens on: the server's TCP/IP drops the
         datagram ("transport endpoint was not found"); an inbound ACL that denies it: VFP drops it."""
         sport = self._ephemeral()
+        rtt = self._rtt(client, server)  # before any packet: the server's node times them by it
         to_ip, to_port = vip if vip else (server.ip, dport)
         to_mac = self.gw_mac if vip else server.mac
         # To port 53 a DNS query (pktmon prints it decoded), else a datagram of some size.
@@ -699,7 +703,7 @@ class TrafficGenerator:
             else:
                 size = self.rng.randrange(30, 500)
                 answer = self._frame(server, client.mac, client.ip, PROTO_UDP, dport, sport, plen=size)
-            self._send(t + self._rtt(client, server), server, client, answer, unnat=vip)
+            self._send(t + rtt, server, client, answer, unnat=vip)
 
     def _flow_closed_udp(self, t: int) -> None:
         client = self.rng.choice(self.local)

@@ -12,7 +12,10 @@ Flows: TCP to service VIPs (load balanced by VFP) and directly to pods,
 DNS over UDP to kube-dns, ICMP echo, kubelet probes from the host, inbound
 connections from other nodes' pods, connections to a port without listener
 (RST), UDP to a closed host port (dropped by TCPIP), and connections into
-the pod behind the network policy that VFP's ACL drops.
+the pod behind the network policy that VFP's ACL drops. While a capture's
+filters name a pod and its peer, the user's reproduction: a TCP connection,
+or with ICMP or UDP filters a ping or a UDP request (answered by a listener,
+else dropped by the receiver's TCPIP), once a second.
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ from winspect.client.discovery import PodOnNode
 from winspect.client.fanout import NodeResult
 from winspect.client.filters import TargetSpec
 from winspect.client.names import KnownPod, Names
+from winspect.client.node_failure import NodeFailure
 from winspect.client.render.trace import TraceReport, TraceSink, document, text
 from winspect.client.trace import TracedPod, TracePlanExtra, ask_macs, icmp_echo, to_seen, traced_pods
 from winspect.client.trace_flows import Seen, Subject, correlate, traced
@@ -203,3 +204,20 @@ def test_macs_from_the_hns_endpoints_of_the_pods_nodes() -> None:
     assert macs == {"10.224.0.10": "00-15-5D-00-00-0A", "10.224.1.20": "00-15-5D-00-00-14"}
     assert notes == ["web/web-1: no HNS endpoint with 10.224.1.21 on win2: its MAC is not known"]
     assert [p.mac for p in traced_pods(extra, macs)] == ["00-15-5D-00-00-0A", "00-15-5D-00-00-14", None]
+
+    # a node that does not answer: its pods' MACs are not known, said once per pod
+    async def win2_down(targets: list[Any], call: Any) -> list[Any]:
+        failure = NodeFailure("win2", "10.0.0.2:50051", "UNAVAILABLE", "connection refused")
+        return [
+            NodeResult(t.name, "", value=await call(Conn(t.name)))
+            if t.name == "win1"
+            else NodeResult(t.name, "", error=failure)
+            for t in targets
+        ]
+
+    macs, notes = asyncio.run(ask_macs(extra, win2_down, targets, 5))
+    assert macs == {"10.224.0.10": "00-15-5D-00-00-0A"}
+    assert notes == [
+        "web/web-0: MAC not known (win2: connection refused)",
+        "web/web-1: MAC not known (win2: connection refused)",
+    ]

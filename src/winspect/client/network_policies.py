@@ -41,7 +41,8 @@ def selects_for_ingress(policy: Any, labels: Mapping[str, str]) -> bool:
 
 def lookup_network_policies(settings: Any) -> Callable[[str, str], PolicyLookup]:
     """namespace, pod -> the NetworkPolicies that select the pod (nothing with --target: no
-    cluster to ask)."""
+    cluster to ask); asked once per pod however many of its flows were dropped."""
+    found: dict[tuple[str, str], PolicyLookup] = {}
 
     def lookup(namespace: str, name: str) -> PolicyLookup:
         if settings.targets:
@@ -49,10 +50,12 @@ def lookup_network_policies(settings: Any) -> Callable[[str, str], PolicyLookup]
         from winspect.client.cluster_once import with_cluster
         from winspect.errors import WinspectError
 
-        try:
-            return with_cluster(settings, lambda c: _selecting(c, namespace, name))
-        except WinspectError as exc:
-            return PolicyLookup(note=f"NetworkPolicy: not looked up ({exc.message})")
+        if (namespace, name) not in found:
+            try:
+                found[(namespace, name)] = with_cluster(settings, lambda c: _selecting(c, namespace, name))
+            except WinspectError as exc:
+                found[(namespace, name)] = PolicyLookup(note=f"NetworkPolicy: not looked up ({exc.message})")
+        return found[(namespace, name)]
 
     return lookup
 

@@ -80,6 +80,8 @@ def _selecting(cluster: Any, namespace: str, name: str) -> PolicyLookup:
         return PolicyLookup(
             note=f"NetworkPolicy: not looked up (you may not list networkpolicies in {namespace})"
         )
+    if not policies:
+        return PolicyLookup()
     labels: dict[str, str] = next((p.labels for p in cluster.pods(namespace) if p.name == name), {})
     found = [f"{namespace}/{p.metadata.name}" for p in policies if selects_for_ingress(p, labels)]
     return PolicyLookup(names=found)

@@ -256,3 +256,30 @@ def test_udp_to_a_port_without_listener_dropped_at_tcpip() -> None:
     )  # fmt: skip
     (flow,) = correlate(_udp(_out(0, 1, sport=50003)) + arriving + [tcpip], SUBJECT)
     assert (flow.verdict.status, flow.verdict.node, flow.verdict.component) == (DROPPED, "win2", "TCPIP")
+
+
+def _unreachable(t: int, group: int, port: int) -> list[Seen]:
+    """An ICMP port unreachable from the server back to the client's vNIC on win1."""
+    base = Seen(
+        "win1", t, group, 1, "NIC", None, "Rx", "ICMP", SERVER, CLIENT, length=70,
+        icmp=f"udp port {port} unreachable", unreachable_port=port,
+    )  # fmt: skip
+    return [base, replace(base, time_ns=t + 10, appearance=2, component="vNIC", pod="app/client-0")]
+
+
+def test_icmp_port_unreachable_refuses_the_latest_udp_flow_to_that_port() -> None:
+    first = _udp(_out(0, 1, sport=50001) + _in(MS, 2, sport=50001))
+    second = _udp(_out(10 * MS, 3, sport=50002) + _in(11 * MS, 4, sport=50002))
+    to_53 = [replace(s, dst_port=9999) if s.dst_ip == SERVER else s for s in first + second]
+    flows = correlate(to_53 + _unreachable(2 * MS, 5, 9999) + _unreachable(12 * MS, 6, 9999), SUBJECT)
+    assert [(f.protocol, f.client, f.requests, f.replies) for f in flows] == [
+        ("UDP", f"{CLIENT}:50001", 1, 1),
+        ("UDP", f"{CLIENT}:50002", 1, 1),
+    ]
+    for flow in flows:
+        assert (flow.verdict.status, flow.verdict.node) == (REFUSED, "win1")
+        assert flow.verdict.reason == f"{SERVER} answered with ICMP udp port 9999 unreachable"
+        assert flow.hops[-1].icmp == "udp port 9999 unreachable" and flow.hops[-1].reply
+    # an unreachable that answers no flow seen is a flow of its own
+    (alone,) = correlate(_unreachable(0, 7, 5353), SUBJECT)
+    assert (alone.protocol, alone.requests, alone.replies, alone.verdict.status) == ("ICMP", 0, 1, REFUSED)

@@ -10,9 +10,19 @@ from winspect.client.discovery import PodOnNode
 from winspect.client.fanout import NodeResult
 from winspect.client.filters import TargetSpec
 from winspect.client.names import KnownPod, Names
+from winspect.client.network_policies import PolicyLookup
 from winspect.client.node_failure import NodeFailure
 from winspect.client.render.trace import TraceReport, TraceSink, document, text
-from winspect.client.trace import TracedPod, TracePlanExtra, ask_macs, icmp_echo, to_seen, traced_pods
+from winspect.client.trace import (
+    TracedPod,
+    TracePlanExtra,
+    ask_macs,
+    explain,
+    icmp_echo,
+    port_unreachable,
+    to_seen,
+    traced_pods,
+)
 from winspect.client.trace_flows import Seen, Subject, correlate, traced
 from winspect.v1 import winspect_pb2 as pb
 
@@ -107,6 +117,8 @@ def test_icmp_echo_read_from_the_summary() -> None:
     )
     unreachable = "10.224.1.20 > 10.224.0.10: ICMP 10.224.1.20 udp port 9999 unreachable, length 36"
     assert icmp_echo(unreachable) is None
+    assert port_unreachable(unreachable) == ("udp", 9999)
+    assert port_unreachable("10.224.0.10 > 10.224.1.20: ICMP echo request, id 77, seq 3, length 40") is None
     p = _packet("10.224.0.10", "10.224.1.20", 5)
     p.protocol, p.summary = "ICMP", "10.224.0.10 > 10.224.1.20: ICMP echo request, id 77, seq 3, length 40"
     p.ClearField("src_port")
@@ -221,3 +233,24 @@ def test_macs_from_the_hns_endpoints_of_the_pods_nodes() -> None:
         "web/web-0: MAC not known (win2: connection refused)",
         "web/web-1: MAC not known (win2: connection refused)",
     ]
+
+
+def test_a_datagram_answered_port_unreachable_is_explained_as_no_listener() -> None:
+    datagram = Seen("win1", 0, 1, 1, "NIC", None, "Tx", "UDP", "10.224.0.10", "10.224.1.20", 50001, 9999)
+    answer = Seen(
+        "win1", 2_000_000, 2, 1, "vNIC", "app/client-0", "Rx", "ICMP", "10.224.1.20", "10.224.0.10",
+        icmp="udp port 9999 unreachable", unreachable_port=9999,
+    )  # fmt: skip
+    flows = correlate([datagram, answer], SUBJECT)
+    extra = TracePlanExtra(source=PodOnNode("app", "client-0", "10.224.0.10", "win1"), destination_pods=[])
+    found = explain(flows, extra, {}, lambda ns, name: PolicyLookup())
+    (line,) = found[0].lines
+    assert line == (
+        "no listener: nothing listens on 10.224.1.20:9999 (UDP); the destination answered ICMP port "
+        "unreachable"
+    )
+    out = text(TraceReport("app/client-0", "10.224.1.20:9999", ["win1"], flows, found))
+    assert (
+        "verdict: REFUSED at win1 vNIC app/client-0: 10.224.1.20 answered with ICMP udp port 9999 unreachable"
+        in out
+    )

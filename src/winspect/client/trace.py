@@ -25,13 +25,15 @@ from winspect.client.filters import PodSpec, ProtocolSpec, parse_pods
 from winspect.client.names import Names
 from winspect.client.network_policies import PolicyLookup
 from winspect.client.trace_explain import Explanation, explain_reason, explain_refused, explain_vfp_drop
-from winspect.client.trace_flows import DROPPED, REFUSED, Flow, Seen, Subject
+from winspect.client.trace_flows import DROPPED, REFUSED, Flow, Seen, Subject, address_of
 from winspect.errors import UsageError
 from winspect.v1 import winspect_pb2 as pb
 
 _DIRECTIONS = {pb.DIRECTION_RX: "Rx", pb.DIRECTION_TX: "Tx"}
 # tcpdump's text of an ICMP echo (the summary pktmon prints): the echo's identifier and sequence.
 _ICMP_ECHO = re.compile(r"\bICMP echo (request|reply), id (\d+), seq (\d+)")
+# ... of an ICMP port unreachable: `ICMP 10.224.1.15 udp port 9999 unreachable`.
+_ICMP_PORT_UNREACHABLE = re.compile(r"\bICMP \S+ (udp|tcp) port (\d+) unreachable")
 
 
 @dataclass(frozen=True)
@@ -151,10 +153,17 @@ def icmp_echo(summary: str) -> tuple[str, int, int] | None:
     return (f"echo {m.group(1)}", int(m.group(2)), int(m.group(3))) if m else None
 
 
+def port_unreachable(summary: str) -> tuple[str, int] | None:
+    """("udp" | "tcp", port) of an ICMP port unreachable's summary, else None."""
+    m = _ICMP_PORT_UNREACHABLE.search(summary)
+    return (m.group(1), int(m.group(2))) if m else None
+
+
 def to_seen(node: str, packet: pb.Packet, names: Names) -> Seen:
     """A packet of the capture as the correlation reads it, its component named."""
     label = names.component(node, packet)
     echo = icmp_echo(packet.summary) if packet.protocol == "ICMP" else None
+    unreachable = port_unreachable(packet.summary) if packet.protocol == "ICMP" and not echo else None
     return Seen(
         node=node,
         time_ns=packet.timestamp.seconds * 1_000_000_000 + packet.timestamp.nanos,
@@ -172,9 +181,14 @@ def to_seen(node: str, packet: pb.Packet, names: Names) -> Seen:
         length=packet.length if packet.HasField("length") else None,
         drop_reason=packet.drop_reason if packet.type == pb.PACKET_TYPE_DROP else "",
         drop_location=packet.drop_location if packet.type == pb.PACKET_TYPE_DROP else "",
-        icmp=echo[0] if echo else "",
+        icmp=echo[0]
+        if echo
+        else f"{unreachable[0]} port {unreachable[1]} unreachable"
+        if unreachable
+        else "",
         icmp_id=echo[1] if echo else None,
         icmp_seq=echo[2] if echo else None,
+        unreachable_port=unreachable[1] if unreachable else None,
     )
 
 
@@ -327,7 +341,11 @@ def explain(
     """The explanation of each dropped flow (by its index)."""
     out: dict[int, Explanation] = {}
     for index, flow in enumerate(flows):
-        if flow.verdict.status == REFUSED:
+        refusal = flow.verdict.refusal
+        if refusal is not None and refusal.unreachable_port is not None:  # what the ICMP message names
+            where = address_of(refusal.src_ip, refusal.unreachable_port)
+            out[index] = Explanation(lines=[explain_refused(where, refusal.icmp.split()[0].upper())])
+        elif flow.verdict.status == REFUSED:
             out[index] = Explanation(lines=[explain_refused(flow.backend, flow.protocol)])
         drop = flow.verdict.drop
         if drop is None:

@@ -170,8 +170,10 @@ def explain_vfp_drop(
 
 
 def explain_refused(address: str, protocol: str) -> str:
-    """The connection was answered with RST: nobody listens there."""
-    return f"no listener: nothing listens on {address} ({protocol}); the destination reset the connection"
+    """The connection was answered with RST, a datagram with ICMP port unreachable: nobody
+    listens there."""
+    answer = "answered ICMP port unreachable" if protocol == "UDP" else "reset the connection"
+    return f"no listener: nothing listens on {address} ({protocol}); the destination {answer}"
 
 
 def explain_reason(packet: Seen, node: str) -> str:

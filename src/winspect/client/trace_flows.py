@@ -7,8 +7,10 @@ pktmon record, named). The trace's subject is a source pod and a destination
 - Flow: the 5-tuple seen from the source pod, keyed by (protocol, the source
   pod's port): before VFP's NAT a Service connection goes to the VIP, after
   it to the backend, and both are one flow. ICMP has no ports: an echo flow is
-  keyed by its identifier (one ping), other ICMP by its protocol alone.
-  Packets from the source pod are requests, packets to it replies.
+  keyed by its identifier (one ping), other ICMP by its protocol alone; an
+  ICMP port unreachable joins the latest flow to the port it names (it
+  answers that flow's datagram). Packets from the source pod are requests,
+  packets to it replies.
 - Packet: within a node, the appearances that share pktmon's group id. Across
   nodes a packet has no id in common, so the n-th request (or reply) of a
   flow with the same TCP flags, ICMP sequence number and length on each node
@@ -16,7 +18,8 @@ pktmon record, named). The trace's subject is a source pod and a destination
 - Hops: every appearance of a flow's packets, in time order across the nodes,
   with the NAT rewrites seen between consecutive appearances of one packet.
 - Verdict: dropped (the first drop: where and pktmon's reason), refused (the
-  destination answered a SYN with RST), answered (a reply reached the source:
+  destination answered a SYN with RST, or a datagram with ICMP port
+  unreachable), answered (a reply reached the source:
   a SYN-ACK and data, a UDP datagram back, an ICMP echo reply),
   delivered (a request reached the destination pod's vNIC, no reply seen), or
   lost (last place seen, first place expected on the path); incomplete when it
@@ -67,9 +70,10 @@ class Seen:
     length: int | None = None
     drop_reason: str = ""
     drop_location: str = ""
-    icmp: str = ""  # "echo request", "echo reply" (ICMP echo only)
+    icmp: str = ""  # "echo request", "echo reply", "udp port 9999 unreachable"
     icmp_id: int | None = None
     icmp_seq: int | None = None
+    unreachable_port: int | None = None  # ICMP port unreachable: the port of the datagram it answers
 
     @property
     def dropped(self) -> bool:
@@ -77,14 +81,14 @@ class Seen:
 
     @property
     def src(self) -> str:
-        return _address(self.src_ip, self.src_port)
+        return address_of(self.src_ip, self.src_port)
 
     @property
     def dst(self) -> str:
-        return _address(self.dst_ip, self.dst_port)
+        return address_of(self.dst_ip, self.dst_port)
 
 
-def _address(ip: str, port: int | None) -> str:
+def address_of(ip: str, port: int | None) -> str:
     if port is None:
         return ip
     return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
@@ -118,7 +122,7 @@ class Hop:
     nat: str = ""  # "dst 10.0.0.20:80 -> 10.224.1.5:8080" when rewritten since the previous hop
     drop_reason: str = ""
     drop_location: str = ""
-    icmp: str = ""  # "echo request seq 7" (ICMP echo)
+    icmp: str = ""  # "echo request seq 7" (ICMP echo), "udp port 9999 unreachable"
 
 
 @dataclass
@@ -131,6 +135,7 @@ class Verdict:
     expected: str = ""  # LOST: where it was expected next
     explanation: list[str] = field(default_factory=list)
     drop: Seen | None = None  # the dropped appearance (to explain it)
+    refusal: Seen | None = None  # REFUSED: the RST or ICMP port unreachable
 
 
 @dataclass
@@ -152,8 +157,12 @@ def correlate(seen: list[Seen], subject: Subject) -> list[Flow]:
     by_flow: dict[tuple[str, int | None], list[Seen]] = defaultdict(list)
     for s in seen:
         key = _flow_key(s, subject)
-        if key is not None:
+        if key is not None and s.unreachable_port is None:
             by_flow[key].append(s)
+    for s in seen:
+        key = _flow_key(s, subject)
+        if key is not None and s.unreachable_port is not None:
+            by_flow[_answered_flow(s, by_flow) or key].append(s)
     flows = [_flow(items, subject) for items in by_flow.values()]
     return sorted(flows, key=lambda f: f.start_ns)
 
@@ -170,6 +179,20 @@ def _flow_key(s: Seen, subject: Subject) -> tuple[str, int | None] | None:
     if s.dst_ip == subject.source_ip and (not wanted or s.src_ip in wanted):
         return s.protocol, s.icmp_id if s.icmp else s.dst_port or 0
     return None
+
+
+def _answered_flow(
+    s: Seen, by_flow: dict[tuple[str, int | None], list[Seen]]
+) -> tuple[str, int | None] | None:
+    """The flow an ICMP port unreachable answers: the latest begun before it with a request to
+    that port (the message quotes the datagram, but tcpdump's text names only its port)."""
+    started = {
+        key: min(x.time_ns for x in items)
+        for key, items in by_flow.items()
+        if key[0] != "ICMP" and any(x.dst_port == s.unreachable_port and x.dst_ip == s.src_ip for x in items)
+    }
+    before = [key for key, start in started.items() if start <= s.time_ns]
+    return max(before, key=lambda k: started[k]) if before else None
 
 
 def _is_reply(s: Seen, subject: Subject) -> bool:
@@ -248,7 +271,7 @@ def _hop(s: Seen, previous: Seen | None, start: int, reply: bool) -> Hop:
         nat=nat,
         drop_reason=s.drop_reason,
         drop_location=s.drop_location,
-        icmp=f"{s.icmp} seq {s.icmp_seq}" if s.icmp else "",
+        icmp=f"{s.icmp} seq {s.icmp_seq}" if s.icmp_seq is not None else s.icmp,
     )
 
 
@@ -258,9 +281,11 @@ def verdict(requests: list[list[Seen]], replies: list[list[Seen]], subject: Subj
         for s in packet:
             if s.dropped:
                 return Verdict(DROPPED, s.node, _where(s), s.drop_reason or s.drop_location, drop=s)
-    if any("R" in p[0].tcp_flags for p in replies):
-        rst = next(p[0] for p in replies if "R" in p[0].tcp_flags)
-        return Verdict(REFUSED, rst.node, _where(rst), f"{rst.src} answered with RST")
+    refusal = next((p[0] for p in replies if "R" in p[0].tcp_flags or p[0].unreachable_port), None)
+    if refusal is not None:
+        how = f"ICMP {refusal.icmp}" if refusal.unreachable_port else "RST"
+        reason = f"{refusal.src} answered with {how}"
+        return Verdict(REFUSED, refusal.node, _where(refusal), reason, refusal=refusal)
     if any(s.dst_ip == subject.source_ip and s.pod == subject.source_pod for p in replies for s in p):
         return Verdict(ANSWERED, subject.source_node, f"vNIC {subject.source_pod}")
     if replies:

@@ -84,9 +84,9 @@ def test_text_and_document_of_a_lost_flow() -> None:
     report = TraceReport("app/client-0", "web/web-0", ["win1", "win2"], correlate(lost, SUBJECT), {})
     assert not report.delivered
     out = text(report)
-    assert "flow 1: TCP 10.224.0.10:40000 -> 10.224.1.20:80, 1 requests, 0 replies" in out
+    assert "flow 1: TCP 10.224.0.10:40000 -> 10.224.1.20:80, 1 request, 0 replies" in out
     assert "verdict: LOST: last seen at win1 NIC Tx; expected next at win2 NIC" in out
-    assert out.endswith("1 flows: 0 delivered, 1 not delivered")
+    assert out.endswith("1 flow: 0 delivered, 1 not delivered")
     doc = document(report)
     assert (doc["command"], doc["delivered"], doc["errors"]) == ("trace", False, {})
     verdict = doc["flows"][0]["verdict"]
@@ -127,7 +127,7 @@ def test_icmp_echo_read_from_the_summary() -> None:
     seen = to_seen("win1", p, Names())
     assert (seen.icmp, seen.icmp_id, seen.icmp_seq, seen.src_port) == ("echo request", 77, 3, None)
     (flow,) = correlate([seen], SUBJECT)
-    assert "flow 1: ICMP echo id 77 10.224.0.10 -> 10.224.1.20, 1 requests, 0 replies" in text(
+    assert "flow 1: ICMP echo id 77 10.224.0.10 -> 10.224.1.20, 1 request, 0 replies" in text(
         TraceReport("app/client-0", "web/web-0", ["win1"], [flow], {})
     )
     doc = document(TraceReport("app/client-0", "web/web-0", ["win1"], [flow], {}))

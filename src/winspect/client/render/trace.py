@@ -11,6 +11,7 @@ from typing import Any
 from winspect.client.fanout import NodeFailure
 from winspect.client.names import Names
 from winspect.client.render.safe import printable
+from winspect.client.render.words import plural
 from winspect.client.trace import TracedPod
 from winspect.client.trace_explain import Explanation
 from winspect.client.trace_flows import GOOD, INCOMPLETE, Flow, Hop, Seen
@@ -169,7 +170,7 @@ def text(report: TraceReport) -> str:
         to = flow.server if flow.server == flow.backend else f"{flow.server} (NAT to {flow.backend})"
         lines.append("")
         protocol = flow.protocol + (f" echo id {flow.icmp_id}" if flow.icmp_id is not None else "")
-        counts = f"{flow.requests} requests, {flow.replies} replies"
+        counts = f"{plural(flow.requests, 'request')}, {plural(flow.replies, 'reply', 'replies')}"
         lines.append(f"flow {index}: {protocol} {flow.client} -> {to}, {counts}")
         lines.extend(_hop_line(h) for h in flow.hops)
         lines.append(f"  verdict: {verdict_line(flow)}")
@@ -178,7 +179,8 @@ def text(report: TraceReport) -> str:
     good = sum(1 for f in report.judged if f.verdict.status in GOOD)
     edges = len(report.flows) - len(report.judged)
     lines.append("")
-    summary = f"{len(report.flows)} flows: {good} delivered, {len(report.judged) - good} not delivered"
+    not_delivered = len(report.judged) - good
+    summary = f"{plural(len(report.flows), 'flow')}: {good} delivered, {not_delivered} not delivered"
     lines.append(summary + (f", {edges} incomplete (at the capture's edges)" if edges else ""))
     return printable("\n".join(lines), newlines=True)
 

@@ -596,11 +596,15 @@ def test_loss_on_the_node_is_reported(tmp_path: Path, loopback_hosts: list[str])
             time.sleep(0.2)
         capture.send_signal(signal.SIGINT)
         out, err = capture.communicate(timeout=60)
+        sent = pktmon_status(a.state)["generated"]
     finally:
         a.stop()
     assert capture.returncode == 130
     summary = json.loads(out.splitlines()[-1])
     assert summary["type"] == "summary" and summary["packets_lost"] > 0
+    # Every record pktmon printed is received or counted lost, once (a record cut across a dropped
+    # batch is not both).
+    assert summary["packets_received"] + summary["packets_lost"] == sent > 0
     records = []
     for line in out.splitlines()[:-1]:
         try:

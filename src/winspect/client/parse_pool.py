@@ -17,13 +17,14 @@ themselves when this process goes (their stdin ends).
 
 One busy node is more than one process parses (about 15 us a record: 66,000/s). A
 node that gets busy while no other node uses the processes takes them all and its
-batches are split over them, in turn: each batch is cut where its first record begins (the lines before it end the
-record the batch before left open, and go, with CLOSE, to the process that parsed
-that one), and the rest goes, with CHUNK, to the next process, which parses it on
-its own from the time the text before it ended at (read here from its last header:
-pktmon_boundaries.read_last_time). The packets are delivered in the node's order,
-and are those of one parse of the whole text. Nodes busy meanwhile get one process
-each (the one with the fewest nodes), whose parser goes on from batch to batch.
+batches are split over them, in turn: each batch is cut where its first record
+begins (the lines before it end the record the batch before left open, and go, with
+CLOSE, to the process that parsed that one), and the rest goes, with CHUNK, to the
+next process, which parses it on its own from the time the text before it ended at
+(read here from its last header: pktmon_boundaries.read_last_time). The packets are
+delivered in the node's order, and are those of one parse of the whole text. Nodes
+busy meanwhile get one process each (the one with the fewest nodes), whose parser
+goes on from batch to batch.
 """
 
 from __future__ import annotations

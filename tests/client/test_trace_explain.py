@@ -154,6 +154,13 @@ def test_other_drop_reasons_in_one_line() -> None:
     assert explain_reason(no_listener, "win1") == (
         "nothing listens on 10.224.0.4:9999 (UDP): the receiver's TCP/IP has no socket"
     )
+    unreachable = Seen(
+        "win1", 0, 1, 1, "TCPIP", None, "", "UDP", "10.224.0.10", "10.224.0.4", 5000, 9999,
+        drop_reason="Port unreachable",
+    )  # fmt: skip
+    assert explain_reason(unreachable, "win1").startswith("nothing listens on 10.224.0.4:9999 (UDP)")
+    host = Seen("win1", 0, 1, 1, "TCPIP", None, "", "TCP", "a", "10.9.9.9", drop_reason="Host unreachable")
+    assert explain_reason(host, "win1").startswith("win1 has no route to 10.9.9.9")
     mtu = Seen("win1", 0, 1, 1, "NIC", None, "", "TCP", "a", "b", length=1514, drop_reason="MTU mismatch")
     assert explain_reason(mtu, "win1").startswith("the packet (1514 bytes) is larger than the MTU")
     route = Seen("win1", 0, 1, 1, "TCPIP", None, "", "TCP", "a", "10.9.9.9", drop_reason="No route to host")

@@ -1,6 +1,6 @@
 """`winspect trace` in the sandbox: a drop by the network policy explained with its VFP rule, HNS
 policy and Kubernetes NetworkPolicy, a delivered connection across two nodes, a Service's NAT, a
-port with no listener."""
+port with no listener; ping (ICMP) and UDP; the pods' MACs from HNS."""
 
 from __future__ import annotations
 
@@ -35,6 +35,11 @@ def pods(e2e: E2E) -> dict[str, dict[str, Any]]:
 
 def _components(flow: dict[str, Any], node: str) -> list[str]:
     return [h["component"] for h in flow["hops"] if h["node"] == node and not h["reply"]]
+
+
+def _judged(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    """The flows with a verdict (not those seen at the capture's edges)."""
+    return [f for f in doc["flows"] if f["verdict"]["status"] != "incomplete"]
 
 
 def test_dropped_by_the_network_policy_with_rule_and_policies(e2e: E2E, pods: dict[str, Any]) -> None:
@@ -97,13 +102,13 @@ def test_yaml_is_one_document_with_the_json_keys(e2e: E2E, pods: dict[str, Any])
     assert r.code == 0, r.out + r.err
     doc = yaml.safe_load(r.out)  # one document: a stream of several would not load
     assert list(doc) == [  # the JSON document's keys, in its order
-        "schema_version", "command", "source", "destination", "service_ips", "nodes", "delivered", "flows",
-        "errors",
+        "schema_version", "command", "source", "destination", "service_ips", "pods", "nodes", "delivered",
+        "flows", "errors",
     ]  # fmt: skip
     assert doc["command"] == "trace" and doc["delivered"] is True
-    flow = doc["flows"][0]
+    # (the first flow may have begun before the second node started capturing: its hops are on one)
+    flow = next(f for f in _judged(doc) if {h["node"] for h in f["hops"]} == {WIN0, WIN1})
     assert flow["verdict"]["status"] == "answered"
-    assert {h["node"] for h in flow["hops"]} == {WIN0, WIN1}
 
 
 def test_service_shows_the_vip_and_the_nat_to_the_backend(e2e: E2E, pods: dict[str, Any]) -> None:
@@ -124,9 +129,9 @@ def test_service_shows_the_vip_and_the_nat_to_the_backend(e2e: E2E, pods: dict[s
 def test_port_without_a_listener(e2e: E2E, pods: dict[str, Any]) -> None:
     r = e2e.run("trace", _name(pods["client"]), f"{_ip(pods['web1'])}:8081", "-d", "2", "-o", "json")
     assert r.code == 1, r.err
-    doc = r.json()
-    assert doc["flows"]
-    for flow in doc["flows"]:
+    flows = _judged(r.json())
+    assert flows
+    for flow in flows:
         assert flow["verdict"]["status"] == "refused"
         (line,) = flow["verdict"]["explanation"]["lines"]
         where = f"{_ip(pods['web1'])}:8081"
@@ -141,6 +146,11 @@ def test_usage_errors_before_any_traffic(e2e: E2E, pods: dict[str, Any]) -> None
     )
     r = e2e.run("trace", _name(pods["client"]), "web-0", "-t", "SCTP")
     assert r.code == 2 and "invalid protocol 'SCTP' in -t/--protocol: expected TCP, UDP or ICMP" in r.err
+    r = e2e.run("trace", _name(pods["client"]), "10.0.0.1:80", "-t", "icmp")
+    assert (r.code, r.err.strip()) == (
+        2,
+        "winspect: error: ICMP has no ports: the port 80 (-r/--to-port or TO's :PORT) goes with TCP or UDP",
+    )
 
 
 def test_write_puts_exactly_the_traced_packets_in_a_pcapng(
@@ -156,3 +166,88 @@ def test_write_puts_exactly_the_traced_packets_in_a_pcapng(
         (_ip(pods["client"]), _ip(pods["web1"])),
         (_ip(pods["web1"]), _ip(pods["client"])),
     }
+
+
+def test_icmp_to_a_pod_on_another_node_is_answered_with_hops_on_both(e2e: E2E, pods: dict[str, Any]) -> None:
+    r = e2e.run("trace", _name(pods["client"]), _name(pods["web1"]), "-t", "ICMP", "-d", "3", "-o", "json")
+    assert r.code == 0, r.out + r.err
+    doc = r.json()
+    assert doc["delivered"] is True
+    # one ping: one flow (its echo identifier), every echo answered
+    (flow,) = doc["flows"]
+    assert (flow["protocol"], flow["client"], flow["server"]) == (
+        "ICMP",
+        _ip(pods["client"]),
+        _ip(pods["web1"]),
+    )
+    assert isinstance(flow["icmp_id"], int)
+    assert flow["verdict"]["status"] == "answered" and flow["requests"] >= 2
+    assert _components(flow, WIN0)[:4] == ["vNIC", "vSwitch", "VFP", "NIC"]
+    assert _components(flow, WIN1)[:4] == ["NIC", "vSwitch", "VFP", "vNIC"]
+    assert {h["icmp"].split(" seq ")[0] for h in flow["hops"]} == {"echo request", "echo reply"}
+    assert {h["pod"] for h in flow["hops"] if h["component"] == "vNIC"} == {
+        _name(pods["client"]),
+        _name(pods["web1"]),
+    }
+    # the pods with their MACs, from their nodes' HNS endpoints
+    macs = {}
+    for node in (WIN0, WIN1):
+        hns = e2e.run("hns", "endpoints", "--nodes", node, "-o", "json").json()["results"][node]["endpoints"]
+        macs.update({e["IPAddress"]: e["MacAddress"] for e in hns if not e.get("IsRemoteEndpoint")})
+    assert [(p["role"], p["name"], p["node"], p["mac"]) for p in doc["pods"]] == [
+        ("source", pods["client"]["metadata"]["name"], WIN0, macs[_ip(pods["client"])]),
+        ("destination", pods["web1"]["metadata"]["name"], WIN1, macs[_ip(pods["web1"])]),
+    ]
+
+
+def test_icmp_to_the_pod_behind_the_network_policy_is_dropped_by_its_rule(
+    e2e: E2E, pods: dict[str, Any]
+) -> None:
+    r = e2e.run("trace", _name(pods["client"]), _name(pods["denied"]), "-t", "ICMP", "-d", "3")
+    assert r.code == 1, r.err
+    assert "ICMP echo id " in r.out
+    assert f"verdict: DROPPED at {WIN0} VFP: VFP: ACL deny" in r.out
+    assert "VFP rule 'default-deny-ingress' (block, priority 65000) in layer ACL_ENDPOINT_LAYER" in r.out
+    assert "Kubernetes NetworkPolicy web/default-deny-ingress selects the pod" in r.out
+    assert "DELIVERED" not in r.out
+
+
+def test_udp_to_a_listener_is_answered(e2e: E2E, pods: dict[str, Any]) -> None:
+    dns = next(p for p in e2e.pods(labelSelector="k8s-app=kube-dns") if p["status"].get("podIP"))
+    r = e2e.run("trace", _name(pods["client"]), f"{_ip(dns)}:53", "-t", "UDP", "-d", "3", "-o", "json")
+    assert r.code == 0, r.out + r.err
+    doc = r.json()
+    assert doc["nodes"] == [WIN0]  # CoreDNS runs on a Linux node: the client's node only
+    flows = _judged(doc)
+    assert flows and all(f["protocol"] == "UDP" and f["server"] == f"{_ip(dns)}:53" for f in flows)
+    for flow in flows:
+        # a datagram came back to the client's vNIC
+        assert flow["verdict"]["status"] == "answered" and flow["replies"] >= 1
+        assert _components(flow, WIN0)[:4] == ["vNIC", "vSwitch", "VFP", "NIC"]
+
+
+def test_udp_to_a_port_without_a_listener_is_dropped_by_tcpip(e2e: E2E, pods: dict[str, Any]) -> None:
+    where = f"{_ip(pods['web1'])}:9999"
+    r = e2e.run(
+        "trace",
+        _name(pods["client"]),
+        _name(pods["web1"]),
+        "-r",
+        "9999",
+        "-t",
+        "UDP",
+        "-d",
+        "2",
+        "-o",
+        "json",
+    )
+    assert r.code == 1, r.err
+    flows = _judged(r.json())
+    assert flows
+    for flow in flows:
+        verdict = flow["verdict"]
+        assert (verdict["status"], verdict["node"], verdict["component"]) == ("dropped", WIN1, "TCPIP")
+        assert verdict["reason"] == "INET: transport endpoint was not found"
+        assert verdict["explanation"]["lines"] == [
+            f"nothing listens on {where} (UDP): the receiver's TCP/IP has no socket"
+        ]

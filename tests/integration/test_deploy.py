@@ -254,7 +254,8 @@ def test_install_wait_report_and_uninstall(
     ]
     viewer_role = client.get(ClusterRole, "winspect-viewer")
     assert [(r.apiGroups, r.resources, r.verbs) for r in viewer_role.rules] == [
-        (["winspect.io"], ["nodes/hns", "nodes/counters", "nodes/vfp"], ["get"])
+        (["winspect.io"], ["nodes/hns", "nodes/counters", "nodes/vfp"], ["get"]),
+        (["networking.k8s.io"], ["networkpolicies"], ["list"]),
     ]
 
     # 2. Pods in every state: the JSON report says, per node, which pod and why it is not ready.

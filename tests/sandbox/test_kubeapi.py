@@ -484,12 +484,15 @@ def test_network_policies_in_discovery_and_behind_rbac(api: Api) -> None:
         True,
     )
     assert resource["shortNames"] == ["netpol"] and "list" in resource["verbs"]
-    code, body = api.request(f"{NETPOL}/namespaces/web/networkpolicies", "sandbox-viewer")
+    # the viewer has what the ClusterRole winspect-viewer grants: list, in every namespace
+    code, body = api.request(f"{NETPOL}/namespaces/default/networkpolicies", "sandbox-viewer")
+    assert code == 200 and body["kind"] == "NetworkPolicyList"
+    code, body = api.request(f"{NETPOL}/namespaces/web/networkpolicies", "sandbox-nobody")
     assert code == 403
     _status(
         body,
         403,
         "Forbidden",
-        'networkpolicies.networking.k8s.io is forbidden: User "sandbox-viewer" cannot list resource '
+        'networkpolicies.networking.k8s.io is forbidden: User "sandbox-nobody" cannot list resource '
         '"networkpolicies" in API group "networking.k8s.io" in the namespace "web"',
     )

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import click
 from click.core import ParameterSource
@@ -23,6 +24,7 @@ from winspect.cli.output import Output
 from winspect.errors import EXIT_NODE_FAILED, EXIT_OK, UsageError
 
 if TYPE_CHECKING:
+    from winspect.client.names import Names
     from winspect.client.render.trace import TraceReport
     from winspect.client.settings import Settings
     from winspect.client.targets import Plan
@@ -34,6 +36,7 @@ EXAMPLES = """
 winspect trace client-0 web-0                  # every connection from client-0 to web-0, 10 s
 winspect trace shop/api-0 svc/db -r 5432 -d 30 # to a Service's port: the VIP, VFP's NAT, the backend
 winspect trace client-0 10.224.1.7:8080 -t TCP # to an address and port
+winspect trace client-0 web-0 -t ICMP -d 5      # ping web-0 meanwhile: each echo and its reply
 winspect trace client-0 web-0 -o json | jq '.flows[].verdict'
 winspect trace client-0 web-0 -w trace.pcapng   # the traced packets for Wireshark too
 Start the trace, then reproduce the problem (curl, the application's request) while it runs.
@@ -114,6 +117,10 @@ def trace(
         wanted = next((p for p in PROTOCOLS if p.lower() == protocol.strip().lower()), None)
         if wanted is None:
             raise UsageError(f"invalid protocol {protocol!r} in -t/--protocol: expected TCP, UDP or ICMP")
+    if wanted == "ICMP" and port is not None:
+        raise UsageError(
+            f"ICMP has no ports: the port {port} (-r/--to-port or TO's :PORT) goes with TCP or UDP"
+        )
     seconds = parse_capture_duration(duration)
     if write is not None and write.strip() in ("", "-"):
         raise UsageError("-w/--write needs a file name (trace prints its report on stdout)")
@@ -167,7 +174,7 @@ def run(
     from winspect.client.capture_session import run_capture, start_export
     from winspect.client.names import plan_names
     from winspect.client.render.trace import TraceReport, TraceSink
-    from winspect.client.trace import capture_options, to_seen
+    from winspect.client.trace import capture_options, to_seen, traced_pods
     from winspect.client.trace_flows import correlate, traced
 
     output = Output()
@@ -175,6 +182,7 @@ def run(
         output.message(line)
     names = interruptible(lambda: plan_names(settings, plan, output.message), output.message)
     interruptible(plan.security.get, output.message)  # before the signal handlers of the run
+    macs = interruptible(lambda: _pod_macs(settings, plan, extra, names, output.message), output.message)
     options = capture_options(extra, port, protocol, duration, frames=write is not None)
     pcapng = None
     if write is not None:
@@ -215,6 +223,7 @@ def run(
         explanations=_explanations(settings, plan, extra, flows),
         failed=failed,
         vips=extra.vips,
+        pods=traced_pods(extra, macs),
     )
 
 
@@ -223,8 +232,9 @@ def _subject(extra: TracePlanExtra, started_at_ns: list[int], duration: int) -> 
     from dataclasses import replace
 
     subject = extra.subject()
-    if len(started_at_ns) < 2:
+    if not started_at_ns:
         return subject
+    # (one node too: a request seen as it stopped may have been answered after)
     return replace(
         subject,
         all_capturing_from_ns=max(started_at_ns),
@@ -232,25 +242,53 @@ def _subject(extra: TracePlanExtra, started_at_ns: list[int], duration: int) -> 
     )
 
 
+def _node_calls(settings: Settings, plan: Plan) -> Callable[..., Any]:
+    """call_all over the plan's security and route (targets, call -> results)."""
+    from functools import partial
+
+    from winspect.client.fanout import call_all
+
+    return partial(
+        call_all,
+        security=plan.security.get(),
+        timeout=settings.timeout,
+        connect_timeout=settings.connect_timeout,
+        route=plan.route,
+    )
+
+
+def _pod_macs(
+    settings: Settings, plan: Plan, extra: TracePlanExtra, names: Names, message: Callable[[str], None]
+) -> dict[str, str]:
+    """The traced pods' MACs from their nodes' HNS endpoints (one line for each one not found);
+    their vNICs are named after them by MAC too."""
+    import asyncio
+
+    from winspect.client.names import KnownPod
+    from winspect.client.trace import ask_macs, traced_pods
+
+    macs, notes = asyncio.run(ask_macs(extra, _node_calls(settings, plan), plan.targets, settings.timeout))
+    for line in notes:
+        message(line)
+    for pod in traced_pods(extra, macs):
+        if pod.mac:
+            names.add_mac(pod.node, pod.mac, KnownPod(pod.namespace, pod.name, pod.ip, pod.node))
+    return macs
+
+
 def _explanations(
     settings: Settings, plan: Plan, extra: TracePlanExtra, flows: list[Flow]
 ) -> dict[int, Explanation]:
     """Each drop explained; VFP drops with the rules and HNS endpoint of the node that dropped them."""
     import asyncio
-    from functools import partial
 
-    from winspect.client.fanout import call_all
-    from winspect.client.trace import ask_ports, explain, network_policies, vfp_question
+    from winspect.client.network_policies import lookup_network_policies
+    from winspect.client.trace import ask_ports, explain, vfp_question
 
     questions = list(dict.fromkeys(q for f in flows if (q := vfp_question(f, extra)) is not None))
     answers = {}
     if questions:
-        ask = partial(
-            call_all,
-            security=plan.security.get(),
-            timeout=settings.timeout,
-            connect_timeout=settings.connect_timeout,
-            route=plan.route,
+        answers = asyncio.run(
+            ask_ports(questions, _node_calls(settings, plan), plan.targets, settings.timeout)
         )
-        answers = asyncio.run(ask_ports(questions, ask, plan.targets, settings.timeout))
-    return explain(flows, extra, answers, network_policies(settings))
+    return explain(flows, extra, answers, lookup_network_policies(settings))

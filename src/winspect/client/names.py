@@ -106,6 +106,7 @@ class Names:
             for ip in svc.ips:
                 self.service_by_ip.setdefault(ip, svc.label)
         self._described: dict[str, dict[int, Any]] = {}  # node -> component id -> CaptureComponent
+        self._by_mac: dict[tuple[str, str], KnownPod] = {}  # (node, MAC) -> pod, "" = any node
         self._labels: dict[tuple[str, int], ComponentLabel] = {}
         self._cache: dict[str, dict[str, str]] = {}
 
@@ -125,13 +126,24 @@ class Names:
 
     # ------------------------------------------------------------ components
 
+    def add_mac(self, node: str, mac: str, pod: KnownPod) -> None:
+        """A pod's MAC on its node (its HNS endpoint's): the component with that MAC is its vNIC."""
+        self._by_mac[(node, _mac_key(mac))] = pod
+
+    def _mac_pod(self, node: str, mac: str) -> KnownPod | None:
+        if not mac or not self._by_mac:
+            return None
+        key = _mac_key(mac)
+        return self._by_mac.get((node, key)) or self._by_mac.get(("", key))
+
     def started(self, node: str, components: Iterable[Any]) -> None:
         """The node's components as its CaptureInfo describes them."""
         described = self._described.setdefault(node, {})
         for c in components:
             described[c.id] = c
             self._labels.pop((node, c.id), None)
-            if c.endpoint_id:  # a container vNIC: its label (and pod, when known) for good
+            mac_pod = self._mac_pod(node, c.mac)
+            if c.endpoint_id or mac_pod is not None:  # a container vNIC: its label (and pod) for good
                 pod = self.component_pod(node, c)
                 self._labels[(node, c.id)] = ComponentLabel("vNIC", pod.label if pod else None)
 
@@ -143,6 +155,9 @@ class Names:
         if component.HasField("pod") and component.pod.name:
             pod = component.pod
             return KnownPod(pod.namespace, pod.name, pod.ip, node)
+        by_mac = self._mac_pod(node, component.mac)
+        if by_mac is not None:
+            return by_mac
         local, anywhere = self._local.get(node, {}), self._local.get("", {})
         for ip in component.ips:
             known = local.get(ip) or anywhere.get(ip)
@@ -184,6 +199,10 @@ class Names:
                 src if p.direction == _DIRECTION_TX else dst if p.direction == _DIRECTION_RX else None
             ), False
         return src or dst, bool(src or dst)
+
+
+def _mac_key(mac: str) -> str:
+    return mac.strip().upper().replace(":", "-")
 
 
 def plan_names(settings: Settings, plan: Plan, warn: Callable[[str], None]) -> Names:

@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,12 +23,17 @@ from winspect.client.capture_request import CaptureOptions
 from winspect.client.fanout import NodeFailure
 from winspect.client.filters import PodSpec, ProtocolSpec, parse_pods
 from winspect.client.names import Names
+from winspect.client.network_policies import PolicyLookup
 from winspect.client.trace_explain import Explanation, explain_reason, explain_refused, explain_vfp_drop
-from winspect.client.trace_flows import DROPPED, REFUSED, Flow, Seen, Subject
+from winspect.client.trace_flows import DROPPED, REFUSED, Flow, Seen, Subject, address_of
 from winspect.errors import UsageError
 from winspect.v1 import winspect_pb2 as pb
 
 _DIRECTIONS = {pb.DIRECTION_RX: "Rx", pb.DIRECTION_TX: "Tx"}
+# tcpdump's text of an ICMP echo (the summary pktmon prints): the echo's identifier and sequence.
+_ICMP_ECHO = re.compile(r"\bICMP echo (request|reply), id (\d+), seq (\d+)")
+# ... of an ICMP port unreachable: `ICMP 10.224.1.15 udp port 9999 unreachable`.
+_ICMP_PORT_UNREACHABLE = re.compile(r"\bICMP \S+ (udp|tcp) port (\d+) unreachable")
 
 
 @dataclass(frozen=True)
@@ -113,6 +119,8 @@ def capture_options(
     extra: TracePlanExtra, port: int | None, protocol: str | None, duration: int, frames: bool = False
 ) -> CaptureOptions:
     # The pair: the source pod first, then the destination's addresses (pod, VIPs and backends).
+    # Not the pods' MACs: a filter's values must all match, and a packet that crossed nodes
+    # carries the node's and the gateway's MACs, not the pod's, so MACs would lose routed packets.
     return CaptureOptions(
         ips=[extra.source.ip, *extra.subject().destination_ips],
         ports=trace_ports(extra, port),
@@ -139,9 +147,23 @@ def service_frontend(cluster: Any, namespace: str, name: str) -> tuple[list[str]
     return ips, ports
 
 
+def icmp_echo(summary: str) -> tuple[str, int, int] | None:
+    """("echo request" | "echo reply", identifier, sequence) of an ICMP echo's summary, else None."""
+    m = _ICMP_ECHO.search(summary)
+    return (f"echo {m.group(1)}", int(m.group(2)), int(m.group(3))) if m else None
+
+
+def port_unreachable(summary: str) -> tuple[str, int] | None:
+    """("udp" | "tcp", port) of an ICMP port unreachable's summary, else None."""
+    m = _ICMP_PORT_UNREACHABLE.search(summary)
+    return (m.group(1), int(m.group(2))) if m else None
+
+
 def to_seen(node: str, packet: pb.Packet, names: Names) -> Seen:
     """A packet of the capture as the correlation reads it, its component named."""
     label = names.component(node, packet)
+    echo = icmp_echo(packet.summary) if packet.protocol == "ICMP" else None
+    unreachable = port_unreachable(packet.summary) if packet.protocol == "ICMP" and not echo else None
     return Seen(
         node=node,
         time_ns=packet.timestamp.seconds * 1_000_000_000 + packet.timestamp.nanos,
@@ -159,6 +181,14 @@ def to_seen(node: str, packet: pb.Packet, names: Names) -> Seen:
         length=packet.length if packet.HasField("length") else None,
         drop_reason=packet.drop_reason if packet.type == pb.PACKET_TYPE_DROP else "",
         drop_location=packet.drop_location if packet.type == pb.PACKET_TYPE_DROP else "",
+        icmp=echo[0]
+        if echo
+        else f"{unreachable[0]} port {unreachable[1]} unreachable"
+        if unreachable
+        else "",
+        icmp_id=echo[1] if echo else None,
+        icmp_seq=echo[2] if echo else None,
+        unreachable_port=unreachable[1] if unreachable else None,
     )
 
 
@@ -205,6 +235,67 @@ def endpoint_of(hns: pb.HnsResponse, ip: str) -> dict[str, Any] | None:
     return None
 
 
+@dataclass(frozen=True)
+class TracedPod:
+    """A pod of the trace as the report names it: its role, address, node and MAC (from HNS)."""
+
+    role: str  # "source" | "destination"
+    namespace: str
+    name: str
+    ip: str
+    node: str
+    mac: str | None  # its HNS endpoint's MacAddress; None when no endpoint was found
+
+    @property
+    def label(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+
+def traced_pods(extra: TracePlanExtra, macs: dict[str, str]) -> list[TracedPod]:
+    roles = [("source", extra.source)] + [("destination", p) for p in extra.destination_pods]
+    return [TracedPod(r, p.namespace, p.name, p.ip, p.node, macs.get(p.ip)) for r, p in roles]
+
+
+async def ask_macs(
+    extra: TracePlanExtra, call_all: Callable[..., Any], targets: Sequence[Any], timeout: float
+) -> tuple[dict[str, str], list[str]]:
+    """The traced pods' MACs (pod IP -> MAC) from the HNS endpoints of their nodes, and one line
+    for each pod whose MAC is not known (no endpoint with its IP, or its node did not answer)."""
+    pods = [extra.source, *extra.destination_pods]
+    # (with --target a pod's node is not known: every target is asked)
+    wanted = [t for t in targets if any(p.node in ("", t.name) for p in pods)]
+
+    async def call(conn: Any) -> dict[str, str]:
+        hns = await conn.stub.GetHns(
+            pb.HnsRequest(type=pb.HNS_OBJECT_TYPE_ENDPOINTS, objects_only=True), timeout=timeout
+        )
+        found = {}
+        for p in pods:
+            endpoint = endpoint_of(hns, p.ip) if p.node in ("", conn.name) else None
+            if endpoint is not None and endpoint.get("MacAddress"):
+                found[p.ip] = str(endpoint["MacAddress"]).upper().replace(":", "-")
+        return found
+
+    macs: dict[str, str] = {}
+    failed: dict[str, str] = {}
+    for result in await call_all(wanted, call):
+        if result.error is not None:
+            failed[result.node] = result.error.message
+        macs.update(result.value or {})
+    notes = []
+    for p in pods:
+        if p.ip in macs:
+            continue
+        why = failed.get(p.node, "")
+        where = f"on {p.node}" if p.node else "on the targets"
+        notes.append(
+            f"{p.namespace}/{p.name}: MAC not known ({p.node}: {why})"
+            if why
+            else f"{p.namespace}/{p.name}: no HNS endpoint with {p.ip} {where}: its MAC is not known"
+        )
+    return macs, notes
+
+
 async def ask_ports(
     questions: Sequence[PortQuestion],
     call_all: Callable[..., Any],
@@ -245,12 +336,16 @@ def explain(
     flows: Sequence[Flow],
     extra: TracePlanExtra,
     answers: dict[PortQuestion, tuple[pb.VfpRulesResponse | None, dict[str, Any] | None, NodeFailure | None]],
-    network_policies: Callable[[str, str], list[str]],
+    network_policies: Callable[[str, str], PolicyLookup],
 ) -> dict[int, Explanation]:
     """The explanation of each dropped flow (by its index)."""
     out: dict[int, Explanation] = {}
     for index, flow in enumerate(flows):
-        if flow.verdict.status == REFUSED:
+        refusal = flow.verdict.refusal
+        if refusal is not None and refusal.unreachable_port is not None:  # what the ICMP message names
+            where = address_of(refusal.src_ip, refusal.unreachable_port)
+            out[index] = Explanation(lines=[explain_refused(where, refusal.icmp.split()[0].upper())])
+        elif flow.verdict.status == REFUSED:
             out[index] = Explanation(lines=[explain_refused(flow.backend, flow.protocol)])
         drop = flow.verdict.drop
         if drop is None:
@@ -261,13 +356,13 @@ def explain(
             out[index] = Explanation(lines=[line] if line else [])
             continue
         rules, endpoint, failure = answers.get(question, (None, None, None))
+        policies = network_policies(question.namespace, question.name) if question.inbound else PolicyLookup()
         found = explain_vfp_drop(
-            drop,
-            rules,
-            endpoint,
-            inbound=question.inbound,
-            network_policies=network_policies(question.namespace, question.name) if question.inbound else [],
+            drop, rules, endpoint, inbound=question.inbound, network_policies=policies.names
         )
+        if policies.note:
+            found.network_policies_note = policies.note
+            found.lines.append(policies.note)
         if failure is not None:
             found.lines.append(f"{failure.node}: {failure.message}")
         out[index] = found
@@ -288,51 +383,9 @@ def plan_trace(settings: Any, source: str, destination: Destination) -> tuple[An
     extra = TracePlanExtra(source=source_pod, destination_pods=others, address=destination.ip)
     service = destination.pod if destination.is_service else None
     if service is not None and not settings.targets:
-        extra.vips, extra.service_ports = _with_cluster(
+        from winspect.client.cluster_once import with_cluster
+
+        extra.vips, extra.service_ports = with_cluster(
             settings, lambda c: service_frontend(c, settings.namespace or c.namespace, service.name)
         )
     return plan, extra
-
-
-def _with_cluster(settings: Any, work: Callable[[Any], Any]) -> Any:
-    from winspect.kube.cluster import Cluster
-    from winspect.kube.kubeconfig import resolve_config
-
-    resolved = resolve_config(settings.kubeconfig, settings.context, settings.namespace)
-    cluster = Cluster(resolved, settings.timeout)
-    try:
-        return work(cluster)
-    finally:
-        cluster.close()
-
-
-def network_policies(settings: Any) -> Callable[[str, str], list[str]]:
-    """namespace, pod -> the NetworkPolicies (ingress) that select the pod, where the cluster serves
-    them; [] when it does not or cannot say."""
-
-    def lookup(namespace: str, name: str) -> list[str]:
-        if settings.targets:
-            return []
-        try:
-            return list(_with_cluster(settings, lambda c: _selecting(c, namespace, name)))
-        except Exception:  # the cluster does not say (no API, no permission): no NetworkPolicy line
-            return []
-
-    return lookup
-
-
-def _selecting(cluster: Any, namespace: str, name: str) -> list[str]:
-    from lightkube.resources.networking_v1 import NetworkPolicy
-
-    labels: dict[str, str] = next((dict(p.labels) for p in cluster.pods(namespace) if p.name == name), {})
-    policies = cluster.call(
-        f"list network policies in {namespace}", lambda c: list(c.list(NetworkPolicy, namespace=namespace))
-    )
-    found = []
-    for policy in policies:
-        spec = policy.spec
-        types = spec.policyTypes or ["Ingress"]
-        wanted = (spec.podSelector.matchLabels or {}) if spec.podSelector else {}
-        if "Ingress" in types and all(labels.get(k) == v for k, v in wanted.items()):
-            found.append(f"{namespace}/{policy.metadata.name}")
-    return found

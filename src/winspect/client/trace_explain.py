@@ -47,6 +47,7 @@ class Explanation:
     rule: MatchedRule | None = None
     hns_policy: dict[str, Any] | None = None
     network_policies: list[str] = field(default_factory=list)
+    network_policies_note: str = ""  # why they were not looked up (no permission, API error)
 
 
 def _values(text: str) -> list[str]:
@@ -169,14 +170,17 @@ def explain_vfp_drop(
 
 
 def explain_refused(address: str, protocol: str) -> str:
-    """The connection was answered with RST: nobody listens there."""
-    return f"no listener: nothing listens on {address} ({protocol}); the destination reset the connection"
+    """The connection was answered with RST, a datagram with ICMP port unreachable: nobody
+    listens there."""
+    answer = "answered ICMP port unreachable" if protocol == "UDP" else "reset the connection"
+    return f"no listener: nothing listens on {address} ({protocol}); the destination {answer}"
 
 
 def explain_reason(packet: Seen, node: str) -> str:
     """One line on a common drop reason that is not a VFP rule ("" when there is none to say)."""
     reason = packet.drop_reason.lower()
-    if "transport endpoint" in reason or "listener" in reason or "no socket" in reason:
+    no_socket = ("transport endpoint", "listener", "no socket", "port unreachable")
+    if any(words in reason for words in no_socket):
         return f"nothing listens on {packet.dst} ({packet.protocol}): the receiver's TCP/IP has no socket"
     if "mtu" in reason or "too big" in reason or "fragment" in reason:
         size = f" ({packet.length} bytes)" if packet.length else ""
@@ -184,6 +188,6 @@ def explain_reason(packet: Seen, node: str) -> str:
             f"the packet{size} is larger than the MTU on its way and may not be fragmented: lower the "
             "MTU or MSS of the pod, or check the overlay's encapsulation overhead"
         )
-    if "route" in reason:
+    if "route" in reason or "unreachable" in reason:
         return f"{node} has no route to {packet.dst_ip}: check the HNS network's routes and the pod subnet"
     return ""

@@ -6,15 +6,21 @@ pktmon record, named). The trace's subject is a source pod and a destination
 
 - Flow: the 5-tuple seen from the source pod, keyed by (protocol, the source
   pod's port): before VFP's NAT a Service connection goes to the VIP, after
-  it to the backend, and both are one flow. Packets from the source pod are
-  requests, packets to it replies.
+  it to the backend, and both are one flow. ICMP has no ports: an echo flow is
+  keyed by its identifier (one ping), other ICMP by its protocol alone; an
+  ICMP port unreachable joins the latest flow to the port it names (it
+  answers that flow's datagram). Packets from the source pod are requests,
+  packets to it replies.
 - Packet: within a node, the appearances that share pktmon's group id. Across
   nodes a packet has no id in common, so the n-th request (or reply) of a
-  flow with the same TCP flags and length on each node is the same packet.
+  flow with the same TCP flags, ICMP sequence number and length on each node
+  is the same packet.
 - Hops: every appearance of a flow's packets, in time order across the nodes,
   with the NAT rewrites seen between consecutive appearances of one packet.
 - Verdict: dropped (the first drop: where and pktmon's reason), refused (the
-  destination answered a SYN with RST), answered (a reply reached the source),
+  destination answered a SYN with RST, or a datagram with ICMP port
+  unreachable), answered (a reply reached the source:
+  a SYN-ACK and data, a UDP datagram back, an ICMP echo reply),
   delivered (a request reached the destination pod's vNIC, no reply seen), or
   lost (last place seen, first place expected on the path); incomplete when it
   was last seen while not every node was capturing (the nodes start and stop
@@ -64,6 +70,10 @@ class Seen:
     length: int | None = None
     drop_reason: str = ""
     drop_location: str = ""
+    icmp: str = ""  # "echo request", "echo reply", "udp port 9999 unreachable"
+    icmp_id: int | None = None
+    icmp_seq: int | None = None
+    unreachable_port: int | None = None  # ICMP port unreachable: the port of the datagram it answers
 
     @property
     def dropped(self) -> bool:
@@ -71,14 +81,14 @@ class Seen:
 
     @property
     def src(self) -> str:
-        return _address(self.src_ip, self.src_port)
+        return address_of(self.src_ip, self.src_port)
 
     @property
     def dst(self) -> str:
-        return _address(self.dst_ip, self.dst_port)
+        return address_of(self.dst_ip, self.dst_port)
 
 
-def _address(ip: str, port: int | None) -> str:
+def address_of(ip: str, port: int | None) -> str:
     if port is None:
         return ip
     return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
@@ -112,6 +122,7 @@ class Hop:
     nat: str = ""  # "dst 10.0.0.20:80 -> 10.224.1.5:8080" when rewritten since the previous hop
     drop_reason: str = ""
     drop_location: str = ""
+    icmp: str = ""  # "echo request seq 7" (ICMP echo), "udp port 9999 unreachable"
 
 
 @dataclass
@@ -124,6 +135,7 @@ class Verdict:
     expected: str = ""  # LOST: where it was expected next
     explanation: list[str] = field(default_factory=list)
     drop: Seen | None = None  # the dropped appearance (to explain it)
+    refusal: Seen | None = None  # REFUSED: the RST or ICMP port unreachable
 
 
 @dataclass
@@ -137,15 +149,20 @@ class Flow:
     replies: int
     verdict: Verdict
     start_ns: int
+    icmp_id: int | None = None  # an ICMP echo flow's identifier
 
 
 def correlate(seen: list[Seen], subject: Subject) -> list[Flow]:
     """The flows between the source pod and the destination, in the order they started."""
-    by_flow: dict[tuple[str, int], list[Seen]] = defaultdict(list)
+    by_flow: dict[tuple[str, int | None], list[Seen]] = defaultdict(list)
     for s in seen:
         key = _flow_key(s, subject)
-        if key is not None:
+        if key is not None and s.unreachable_port is None:
             by_flow[key].append(s)
+    for s in seen:
+        key = _flow_key(s, subject)
+        if key is not None and s.unreachable_port is not None:
+            by_flow[_answered_flow(s, by_flow) or key].append(s)
     flows = [_flow(items, subject) for items in by_flow.values()]
     return sorted(flows, key=lambda f: f.start_ns)
 
@@ -155,13 +172,27 @@ def traced(s: Seen, subject: Subject) -> bool:
     return _flow_key(s, subject) is not None
 
 
-def _flow_key(s: Seen, subject: Subject) -> tuple[str, int] | None:
+def _flow_key(s: Seen, subject: Subject) -> tuple[str, int | None] | None:
     wanted = set(subject.destination_ips)
     if s.src_ip == subject.source_ip and (not wanted or s.dst_ip in wanted):
-        return s.protocol, s.src_port or 0
+        return s.protocol, s.icmp_id if s.icmp else s.src_port or 0
     if s.dst_ip == subject.source_ip and (not wanted or s.src_ip in wanted):
-        return s.protocol, s.dst_port or 0
+        return s.protocol, s.icmp_id if s.icmp else s.dst_port or 0
     return None
+
+
+def _answered_flow(
+    s: Seen, by_flow: dict[tuple[str, int | None], list[Seen]]
+) -> tuple[str, int | None] | None:
+    """The flow an ICMP port unreachable answers: the latest begun before it with a request to
+    that port (the message quotes the datagram, but tcpdump's text names only its port)."""
+    started = {
+        key: min(x.time_ns for x in items)
+        for key, items in by_flow.items()
+        if key[0] != "ICMP" and any(x.dst_port == s.unreachable_port and x.dst_ip == s.src_ip for x in items)
+    }
+    before = [key for key, start in started.items() if start <= s.time_ns]
+    return max(before, key=lambda k: started[k]) if before else None
 
 
 def _is_reply(s: Seen, subject: Subject) -> bool:
@@ -176,12 +207,12 @@ def _packets(items: list[Seen], subject: Subject) -> list[list[Seen]]:
     per_node: dict[str, list[list[Seen]]] = defaultdict(list)
     for (node, _), appearances in groups.items():
         per_node[node].append(sorted(appearances, key=lambda a: (a.time_ns, a.appearance)))
-    merged: dict[tuple[bool, str, int | None, int], list[Seen]] = {}
+    merged: dict[tuple[bool, str, int | None, int | None, int], list[Seen]] = {}
     for node_packets in per_node.values():
-        ordinal: dict[tuple[bool, str, int | None], int] = defaultdict(int)
+        ordinal: dict[tuple[bool, str, int | None, int | None], int] = defaultdict(int)
         for packet in sorted(node_packets, key=lambda p: p[0].time_ns):
             first = packet[0]
-            sig = (_is_reply(first, subject), first.tcp_flags, first.length)
+            sig = (_is_reply(first, subject), first.tcp_flags, first.icmp_seq, first.length)
             key = (*sig, ordinal[sig])
             ordinal[sig] += 1
             merged.setdefault(key, []).extend(packet)
@@ -214,6 +245,7 @@ def _flow(items: list[Seen], subject: Subject) -> Flow:
         replies=len(replies),
         verdict=verdict(requests, replies, subject),
         start_ns=start,
+        icmp_id=first.icmp_id if first.icmp else None,
     )
 
 
@@ -239,6 +271,7 @@ def _hop(s: Seen, previous: Seen | None, start: int, reply: bool) -> Hop:
         nat=nat,
         drop_reason=s.drop_reason,
         drop_location=s.drop_location,
+        icmp=f"{s.icmp} seq {s.icmp_seq}" if s.icmp_seq is not None else s.icmp,
     )
 
 
@@ -248,9 +281,11 @@ def verdict(requests: list[list[Seen]], replies: list[list[Seen]], subject: Subj
         for s in packet:
             if s.dropped:
                 return Verdict(DROPPED, s.node, _where(s), s.drop_reason or s.drop_location, drop=s)
-    if any("R" in p[0].tcp_flags for p in replies):
-        rst = next(p[0] for p in replies if "R" in p[0].tcp_flags)
-        return Verdict(REFUSED, rst.node, _where(rst), f"{rst.src} answered with RST")
+    refusal = next((p[0] for p in replies if "R" in p[0].tcp_flags or p[0].unreachable_port), None)
+    if refusal is not None:
+        how = f"ICMP {refusal.icmp}" if refusal.unreachable_port else "RST"
+        reason = f"{refusal.src} answered with {how}"
+        return Verdict(REFUSED, refusal.node, _where(refusal), reason, refusal=refusal)
     if any(s.dst_ip == subject.source_ip and s.pod == subject.source_pod for p in replies for s in p):
         return Verdict(ANSWERED, subject.source_node, f"vNIC {subject.source_pod}")
     if replies:

@@ -95,6 +95,7 @@ class Pod:
     owner_kind: str = ""  # ReplicaSet | DaemonSet
     owner_name: str = ""
     protocol: str = "TCP"
+    udp_port: int | None = None  # a port it also listens on over UDP (CoreDNS: 53)
 
 
 @dataclass
@@ -347,6 +348,7 @@ class _PodMaker:
         deny: bool = False,
         host_network: bool = False,
         container: str = "",
+        udp_port: int | None = None,
     ) -> None:
         ip: str | None
         mac: str | None
@@ -376,6 +378,7 @@ class _PodMaker:
                 uid=self.ids.uuid(),
                 owner_kind=owner[0],
                 owner_name=owner[1],
+                udp_port=udp_port,
             )
         )
 
@@ -484,6 +487,7 @@ def _add_linux_pods(maker: _PodMaker, linux: list[Node]) -> None:
                     53,
                     {"k8s-app": "kube-dns", "pod-template-hash": rs_coredns},
                     ("ReplicaSet", f"coredns-{rs_coredns}"),
+                    udp_port=53,
                 )
         maker.add(
             node,

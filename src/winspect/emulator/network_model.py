@@ -165,6 +165,7 @@ class LocalPod:
     port: str  # its VFP port
     listen: list[int]
     acl_in: list[AclRule] | None
+    listen_udp: list[int] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {**asdict(self), "acl_in": _acl_json(self.acl_in)}
@@ -182,6 +183,7 @@ class RemotePod:
     node_ip: str
     listen: list[int]
     acl_in: list[AclRule] | None
+    listen_udp: list[int] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {**asdict(self), "acl_in": _acl_json(self.acl_in)}

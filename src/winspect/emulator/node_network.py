@@ -335,6 +335,7 @@ class _NodeNetworkBuilder:
                 component=component_id,
                 port=port_guid,
                 listen=[pod.container_port] if pod.container_port else [],
+                listen_udp=[pod.udp_port] if pod.udp_port else [],
                 acl_in=acl_in,
             )
         )
@@ -499,6 +500,7 @@ class _NodeNetworkBuilder:
                 mac=upper_dashed_mac(pod.mac) if pod.mac else conjure_mac(pod.ip).upper(),
                 node_ip=owner.internal_ip if owner else "",
                 listen=[pod.container_port] if pod.container_port else [],
+                listen_udp=[pod.udp_port] if pod.udp_port else [],
                 acl_in=_policy_rules(owner, self.web_ips) if (owner and pod.network_policy_deny) else None,
             )
         return sorted(remote.values(), key=lambda p: ipaddress.ip_address(p.ip))

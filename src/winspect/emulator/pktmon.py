@@ -491,6 +491,7 @@ class _Session:
             rate=self.rate,
             max_records=traffic["max_packets"],
             reproduce=_reproduction(filters) if traffic.get("reproduce") else None,
+            reproduce_protocol=next((f.protocol for f in filters if f.protocol is not None), None),
         )
         components = store.read_json(state_dir, store.COMPONENTS_FILE)
         comp = self.opts["comp"]

@@ -60,8 +60,9 @@ def create_node_state(
     `SenseNdr` filters), `foreign_session` (someone else's running session)
     or `pktmon_flavour` ("old": pktmon 10.0.17763.1's command line) say otherwise.
     reproduce: while a capture's filters name a pod and a peer, the emulated user
-    reproduces a connection between them (winspect.emulator.traffic); off, the
-    traffic does not depend on the filters.
+    reproduces a connection between them (winspect.emulator.traffic), a ping or a
+    UDP exchange when the filters name ICMP or UDP; off, the traffic does not
+    depend on the filters.
     """
     from zoneinfo import ZoneInfo
 

@@ -12,7 +12,10 @@ Flows: TCP to service VIPs (load balanced by VFP) and directly to pods,
 DNS over UDP to kube-dns, ICMP echo, kubelet probes from the host, inbound
 connections from other nodes' pods, connections to a port without listener
 (RST), UDP to a closed host port (dropped by TCPIP), and connections into
-the pod behind the network policy that VFP's ACL drops.
+the pod behind the network policy that VFP's ACL drops. While a capture's
+filters name a pod and its peer, the user's reproduction: a TCP connection,
+or with ICMP or UDP filters a ping or a UDP request (answered by a listener,
+else dropped by the receiver's TCPIP), once a second.
 """
 
 from __future__ import annotations
@@ -361,7 +364,8 @@ class _Ep:
     component: int = 0
     port: str = ""
     namespace: str = ""
-    listen: tuple[int, ...] = ()
+    listen: tuple[int, ...] = ()  # TCP
+    listen_udp: tuple[int, ...] = ()
     acl_in: list[dict[str, Any]] | None = None
     ttl: int = 128
     linux: bool = False
@@ -379,6 +383,7 @@ class TrafficGenerator:
         rate: float = DEFAULT_RATE,
         max_records: int | None = None,
         reproduce: tuple[list[str], list[int]] | None = None,
+        reproduce_protocol: int | None = None,
     ) -> None:
         self.topo = topology
         self.rng = random.Random(f"winspect-traffic:{seed}")  # noqa: S311 - simulation
@@ -403,6 +408,7 @@ class TrafficGenerator:
                 port=p["port"],
                 namespace=p["namespace"],
                 listen=tuple(p["listen"]),
+                listen_udp=tuple(p.get("listen_udp", ())),
                 acl_in=p.get("acl_in"),
             )
             for p in topology["local_pods"]
@@ -414,6 +420,7 @@ class TrafficGenerator:
                 p["mac"],
                 namespace=p["namespace"],
                 listen=tuple(p["listen"]),
+                listen_udp=tuple(p.get("listen_udp", ())),
                 acl_in=p.get("acl_in"),
                 ttl=128 if p["mac"].startswith("00-15-5D") else 64,
                 linux=not p["mac"].startswith("00-15-5D"),
@@ -432,6 +439,7 @@ class TrafficGenerator:
         self._ip_id = self.rng.randrange(1, 60000)
         # The user reproducing a problem while a capture names a pod and its peer (see _reproduce).
         self.reproduce = reproduce
+        self.reproduce_protocol = reproduce_protocol  # the filters' protocol number (TCP when None)
         self.wall_start_ns = 0  # set before records() starts: reproduced conversations use wall time
         self._next_repro_ns: int | None = None
         self._hop_rng: random.Random | None = None
@@ -509,9 +517,8 @@ class TrafficGenerator:
             server = self.by_ip.get(ips[1])
             service = next((s for s in self.services if s["vip"] == ips[1]), None)
             if server is not None and server is not client:
-                port = ports[0] if ports else (server.listen[0] if server.listen else 80)
-                self._tcp_conversation(t, client, server, port)
-            elif service is not None:
+                self._reproduce_pair(t, client, server, ports)
+            elif service is not None and self.reproduce_protocol != PROTO_ICMP:
                 self._reproduce_service(t, client, service, ports)
         finally:
             self.rng, self._hop_rng = saved, None
@@ -524,8 +531,23 @@ class TrafficGenerator:
         ips = self.reproduce[0]
         return src.ip in ips and dst.ip in ips
 
+    def _reproduce_pair(self, t: int, client: _Ep, server: _Ep, ports: list[int]) -> None:
+        """ping (one echo a second, one id for the whole run), a UDP request, or a TCP connection."""
+        if self.reproduce_protocol == PROTO_ICMP:
+            pair = f"{client.ip}>{server.ip}"
+            ident = 1 + zlib.crc32(pair.encode()) % 65534
+            slot = (self.wall_start_ns + t) // REPRO_PERIOD_NS
+            # (the round trip first: on the server's node the request arrives half of it later)
+            self._icmp_echo(t, client, server, ident, slot % 65536, self._rtt(client, server))
+        elif self.reproduce_protocol == PROTO_UDP:
+            listening = server.listen_udp or server.listen
+            self._udp_exchange(t, client, server, ports[0] if ports else (listening[0] if listening else 53))
+        else:
+            self._tcp_conversation(t, client, server, ports[0] if ports else (server.listen or (80,))[0])
+
     def _reproduce_service(self, t: int, client: _Ep, service: dict[str, Any], ports: list[int]) -> None:
-        mappings = [(port, target) for proto, port, target in service["ports"] if proto == "TCP"]
+        protocol = "UDP" if self.reproduce_protocol == PROTO_UDP else "TCP"
+        mappings = [(port, target) for proto, port, target in service["ports"] if proto == protocol]
         chosen = [m for m in mappings if not ports or m[0] in ports] or mappings
         backends = [self.by_ip[ip] for ip in service["backends"] if ip in self.by_ip]
         if not chosen or not backends:
@@ -536,7 +558,10 @@ class TrafficGenerator:
             return
         # VFP on the client's node rewrites the VIP: other nodes see the backend's address only.
         vip = (service["vip"], port) if client.kind != "remote" else None
-        self._tcp_conversation(t, client, backend, target, vip=vip)
+        if protocol == "UDP":
+            self._udp_exchange(t, client, backend, target, vip=vip)
+        else:
+            self._tcp_conversation(t, client, backend, target, vip=vip)
 
     # ---------------------------------------------------------- flows
     def _builders(self) -> list[tuple[str, float, Any]]:
@@ -635,17 +660,53 @@ class TrafficGenerator:
     def _flow_icmp(self, t: int) -> None:
         client = self.rng.choice(self.local)
         server = self.rng.choice([e for e in self.local + self.remote if e is not client])
-        allowed = _acl_allows(server, client.ip, PROTO_ICMP, None)
         ident, seq0 = self.rng.randrange(1, 65535), self.rng.randrange(1, 2000)
         for k in range(self.rng.randrange(2, 5)):
-            t0 = t + k * 1_000_000_000
-            req = self._frame(client, server.mac, server.ip, PROTO_ICMP, icmp=(8, ident, seq0 + k), plen=32)
-            self._send(t0, client, server, req, drop=None if allowed or server.kind != "pod" else DROP_ACL)
-            if allowed:
-                rep = self._frame(
-                    server, client.mac, client.ip, PROTO_ICMP, icmp=(0, ident, seq0 + k), plen=32
+            self._icmp_echo(t + k * 1_000_000_000, client, server, ident, seq0 + k)
+
+    def _icmp_echo(
+        self, t: int, client: _Ep, server: _Ep, ident: int, seq: int, rtt: int | None = None
+    ) -> None:
+        """One echo request and, unless the server's inbound ACL denies it (VFP drops it at the
+        server's port), its echo reply `rtt` later (drawn after the request when not given)."""
+        allowed = _acl_allows(server, client.ip, PROTO_ICMP, None)
+        req = self._frame(client, server.mac, server.ip, PROTO_ICMP, icmp=(8, ident, seq), plen=32)
+        self._send(t, client, server, req, drop=None if allowed or server.kind != "pod" else DROP_ACL)
+        if allowed:
+            rep = self._frame(server, client.mac, client.ip, PROTO_ICMP, icmp=(0, ident, seq), plen=32)
+            self._send(t + (rtt if rtt is not None else self._rtt(client, server)), server, client, rep)
+
+    def _udp_exchange(
+        self, t: int, client: _Ep, server: _Ep, dport: int, *, vip: tuple[str, int] | None = None
+    ) -> None:
+        """A UDP request and its answer; a port nothing listens on: the server's TCP/IP drops the
+        datagram ("transport endpoint was not found"); an inbound ACL that denies it: VFP drops it."""
+        sport = self._ephemeral()
+        rtt = self._rtt(client, server)  # before any packet: the server's node times them by it
+        to_ip, to_port = vip if vip else (server.ip, dport)
+        to_mac = self.gw_mac if vip else server.mac
+        # To port 53 a DNS query (pktmon prints it decoded), else a datagram of some size.
+        query = DnsMessage(self.rng.randrange(1, 65536), self.rng.choice(_DNS_NAMES)) if dport == 53 else None
+        if query is not None:
+            request = self._dns_frame(client, to_mac, to_ip, sport, to_port, query)
+        else:
+            size = self.rng.randrange(30, 300)
+            request = self._frame(client, to_mac, to_ip, PROTO_UDP, sport, to_port, plen=size)
+        nat = (server.ip, dport) if vip else None
+        if not _acl_allows(server, client.ip, PROTO_UDP, dport):
+            self._send(t, client, server, request, nat=nat, drop=DROP_ACL if server.kind == "pod" else None)
+        elif dport not in server.listen_udp:
+            self._send(t, client, server, request, nat=nat, drop=DROP_NO_LISTENER)
+        else:
+            self._send(t, client, server, request, nat=nat)
+            if query is not None:
+                answer = self._dns_frame(
+                    server, client.mac, client.ip, dport, sport, replace(query, answer=to_ip)
                 )
-                self._send(t0 + self._rtt(client, server), server, client, rep)
+            else:
+                size = self.rng.randrange(30, 500)
+                answer = self._frame(server, client.mac, client.ip, PROTO_UDP, dport, sport, plen=size)
+            self._send(t + rtt, server, client, answer, unnat=vip)
 
     def _flow_closed_udp(self, t: int) -> None:
         client = self.rng.choice(self.local)
@@ -811,7 +872,11 @@ class TrafficGenerator:
         drop_at: int | None = None
         if drop is DROP_ACL and dst is not None:
             drop_at = next((i for i, h in enumerate(hops) if h.is_vfp and h.vfp_port == dst.port), None)
-        elif drop is DROP_NO_LISTENER:
+        elif drop is DROP_NO_LISTENER and (dst is None or dst.kind != "remote"):
+            if dst is not None and dst.kind == "pod":
+                # A process-isolated container's stack is the host's tcpip.sys (in the pod's
+                # compartment): pktmon shows the datagram after the pod's vNIC, dropped at TCPIP.
+                hops.append(_Hop(self.c_tcpip, "Rx", 1, "IP", True))
             drop_at = len(hops) - 1
         if drop_at is not None:
             hops = hops[: drop_at + 1]

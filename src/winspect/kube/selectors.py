@@ -152,6 +152,21 @@ def parse_label_selector(text: str | None) -> Selector:
     return Selector(tuple(reqs))
 
 
+_OPERATORS = {"In": "in", "NotIn": "notin", "Exists": "exists", "DoesNotExist": "!exists"}
+
+
+def label_selector(match_labels: Mapping[str, str] | None, match_expressions: Any = None) -> Selector:
+    """A LabelSelector object (matchLabels and matchExpressions: In, NotIn, Exists, DoesNotExist)
+    as a Selector; both empty select everything. SelectorError for an operator Kubernetes has not."""
+    reqs = [Requirement(k, "=", (v,)) for k, v in (match_labels or {}).items()]
+    for e in match_expressions or []:
+        op = _OPERATORS.get(e.operator)
+        if op is None:
+            raise SelectorError(f"{e.operator!r} is not a valid label selector operator")
+        reqs.append(Requirement(e.key, op, tuple(e.values or ())))
+    return Selector(tuple(reqs))
+
+
 # ---------------------------------------------------------------- fields
 
 

@@ -11,6 +11,7 @@ from typing import Any
 from winspect.client.fanout import NodeFailure
 from winspect.client.names import Names
 from winspect.client.render.safe import printable
+from winspect.client.trace import TracedPod
 from winspect.client.trace_explain import Explanation
 from winspect.client.trace_flows import GOOD, INCOMPLETE, Flow, Hop, Seen
 from winspect.v1 import winspect_pb2 as pb
@@ -109,6 +110,7 @@ class TraceReport:
     explanations: dict[int, Explanation]
     failed: list[NodeFailure] = field(default_factory=list)
     vips: list[str] = field(default_factory=list)
+    pods: list[TracedPod] = field(default_factory=list)
 
     @property
     def judged(self) -> list[Flow]:
@@ -131,6 +133,8 @@ def _hop_line(hop: Hop) -> str:
     line += f"{hop.src} > {hop.dst}"
     if hop.tcp_flags:
         line += f" [{hop.tcp_flags}]"
+    if hop.icmp:
+        line += f" [{hop.icmp}]"
     if hop.nat:
         line += f"  NAT {hop.nat}"
     if hop.drop_reason or hop.drop_location:
@@ -156,15 +160,17 @@ def verdict_line(flow: Flow) -> str:
 
 def text(report: TraceReport) -> str:
     lines = [f"trace {report.source} -> {report.destination} on {', '.join(report.nodes) or 'no node'}"]
+    for pod in report.pods:
+        mac = f"MAC {pod.mac}" if pod.mac else "MAC not known"
+        lines.append(f"  {pod.role:<11} {pod.label} {pod.ip} {mac} on {pod.node or 'a target'}")
     if not report.flows:
         lines.append("no packet between them was seen: was the problem reproduced during the trace?")
     for index, flow in enumerate(report.flows, 1):
         to = flow.server if flow.server == flow.backend else f"{flow.server} (NAT to {flow.backend})"
         lines.append("")
-        lines.append(
-            f"flow {index}: {flow.protocol} {flow.client} -> {to}, {flow.requests} requests, "
-            f"{flow.replies} replies"
-        )
+        protocol = flow.protocol + (f" echo id {flow.icmp_id}" if flow.icmp_id is not None else "")
+        counts = f"{flow.requests} requests, {flow.replies} replies"
+        lines.append(f"flow {index}: {protocol} {flow.client} -> {to}, {counts}")
         lines.extend(_hop_line(h) for h in flow.hops)
         lines.append(f"  verdict: {verdict_line(flow)}")
         for line in report.explanations.get(index - 1, Explanation()).lines:
@@ -188,6 +194,7 @@ def _hop_dict(hop: Hop) -> dict[str, Any]:
         "src": hop.src,
         "dst": hop.dst,
         "tcp_flags": hop.tcp_flags or None,
+        "icmp": hop.icmp or None,
         "nat": hop.nat or None,
         "drop": {"reason": hop.drop_reason, "location": hop.drop_location}
         if hop.drop_reason or hop.drop_location
@@ -216,6 +223,7 @@ def _explanation_dict(found: Explanation | None) -> dict[str, Any] | None:
         },
         "hns_policy": found.hns_policy,
         "network_policies": found.network_policies,
+        "network_policies_note": found.network_policies_note or None,
     }
 
 
@@ -226,6 +234,7 @@ def document(report: TraceReport) -> dict[str, Any]:
         flows.append(
             {
                 "protocol": flow.protocol,
+                "icmp_id": flow.icmp_id,
                 "client": flow.client,
                 "server": flow.server,
                 "backend": flow.backend,
@@ -249,6 +258,17 @@ def document(report: TraceReport) -> dict[str, Any]:
         "source": report.source,
         "destination": report.destination,
         "service_ips": report.vips,
+        "pods": [
+            {
+                "role": p.role,
+                "namespace": p.namespace,
+                "name": p.name,
+                "ip": p.ip,
+                "node": p.node or None,
+                "mac": p.mac,
+            }
+            for p in report.pods
+        ],
         "nodes": report.nodes,
         "delivered": report.delivered,
         "flows": flows,

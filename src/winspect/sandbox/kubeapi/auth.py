@@ -188,6 +188,12 @@ WINSPECT_VIEWER = Rule(
     resources=frozenset({"nodes/hns", "nodes/counters", "nodes/vfp"}),
     api_groups=frozenset({WINSPECT_GROUP}),
 )
+# (and `winspect trace` names the NetworkPolicies behind a drop)
+WINSPECT_NETWORK_POLICIES = Rule(
+    verbs=frozenset({"list"}),
+    resources=frozenset({"networkpolicies"}),
+    api_groups=frozenset({"networking.k8s.io"}),
+)
 AUTH_DELEGATOR = Rule(
     verbs=frozenset({"create"}),
     resources=frozenset({"tokenreviews", "subjectaccessreviews"}),
@@ -212,8 +218,9 @@ CLIENT_INFO_DAEMONSET = Rule(
 
 def sandbox_policy(identities: Iterable[Identity], server: Identity | None = None) -> Policy:
     """admin: everything; viewer: read nodes, pods in namespace `web`, and winspect's hns, counters
-    and vfp (ClusterRole winspect-viewer); nobody: only discovery and winspect's CA; the node servers
-    (`server`): TokenReview and SubjectAccessReview (system:auth-delegator), and list pods."""
+    and vfp and list NetworkPolicies (ClusterRole winspect-viewer); nobody: only discovery and
+    winspect's CA; the node servers (`server`): TokenReview and SubjectAccessReview
+    (system:auth-delegator), and list pods."""
     known = [*identities, *([server] if server is not None else [])]
     return Policy(
         tokens={i.token: i.user for i in known},
@@ -222,6 +229,7 @@ def sandbox_policy(identities: Iterable[Identity], server: Identity | None = Non
                 Rule(verbs=READ, resources=frozenset({"nodes"})),
                 Rule(verbs=READ, resources=frozenset({"pods"}), namespaces=frozenset({VIEWER_NAMESPACE})),
                 WINSPECT_VIEWER,
+                WINSPECT_NETWORK_POLICIES,
             ],
             SERVER_USER: [AUTH_DELEGATOR, SERVER_PODS],
         },

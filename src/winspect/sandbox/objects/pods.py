@@ -38,6 +38,8 @@ def _container(pod: Pod) -> Obj:
         if pod.host_network:
             port["hostPort"] = int(pod.container_port)
         container["ports"] = [port]
+        if pod.udp_port:
+            container["ports"].append({"containerPort": int(pod.udp_port), "protocol": "UDP"})
     return container
 
 

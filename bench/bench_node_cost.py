@@ -367,10 +367,12 @@ def client_rate(events: list[bytes], nodes: int, workers: int) -> ClientRate:
         decoded = (pb.CaptureEvent.FromString(d) for d in events)
         info = next(e.started for e in decoded if e.HasField("started"))
         first = next(e.records for e in decoded if e.HasField("records") and e.records.records)
-        for i in range(workers):  # the parsing processes started before the clock starts
-            warm = pool.node(f"warm-{i}")
+        if workers:  # the parsing processes started (a node's first batches) before the clock starts
+            warm = pool.node("warm")
             warm.started(info)
-            await asyncio.ensure_future(warm.parse(first))  # type: ignore[arg-type]
+            for _ in range(workers + 1):
+                await asyncio.ensure_future(warm.parse(first))  # type: ignore[arg-type]
+            await asyncio.ensure_future(warm.finish())  # type: ignore[arg-type]
         pids = [w._proc.pid for w in pool._workers if w._proc is not None]
         worker_cpu = [_cpu_seconds(pid) for pid in pids]
         started, main_cpu = time.perf_counter(), time.process_time()
@@ -459,9 +461,10 @@ def main() -> int:
 
         for result in results:
             events = result.runs[-1].events
-            # In one process, then with parsing processes: as many as the CLI starts here, and for 10
-            # nodes 2 and 4 (capacity with a core each: more than this machine may have).
-            for nodes, choices in ((1, (0, default_workers())), (10, (0, default_workers(), 2, 4))):
+            # In one process, then with parsing processes: as many as the CLI starts here, and 2 and 3
+            # (one node's batches split over them) or 4 (capacity with a core each: more than this
+            # machine may have).
+            for nodes, choices in ((1, (0, default_workers(), 2, 3)), (10, (0, default_workers(), 2, 4))):
                 for workers in sorted(set(choices)):
                     rate = client_rate(events, nodes, workers)
                     parsing = ", ".join(f"{u:.2f}" for u in rate.worker_us) or "-"

@@ -579,7 +579,31 @@ def test_closing_stdout_stops_the_capture(two_nodes: Cluster) -> None:
     assert_clean(a)
 
 
-def test_loss_on_the_node_is_reported(tmp_path: Path, loopback_hosts: list[str]) -> None:
+# pktmon printing its real-time output in pieces of 211 bytes, cut anywhere in a record: the node,
+# caught up after each, cuts its batches at line ends inside records.
+_IN_PIECES = """#!{python}
+import subprocess, sys
+argv = sys.argv[1:]
+if argv[:1] != ["start"] or "real-time" not in argv:
+    sys.exit(subprocess.call([{emulated!r}, *argv]))
+tool = subprocess.Popen([{emulated!r}, *argv], stdout=subprocess.PIPE)
+while data := tool.stdout.read1(1 << 16):
+    for i in range(0, len(data), 211):
+        sys.stdout.buffer.write(data[i : i + 211])
+        sys.stdout.buffer.flush()
+sys.exit(tool.wait())
+"""
+
+
+def _print_in_pieces(node: EmuNode) -> None:
+    pktmon = node.tools / "pktmon"
+    emulated = pktmon.rename(node.tools / "pktmon-emulated")
+    pktmon.write_text(_IN_PIECES.format(python=sys.executable, emulated=str(emulated)), encoding="utf-8")
+    pktmon.chmod(0o755)
+
+
+@pytest.mark.parametrize("pieces", [False, True], ids=["as-printed", "cut-anywhere"])
+def test_loss_on_the_node_is_reported(tmp_path: Path, loopback_hosts: list[str], pieces: bool) -> None:
     # The node generates packets as fast as it can while nobody reads the client's stdout: the
     # client, blocked writing, stops reading the stream. What it has not read waits in the node's
     # queue (bounded at 10 MiB of pktmon's text), gRPC's flow-control windows and the client's
@@ -587,6 +611,8 @@ def test_loss_on_the_node_is_reported(tmp_path: Path, loopback_hosts: list[str])
     # drops the rest and counts it.
     _, nodes = emulated_cluster(tmp_path, loopback_hosts, 1, traffic_rate=0, max_packets=100_000)
     (a,) = nodes
+    if pieces:
+        _print_in_pieces(a)
     try:
         capture = start_capture("nodes", a.name, "-o", "json", *a.target_args())
         import time
@@ -596,11 +622,15 @@ def test_loss_on_the_node_is_reported(tmp_path: Path, loopback_hosts: list[str])
             time.sleep(0.2)
         capture.send_signal(signal.SIGINT)
         out, err = capture.communicate(timeout=60)
+        sent = pktmon_status(a.state)["generated"]
     finally:
         a.stop()
     assert capture.returncode == 130
     summary = json.loads(out.splitlines()[-1])
     assert summary["type"] == "summary" and summary["packets_lost"] > 0
+    # Every record pktmon printed is received or counted lost, once (a record cut across a dropped
+    # batch is not both).
+    assert summary["packets_received"] + summary["packets_lost"] == sent > 0
     records = []
     for line in out.splitlines()[:-1]:
         try:

@@ -14,7 +14,8 @@ import pytest
 import winspect.node.windows.record_batches as record_batches
 from winspect.client.records import RecordFormatError, RecordParser
 from winspect.node.types import PacketBatch
-from winspect.node.windows.record_batches import RecordBatcher, count_records, record_context
+from winspect.node.windows.record_batches import RecordBatcher, record_context
+from winspect.records.pktmon_boundaries import count_records
 from winspect.records.pktmon_realtime import parse_realtime
 from winspect.v1 import winspect_pb2 as pb
 

@@ -5,7 +5,11 @@ It reads requests on stdin and answers each PARSE and FINISH on stdout, in order
 
 - request: struct REQUEST (kind, node number, payload length), then the payload: ADOPT gives
   it a node's RecordParser (pickled by the client, with its state), PARSE a batch's text
-  (UTF-8), FINISH ends the node (the record its parser held back comes out);
+  (UTF-8), FINISH ends the node (the record its parser held back comes out); for a node
+  whose batches several processes parse side by side, CHUNK a piece that begins with a
+  record (struct CHUNK_HEAD: whether to parse it on its own, from which time, then its
+  text), CLOSE the text that ends the piece's last record (then that record comes out),
+  FORGET drops the node (no answer);
 - answer: struct ANSWER (packet bytes length, notice bytes length), a serialised PacketBatch,
   then the notices as JSON ([[kind, [lines]], ...]); a packet length of FAILED means the parse
   failed and the notices carry the error.
@@ -25,7 +29,8 @@ from typing import BinaryIO
 
 REQUEST = struct.Struct("<BII")
 ANSWER = struct.Struct("<II")
-ADOPT, PARSE, FINISH = 1, 2, 3
+CHUNK_HEAD = struct.Struct("<?d")  # on its own (restart), the time read before it
+ADOPT, PARSE, FINISH, CHUNK, CLOSE, FORGET = 1, 2, 3, 4, 5, 6
 FAILED = 0xFFFFFFFF
 
 
@@ -51,10 +56,20 @@ def serve(requests: BinaryIO, answers: BinaryIO) -> None:
         if kind == ADOPT:
             parsers[node] = pickle.loads(payload)  # noqa: S301 (from the client that started this process)
             continue
+        if kind == FORGET:
+            parsers.pop(node, None)
+            continue
         try:
             parser = parsers[node]
-            if kind == PARSE:
+            if kind == CHUNK:
+                alone, reference = CHUNK_HEAD.unpack_from(payload)
+                if alone:
+                    parser.restart(reference)
+                payload = payload[CHUNK_HEAD.size :]
+            if kind in (PARSE, CHUNK):
                 batch = parser.parse_batch(pb.RecordBatch(text=payload.decode("utf-8")))
+            elif kind == CLOSE:
+                batch = parser.close_batch(pb.RecordBatch(text=payload.decode("utf-8")))
             else:
                 batch = parser.finish_batch()
                 del parsers[node]

@@ -10,6 +10,7 @@ warnings come out as CaptureNotices, as the node would have sent them.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
 
@@ -33,6 +34,7 @@ class RecordParser:
     def __init__(self, node: str) -> None:
         self.node = node
         self._parser: RealtimeParser | Etl2txtParser | None = None
+        self._resolver = TimeOfDayResolver(datetime.now(timezone.utc))
 
     def started(self, info: pb.CaptureInfo) -> None:
         if not info.HasField("records"):
@@ -46,7 +48,36 @@ class RecordParser:
             )
         zone = timezone(timedelta(seconds=context.utc_offset_seconds))
         now = datetime.fromtimestamp(context.node_time.ToSeconds(), zone)
-        self._parser = kind(self.node, TimeOfDayResolver(now, zone), dict(context.component_names))
+        self._resolver = TimeOfDayResolver(now, zone)
+        self._parser = kind(self.node, self._resolver, dict(context.component_names))
+
+    @property
+    def etl2txt(self) -> bool:
+        """Whether the records are etl2txt's (with frames), not real-time text."""
+        return isinstance(self._parser, Etl2txtParser)
+
+    @property
+    def past_preamble(self) -> bool:
+        """Whether a packet has been read (the lines before the first one are settled): from then
+        on pieces of the text that begin with a record parse the same on their own (`restart`)."""
+        return self._parser is not None and self._parser.past_preamble
+
+    def clock(self) -> TimeOfDayResolver:
+        """A copy of the parser's clock as it stands (pktmon_boundaries.read_last_time moves it on)."""
+        return copy.deepcopy(self._resolver)
+
+    def restart(self, reference: float) -> None:
+        """The next batch begins with a record and is parsed on its own, its time read from
+        `reference` (the last time before it)."""
+        if self._parser is not None:
+            self._parser.restart(reference)
+
+    def close_batch(self, batch: pb.RecordBatch) -> pb.PacketBatch:
+        """The packets of the text that ends the record being read, and of that record."""
+        out = self.parse_batch(batch)
+        assert self._parser is not None
+        self._parser.end_record(out.packets)
+        return out
 
     def parse(self, batch: pb.RecordBatch) -> Sequence[pb.Packet]:
         """The packets of one batch (records cut off at its end come with the next one)."""

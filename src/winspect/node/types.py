@@ -113,11 +113,13 @@ class LogBacklog:
 @dataclass(frozen=True, slots=True)
 class PacketBatch:
     """Packets for one streamed message: `event.packets` filled, with its packet and frame-byte count
-    (or a notice about the output, `event.notice`, with no packets)."""
+    (or a notice about the output, `event.notice`, with no packets). `continued`: characters at the
+    start of a RecordBatch's text that end a record the batch before began (lost with that batch)."""
 
     event: pb.CaptureEvent
     packets: int
     frame_bytes: int = 0
+    continued: int = 0
 
 
 @dataclass(frozen=True)

@@ -97,6 +97,23 @@ class Etl2txtParser:
         """Warnings for the user raised since the last call."""
         return self._inner.take_warnings()
 
+    @property
+    def past_preamble(self) -> bool:
+        return self._inner.past_preamble
+
+    def restart(self, reference: float) -> None:
+        """Parses a piece of text that begins with a record, on its own (RealtimeParser.restart)."""
+        self._rest = ""
+        self._header = self._date = self._summary = None
+        self._frame = bytearray()
+        self._frame_broken = False
+        self._seconds_cache = None
+        self._inner.restart(reference)
+
+    def end_record(self, out: PacketSink) -> int:
+        """The text goes on with a new record: the record being read is a packet now."""
+        return self._flush(out)
+
     def finish(self, out: PacketSink) -> int:
         count = 0
         if self._rest:
@@ -107,6 +124,12 @@ class Etl2txtParser:
     # ------------------------------------------------------------ lines
 
     def _line(self, line: str, out: PacketSink) -> int:
+        if self._header is not None and line[:1] in " \t":  # most lines: the record's hex dump
+            m = _HEX.match(line)
+            if m is not None:
+                offset, text = m.groups()
+                self._add_hex(int(offset, 16), text)
+                return 0
         stripped = line.strip()
         if not stripped:
             return 0
@@ -188,6 +211,22 @@ class Etl2txtParser:
         seconds = self._resolver.seconds_on(date(*day), hms)
         self._seconds_cache = (key, seconds)
         return seconds
+
+
+def header_time(line: str) -> tuple[date | None, str] | None:
+    """The date (when printed) and time of day of a packet record's header line; None for any
+    other line."""
+    m = _HEADER.match(line)
+    if m is None or "PktGroupId" not in m.group("body"):
+        return None
+    if m.group("y"):
+        day: date | None = date(int(m.group("y")), int(m.group("m")), int(m.group("d")))
+    elif m.group("y2"):
+        day = date(int(m.group("y2")), int(m.group("m2")), int(m.group("d2")))
+    else:
+        day = None
+    hms = m.group("hms")
+    return day, "0" + hms if len(hms) == 7 else hms
 
 
 def parse_etl2txt(

@@ -195,6 +195,25 @@ class RealtimeParser:
             pos = eol + 1
         return count
 
+    @property
+    def past_preamble(self) -> bool:
+        """Whether a packet's header has been read (the lines before it are settled)."""
+        return self._preamble is None
+
+    def restart(self, reference: float) -> None:
+        """Parses a piece of text that begins with a record, after the first packet, on its own:
+        nothing held from before, the time read from `reference` (the last time before it)."""
+        self._rest = ""
+        self._pending = self._outer = self._preamble = None
+        self._in_block = False
+        self._last_hms = ""
+        self._resolver.resume(reference)
+
+    def end_record(self, out: PacketSink) -> int:
+        """The text goes on with a new record: a header held for its summary is a packet now."""
+        count = self._flush_pending(out, None) if self._pending is not None else 0
+        return count + (self._flush_outer(out, None) if self._outer is not None else 0)
+
     def feed_lines(self, lines: Iterable[str], out: PacketSink) -> int:
         """Parses whole lines (without their line ending) into `out`."""
         return sum(self._line(line.rstrip("\r\n"), out) for line in lines)
@@ -389,6 +408,14 @@ def _foreign_prefix(summary: str) -> int:
     """Where the tcpdump text of a summary starts (after a translated `Drop: `)."""
     m = _TCPDUMP_START.search(summary)
     return m.start() if m is not None and not summary.startswith("Drop: ") else 0
+
+
+def header_time(line: str) -> str | None:
+    """The time of day of a packet record's header line, as the parser reads it; None for any
+    other line."""
+    m = _HEADER.match(line)
+    fields = m.groups() if m is not None else tolerant_header(line) or foreign_header(line)
+    return None if fields is None else fields[0]
 
 
 def parse_realtime(

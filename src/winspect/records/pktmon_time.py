@@ -25,6 +25,16 @@ class TimeOfDayResolver:
         self._last_key = ""
         self._last_seconds = 0
 
+    @property
+    def reference(self) -> float:
+        """The moment the next time is read closest to (the last one read)."""
+        return self._reference
+
+    def resume(self, reference: float) -> None:
+        """Goes on from `reference` (the last time read before a piece of text parsed on its own)."""
+        self._reference = reference
+        self._last_key = ""
+
     def seconds(self, hms: str) -> int:
         """Epoch seconds of the `HH:MM:SS` closest to the previous result."""
         if hms == self._last_key:

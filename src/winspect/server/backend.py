@@ -57,6 +57,12 @@ class CaptureHandle(Protocol):
         what the capture creates."""
         ...
 
+    @property
+    def output_waits(self) -> bool:
+        """Whether the tool's output waits on the node for a slow reader (log files on disk), so
+        the reader may wait for the client instead of dropping what it cannot send."""
+        ...
+
     def description(self) -> CaptureDescription:
         """The tool's filters and arguments as run (or as they will run), the components seen."""
         ...

@@ -7,23 +7,23 @@ session per node. It drives the backend's capture handle
 1. claim the node (a second capture gets FAILED_PRECONDITION naming when
    and by whom the running one started);
 2. prepare (pods to the tool's components) and start the capture;
-3. a reader thread takes the handle's packet batches and offers them to a
-   bounded queue; when the client cannot keep up the batch is dropped and
-   counted (never blocking the tool, never silently);
+3. a reader thread offers the handle's packet batches to a bounded queue; when
+   the client cannot keep up a batch is dropped and counted (never blocking a
+   live tool, never silently), or, when the handle's output waits on the node
+   (`output_waits`: log files), the reader waits until the drain is abandoned;
 4. the gRPC handler streams the queue to the client;
 5. every end (duration, StopCapture, client cancel or disconnect, server
    shutdown, the tool exiting) goes through `CaptureSession.end`, which runs
    exactly once: final counters (counters-only), the handle's `stop` (the
    node is clean), then releases the node and tells the handler.
 
-When the handle drains after its stop (Windows with frames: the log files
-left at `pktmon stop` are converted and streamed after the node is clean),
-`end` returns once the node is clean (so StopCapture answers at once), and
-a drain thread finishes the session when the output ends. Meanwhile the
-stream carries a `CaptureStats(draining=True)` every second with what is
-left; the drain is abandoned, and what it had left reported, when it makes
-no progress for DRAIN_STALL_SECONDS, when the client goes away, or when the
-server shuts down.
+When the handle drains after its stop (Windows with frames: the log files left
+at `pktmon stop` are converted and streamed after the node is clean), `end`
+returns once the node is clean (so StopCapture answers at once), and a drain
+thread finishes the session when the output ends. Meanwhile the stream carries
+a `CaptureStats(draining=True)` every second with what is left; the drain is
+abandoned, and what it had left reported, when it makes no progress for
+DRAIN_STALL_SECONDS, when the client goes away, or when the server shuts down.
 """
 
 from __future__ import annotations
@@ -83,7 +83,7 @@ class CaptureSession:
         self._backend = backend
         self._handle = handle
         self._node = node_name
-        self._queue = EventQueue(max_queued_packets)
+        self._queue = EventQueue(max_queued_packets, wait=handle.output_waits)
         self._started = False  # the handle's start succeeded: the tool is capturing
         self._reader: threading.Thread | None = None
         self._timer: threading.Timer | None = None
@@ -189,7 +189,7 @@ class CaptureSession:
         queue = self._queue
         try:
             for batch in self._handle.batches():
-                queue.offer(batch.event, batch.packets, batch.frame_bytes)
+                queue.offer(batch.event, batch.packets, batch.frame_bytes, batch.continued)
         except Exception:  # a parser bug must not leave the node capturing
             log.exception("capture reader failed", extra={"fields": {"session": self.id}})
         finally:
@@ -226,6 +226,7 @@ class CaptureSession:
         """Stops sending what was recorded before the stop; what was left is told in CaptureEnded."""
         if not self._draining or not self._started:
             return
+        self._queue.stop_waiting()  # a reader waiting for room drops the rest and sees the end
         self._unsent = self._handle.backlog()
         self._unsent_packets = self._pending_packets(self._unsent)
         log.warning(
@@ -279,21 +280,22 @@ class CaptureSession:
                 self._finish(problems)
 
     def _close_handle(self) -> None:
+        self._queue.stop_waiting()
         if self._reader is not None and self._reader is not threading.current_thread():
             self._reader.join(END_WAIT_SECONDS)
         self._handle.close()
 
     def _drain(self, problems: list[str]) -> None:
-        """After the stop: waits while what the capture recorded is sent."""
+        """After the stop: waits while what the capture recorded is converted and sent to the client."""
         handle = self._handle
         try:
-            last = handle.backlog()
+            last = (handle.backlog(), self.packets_sent)
             progressed = time.monotonic()
-            while not handle.wait_ended(1.0):
+            while not (handle.wait_ended(1.0) and self._reader_done.wait(1.0)):
                 now = time.monotonic()
-                backlog = handle.backlog()
-                if backlog != last:
-                    last, progressed = backlog, now
+                progress = (handle.backlog(), self.packets_sent)
+                if progress != last:
+                    last, progressed = progress, now
                 elif now - progressed >= DRAIN_STALL_SECONDS:
                     self.abandon_drain("no progress")
                     break
@@ -400,8 +402,7 @@ class CaptureManager:
         self._current: CaptureSession | None = None
 
     def begin(self, plan: CapturePlan, handle: CaptureHandle, peer: str) -> CaptureSession:
-        """Claims the node and starts the capture `handle` runs; FailedPrecondition when one
-        already runs."""
+        """Claims the node and starts the capture `handle` runs (FailedPrecondition: one runs)."""
         with self._lock:
             running = self._current
             if running is not None:
@@ -445,6 +446,5 @@ class CaptureManager:
             session.wait_until_delivered(1.0)
 
     def clean_stale(self) -> str:
-        """At server start: cleans what a crashed server provably left behind (see
-        NodeBackend.clean_capture); returns what was done or left."""
+        """At start: cleans what a crashed server provably left (NodeBackend.clean_capture)."""
         return self._backend.clean_capture(self._node)

@@ -20,13 +20,12 @@ line one tool run):
   only winspect's filters are there; the filters taken over re-added
   (`pktmon filter add` each, `pktmon filter list` to check); the record goes.
 
-Real-time captures read pktmon's two-line records from its stdout
-(winspect.records.pktmon_realtime). With frames (raw packet bytes wanted) pktmon logs
-to numbered files in a private directory, each converted with `pktmon etl2txt
---hex` (winspect.node.windows.file_capture, winspect.records.pktmon_etl2txt); the files
-left at `pktmon stop` are converted after it, while the node is already
-clean: the output drains, and `backlog` says how far it has come. Records
-form: the text unparsed, for the client (winspect.node.windows.record_batches).
+Real-time captures read pktmon's two-line records from its stdout (winspect.records.
+pktmon_realtime). With frames (raw packet bytes wanted) pktmon logs to numbered files in
+a private directory, each converted with `pktmon etl2txt --hex` (node.windows.file_capture,
+winspect.records.pktmon_etl2txt); the files left at `pktmon stop` are converted after it,
+while the node is already clean: the output drains, and `backlog` says how far it has
+come. Records form: the text unparsed, for the client (node.windows.record_batches).
 """
 
 from __future__ import annotations
@@ -146,6 +145,7 @@ class PktmonCapture:
         self._record: SessionRecord | None = None  # set once the node may have been changed
         self._taken_over = ""
         self._start = PktmonStart.of(spec)
+        self.output_waits = spec.frames  # pktmon's log files wait on disk while the reader is behind
         self._components: list[pb.CaptureComponent] = []
         self._component_names: dict[int, str] = {}
         self._process: CaptureProcess | None = None

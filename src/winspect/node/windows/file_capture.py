@@ -26,9 +26,11 @@ Latency and limits:
   abandons the rest (`kill`) when it stalls or its client goes away;
 - disk: the files wait in a private directory (only SYSTEM and
   Administrators may read it: packet contents) until converted, and are
-  removed by `close`; when the directory holds more than `max_log_bytes`
-  (conversion falling behind pktmon), pktmon is stopped, what it logged is
-  still converted and sent, and the capture ends saying why (`cap_reached`);
+  removed by `close`; conversion waits while the reader is behind (the
+  server's reader waits for its client: nothing on disk is dropped), and
+  when the directory holds more than `max_log_bytes` (conversion falling
+  behind pktmon, or the client), pktmon is stopped, what it logged is still
+  converted and sent, and the capture ends saying why (`cap_reached`);
 - a file is converted once: a file whose deletion fails (Windows: pktmon or
   a scanner still has it open) is remembered and never sent again;
 - a pktmon session ended by someone else is noticed by polling
@@ -176,13 +178,13 @@ class FileCapture:
                     if self._abandon.is_set():
                         break
                     if self._over_cap():
-                        code = _EXIT_CAP_REACHED
+                        self._cap_note()
                         break  # pktmon has stopped: list the files again, the last one included
                     self._convert(path)
                 if final:
                     break
                 if self._over_cap():
-                    code = _EXIT_CAP_REACHED
+                    self._cap_note()
                     continue
                 if time.monotonic() >= next_status:
                     next_status = time.monotonic() + STATUS_SECONDS
@@ -198,7 +200,7 @@ class FileCapture:
             log.exception("pktmon file conversion failed")
             code = 1
         finally:
-            self._exit_code = code
+            self._exit_code = _EXIT_CAP_REACHED if self.cap_reached and not code else code
             self._put(b"", force=True)
             self._done.set()
 
@@ -216,7 +218,7 @@ class FileCapture:
 
     def _over_cap(self) -> bool:
         """Whether the directory holds more than `max_log_bytes` while pktmon logs: then pktmon is
-        stopped (what it logged is still converted and sent)."""
+        stopped (what it logged is still converted and sent, after `_cap_note`)."""
         if self._stopped.is_set() or self._dir_bytes() <= self.max_log_bytes:
             return False
         self.cap_reached = True
@@ -224,17 +226,19 @@ class FileCapture:
             "pktmon log directory full: stopping pktmon",
             extra={"fields": {"dir": str(self._dir), "max_log_bytes": self.max_log_bytes}},
         )
-        note = (
-            f"winspect: the capture's pktmon log files on the node reached {self.max_log_bytes} bytes "
-            "(winspectserv --max-log-bytes): pktmon was stopped; what it logged until then follows"
-        )
-        self._put(("\n" + note + "\n").encode("utf-8"))
         try:
             self._stop_logging()
         except NodeError as exc:
             log.warning("pktmon stop at the log cap failed", extra={"fields": {"error": str(exc)}})
         self._stopped.set()
         return True
+
+    def _cap_note(self) -> None:
+        note = (
+            f"winspect: the capture's pktmon log files on the node reached {self.max_log_bytes} bytes "
+            "(winspectserv --max-log-bytes): pktmon was stopped; what it logged until then follows"
+        )
+        self._put(("\n" + note + "\n").encode("utf-8"))
 
     def _session_running(self) -> bool:
         try:
@@ -284,14 +288,22 @@ class FileCapture:
                     log.info("log file not removed", extra={"fields": {"file": path.name, "error": str(exc)}})
 
     def _put(self, chunk: bytes, force: bool = False) -> None:
-        """Hands a chunk to the reader; waits while the reader is behind (unless abandoned)."""
+        """Hands a chunk to the reader; waits while the reader is behind (unless abandoned). While
+        it waits, pktmon goes on logging: past the cap it is stopped (the note follows the chunk)."""
+        capped = False
+        next_check = time.monotonic() + POLL_SECONDS
         while True:
             try:
                 self._chunks.put(chunk, timeout=0.1)
-                return
+                break
             except queue.Full:
                 if self._abandon.is_set() and not force:
                     return
                 if self._abandon.is_set():  # make room for the end marker: the reader is gone or done
                     with contextlib.suppress(queue.Empty):
                         self._chunks.get_nowait()
+                elif chunk and time.monotonic() >= next_check:
+                    next_check = time.monotonic() + POLL_SECONDS
+                    capped = capped or self._over_cap()
+        if capped:
+            self._cap_note()

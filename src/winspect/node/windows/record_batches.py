@@ -9,17 +9,15 @@ latency). A full batch ends where the last record begins, so that a batch the
 server drops when the client falls behind takes whole records with it; a
 short one ends at the last line end.
 
-A record is a header line followed by an indented summary line, in both
-formats (real-time text, and `etl2txt --hex` text where the hex dump lines
-follow). Its header names `PktGroupId` in English; pktmon translates the
-header's words on non-English Windows, so when no header says it the records
-are counted as header + summary line pairs (the same cut finds where the last
-record begins).
+Records are found and counted by winspect.records.pktmon_boundaries. A batch
+cut while the tool was caught up may begin with the end of the record the
+batch before began (`PacketBatch.continued`): when the server drops that batch
+before, it drops this end too, so the record is counted lost once and never
+becomes a packet of its own.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
 
@@ -28,16 +26,13 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from winspect.node.types import PacketBatch
 from winspect.node.windows.runner import READ_SIZE
 from winspect.node.windows.text_decoding import StreamDecoder
+from winspect.records.pktmon_boundaries import continued_chars, count_records, last_record_start
 from winspect.v1 import winspect_pb2 as pb
 
 REALTIME_FORMAT = "pktmon-realtime"
 ETL2TXT_FORMAT = "pktmon-etl2txt"
 # Text per RecordBatch at most (a few thousand records; gRPC's default message limit is 4 MiB).
 MAX_BATCH_CHARS = 1 << 20
-# A record's first line: not indented, not a banner title (`Packet Filters:`), and followed by
-# an indented line that is not a hex dump line (`        0x0000:  ...`).
-_ENGLISH_HEADER = "PktGroupId "
-_RECORD_START = re.compile(r"^\S.*(?<!:)\n[ \t]+(?!0x)[^ \t\n]", re.MULTILINE)
 
 
 def record_context(frames: bool, started: datetime, component_names: Mapping[int, str]) -> pb.RecordContext:
@@ -52,20 +47,6 @@ def record_context(frames: bool, started: datetime, component_names: Mapping[int
         utc_offset_seconds=int(offset.total_seconds()) if offset is not None else 0,
         component_names=dict(component_names),
     )
-
-
-def count_records(text: str) -> int:
-    """Packet records in `text`: its English header lines (a search as fast as memchr), else
-    (pktmon in another language) its header + summary line pairs (a regex: slower, but right)."""
-    return text.count(_ENGLISH_HEADER) or len(_RECORD_START.findall(text))
-
-
-def _last_record_start(data: str) -> int:
-    """Where the last record in `data` begins (searched in its last 64 KiB); 0 when none is."""
-    start = 0
-    for m in _RECORD_START.finditer(data, max(0, len(data) - (1 << 16))):
-        start = m.start()
-    return start
 
 
 class RecordBatcher:
@@ -83,7 +64,7 @@ class RecordBatcher:
         if not self._size or (not caught_up and self._size < MAX_BATCH_CHARS):
             return None
         data = "".join(self._parts)
-        cut = (0 if caught_up else _last_record_start(data)) or data.rfind("\n") + 1
+        cut = (0 if caught_up else last_record_start(data)) or data.rfind("\n") + 1
         return self._take(data, cut)
 
     def finish(self) -> PacketBatch | None:
@@ -101,7 +82,7 @@ class RecordBatcher:
         records = count_records(text)
         event = pb.CaptureEvent(records=pb.RecordBatch(text=text, records=records))
         # The queue bounds batches by bytes too (frame_bytes): the text is what this one carries.
-        return PacketBatch(event, records, len(text))
+        return PacketBatch(event, records, len(text), continued_chars(text))
 
 
 def record_batches(

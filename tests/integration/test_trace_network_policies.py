@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 import yaml
-from support.kubecluster import ADMIN, VIEWER, VIEWER_NAMESPACE, KubeCluster, Rest
+from support.kubecluster import ADMIN, NOBODY, VIEWER_NAMESPACE, KubeCluster, Rest
 
 from winspect.client.network_policies import PolicyLookup, lookup_network_policies
 from winspect.client.settings import Settings
@@ -22,6 +22,7 @@ pytestmark = pytest.mark.kube
 RBAC = "/apis/rbac.authorization.k8s.io/v1"
 POLICIES = f"/apis/networking.k8s.io/v1/namespaces/{VIEWER_NAMESPACE}/networkpolicies"
 # The policies of the `policies` fixture that select the network-policy pod.
+_REFUSED = f"NetworkPolicy: not looked up (you may not list networkpolicies in {VIEWER_NAMESPACE})"
 SELECTING = [f"{VIEWER_NAMESPACE}/{n}" for n in ("it-all-pods", "it-app-in", "it-has-app")]
 SHIPPED_RBAC = Path(__file__).parents[2] / "src/winspect/deploy/data/rbac.yaml"
 
@@ -89,32 +90,44 @@ def test_selection_by_labels_expressions_and_the_empty_selector(
 def test_a_user_who_may_not_list_them_gets_one_line_until_bound_to_the_shipped_role(
     real_kube: KubeCluster, policies: Rest, tmp_path: Path
 ) -> None:
+    # A user of its own (other modules bind the viewer to the shipped roles in this shared API
+    # server): it may read the pods of the namespace, nothing else, until bound to the role.
     pod = _denied_pod(real_kube)
-    # the viewer reads nodes and the pods of its namespace, nothing else
-    refused = _lookup(real_kube, VIEWER, tmp_path, pod)
-    assert refused == PolicyLookup(
-        note=f"NetworkPolicy: not looked up (you may not list networkpolicies in {VIEWER_NAMESPACE})"
-    )
     rest = policies
+    user = {"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": real_kube.users[NOBODY].name}
+    name = "it-np-winspect-viewer"
+    pods = f"{RBAC}/namespaces/{VIEWER_NAMESPACE}/rolebindings"
+    rest.create(
+        pods,
+        {
+            "metadata": {"name": name},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "pod-reader"},
+            "subjects": [user],
+        },
+    )
     shipped = next(
         d for d in yaml.safe_load_all(SHIPPED_RBAC.read_text()) if d["metadata"]["name"] == "winspect-viewer"
     )
-    name = "it-np-winspect-viewer"
-    role = {**shipped, "metadata": {"name": name}}
-    viewer = {"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": real_kube.users[VIEWER].name}
-    binding = {
-        "metadata": {"name": name},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name},
-        "subjects": [viewer],
-    }
-    rest.create(f"{RBAC}/clusterroles", role)
-    rest.create(f"{RBAC}/clusterrolebindings", binding)
     try:
+        deadline = time.monotonic() + 15
+        while (refused := _lookup(real_kube, NOBODY, tmp_path, pod)).note != _REFUSED and (
+            time.monotonic() < deadline
+        ):
+            time.sleep(0.2)
+        assert refused == PolicyLookup(note=_REFUSED)
+        rest.create(f"{RBAC}/clusterroles", {**shipped, "metadata": {"name": name}})
+        binding = {
+            "metadata": {"name": name},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name},
+            "subjects": [user],
+        }
+        rest.create(f"{RBAC}/clusterrolebindings", binding)
         # (the API server's RBAC sees a new binding a moment later)
         deadline = time.monotonic() + 15
-        while (allowed := _lookup(real_kube, VIEWER, tmp_path, pod)).note and time.monotonic() < deadline:
+        while (allowed := _lookup(real_kube, NOBODY, tmp_path, pod)).note and time.monotonic() < deadline:
             time.sleep(0.2)
     finally:
         rest.request("DELETE", f"{RBAC}/clusterrolebindings/{name}")
         rest.request("DELETE", f"{RBAC}/clusterroles/{name}")
+        rest.request("DELETE", f"{pods}/{name}")
     assert allowed.note == "" and sorted(allowed.names) == SELECTING
